@@ -1,0 +1,3 @@
+from biomamba.cli.main import run
+
+run()

@@ -1,0 +1,1 @@
+"""The `biomamba` command line: a thin layer that mounts each stage's own commands."""

@@ -1,0 +1,26 @@
+"""Recipe files: YAML validated against pydantic schemas, with CLI flags that override recipe values.
+
+See `biomamba.config.recipe` for the rules, and docs/recipes.md for the user-facing description.
+"""
+
+from biomamba.config.recipe import (
+    ExistingDir,
+    ExistingFile,
+    Section,
+    check_recipe,
+    load_recipe_dict,
+    load_section,
+    merge_overrides,
+    parse_set_options,
+)
+
+__all__ = [
+    "ExistingDir",
+    "ExistingFile",
+    "Section",
+    "check_recipe",
+    "load_recipe_dict",
+    "load_section",
+    "merge_overrides",
+    "parse_set_options",
+]

@@ -1,0 +1,26 @@
+"""`biomamba recipe check FILE`: validate a recipe without running anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    recipe_app = typer.Typer(help="Inspect and validate recipe files.", no_args_is_help=True)
+
+    @recipe_app.command("check")
+    def check(
+        recipe: Path = typer.Argument(..., help="Recipe YAML file."),
+        set_: list[str] = typer.Option(
+            None, "--set", help="Override a key: --set train.lr=1e-4 (repeatable)."
+        ),
+    ) -> None:
+        """Validate every section of RECIPE; print the sections found, or one line naming the bad key."""
+        from biomamba.config.recipe import check_recipe, parse_set_options
+
+        sections = check_recipe(recipe, parse_set_options(set_))
+        typer.echo(f"{recipe}: ok ({', '.join(sections) or 'no sections'})")
+
+    app.add_typer(recipe_app, name="recipe")

@@ -1,0 +1,199 @@
+"""Recipe loading and validation.
+
+A recipe is one YAML mapping. Its top level holds a few run-wide keys (name, description, seed,
+output_dir) and one section per pipeline stage (data, tokenizer, model, train, eval, finetune, quantize,
+merge, export, serve). Each stage owns the pydantic schema of its section; this module only knows where
+those schemas live (SECTION_SCHEMAS), so a stage can evolve its schema without touching the others.
+
+Rules a user can rely on:
+- an unknown key, a wrong type, a missing file or an impossible value is ONE line naming the file and the
+  dotted key (raised as `RecipeError`, which the CLI prints and exits with status 2);
+- every CLI flag may also come from the recipe; a flag given on the command line wins;
+- `--set section.key=value` overrides any key, the value parsed as YAML (so `--set train.lr=1e-4` is a float);
+- relative paths are relative to the current working directory (as for every other CLI tool).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+
+from biomamba.errors import RecipeError
+
+# Section name -> "module:Class" of its schema. Imported lazily so `biomamba --help` stays fast.
+SECTION_SCHEMAS: dict[str, str] = {
+    "data": "biomamba.data.config:DataConfig",
+    "tokenizer": "biomamba.tokenizer.config:TokenizerConfig",
+    "model": "biomamba.models.config:ModelConfig",
+    "train": "biomamba.train.config:TrainConfig",
+    "eval": "biomamba.eval.config:EvalConfig",
+    "finetune": "biomamba.finetune.config:FinetuneConfig",
+    "quantize": "biomamba.compress.config:QuantizeConfig",
+    "merge": "biomamba.compress.config:MergeConfig",
+    "export": "biomamba.compress.config:ExportConfig",
+    "serve": "biomamba.serve.config:ServeConfig",
+}
+TOP_LEVEL_KEYS: dict[str, type] = {"name": str, "description": str, "seed": int, "output_dir": str}
+
+SectionT = TypeVar("SectionT", bound=BaseModel)
+
+
+class Section(BaseModel):
+    """Base of every recipe section: unknown keys are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+def _must_be_file(path: Path) -> Path:
+    if not path.is_file():
+        raise ValueError(f"file not found: {path}")
+    return path
+
+
+def _must_be_dir(path: Path) -> Path:
+    if not path.is_dir():
+        raise ValueError(f"directory not found: {path}")
+    return path
+
+
+ExistingFile = Annotated[Path, AfterValidator(_must_be_file)]
+ExistingDir = Annotated[Path, AfterValidator(_must_be_dir)]
+
+
+def load_recipe_dict(path: str | Path) -> dict[str, Any]:
+    """Read a recipe file into a dict, checking only that it is a YAML mapping with known top-level keys."""
+    source = str(path)
+    recipe_path = Path(path)
+    if not recipe_path.is_file():
+        raise RecipeError(source, None, "recipe file not found")
+    try:
+        data = yaml.safe_load(recipe_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RecipeError(source, None, f"invalid YAML{where}: {problem}") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(source, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(source, None, f"a recipe must be a mapping of keys, got {type(data).__name__}")
+    _check_top_level(data, source)
+    return data
+
+
+def _check_top_level(data: Mapping[str, Any], source: str) -> None:
+    known = set(TOP_LEVEL_KEYS) | set(SECTION_SCHEMAS)
+    for key, value in data.items():
+        if key not in known:
+            raise RecipeError(source, str(key), f"unknown key (known: {', '.join(sorted(known))})")
+        expected = TOP_LEVEL_KEYS.get(key)
+        if expected is not None and not isinstance(value, expected):
+            raise RecipeError(source, key, f"expected {expected.__name__}, got {type(value).__name__}")
+        if key in SECTION_SCHEMAS and value is not None and not isinstance(value, dict):
+            raise RecipeError(source, key, f"a section must be a mapping, got {type(value).__name__}")
+
+
+def parse_set_options(options: Iterable[str] | None) -> dict[str, Any]:
+    """Parse `--set a.b=value` options into a flat {dotted key: value} dict (values parsed as YAML)."""
+    result: dict[str, Any] = {}
+    for option in options or ():
+        if "=" not in option:
+            raise RecipeError("--set", option, "expected KEY=VALUE, e.g. --set train.lr=1e-4")
+        key, raw = option.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise RecipeError("--set", option, "empty key")
+        try:
+            result[key] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            result[key] = raw
+    return result
+
+
+def merge_overrides(recipe: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of `recipe` with dotted-key overrides applied; None values (flag not given) are skipped.
+
+    Flags win over the recipe: that is why a flag left at None must not erase a recipe value.
+    """
+    merged = _deep_copy(recipe)
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = merged
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise RecipeError("override", dotted, f"'{part}' is not a section")
+            node = child
+        node[parts[-1]] = value
+    return merged
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def load_section(
+    recipe: Mapping[str, Any], section: str, schema: type[SectionT], source: str = "recipe"
+) -> SectionT:
+    """Validate one section of a recipe dict with its schema, turning pydantic errors into one clear line."""
+    raw = recipe.get(section) or {}
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as exc:
+        raise _recipe_error_from(exc, source, section) from None
+
+
+def _recipe_error_from(exc: ValidationError, source: str, section: str) -> RecipeError:
+    errors = exc.errors()
+    first = errors[0]
+    key = ".".join(str(part) for part in (section, *first["loc"]))
+    message = _describe(first)
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return RecipeError(source, key, message)
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    kind = error.get("type", "")
+    given = error.get("input")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    if given is not None and not isinstance(given, dict | list):
+        message += f" (got {given!r})"
+    return message
+
+
+def schema_for(section: str) -> type[BaseModel]:
+    """Import and return the schema class registered for `section`."""
+    module_name, _, class_name = SECTION_SCHEMAS[section].partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def check_recipe(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, BaseModel]:
+    """Validate every section present in a recipe file; return the validated sections by name."""
+    source = str(path)
+    recipe = merge_overrides(load_recipe_dict(path), overrides or {})
+    return {
+        name: load_section(recipe, name, schema_for(name), source)
+        for name in SECTION_SCHEMAS
+        if name in recipe
+    }

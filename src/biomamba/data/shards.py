@@ -1,0 +1,162 @@
+"""Packed token shards: the on-disk contract between the corpus stage and the trainer.
+
+Layout of a corpus directory (see docs/formats.md):
+
+    CORPUS/manifest.json                   what was built, from what, with which tokenizer
+    CORPUS/<split>/shard-00000.bin         token ids, little-endian uint16 or uint32, documents back to back
+    CORPUS/<split>/shard-00000.idx         little-endian int64: the offset of each document start in the .bin
+
+`<split>` is `train` (the mixture) or `heldout/<domain>`. Every document already ends with the tokenizer's
+EOS id. A shard is written to a temporary file and renamed, so a reader never sees a partial shard.
+The reader memory-maps shards, so a corpus of any size costs almost no RAM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from biomamba.errors import DataError
+from biomamba.utils.atomic import atomic_write
+
+FORMAT_VERSION = "biomamba-shards/1"
+MANIFEST_NAME = "manifest.json"
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """uint16 when every id fits (vocab <= 65536), else uint32: halves disk and page-cache for most vocabularies."""
+    return np.dtype("<u2") if vocab_size <= 2**16 else np.dtype("<u4")
+
+
+@dataclass(frozen=True)
+class ShardRecord:
+    """One finished shard as listed in the manifest."""
+
+    path: str  # relative to the corpus directory
+    tokens: int
+    documents: int
+    sha256: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"path": self.path, "tokens": self.tokens, "documents": self.documents, "sha256": self.sha256}
+
+
+def write_shard(
+    corpus_dir: Path, relative_path: str, documents: Sequence[Sequence[int]], dtype: np.dtype
+) -> ShardRecord:
+    """Write one shard (.bin + .idx) atomically and return its manifest record."""
+    lengths = np.fromiter((len(doc) for doc in documents), dtype=np.int64, count=len(documents))
+    if (lengths == 0).any():
+        raise ValueError("empty documents cannot be written to a shard")
+    starts = np.zeros(len(documents), dtype="<i8")
+    if len(documents) > 1:
+        np.cumsum(lengths[:-1], out=starts[1:])
+    tokens = (
+        np.concatenate([np.asarray(doc, dtype=np.int64) for doc in documents]) if documents else np.zeros(0)
+    )
+    limit = np.iinfo(dtype).max
+    if tokens.size and (tokens.min() < 0 or tokens.max() > limit):
+        raise ValueError(f"token id out of range for {dtype}: max {int(tokens.max())}")
+    payload = tokens.astype(dtype).tobytes()
+    bin_path = corpus_dir / relative_path
+    with atomic_write(bin_path.with_suffix(".idx")) as handle:
+        handle.write(starts.astype("<i8").tobytes())
+    with atomic_write(bin_path) as handle:
+        handle.write(payload)
+    return ShardRecord(relative_path, int(tokens.size), len(documents), hashlib.sha256(payload).hexdigest())
+
+
+class TokenShards:
+    """Read-only view of one split as a single token stream with document boundaries.
+
+    `window(start, length)` returns the tokens at [start, start + length) of the concatenated split and,
+    for each position, the index of the document it belongs to (counted from the window's first document),
+    which is what a Mamba2 `seq_idx` or a block-diagonal attention mask needs.
+    """
+
+    def __init__(self, corpus_dir: str | Path, split: str = "train") -> None:
+        self.corpus_dir = Path(corpus_dir)
+        manifest = read_manifest(self.corpus_dir)
+        splits = manifest.get("splits", {})
+        if split not in splits:
+            raise DataError(
+                f"{self.corpus_dir / MANIFEST_NAME}: no split '{split}' (have: {', '.join(sorted(splits))})"
+            )
+        self.split = split
+        self.dtype = np.dtype(manifest["dtype"])
+        self.vocab_size = int(manifest.get("vocab_size", 0))
+        self.eos_token_id = manifest.get("eos_token_id")
+        self._tokens: list[np.ndarray] = []
+        doc_starts: list[np.ndarray] = []
+        offset = 0
+        for record in splits[split]["shards"]:
+            bin_path = self.corpus_dir / record["path"]
+            if not bin_path.is_file():
+                raise DataError(f"{bin_path}: shard listed in the manifest is missing")
+            tokens = (
+                np.memmap(bin_path, dtype=self.dtype, mode="r")
+                if bin_path.stat().st_size
+                else np.zeros(0, self.dtype)
+            )
+            if tokens.size != record["tokens"]:
+                raise DataError(f"{bin_path}: {tokens.size} tokens on disk, manifest says {record['tokens']}")
+            starts = np.fromfile(bin_path.with_suffix(".idx"), dtype="<i8")
+            self._tokens.append(tokens)
+            doc_starts.append(starts + offset)
+            offset += tokens.size
+        self._shard_offsets = np.cumsum([0] + [t.size for t in self._tokens])
+        self.doc_starts = np.concatenate(doc_starts) if doc_starts else np.zeros(0, dtype=np.int64)
+        self.num_tokens = int(offset)
+
+    @property
+    def num_documents(self) -> int:
+        return int(self.doc_starts.size)
+
+    def tokens(self, start: int, length: int) -> np.ndarray:
+        """Tokens [start, start+length) of the split as int64, crossing shard boundaries as needed."""
+        if start < 0 or start + length > self.num_tokens:
+            raise IndexError(f"window [{start}, {start + length}) outside split of {self.num_tokens} tokens")
+        out = np.empty(length, dtype=np.int64)
+        filled = 0
+        shard = int(np.searchsorted(self._shard_offsets, start, side="right") - 1)
+        while filled < length:
+            local = start + filled - int(self._shard_offsets[shard])
+            take = min(length - filled, self._tokens[shard].size - local)
+            out[filled : filled + take] = self._tokens[shard][local : local + take]
+            filled += take
+            shard += 1
+        return out
+
+    def document_ids(self, start: int, length: int) -> np.ndarray:
+        """Per-position document index within the window, starting at 0 for the first position's document."""
+        positions = np.arange(start, start + length)
+        doc = np.searchsorted(self.doc_starts, positions, side="right") - 1
+        return (doc - doc[0]).astype(np.int64)
+
+    def window(self, start: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.tokens(start, length), self.document_ids(start, length)
+
+    def documents(self) -> Iterable[np.ndarray]:
+        """Iterate over whole documents (used by held-out perplexity and tests)."""
+        ends = np.append(self.doc_starts[1:], self.num_tokens)
+        for begin, end in zip(self.doc_starts, ends, strict=True):
+            yield self.tokens(int(begin), int(end - begin))
+
+
+def read_manifest(corpus_dir: str | Path) -> dict:
+    """Load and sanity-check a corpus manifest."""
+    path = Path(corpus_dir) / MANIFEST_NAME
+    if not path.is_file():
+        raise DataError(f"{path}: corpus manifest not found (build the corpus with `biomamba data build`)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    if manifest.get("format") != FORMAT_VERSION:
+        raise DataError(f"{path}: unsupported format {manifest.get('format')!r}, expected {FORMAT_VERSION!r}")
+    return manifest
