@@ -1,0 +1,481 @@
+"""Model merging (linear, SLERP, task arithmetic, TIES, DARE) over safetensors checkpoints of any family.
+
+Why our own code rather than calling mergekit: mergekit needs an architecture definition per model family
+(biomamba's Mamba2 in the transformers layout has none) and pulls a large dependency tree; merging is a
+per-tensor formula, so biomamba reads tensor names generically (`...layers.<i>...`, `...h.<i>...`) and
+reproduces mergekit's formulas and config semantics exactly. tests/compress/test_merge_parity.py checks
+every method against mergekit itself (within 1e-6) whenever mergekit is importable.
+
+Semantics kept from mergekit, so its YAML configs (BioMistral's included) mean the same thing here:
+- `models:` is one slice spanning every layer; the base model joins the inputs if not listed;
+- a parameter resolves from the model's own `parameters`, then the slice's, then the global ones; a value
+  may be a list of `{filter, value}` (the first filter that is a substring of the tensor name wins) and a
+  list of numbers is a gradient interpolated over the layers of the slice (t = layer / (layers - 1));
+  embeddings and final norm/head use t = 0;
+- inputs are converted to `dtype` before merging, the result is written in `out_dtype` (default `dtype`).
+
+One deliberate difference: DARE's random drop uses a generator seeded per tensor and per model from
+(`seed`, tensor name, model), not one global stream, so a merge is reproducible whatever the order tensors
+are processed in. Its statistics (keep rate = density, l1 rescaling) are tested instead of bitwise parity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from biomamba.compress.config import MergeConfig, OutputSlice, SliceSource
+from biomamba.compress.safetensors_io import CheckpointReader, StreamingShardWriter, TensorSpec, torch_dtype
+from biomamba.errors import CheckpointError, RecipeError
+from biomamba.utils.atomic import atomic_dir
+
+LAYER_RE = re.compile(r"^(?P<prefix>(?:.*\.)?(?:layers|h|blocks|layer)\.)(?P<index>\d+)(?P<suffix>\..+)$")
+POST_RE = re.compile(r"(lm_head|norm_f|ln_f|final_layer_norm|(^|\.)norm\.)")
+LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "added_tokens.json",
+    "chat_template.jinja",
+)
+
+# (default normalize, default rescale, consensus, sparsification) of the task-arithmetic family.
+_TASK_METHODS: dict[str, tuple[bool, bool, str | None, str | None]] = {
+    "task_arithmetic": (False, False, None, None),
+    "ties": (True, False, "sum", "magnitude"),
+    "dare_ties": (False, True, "sum", "random"),
+    "dare_linear": (False, True, None, "random"),
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Parameter resolution (mergekit's filters and gradients)
+
+
+def evaluate_setting(tensor_name: str, setting: Any, t: float) -> Any:
+    """Resolve one parameter setting for a tensor at layer position t in [0, 1], as mergekit does."""
+    if isinstance(setting, Mapping):
+        setting = [setting]
+    if isinstance(setting, bool | int | float):
+        return setting
+    if not isinstance(setting, list) or not setting:
+        return None
+    if all(isinstance(v, bool | int | float) for v in setting):
+        if any(isinstance(v, bool) for v in setting):
+            return setting[int(t * (len(setting) - 1))]
+        scaled = t * (len(setting) - 1)
+        i0 = int(scaled)
+        i1 = min(len(setting) - 1, i0 + 1)
+        frac = scaled - i0
+        return (1 - frac) * setting[i0] + frac * setting[i1]
+    for cond in setting:
+        if not isinstance(cond, Mapping) or "value" not in cond:
+            raise RecipeError(
+                "merge config", "parameters", f"expected {{filter, value}} entries, got {cond!r}"
+            )
+        flt = cond.get("filter")
+        if flt is None or flt == "*" or (tensor_name and flt in tensor_name):
+            return evaluate_setting(tensor_name, cond["value"], t)
+    return None
+
+
+def _resolve(
+    name: str, scopes: Iterable[Mapping[str, Any] | None], tensor: str, t: float, default: Any, where: str
+) -> Any:
+    for scope in scopes:
+        if scope and name in scope:
+            value = evaluate_setting(tensor, scope[name], t)
+            if value is not None:
+                return value
+    if default is _REQUIRED:
+        raise RecipeError("merge config", "parameters", f"parameter '{name}' is required for {where}")
+    return default
+
+
+_REQUIRED = object()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Planning: which output tensor comes from which input tensors, with which parameters
+
+
+@dataclass
+class TensorGroup:
+    """One output tensor: its inputs (model, tensor name), the base model, and resolved parameters."""
+
+    out_name: str
+    inputs: list[tuple[str, str]]
+    base: str | None
+    shared: dict[str, Any]
+    per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _method_params(method: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(shared parameter defaults, per-input parameter defaults) of a method."""
+    if method == "linear":
+        return {"normalize": True}, {"weight": _REQUIRED}
+    if method == "slerp":
+        return {"t": _REQUIRED}, {}
+    normalize, rescale, _, _ = _TASK_METHODS[method]
+    shared = {"int8_mask": False, "normalize": normalize, "rescale": rescale, "lambda": 1.0}
+    return shared, {"weight": _REQUIRED, "density": 1.0}
+
+
+def _num_layers(reader: CheckpointReader) -> int:
+    indices = [int(m["index"]) for m in map(LAYER_RE.match, reader.keys()) if m]
+    return max(indices) + 1 if indices else 0
+
+
+def _normalized_slices(cfg: MergeConfig, readers: Mapping[str, CheckpointReader]) -> list[OutputSlice]:
+    if cfg.slices:
+        return list(cfg.slices)
+    sources = [
+        SliceSource(
+            model=m.model, layer_range=(0, max(1, _num_layers(readers[m.model]))), parameters=m.parameters
+        )
+        for m in cfg.models or []
+    ]
+    if cfg.base_model and cfg.base_model not in {s.model for s in sources}:
+        n = max(1, _num_layers(readers[cfg.base_model]))
+        sources.append(SliceSource(model=cfg.base_model, layer_range=(0, n)))
+    return [OutputSlice(sources=sources)]
+
+
+def plan_merge(cfg: MergeConfig, readers: Mapping[str, CheckpointReader]) -> list[TensorGroup]:
+    """Every output tensor with its inputs and parameters, in output order (embeddings, layers, head)."""
+    slices = _normalized_slices(cfg, readers)
+    shared_defaults, input_defaults = _method_params(cfg.merge_method)
+    groups: list[TensorGroup] = []
+
+    def add(out_name: str, out_slice: OutputSlice, names: dict[str, str], t: float) -> None:
+        base = out_slice.base_model or cfg.base_model
+        if cfg.merge_method == "linear":
+            base = None
+        shared_scopes = [out_slice.parameters, cfg.parameters]
+        shared = {k: _resolve(k, shared_scopes, out_name, t, d, out_name) for k, d in shared_defaults.items()}
+        group = TensorGroup(out_name, list(names.items()), base, shared)
+        for model, in_name in names.items():
+            scopes = [s.parameters for s in out_slice.sources if s.model == model]
+            scopes += [out_slice.parameters, cfg.parameters]
+            if model == base:
+                continue
+            group.per_model[model] = {
+                k: _resolve(k, scopes, in_name, t, d, f"model {model} (tensor {in_name})")
+                for k, d in input_defaults.items()
+            }
+        groups.append(group)
+
+    first_model = slices[0].sources[0].model
+    outer = [n for n in readers[first_model].keys() if not LAYER_RE.match(n)]
+    pre = [n for n in outer if not POST_RE.search(n)]
+    post = [n for n in outer if POST_RE.search(n)]
+    for name in sorted(pre):
+        add(name, slices[0], {s.model: name for s in slices[0].sources}, 0.0)
+    offset = 0
+    for out_slice in slices:
+        length = out_slice.sources[0].layer_range[1] - out_slice.sources[0].layer_range[0]
+        for idx in range(length):
+            t = idx / (length - 1) if length > 1 else 1.0
+            for prefix, suffix in _layer_templates(
+                readers[out_slice.sources[0].model], out_slice.sources[0], idx
+            ):
+                names = {s.model: f"{prefix}{s.layer_range[0] + idx}{suffix}" for s in out_slice.sources}
+                add(f"{prefix}{offset + idx}{suffix}", out_slice, names, t)
+        offset += length
+    for name in sorted(post):
+        add(name, slices[-1], {s.model: name for s in slices[-1].sources}, 0.0)
+    return groups
+
+
+def _layer_templates(reader: CheckpointReader, source: SliceSource, idx: int) -> list[tuple[str, str]]:
+    layer = source.layer_range[0] + idx
+    found = []
+    for name in reader.keys():
+        match = LAYER_RE.match(name)
+        if match and int(match["index"]) == layer:
+            found.append((match["prefix"], match["suffix"]))
+    if not found:
+        raise RecipeError(
+            "merge config",
+            "layer_range",
+            f"model {source.model} has no layer {layer} (range {source.layer_range})",
+        )
+    return sorted(found)
+
+
+def check_compatible(groups: list[TensorGroup], readers: Mapping[str, CheckpointReader]) -> list[TensorSpec]:
+    """Fail before writing anything when a tensor is missing or shapes differ; return the output specs."""
+    specs = []
+    for group in groups:
+        shapes = {}
+        for model, name in group.inputs:
+            if name not in readers[model]:
+                raise CheckpointError(f"{model}: tensor {name} is missing (needed for {group.out_name})")
+            shapes[model] = readers[model].shape(name)
+        if len(set(shapes.values())) > 1:
+            detail = ", ".join(f"{m}: {list(s)}" for m, s in shapes.items())
+            raise CheckpointError(f"incompatible shapes for tensor {group.out_name}: {detail}")
+        model, name = group.inputs[0]
+        specs.append(TensorSpec(group.out_name, readers[model].dtype(name), next(iter(shapes.values()))))
+    return specs
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The formulas (each mirrors mergekit's kernel, in the same order of float operations)
+
+
+def linear(tensors: list[torch.Tensor], weights: list[float], normalize: bool) -> torch.Tensor:
+    """Weighted average sum(w_i x_i) / sum(w_i) (or the plain weighted sum without normalize)."""
+    first = tensors[0]
+    dtype = torch.float64 if first.dtype == torch.float64 else torch.float32
+    result = torch.zeros_like(first, dtype=dtype)
+    for tensor, weight in zip(tensors, weights, strict=True):
+        result.add_(tensor.to(dtype) * torch.tensor(weight, dtype=dtype))
+    if normalize:
+        result.div_(torch.tensor(sum(weights), dtype=dtype))
+    return result.to(first.dtype)
+
+
+def slerp(
+    t: float, v0: torch.Tensor, v1: torch.Tensor, dot_threshold: float = 0.9995, eps: float = 1e-8
+) -> torch.Tensor:
+    """Spherical interpolation between two whole tensors (t=0 gives v0); near-collinear falls back to lerp."""
+    dtype = torch.float64 if v0.dtype == torch.float64 else torch.float32
+    a = v0.reshape(1, -1).to(dtype)
+    b = v1.reshape(1, -1).to(dtype)
+    tt = torch.tensor([[t]], dtype=dtype)
+    if not a.shape[1]:
+        return ((1 - tt) * a + tt * b).reshape(v0.shape).to(v0.dtype)
+    norm_a = torch.linalg.vector_norm(torch.linalg.vector_norm(a, dim=1, keepdim=True)[None], dim=0)
+    norm_b = torch.linalg.vector_norm(torch.linalg.vector_norm(b, dim=1, keepdim=True)[None], dim=0)
+    norm_a = torch.where(norm_a > eps, norm_a, 1)
+    norm_b = torch.where(norm_b > eps, norm_b, 1)
+    dot = ((a / norm_a) * (b / norm_b)).sum(dim=1, keepdim=True).clamp(-1, 1)
+    is_linear = dot.abs() > dot_threshold
+    theta = torch.acos(torch.where(is_linear, 0, dot))
+    sin_theta = torch.sin(theta)
+    coef_a = torch.where(is_linear, 1 - tt, torch.sin((1 - tt) * theta) / sin_theta)
+    coef_b = torch.where(is_linear, tt, torch.sin(tt * theta) / sin_theta)
+    return (coef_a * a + coef_b * b).reshape(v0.shape).to(v0.dtype)
+
+
+def _rescaled(delta: torch.Tensor, mask: torch.Tensor, rescale: bool, eps: float = 1e-7) -> torch.Tensor:
+    masked = delta * mask
+    if not rescale:
+        return masked
+    before, after = delta.abs().sum(), masked.abs().sum()
+    if before < eps or after < eps:
+        return masked
+    return masked * (before / after)
+
+
+def magnitude_prune(delta: torch.Tensor, density: float, rescale: bool) -> torch.Tensor:
+    """TIES trimming: keep the `density` fraction of entries with the largest magnitude."""
+    if density >= 1:
+        return delta
+    if density <= 0 or delta.numel() == 0:
+        return torch.zeros_like(delta)
+    k = max(1, int(density * delta.numel()))
+    mask = torch.zeros(delta.numel(), dtype=delta.dtype)
+    magnitudes = delta.abs().reshape(-1).float()
+    mask[torch.argsort(magnitudes, descending=True)[:k]] = 1
+    return _rescaled(delta, mask.reshape_as(delta), rescale)
+
+
+def random_prune(
+    delta: torch.Tensor, density: float, rescale: bool, generator: torch.Generator
+) -> torch.Tensor:
+    """DARE: drop each entry with probability 1 - density, rescaling to keep the l1 norm (rescale=True)."""
+    if density >= 1:
+        return delta
+    work = delta.dtype if delta.dtype == torch.bfloat16 else torch.float32
+    mask = torch.bernoulli(torch.full(delta.shape, density, dtype=work), generator=generator)
+    return _rescaled(delta.to(work), mask, rescale).to(delta.dtype)
+
+
+def sign_consensus_mask(deltas: torch.Tensor) -> torch.Tensor:
+    """TIES sign election: keep entries whose sign agrees with the sign of the summed deltas."""
+    sign = deltas.sign().to(deltas.dtype)
+    majority = (deltas.sum(dim=0) >= 0).to(deltas.dtype) * 2 - 1
+    return sign == majority
+
+
+def task_arithmetic_family(
+    method: str,
+    base: torch.Tensor,
+    others: list[torch.Tensor],
+    params: list[dict[str, Any]],
+    shared: dict[str, Any],
+    generators: list[torch.Generator] | None = None,
+) -> torch.Tensor:
+    """base + lambda * combine(w_i * sparsify(x_i - base)) for task arithmetic, TIES, DARE-TIES, DARE-linear."""
+    if not others:
+        return base
+    _, _, consensus, sparsify = _TASK_METHODS[method]
+    deltas = base.new_empty((len(others), *base.shape))
+    for i, (tensor, p) in enumerate(zip(others, params, strict=True)):
+        delta = tensor - base
+        if sparsify == "magnitude":
+            delta = magnitude_prune(delta, p["density"], shared["rescale"])
+        elif sparsify == "random":
+            assert generators is not None
+            delta = random_prune(delta, p["density"], shared["rescale"], generators[i])
+        deltas[i] = delta
+    weights = torch.tensor([p["weight"] for p in params], dtype=deltas.dtype)
+    while deltas.dim() > weights.dim():
+        weights.unsqueeze_(-1)
+    deltas.mul_(weights)
+    if consensus:
+        mask = sign_consensus_mask(deltas)
+        mixed = (deltas * mask).sum(dim=0)
+        divisor = (weights * mask).sum(dim=0)
+        divisor[divisor == 0] = 1
+    else:
+        mixed = deltas.sum(dim=0)
+        divisor = weights.sum(dim=0)
+        divisor[divisor.abs() < 1e-8] = 1
+    if shared["normalize"]:
+        mixed /= divisor
+    if shared["lambda"] != 1:
+        mixed *= shared["lambda"]
+    return (base + mixed).to(base.dtype)
+
+
+def tensor_generator(seed: int, tensor_name: str, model: str) -> torch.Generator:
+    """A generator of its own for each (tensor, model): results do not depend on processing order."""
+    digest = hashlib.sha256(f"{seed}\0{tensor_name}\0{model}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+
+
+def merge_group(
+    cfg: MergeConfig, group: TensorGroup, load: Callable[[str, str], torch.Tensor]
+) -> torch.Tensor:
+    """Compute one output tensor."""
+    tensors = {model: load(model, name) for model, name in group.inputs}
+    if not next(iter(tensors.values())).is_floating_point():
+        return tensors[group.base or group.inputs[0][0]]
+    method = cfg.merge_method
+    if method == "linear":
+        models = [m for m, _ in group.inputs]
+        weights = [float(group.per_model[m]["weight"]) for m in models]
+        return linear([tensors[m] for m in models], weights, bool(group.shared["normalize"]))
+    assert group.base is not None
+    base = tensors[group.base]
+    others = [m for m, _ in group.inputs if m != group.base]
+    if method == "slerp":
+        return slerp(float(group.shared["t"]), base, tensors[others[0]])
+    params = [{k: float(v) for k, v in group.per_model[m].items()} for m in others]
+    gens = [tensor_generator(cfg.seed, group.out_name, m) for m in others]
+    shared = {**group.shared, "lambda": float(group.shared["lambda"])}
+    return task_arithmetic_family(method, base, [tensors[m] for m in others], params, shared, gens)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Entry points
+
+
+def load_merge_config(path: str | Path) -> MergeConfig:
+    """Read a mergekit-style YAML file, or a biomamba recipe with a `merge:` section."""
+    from biomamba.config import load_recipe_dict, load_section
+
+    source = str(path)
+    if not Path(path).is_file():
+        raise RecipeError(source, None, "merge config not found")
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise RecipeError(source, None, f"invalid YAML: {str(exc).splitlines()[0]}") from None
+    if isinstance(raw, dict) and "merge_method" in raw:
+        return load_section({"merge": raw}, "merge", MergeConfig, source)
+    recipe = load_recipe_dict(path)
+    if "merge" not in recipe:
+        raise RecipeError(source, "merge", "no merge section (and no top-level merge_method)")
+    return load_section(recipe, "merge", MergeConfig, source)
+
+
+def _referenced_models(cfg: MergeConfig) -> list[str]:
+    names = [m.model for m in cfg.models or []]
+    for out_slice in cfg.slices or []:
+        names += [s.model for s in out_slice.sources] + (
+            [out_slice.base_model] if out_slice.base_model else []
+        )
+    if cfg.base_model:
+        names.append(cfg.base_model)
+    return list(dict.fromkeys(names))
+
+
+def merge(cfg: MergeConfig, output_dir: str | Path) -> Path:
+    """Merge the configured checkpoints into `output_dir` (safetensors shards, config, tokenizer).
+
+    Memory stays near one tensor per input model: tensors are read lazily and written as soon as merged.
+    """
+    readers = {name: CheckpointReader(name) for name in _referenced_models(cfg)}
+    groups = plan_merge(cfg, readers)
+    specs = check_compatible(groups, readers)
+    in_dtype = torch_dtype(cfg.dtype) if cfg.dtype else None
+    out_name = cfg.out_dtype or cfg.dtype
+    out_dtype = torch_dtype(out_name) if out_name else None
+    specs = [
+        TensorSpec(s.name, out_dtype if out_dtype and s.dtype.is_floating_point else s.dtype, s.shape)
+        for s in specs
+    ]
+    config_source = Path(cfg.base_model or groups[0].inputs[0][0])
+    with atomic_dir(output_dir) as tmp:
+        writer = StreamingShardWriter(tmp, specs, cfg.max_shard_size, {"merge_method": cfg.merge_method})
+        for group, spec in zip(groups, specs, strict=True):
+            tensor = merge_group(cfg, group, lambda m, n: readers[m].get(n, in_dtype))
+            writer.write(group.out_name, tensor.to(spec.dtype))
+        writer.close()
+        _write_config(config_source, tmp, out_layers=_output_layers(groups), dtype=out_name)
+        _copy_tokenizer(_tokenizer_dir(cfg, config_source), tmp)
+        (tmp / "merge_config.yaml").write_text(
+            yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False)
+        )
+    return Path(output_dir)
+
+
+def _output_layers(groups: list[TensorGroup]) -> int:
+    indices = [int(m["index"]) for m in (LAYER_RE.match(g.out_name) for g in groups) if m]
+    return max(indices) + 1 if indices else 0
+
+
+def _write_config(source: Path, out: Path, out_layers: int, dtype: str | None) -> None:
+    path = source / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{source}: config.json not found")
+    config = json.loads(path.read_text())
+    for key in LAYER_COUNT_KEYS:
+        if key in config and out_layers:
+            config[key] = out_layers
+    if dtype:
+        config["torch_dtype"] = dtype
+        config["dtype"] = dtype
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    generation = source / "generation_config.json"
+    if generation.is_file():
+        shutil.copy2(generation, out / generation.name)
+
+
+def _tokenizer_dir(cfg: MergeConfig, config_source: Path) -> Path:
+    if cfg.tokenizer_source in (None, "base"):
+        return config_source
+    return Path(cfg.tokenizer_source)
+
+
+def _copy_tokenizer(source: Path, out: Path) -> None:
+    for name in TOKENIZER_FILES:
+        if (source / name).is_file():
+            shutil.copy2(source / name, out / name)
