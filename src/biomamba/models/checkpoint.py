@@ -1,0 +1,384 @@
+"""Mamba2 checkpoint formats: detect, read and write them, with exact key and shape checking.
+
+Two on-disk formats hold the same weights:
+
+- ``hf`` (biomamba's native format = transformers' Mamba2): ``config.json`` with ``model_type: mamba2``
+  (hidden_size, num_hidden_layers, state_size, head_dim, n_groups, ...), ``model.safetensors`` (or a
+  sharded ``model.safetensors.index.json``) with ``backbone.embeddings.weight`` and, only when untied,
+  ``lm_head.weight``. transformers' ``Mamba2ForCausalLM.from_pretrained`` loads it unchanged.
+- ``mamba-ssm`` (state-spaces/mamba2-*, released BioMamba checkpoints): ``config.json`` with d_model, n_layer,
+  vocab_size, ssm_cfg, rms_norm, residual_in_fp32, fused_add_norm, pad_vocab_size_multiple, tie_embeddings;
+  weights in ``pytorch_model.bin`` (read with ``torch.load(weights_only=True)``; never unpickled freely) or
+  ``model.safetensors`` (what biomamba writes), keys ``backbone.embedding.weight``,
+  ``backbone.layers.N.mixer.*``, ``lm_head.weight``.
+
+A missing or unexpected key, or a wrong shape, raises `CheckpointError` listing them all.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from biomamba.errors import CheckpointError
+from biomamba.models.mamba2 import Mamba2Config, Mamba2LMHeadModel
+from biomamba.utils.atomic import atomic_dir, write_json
+
+FORMATS = ("hf", "mamba-ssm")
+SAFETENSORS = "model.safetensors"
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+TORCH_BIN = "pytorch_model.bin"
+
+# mamba-ssm ssm_cfg keys that change the architecture in ways this implementation does not have.
+_SSM_UNSUPPORTED = {
+    "D_has_hdim": False,
+    "rmsnorm": True,
+    "norm_before_gate": False,
+    "d_ssm": None,
+}
+
+
+def read_config(model_dir: str | Path) -> dict[str, Any]:
+    path = Path(model_dir) / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{model_dir}: no config.json (not a model directory)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return data
+
+
+def detect_format(model_dir: str | Path) -> str:
+    """``"hf"`` (Mamba2 in transformers format), ``"mamba-ssm"``, or ``"transformers"`` (any other model)."""
+    cfg = read_config(model_dir)
+    if cfg.get("model_type") == "mamba2":
+        return "hf"
+    if "d_model" in cfg and "n_layer" in cfg:
+        return "mamba-ssm"
+    if "model_type" in cfg:
+        return "transformers"
+    raise CheckpointError(
+        f"{Path(model_dir) / 'config.json'}: neither a transformers config (model_type) nor a mamba-ssm config (d_model, n_layer)"
+    )
+
+
+# ---- configs ----------------------------------------------------------------------------------------
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, dict) and "__float__" in value:  # transformers' JSON encoding of inf/nan
+        return float(value["__float__"])
+    return float(value)
+
+
+def config_from_hf(data: dict[str, Any], source: str = "config.json") -> Mamba2Config:
+    try:
+        vocab = int(data["vocab_size"])
+        true_vocab = int(data.get("biomamba_vocab_size", vocab))
+        multiple = int(data.get("pad_vocab_size_multiple", 16))
+        if (true_vocab + multiple - 1) // multiple * multiple != vocab:
+            true_vocab, multiple = vocab, 1
+        hidden = int(data["hidden_size"])
+        head_dim = int(data.get("head_dim", 64))
+        expand = int(data.get("expand", 2))
+        if "num_heads" in data and int(data["num_heads"]) * head_dim != expand * hidden:
+            raise CheckpointError(f"{source}: num_heads*head_dim != expand*hidden_size")
+        limit = data.get("time_step_limit", (0.0, math.inf))
+        return Mamba2Config(
+            d_model=hidden,
+            n_layer=int(data["num_hidden_layers"]),
+            vocab_size=true_vocab,
+            pad_vocab_size_multiple=multiple,
+            d_state=int(data.get("state_size", 128)),
+            d_conv=int(data.get("conv_kernel", 4)),
+            expand=expand,
+            headdim=head_dim,
+            ngroups=int(data.get("n_groups", 1)),
+            chunk_size=int(data.get("chunk_size", 256)),
+            norm_epsilon=float(data.get("layer_norm_epsilon", 1e-5)),
+            residual_in_fp32=bool(data.get("residual_in_fp32", True)),
+            tie_embeddings=bool(data.get("tie_word_embeddings", False)),
+            bias=bool(data.get("use_bias", False)),
+            conv_bias=bool(data.get("use_conv_bias", True)),
+            dt_min=float(data.get("time_step_min", 0.001)),
+            dt_max=float(data.get("time_step_max", 0.1)),
+            dt_init_floor=float(data.get("time_step_floor", 1e-4)),
+            dt_limit=(_float(limit[0]), _float(limit[1])),
+            bos_token_id=data.get("bos_token_id"),
+            eos_token_id=_first(data.get("eos_token_id")),
+            pad_token_id=data.get("pad_token_id"),
+        )
+    except KeyError as exc:
+        raise CheckpointError(f"{source}: missing key {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: {exc}") from None
+
+
+def _first(value: Any) -> Any:
+    return value[0] if isinstance(value, list) and value else value
+
+
+def config_to_hf(cfg: Mamba2Config) -> dict[str, Any]:
+    """transformers Mamba2Config fields (plus the unpadded vocabulary, which transformers ignores)."""
+    return {
+        "architectures": ["Mamba2ForCausalLM"],
+        "model_type": "mamba2",
+        "hidden_size": cfg.d_model,
+        "num_hidden_layers": cfg.n_layer,
+        "vocab_size": cfg.padded_vocab_size,
+        "biomamba_vocab_size": cfg.vocab_size,
+        "pad_vocab_size_multiple": cfg.pad_vocab_size_multiple,
+        "state_size": cfg.d_state,
+        "conv_kernel": cfg.d_conv,
+        "expand": cfg.expand,
+        "head_dim": cfg.headdim,
+        "num_heads": cfg.nheads,
+        "n_groups": cfg.ngroups,
+        "chunk_size": cfg.chunk_size,
+        "layer_norm_epsilon": cfg.norm_epsilon,
+        "residual_in_fp32": cfg.residual_in_fp32,
+        "tie_word_embeddings": cfg.tie_embeddings,
+        "use_bias": cfg.bias,
+        "use_conv_bias": cfg.conv_bias,
+        "hidden_act": "silu",
+        "time_step_min": cfg.dt_min,
+        "time_step_max": cfg.dt_max,
+        "time_step_floor": cfg.dt_init_floor,
+        "time_step_limit": [cfg.dt_limit[0], _json_float(cfg.dt_limit[1])],
+        "rescale_prenorm_residual": False,  # an init-time flag; True makes transformers rescale loaded weights
+        "initializer_range": cfg.initializer_range,
+        "bos_token_id": cfg.bos_token_id,
+        "eos_token_id": cfg.eos_token_id,
+        "pad_token_id": cfg.pad_token_id,
+        "use_cache": True,
+    }
+
+
+def _json_float(value: float) -> Any:
+    return {"__float__": "Infinity"} if math.isinf(value) and value > 0 else value
+
+
+def config_from_ssm(data: dict[str, Any], source: str = "config.json") -> Mamba2Config:
+    ssm = dict(data.get("ssm_cfg") or {})
+    layer = ssm.pop("layer", "Mamba1")
+    if layer != "Mamba2":
+        raise CheckpointError(f"{source}: ssm_cfg.layer is {layer!r}; only Mamba2 checkpoints are supported")
+    problems = []
+    if int(data.get("d_intermediate", 0) or 0) != 0:
+        problems.append("d_intermediate > 0 (MLP blocks)")
+    if data.get("attn_layer_idx"):
+        problems.append("attn_layer_idx (attention layers)")
+    if not data.get("rms_norm", True):
+        problems.append("rms_norm=false (LayerNorm)")
+    for key, expected in _SSM_UNSUPPORTED.items():
+        if (
+            key in ssm
+            and ssm[key] != expected
+            and not (key == "d_ssm" and ssm[key] == ssm.get("expand", 2) * data["d_model"])
+        ):
+            problems.append(f"ssm_cfg.{key}={ssm[key]!r}")
+    if problems:
+        raise CheckpointError(f"{source}: unsupported mamba-ssm architecture: " + ", ".join(problems))
+    try:
+        limit = ssm.get("dt_limit", (0.0, math.inf))
+        return Mamba2Config(
+            d_model=int(data["d_model"]),
+            n_layer=int(data["n_layer"]),
+            vocab_size=int(data["vocab_size"]),
+            pad_vocab_size_multiple=int(data.get("pad_vocab_size_multiple", 8)),
+            d_state=int(ssm.get("d_state", 128)),
+            d_conv=int(ssm.get("d_conv", 4)),
+            expand=int(ssm.get("expand", 2)),
+            headdim=int(ssm.get("headdim", 64)),
+            ngroups=int(ssm.get("ngroups", 1)),
+            chunk_size=int(ssm.get("chunk_size", 256)),
+            norm_epsilon=float(data.get("norm_epsilon", 1e-5)),
+            residual_in_fp32=bool(data.get("residual_in_fp32", True)),
+            tie_embeddings=bool(data.get("tie_embeddings", True)),
+            bias=bool(ssm.get("bias", False)),
+            conv_bias=bool(ssm.get("conv_bias", True)),
+            dt_min=float(ssm.get("dt_min", 0.001)),
+            dt_max=float(ssm.get("dt_max", 0.1)),
+            dt_init_floor=float(ssm.get("dt_init_floor", 1e-4)),
+            dt_limit=(_float(limit[0]), _float(limit[1])),
+            A_init_range=tuple(ssm.get("A_init_range", (1.0, 16.0))),
+        )
+    except KeyError as exc:
+        raise CheckpointError(f"{source}: missing key {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: {exc}") from None
+
+
+def config_to_ssm(cfg: Mamba2Config) -> dict[str, Any]:
+    ssm_cfg: dict[str, Any] = {"layer": "Mamba2"}
+    defaults = Mamba2Config()
+    for key in (
+        "d_state",
+        "d_conv",
+        "expand",
+        "headdim",
+        "ngroups",
+        "chunk_size",
+        "bias",
+        "conv_bias",
+        "dt_min",
+        "dt_max",
+        "dt_init_floor",
+    ):
+        if getattr(cfg, key) != getattr(defaults, key):
+            ssm_cfg[key] = getattr(cfg, key)
+    if cfg.dt_limit != defaults.dt_limit:
+        ssm_cfg["dt_limit"] = list(cfg.dt_limit)
+    if cfg.A_init_range != defaults.A_init_range:
+        ssm_cfg["A_init_range"] = list(cfg.A_init_range)
+    return {
+        "d_model": cfg.d_model,
+        "d_intermediate": 0,
+        "n_layer": cfg.n_layer,
+        "vocab_size": cfg.vocab_size,
+        "ssm_cfg": ssm_cfg,
+        "attn_layer_idx": [],
+        "attn_cfg": {},
+        "rms_norm": True,
+        "residual_in_fp32": cfg.residual_in_fp32,
+        "fused_add_norm": True,
+        "pad_vocab_size_multiple": cfg.pad_vocab_size_multiple,
+        "tie_embeddings": cfg.tie_embeddings,
+        "norm_epsilon": cfg.norm_epsilon,
+    }
+
+
+# ---- weights ----------------------------------------------------------------------------------------
+
+
+def read_weights(model_dir: str | Path) -> dict[str, Tensor]:
+    """All tensors of a model directory (safetensors, sharded safetensors, or a weights-only torch pickle)."""
+    root = Path(model_dir)
+    from safetensors.torch import load_file
+
+    try:
+        if (root / SAFETENSORS).is_file():
+            return load_file(str(root / SAFETENSORS))
+        if (root / SAFETENSORS_INDEX).is_file():
+            index = json.loads((root / SAFETENSORS_INDEX).read_text(encoding="utf-8"))
+            weights: dict[str, Tensor] = {}
+            for shard in sorted(set(index["weight_map"].values())):
+                weights.update(load_file(str(root / shard)))
+            return weights
+        if (root / TORCH_BIN).is_file():
+            state = torch.load(root / TORCH_BIN, map_location="cpu", weights_only=True, mmap=True)
+            if not isinstance(state, dict):
+                raise CheckpointError(
+                    f"{root / TORCH_BIN}: expected a state dict, got {type(state).__name__}"
+                )
+            return state
+    except CheckpointError:
+        raise
+    except Exception as exc:  # corrupt file, refused pickle, bad index
+        raise CheckpointError(f"{root}: cannot read weights ({type(exc).__name__}: {exc})") from None
+    raise CheckpointError(f"{root}: no weights ({SAFETENSORS}, {SAFETENSORS_INDEX} or {TORCH_BIN})")
+
+
+def ssm_to_hf_keys(weights: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k.replace("backbone.embedding.", "backbone.embeddings.", 1): v for k, v in weights.items()}
+
+
+def hf_to_ssm_keys(weights: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k.replace("backbone.embeddings.", "backbone.embedding.", 1): v for k, v in weights.items()}
+
+
+def load_state_strict(model: Mamba2LMHeadModel, weights: dict[str, Tensor], source: str) -> None:
+    """Copy ``weights`` into ``model``; any missing/unexpected key or wrong shape is a CheckpointError.
+
+    A tied model accepts a checkpoint with or without ``lm_head.weight`` (mamba-ssm writes it, transformers
+    drops it); when present it must equal the embeddings, otherwise the checkpoint was untied."""
+    expected = {k: v for k, v in model.state_dict().items()}
+    weights = dict(weights)
+    tied = model.config.tie_embeddings
+    if tied:
+        expected.pop("lm_head.weight", None)
+        head = weights.pop("lm_head.weight", None)
+        emb = weights.get("backbone.embeddings.weight")
+        if head is not None and emb is not None and head.shape == emb.shape and not torch.equal(head, emb):
+            raise CheckpointError(
+                f"{source}: config says tied embeddings but lm_head.weight differs from the embeddings"
+            )
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    wrong = sorted(
+        f"{k}: checkpoint {tuple(weights[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in set(expected) & set(weights)
+        if tuple(weights[k].shape) != tuple(expected[k].shape)
+    )
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {', '.join(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {', '.join(unexpected)}")
+        if wrong:
+            parts.append(f"wrong shapes: {'; '.join(wrong)}")
+        raise CheckpointError(f"{source}: checkpoint does not match the config: " + " | ".join(parts))
+    model.load_state_dict(weights, strict=False, assign=False)
+
+
+def load_mamba2(
+    model_dir: str | Path, *, dtype: torch.dtype | None = None, device: str | torch.device = "cpu"
+) -> Mamba2LMHeadModel:
+    """Load a Mamba2 directory in either format into biomamba's model (eval mode)."""
+    fmt = detect_format(model_dir)
+    data = read_config(model_dir)
+    source = str(Path(model_dir))
+    if fmt == "hf":
+        cfg = config_from_hf(data, f"{source}/config.json")
+    elif fmt == "mamba-ssm":
+        cfg = config_from_ssm(data, f"{source}/config.json")
+    else:
+        raise CheckpointError(f"{source}: not a Mamba2 checkpoint (model_type {data.get('model_type')!r})")
+    weights = ssm_to_hf_keys(read_weights(model_dir))
+    with torch.device("meta"):
+        model = Mamba2LMHeadModel(cfg)
+    model = model.to_empty(device="cpu")
+    if cfg.tie_embeddings:
+        model.lm_head.weight = model.backbone.embeddings.weight
+    load_state_strict(model, weights, source)
+    model.eval()
+    return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
+
+
+def _weights_for_save(model: Mamba2LMHeadModel, fmt: str) -> dict[str, Tensor]:
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if model.config.tie_embeddings:
+        state.pop("lm_head.weight", None)  # safetensors refuses shared storage; transformers re-ties on load
+    if fmt == "mamba-ssm":
+        state = hf_to_ssm_keys(state)
+    return state
+
+
+def save_mamba2(
+    model: Mamba2LMHeadModel, out_dir: str | Path, *, fmt: str = "hf", tokenizer: Any = None
+) -> Path:
+    """Write ``model`` (and optionally its tokenizer) atomically as a directory in ``fmt``."""
+    if fmt not in FORMATS:
+        raise CheckpointError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    from safetensors.torch import save_file
+
+    cfg = model.config
+    out = Path(out_dir)
+    with atomic_dir(out) as tmp:
+        config = config_to_hf(cfg) if fmt == "hf" else config_to_ssm(cfg)
+        if fmt == "hf":
+            config["dtype"] = str(model.dtype).removeprefix("torch.")
+        write_json(tmp / "config.json", config)
+        save_file(_weights_for_save(model, fmt), str(tmp / SAFETENSORS), metadata={"format": "pt"})
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp))
+    return out

@@ -1,0 +1,34 @@
+"""Tiny Mamba2 models for the models-stage tests (built and saved by the tests themselves)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from biomamba.models.mamba2 import Mamba2Config, Mamba2LMHeadModel
+
+
+def tiny_config(**overrides) -> Mamba2Config:
+    base = dict(d_model=32, n_layer=2, vocab_size=90, d_state=8, headdim=8, ngroups=2, chunk_size=8)
+    base.update(overrides)
+    return Mamba2Config(**base)
+
+
+def tiny_model(seed: int = 0, **overrides) -> Mamba2LMHeadModel:
+    """Random tiny model whose dt/D/norm weights are also randomised, so no code path hides behind
+    initial values of 1 or 0."""
+    torch.manual_seed(seed)
+    model = Mamba2LMHeadModel(tiny_config(**overrides))
+    model.init_weights(seed=seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("norm.weight", "norm_f.weight", ".D")):
+                p.copy_(1.0 + 0.3 * torch.randn_like(p))
+            if name.endswith("dt_bias"):
+                p.add_(torch.randn_like(p))
+    return model.eval()
+
+
+@pytest.fixture
+def model() -> Mamba2LMHeadModel:
+    return tiny_model()
