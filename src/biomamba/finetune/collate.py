@@ -1,0 +1,156 @@
+"""SFT collation: tokenise prompt/completion pairs, mask the prompt, pad or pack with document boundaries.
+
+Conventions (those of transformers and TRL, so numbers are comparable):
+- `labels[i]` is the target of position i; the loss shifts by one (`logits[:, :-1]` against `labels[:, 1:]`);
+- prompt tokens, padding and every document's first token carry -100, so the loss covers answer tokens only
+  and no token is ever predicted from the previous packed document;
+- prompt and completion are tokenised separately and concatenated, so the mask boundary is exact whatever
+  the tokenizer merges across it; an over-long example loses prompt tokens from the LEFT (the question and
+  "Answer:" sit at the end of every template), never completion tokens unless the completion alone is too long.
+
+Every batch carries `seq_idx` (document index per position) and `position_ids` (restarting at each
+document). Mamba2 takes `seq_idx` and resets its conv and SSM state where it changes; transformer families
+get a block-diagonal causal attention mask built from it, so packing never lets documents see each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class TokenizedExample:
+    input_ids: list[int]
+    labels: list[int]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def encode(tokenizer: Any, text: str, *, special: bool) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=special)["input_ids"])
+
+
+def tokenize_pair(
+    tokenizer: Any, prompt: str, completion: str, max_length: int, *, add_eos: bool = True
+) -> TokenizedExample:
+    """Prompt ids (masked) + completion ids (+ EOS), truncated to `max_length` as described above."""
+    prompt_ids = encode(tokenizer, prompt, special=True)
+    completion_ids = encode(tokenizer, completion, special=False)
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if add_eos and eos is not None:
+        completion_ids.append(int(eos))
+    return _truncate(prompt_ids, completion_ids, max_length, getattr(tokenizer, "bos_token_id", None))
+
+
+def _truncate(
+    prompt_ids: list[int], completion_ids: list[int], max_length: int, bos: int | None
+) -> TokenizedExample:
+    if max_length < 2:
+        raise ValueError("max_length must be at least 2")
+    keep_bos = bool(prompt_ids) and bos is not None and prompt_ids[0] == bos
+    if len(completion_ids) > max_length - 1:
+        completion_ids = completion_ids[: max_length - 1]
+    room = max_length - len(completion_ids)
+    if len(prompt_ids) > room:
+        prompt_ids = (
+            ([prompt_ids[0]] + prompt_ids[len(prompt_ids) - room + 1 :]) if keep_bos else prompt_ids[-room:]
+        )
+    if not prompt_ids:  # a completion needs at least one token to be predicted from
+        prompt_ids = [bos if bos is not None else completion_ids[0]]
+    return TokenizedExample(prompt_ids + completion_ids, [IGNORE_INDEX] * len(prompt_ids) + completion_ids)
+
+
+def pad_rows(
+    examples: Sequence[TokenizedExample], pad_id: int, length: int | None = None
+) -> dict[str, torch.Tensor]:
+    """One example per row, right-padded (right padding keeps causal models' real tokens unaffected)."""
+    length = length or max(len(e) for e in examples)
+    rows = [[e] for e in examples]
+    return _assemble(rows, pad_id, length)
+
+
+def pack_rows(examples: Iterable[TokenizedExample], seq_len: int, pad_id: int) -> dict[str, torch.Tensor]:
+    """Pack examples in order into rows of `seq_len` (greedy, an example never split across rows).
+
+    Keeping the order makes the packed stream a pure function of the example order, which is what lets the
+    trainer resume exactly from a saved position.
+    """
+    rows: list[list[TokenizedExample]] = [[]]
+    used = 0
+    for example in examples:
+        if len(example) > seq_len:
+            raise ValueError(f"example of {len(example)} tokens does not fit seq_len {seq_len}")
+        if used + len(example) > seq_len and rows[-1]:
+            rows.append([])
+            used = 0
+        rows[-1].append(example)
+        used += len(example)
+    return _assemble(rows, pad_id, seq_len)
+
+
+def _assemble(rows: list[list[TokenizedExample]], pad_id: int, length: int) -> dict[str, torch.Tensor]:
+    shape = (len(rows), length)
+    input_ids = torch.full(shape, pad_id, dtype=torch.long)
+    labels = torch.full(shape, IGNORE_INDEX, dtype=torch.long)
+    seq_idx = torch.zeros(shape, dtype=torch.long)
+    position_ids = torch.zeros(shape, dtype=torch.long)
+    for r, row in enumerate(rows):
+        start = 0
+        for d, example in enumerate(row):
+            end = start + len(example)
+            input_ids[r, start:end] = torch.tensor(example.input_ids)
+            labels[r, start:end] = torch.tensor(example.labels)
+            labels[r, start] = IGNORE_INDEX  # never predict a document's first token from the previous one
+            seq_idx[r, start:end] = d
+            position_ids[r, start:end] = torch.arange(len(example))
+            start = end
+        if start < length:  # padding forms its own trailing "document"
+            seq_idx[r, start:] = len(row)
+            position_ids[r, start:] = torch.arange(length - start)
+    return {"input_ids": input_ids, "labels": labels, "seq_idx": seq_idx, "position_ids": position_ids}
+
+
+def block_causal_mask(seq_idx: torch.Tensor) -> torch.Tensor:
+    """[B, 1, T, T] bool: position i may attend to j iff j <= i and both are in the same document."""
+    length = seq_idx.shape[1]
+    causal = torch.ones(length, length, dtype=torch.bool, device=seq_idx.device).tril()
+    same = seq_idx[:, :, None] == seq_idx[:, None, :]
+    return (causal & same)[:, None]
+
+
+def is_packed(seq_idx: torch.Tensor) -> bool:
+    """True when some row holds more than one real document (padding alone needs no mask)."""
+    return bool((seq_idx.amax(dim=1) > 1).any())
+
+
+def lm_forward(model: Any, batch: dict[str, torch.Tensor], family: str) -> torch.Tensor:
+    """Logits [B, T, V] of a (possibly packed) batch, documents isolated from each other.
+
+    Mamba2 gets `seq_idx` (its state resets at each document); transformer families get a block-diagonal
+    causal mask and per-document positions when a row is packed.
+    """
+    input_ids = batch["input_ids"]
+    seq_idx = batch.get("seq_idx")
+    if seq_idx is None or not is_packed(seq_idx):
+        return model(input_ids=input_ids).logits
+    if family == "mamba2":
+        return model(input_ids=input_ids, seq_idx=seq_idx.to(torch.int32)).logits
+    return model(
+        input_ids=input_ids, attention_mask=block_causal_mask(seq_idx), position_ids=batch["position_ids"]
+    ).logits
+
+
+def completion_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over answer tokens only (label -100 elsewhere), in fp32 for stability."""
+    shifted = logits[:, :-1].float()
+    targets = labels[:, 1:]
+    return torch.nn.functional.cross_entropy(
+        shifted.reshape(-1, shifted.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX
+    )

@@ -1,0 +1,63 @@
+"""Fixtures of the finetune tests: a tiny byte-level BPE tokenizer trained on the fly, and tiny models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+SPECIALS = ["<|endoftext|>", "<pad>"]
+
+
+def build_tokenizer(texts: Iterable[str], vocab_size: int = 400):
+    """A byte-level BPE in the transformers format (what every biomamba tokenizer directory holds)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    core.train_from_iterator(list(texts), trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|endoftext|>", pad_token="<pad>")
+
+
+GENERIC_TEXT = [
+    "Question: Does aspirin reduce the risk of stroke? Answer: yes",
+    "Context: The trial enrolled 120 patients with hypertension. Answer: no maybe",
+    "CHIEF COMPLAINT: chest pain. HOSPITAL COURSE: the patient improved and was discharged home.",
+    "(A) metformin (B) insulin (C) aspirin (D) warfarin (E) heparin",
+] * 20
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return build_tokenizer(GENERIC_TEXT, vocab_size=300)
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer) -> Path:
+    """A tiny random GPT-2 saved as a model directory with its tokenizer."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=256,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    path = tmp_path_factory.mktemp("gpt2")
+    GPT2LMHeadModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
