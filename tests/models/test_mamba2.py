@@ -1,0 +1,147 @@
+"""Behaviour of biomamba's Mamba2: packing, recurrent decoding, chunk-size invariance, gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from biomamba.models.mamba2 import Mamba2Cache
+from biomamba.models.ssd import segment_ids, ssd_chunked, ssd_step
+
+
+def _ids(batch: int, length: int, seed: int = 1) -> torch.Tensor:
+    return torch.randint(0, 90, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+def _naive_ssd(x, dt, A, B, C, D, seg=None):
+    """Token-by-token recurrence, the definition the chunked scan must reproduce."""
+    b, length, h, p = x.shape
+    n = B.shape[3]
+    state = torch.zeros(b, h, p, n)
+    ys = []
+    for t in range(length):
+        if seg is not None and t > 0:
+            state = state * (seg[:, t] == seg[:, t - 1]).float()[:, None, None, None]
+        ys.append(ssd_step(state, x[:, t], dt[:, t], A, B[:, t], C[:, t], D))
+    return torch.stack(ys, 1), state
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 7, 32])
+def test_chunked_scan_equals_recurrence(chunk):
+    torch.manual_seed(0)
+    b, length, h, p, g, n = 2, 19, 4, 3, 2, 5
+    x, B, C = torch.randn(b, length, h, p), torch.randn(b, length, g, n), torch.randn(b, length, g, n)
+    dt, A, D = torch.rand(b, length, h), -torch.rand(h) * 2, torch.randn(h)
+    seq_idx = torch.tensor([[0] * 6 + [1] * 9 + [2] * 4, [5] * 19])
+    seg = segment_ids(seq_idx)
+    for s in (None, seg):
+        want_y, want_state = _naive_ssd(x, dt, A, B, C, D, s)
+        y, state = ssd_chunked(x, dt, A, B, C, chunk, D=D, seg=s)
+        assert (y - want_y).abs().max() < 1e-4
+        assert (state - want_state).abs().max() < 1e-4
+
+
+def test_chunk_size_does_not_change_logits(model):
+    ids = _ids(2, 37)
+    with torch.no_grad():
+        ref = model(input_ids=ids).logits
+        for chunk in (1, 3, 16, 64):
+            model.config.chunk_size = chunk
+            assert (model(input_ids=ids).logits - ref).abs().max() < 1e-4
+
+
+def test_packed_document_equals_alone(model):
+    a, b = _ids(1, 11, seed=2), _ids(1, 14, seed=3)
+    packed = torch.cat([a, b], dim=1)
+    seq_idx = torch.tensor([[0] * 11 + [1] * 14])
+    with torch.no_grad():
+        alone_a = model(input_ids=a).logits
+        alone_b = model(input_ids=b).logits
+        both = model(input_ids=packed, seq_idx=seq_idx).logits
+        unpacked = model(input_ids=packed).logits
+    assert (both[:, :11] - alone_a).abs().max() < 1e-4
+    assert (both[:, 11:] - alone_b).abs().max() < 1e-4
+    assert (unpacked[:, 11:] - alone_b).abs().max() > 1e-3  # without seq_idx the state does leak
+
+
+def test_constant_seq_idx_is_a_no_op(model):
+    ids = _ids(2, 20)
+    with torch.no_grad():
+        assert (
+            model(input_ids=ids, seq_idx=torch.zeros_like(ids)).logits - model(input_ids=ids).logits
+        ).abs().max() < 1e-5
+
+
+def test_step_by_step_decoding_equals_full_forward(model):
+    ids = _ids(2, 23)
+    with torch.no_grad():
+        full = model(input_ids=ids).logits
+        cache = model.allocate_cache(2)
+        steps = torch.cat([model(input_ids=ids[:, t : t + 1], cache=cache).logits for t in range(23)], dim=1)
+    assert cache.seqlen_offset == 23
+    assert (steps - full).abs().max() < 1e-4
+
+
+def test_prefill_in_pieces_then_steps(model):
+    """Chunked prefill from a cache (lengths shorter and longer than d_conv-1) continues exactly."""
+    ids = _ids(1, 30)
+    with torch.no_grad():
+        full = model(input_ids=ids).logits
+        cache = model.allocate_cache(1)
+        parts = [
+            model(input_ids=ids[:, s:e], cache=cache).logits for s, e in ((0, 2), (2, 13), (13, 14), (14, 30))
+        ]
+    assert (torch.cat(parts, 1) - full).abs().max() < 1e-4
+
+
+def test_cache_select_clone_and_cat(model):
+    prompt, answers = _ids(1, 9), _ids(3, 5, seed=7)
+    with torch.no_grad():
+        cache = model.allocate_cache(1)
+        model(input_ids=prompt, cache=cache)
+        snapshot = cache.clone()
+        many = cache.select([0, 0, 0])
+        scored = model(input_ids=answers, cache=many).logits
+        for row in range(3):
+            alone = model(input_ids=torch.cat([prompt, answers[row : row + 1]], 1)).logits[:, 9:]
+            assert (scored[row : row + 1] - alone).abs().max() < 1e-4
+        assert torch.equal(snapshot.ssm, cache.ssm)  # selecting copied; the original is untouched
+        stacked = Mamba2Cache.cat([cache, cache.repeat_interleave(2)])
+    assert stacked.batch_size == 3 and torch.equal(stacked.ssm[:, 2], cache.ssm[:, 0])
+
+
+def test_gradients_reach_every_parameter(model):
+    model.train()
+    ids = _ids(2, 18)
+    out = model(input_ids=ids, labels=ids, seq_idx=torch.tensor([[0] * 9 + [1] * 9] * 2))
+    out.loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+        assert torch.isfinite(p.grad).all(), name
+
+
+def test_gradient_checkpointing_same_grads(model):
+    ids = _ids(2, 12)
+    model.train()
+    model(input_ids=ids, labels=ids).loss.backward()
+    ref = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    model.gradient_checkpointing_enable()
+    model(input_ids=ids, labels=ids).loss.backward()
+    for n, p in model.named_parameters():
+        assert torch.allclose(p.grad, ref[n], atol=1e-6), n
+
+
+def test_bf16_close_to_fp32(model):
+    ids = _ids(1, 16)
+    with torch.no_grad():
+        ref = model(input_ids=ids).logits
+        low = model.to(torch.bfloat16)(input_ids=ids).logits
+    assert low.dtype == torch.float32
+    assert (low - ref).abs().max() < 0.1
+
+
+def test_padding_mask_is_refused(model):
+    ids = _ids(1, 4)
+    with pytest.raises(ValueError, match="seq_idx"):
+        model(input_ids=ids, attention_mask=torch.tensor([[0, 1, 1, 1]]))
