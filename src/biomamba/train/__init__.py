@@ -1,1 +1,51 @@
-"""train stage."""
+"""train stage: the one training loop (pretraining, continued pretraining, fine-tuning).
+
+Public API:
+- `train(recipe, ...) -> TrainSummary`: run a `biomamba train` recipe from Python (what the CLI calls).
+- `Trainer(model, batches, loss_fn, config, output_dir, ...)` and `Trainer.fit(resume=...)`: the core loop,
+  reused by the finetune stage with its own batch source and loss (see `biomamba.train.trainer`).
+- `TrainConfig` (the `train:` recipe section), `PackedBatches` / `BatchSource` (data), `CausalLMLoss` /
+  `LossOutput` (losses), `HeldoutPerplexity` (per-domain evaluation during training).
+- `biomamba.train.checkpoint`: checkpoint layout, `latest_checkpoint`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BatchSource",
+    "CausalLMLoss",
+    "HeldoutPerplexity",
+    "LossOutput",
+    "PackedBatches",
+    "TrainConfig",
+    "TrainResult",
+    "TrainSummary",
+    "Trainer",
+    "TrainingAborted",
+    "train",
+]
+
+_LOCATIONS = {
+    "BatchSource": "biomamba.train.batches",
+    "PackedBatches": "biomamba.train.batches",
+    "CausalLMLoss": "biomamba.train.loss",
+    "LossOutput": "biomamba.train.loss",
+    "HeldoutPerplexity": "biomamba.train.evaluate",
+    "TrainConfig": "biomamba.train.config",
+    "Trainer": "biomamba.train.trainer",
+    "TrainResult": "biomamba.train.trainer",
+    "TrainingAborted": "biomamba.train.trainer",
+    "TrainSummary": "biomamba.train.run",
+    "train": "biomamba.train.run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import lazily so `import biomamba.train` (and the CLI's --help) does not pull in torch."""
+    if name in _LOCATIONS:
+        import importlib
+
+        return getattr(importlib.import_module(_LOCATIONS[name]), name)
+    raise AttributeError(name)
