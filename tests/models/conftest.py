@@ -32,3 +32,32 @@ def tiny_model(seed: int = 0, **overrides) -> Mamba2LMHeadModel:
 @pytest.fixture
 def model() -> Mamba2LMHeadModel:
     return tiny_model()
+
+
+TEXT = [
+    "the patient was given aspirin for chest pain and recovered",
+    "mutations in the brca1 gene increase the risk of breast cancer",
+    "the protein binds to the receptor and activates the pathway",
+    "insulin resistance is a hallmark of type two diabetes",
+    "the trial measured blood pressure in older adults",
+] * 20
+
+
+def build_tokenizer(vocab_size: int = 90):
+    """A tiny BPE tokenizer (Metaspace, so decoded text keeps its spaces) wrapped for transformers."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<eos>", "<pad>", "<unk>"])
+    tok.train_from_iterator(TEXT, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
+    )
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return build_tokenizer()
