@@ -54,6 +54,9 @@ def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer) -> Path:
         n_layer=2,
         n_head=2,
         n_positions=256,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
         bos_token_id=tokenizer.eos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
@@ -61,3 +64,26 @@ def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer) -> Path:
     GPT2LMHeadModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_mamba2_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer) -> Path:
+    """A tiny random biomamba Mamba2 saved as a model directory with its tokenizer."""
+    from biomamba.models import create_model, save_model
+
+    model = create_model(
+        "tiny",
+        seed=0,
+        vocab_size=len(tokenizer),
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    path = tmp_path_factory.mktemp("mamba2") / "model"
+    save_model(model, path, tokenizer)
+    return path
+
+
+@pytest.fixture(params=["mamba2", "gpt2"])
+def tiny_model_dir(request: pytest.FixtureRequest) -> Path:
+    """Each test using this runs once per family."""
+    return request.getfixturevalue(f"tiny_{request.param}_dir")
