@@ -1,2 +1,50 @@
 """Corpus stage: raw PubMed / PMC / C4 / Wikipedia files -> clean, deduplicated, decontaminated, mixed,
-tokenized and packed token shards (format: docs/formats.md, reader: `biomamba.data.shards`)."""
+tokenized and packed token shards (format: docs/formats.md, reader: `biomamba.data.shards`).
+
+Public API (see docs/data.md):
+
+    from biomamba.data import DataConfig, build_corpus, TokenShards
+
+    config = DataConfig.model_validate({
+        "sources": {
+            "pubmed":    [{"type": "jsonl", "path": "corpus/pubmed.jsonl"}],
+            "c4":        [{"type": "jsonl", "path": "corpus/c4.jsonl"}],
+            "wikipedia": [{"type": "jsonl", "path": "corpus/wikipedia.jsonl"}],
+        },
+        "ratios": {"pubmed": 0.8, "c4": 0.1, "wikipedia": 0.1},
+        "heldout_fraction": 0.05,
+    })
+    manifest = build_corpus(config, tokenizer, "runs/demo/corpus")   # tokenizer: dir, HF fast tokenizer or
+                                                                     # tokenizers.Tokenizer
+    train = TokenShards("runs/demo/corpus", "train")                 # and "heldout/pubmed", ...
+
+- `build_corpus(config, tokenizer, output_dir, *, only_part=None, progress=None) -> manifest dict`
+- `iter_documents(config, split="train"|"heldout", domains=None, limit=None)` -> (domain, text), no tokenizer
+- `NgramIndex.build(DecontamConfig)` / `NgramIndex.matches(text)`: benchmark n-gram decontamination
+- `read_source_file(path, SourceConfig, FileReport)`: the streaming readers
+- `TokenShards`, `ShardWriter`, `write_shard`, `read_manifest`: the shard format
+"""
+
+from biomamba.data.config import BenchmarkConfig, DataConfig, DecontamConfig, DedupConfig, SourceConfig
+from biomamba.data.decontam import NgramIndex
+from biomamba.data.pipeline import build_corpus, iter_documents
+from biomamba.data.shards import ShardWriter, TokenShards, read_manifest, write_shard
+from biomamba.data.sources import Document, FileReport, read_source_file
+
+__all__ = [
+    "BenchmarkConfig",
+    "DataConfig",
+    "DecontamConfig",
+    "DedupConfig",
+    "Document",
+    "FileReport",
+    "NgramIndex",
+    "ShardWriter",
+    "SourceConfig",
+    "TokenShards",
+    "build_corpus",
+    "iter_documents",
+    "read_manifest",
+    "read_source_file",
+    "write_shard",
+]

@@ -1,9 +1,158 @@
-"""CLI commands of the data stage (mounted by biomamba.cli.main)."""
+"""CLI commands of the data stage (mounted by biomamba.cli.main): `biomamba data build|inspect|decontaminate`."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import typer
+
+BUILD_HELP = """Build a training corpus from RECIPE's `data:` section: read the sources, clean, deduplicate,
+decontaminate against the benchmarks, split off held-out documents, mix by TOKEN ratios, tokenize with
+--tokenizer (or the recipe's tokenizer.name_or_path) and write token shards + manifest.json.
+
+Re-running resumes: finished per-file parts and shards are reused. To spread the work over machines run
+`--part i/n` on each (same recipe and file paths), copy the `.work/parts/` folders into one output directory
+and run once more without --part (docs/data.md)."""
+
+
+def _load_data_config(recipe: Path, overrides: dict[str, Any], set_: list[str] | None) -> tuple[Any, dict]:
+    from biomamba.config.recipe import load_recipe_dict, load_section, merge_overrides, parse_set_options
+    from biomamba.data.config import DataConfig
+
+    raw = merge_overrides(load_recipe_dict(recipe), {**overrides, **parse_set_options(set_)})
+    return load_section(raw, "data", DataConfig, str(recipe)), raw
+
+
+def _parse_part(part: str | None) -> tuple[int, int] | None:
+    from biomamba.errors import BiomambaError
+
+    if part is None:
+        return None
+    try:
+        index, count = (int(x) for x in part.split("/"))
+    except ValueError:
+        raise BiomambaError(f"--part {part}: expected I/N, e.g. --part 0/4") from None
+    return index, count
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
+    data_app = typer.Typer(
+        help="Corpus pipeline: raw PubMed/PMC/C4/Wikipedia -> clean, decontaminated, mixed token shards.",
+        no_args_is_help=True,
+    )
+
+    @data_app.command("build", help=BUILD_HELP)
+    def build(
+        recipe: Path = typer.Argument(..., help="Recipe YAML with a `data:` section."),
+        tokenizer: str = typer.Option(
+            None, help="Tokenizer directory or hub name (default: tokenizer.name_or_path)."
+        ),
+        output_dir: Path = typer.Option(
+            None, help="Corpus directory (default: data.output_dir, else runs/<name>/corpus)."
+        ),
+        workers: int = typer.Option(None, help="Worker processes for tokenizing files and writing shards."),
+        seed: int = typer.Option(None, help="Seed of the mixture sampling and shuffling."),
+        heldout_fraction: float = typer.Option(None, help="Fraction of documents held out per domain."),
+        total_tokens: int = typer.Option(
+            None, help="Training tokens to produce (small domains are repeated)."
+        ),
+        part: str = typer.Option(
+            None, help="Only build the per-file parts I/N (multi-machine runs), then stop."
+        ),
+        set_: list[str] = typer.Option(
+            None, "--set", help="Override any key: --set data.dedup.threshold=0.9."
+        ),
+    ) -> None:
+        from biomamba.data.pipeline import build_corpus
+        from biomamba.errors import BiomambaError
+
+        overrides = {"data.workers": workers, "data.seed": seed, "data.heldout_fraction": heldout_fraction,
+                     "data.total_tokens": total_tokens, "tokenizer.name_or_path": tokenizer}  # fmt: skip
+        config, raw = _load_data_config(recipe, overrides, set_)
+        tok = (raw.get("tokenizer") or {}).get("name_or_path")
+        if not tok:
+            raise BiomambaError(f"{recipe}: no tokenizer: pass --tokenizer or set tokenizer.name_or_path")
+        out = output_dir or Path(config.output_dir or f"runs/{raw.get('name', recipe.stem)}/corpus")
+        result = build_corpus(config, tok, out, only_part=_parse_part(part), progress=typer.echo)
+        if part is not None:
+            typer.echo(f"built {len(result['parts'])} parts under {out}/.work/parts in {result['seconds']}s")
+            return
+        _print_summary(result, out)
+
+    @data_app.command("inspect")
+    def inspect(
+        corpus: Path = typer.Argument(..., help="Corpus directory (contains manifest.json)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the whole manifest as JSON."),
+    ) -> None:
+        """Summarise a built corpus: splits, achieved vs target ratios, dedup, decontamination, skipped records."""
+        from biomamba.data.shards import read_manifest
+
+        manifest = read_manifest(corpus)
+        if as_json:
+            typer.echo(json.dumps(manifest, indent=2, ensure_ascii=False))
+            return
+        _print_summary(manifest, corpus)
+
+    @data_app.command("decontaminate")
+    def decontaminate(
+        recipe: Path = typer.Argument(..., help="Recipe whose data.decontam.benchmarks are indexed."),
+        inputs: list[str] = typer.Argument(..., help="Files to check (any source type, see --type)."),
+        source_type: str = typer.Option(
+            "jsonl", "--type", help="pubmed_xml|pmc_jats|pubtator|jsonl|wikitext|text"
+        ),
+        text_field: str = typer.Option("text", help="JSON field with the text (jsonl)."),
+        output: Path = typer.Option(None, help="Write the per-benchmark report as JSON here."),
+    ) -> None:
+        """Report which documents of INPUTS share an n-gram with the recipe's benchmarks (nothing is written)."""
+        from biomamba.data.config import SourceConfig
+        from biomamba.data.decontam import NgramIndex
+        from biomamba.data.sources import FileReport, read_source_file
+        from biomamba.utils.atomic import write_json
+
+        config, _ = _load_data_config(recipe, {}, None)
+        index = NgramIndex.build(config.decontam)
+        report: dict[str, Any] = {"ngram": index.n, "benchmarks": index.stats, "documents": 0, "matches": {}}
+        for path in inputs:
+            source = SourceConfig.model_validate(
+                {"type": source_type, "path": path, "text_field": text_field}
+            )
+            for doc in read_source_file(path, source, FileReport(path)):
+                report["documents"] += 1
+                for name in index.matches(doc.text):
+                    report["matches"].setdefault(name, []).append(doc.id)
+        for name, stats in index.stats.items():
+            hits = report["matches"].get(name, [])
+            typer.echo(f"{name}: {len(hits)} of {report['documents']} documents overlap "
+                       f"({stats['texts']} benchmark texts, {stats['ngrams']} {index.n}-grams)")  # fmt: skip
+        if output:
+            write_json(output, report)
+
+    app.add_typer(data_app, name="data")
+
+
+def _print_summary(manifest: dict, corpus: Path) -> None:
+    typer.echo(f"corpus {corpus} ({manifest.get('dtype')}, vocab {manifest.get('vocab_size')})")
+    for name, split in manifest.get("splits", {}).items():
+        typer.echo(f"  {name}: {split['tokens']:,} tokens, {split['documents']:,} documents, "
+                   f"{len(split['shards'])} shards")  # fmt: skip
+    mixture = manifest.get("mixture", {})
+    for domain, row in mixture.get("domains", {}).items():
+        typer.echo(f"  {domain}: target {row['target']:.1%} achieved {row['achieved']:.2%} "
+                   f"(repeat x{row['repeat_factor']:.2f}, {row['tokens']:,} tokens)")  # fmt: skip
+    if mixture:
+        typer.echo(f"  {mixture['summary']}")
+    dedup = manifest.get("dedup", {})
+    typer.echo(
+        f"  dedup: {dedup.get('exact_duplicates', 0)} exact, {dedup.get('near_duplicates', 0)} near duplicates"
+    )
+    for name, stats in manifest.get("decontamination", {}).get("benchmarks", {}).items():
+        typer.echo(f"  decontamination {name}: {stats['documents_matched']} documents "
+                   f"{manifest['decontamination']['action']}ped")  # fmt: skip
+    skipped = manifest.get("skipped", {})
+    if skipped.get("total"):
+        typer.echo(f"  skipped records: {skipped['total']} {skipped['by_reason']}")
+        for warning in skipped.get("warnings", [])[:10]:
+            typer.echo(f"    warning: {warning}")

@@ -71,6 +71,82 @@ def write_shard(
     return ShardRecord(relative_path, int(tokens.size), len(documents), hashlib.sha256(payload).hexdigest())
 
 
+class ShardWriter:
+    """Stream documents into one shard without holding it in memory; atomic like `write_shard`.
+
+    Tokens and offsets go to temporary siblings; `close()` fsyncs and renames the `.idx` then the `.bin`
+    (the `.bin` is what a manifest lists, so it appears last). Leaving the `with` block through an exception
+    removes the temporary files: an interrupted build never leaves a partial shard under the final name.
+    """
+
+    def __init__(self, corpus_dir: str | Path, relative_path: str, dtype: np.dtype) -> None:
+        import tempfile
+
+        self.relative_path = relative_path
+        self.dtype = np.dtype(dtype)
+        self.bin_path = Path(corpus_dir) / relative_path
+        self.bin_path.parent.mkdir(parents=True, exist_ok=True)
+        self._limit = int(np.iinfo(self.dtype).max)
+        self._digest = hashlib.sha256()
+        self.tokens = 0
+        self.documents = 0
+        self._tmp: list[Path] = []
+        handles = []
+        for suffix in (".bin", ".idx"):
+            target = self.bin_path.with_suffix(suffix)
+            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            self._tmp.append(Path(name))
+            handles.append(open(fd, "wb"))  # noqa: SIM115 - closed in close()/abort()
+        self._bin, self._idx = handles
+
+    def add(self, tokens: np.ndarray, lengths: np.ndarray) -> None:
+        """Append documents given as one flat token array and the length of each document."""
+        lengths = np.asarray(lengths, dtype=np.int64)
+        if lengths.size == 0:
+            return
+        if (lengths <= 0).any():
+            raise ValueError("empty documents cannot be written to a shard")
+        if int(lengths.sum()) != tokens.size:
+            raise ValueError(f"lengths sum to {int(lengths.sum())} but {tokens.size} tokens were given")
+        if tokens.size and (int(tokens.min()) < 0 or int(tokens.max()) > self._limit):
+            raise ValueError(f"token id out of range for {self.dtype}: max {int(tokens.max())}")
+        starts = np.empty(lengths.size, dtype="<i8")
+        starts[0] = self.tokens
+        np.cumsum(lengths[:-1], out=starts[1:])
+        starts[1:] += self.tokens
+        payload = np.ascontiguousarray(tokens, dtype=self.dtype).tobytes()
+        self._bin.write(payload)
+        self._digest.update(payload)
+        self._idx.write(starts.tobytes())
+        self.tokens += int(tokens.size)
+        self.documents += int(lengths.size)
+
+    def close(self) -> ShardRecord:
+        """Make the shard visible under its final name and return its manifest record."""
+        import os
+
+        for handle in (self._bin, self._idx):
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+        os.replace(self._tmp[1], self.bin_path.with_suffix(".idx"))
+        os.replace(self._tmp[0], self.bin_path)
+        return ShardRecord(self.relative_path, self.tokens, self.documents, self._digest.hexdigest())
+
+    def abort(self) -> None:
+        for handle in (self._bin, self._idx):
+            handle.close()
+        for tmp in self._tmp:
+            tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
 class TokenShards:
     """Read-only view of one split as a single token stream with document boundaries.
 

@@ -1,9 +1,119 @@
-"""CLI commands of the tokenizer stage (mounted by biomamba.cli.main)."""
+"""CLI commands of the tokenizer stage (mounted by biomamba.cli.main): `biomamba tokenizer train|fertility`."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import typer
 
 
+def _recipe(recipe: Path | None, overrides: dict[str, Any], set_: list[str] | None) -> dict:
+    from biomamba.config.recipe import load_recipe_dict, merge_overrides, parse_set_options
+
+    raw = load_recipe_dict(recipe) if recipe is not None else {}
+    return merge_overrides(raw, {**overrides, **parse_set_options(set_)})
+
+
+def _named(values: list[str] | None, what: str) -> dict[str, str]:
+    """Parse NAME=VALUE options (a bare VALUE is named after itself)."""
+    result = {}
+    for value in values or []:
+        name, sep, rest = value.partition("=")
+        result[name if sep else value] = rest if sep else value
+    return result
+
+
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
+    tok_app = typer.Typer(
+        help="Train a byte-level BPE tokenizer; compare tokenizers' fertility.", no_args_is_help=True
+    )
+
+    @tok_app.command("train")
+    def train(
+        recipe: Path = typer.Argument(
+            None, help="Recipe: trains on its data sources' TRAIN split (held-out excluded)."
+        ),
+        inputs: list[Path] = typer.Option(
+            None, "--input", help="Text or JSON-lines files instead of/besides the recipe."
+        ),
+        vocab_size: int = typer.Option(None, help="Vocabulary size (BioMedLM used 28,896)."),
+        min_frequency: int = typer.Option(None, help="Minimum pair frequency for a merge."),
+        max_documents: int = typer.Option(None, help="Stop reading after this many documents."),
+        output_dir: Path = typer.Option(
+            None, help="Where to save (default: tokenizer.output_dir or runs/<name>/tokenizer)."
+        ),
+        set_: list[str] = typer.Option(
+            None, "--set", help="Override any key: --set tokenizer.vocab_size=16000."
+        ),
+    ) -> None:
+        """Train a byte-level BPE and save it in the transformers format (AutoTokenizer.from_pretrained loads it)."""
+        from biomamba.config.recipe import load_section
+        from biomamba.errors import BiomambaError
+        from biomamba.tokenizer.config import TokenizerConfig
+        from biomamba.tokenizer.train import train_tokenizer
+
+        overrides = {"tokenizer.vocab_size": vocab_size, "tokenizer.min_frequency": min_frequency,
+                     "tokenizer.max_documents": max_documents}  # fmt: skip
+        raw = _recipe(recipe, overrides, set_)
+        config = load_section(raw, "tokenizer", TokenizerConfig, str(recipe or "flags"))
+        texts = None
+        if recipe is not None and raw.get("data"):
+            from biomamba.data.config import DataConfig
+            from biomamba.data.pipeline import iter_documents
+
+            data = load_section(raw, "data", DataConfig, str(recipe))
+            texts = (text for _, text in iter_documents(data, "train"))
+        if texts is None and not inputs:
+            raise BiomambaError("nothing to train on: give a recipe with a data section or --input FILE")
+        name = raw.get("name", recipe.stem if recipe else "tokenizer")
+        out = output_dir or Path(config.output_dir or f"runs/{name}/tokenizer")
+        tok = train_tokenizer(texts, config.vocab_size, out, files=inputs, min_frequency=config.min_frequency,
+                              max_documents=config.max_documents, special_tokens=config.special_tokens,
+                              eos_token=config.eos_token, pad_token=config.pad_token)  # fmt: skip
+        typer.echo(f"saved tokenizer ({len(tok)} tokens) to {out}")
+
+    @tok_app.command("fertility")
+    def fertility(
+        tokenizers: list[str] = typer.Option(..., "--tokenizer", help="NAME=PATH or hub name (repeatable)."),
+        recipe: Path = typer.Option(
+            None, help="Recipe: measure on its data sources' HELD-OUT documents per domain."
+        ),
+        texts: list[str] = typer.Option(
+            None, "--text", help="DOMAIN=FILE (text lines or JSON lines), repeatable."
+        ),
+        max_documents: int = typer.Option(200, help="Documents per domain."),
+        output: Path = typer.Option(None, help="Write the markdown table here (also printed)."),
+    ) -> None:
+        """Tokens per word on biomedical vs general held-out text, and how common biomedical terms split."""
+        from itertools import islice
+
+        from biomamba.errors import BiomambaError
+        from biomamba.tokenizer.fertility import fertility_report
+        from biomamba.tokenizer.train import _file_texts
+        from biomamba.utils.atomic import write_text
+
+        by_domain: dict[str, list[str]] = {}
+        if recipe is not None:
+            from biomamba.config.recipe import load_section
+            from biomamba.data.config import DataConfig
+            from biomamba.data.pipeline import iter_documents
+
+            data = load_section(_recipe(recipe, {}, None), "data", DataConfig, str(recipe))
+            for domain in data.sources:
+                by_domain[domain] = [t for _, t in iter_documents(data, "heldout", [domain], max_documents)]
+        for domain, path in _named(texts, "text").items():
+            by_domain[domain] = list(islice(_file_texts(path, "text"), max_documents))
+        by_domain = {d: t for d, t in by_domain.items() if t}
+        if not by_domain:
+            raise BiomambaError(
+                "no text to measure: give --recipe (with held-out documents) or --text DOMAIN=FILE"
+            )
+        report = fertility_report(_named(tokenizers, "tokenizer"), by_domain)
+        markdown = report.markdown()
+        typer.echo(markdown)
+        if output:
+            write_text(output, markdown)
+
+    app.add_typer(tok_app, name="tokenizer")

@@ -1,0 +1,525 @@
+"""Streaming readers for every supported input format, one document at a time.
+
+Memory never depends on file size: XML is cut into records on the fly and each record parsed alone (so a
+malformed record costs that record, not the rest of the file), JSON lines are read line by line. Every record
+that cannot be used is COUNTED in the file's `FileReport` with its reason, and the first few are kept as
+warnings naming the file and record, so nothing is lost silently; they end up in the corpus manifest.
+
+Formats (`SourceConfig.type`):
+- `pubmed_xml`: MEDLINE/PubMed baseline and update files, `.xml` or `.xml.gz`, `MedlineCitationSet` (old DTD)
+  and `PubmedArticleSet` layouts. Text = title + abstract; structured abstracts keep their labels
+  ("METHODS: ..."). Citations without an abstract are skipped and counted. `DeleteCitation` PMIDs are
+  recorded so that the corpus build removes them from earlier files.
+- `pmc_jats`: PubMed Central Open Access JATS articles (`.nxml`/`.xml`, optionally `.gz`, or `.tar.gz` bundles
+  of them): title, abstract and body sections; references, tables, figures and formulas are dropped.
+- `pubtator`: `PMID|t|title`, `PMID|a|abstract`, annotation lines, blank line between documents.
+- `jsonl`: JSON lines (plain or `.gz`) with a configurable text field: the C4/OLMo shard format.
+- `wikitext`: raw wikitext dumps, split into articles at top-level ` = Title = ` headings.
+- `text`: plain text files, one document per file.
+- `hf`: a `datasets` hub name (streamed; needs the network) or a local dataset directory.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import json
+import re
+import tarfile
+import xml.etree.ElementTree as ET
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from biomamba.data.config import SourceConfig
+from biomamba.errors import DataError
+
+MAX_WARNINGS_PER_FILE = 20
+
+
+@dataclass
+class Document:
+    """One training document. `id` is stable across runs (PMID, JSON id/url, title): the held-out split hashes it."""
+
+    id: str
+    text: str
+    year: int | None = None
+
+
+@dataclass
+class FileReport:
+    """What happened while reading one input: documents yielded, records skipped (by reason), warnings."""
+
+    path: str
+    documents: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
+    deleted_ids: list[str] = field(default_factory=list)
+
+    def skip(self, reason: str, where: str | None = None, detail: str = "") -> None:
+        """Count a skipped record; keep the first few as warnings naming the file and record."""
+        self.skipped[reason] += 1
+        if len(self.warnings) < MAX_WARNINGS_PER_FILE:
+            location = f"{self.path}{':' + where if where else ''}"
+            self.warnings.append(f"{location}: {reason}{': ' + detail if detail else ''}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "documents": self.documents,
+            "skipped": dict(sorted(self.skipped.items())),
+            "deleted_ids": len(self.deleted_ids),
+            "warnings": self.warnings,
+        }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# File discovery
+
+
+def resolve_paths(source: SourceConfig, domain: str) -> list[str]:
+    """Expand a source's paths (files, directories, globs) into a sorted, de-duplicated file list.
+
+    A path that matches nothing is a user error (DataError naming the domain and the path): a typo must not
+    silently produce a corpus without that source.
+    """
+    if source.type == "hf":
+        return source.paths()
+    files: list[str] = []
+    for raw in source.paths():
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            found = sorted(str(p) for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        elif path.is_file():
+            found = [str(path)]
+        else:
+            found = sorted(p for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        if not found:
+            raise DataError(f"data.sources.{domain}: {raw}: no such file, directory or glob match")
+        files.extend(found)
+    return list(dict.fromkeys(files))
+
+
+def read_source_file(path: str, source: SourceConfig, report: FileReport) -> Iterator[Document]:
+    """Yield the documents of one input file (or hub dataset) of the given source type."""
+    readers = {
+        "pubmed_xml": read_pubmed_xml,
+        "pmc_jats": read_pmc_jats,
+        "pubtator": read_pubtator,
+        "jsonl": read_jsonl,
+        "wikitext": read_wikitext,
+        "text": read_text_file,
+        "hf": read_hf,
+    }
+    reader = readers[source.type]
+    count = 0
+    for doc in reader(path, source, report):
+        report.documents += 1
+        yield doc
+        count += 1
+        if source.max_documents is not None and count >= source.max_documents:
+            return
+
+
+def _open_binary(path: str, report: FileReport) -> IO[bytes] | None:
+    """Open a plain or gzip file for binary reading; a missing or empty file is a counted skip."""
+    file = Path(path)
+    if not file.is_file():
+        report.skip("missing file")
+        return None
+    if file.stat().st_size == 0:
+        report.skip("empty file")
+        return None
+    handle = open(file, "rb")  # noqa: SIM115 - closed by the caller
+    if handle.peek(2)[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[return-value]
+    return handle
+
+
+def _read_chunks(handle: IO[bytes], report: FileReport, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """Read a (possibly gzip) stream in chunks; a truncated/corrupt gzip stops the file with a counted warning."""
+    try:
+        while chunk := handle.read(chunk_size):
+            yield chunk
+    except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
+        report.skip("truncated or corrupt compressed file (rest of file skipped)", detail=str(exc))
+
+
+def _lines(path: str, report: FileReport) -> Iterator[tuple[int, bytes]]:
+    """Yield (line number, raw line) of a plain or gzip text file."""
+    handle = _open_binary(path, report)
+    if handle is None:
+        return
+    with handle:
+        pending = b""
+        lineno = 0
+        for chunk in _read_chunks(handle, report):
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                lineno += 1
+                yield lineno, line
+        if pending:
+            yield lineno + 1, pending
+
+
+def _decode(raw: bytes, report: FileReport, where: str) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        report.skip("invalid UTF-8", where, f"byte {exc.start}")
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# PubMed / MEDLINE XML
+
+_PUBMED_RECORD = re.compile(rb"<(PubmedArticle|PubmedBookArticle|MedlineCitation|DeleteCitation)[\s>]")
+_PMID = re.compile(rb"<PMID[^>]*>\s*(\d+)\s*</PMID>")
+
+
+def _xml_records(path: str, report: FileReport) -> Iterator[tuple[int, bytes, bytes]]:
+    """Cut a PubMed XML stream into top-level records: yields (line, tag, record bytes).
+
+    In a `PubmedArticleSet`, `MedlineCitation` is nested in `PubmedArticle`; the scan jumps from the end of
+    one record to the next start tag, so nested tags are never mistaken for records.
+    """
+    handle = _open_binary(path, report)
+    if handle is None:
+        return
+    with handle:
+        buffer = b""
+        line = 1
+        consumed_to = 0  # bytes of `buffer` already accounted for in `line`
+        for chunk in _read_chunks(handle, report):
+            buffer += chunk
+            position = 0
+            while True:
+                start = _PUBMED_RECORD.search(buffer, position)
+                if start is None:
+                    break
+                tag = start.group(1)
+                end = buffer.find(b"</" + tag + b">", start.end())
+                if end < 0:
+                    position = start.start()
+                    break
+                end += len(tag) + 3
+                line += buffer.count(b"\n", consumed_to, start.start())
+                consumed_to = start.start()
+                yield line, tag, buffer[start.start() : end]
+                position = end
+            keep_from = position if start is not None else max(position, len(buffer) - 64)
+            line += buffer.count(b"\n", consumed_to, keep_from)
+            buffer = buffer[keep_from:]
+            consumed_to = 0
+        if buffer.strip() and _PUBMED_RECORD.search(buffer):
+            report.skip("incomplete record at end of file", f"line {line}")
+
+
+def _element_text(element: ET.Element | None) -> str:
+    return " ".join("".join(element.itertext()).split()) if element is not None else ""
+
+
+def read_pubmed_xml(path: str, source: SourceConfig, report: FileReport) -> Iterator[Document]:
+    """MEDLINE/PubMed citations with a non-empty abstract (title + abstract, structured labels kept)."""
+    for line, tag, record in _xml_records(path, report):
+        where = f"line {line}"
+        try:
+            element = ET.fromstring(record)
+        except ET.ParseError as exc:
+            pmid = _PMID.search(record)
+            detail = f"PMID {pmid.group(1).decode()}: {exc}" if pmid else str(exc)
+            report.skip("malformed XML record", where, detail)
+            continue
+        if tag == b"DeleteCitation":
+            report.deleted_ids.extend(p.text.strip() for p in element.iter("PMID") if p.text)
+            continue
+        citation = element if tag == b"MedlineCitation" else element.find(".//MedlineCitation")
+        if citation is None:
+            citation = element.find(".//BookDocument")
+        pmid_el = citation.find("PMID") if citation is not None else None
+        if pmid_el is None or not (pmid_el.text or "").strip():
+            report.skip("record without PMID", where)
+            continue
+        pmid = pmid_el.text.strip()
+        abstract = _abstract_text(citation.find(".//Abstract"))
+        if not abstract:
+            report.skipped["no abstract"] += 1
+            continue
+        title = _element_text(citation.find(".//ArticleTitle")) or _element_text(
+            citation.find(".//BookTitle")
+        )
+        text = f"{title}\n{abstract}" if title else abstract
+        yield Document(id=pmid, text=text, year=_year(citation))
+
+
+def _abstract_text(abstract: ET.Element | None) -> str:
+    """Join AbstractText sections, prefixing each with its Label (BACKGROUND: ...) like PubMed displays them."""
+    if abstract is None:
+        return ""
+    parts = []
+    for section in abstract.findall("AbstractText"):
+        body = _element_text(section)
+        if not body:
+            continue
+        label = (section.get("Label") or "").strip()
+        parts.append(f"{label}: {body}" if label else body)
+    return "\n".join(parts)
+
+
+def _year(citation: ET.Element) -> int | None:
+    for xpath in (".//Article/Journal/JournalIssue/PubDate/Year", ".//PubDate/Year", ".//DateCompleted/Year"):
+        node = citation.find(xpath)
+        if node is not None and (node.text or "").strip().isdigit():
+            return int(node.text.strip())
+    medline_date = citation.find(".//PubDate/MedlineDate")
+    if medline_date is not None and medline_date.text:
+        match = re.match(r"\s*(\d{4})", medline_date.text)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# PMC Open Access JATS
+
+_JATS_DROP = {"ref-list", "table-wrap", "table", "fig", "fig-group", "disp-formula", "inline-formula",
+              "supplementary-material", "graphic", "media", "table-wrap-foot", "ack", "fn-group", "app-group"}  # fmt: skip
+
+
+def read_pmc_jats(path: str, source: SourceConfig, report: FileReport) -> Iterator[Document]:
+    """JATS articles: a single `.nxml`/`.xml(.gz)` file, or every article inside a `.tar.gz` bundle."""
+    if path.endswith((".tar.gz", ".tgz", ".tar")):
+        try:
+            with tarfile.open(path, "r:*") as bundle:
+                for member in bundle:
+                    if member.isfile() and member.name.endswith((".nxml", ".xml")):
+                        data = bundle.extractfile(member)
+                        if data is not None:
+                            yield from _jats_document(data.read(), report, member.name)
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+            report.skip("truncated or corrupt archive (rest skipped)", detail=str(exc))
+        return
+    handle = _open_binary(path, report)
+    if handle is None:
+        return
+    with handle:
+        data = b"".join(_read_chunks(handle, report))
+    yield from _jats_document(data, report, None)
+
+
+def _jats_document(data: bytes, report: FileReport, member: str | None) -> Iterator[Document]:
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        report.skip("malformed XML record", member, str(exc))
+        return
+    meta = root.find(".//article-meta")
+    ids = {
+        el.get("pub-id-type"): (el.text or "").strip()
+        for el in (meta.findall("article-id") if meta is not None else [])
+    }
+    doc_id = ids.get("pmc") or ids.get("pmcid") or ids.get("pmid") or ids.get("doi") or member
+    title = _element_text(root.find(".//article-meta/title-group/article-title"))
+    abstract = _jats_sections(root.find(".//article-meta/abstract"))
+    body = _jats_sections(root.find(".//body"))
+    if not body and not abstract:
+        report.skip("article without body or abstract", member)
+        return
+    if not doc_id:
+        report.skip("article without id", member)
+        return
+    text = "\n".join(part for part in (title, abstract, body) if part)
+    yield Document(id=doc_id, text=text)
+
+
+def _jats_sections(element: ET.Element | None) -> str:
+    """Section titles and paragraphs in reading order, without references, tables, figures or formulas."""
+    if element is None:
+        return ""
+    lines: list[str] = []
+
+    def visit(node: ET.Element) -> None:
+        if node.tag in _JATS_DROP:
+            return
+        if node.tag in {"title", "p"}:
+            text = _text_without(node)
+            if text:
+                lines.append(text)
+            return
+        for child in node:
+            visit(child)
+
+    visit(element)
+    return "\n".join(lines)
+
+
+def _text_without(node: ET.Element) -> str:
+    """Text of a paragraph minus dropped children (keeping their tails) and bibliography cross-references."""
+    pieces = [node.text or ""]
+    for child in node:
+        dropped = child.tag in _JATS_DROP or (child.tag == "xref" and child.get("ref-type") == "bibr")
+        if not dropped:
+            pieces.append(_text_without(child))
+        pieces.append(child.tail or "")
+    return " ".join("".join(pieces).split())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# PubTator, JSON lines, wikitext, plain text
+
+
+def read_pubtator(path: str, source: SourceConfig, report: FileReport) -> Iterator[Document]:
+    """PubTator documents: title and abstract lines; annotation lines are ignored."""
+    current: dict[str, str] = {}
+    start_line = 0
+
+    def flush() -> Iterator[Document]:
+        if current:
+            pmid = current.get("id", "")
+            abstract = current.get("a", "").strip()
+            title = current.get("t", "").strip()
+            if not abstract:
+                report.skipped["no abstract"] += 1
+            else:
+                yield Document(id=pmid, text=f"{title}\n{abstract}" if title else abstract)
+        current.clear()
+
+    for lineno, raw in _lines(path, report):
+        text = _decode(raw, report, f"line {lineno}")
+        if text is None:
+            continue
+        text = text.rstrip("\r")
+        if not text.strip():
+            yield from flush()
+            continue
+        parts = text.split("|", 2)
+        if len(parts) == 3 and parts[1] in {"t", "a"} and parts[0].isdigit():
+            if current.get("id") not in (None, parts[0]):
+                yield from flush()
+            if not current:
+                start_line = lineno
+            current["id"] = parts[0]
+            current[parts[1]] = parts[2]
+        elif "\t" in text:
+            continue  # annotation line
+        else:
+            report.skip("unrecognised PubTator line", f"line {lineno}")
+    del start_line
+    yield from flush()
+
+
+def read_jsonl(path: str, source: SourceConfig, report: FileReport) -> Iterator[Document]:
+    """JSON lines with `text_field`; the id is `id_field`, else `id`, else `url`, else `file:line`."""
+    stem = Path(path).name
+    for lineno, raw in _lines(path, report):
+        if not raw.strip():
+            continue
+        where = f"line {lineno}"
+        text = _decode(raw, report, where)
+        if text is None:
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            report.skip("invalid JSON", where, exc.msg)
+            continue
+        if not isinstance(record, dict):
+            report.skip("JSON line is not an object", where)
+            continue
+        value = record.get(source.text_field)
+        if not isinstance(value, str):
+            report.skip(f"no string field '{source.text_field}'", where)
+            continue
+        doc_id = None
+        for key in [source.id_field] if source.id_field else ["id", "url"]:
+            if record.get(key) not in (None, ""):
+                doc_id = str(record[key])
+                break
+        yield Document(id=doc_id or f"{stem}:{lineno}", text=value)
+
+
+_WIKI_TITLE = re.compile(r"^ = ([^=].*?) = $")
+
+
+def read_wikitext(path: str, source: SourceConfig, report: FileReport) -> Iterator[Document]:
+    """Raw wikitext: a line ` = Title = ` starts an article (` = = Section = = ` lines stay in the text)."""
+    title: str | None = None
+    lines: list[str] = []
+    stem = Path(path).name
+
+    def flush() -> Iterator[Document]:
+        body = "\n".join(line.strip() for line in lines if line.strip())
+        if title is not None and body:
+            yield Document(id=f"{stem}:{title}", text=f"{title}\n{body}")
+        elif body:
+            yield Document(id=f"{stem}:preamble", text=body)
+
+    for lineno, raw in _lines(path, report):
+        text = _decode(raw, report, f"line {lineno}")
+        if text is None:
+            continue
+        match = _WIKI_TITLE.match(text.rstrip("\r\n"))
+        if match:
+            yield from flush()
+            title, lines = match.group(1).strip(), []
+        else:
+            lines.append(text)
+    yield from flush()
+
+
+def read_text_file(path: str, source: SourceConfig, report: FileReport) -> Iterator[Document]:
+    """A whole plain-text file as one document (id: the file name)."""
+    handle = _open_binary(path, report)
+    if handle is None:
+        return
+    with handle:
+        data = b"".join(_read_chunks(handle, report))
+    text = _decode(data, report, None)
+    if text is not None and text.strip():
+        yield Document(id=Path(path).name, text=text)
+
+
+def read_hf(path: str, source: SourceConfig, report: FileReport) -> Iterator[Document]:
+    """A `datasets` hub name (streamed) or local dataset directory; offline, a clear DataError."""
+    try:
+        import datasets
+    except ImportError as exc:  # pragma: no cover - datasets ships with the test extras
+        raise DataError(
+            f"source type 'hf' needs the `datasets` package: pip install datasets ({exc})"
+        ) from None
+    try:
+        if Path(path).is_dir():
+            dataset: Any = datasets.load_from_disk(path)
+            if isinstance(dataset, datasets.DatasetDict):
+                dataset = dataset[source.hf_split]
+        else:
+            dataset = datasets.load_dataset(path, source.hf_config, split=source.hf_split, streaming=True)
+    except Exception as exc:  # noqa: BLE001 - the hub raises many types; the user needs one line
+        raise DataError(f"hf dataset '{path}': cannot load ({type(exc).__name__}: {exc})") from None
+    for index, record in enumerate(dataset):
+        value = record.get(source.text_field)
+        if not isinstance(value, str):
+            report.skip(f"no string field '{source.text_field}'", f"record {index}")
+            continue
+        key = source.id_field or "id"
+        yield Document(id=str(record.get(key) or f"{path}:{index}"), text=value)
+
+
+def iter_text_documents(path: str, source_type: str = "jsonl", **fields: Any) -> Iterator[Document]:
+    """Convenience for tools (tokenizer training, fertility): documents of one file, skips counted silently."""
+    source = SourceConfig(type=source_type, path=path, **fields)  # type: ignore[arg-type]
+    report = FileReport(path)
+    yield from read_source_file(path, source, report)
+
+
+__all__ = [
+    "Document",
+    "FileReport",
+    "iter_text_documents",
+    "read_source_file",
+    "resolve_paths",
+]

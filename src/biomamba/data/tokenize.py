@@ -1,0 +1,73 @@
+"""The tokenizer as the corpus stage needs it: a fast `tokenizers.Tokenizer` that can be shipped to workers.
+
+The build accepts a tokenizer directory, a transformers tokenizer or a raw `tokenizers.Tokenizer`, and turns
+it into the serialized Rust tokenizer (a JSON string), which every worker process rebuilds in milliseconds.
+Its sha256 goes into the manifest so that a corpus is never silently paired with another vocabulary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from biomamba.errors import DataError
+
+EOS_CANDIDATES = ("<|endoftext|>", "</s>", "<eos>", "[SEP]")
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """Everything a worker needs to tokenize: the serialized tokenizer, EOS id, vocabulary size."""
+
+    json: str
+    eos_token_id: int
+    vocab_size: int
+    path: str | None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.json.encode("utf-8")).hexdigest()
+
+    def build(self) -> Any:
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_str(self.json)
+
+
+def tokenizer_spec(tokenizer: Any, eos_token_id: int | None = None) -> TokenizerSpec:
+    """Accept a path/hub name, a transformers fast tokenizer or a `tokenizers.Tokenizer`."""
+    path: str | None = None
+    if isinstance(tokenizer, str | Path):
+        path = str(tokenizer)
+        tokenizer = _load(path)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None and hasattr(tokenizer, "to_str"):
+        backend = tokenizer
+    if backend is None:
+        raise DataError(f"tokenizer {path or type(tokenizer).__name__}: a fast (Rust) tokenizer is required")
+    if eos_token_id is None:
+        eos_token_id = getattr(tokenizer, "eos_token_id", None)
+    if eos_token_id is None:
+        for token in EOS_CANDIDATES:
+            eos_token_id = backend.token_to_id(token)
+            if eos_token_id is not None:
+                break
+    if eos_token_id is None:
+        raise DataError(f"tokenizer {path or ''}: no EOS token (documents must end with one); set eos_token")
+    vocab_size = backend.get_vocab_size(with_added_tokens=True)
+    if hasattr(tokenizer, "__len__"):
+        vocab_size = max(vocab_size, len(tokenizer))
+    return TokenizerSpec(
+        backend.to_str(), int(eos_token_id), int(vocab_size), path or getattr(tokenizer, "name_or_path", None)
+    )
+
+
+def _load(name_or_path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name_or_path)
+    except Exception as exc:  # noqa: BLE001 - OSError, ValueError, hub errors: one line for the user
+        raise DataError(f"tokenizer {name_or_path}: cannot load ({type(exc).__name__}: {exc})") from None

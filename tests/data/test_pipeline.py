@@ -1,0 +1,128 @@
+"""End-to-end corpus builds on tiny JSONL corpora: splits, ratios, resume, atomicity, shard format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biomamba.data import DataConfig, TokenShards, build_corpus, read_manifest
+from biomamba.data.shards import MANIFEST_NAME
+
+
+def _config(corpus: dict[str, Path], **extra: object) -> DataConfig:
+    sources = {d: [{"type": "jsonl", "path": str(p)}] for d, p in corpus.items()}
+    return DataConfig.model_validate(
+        {"sources": sources, "heldout_fraction": 0.05, "shard_tokens": 5000, **extra}
+    )
+
+
+def test_demo_shaped_jsonl_corpus_builds_train_and_heldout(jsonl_corpus, tiny_tokenizer, tmp_path):
+    out = tmp_path / "corpus"
+    manifest = build_corpus(_config(jsonl_corpus), tiny_tokenizer, out)
+    assert set(manifest["splits"]) == {"train", "heldout/pubmed", "heldout/c4", "heldout/wikipedia"}
+    assert read_manifest(out)["splits"] == manifest["splits"]
+    train = TokenShards(out, "train")
+    assert train.num_tokens == manifest["splits"]["train"]["tokens"] > 0
+    assert manifest["dtype"] == "<u2"
+    eos = manifest["eos_token_id"]
+    docs = list(train.documents())
+    assert len(docs) == manifest["splits"]["train"]["documents"]
+    assert all(doc[-1] == eos and (doc[:-1] != eos).all() for doc in docs)
+    for domain in ("pubmed", "c4", "wikipedia"):
+        held = TokenShards(out, f"heldout/{domain}")
+        assert held.num_documents == manifest["domains"][domain]["heldout_documents"] > 0
+    assert manifest["mixture"]["within_tolerance"] is True
+    assert not (out / ".work").exists()  # intermediate parts removed after success
+
+
+def test_heldout_documents_never_enter_train(jsonl_corpus, tiny_tokenizer, tmp_path):
+    out = tmp_path / "corpus"
+    build_corpus(_config(jsonl_corpus, dedup={"near": False}), tiny_tokenizer, out)
+    train = {tuple(d) for d in TokenShards(out, "train").documents()}
+    held = {
+        tuple(d)
+        for domain in ("pubmed", "c4", "wikipedia")
+        for d in TokenShards(out, f"heldout/{domain}").documents()
+    }
+    assert held and not (train & held)
+
+
+def test_heldout_split_is_stable_when_data_is_added(jsonl_corpus, tiny_tokenizer, tmp_path):
+    from conftest import random_documents, write_jsonl
+
+    small = build_corpus(_config(jsonl_corpus, dedup={"near": False}), tiny_tokenizer, tmp_path / "small")
+    grown = dict(jsonl_corpus)
+    grown["pubmed"] = write_jsonl(tmp_path / "grown.jsonl", random_documents("pubmed", 400, seed=1))
+    large = build_corpus(_config(grown, dedup={"near": False}), tiny_tokenizer, tmp_path / "large")
+    held = lambda out: {tuple(d) for d in TokenShards(out, "heldout/pubmed").documents()}  # noqa: E731
+    assert held(tmp_path / "small") < held(tmp_path / "large")
+    assert large["domains"]["pubmed"]["heldout_documents"] > small["domains"]["pubmed"]["heldout_documents"]
+
+
+def test_rerun_is_noop_and_resume_reuses_parts(jsonl_corpus, tiny_tokenizer, tmp_path):
+    out = tmp_path / "corpus"
+    config = _config(jsonl_corpus, keep_work=True)
+    first = build_corpus(config, tiny_tokenizer, out)
+    messages: list[str] = []
+    again = build_corpus(config, tiny_tokenizer, out, progress=messages.append)
+    assert again == first and any("up to date" in m for m in messages)
+    # Simulate an interrupted build: manifest gone, parts and shards present -> everything reused.
+    (out / MANIFEST_NAME).unlink()
+    messages.clear()
+    resumed = build_corpus(config, tiny_tokenizer, out, progress=messages.append)
+    assert all("reused" in m for m in messages if m.startswith("part "))
+    assert any("(0 new)" in m for m in messages)
+    assert resumed["splits"] == first["splits"]
+
+
+def test_same_seed_same_corpus_other_seed_other_order(jsonl_corpus, tiny_tokenizer, tmp_path):
+    a = build_corpus(_config(jsonl_corpus, seed=3), tiny_tokenizer, tmp_path / "a")
+    b = build_corpus(_config(jsonl_corpus, seed=3), tiny_tokenizer, tmp_path / "b")
+    c = build_corpus(_config(jsonl_corpus, seed=4), tiny_tokenizer, tmp_path / "c")
+    sha = lambda m: [s["sha256"] for s in m["splits"]["train"]["shards"]]  # noqa: E731
+    assert sha(a) == sha(b) and sha(a) != sha(c)
+
+
+def test_small_domain_is_repeated_and_reported(jsonl_corpus, tiny_tokenizer, tmp_path):
+    manifest = build_corpus(_config(jsonl_corpus, total_tokens=60_000), tiny_tokenizer, tmp_path / "corpus")
+    rows = manifest["mixture"]["domains"]
+    assert rows["pubmed"]["repeated"] and rows["pubmed"]["full_passes"] >= 1
+    assert rows["pubmed"]["repeat_factor"] > 1
+    assert manifest["mixture"]["within_tolerance"]
+
+
+def test_interrupted_shard_write_leaves_no_partial_file(jsonl_corpus, tiny_tokenizer, tmp_path, monkeypatch):
+    from biomamba.data import shards
+
+    out = tmp_path / "corpus"
+    calls = {"n": 0}
+    original = shards.ShardWriter.add
+
+    def failing_add(self, tokens, lengths):  # fail in the middle of the first train shard
+        calls["n"] += 1
+        if "train" in self.relative_path:
+            raise KeyboardInterrupt
+        return original(self, tokens, lengths)
+
+    monkeypatch.setattr(shards.ShardWriter, "add", failing_add)
+    with pytest.raises(KeyboardInterrupt):
+        build_corpus(_config(jsonl_corpus), tiny_tokenizer, out)
+    assert not (out / MANIFEST_NAME).exists()
+    assert not list(out.rglob("train/shard-*")) and not list(out.rglob("*.tmp"))
+
+
+def test_workers_give_the_same_corpus(jsonl_corpus, tiny_tokenizer, tmp_path):
+    one = build_corpus(_config(jsonl_corpus), tiny_tokenizer, tmp_path / "one")
+    two = build_corpus(_config(jsonl_corpus, workers=2), tiny_tokenizer, tmp_path / "two")
+    assert one["splits"] == two["splits"]
+
+
+def test_token_shards_window_matches_documents(jsonl_corpus, tiny_tokenizer, tmp_path):
+    out = tmp_path / "corpus"
+    build_corpus(_config(jsonl_corpus, shard_tokens=1000), tiny_tokenizer, out)
+    train = TokenShards(out, "train")
+    tokens, doc_ids = train.window(0, 3000)  # crosses shard boundaries
+    flat = np.concatenate(list(train.documents()))[:3000]
+    assert (tokens == flat).all() and doc_ids[0] == 0 and doc_ids[-1] > 0
