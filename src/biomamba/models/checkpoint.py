@@ -364,11 +364,23 @@ def _weights_for_save(model: Mamba2LMHeadModel, fmt: str) -> dict[str, Tensor]:
 
 
 def save_mamba2(
-    model: Mamba2LMHeadModel, out_dir: str | Path, *, fmt: str = "hf", tokenizer: Any = None
+    model: Mamba2LMHeadModel,
+    out_dir: str | Path,
+    *,
+    fmt: str = "hf",
+    tokenizer: Any = None,
+    torch_bin: bool = False,
+    tokenizer_from: str | Path | None = None,
 ) -> Path:
-    """Write ``model`` (and optionally its tokenizer) atomically as a directory in ``fmt``."""
+    """Write ``model`` (and optionally its tokenizer) atomically as a directory in ``fmt``.
+
+    Weights go to ``model.safetensors``. ``torch_bin=True`` (mamba-ssm format only) writes
+    ``pytorch_model.bin`` instead, with ``lm_head.weight`` included, because mamba-ssm's own
+    ``MambaLMHeadModel.from_pretrained`` reads only that file."""
     if fmt not in FORMATS:
         raise CheckpointError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    if torch_bin and fmt != "mamba-ssm":
+        raise CheckpointError("torch_bin applies to the mamba-ssm format only (the hf format is safetensors)")
     from safetensors.torch import save_file
 
     cfg = model.config
@@ -378,7 +390,49 @@ def save_mamba2(
         if fmt == "hf":
             config["dtype"] = str(model.dtype).removeprefix("torch.")
         write_json(tmp / "config.json", config)
-        save_file(_weights_for_save(model, fmt), str(tmp / SAFETENSORS), metadata={"format": "pt"})
+        weights = _weights_for_save(model, fmt)
+        if torch_bin:
+            if cfg.tie_embeddings:
+                weights["lm_head.weight"] = weights["backbone.embedding.weight"]
+            torch.save(weights, tmp / TORCH_BIN)
+        else:
+            save_file(weights, str(tmp / SAFETENSORS), metadata={"format": "pt"})
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
+        elif tokenizer_from is not None:
+            copy_tokenizer_files(tokenizer_from, tmp)
     return out
+
+
+def copy_tokenizer_files(src: str | Path, dst: Path) -> list[str]:
+    """Copy tokenizer files (if any) from one model directory into another; returns the names copied."""
+    import shutil
+
+    names = [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "tokenizer.model",
+        "vocab.json",
+        "merges.txt",
+        "added_tokens.json",
+        "chat_template.jinja",
+        "generation_config.json",
+    ]
+    copied = []
+    for name in names:
+        if (Path(src) / name).is_file():
+            shutil.copy2(Path(src) / name, dst / name)
+            copied.append(name)
+    return copied
+
+
+def convert_checkpoint(src: str | Path, dst: str | Path, *, to: str, torch_bin: bool = False) -> Path:
+    """Convert a Mamba2 directory between the ``hf`` and ``mamba-ssm`` formats (weights bit-identical,
+    dtype kept); tokenizer files are carried along."""
+    if to not in FORMATS:
+        raise CheckpointError(f"unknown target format {to!r} (choose from {', '.join(FORMATS)})")
+    if Path(src).resolve() == Path(dst).resolve():
+        raise CheckpointError(f"{dst}: the output directory must differ from the input")
+    model = load_mamba2(src)
+    return save_mamba2(model, dst, fmt=to, torch_bin=torch_bin, tokenizer_from=src)

@@ -1,0 +1,166 @@
+"""Checkpoint formats: mamba-ssm <-> transformers round trips, strict key/shape errors, presets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from tests.models.conftest import tiny_model
+from transformers import Mamba2ForCausalLM
+
+from biomamba.errors import CheckpointError
+from biomamba.models import create_model, family, load_model, save_model
+from biomamba.models.checkpoint import convert_checkpoint, detect_format
+from biomamba.models.presets import PUBLISHED, count_parameters, preset_config
+
+IDS = torch.tensor([[3, 14, 15, 9, 2, 6, 5, 35, 8, 9, 7, 9, 3, 2, 3, 8, 4]])
+
+
+def _logits(model) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=IDS).logits
+
+
+def test_mamba_ssm_round_trip_and_transformers_parity(tmp_path):
+    model = tiny_model()
+    save_model(model, tmp_path / "ssm", fmt="mamba-ssm")
+    cfg = json.loads((tmp_path / "ssm/config.json").read_text())
+    assert cfg["ssm_cfg"]["layer"] == "Mamba2" and cfg["d_model"] == 32 and cfg["vocab_size"] == 90
+    for key in (
+        "rms_norm",
+        "residual_in_fp32",
+        "fused_add_norm",
+        "pad_vocab_size_multiple",
+        "tie_embeddings",
+    ):
+        assert key in cfg
+    keys = load_file(str(tmp_path / "ssm/model.safetensors"))
+    assert "backbone.embedding.weight" in keys and "backbone.layers.1.mixer.A_log" in keys
+    assert detect_format(tmp_path / "ssm") == "mamba-ssm"
+
+    convert_checkpoint(tmp_path / "ssm", tmp_path / "hf", to="hf")
+    assert detect_format(tmp_path / "hf") == "hf"
+    theirs = Mamba2ForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    assert (_logits(theirs) - _logits(model)).abs().max() <= 1e-4
+    back = convert_checkpoint(tmp_path / "hf", tmp_path / "ssm2", to="mamba-ssm")
+    assert torch.equal(_logits(load_model(back)), _logits(model))
+
+
+def test_reads_mamba_ssm_pytorch_bin_with_tied_head(tmp_path):
+    model = tiny_model(seed=2)
+    save_model(model, tmp_path / "hf_src")
+    convert_checkpoint(tmp_path / "hf_src", tmp_path / "bin2", to="mamba-ssm", torch_bin=True)
+    assert not (tmp_path / "bin2/model.safetensors").exists()
+    state = torch.load(tmp_path / "bin2/pytorch_model.bin", weights_only=True)
+    assert "lm_head.weight" in state and "backbone.embedding.weight" in state
+    assert torch.equal(_logits(load_model(tmp_path / "bin2")), _logits(model))
+
+
+def test_pickle_with_code_is_refused(tmp_path):
+    save_model(tiny_model(), tmp_path / "m", fmt="mamba-ssm")
+    (tmp_path / "m/model.safetensors").unlink()
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"x": Evil()}, tmp_path / "m/pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="cannot read weights"):
+        load_model(tmp_path / "m")
+
+
+def test_missing_unexpected_and_wrong_shape_are_listed(tmp_path):
+    save_model(tiny_model(), tmp_path / "m")
+    path = tmp_path / "m/model.safetensors"
+    weights = load_file(str(path))
+    weights.pop("backbone.layers.0.mixer.D")
+    weights["backbone.layers.0.mixer.extra"] = torch.zeros(2)
+    weights["backbone.layers.1.mixer.A_log"] = torch.zeros(3)
+    save_file(weights, str(path))
+    with pytest.raises(CheckpointError) as err:
+        load_model(tmp_path / "m")
+    msg = str(err.value)
+    assert "missing keys: backbone.layers.0.mixer.D" in msg
+    assert "unexpected keys: backbone.layers.0.mixer.extra" in msg
+    assert "backbone.layers.1.mixer.A_log: checkpoint (3,) vs model (8,)" in msg
+
+
+def test_untied_checkpoint_keeps_its_head(tmp_path):
+    model = tiny_model(tie_embeddings=False)
+    with torch.no_grad():
+        model.lm_head.weight.normal_()
+    save_model(model, tmp_path / "u")
+    assert "lm_head.weight" in load_file(str(tmp_path / "u/model.safetensors"))
+    back = load_model(tmp_path / "u")
+    assert back.lm_head.weight.data_ptr() != back.backbone.embeddings.weight.data_ptr()
+    assert torch.equal(_logits(back), _logits(model))
+
+
+def test_unsupported_and_broken_configs(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a/config.json").write_text(
+        json.dumps({"d_model": 8, "n_layer": 1, "vocab_size": 8, "ssm_cfg": {}})
+    )
+    with pytest.raises(CheckpointError, match="only Mamba2"):
+        load_model(tmp_path / "a")
+    (tmp_path / "a/config.json").write_text("{oops")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_model(tmp_path / "a")
+    with pytest.raises(CheckpointError, match="no such model directory"):
+        load_model(tmp_path / "nope")
+
+
+def test_dtype_and_family(tmp_path):
+    save_model(tiny_model(), tmp_path / "m")
+    model = load_model(tmp_path / "m", dtype="bfloat16")
+    assert model.dtype == torch.bfloat16 and family(model) == "mamba2"
+    assert family(torch.compile(model)) == "mamba2"
+
+
+def test_transformers_models_load_through_the_same_call(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=32))
+    llama = LlamaForCausalLM(
+        LlamaConfig(
+            hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=50
+        )
+    )
+    for name, model in (("gpt2", gpt2), ("llama", llama)):
+        save_model(model, tmp_path / name)
+        loaded = load_model(tmp_path / name)
+        assert family(loaded) == name
+        ids = torch.tensor([[1, 2, 3]])
+        with torch.no_grad():
+            assert torch.allclose(loaded(input_ids=ids).logits, model.eval()(input_ids=ids).logits)
+
+
+EXACT = {
+    "130m": 128_989_632,
+    "370m": 368_346_624,
+    "780m": 780_161_280,
+    "1.3b": 1_343_757_312,
+    "2.7b": 2_702_599_680,
+}
+
+
+@pytest.mark.parametrize("name", list(PUBLISHED))
+def test_presets_match_published_sizes(name):
+    cfg = preset_config(name)
+    assert (cfg.d_state, cfg.headdim, cfg.expand, cfg.padded_vocab_size) == (128, 64, 2, 50288)
+    count = count_parameters(cfg)
+    assert count == EXACT[name]
+    label = PUBLISHED[name][2]  # "130M", "1.3B": the count rounds to the published label's precision
+    if label.endswith("M"):
+        assert round(count / 1e7) * 10 == int(label[:-1])
+    else:
+        assert f"{count / 1e9:.1f}B" == label
+
+
+def test_count_parameters_equals_built_model():
+    for overrides in ({}, {"tie_embeddings": False, "bias": True}):
+        model = create_model("tiny", **overrides)
+        assert model.num_parameters() == count_parameters(model.config)
+    assert count_parameters(preset_config("130m")) == 128_989_632
