@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -43,6 +43,11 @@ class TrainConfig(Section):
         None,
         description="Checkpoint to continue pretraining from: a local model directory, or a hub name when "
         "online. Leave empty to train from scratch with the architecture of the `model:` section.",
+    )
+    architecture: str | dict[str, Any] | None = Field(
+        None,
+        description="From scratch only: a Mamba2 preset name (e.g. mamba2-130m), Mamba2 config fields, or a "
+        "transformers config ({model_type: gpt2, n_embd: ..., ...}). vocab_size defaults to the corpus's.",
     )
     tokenizer: str | None = Field(
         None, description="Tokenizer directory saved with every checkpoint (default: the base model's)."
@@ -128,6 +133,10 @@ class TrainConfig(Section):
             )
         if not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"betas must be in [0, 1) (got {self.betas})")
+        if self.base_model is not None and self.architecture is not None:
+            raise ValueError(
+                "set base_model (continue a checkpoint) or architecture (from scratch), not both"
+            )
         if self.keep_best and self.early_stopping is None:
             raise ValueError("keep_best needs an early_stopping section naming the metric")
         return self

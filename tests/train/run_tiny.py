@@ -1,0 +1,33 @@
+"""Child process for the resume / signal / torchrun tests: `python run_tiny.py '<json>'`.
+
+JSON keys: recipe (dict), output_dir, resume (bool), sleep (seconds per step, so a test can kill it mid-run).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from biomamba.train import train
+
+
+def main() -> None:
+    args = json.loads(sys.argv[1])
+    pause = float(args.get("sleep", 0.0))
+
+    def slow_down(trainer: object, record: dict) -> None:
+        if pause:
+            time.sleep(pause)
+
+    summary = train(
+        args["recipe"], output_dir=args["output_dir"], resume=args.get("resume", False), callbacks=[slow_down]
+    )
+    print("SUMMARY " + json.dumps(summary.to_json()))
+    sys.exit(
+        0 if summary.stopped == "completed" else 128 + (15 if summary.stopped.endswith("SIGTERM") else 2)
+    )
+
+
+if __name__ == "__main__":
+    main()
