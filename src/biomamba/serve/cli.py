@@ -1,9 +1,123 @@
-"""CLI commands of the serve stage (mounted by biomamba.cli.main)."""
+"""CLI commands of the serve stage: `biomamba generate` and `biomamba serve` (mounted by biomamba.cli.main)."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import typer
+
+from biomamba.errors import BiomambaError
+
+
+def _serve_config(recipe: Path | None, flags: dict, set_: list[str] | None):  # noqa: ANN202
+    from biomamba.config import load_recipe_dict, load_section, merge_overrides, parse_set_options
+    from biomamba.serve.config import ServeConfig
+
+    raw = load_recipe_dict(recipe) if recipe else {}
+    merged = merge_overrides(raw, {**{f"serve.{k}": v for k, v in flags.items()}, **parse_set_options(set_)})
+    return load_section(merged, "serve", ServeConfig, str(recipe or "flags"))
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the root app."""
+    """Add `generate` and `serve` to the root app."""
+
+    @app.command("generate")
+    def generate_cmd(
+        model: str = typer.Argument(..., help="Model directory (any biomamba family) or hub name."),
+        prompt: str = typer.Argument(None, help="Prompt text; read from stdin when omitted or '-'."),
+        max_new_tokens: int = typer.Option(128, "--max-new-tokens", "-n", min=1, help="Tokens to generate."),
+        temperature: float = typer.Option(0.0, min=0.0, help="0 = greedy; higher = more random."),
+        top_p: float = typer.Option(
+            1.0, min=0.0, max=1.0, help="Nucleus sampling mass (with temperature > 0)."
+        ),
+        seed: int = typer.Option(0, help="Sampling seed (same seed, same text)."),
+        stop: list[str] = typer.Option(None, "--stop", help="Stop before this text (repeatable)."),
+        device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
+        dtype: str = typer.Option(None, help="float32 / bfloat16 / float16 (default: as stored)."),
+    ) -> None:
+        """Continue PROMPT with MODEL, streaming the text to stdout as it is generated.
+
+        Runs entirely on this machine. Example: echo "Metformin is" | biomamba generate runs/demo/final
+        """
+        from biomamba.models import load_model, load_tokenizer
+        from biomamba.serve.engine import BatchDecoder, generate_text
+
+        text = sys.stdin.read() if prompt in (None, "-") else prompt
+        if not text.strip():
+            raise BiomambaError("empty prompt: pass PROMPT or pipe text on stdin")
+        tokenizer = load_tokenizer(model)
+        decoder = BatchDecoder(load_model(model, dtype=dtype, device=device), vocab_size=len(tokenizer))
+        for piece in generate_text(
+            decoder,
+            tokenizer,
+            text,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            stop=stop or (),
+        ):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+
+    @app.command("serve")
+    def serve_cmd(
+        model: str = typer.Argument(..., help="Model directory (any biomamba family) or hub name."),
+        recipe: Path = typer.Option(
+            None, "--recipe", "-r", help="Recipe whose `serve:` section sets defaults."
+        ),
+        host: str = typer.Option(None, help="Interface to bind [default: 127.0.0.1, this machine only]."),
+        port: int = typer.Option(None, help="TCP port [default: 8000]."),
+        device: str = typer.Option(None, help="cpu, cuda, ... [default: cpu]."),
+        dtype: str = typer.Option(None, help="float32 / bfloat16 / float16 [default: as stored]."),
+        max_batch_size: int = typer.Option(None, help="Concurrent requests decoded together [default: 8]."),
+        max_new_tokens: int = typer.Option(None, help="Largest max_tokens a request may ask for [1024]."),
+        max_prompt_tokens: int = typer.Option(None, help="Longest prompt accepted [4096]."),
+        log_requests: bool = typer.Option(
+            None, "--log-requests/--no-log-requests", help="Log prompt text too."
+        ),
+        set_: list[str] = typer.Option(
+            None, "--set", help="Override any serve key: --set serve.max_queue=16."
+        ),
+    ) -> None:
+        """Serve MODEL over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions).
+
+        Binds to 127.0.0.1 by default, so patient text never leaves this machine; request text is not
+        logged unless --log-requests. Try: curl localhost:8000/v1/completions -H 'Content-Type:
+        application/json' -d '{"prompt": "Aspirin is", "max_tokens": 20}'
+        """
+        import logging
+
+        from biomamba.models import load_model, load_tokenizer
+        from biomamba.serve.server import make_server
+
+        flags = dict(
+            host=host,
+            port=port,
+            device=device,
+            dtype=dtype,
+            max_batch_size=max_batch_size,
+            max_new_tokens=max_new_tokens,
+            max_prompt_tokens=max_prompt_tokens,
+            log_requests=log_requests,
+        )
+        cfg = _serve_config(recipe, flags, set_)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        tokenizer = load_tokenizer(model)
+        loaded = load_model(model, dtype=cfg.dtype, device=cfg.device)
+        name = cfg.model_name or Path(model).name
+        try:
+            server, engine = make_server(loaded, tokenizer, cfg, name)
+        except OSError as exc:
+            raise BiomambaError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from None
+        host_, port_ = server.server_address[:2]
+        typer.echo(f"serving {name} on http://{host_}:{port_}/v1 (Ctrl-C to stop)", err=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+            engine.close()
