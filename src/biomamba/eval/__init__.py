@@ -1,1 +1,54 @@
-"""eval stage."""
+"""eval stage: domain perplexity, biomedical and general benchmarks, lm-eval parity, fast scoring.
+
+Python API (what a demo or notebook calls):
+
+    from biomamba.models import load_model, load_tokenizer
+    from biomamba.eval import evaluate, perplexity, write_results, label_balance, load_questions
+
+    model, tok = load_model("runs/x/final"), load_tokenizer("runs/x/final")
+    ppl = perplexity(model, corpus="runs/corpus", seq_len=1024)        # {domain: {"ppl", ...}}
+    results = evaluate(model, tok, ["pubmedqa_test=../shared/data/pubmedqa",
+                                    "medqa_4options=medqa/test.jsonl"],
+                       protocol="loglikelihood")                         # or "letter", "generate"
+    results["perplexity"] = ppl
+    write_results("runs/x/eval/results.json", results)
+    results["tasks"]["pubmedqa_test"]["metrics"]  # {"acc", "acc_ci", "acc_norm", "acc_norm_ci", "ece"}
+
+    from biomamba.report import render_report
+    render_report(["before.json", "after.json"], "runs/x/report")
+
+- `evaluate(model, tokenizer, task_files, *, protocol, shots, seeds, ...)` -> results dict (biomamba-results/1)
+- `perplexity(model, *, corpus=None, texts=None, tokenizer=None, seq_len, stride, ...)` -> {domain: stats}
+- `load_questions(TaskFile)`, `parse_task_file("NAME[@LANG]=PATH")`, `label_balance(questions)`, `TASKS`
+- `write_results(path, results)`, `read_results(path)`, `compare_results(before, after)`
+- `translate_task_file(...)` (biomamba.eval.translate), the lm-eval adapter (biomamba.eval.lm_eval_adapter)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "evaluate": "biomamba.eval.runner",
+    "perplexity": "biomamba.eval.perplexity",
+    "stream_perplexity": "biomamba.eval.perplexity",
+    "load_questions": "biomamba.eval.tasks",
+    "parse_task_file": "biomamba.eval.tasks",
+    "label_balance": "biomamba.eval.tasks",
+    "TaskFile": "biomamba.eval.tasks",
+    "TASKS": "biomamba.eval.tasks",
+    "write_results": "biomamba.eval.results",
+    "read_results": "biomamba.eval.results",
+    "compare_results": "biomamba.eval.results",
+    "translate_task_file": "biomamba.eval.translate",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'biomamba.eval' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,228 @@
+"""Prefix-sharing model backends: encode a prompt ONCE, then score every answer from its saved state.
+
+Multiple-choice scoring spends almost all of its time on the prompt (PubMedQA abstracts are hundreds of
+tokens, answers one or two). lm-evaluation-harness runs prompt + answer again for every choice; here the
+prompt is run once per question and the choices continue from the saved state:
+
+- transformers models: from the KV cache (prompts left-padded with an attention mask and explicit
+  position ids, so a batch of questions of different lengths runs as one forward);
+- biomamba's Mamba2: from the recurrent (conv + SSM) state, which is O(1) in the prompt length. Prompts
+  of different lengths are left-padded and the padding is put in its own `seq_idx` segment, so the state
+  resets where the real prompt starts; no existing harness reuses a Mamba2 state this way.
+- anything else: a plain full-sequence fallback (correct, not faster).
+
+Every backend has the same two calls: `prefill(prompts)` -> (state, last-position log-probs) and
+`extend(state, rows, suffixes)` -> (log-probs of each suffix position, new state). Right-padded suffixes
+never influence the real positions before them (causal models), so they need no mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+DEFAULT_MAX_LENGTH = 2048  # lm-eval's default when the config names no context length
+
+
+class PrefixBackend(Protocol):
+    max_length: int
+
+    def prefill(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor]: ...
+
+    def extend(self, state: Any, rows: list[int], suffixes: list[list[int]]) -> tuple[torch.Tensor, Any]: ...
+
+
+def model_max_length(model: Any) -> int:
+    """Context length as lm-eval's HF backend finds it (config attributes, else 2048)."""
+    config = getattr(model, "config", None)
+    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(config, attr, None) if config is not None else None
+        if isinstance(value, int) and value > 0:
+            return value
+    return DEFAULT_MAX_LENGTH
+
+
+def _device(model: Any) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:  # pragma: no cover - a model always has parameters
+        return torch.device("cpu")
+
+
+def _log_probs(logits: torch.Tensor, vocab: int | None) -> torch.Tensor:
+    """fp32 log-softmax (over the padded vocabulary, as lm-eval does with the raw logits)."""
+    return F.log_softmax(logits.float(), dim=-1)
+
+
+def _right_pad(seqs: list[list[int]], pad: int, device: torch.device) -> torch.Tensor:
+    width = max(1, max(len(s) for s in seqs))
+    out = torch.full((len(seqs), width), pad, dtype=torch.long)
+    for i, seq in enumerate(seqs):
+        if seq:
+            out[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+    return out.to(device)
+
+
+@dataclass
+class _KVState:
+    cache: Any
+    mask: torch.Tensor  # [B, P] 1 on real tokens
+    lengths: torch.Tensor  # [B] real tokens so far
+
+
+class HFKVBackend:
+    """transformers causal LMs, continuing from the KV cache."""
+
+    def __init__(self, model: Any, max_length: int | None = None, pad_id: int = 0) -> None:
+        self.model = model
+        self.device = _device(model)
+        self.max_length = max_length or model_max_length(model)
+        self.pad_id = pad_id
+
+    @torch.no_grad()
+    def prefill(self, prompts: list[list[int]]) -> tuple[_KVState, torch.Tensor]:
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, prompt in enumerate(prompts):
+            ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            mask[i, width - len(prompt) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        lengths = mask.sum(-1)
+        return _KVState(out.past_key_values, mask, lengths), _log_probs(out.logits[:, -1], None)
+
+    @torch.no_grad()
+    def extend(
+        self, state: _KVState, rows: list[int], suffixes: list[list[int]]
+    ) -> tuple[torch.Tensor, _KVState]:
+        """Log-probs [N, T, V] of the suffixes continuing rows `rows` of the state (the state is consumed)."""
+        index = torch.tensor(rows, dtype=torch.long, device=self.device)
+        cache = state.cache
+        cache.batch_select_indices(index)
+        ids = _right_pad(suffixes, self.pad_id, self.device)
+        width = ids.shape[1]
+        mask = torch.cat(
+            [state.mask[index], torch.ones((len(rows), width), dtype=torch.long, device=self.device)], 1
+        )
+        lengths = state.lengths[index]
+        positions = lengths[:, None] + torch.arange(width, device=self.device)[None]
+        out = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+        )
+        new_state = _KVState(out.past_key_values, mask, lengths + width)
+        return _log_probs(out.logits, None), new_state
+
+
+class Mamba2StateBackend:
+    """biomamba's Mamba2, continuing from the recurrent state (`allocate_cache`, `cache.select`)."""
+
+    def __init__(self, model: Any, max_length: int | None = None, pad_id: int = 0) -> None:
+        self.model = model
+        self.device = _device(model)
+        self.max_length = max_length or model_max_length(model)
+        self.pad_id = pad_id
+        # Left padding is safe only when the real prompt is longer than the conv window: the conv
+        # history saved in the cache is the last (d_conv - 1) inputs, which must all be real tokens.
+        self.min_padded_length = int(getattr(model.config, "d_conv", 4))
+
+    @torch.no_grad()
+    def prefill(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor]:
+        width = max(len(p) for p in prompts)
+        ragged = any(len(p) != width for p in prompts)
+        if ragged and any(len(p) < self.min_padded_length for p in prompts):
+            return self._prefill_by_length(prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        seq_idx = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, prompt in enumerate(prompts):
+            ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            seq_idx[i, width - len(prompt) :] = 1
+        cache = self.model.allocate_cache(len(prompts))
+        out = self.model(
+            input_ids=ids.to(self.device),
+            seq_idx=seq_idx.to(self.device) if ragged else None,
+            cache=cache,
+            logits_to_keep=1,
+        )
+        return cache, _log_probs(out.logits[:, -1], None)
+
+    def _prefill_by_length(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor]:
+        """Rows grouped by exact length (no padding at all), then stacked back in the caller's order."""
+        by_length: dict[int, list[int]] = {}
+        for i, prompt in enumerate(prompts):
+            by_length.setdefault(len(prompt), []).append(i)
+        caches, logits, order = [], [], []
+        for rows in by_length.values():
+            cache, lp = self.prefill([prompts[i] for i in rows])
+            caches.append(cache)
+            logits.append(lp)
+            order.extend(rows)
+        cache = type(caches[0]).cat(caches)
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.tensor(order)] = torch.arange(len(order))
+        return cache.select(inverse), torch.cat(logits)[inverse.to(logits[0].device)]
+
+    @torch.no_grad()
+    def extend(self, state: Any, rows: list[int], suffixes: list[list[int]]) -> tuple[torch.Tensor, Any]:
+        cache = state.select(rows)
+        ids = _right_pad(suffixes, self.pad_id, self.device)
+        out = self.model(input_ids=ids, cache=cache)
+        return _log_probs(out.logits, None), cache
+
+
+@dataclass
+class _FullState:
+    prompts: list[list[int]]
+
+
+class FullSequenceBackend:
+    """Any causal LM without a usable cache: runs prompt + suffix in full (the lm-eval way)."""
+
+    def __init__(self, model: Any, max_length: int | None = None, pad_id: int = 0) -> None:
+        self.model = model
+        self.device = _device(model)
+        self.max_length = max_length or model_max_length(model)
+        self.pad_id = pad_id
+
+    def _run(self, seqs: list[list[int]]) -> torch.Tensor:
+        return _log_probs(self.model(input_ids=_right_pad(seqs, self.pad_id, self.device)).logits, None)
+
+    @torch.no_grad()
+    def prefill(self, prompts: list[list[int]]) -> tuple[_FullState, torch.Tensor]:
+        lp = self._run(prompts)
+        last = torch.tensor([len(p) - 1 for p in prompts], device=lp.device)
+        return _FullState(prompts), lp[torch.arange(len(prompts), device=lp.device), last]
+
+    @torch.no_grad()
+    def extend(
+        self, state: _FullState, rows: list[int], suffixes: list[list[int]]
+    ) -> tuple[torch.Tensor, _FullState]:
+        full = [state.prompts[r] + s for r, s in zip(rows, suffixes, strict=True)]
+        lp = self._run(full)
+        width = max(1, max(len(s) for s in suffixes))
+        out = torch.zeros((len(rows), width, lp.shape[-1]), dtype=lp.dtype, device=lp.device)
+        for i, (r, s) in enumerate(zip(rows, suffixes, strict=True)):
+            start = len(state.prompts[r])
+            out[i, : len(s)] = lp[i, start : start + len(s)]
+        return out, _FullState(full)
+
+
+def make_backend(
+    model: Any, *, max_length: int | None = None, pad_id: int = 0, kind: str = "auto"
+) -> PrefixBackend:
+    """Pick the fastest correct backend for `model` ("auto"), or force "kv", "mamba2" or "full"."""
+    if kind == "auto":
+        if hasattr(model, "allocate_cache"):
+            kind = "mamba2"
+        elif getattr(getattr(model, "config", None), "model_type", "") in ("mamba", "mamba2"):
+            kind = "full"  # transformers' own Mamba caches cannot continue several tokens at once
+        else:
+            kind = "kv"
+    backends = {"kv": HFKVBackend, "mamba2": Mamba2StateBackend, "full": FullSequenceBackend}
+    if kind not in backends:
+        raise ValueError(f"unknown backend {kind!r} (auto, kv, mamba2, full)")
+    return backends[kind](model, max_length=max_length, pad_id=pad_id)

@@ -1,0 +1,204 @@
+"""`evaluate`: run benchmark tasks on a loaded model and return a results dict (biomamba-results/1)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biomamba.eval.backends import make_backend
+from biomamba.eval.metrics import bootstrap_interval, expected_calibration_error
+from biomamba.eval.protocols import DEFAULT_SHOTS, PROTOCOLS, RUNNERS, ProtocolRun
+from biomamba.eval.results import FORMAT
+from biomamba.eval.scoring import RequestEncoder
+from biomamba.eval.tasks import Question, TaskFile, get_task, label_balance, load_questions, parse_task_file
+
+
+def _file_sha256(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _as_task_file(item: TaskFile | str) -> TaskFile:
+    return item if isinstance(item, TaskFile) else parse_task_file(item)
+
+
+def evaluate(
+    model: Any,
+    tokenizer: Any,
+    task_files: Sequence[TaskFile | str],
+    *,
+    protocol: str = "loglikelihood",
+    shots: int | None = None,
+    seeds: int = 3,
+    seed: int = 0,
+    batch_size: int = 16,
+    limit: int | None = None,
+    fewshot_files: dict[str, str] | None = None,
+    max_length: int | None = None,
+    backend: str = "auto",
+    max_new_tokens: int = 16,
+    bootstrap_resamples: int = 1000,
+    ece_bins: int = 10,
+    model_name: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Score every task file with one protocol; returns the results dict (write it with `write_results`).
+
+    `task_files` are `TaskFile`s or strings `NAME=PATH` / `NAME@LANG=PATH`. With `shots` > 0 the shots
+    are drawn by `seeds` seeds (seed, seed+1, ...) from the task's fewshot file (`fewshot_files[NAME]`)
+    or else from the other questions of the same file; accuracy is then also given per seed.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r} (one of {', '.join(PROTOCOLS)})")
+    shots = DEFAULT_SHOTS[protocol] if shots is None else shots
+    seed_list = [seed + i for i in range(seeds)] if shots > 0 else [seed]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    engine = make_backend(model, max_length=max_length, pad_id=pad_id, kind=backend)
+    encoder = RequestEncoder(tokenizer, engine.max_length)
+    tasks: dict[str, Any] = {}
+    for item in task_files:
+        task_file = _as_task_file(item)
+        tasks[task_file.key] = _evaluate_task(
+            task_file,
+            engine,
+            encoder,
+            protocol,
+            shots,
+            seed_list,
+            batch_size,
+            limit,
+            fewshot_files or {},
+            max_new_tokens,
+            bootstrap_resamples,
+            ece_bins,
+            progress,
+        )
+    return {
+        "format": FORMAT,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": _model_info(model, model_name),
+        "protocol": {
+            "name": protocol,
+            "shots": shots,
+            "seeds": seed_list,
+            "batch_size": batch_size,
+            "max_length": engine.max_length,
+            "backend": type(engine).__name__,
+            "target_delimiter": " ",
+            "fewshot_delimiter": "\n\n",
+        },
+        "tasks": tasks,
+    }
+
+
+def _model_info(model: Any, name: str | None) -> dict[str, Any]:
+    from biomamba.eval.loading import model_family
+
+    params = sum(p.numel() for p in model.parameters())
+    config = getattr(model, "config", None)
+    label = name or getattr(config, "_name_or_path", None) or type(model).__name__
+    return {"name": str(label), "family": model_family(model), "parameters": int(params)}
+
+
+def _evaluate_task(
+    task_file: TaskFile,
+    engine: Any,
+    encoder: RequestEncoder,
+    protocol: str,
+    shots: int,
+    seed_list: list[int],
+    batch_size: int,
+    limit: int | None,
+    fewshot_files: dict[str, str],
+    max_new_tokens: int,
+    resamples: int,
+    ece_bins: int,
+    progress: Callable[[str, int, int], None] | None,
+) -> dict[str, Any]:
+    spec = get_task(task_file.task)
+    questions = load_questions(task_file, limit=limit)
+    pool: list[Question] | None = None
+    if shots and task_file.task in fewshot_files:
+        pool = load_questions(
+            TaskFile(task_file.task, Path(fewshot_files[task_file.task]), task_file.language)
+        )
+    done = [0]
+    total = len(questions) * len(seed_list)
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress is not None:
+            progress(task_file.key, done[0], total)
+
+    predictions: list[dict[str, Any]] = []
+    per_seed: list[float] = []
+    started = time.perf_counter()
+    for seed in seed_list:
+        run = ProtocolRun(shots=shots, seed=seed, batch_size=batch_size, max_new_tokens=max_new_tokens)
+        records = RUNNERS[protocol](spec, questions, engine, encoder, run, pool=pool, progress=None)
+        tick(len(questions))
+        for record in records:
+            record["seed"] = seed
+        per_seed.append(float(np.mean([r["correct"] for r in records])))
+        predictions.extend(records)
+    elapsed = time.perf_counter() - started
+    return {
+        "task": task_file.task,
+        "language": task_file.language,
+        "domain": spec.domain,
+        "file": str(task_file.path),
+        "file_sha256": _file_sha256(task_file.path),
+        "n": len(questions),
+        "label_balance": label_balance(questions),
+        "prompt_hash": hashlib.sha256("".join(p["prompt_sha"] for p in predictions).encode()).hexdigest()[
+            :16
+        ],
+        "metrics": _metrics(spec.metric, protocol, predictions, per_seed, resamples, ece_bins, seed_list[0]),
+        "elapsed_s": round(elapsed, 3),
+        "questions_per_s": round(len(questions) * len(seed_list) / max(elapsed, 1e-9), 3),
+        "predictions": predictions,
+    }
+
+
+def _metrics(
+    metric: str,
+    protocol: str,
+    preds: list[dict[str, Any]],
+    per_seed: list[float],
+    resamples: int,
+    bins: int,
+    seed: int,
+) -> dict[str, Any]:
+    by_question: dict[str, list[dict[str, Any]]] = {}
+    for p in preds:
+        by_question.setdefault(str(p["id"]), []).append(p)
+    out: dict[str, Any] = {}
+    keys = ["correct"] + (["correct_norm"] if protocol == "loglikelihood" and metric == "mc" else [])
+    for key in keys:
+        name = "acc" if key == "correct" else "acc_norm"
+        scores = [float(np.mean([p[key] for p in group])) for group in by_question.values()]
+        out[name] = float(np.mean(scores))
+        out[f"{name}_ci"] = list(bootstrap_interval(scores, resamples=resamples, seed=seed))
+    if len(per_seed) > 1:
+        out["acc_per_seed"] = per_seed
+        out["acc_seed_mean"] = float(np.mean(per_seed))
+        out["acc_seed_std"] = float(np.std(per_seed, ddof=1))
+    if protocol != "generate" and metric == "mc":
+        out["ece"] = expected_calibration_error(
+            [p["confidence"] for p in preds], [p["correct"] for p in preds], bins
+        )
+    if protocol == "letter":
+        out["invalid_top_token_rate"] = float(np.mean([not p["top_token_valid"] for p in preds]))
+    if protocol == "generate":
+        out["no_answer_rate"] = float(np.mean([p["pred"] == -1 for p in preds]))
+    if metric == "loglik":
+        lls = [p["logliks"][0] for p in preds]
+        out["ppl"] = float(np.exp(-np.mean(lls)))
+    return out

@@ -1,0 +1,163 @@
+"""Log-likelihood of (context, continuation) pairs, tokenized exactly as lm-evaluation-harness does.
+
+Tokenization follows lm-eval's causal HF backend (`_encode_pair`): trailing spaces of the context move to
+the continuation; the continuation tokens are `encode(context + continuation)[len(encode(context)):]`; the
+model input is `(context + continuation)[-(max_length + 1):][:-1]`; an empty context is replaced by the
+prefix token (BOS, else EOS). The per-choice log-likelihoods therefore match lm-eval's to float error,
+which the parity test checks, while the prompt is run once per question instead of once per choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from biomamba.eval.backends import PrefixBackend
+
+
+@dataclass
+class Encoded:
+    """One request as token ids: the model input and how many of its last positions are the answer."""
+
+    inputs: list[int]  # (context + continuation)[-(max_length+1):][:-1]
+    continuation: list[int]
+
+
+class RequestEncoder:
+    """Caches context encodings: every choice of a question shares its context string."""
+
+    def __init__(self, tokenizer: Any, max_length: int, add_special_tokens: bool | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.add_special_tokens = add_special_tokens
+        self._cache: dict[str, list[int]] = {}
+        bos = getattr(tokenizer, "bos_token_id", None)
+        self.prefix_token_id = bos if bos is not None else tokenizer.eos_token_id
+
+    def encode(self, text: str, add_special_tokens: bool | None = None) -> list[int]:
+        flag = add_special_tokens if add_special_tokens is not None else self.add_special_tokens
+        kwargs = {} if flag is None else {"add_special_tokens": flag}
+        if add_special_tokens is None and self._has_bos_prefix(text):
+            kwargs["add_special_tokens"] = False
+        return list(self.tokenizer.encode(text, **kwargs))
+
+    def _has_bos_prefix(self, text: str) -> bool:
+        bos = getattr(self.tokenizer, "bos_token", None)
+        return bool(bos) and text.startswith(bos)
+
+    def _context(self, text: str) -> list[int]:
+        if text not in self._cache:
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[text] = self.encode(text)
+        return self._cache[text]
+
+    def pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """(context_enc, continuation_enc) as lm-eval's `loglikelihood` + `_encode_pair` produce them."""
+        if context == "":
+            cont = self.encode(continuation, add_special_tokens=False)
+            if self.prefix_token_id != cont[0]:
+                return [self.prefix_token_id], cont
+            return cont[:1], cont[1:]
+        spaces = len(context) - len(context.rstrip())
+        if spaces:
+            continuation = context[-spaces:] + continuation
+            context = context[:-spaces]
+        whole = self.encode(context + continuation)
+        ctx = self._context(context)
+        return ctx, whole[len(ctx) :]
+
+    def request(self, context: str, continuation: str) -> Encoded:
+        ctx, cont = self.pair(context, continuation)
+        return self.tokens(ctx, cont)
+
+    def tokens(self, ctx: list[int], cont: list[int]) -> Encoded:
+        if not cont:
+            raise ValueError("empty continuation: nothing to score")
+        full = (ctx + cont)[-(self.max_length + 1) :]
+        return Encoded(full[:-1], cont)
+
+
+def shared_prefix_length(group: Sequence[Encoded]) -> int:
+    """Longest common token prefix that still ends before every request's first answer position."""
+    limit = min(len(e.inputs) - len(e.continuation) + 1 for e in group)
+    first = group[0].inputs
+    length = 0
+    while length < limit and all(len(e.inputs) > length and e.inputs[length] == first[length] for e in group):
+        length += 1
+    return length
+
+
+@dataclass
+class _Plan:
+    prefix: list[int]
+    members: list[tuple[int, Encoded]]  # (request index, request)
+
+
+def plan_groups(groups: Sequence[Sequence[Encoded]]) -> list[_Plan]:
+    """One prompt per question when its choices share one; a question whose choices share nothing
+    (left truncation cut them differently) falls back to one prompt per choice."""
+    plans: list[_Plan] = []
+    index = 0
+    for group in groups:
+        length = shared_prefix_length(group)
+        if length >= 1:
+            plans.append(_Plan(group[0].inputs[:length], list(enumerate(group, start=index))))
+        else:
+            for offset, enc in enumerate(group):
+                own = len(enc.inputs) - len(enc.continuation) + 1
+                plans.append(_Plan(enc.inputs[:own], [(index + offset, enc)]))
+        index += len(group)
+    return plans
+
+
+def score_groups(
+    backend: PrefixBackend,
+    groups: Sequence[Sequence[Encoded]],
+    *,
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> list[tuple[float, bool]]:
+    """(log-likelihood, is_greedy) of every request, in input order, the groups' prompts shared.
+
+    Groups of prompts are sorted longest first (less padding, like lm-eval's reordering), each batch of
+    `batch_size` prompts is run once, then all their choices run together from the saved state.
+    """
+    plans = plan_groups(groups)
+    total = sum(len(g) for g in groups)
+    results: list[tuple[float, bool] | None] = [None] * total
+    order = sorted(range(len(plans)), key=lambda i: -len(plans[i].prefix))
+    for start in range(0, len(order), batch_size):
+        batch = [plans[i] for i in order[start : start + batch_size]]
+        _score_batch(backend, batch, results)
+        if progress is not None:
+            progress(sum(len(p.members) for p in batch))
+    return [r for r in results if r is not None]
+
+
+def _score_batch(backend: PrefixBackend, batch: list[_Plan], results: list[Any]) -> None:
+    state, last = backend.prefill([p.prefix for p in batch])
+    rows, suffixes, members = [], [], []
+    for row, plan in enumerate(batch):
+        for index, enc in plan.members:
+            rows.append(row)
+            suffixes.append(enc.inputs[len(plan.prefix) :])
+            members.append((index, enc, len(plan.prefix)))
+    extended = None
+    if any(suffixes):
+        extended, _ = backend.extend(state, rows, suffixes)
+    for i, (index, enc, prefix_len) in enumerate(members):
+        # Log-probs at input positions prefix_len-1 .. len(inputs)-1: the prompt's last, then the suffix's.
+        parts = [last[rows[i]][None]]
+        if extended is not None and len(suffixes[i]):
+            parts.append(extended[i, : len(suffixes[i])])
+        positions = torch.cat(parts)
+        start = len(enc.inputs) - len(enc.continuation) - (prefix_len - 1)
+        logp = positions[start : start + len(enc.continuation)]
+        target = torch.tensor(enc.continuation, device=logp.device)
+        ll = logp.gather(-1, target[:, None]).sum().item()
+        greedy = bool((logp.argmax(-1) == target).all().item())
+        results[index] = (float(ll), greedy)
