@@ -1,0 +1,124 @@
+"""Guards: non-finite losses are skipped then abort the run; a full disk never damages earlier checkpoints."""
+
+from __future__ import annotations
+
+import errno
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from biomamba.data.shards import TokenShards
+from biomamba.errors import CheckpointError
+from biomamba.train import CausalLMLoss, PackedBatches, TrainConfig, Trainer, TrainingAborted
+from biomamba.train.checkpoint import list_checkpoints
+
+from .helpers import tiny_gpt2
+
+
+def _config(**changes: object) -> TrainConfig:
+    base = {"seq_len": 16, "micro_batch_size": 2, "global_batch_size": 2, "max_steps": 6, "lr": 1e-2}
+    return TrainConfig(**{**base, "progress": False, **changes})
+
+
+class _PoisonedLoss:
+    """CausalLMLoss that returns NaN on the given (1-based) calls."""
+
+    def __init__(self, poisoned: set[int]) -> None:
+        self.inner = CausalLMLoss()
+        self.poisoned = poisoned
+        self.calls = 0
+
+    def __call__(self, model, batch):
+        self.calls += 1
+        out = self.inner(model, batch)
+        if self.calls in self.poisoned:
+            out.loss_sum = out.loss_sum * math.nan
+        return out
+
+
+def test_non_finite_loss_skips_the_step_and_keeps_the_weights(tmp_path: Path, corpus: Path) -> None:
+    model = tiny_gpt2(dropout=0.0)
+    batches = PackedBatches(TokenShards(corpus), 16, 2)
+    seen: list[dict[str, torch.Tensor]] = []
+    trainer = Trainer(model, batches, _PoisonedLoss({3}), _config(max_steps=4), tmp_path / "run")
+    trainer.callbacks.append(
+        lambda t, r: seen.append({k: v.clone() for k, v in t.model.state_dict().items()})
+    )
+    result = trainer.fit()
+    assert result.step == 4 and result.stopped == "completed"
+    records = [line for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert sum('"skipped": true' in line for line in records) == 1
+    # 5 batches consumed for 4 optimizer steps: the poisoned one was dropped, not retried.
+    assert batches.cursor == 5 * 2
+    assert all(math.isfinite(v.float().sum().item()) for v in seen[-1].values())
+
+
+def test_non_finite_losses_in_a_row_abort_with_a_clear_error(tmp_path: Path, corpus: Path) -> None:
+    model = tiny_gpt2(dropout=0.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = Trainer(
+        model,
+        PackedBatches(TokenShards(corpus), 16, 2),
+        _PoisonedLoss({1, 2, 3, 4}),
+        _config(max_nonfinite=3),
+        tmp_path / "run",
+    )
+    with pytest.raises(TrainingAborted, match=r"3 non-finite losses in a row at step 0.*max_nonfinite=3"):
+        trainer.fit()
+    after = trainer.model.state_dict()
+    assert all(torch.equal(before[k], after[k].cpu()) for k in before)
+
+
+def test_disk_full_during_a_checkpoint_leaves_the_previous_one_intact(
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch.distributed.checkpoint as dcp
+
+    real_save = dcp.save
+    calls = {"n": 0}
+
+    def failing_save(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(dcp, "save", failing_save)
+    run = tmp_path / "run"
+    trainer = Trainer(
+        tiny_gpt2(), PackedBatches(TokenShards(corpus), 16, 2), CausalLMLoss(), _config(save_every=2), run
+    )
+    with pytest.raises(
+        CheckpointError, match=r"step-00000004: checkpoint not written \(disk full: No space left"
+    ):
+        trainer.fit()
+    kept = list_checkpoints(run / "checkpoints")
+    assert [p.name for p in kept] == ["step-00000002"]
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]  # no partial left
+    # The survivor is complete: a fresh trainer resumes from it.
+    monkeypatch.setattr(dcp, "save", real_save)
+    again = Trainer(tiny_gpt2(), PackedBatches(TokenShards(corpus), 16, 2), CausalLMLoss(), _config(), run)
+    result = again.fit(resume=True)
+    assert result.step == 6 and (run / "checkpoints" / "step-00000006").is_dir()
+
+
+def test_disk_full_message_names_the_surviving_checkpoint(tmp_path: Path, corpus: Path, monkeypatch) -> None:
+    from biomamba.train import checkpoint as ckpt
+
+    run = tmp_path / "run"
+    trainer = Trainer(
+        tiny_gpt2(), PackedBatches(TokenShards(corpus), 16, 2), CausalLMLoss(), _config(save_every=2), run
+    )
+    real = ckpt.write_state_json
+
+    def full_disk(path, state):
+        if "step-00000004" in str(path) and path.name == "trainer_state.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, state)
+
+    monkeypatch.setattr(ckpt, "write_state_json", full_disk)
+    with pytest.raises(CheckpointError) as caught:
+        trainer.fit()
+    assert "the previous checkpoint" in str(caught.value) and "step-00000002 is intact" in str(caught.value)
