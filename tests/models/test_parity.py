@@ -50,3 +50,38 @@ def test_loss_matches_transformers(tmp_path):
         a = ours(input_ids=ids, labels=labels).loss
         b = theirs(input_ids=ids, labels=labels).loss
     assert abs(a.item() - b.item()) <= 1e-5
+
+
+def test_hidden_states_match_transformers(tmp_path):
+    ours = tiny_model(seed=7)
+    save_model(ours, tmp_path / "m")
+    theirs = Mamba2ForCausalLM.from_pretrained(tmp_path / "m").eval()
+    ids = _ids(2, 10)
+    with torch.no_grad():
+        a = ours(input_ids=ids, output_hidden_states=True).hidden_states
+        b = theirs(input_ids=ids, output_hidden_states=True).hidden_states
+    assert len(a) == len(b) == 3
+    assert max((x - y).abs().max().item() for x, y in zip(a, b, strict=True)) <= 1e-4
+
+
+def test_lora_on_in_proj_and_out_proj_trains_and_merges():
+    from peft import LoraConfig, get_peft_model
+
+    from biomamba.models import family
+
+    model = tiny_model()
+    ids = _ids(2, 12)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["in_proj", "out_proj"]))
+    assert family(peft_model) == "mamba2"
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.1)
+    out = peft_model(input_ids=ids, labels=ids)
+    out.loss.backward()
+    grads = {n for n, p in peft_model.named_parameters() if p.requires_grad and p.grad is not None}
+    assert any("out_proj.lora_A" in n for n in grads) and any("in_proj.lora_B" in n for n in grads)
+    with torch.no_grad():
+        before = peft_model(input_ids=ids).logits
+        merged = peft_model.merge_and_unload()
+        assert (merged(input_ids=ids).logits - before).abs().max() < 1e-5

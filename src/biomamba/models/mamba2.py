@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from biomamba.models.kernels import triton_ssd, use_triton
 from biomamba.models.ssd import segment_ids, ssd_chunked, ssd_step
 
 
@@ -63,7 +64,12 @@ class Mamba2Config:
     bos_token_id: int | None = 0
     eos_token_id: int | None = 0
     pad_token_id: int | None = 0
-    model_type: str = field(default="mamba2", init=False)
+    kernels: str = (
+        "auto"  # runtime only (not saved): "auto" | "torch" | "triton", see biomamba.models.kernels
+    )
+    # Not "mamba2" on purpose: peft forbids LoRA on out_proj for model_type mamba2 (transformers' fused
+    # CUDA path bypasses that Linear); ours calls it normally. Use biomamba.models.family() -> "mamba2".
+    model_type: str = field(default="biomamba-mamba2", init=False)
 
     def __post_init__(self) -> None:
         self.dt_limit = (float(self.dt_limit[0]), float(self.dt_limit[1]))
@@ -76,6 +82,8 @@ class Mamba2Config:
         for name in ("d_model", "n_layer", "vocab_size", "d_state", "d_conv", "chunk_size", "ngroups"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive (got {getattr(self, name)})")
+        if self.kernels not in ("auto", "torch", "triton"):
+            problems.append(f"kernels must be auto, torch or triton (got {self.kernels!r})")
         if self.pad_vocab_size_multiple < 1:
             problems.append("pad_vocab_size_multiple must be >= 1")
         if problems:
@@ -127,11 +135,14 @@ class Mamba2Config:
 @dataclass
 class CausalLMOutput:
     """What every biomamba model call returns: ``logits [B, T, V_padded]`` (fp32), ``loss`` when labels
-    were given, and the ``cache`` that was passed in (updated in place)."""
+    were given, the ``cache`` that was passed in (updated in place), and with ``output_hidden_states=True``
+    the output of every block followed by the final-normed hidden state (``hidden_states[-1]``, what a
+    classification head reads), as transformers' Mamba2 returns them."""
 
     logits: Tensor
     loss: Tensor | None = None
     cache: Mamba2Cache | None = None
+    hidden_states: tuple[Tensor, ...] | None = None
 
     def __getitem__(self, key: str | int) -> Any:
         if isinstance(key, int):
@@ -318,19 +329,25 @@ class Mamba2Mixer(nn.Module):
             x, B, C = torch.split(
                 xbc_act, [self.d_inner, c.ngroups * c.d_state, c.ngroups * c.d_state], dim=-1
             )
-            y, final = ssd_chunked(
-                x.reshape(b, length, self.nheads, c.headdim),
-                dt,
-                A,
-                B.reshape(b, length, c.ngroups, c.d_state),
-                C.reshape(b, length, c.ngroups, c.d_state),
-                c.chunk_size,
-                D=self.D,
-                initial_state=cache.ssm[self.layer_idx] if cache is not None else None,
-                seg=seg,
-            )
-            if cache is not None:
-                cache.ssm[self.layer_idx].copy_(final)
+            x = x.reshape(b, length, self.nheads, c.headdim)
+            B = B.reshape(b, length, c.ngroups, c.d_state)
+            C = C.reshape(b, length, c.ngroups, c.d_state)
+            if cache is None and use_triton(c.kernels, x):
+                y = triton_ssd(x, dt_raw, self.dt_bias, A, B, C, self.D, c.chunk_size, c.dt_limit, seg)
+            else:
+                y, final = ssd_chunked(
+                    x,
+                    dt,
+                    A,
+                    B,
+                    C,
+                    c.chunk_size,
+                    D=self.D,
+                    initial_state=cache.ssm[self.layer_idx] if cache is not None else None,
+                    seg=seg,
+                )
+                if cache is not None:
+                    cache.ssm[self.layer_idx].copy_(final)
             y = y.reshape(b, length, self.d_inner)
         y = self.norm(y, z, out_dtype=hidden.dtype)
         return self.out_proj(y)
@@ -384,7 +401,11 @@ class Mamba2Backbone(nn.Module):
         self.gradient_checkpointing = False
 
     def forward(
-        self, input_ids: Tensor, seg: Tensor | None = None, cache: Mamba2Cache | None = None
+        self,
+        input_ids: Tensor,
+        seg: Tensor | None = None,
+        cache: Mamba2Cache | None = None,
+        collect: list[Tensor] | None = None,
     ) -> Tensor:
         hidden = self.embeddings(input_ids)
         for layer in self.layers:
@@ -392,7 +413,12 @@ class Mamba2Backbone(nn.Module):
                 hidden = torch.utils.checkpoint.checkpoint(layer, hidden, seg, None, use_reentrant=False)
             else:
                 hidden = layer(hidden, seg=seg, cache=cache)
-        return self.norm_f(hidden.to(self.norm_f.weight.dtype))
+            if collect is not None:
+                collect.append(hidden)
+        out = self.norm_f(hidden.to(self.norm_f.weight.dtype))
+        if collect is not None:
+            collect.append(out)
+        return out
 
 
 class Mamba2LMHeadModel(nn.Module):
@@ -403,6 +429,8 @@ class Mamba2LMHeadModel(nn.Module):
     - ``cache``: from `allocate_cache`; the tokens are processed from the cached state, which is updated in
       place (``cache.seqlen_offset`` advances by T).
     - ``logits_to_keep``: when > 0, only the last that many positions get logits (saves memory at decode).
+    - ``output_hidden_states``: also return per-block outputs and the final-normed hidden state.
+    - ``attention_mask``: accepted for interface compatibility only when it is all ones (no padding).
     """
 
     def __init__(self, config: Mamba2Config) -> None:
@@ -501,6 +529,7 @@ class Mamba2LMHeadModel(nn.Module):
         cache: Mamba2Cache | None = None,
         logits_to_keep: int = 0,
         attention_mask: Tensor | None = None,
+        output_hidden_states: bool = False,
         **_: Any,
     ) -> CausalLMOutput:
         if attention_mask is not None and not bool(attention_mask.all()):
@@ -511,14 +540,16 @@ class Mamba2LMHeadModel(nn.Module):
         if cache is not None and cache.batch_size != input_ids.shape[0]:
             raise ValueError(f"cache holds {cache.batch_size} rows but input_ids has {input_ids.shape[0]}")
         seg = segment_ids(seq_idx) if seq_idx is not None else None
-        hidden = self.backbone(input_ids, seg=seg, cache=cache)
+        collect: list[Tensor] | None = [] if output_hidden_states else None
+        hidden = self.backbone(input_ids, seg=seg, cache=cache, collect=collect)
         if cache is not None:
             cache.seqlen_offset += input_ids.shape[1]
         if logits_to_keep > 0:
             hidden = hidden[:, -logits_to_keep:]
         logits = self.lm_head(hidden.to(self.lm_head.weight.dtype)).float()
         loss = causal_lm_loss(logits, labels) if labels is not None else None
-        return CausalLMOutput(logits=logits, loss=loss, cache=cache)
+        hidden_states = tuple(collect) if collect is not None else None
+        return CausalLMOutput(logits=logits, loss=loss, cache=cache, hidden_states=hidden_states)
 
 
 def causal_lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
