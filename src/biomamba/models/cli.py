@@ -1,9 +1,192 @@
-"""CLI commands of the models stage (mounted by biomamba.cli.main)."""
+"""CLI commands of the models stage (mounted by biomamba.cli.main): `biomamba models list|info|convert|create`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
+
+HELP = """Mamba2 presets, model directories and checkpoint formats.
+
+A model directory is either biomamba's native Mamba2 format (= transformers' Mamba2: config.json with
+model_type mamba2 + model.safetensors), the mamba-ssm format of state-spaces/mamba2-* and the released
+BioMamba checkpoints (config.json with d_model/ssm_cfg + pytorch_model.bin), or any transformers causal LM
+(GPT-2, Llama, Mistral). Every other stage accepts all three.
+"""
+
+
+def _info(model_dir: Path) -> list[tuple[str, str]]:
+    """Facts about a model directory, read from its config and weight headers (nothing is built)."""
+    from biomamba.models.checkpoint import config_from_hf, config_from_ssm, detect_format, read_config
+    from biomamba.models.presets import count_parameters, format_count
+
+    fmt = detect_format(model_dir)
+    data = read_config(model_dir)
+    rows: list[tuple[str, str]] = [("directory", str(model_dir))]
+    if fmt in ("hf", "mamba-ssm"):
+        cfg = config_from_hf(data) if fmt == "hf" else config_from_ssm(data)
+        n = count_parameters(cfg)
+        rows += [
+            ("format", "Mamba2, transformers format" if fmt == "hf" else "Mamba2, mamba-ssm format"),
+            ("family", "mamba2"),
+            ("parameters", f"{n:,} ({format_count(n)})"),
+            ("d_model / n_layer", f"{cfg.d_model} / {cfg.n_layer}"),
+            (
+                "d_state / headdim / expand / ngroups",
+                f"{cfg.d_state} / {cfg.headdim} / {cfg.expand} / {cfg.ngroups}",
+            ),
+            ("heads / d_inner", f"{cfg.nheads} / {cfg.d_inner}"),
+            ("vocab (padded)", f"{cfg.vocab_size} ({cfg.padded_vocab_size})"),
+            ("tied embeddings", str(cfg.tie_embeddings)),
+            ("chunk size", str(cfg.chunk_size)),
+        ]
+    else:
+        rows += [("format", "transformers"), ("family", str(data.get("model_type")))]
+        n = _count_from_headers(model_dir)
+        if n is not None:
+            rows.append(("parameters", f"{n:,} ({format_count(n)})"))
+        for key in (
+            "hidden_size",
+            "n_embd",
+            "num_hidden_layers",
+            "n_layer",
+            "vocab_size",
+            "max_position_embeddings",
+            "n_positions",
+        ):
+            if key in data:
+                rows.append((key, str(data[key])))
+    dtype = _stored_dtype(model_dir)
+    if dtype:
+        rows.append(("stored dtype", dtype))
+    has_tok = any(
+        (model_dir / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+    )
+    rows.append(("tokenizer", "included" if has_tok else "none in the directory"))
+    return rows
+
+
+def _count_from_headers(model_dir: Path) -> int | None:
+    import math
+
+    from safetensors import safe_open
+
+    files = sorted(model_dir.glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for file in files:
+        with safe_open(str(file), "pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
+                total += math.prod(handle.get_slice(key).get_shape())
+    return total
+
+
+def _stored_dtype(model_dir: Path) -> str | None:
+    from safetensors import safe_open
+
+    files = sorted(model_dir.glob("*.safetensors"))
+    if not files:
+        return None
+    with safe_open(str(files[0]), "pt") as handle:
+        dtypes = {handle.get_slice(k).get_dtype() for k in handle.keys()}  # noqa: SIM118
+    return ", ".join(sorted(dtypes))
+
+
+def _print_rows(rows: list[tuple[str, str]]) -> None:
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        typer.echo(f"{key:<{width}}  {value}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
+    models_app = typer.Typer(help=HELP, no_args_is_help=True)
+
+    @models_app.command("list")
+    def list_presets() -> None:
+        """The Mamba2 presets (state-spaces/mamba2-130m ... 2.7b) with dimensions and exact parameter counts."""
+        from biomamba.models.presets import PUBLISHED, count_parameters, format_count, preset_config
+
+        header = f"{'preset':<7} {'d_model':>7} {'n_layer':>7} {'d_state':>7} {'headdim':>7} {'expand':>6} {'heads':>5} {'vocab':>13} {'parameters':>15} {'published':>9}"
+        typer.echo(header)
+        for name in [*PUBLISHED, "tiny"]:
+            cfg = preset_config(name)
+            n = count_parameters(cfg)
+            label = PUBLISHED[name][2] if name in PUBLISHED else "-"
+            vocab = f"{cfg.vocab_size}->{cfg.padded_vocab_size}"
+            typer.echo(
+                f"{name:<7} {cfg.d_model:>7} {cfg.n_layer:>7} {cfg.d_state:>7} {cfg.headdim:>7} {cfg.expand:>6} "
+                f"{cfg.nheads:>5} {vocab:>13} {n:>15,} {label:>9}  ({format_count(n)})"
+            )
+
+    @models_app.command("info")
+    def info(model: Path = typer.Argument(..., help="Model directory (any supported format).")) -> None:
+        """Describe a model directory: format, family, dimensions, parameters, dtype, tokenizer."""
+        from biomamba.errors import CheckpointError
+
+        if not model.is_dir():
+            raise CheckpointError(f"{model}: no such model directory")
+        _print_rows(_info(model))
+
+    @models_app.command("convert")
+    def convert(
+        src: Path = typer.Argument(..., help="Mamba2 model directory (transformers or mamba-ssm format)."),
+        dst: Path = typer.Argument(..., help="Output directory (written atomically; replaced if it exists)."),
+        to: str = typer.Option(..., "--to", help="Target format: hf (transformers Mamba2) or mamba-ssm."),
+        torch_bin: bool = typer.Option(
+            False,
+            "--torch-bin",
+            help="mamba-ssm only: write pytorch_model.bin (what mamba-ssm's from_pretrained reads) instead of "
+            "model.safetensors.",
+        ),
+    ) -> None:
+        """Convert a Mamba2 checkpoint between the transformers and mamba-ssm formats (weights bit-identical)."""
+        from biomamba.errors import CheckpointError
+        from biomamba.models.checkpoint import convert_checkpoint
+
+        if not src.is_dir():
+            raise CheckpointError(f"{src}: no such model directory")
+        out = convert_checkpoint(src, dst, to=to, torch_bin=torch_bin)
+        typer.echo(f"wrote {out} ({to} format)")
+
+    @models_app.command("create")
+    def create(
+        recipe: Path = typer.Argument(None, help="Recipe whose `model:` section names a preset (optional)."),
+        preset: str = typer.Option(None, help="Mamba2 preset: 130m, 370m, 780m, 1.3b, 2.7b, tiny."),
+        vocab_size: int = typer.Option(
+            None, help="Vocabulary size (default: the tokenizer's, else the preset's)."
+        ),
+        tokenizer: Path = typer.Option(None, help="Tokenizer directory to save with the model."),
+        seed: int = typer.Option(None, help="Initialisation seed (default: the recipe's seed, else 0)."),
+        output_dir: Path = typer.Option(None, help="Where to write (default: runs/<name>/model)."),
+        set_: list[str] = typer.Option(None, "--set", help="Override any key: --set model.n_layer=12."),
+    ) -> None:
+        """Write a freshly initialised Mamba2 (mamba-ssm's initialisation) as a model directory."""
+        from biomamba.config.recipe import load_recipe_dict, load_section, merge_overrides, parse_set_options
+        from biomamba.errors import RecipeError
+        from biomamba.models.config import ModelConfig
+        from biomamba.models.loading import load_tokenizer, save_model
+
+        raw: dict[str, Any] = load_recipe_dict(recipe) if recipe is not None else {}
+        raw = merge_overrides(
+            raw,
+            {
+                "model.preset": preset,
+                "model.vocab_size": vocab_size,
+                "model.seed": seed,
+                **parse_set_options(set_),
+            },
+        )
+        source = str(recipe or "flags")
+        config = load_section(raw, "model", ModelConfig, source)
+        if config.preset is None:
+            raise RecipeError(source, "model.preset", "required: which preset to build (e.g. --preset 130m)")
+        tok = load_tokenizer(tokenizer) if tokenizer is not None else None
+        model = config.build(seed=raw.get("seed"), vocab_size=len(tok) if tok is not None else None)
+        out = output_dir or Path("runs") / str(raw.get("name") or f"mamba2-{config.preset}") / "model"
+        save_model(model, out, tokenizer=tok)
+        typer.echo(f"wrote {out} ({model.num_parameters():,} parameters)")
+
+    app.add_typer(models_app, name="models")
