@@ -1,9 +1,335 @@
-"""CLI commands of the eval stage (mounted by biomamba.cli.main)."""
+"""CLI of the eval stage: `biomamba eval run|tasks|inspect|perplexity|translate|compare`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
+
+RUN_HELP = """Score MODEL (a model directory or hub name) on benchmark files in their ORIGINAL formats.
+
+Give each task its file with --task-file NAME=PATH (repeatable; NAME@LANG=PATH for a translated copy,
+reported per language). --tasks limits which of them run. Protocols: `loglikelihood` (lm-eval's acc and
+acc_norm; default 0-shot), `letter` (BioMistral: next-token answer letter, default 3 shots x 3 seeds),
+`generate` (greedy answer + extraction). Every accuracy gets a 95% bootstrap interval; the results JSON
+(per-question predictions, prompt hashes) feeds `biomamba eval compare` and `biomamba report`.
+
+Example:
+  biomamba eval run runs/x/final --task-file pubmedqa_test=../shared/data/pubmedqa \\
+      --task-file mmlu_anatomy=mmlu/anatomy_test.csv --protocol letter --output runs/x/eval.json"""
+
+
+def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
+    from biomamba.errors import BiomambaError
+
+    out: dict[str, str] = {}
+    for value in values or []:
+        if "=" not in value:
+            raise BiomambaError(f"{flag} {value!r}: expected NAME=PATH")
+        key, _, path = value.partition("=")
+        out[key.strip()] = path.strip()
+    return out
+
+
+def _load_config(recipe: Path | None, overrides: dict[str, Any], set_: list[str] | None):
+    from biomamba.config.recipe import load_recipe_dict, load_section, merge_overrides, parse_set_options
+    from biomamba.eval.config import EvalConfig
+
+    raw = load_recipe_dict(recipe) if recipe else {}
+    merged = merge_overrides(
+        raw, {**{f"eval.{k}": v for k, v in overrides.items()}, **parse_set_options(set_)}
+    )
+    return load_section(merged, "eval", EvalConfig, str(recipe or "command line"))
+
+
+def _print_task_table(results: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"{results['model']['name']} ({results['protocol']['name']}, {results['protocol']['shots']}-shot)"
+    )
+    for column in ("task", "lang", "n", "acc [95% CI]", "acc_norm", "ECE", "q/s"):
+        table.add_column(column)
+    for task in results["tasks"].values():
+        m = task["metrics"]
+        ci = m.get("acc_ci", [float("nan")] * 2)
+        acc = f"{m['acc']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+        if "acc_seed_std" in m:
+            acc += f" ±{m['acc_seed_std']:.3f}"
+        norm = f"{m['acc_norm']:.3f}" if "acc_norm" in m else "-"
+        ece = f"{m['ece']:.3f}" if "ece" in m else "-"
+        table.add_row(
+            task["task"], task["language"], str(task["n"]), acc, norm, ece, f"{task['questions_per_s']:.1f}"
+        )
+    Console().print(table)
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
+    eval_app = typer.Typer(
+        help="Evaluate models: domain perplexity, biomedical and general benchmarks, comparisons.",
+        no_args_is_help=True,
+    )
+
+    @eval_app.command("run", help=RUN_HELP)
+    def run(
+        model: str = typer.Argument(None, help="Model directory or hub name (or eval.model in the recipe)."),
+        tasks: str = typer.Option(
+            None, help="Comma-separated task names to run (default: every --task-file)."
+        ),
+        task_file: list[str] = typer.Option(
+            None, "--task-file", help="NAME=PATH or NAME@LANG=PATH (repeatable)."
+        ),
+        fewshot_file: list[str] = typer.Option(None, "--fewshot-file", help="NAME=PATH to draw shots from."),
+        protocol: str = typer.Option(None, help="loglikelihood | letter | generate."),
+        shots: int = typer.Option(None, help="k-shot (default: 0 for loglikelihood/generate, 3 for letter)."),
+        seeds: int = typer.Option(None, help="Number of shot draws (seeds) when shots > 0 (default 3)."),
+        batch_size: int = typer.Option(None, help="Questions per forward pass (default 16)."),
+        limit: int = typer.Option(None, help="Only the first N questions per task (smoke runs)."),
+        backend: str = typer.Option(None, help="auto | kv | mamba2 | full (full = no prefix sharing)."),
+        device: str = typer.Option(None, help="cpu, cuda, cuda:1 ..."),
+        dtype: str = typer.Option(None, help="float32, bfloat16, float16 (default: as stored)."),
+        output: Path = typer.Option(None, help="Results JSON (default runs/eval/<model>/results.json)."),
+        recipe: Path = typer.Option(None, help="Recipe YAML with an `eval:` section; flags win."),
+        set_: list[str] = typer.Option(None, "--set", help="Override a recipe key, e.g. --set eval.seeds=5."),
+    ) -> None:
+        from biomamba.errors import BiomambaError
+
+        overrides = {
+            "model": model,
+            "protocol": protocol,
+            "shots": shots,
+            "seeds": seeds,
+            "batch_size": batch_size,
+            "limit": limit,
+            "backend": backend,
+            "device": device,
+            "dtype": dtype,
+            "output": str(output) if output else None,
+            "tasks": [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
+        }
+        cfg = _load_config(recipe, overrides, set_)
+        task_files = {**cfg.task_files, **_pairs(task_file, "--task-file")}
+        fewshot = {**cfg.fewshot_files, **_pairs(fewshot_file, "--fewshot-file")}
+        if not cfg.model:
+            raise BiomambaError("no model: give MODEL or eval.model in the recipe")
+        selected = _select_task_files(cfg.tasks, task_files)
+        from biomamba.eval.loading import load
+        from biomamba.eval.perplexity import check_tokenizer, perplexity
+        from biomamba.eval.results import write_results
+        from biomamba.eval.runner import evaluate
+
+        loaded, tokenizer = load(cfg.model, device=cfg.device, dtype=cfg.dtype)
+        results = evaluate(
+            loaded,
+            tokenizer,
+            selected,
+            protocol=cfg.protocol,
+            shots=cfg.shots,
+            seeds=cfg.seeds,
+            seed=cfg.seed,
+            batch_size=cfg.batch_size,
+            limit=cfg.limit,
+            fewshot_files=fewshot,
+            max_length=cfg.max_length,
+            backend=cfg.backend,
+            max_new_tokens=cfg.max_new_tokens,
+            bootstrap_resamples=cfg.bootstrap_resamples,
+            ece_bins=cfg.ece_bins,
+            model_name=cfg.model,
+            progress=lambda key, done, total: typer.echo(f"{key}: {done}/{total}", err=True),
+        )
+        if cfg.perplexity is not None:
+            p = cfg.perplexity
+            if p.corpus:
+                check_tokenizer(p.corpus, cfg.model if Path(cfg.model).is_dir() else None)
+            results["perplexity"] = perplexity(
+                loaded,
+                corpus=p.corpus,
+                texts=p.texts,
+                tokenizer=tokenizer,
+                domains=p.domains,
+                seq_len=p.seq_len,
+                stride=p.stride,
+                batch_size=p.batch_size,
+                max_tokens=p.max_tokens,
+            )
+        target = Path(cfg.output) if cfg.output else Path("runs/eval") / Path(cfg.model).name / "results.json"
+        write_results(target, results)
+        _print_task_table(results)
+        typer.echo(f"results: {target}")
+
+    @eval_app.command("tasks", help="List the benchmark tasks, their domain and the file format each reads.")
+    def list_tasks() -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        from biomamba.eval.tasks import TASKS
+
+        table = Table(title="biomamba eval tasks (give files with --task-file NAME=PATH)")
+        for column in ("task", "domain", "reads"):
+            table.add_column(column)
+        for spec in TASKS.values():
+            table.add_row(spec.name, spec.domain, spec.summary)
+        Console().print(table)
+
+    @eval_app.command(
+        "inspect", help="Load a task file, check every record, print its size and label balance."
+    )
+    def inspect(
+        spec: str = typer.Argument(..., help="NAME=PATH, e.g. pubmedqa_test=../shared/data/pubmedqa"),
+    ) -> None:
+        from biomamba.eval.tasks import label_balance, load_questions, parse_task_file
+
+        task_file = parse_task_file(spec)
+        questions = load_questions(task_file)
+        balance = label_balance(questions)
+        typer.echo(f"{task_file.task} ({task_file.language}) {task_file.path}: {len(questions)} questions")
+        typer.echo("labels: " + ", ".join(f"{k} {v}" for k, v in balance.items()))
+
+    @eval_app.command("perplexity", help="Perplexity per domain on held-out shards (--corpus) or text files.")
+    def perplexity_cmd(
+        model: str = typer.Argument(..., help="Model directory or hub name."),
+        corpus: Path = typer.Option(None, help="Corpus directory: every heldout/<domain> split is measured."),
+        text: list[str] = typer.Option(None, "--text", help="Plain-text file, or DOMAIN=FILE (repeatable)."),
+        domain: list[str] = typer.Option(None, "--domain", help="Only these held-out domains."),
+        seq_len: int = typer.Option(1024, help="Window length in tokens."),
+        stride: int = typer.Option(None, help="Sliding-window stride (default seq_len: no overlap)."),
+        batch_size: int = typer.Option(8, help="Windows per forward."),
+        max_tokens: int = typer.Option(None, help="Read at most this many tokens per domain."),
+        device: str = typer.Option("cpu", help="cpu, cuda ..."),
+        output: Path = typer.Option(None, help="Also write the numbers as JSON here."),
+    ) -> None:
+        from biomamba.config.recipe import load_section
+        from biomamba.errors import BiomambaError
+        from biomamba.eval.config import PerplexityConfig
+        from biomamba.eval.loading import load
+        from biomamba.eval.perplexity import check_tokenizer, perplexity
+        from biomamba.utils.atomic import write_json
+
+        texts = {}
+        for item in text or []:
+            name, _, path = item.rpartition("=") if "=" in item else (Path(item).stem, "", item)
+            texts[name] = path
+        if corpus is None and not texts:
+            raise BiomambaError("give --corpus DIR or --text FILE")
+        cfg = load_section(
+            {"p": {"seq_len": seq_len, "stride": stride, "batch_size": batch_size, "max_tokens": max_tokens}},
+            "p",
+            PerplexityConfig,
+            "command line",
+        )
+        if corpus is not None:
+            check_tokenizer(corpus, model if Path(model).is_dir() else None)
+        loaded, tokenizer = load(model, device=device)
+        result = perplexity(
+            loaded,
+            corpus=corpus,
+            texts=texts,
+            tokenizer=tokenizer,
+            domains=domain or None,
+            seq_len=cfg.seq_len,
+            stride=cfg.stride,
+            batch_size=cfg.batch_size,
+            max_tokens=cfg.max_tokens,
+        )
+        for name, stats in result.items():
+            typer.echo(
+                f"{name}: ppl {stats['ppl']:.3f}  (bits/token {stats['bits_per_token']:.3f}, {stats['tokens']} tokens; "
+                f"mean-of-batch-means variant {stats['ppl_batch_mean_variant']:.3f})"
+            )
+        if output:
+            write_json(output, {"model": model, "perplexity": result})
+
+    @eval_app.command("translate", help="Machine-translate a task file with a local translation model.")
+    def translate_cmd(
+        task: str = typer.Argument(..., help="Task whose format the file has, e.g. medqa_4options."),
+        source: Path = typer.Argument(..., help="The task file to translate."),
+        to: str = typer.Option(..., "--to", help="Target language code: fr, de, es, pt, ru, zh, ar ..."),
+        model: str = typer.Option(..., help="Local translation model directory (seq2seq or causal LM)."),
+        output: Path = typer.Option(None, help="Output file (default: NAME.<lang>.EXT beside the source)."),
+        cache: Path = typer.Option(None, help="Translation cache (default: <output>.cache.jsonl)."),
+        source_language: str = typer.Option("en", "--from", help="Source language code."),
+        target_token: str = typer.Option(
+            None, help="Target-language token for multilingual models (fra_Latn)."
+        ),
+        batch_size: int = typer.Option(8, help="Texts per generate call."),
+        max_new_tokens: int = typer.Option(256, help="Longest translation in tokens."),
+        device: str = typer.Option("cpu", help="cpu, cuda ..."),
+    ) -> None:
+        from biomamba.eval.tasks import get_task
+        from biomamba.eval.translate import Translator, default_output, translate_task_file
+
+        get_task(task)
+        target = output or default_output(source, to)
+        translator = Translator(
+            model,
+            to,
+            source=source_language,
+            cache_path=cache or target.with_name(target.name + ".cache.jsonl"),
+            target_token=target_token,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            device=device,
+        )
+        stats = translate_task_file(task, source, target, translator)
+        typer.echo(
+            f"{target}: {stats['records']} records, {stats['texts']} texts, {stats['model_calls']} sent to the model "
+            "(the rest from the cache)"
+        )
+
+    @eval_app.command(
+        "compare", help="Paired comparison of two results files (BEFORE, AFTER) on shared questions."
+    )
+    def compare(
+        before: Path = typer.Argument(..., help="Results JSON of the base model."),
+        after: Path = typer.Argument(..., help="Results JSON of the adapted model."),
+        resamples: int = typer.Option(1000, help="Bootstrap resamples."),
+        output: Path = typer.Option(None, help="Also write the comparison as JSON here."),
+    ) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        from biomamba.eval.results import compare_results, model_label, read_results
+        from biomamba.utils.atomic import write_json
+
+        a, b = read_results(before), read_results(after)
+        rows = compare_results(a, b, resamples=resamples)
+        table = Table(title=f"{model_label(a)} -> {model_label(b)}")
+        for column in ("task", "domain", "n", "before", "after", "diff [95% paired CI]", "flag"):
+            table.add_column(column)
+        for key, r in rows.items():
+            flag = "REGRESSION > 3 pts" if r["regression"] else ""
+            diff = f"{100 * r['diff']:+.1f} [{100 * r['low']:+.1f}, {100 * r['high']:+.1f}]"
+            table.add_row(
+                key, r["domain"], str(r["n"]), f"{r['before']:.3f}", f"{r['after']:.3f}", diff, flag
+            )
+        Console().print(table)
+        if output:
+            write_json(output, rows)
+        if any(r["regression"] for r in rows.values()):
+            typer.echo("warning: a general benchmark regressed by more than 3 points (forgetting)", err=True)
+
+    app.add_typer(eval_app, name="eval")
+
+
+def _select_task_files(tasks: list[str], task_files: dict[str, str]) -> list[Any]:
+    from biomamba.errors import BiomambaError
+    from biomamba.eval.tasks import parse_task_file
+
+    parsed = [parse_task_file(f"{key}={path}") for key, path in task_files.items()]
+    if not tasks:
+        if not parsed:
+            raise BiomambaError(
+                "no tasks: give --task-file NAME=PATH (list tasks with `biomamba eval tasks`)"
+            )
+        return parsed
+    missing = [t for t in tasks if not any(p.task == t for p in parsed)]
+    if missing:
+        raise BiomambaError(
+            f"no file for task(s) {', '.join(missing)}: give --task-file NAME=PATH (files in their original "
+            "format; for hub datasets run lm-eval through `python -m biomamba.eval.lm_eval_cli`)"
+        )
+    return [p for p in parsed if p.task in tasks]

@@ -663,9 +663,12 @@ def load_questions(task_file: TaskFile, limit: int | None = None) -> list[Questi
 
 
 def label_balance(questions: Iterable[Question]) -> dict[str, int]:
-    """Counts of gold answers by option text (e.g. PubMedQA yes/no/maybe), to check a split loaded right."""
-    counts: Counter[str] = Counter(q.options[q.gold] if q.options else str(q.gold) for q in questions)
-    return dict(counts.most_common())
+    """Counts of gold answers (yes/no/maybe for word answers, else the option letter), to check a split."""
+    counts: Counter[str] = Counter()
+    for q in questions:
+        words = q.choices == q.options and max(len(c) for c in q.choices) <= 10
+        counts[q.choices[q.gold] if words else LETTERS[q.gold]] += 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def iter_task_names() -> Iterator[TaskSpec]:
