@@ -7,7 +7,7 @@ from tests.models.conftest import tiny_model
 from transformers import GPT2Config, GPT2LMHeadModel, Mamba2ForCausalLM
 
 from biomamba.models import save_model
-from biomamba.models.generate import generate, stream_generate
+from biomamba.models.generation import generate, stream_generate
 
 PROMPTS = ["the patient was", "insulin resistance is a hallmark of"]
 
@@ -102,3 +102,13 @@ def test_eos_ends_a_row(tokenizer):
     finally:
         tokenizer.eos_token = tokenizer.convert_ids_to_tokens(tokenizer_eos)
     assert result.finish_reason == "eos" and result.token_ids == [] and result.text == ""
+
+
+def test_both_import_spellings_work(tokenizer):
+    import biomamba.models.generate as alias
+    from biomamba.models import generate as exported
+
+    model = tiny_model(vocab_size=len(tokenizer))
+    a = exported(model, tokenizer, PROMPTS[0], 3, greedy=True)
+    b = alias.generate(model, tokenizer, PROMPTS[0], 3, greedy=True)
+    assert a.token_ids == b.token_ids

@@ -7,13 +7,13 @@ from typing import Any
 
 import typer
 
-HELP = """Mamba2 presets, model directories and checkpoint formats.
-
-A model directory is either biomamba's native Mamba2 format (= transformers' Mamba2: config.json with
-model_type mamba2 + model.safetensors), the mamba-ssm format of state-spaces/mamba2-* and the released
-BioMamba checkpoints (config.json with d_model/ssm_cfg + pytorch_model.bin), or any transformers causal LM
-(GPT-2, Llama, Mistral). Every other stage accepts all three.
-"""
+HELP = (
+    "Mamba2 presets, model directories and checkpoint formats.\n\n"
+    "A model directory is biomamba's native Mamba2 format (= transformers' Mamba2: config.json with "
+    "model_type mamba2 + model.safetensors), the mamba-ssm format of state-spaces/mamba2-* and the released "
+    "BioMamba checkpoints (config.json with d_model/ssm_cfg + pytorch_model.bin), or any transformers causal "
+    "LM (GPT-2, Llama, Mistral). Every other stage accepts all three."
+)
 
 
 def _info(model_dir: Path) -> list[tuple[str, str]]:
