@@ -1,0 +1,151 @@
+"""Weight-only quantization: biomamba's kernel against torchao's, save/reload, every family, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from biomamba.compress.quantize import (
+    QuantLinear,
+    load_any,
+    load_bitsandbytes,
+    load_quantized,
+    pack_int4,
+    quantize_model,
+    quantize_weight,
+    save_quantized,
+    unpack_int4,
+)
+from biomamba.errors import BiomambaError
+
+
+def test_int8_kernel_matches_torchao() -> None:
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+    linear = nn.Linear(64, 48)
+    x = torch.randn(5, 64)
+    ours = QuantLinear.from_linear(linear, bits=8, group_size=64)  # one group per row = per channel
+    theirs = nn.Sequential(nn.Linear(64, 48))
+    theirs[0].load_state_dict(linear.state_dict())
+    quantize_(theirs, Int8WeightOnlyConfig())
+    tensor = theirs[0].weight
+    torch.testing.assert_close(ours.scales, tensor.scale.to(ours.scales.dtype))
+    diff = (ours.qweight.int() - tensor.qdata.int()).abs()
+    assert diff.max() <= 1 and (diff == 0).float().mean() > 0.99  # only rounding ties may differ
+    bound = x.abs() @ (diff.float() * tensor.scale).T  # one step per tie-rounded weight
+    with torch.no_grad():
+        assert ((ours(x) - theirs(x)).abs() <= bound + 1e-5).all()
+    assert (ours(x) - linear(x)).abs().max() > 0  # really quantized
+
+
+def test_int4_pack_roundtrip_and_error_bound() -> None:
+    q = torch.randint(0, 16, (7, 9), dtype=torch.uint8)
+    assert torch.equal(unpack_int4(pack_int4(q), 9), q)
+    w = torch.randn(16, 64)
+    layer = QuantLinear.from_linear(nn.Linear(64, 16, bias=False).requires_grad_(False), 4, 32)
+    layer_w = nn.Linear(64, 16, bias=False)
+    layer_w.weight.data = w
+    layer = QuantLinear.from_linear(layer_w, 4, 32)
+    _, scales, _ = quantize_weight(w, 4, 32)
+    err = (layer.dequantize() - w).abs().view(16, 2, 32)
+    assert (err <= scales[..., None] / 2 + 1e-6).all()
+    assert layer.qweight.dtype == torch.uint8 and layer.qweight.shape == (16, 32)
+
+
+def test_group_size_falls_back_to_rows_when_it_does_not_divide() -> None:
+    layer = QuantLinear.from_linear(nn.Linear(24, 8), 4, 16)
+    assert layer.group_size == 24 and layer.scales.shape == (8, 1)
+
+
+def _tiny(family: str) -> nn.Module:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import build_model
+
+    if family == "mamba2":
+        from biomamba.models import create_model
+
+        return create_model("tiny", vocab_size=300, seed=0).eval()
+    return build_model(family, seed=0).eval()
+
+
+@pytest.mark.parametrize(
+    ("family", "method"),
+    [("llama", "int8"), ("llama", "int4"), ("mamba2", "int8"), ("mamba2", "int4"), ("gpt2", "int4")],
+)
+def test_quantize_save_reload(family: str, method: str, tmp_path: Path, tokenizer) -> None:
+    from biomamba.models import save_model
+
+    model = _tiny(family)
+    src = save_model(model, tmp_path / "src", tokenizer)
+    ids = torch.tensor([[5, 17, 42, 9, 100, 3]])
+    with torch.no_grad():
+        exact = model(input_ids=ids).logits
+    record = quantize_model(model, method, group_size=16)
+    backends = {layer["backend"] for layer in record["layers"].values()}
+    assert backends == ({"torchao"} if method == "int8" else {"biomamba"})  # no CPU int4 kernel in torchao
+    assert not any("lm_head" in name for name in record["layers"])
+    with torch.no_grad():
+        quant = model(input_ids=ids).logits
+    rel = ((quant - exact).norm() / exact.norm()).item()
+    assert 0 < rel < (0.05 if method == "int8" else 0.3)
+    out = save_quantized(model, record, src, tmp_path / "q")
+    assert json.loads((out / "quantization.json").read_text())["method"] == method
+    assert (out / "tokenizer.json").is_file()
+    reloaded = load_any(out)
+    with torch.no_grad():
+        again = reloaded(input_ids=ids).logits
+    torch.testing.assert_close(again, quant)
+
+
+def test_int4_weights_are_smaller_on_disk(tmp_path: Path, tokenizer) -> None:
+    from biomamba.models import save_model
+
+    model = _tiny("mamba2")
+    src = save_model(model, tmp_path / "src", tokenizer)
+    record = quantize_model(model, "int4", group_size=32)
+    out = save_quantized(model, record, src, tmp_path / "q")
+    linear_bytes = sum(
+        m.weight.numel() * 4 for n, m in _tiny("mamba2").named_modules() if n in record["layers"]
+    )
+    saved = (src / "model.safetensors").stat().st_size - (out / "model.safetensors").stat().st_size
+    assert saved > 0.75 * linear_bytes  # int4 + scales is well under 1/4 of fp32
+    reloaded = load_quantized(out)
+    assert reloaded.lm_head.weight is reloaded.backbone.embeddings.weight  # tied head kept tied
+    head = quantize_model(_tiny("mamba2"), "int4", group_size=32, skip_modules=())
+    assert "lm_head" in head["layers"]
+
+
+def test_bad_method_and_bitsandbytes_on_cpu(tmp_path: Path) -> None:
+    with pytest.raises(BiomambaError, match="unknown quantization method"):
+        quantize_model(_tiny("llama"), "int3")
+    with pytest.raises(BiomambaError, match="needs a CUDA GPU"):
+        load_bitsandbytes(tmp_path, "bnb-nf4", device="cpu")
+    with pytest.raises(BiomambaError, match="torchao cannot quantize"):
+        quantize_model(_tiny("llama"), "int4", backend="torchao")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["bnb-int8", "bnb-nf4"])
+def test_bitsandbytes_on_gpu(method: str, tmp_path: Path, tokenizer) -> None:
+    pytest.importorskip("bitsandbytes")
+    from biomamba.models import save_model
+
+    model = _tiny("llama")
+    src = save_model(model, tmp_path / "src", tokenizer)
+    loaded = load_bitsandbytes(src, method)
+    ids = torch.tensor([[5, 17, 42]], device="cuda")
+    with torch.no_grad():
+        assert torch.isfinite(loaded(input_ids=ids).logits).all()
+
+
+@pytest.mark.gpu
+def test_torchao_int4_on_gpu() -> None:
+    model = _tiny("mamba2").to("cuda", torch.bfloat16)
+    record = quantize_model(model, "int4", group_size=32)
+    assert "torchao" in {layer["backend"] for layer in record["layers"].values()}
