@@ -67,16 +67,22 @@ def train(
     raw = load_recipe_dict(recipe) if isinstance(recipe, str | Path) else dict(recipe)
     raw = merge_overrides(raw, overrides or {})
     config = load_section(raw, "train", TrainConfig, source)
+    name = str(raw.get("name") or Path(source).stem or "run")
+    raw["train"] = dict(raw.get("train") or {})
     if config.corpus is None:
-        raise RecipeError(
-            source, "train.corpus", "required: the corpus directory built by `biomamba data build`"
-        )
+        data = raw.get("data") or {}
+        if not data:
+            raise RecipeError(
+                source, "train.corpus", "required: the corpus directory of `biomamba data build`"
+            )
+        # Same default as `biomamba data build`, so one recipe drives both commands.
+        config.corpus = Path(data.get("output_dir") or f"runs/{name}/corpus")
+        raw["train"]["corpus"] = str(config.corpus)
     if config.max_steps is None and config.max_tokens is None:
         raise RecipeError(source, "train.max_steps", "set train.max_steps or train.max_tokens")
-    name = str(raw.get("name") or Path(source).stem or "run")
     run_dir = Path(output_dir) if output_dir else Path(raw.get("output_dir") or f"runs/{name}") / "train"
     seed = config.seed if config.seed is not None else int(raw.get("seed", 0))
-    raw.setdefault("train", {})["seed"] = seed
+    raw["train"]["seed"] = seed
 
     from biomamba.data.shards import TokenShards
     from biomamba.train.batches import PackedBatches
@@ -88,9 +94,9 @@ def train(
     info = init_distributed(None if config.device == "auto" else torch.device(config.device))
     _seed_everything(seed)
     shards = TokenShards(config.corpus, "train")
-    model, family = build_model(config, source, vocab_size=shards.vocab_size, seed=seed)
+    model, family = build_model(config, source, vocab_size=shards.vocab_size, seed=seed, recipe=raw)
     _check_vocab(model, shards, config)
-    tokenizer = _load_tokenizer(config, shards)
+    tokenizer = _load_tokenizer(config, shards, (raw.get("model") or {}).get("name_or_path"))
     use_seq_idx = family == "mamba2"
     batches = PackedBatches(
         shards, config.seq_len, config.micro_batch_size, seed=seed, rank=info.rank, world_size=info.world_size
@@ -154,28 +160,54 @@ def _export(source: Path, target: Path) -> None:
         shutil.copytree(source, tmp, dirs_exist_ok=True)
 
 
-def build_model(config: TrainConfig, source: str, *, vocab_size: int, seed: int) -> tuple[nn.Module, str]:
-    """The base checkpoint (continued pretraining) or a fresh model of `architecture` (from scratch)."""
+def build_model(
+    config: TrainConfig, source: str, *, vocab_size: int, seed: int, recipe: Mapping[str, Any] | None = None
+) -> tuple[nn.Module, str]:
+    """The model to train, from (in this order) train.base_model, train.architecture or the `model:` section.
+
+    `train.base_model` continues a checkpoint; `train.architecture` builds a fresh Mamba2 or transformers
+    model (BioMedLM's GPT-2); the `model:` section (the models stage's schema) does either for Mamba2.
+    """
     from biomamba.models import family as model_family
 
+    model_section = (recipe or {}).get("model")
+    if model_section and (config.base_model is not None or config.architecture is not None):
+        raise RecipeError(
+            source,
+            "train.base_model",
+            "the model is set twice: use the model: section or "
+            "train.base_model / train.architecture, not both",
+        )
     if config.base_model is not None:
-        model = load_base_model(config.base_model, source)
+        model = load_base_model(config.base_model, source, "train.base_model")
     elif config.architecture is not None:
         model = create_architecture(config.architecture, source, vocab_size=vocab_size, seed=seed)
+    elif model_section:
+        from biomamba.config import load_section
+        from biomamba.models.config import ModelConfig
+
+        section = load_section(recipe or {}, "model", ModelConfig, source)
+        if section.name_or_path is not None:
+            model = load_base_model(section.name_or_path, source, "model.name_or_path")
+        else:
+            model = section.build(seed=seed, vocab_size=section.vocab_size or vocab_size or None)
     else:
         raise RecipeError(
-            source, "train.base_model", "set base_model (a checkpoint) or architecture (from scratch)"
+            source,
+            "train.base_model",
+            "no model: set train.base_model (a checkpoint), train.architecture "
+            "(from scratch) or a model: section",
         )
     return model, model_family(model)
 
 
-def load_base_model(name_or_path: str, source: str) -> nn.Module:
+def load_base_model(name_or_path: str, source: str, key: str = "train.base_model") -> nn.Module:
     """Load the base checkpoint, turning 'not on this machine' into one actionable line."""
     from biomamba.models import load_model
 
     local = Path(name_or_path).expanduser()
     if not local.exists() and (name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") != 1):
-        raise RecipeError(source, "train.base_model", f"checkpoint directory not found: {name_or_path}")
+        raise RecipeError(source, key, f"checkpoint directory not found: {name_or_path}")
     try:
         return load_model(str(local) if local.exists() else name_or_path, dtype=torch.float32)
     except (CheckpointError, OSError) as exc:
@@ -183,10 +215,10 @@ def load_base_model(name_or_path: str, source: str) -> nn.Module:
             raise
         raise RecipeError(
             source,
-            "train.base_model",
+            key,
             f"'{name_or_path}' is not available offline ({str(exc).splitlines()[0]}); on a machine with "
             f"internet run `huggingface-cli download {name_or_path} --local-dir DIR`, copy DIR here and set "
-            "train.base_model to it",
+            f"{key} to it",
         ) from None
 
 
@@ -230,11 +262,11 @@ def _check_vocab(model: nn.Module, shards: Any, config: TrainConfig) -> None:
         )
 
 
-def _load_tokenizer(config: TrainConfig, shards: Any) -> Any:
+def _load_tokenizer(config: TrainConfig, shards: Any, model_path: str | None = None) -> Any:
     """The tokenizer saved with each checkpoint: train.tokenizer, else the base model's, else the corpus's."""
     from biomamba.models import load_tokenizer
 
-    candidates = [config.tokenizer, config.base_model]
+    candidates = [config.tokenizer, config.base_model, model_path]
     recorded = (shards_manifest_tokenizer(shards.corpus_dir) or {}).get("path")
     candidates.append(recorded)
     for candidate in candidates:

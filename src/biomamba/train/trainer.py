@@ -492,7 +492,10 @@ class Trainer:
 def _enable_activation_checkpointing(model: nn.Module) -> None:
     """Recompute each block's activations in backward (transformers' switch when present, else a wrapper)."""
     if getattr(model, "supports_gradient_checkpointing", False):  # transformers models
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         return
     if hasattr(model, "gradient_checkpointing_enable"):  # biomamba's Mamba2
         model.gradient_checkpointing_enable()
