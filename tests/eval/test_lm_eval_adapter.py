@@ -47,8 +47,20 @@ def test_adapter_matches_hf_backend(family, tiny_dir, request):
     assert text == text_ref
 
 
-def test_cli_wrapper_runs_an_lm_eval_task(tiny_dir, tmp_path):
-    """`python -m biomamba.eval.lm_eval_cli --model biomamba ...`, in-process: a results file appears."""
+def test_cli_wrapper_runs_an_lm_eval_task(tiny_dir, tmp_path, monkeypatch):
+    """`python -m biomamba.eval.lm_eval_cli --model biomamba ...`, in-process: a results file appears.
+
+    lm-eval's CLI indexes its ~10k bundled task files first (10+ s); the test skips that indexing only.
+    """
+    import lm_eval.tasks
+
+    original = lm_eval.tasks.TaskManager.__init__
+
+    def only_included(self, *args, **kwargs):
+        kwargs["include_defaults"] = False
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(lm_eval.tasks.TaskManager, "__init__", only_included)
     from tests.eval.conftest import FIXTURES
     from tests.eval.lmeval_tasks import hub_record, write_lmeval_task
 

@@ -77,6 +77,10 @@ class RequestEncoder:
     def tokens(self, ctx: list[int], cont: list[int]) -> Encoded:
         if not cont:
             raise ValueError("empty continuation: nothing to score")
+        if len(cont) > self.max_length:
+            raise ValueError(
+                f"a {len(cont)}-token answer does not fit the {self.max_length}-token context window"
+            )
         full = (ctx + cont)[-(self.max_length + 1) :]
         return Encoded(full[:-1], cont)
 

@@ -1,0 +1,215 @@
+"""`render_report`: results JSON files -> markdown tables (the papers' before/after tables) + PNG charts.
+
+With one file: its scores. With several (e.g. base model, then adapted models): one column per model, and
+for every later model the paired difference against the FIRST file with its 95% paired-bootstrap interval,
+general benchmarks that lost more than 3 points flagged as forgetting. Tasks evaluated in several
+languages get a per-language table. Bar charts carry the 95% intervals as error bars.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from biomamba.eval.results import compare_results, model_label, read_results
+from biomamba.utils.atomic import atomic_write, write_text
+
+
+def _fmt_acc(metrics: dict[str, Any], key: str = "acc") -> str:
+    if key not in metrics:
+        return "-"
+    low, high = metrics.get(f"{key}_ci", [float("nan"), float("nan")])
+    text = f"{100 * metrics[key]:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+    if key == "acc" and "acc_seed_std" in metrics:
+        text += f" ±{100 * metrics['acc_seed_std']:.1f}"
+    return text
+
+
+def _labels(runs: list[dict[str, Any]]) -> list[str]:
+    labels = [model_label(r) for r in runs]
+    if len(set(labels)) < len(labels):  # same model name twice: tell the runs apart by file
+        labels = [f"{label} ({Path(r['_path']).stem})" for label, r in zip(labels, runs, strict=True)]
+    return labels
+
+
+def _task_keys(runs: list[dict[str, Any]], domain: str) -> list[str]:
+    keys: list[str] = []
+    for run in runs:
+        for key, task in run["tasks"].items():
+            if task.get("domain") == domain and key not in keys:
+                keys.append(key)
+    return keys
+
+
+def _score_table(runs: list[dict[str, Any]], labels: list[str], domain: str) -> list[str]:
+    keys = _task_keys(runs, domain)
+    if not keys:
+        return []
+    comparisons = [compare_results(runs[0], run) for run in runs[1:]]
+    header = ["task", "n"] + [f"{label} acc [95% CI]" for label in labels]
+    header += [f"Δ {label} vs {labels[0]} [paired 95% CI]" for label in labels[1:]]
+    lines = [f"### {domain.capitalize()} benchmarks", "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + "---|" * len(header))
+    for key in keys:
+        n = next((str(r["tasks"][key]["n"]) for r in runs if key in r["tasks"]), "-")
+        cells = [key, n] + [_fmt_acc(r["tasks"][key]["metrics"]) if key in r["tasks"] else "-" for r in runs]
+        for comparison in comparisons:
+            row = comparison.get(key)
+            if row is None:
+                cells.append("-")
+                continue
+            cell = f"{100 * row['diff']:+.1f} [{100 * row['low']:+.1f}, {100 * row['high']:+.1f}]"
+            cells.append(cell + (" **regression > 3 pts**" if row["regression"] else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _detail_table(run: dict[str, Any], label: str) -> list[str]:
+    protocol = run.get("protocol", {})
+    lines = [
+        f"### {label}",
+        "",
+        f"Protocol `{protocol.get('name')}`, {protocol.get('shots')}-shot, seeds {protocol.get('seeds')}, "
+        f"backend {protocol.get('backend')}.",
+        "",
+        "| task | lang | n | acc [95% CI] | acc_norm [95% CI] | ECE | prompt hash |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for task in run["tasks"].values():
+        m = task["metrics"]
+        ece = f"{m['ece']:.3f}" if "ece" in m else "-"
+        lines.append(
+            f"| {task['task']} | {task['language']} | {task['n']} | {_fmt_acc(m)} | {_fmt_acc(m, 'acc_norm')} | "
+            f"{ece} | `{task['prompt_hash']}` |"
+        )
+    return [*lines, ""]
+
+
+def _language_table(runs: list[dict[str, Any]], labels: list[str]) -> list[str]:
+    languages = sorted({t["language"] for r in runs for t in r["tasks"].values()})
+    if len(languages) < 2:
+        return []
+    tasks = sorted({t["task"] for r in runs for t in r["tasks"].values()})
+    lines = ["## Per language", "", "| model | task | " + " | ".join(languages) + " |"]
+    lines.append("|" + "---|" * (len(languages) + 2))
+    for run, label in zip(runs, labels, strict=True):
+        by = {(t["task"], t["language"]): t for t in run["tasks"].values()}
+        for task in tasks:
+            cells = [
+                f"{100 * by[(task, lang)]['metrics']['acc']:.1f}" if (task, lang) in by else "-"
+                for lang in languages
+            ]
+            lines.append(f"| {label} | {task} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _perplexity_table(runs: list[dict[str, Any]], labels: list[str]) -> list[str]:
+    domains = sorted({d for r in runs for d in (r.get("perplexity") or {})})
+    if not domains:
+        return []
+    lines = [
+        "## Held-out perplexity (token-weighted; lower is better)",
+        "",
+        "| domain | " + " | ".join(labels) + " |",
+        "|" + "---|" * (len(labels) + 1),
+    ]
+    for domain in domains:
+        cells = [
+            f"{r['perplexity'][domain]['ppl']:.2f}" if domain in (r.get("perplexity") or {}) else "-"
+            for r in runs
+        ]
+        lines.append(f"| {domain} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _bar_chart(path: Path, runs: list[dict[str, Any]], labels: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    keys = [k for d in ("biomedical", "general") for k in _task_keys(runs, d)]
+    width = 0.8 / len(runs)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(keys) * len(runs) ** 0.5), 4.0))
+    x = np.arange(len(keys))
+    for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
+        acc, low, high = [], [], []
+        for key in keys:
+            m = run["tasks"].get(key, {}).get("metrics", {})
+            value = m.get("acc", np.nan)
+            ci = m.get("acc_ci", [value, value])
+            acc.append(100 * value)
+            low.append(100 * (value - ci[0]))
+            high.append(100 * (ci[1] - value))
+        ax.bar(x + i * width - 0.4 + width / 2, acc, width, yerr=[low, high], capsize=3, label=label)
+    ax.set_xticks(x)
+    ax.set_xticklabels(keys, rotation=30, ha="right")
+    ax.set_ylabel("accuracy (%) with 95% CI")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_write(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=120)
+    plt.close(fig)
+
+
+def _perplexity_chart(path: Path, runs: list[dict[str, Any]], labels: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    domains = sorted({d for r in runs for d in (r.get("perplexity") or {})})
+    width = 0.8 / len(runs)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.5 * len(domains)), 3.5))
+    x = np.arange(len(domains))
+    for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
+        values = [(run.get("perplexity") or {}).get(d, {}).get("ppl", np.nan) for d in domains]
+        ax.bar(x + i * width - 0.4 + width / 2, values, width, label=label)
+    ax.set_xticks(x)
+    ax.set_xticklabels(domains)
+    ax.set_ylabel("perplexity")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_write(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=120)
+    plt.close(fig)
+
+
+def render_report(results_files: list[str | Path], output_dir: str | Path) -> dict[str, Path]:
+    """Write `report.md`, `accuracy.png` (and `perplexity.png`) into `output_dir`; return their paths.
+
+    The first results file is the reference ("before") that later ones are compared against.
+    """
+    if not results_files:
+        raise ValueError("render_report needs at least one results file")
+    runs = [read_results(path) for path in results_files]
+    labels = _labels(runs)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    lines = ["# Evaluation report", "", "Models: " + ", ".join(f"`{label}`" for label in labels), ""]
+    if len(runs) > 1:
+        lines += [
+            f"Differences are against `{labels[0]}` on the questions both runs share (paired bootstrap).",
+            "",
+        ]
+    lines += ["## Accuracy", ""]
+    lines += _score_table(runs, labels, "biomedical") + _score_table(runs, labels, "general")
+    if any(r["tasks"] for r in runs):
+        _bar_chart(out / "accuracy.png", runs, labels)
+        paths["accuracy_chart"] = out / "accuracy.png"
+        lines += ["![accuracy with 95% intervals](accuracy.png)", ""]
+    lines += _language_table(runs, labels) + _perplexity_table(runs, labels)
+    if any(r.get("perplexity") for r in runs):
+        _perplexity_chart(out / "perplexity.png", runs, labels)
+        paths["perplexity_chart"] = out / "perplexity.png"
+        lines += ["![perplexity](perplexity.png)", ""]
+    lines += ["## Details per run", ""]
+    for run, label in zip(runs, labels, strict=True):
+        lines += _detail_table(run, label)
+    write_text(out / "report.md", "\n".join(lines))
+    paths["markdown"] = out / "report.md"
+    return paths

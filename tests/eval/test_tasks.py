@@ -1,0 +1,252 @@
+"""Task readers: original formats, lm-eval's templates, language tags, and errors that name file:line."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from tests.eval.conftest import FIXTURES, write_jsonl
+
+from biomamba.errors import DataError
+from biomamba.eval.tasks import (
+    TASKS,
+    TaskFile,
+    detect_language,
+    label_balance,
+    load_questions,
+    parse_task_file,
+)
+
+
+def _lm_eval_task_module(relative: str):
+    import lm_eval
+
+    path = Path(lm_eval.__file__).parent / "tasks" / relative
+    spec = importlib.util.spec_from_file_location(relative.replace("/", "_"), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_issue_task_is_registered():
+    expected = {
+        "pubmedqa",
+        "pubmedqa_test",
+        "medqa_4options",
+        "medqa_5options",
+        "medmcqa",
+        "bioasq_yesno",
+        "mmlu_anatomy",
+        "mmlu_clinical_knowledge",
+        "mmlu_college_biology",
+        "mmlu_college_medicine",
+        "mmlu_medical_genetics",
+        "mmlu_professional_medicine",
+        "arc_easy",
+        "arc_challenge",
+        "hellaswag",
+        "piqa",
+        "winogrande",
+        "openbookqa",
+        "boolq",
+        "lambada",
+        "truthfulqa_mc1",
+        "truthfulqa_mc2",
+    }
+    assert expected <= set(TASKS)
+
+
+def test_fixtures_load_with_their_gold_answers():
+    medqa = load_questions(TaskFile("medqa_4options", FIXTURES / "medqa_4options.jsonl"))
+    assert [q.gold for q in medqa] == [0, 1, 2, 3]
+    assert medqa[0].context.endswith("D. Zinc\nAnswer:")
+    five = load_questions(TaskFile("medqa_5options", FIXTURES / "medqa_5options.jsonl"))
+    assert five[0].choices == list("ABCDE")
+    medmcqa = load_questions(TaskFile("medmcqa", FIXTURES / "medmcqa_dev.json"))
+    assert [q.gold for q in medmcqa] == [1, 0, 3]  # cop is 1-based in the original files
+    mmlu = load_questions(TaskFile("mmlu_anatomy", FIXTURES / "anatomy_test.csv"))
+    assert [q.gold for q in mmlu] == [3, 0, 2]
+    arc = load_questions(TaskFile("arc_easy", FIXTURES / "arc_easy.jsonl"))
+    assert [q.gold for q in arc] == [1, 0, 0] and arc[0].context == f"Question: {arc[0].stem}\nAnswer:"
+
+
+def test_pubmedqa_test_split_uses_ground_truth_and_checks_agreement(tmp_path):
+    questions = load_questions(TaskFile("pubmedqa_test", FIXTURES / "pubmedqa_ori_pqal.json"))
+    assert [q.qid for q in questions] == ["1001", "1003", "1004"]
+    assert label_balance(questions) == {"yes": 2, "maybe": 1}
+    data = json.loads((FIXTURES / "pubmedqa_ori_pqal.json").read_text())
+    data["1003"]["final_decision"] = "no"
+    (tmp_path / "ori_pqal.json").write_text(json.dumps(data, indent=1))
+    (tmp_path / "test_ground_truth.json").write_text((FIXTURES / "test_ground_truth.json").read_text())
+    with pytest.raises(DataError, match=r"ori_pqal.json:\d+: final_decision 'no' disagrees"):
+        load_questions(TaskFile("pubmedqa_test", tmp_path))
+
+
+def test_malformed_records_name_file_and_line(tmp_path):
+    bad_json = tmp_path / "medqa.jsonl"
+    good = json.loads((FIXTURES / "medqa_4options.jsonl").read_text().splitlines()[0])
+    bad_json.write_text(json.dumps(good) + "\n" + json.dumps(good) + "\n{not json\n")
+    with pytest.raises(DataError, match=r"medqa.jsonl:3: invalid JSON"):
+        load_questions(TaskFile("medqa_4options", bad_json))
+    missing = write_jsonl(tmp_path / "m2.jsonl", [good, {k: v for k, v in good.items() if k != "answer_idx"}])
+    with pytest.raises(DataError, match=r"m2.jsonl:2: missing field 'answer_idx'"):
+        load_questions(TaskFile("medqa_4options", missing))
+    with pytest.raises(DataError, match=r"medqa_5options.jsonl:1: 'options' must have keys"):
+        load_questions(TaskFile("medqa_4options", FIXTURES / "medqa_5options.jsonl"))
+    rows = tmp_path / "anatomy_test.csv"
+    with rows.open("w", newline="") as handle:
+        csv.writer(handle).writerows([["q", "a", "b", "c", "d", "A"], ["q", "a", "b", "c", "B"]])
+    with pytest.raises(DataError, match=r"anatomy_test.csv:2: expected 6 columns"):
+        load_questions(TaskFile("mmlu_anatomy", rows))
+    cop = write_jsonl(
+        tmp_path / "dev.json", [{"question": "q", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 0}]
+    )
+    with pytest.raises(DataError, match=r"dev.json:1: field 'cop' must be 1..4"):
+        load_questions(TaskFile("medmcqa", cop))
+    data = json.loads((FIXTURES / "pubmedqa_ori_pqal.json").read_text())
+    del data["1002"]["QUESTION"]
+    pq = tmp_path / "pq.json"
+    pq.write_text(json.dumps(data, indent=1))
+    line = next(i for i, text in enumerate(pq.read_text().splitlines(), 1) if '"1002"' in text)
+    with pytest.raises(DataError, match=rf"pq.json:{line}: missing field 'QUESTION'"):
+        load_questions(TaskFile("pubmedqa", pq))
+
+
+def test_general_tasks_use_lm_eval_templates(tmp_path):
+    hs = {
+        "ind": 4,
+        "activity_label": "Roof shingle removal",
+        "ctx_a": "A man is sitting on a roof.",
+        "ctx_b": "he",
+        "ctx": "...",
+        "endings": ["is using wrap [title] to wrap a pair of skis.", "starts pulling up roofing on a roof."],
+        "label": 1,
+    }
+    q = load_questions(TaskFile("hellaswag", write_jsonl(tmp_path / "hs.jsonl", [hs])))[0]
+    utils = _lm_eval_task_module("hellaswag/utils.py")
+    ctx = hs["ctx_a"] + " " + hs["ctx_b"].capitalize()
+    assert q.context == utils.preprocess(hs["activity_label"] + ": " + ctx)
+    assert q.choices == [utils.preprocess(e) for e in hs["endings"]] and q.gold == 1
+
+    wg = {
+        "qID": "w1",
+        "sentence": "The trophy doesn't fit into the suitcase because _ is too large.",
+        "option1": "the trophy",
+        "option2": "the suitcase",
+        "answer": "1",
+    }
+    q = load_questions(TaskFile("winogrande", write_jsonl(tmp_path / "wg.jsonl", [wg])))[0]
+    pre = _lm_eval_task_module("winogrande/preprocess_winogrande.py")
+    assert q.context == pre.doc_to_choice(wg) and q.continuation == pre.doc_to_target(wg) and q.gold == 0
+    assert q.requests() == [(c, " " + pre.doc_to_target(wg)) for c in pre.doc_to_choice(wg)]
+
+    write_jsonl(
+        tmp_path / "valid.jsonl", [{"goal": "Open a jar", "sol1": "twist the lid", "sol2": "eat the lid"}]
+    )
+    (tmp_path / "valid-labels.lst").write_text("0\n")
+    q = load_questions(TaskFile("piqa", tmp_path / "valid.jsonl"))[0]
+    assert q.context == "Question: Open a jar\nAnswer:" and q.gold == 0
+
+    bq = load_questions(
+        TaskFile(
+            "boolq",
+            write_jsonl(
+                tmp_path / "bq.jsonl", [{"question": "is water wet", "passage": "Water.", "answer": True}]
+            ),
+        )
+    )[0]
+    assert bq.context == "Water.\nQuestion: is water wet?\nAnswer:" and bq.choices[bq.gold] == "yes"
+
+    lb = load_questions(
+        TaskFile("lambada", write_jsonl(tmp_path / "lb.jsonl", [{"text": "the cat sat on the mat"}]))
+    )[0]
+    assert lb.requests() == [("the cat sat on the", " mat")]
+
+    obqa = {
+        "id": "o1",
+        "question": {
+            "stem": "The sun is",
+            "choices": [{"label": "A", "text": "a star"}, {"label": "B", "text": "a moon"}],
+        },
+        "answerKey": "A",
+    }
+    q = load_questions(TaskFile("openbookqa", write_jsonl(tmp_path / "ob.jsonl", [obqa])))[0]
+    assert q.context == "The sun is" and q.gold == 0
+
+
+def test_truthfulqa_both_layouts_and_bioasq(tmp_path):
+    original = [
+        {
+            "question": "Q1?",
+            "mc1_targets": {"right": 1, "wrong": 0},
+            "mc2_targets": {"r1": 1, "r2": 1, "w": 0},
+        }
+    ]
+    hub = [
+        {
+            "question": "Q1?",
+            "mc1_targets": {"choices": ["right", "wrong"], "labels": [1, 0]},
+            "mc2_targets": {"choices": ["r1", "r2", "w"], "labels": [1, 1, 0]},
+        }
+    ]
+    for name, records in (("orig.json", original), ("hub.jsonl", hub)):
+        path = tmp_path / name
+        path.write_text(json.dumps(records) if name.endswith(".json") else json.dumps(records[0]) + "\n")
+        mc2 = load_questions(TaskFile("truthfulqa_mc2", path))[0]
+        assert mc2.choices == ["r1", "r2", "w"] and mc2.labels == [1, 1, 0]
+        assert mc2.context.endswith("\n\nQ: Q1?\nA:")
+    bioasq = tmp_path / "golden.json"
+    bioasq.write_text(
+        json.dumps(
+            {
+                "questions": [
+                    {
+                        "id": "b1",
+                        "type": "yesno",
+                        "body": "Is X a gene?",
+                        "exact_answer": "yes",
+                        "snippets": [{"text": "X is a gene."}],
+                    },
+                    {
+                        "id": "b2",
+                        "type": "factoid",
+                        "body": "Which?",
+                        "exact_answer": [["x"]],
+                        "snippets": [],
+                    },
+                    {"id": "b3", "type": "yesno", "body": "Is Y?", "exact_answer": "maybe", "snippets": []},
+                ]
+            },
+            indent=1,
+        )
+    )
+    with pytest.raises(DataError, match=r"golden.json:\d+: yes/no question needs exact_answer"):
+        load_questions(TaskFile("bioasq_yesno", bioasq))
+
+
+def test_language_tags():
+    assert parse_task_file("medqa_4options@fr=x.jsonl").key == "medqa_4options@fr"
+    assert parse_task_file("medqa_4options=data/test.de.jsonl").language == "de"
+    assert detect_language(Path("test.jsonl")) == "en"
+    with pytest.raises(DataError, match="unknown task 'medqa'"):
+        parse_task_file("medqa=x.jsonl")
+
+
+def test_shared_pubmedqa_official_test_split(shared_data):
+    """The official 500-question split loads and the printed label balance matches the file."""
+    from typer.testing import CliRunner
+
+    from biomamba.cli.main import build_app
+
+    truth = json.loads((shared_data / "pubmedqa" / "test_ground_truth.json").read_text())
+    expected = Counter(truth.values())
+    result = CliRunner().invoke(build_app(), ["eval", "inspect", f"pubmedqa_test={shared_data / 'pubmedqa'}"])
+    assert result.exit_code == 0, result.output
+    assert "500 questions" in result.output
+    assert "labels: " + ", ".join(f"{k} {v}" for k, v in expected.most_common()) in result.output
+    pqal = load_questions(TaskFile("pubmedqa", shared_data / "pubmedqa" / "ori_pqal.json"))
+    assert len(pqal) == 1000 and label_balance(pqal) == {"yes": 552, "no": 338, "maybe": 110}
