@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
         raw = merge_overrides(merge_overrides(raw, parse_set_options(set_)), flags)
         if "name" not in raw:
             raw["name"] = recipe.stem
-        summary = train(raw, output_dir=output_dir, resume=resume_from or resume)
+        summary = train(raw, output_dir=output_dir, resume=resume_from or resume, source=str(recipe))
         loss = summary.metrics.get("loss")
         typer.echo(
             f"{summary.stopped}: step {summary.steps}, {summary.tokens:,} tokens"

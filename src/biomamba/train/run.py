@@ -56,14 +56,16 @@ def train(
     resume: bool | str | Path = False,
     overrides: Mapping[str, Any] | None = None,
     callbacks: Sequence[Callable[[Any, dict[str, Any]], None]] = (),
+    source: str | None = None,
 ) -> TrainSummary:
     """Run the recipe's `train:` section; callable repeatedly in one process (pretrain, then continue).
 
     `recipe` is a recipe file or an already-loaded recipe dict; `overrides` are dotted keys
     (`{"train.max_steps": 10}`) applied on top, as CLI flags are; `callbacks` are called as
-    `fn(trainer, record)` after every optimizer step (e.g. a caller's own progress display).
+    `fn(trainer, record)` after every optimizer step (e.g. a caller's own progress display); `source` names
+    the recipe in error messages when a dict is passed.
     """
-    source = str(recipe) if isinstance(recipe, str | Path) else "recipe"
+    source = source or (str(recipe) if isinstance(recipe, str | Path) else "recipe")
     raw = load_recipe_dict(recipe) if isinstance(recipe, str | Path) else dict(recipe)
     raw = merge_overrides(raw, overrides or {})
     config = load_section(raw, "train", TrainConfig, source)
@@ -94,7 +96,9 @@ def train(
     info = init_distributed(None if config.device == "auto" else torch.device(config.device))
     _seed_everything(seed)
     shards = TokenShards(config.corpus, "train")
-    model, family = build_model(config, source, vocab_size=shards.vocab_size, seed=seed, recipe=raw)
+    model, family = build_model(
+        config, source, vocab_size=shards.vocab_size, seed=seed, recipe=raw, eos_token_id=shards.eos_token_id
+    )
     _check_vocab(model, shards, config)
     tokenizer = _load_tokenizer(config, shards, (raw.get("model") or {}).get("name_or_path"))
     use_seq_idx = family == "mamba2"
@@ -161,7 +165,13 @@ def _export(source: Path, target: Path) -> None:
 
 
 def build_model(
-    config: TrainConfig, source: str, *, vocab_size: int, seed: int, recipe: Mapping[str, Any] | None = None
+    config: TrainConfig,
+    source: str,
+    *,
+    vocab_size: int,
+    seed: int,
+    recipe: Mapping[str, Any] | None = None,
+    eos_token_id: int | None = None,
 ) -> tuple[nn.Module, str]:
     """The model to train, from (in this order) train.base_model, train.architecture or the `model:` section.
 
@@ -181,7 +191,9 @@ def build_model(
     if config.base_model is not None:
         model = load_base_model(config.base_model, source, "train.base_model")
     elif config.architecture is not None:
-        model = create_architecture(config.architecture, source, vocab_size=vocab_size, seed=seed)
+        model = create_architecture(
+            config.architecture, source, vocab_size=vocab_size, seed=seed, eos_token_id=eos_token_id
+        )
     elif model_section:
         from biomamba.config import load_section
         from biomamba.models.config import ModelConfig
@@ -223,7 +235,7 @@ def load_base_model(name_or_path: str, source: str, key: str = "train.base_model
 
 
 def create_architecture(
-    arch: str | Mapping[str, Any], source: str, *, vocab_size: int, seed: int
+    arch: str | Mapping[str, Any], source: str, *, vocab_size: int, seed: int, eos_token_id: int | None = None
 ) -> nn.Module:
     """A freshly initialised model: Mamba2 (preset or fields) or a transformers causal LM config."""
     from biomamba.models import create_model
@@ -244,6 +256,9 @@ def create_architecture(
             raise RecipeError(source, "train.architecture", f"invalid Mamba2 field: {exc}") from None
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    if eos_token_id is not None:  # the corpus's tokenizer, not GPT-2's 50256
+        fields.setdefault("bos_token_id", eos_token_id)
+        fields.setdefault("eos_token_id", eos_token_id)
     try:
         hf_config = AutoConfig.for_model(model_type, **fields)
     except (ValueError, KeyError) as exc:

@@ -1,0 +1,168 @@
+"""`biomamba.train.train` and `biomamba train`: recipes end to end, twice in one process, clear failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from biomamba.config import check_recipe
+from biomamba.errors import BiomambaError, DataError, RecipeError
+from biomamba.train import train
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+MAMBA = {"d_model": 32, "n_layer": 2, "d_state": 8, "headdim": 8, "chunk_size": 8}
+
+
+def _recipe(corpus: Path, **train_changes: object) -> dict:
+    section = {
+        "corpus": str(corpus), "seq_len": 32, "micro_batch_size": 2, "global_batch_size": 4, "max_steps": 4,
+        "lr": 5e-3, "schedule": "wsd", "warmup_ratio": 0.25, "eval_every": 2, "eval_tokens": 128,
+        "progress": False,
+    }  # fmt: skip
+    section.update(train_changes)
+    return {"name": "t", "seed": 0, "train": section}
+
+
+def test_pretrain_then_continue_pretraining_in_one_process(tmp_path: Path, corpus: Path) -> None:
+    from biomamba.models import family, load_model
+
+    used_seq_idx: list[bool] = []
+    base = train(
+        _recipe(corpus, architecture=MAMBA, ema_decay=0.5),
+        output_dir=tmp_path / "base",
+        callbacks=[lambda trainer, record: used_seq_idx.append(trainer.loss_fn.use_seq_idx)],
+    )
+    assert base.stopped == "completed" and base.steps == 4 and base.tokens == 4 * 4 * 32
+    assert used_seq_idx == [True] * 4  # Mamba2 gets document boundaries
+    assert {"heldout/pubmed/ppl", "heldout/c4/ppl", "loss"} <= set(base.metrics)
+    assert family(load_model(base.final_dir)) == "mamba2" and base.ema_dir is not None
+    summary = json.loads((tmp_path / "base" / "summary.json").read_text())
+    assert summary["final_dir"] == str(base.final_dir)
+
+    first_losses = [
+        json.loads(x)["loss"]
+        for x in (tmp_path / "base" / "metrics.jsonl").read_text().splitlines()
+        if '"loss"' in x
+    ]
+    cpt = train(
+        _recipe(corpus, base_model=str(base.final_dir), lr=1e-3, max_steps=2), output_dir=tmp_path / "cpt"
+    )
+    assert cpt.steps == 2
+    cpt_losses = [
+        json.loads(x)["loss"]
+        for x in (tmp_path / "cpt" / "metrics.jsonl").read_text().splitlines()
+        if '"loss"' in x
+    ]
+    assert cpt_losses[0] < first_losses[0]  # it starts from the trained base, not from scratch
+    saved = yaml.safe_load((cpt.last_checkpoint / "recipe.yaml").read_text())
+    assert saved["train"]["base_model"] == str(base.final_dir) and saved["train"]["seed"] == 0
+
+
+def test_model_section_builds_a_fresh_mamba2(tmp_path: Path, corpus: Path) -> None:
+    recipe = _recipe(corpus, max_steps=1, eval_every=None)
+    recipe["model"] = {"preset": "tiny"}
+    result = train(recipe, output_dir=tmp_path / "run")
+    assert result.steps == 1 and (result.final_dir / "model.safetensors").is_file()
+
+
+def test_hub_base_model_offline_is_one_clear_line(tmp_path: Path, corpus: Path) -> None:
+    with pytest.raises(
+        RecipeError, match=r"train.base_model: 'state-spaces/mamba2-130m' is not available offline"
+    ):
+        train(_recipe(corpus, base_model="state-spaces/mamba2-130m"), output_dir=tmp_path / "run")
+    with pytest.raises(RecipeError, match="checkpoint directory not found"):
+        train(_recipe(corpus, base_model=str(tmp_path / "missing")), output_dir=tmp_path / "run")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["biomamba-130m", "biomamba-370m", "biomamba-780m", "biomamba-1.3b", "biomamba-2.7b", "biomistral-7b"],
+)
+def test_shipped_cpt_recipes_validate_and_fail_clearly_offline(
+    tmp_path: Path, corpus: Path, name: str
+) -> None:
+    path = RECIPES / f"{name}.yaml"
+    assert {"train", "model", "data"} <= set(check_recipe(path))
+    recipe = yaml.safe_load(path.read_text())
+    assert recipe["train"]["data_source"]
+    with pytest.raises(
+        RecipeError, match=r"model.name_or_path: '[^']+' is not available offline.*huggingface-cli download"
+    ):
+        train(path, output_dir=tmp_path / "run", overrides={"train.corpus": str(corpus)})
+
+
+def test_biomamba_recipes_carry_the_published_hyperparameters() -> None:
+    for size in ("130m", "370m", "780m", "1.3b", "2.7b"):
+        t = yaml.safe_load((RECIPES / f"biomamba-{size}.yaml").read_text())["train"]
+        assert (t["lr"], t["schedule"], t["warmup_ratio"], t["stable_ratio"], t["min_lr_ratio"]) == (
+            5e-6,
+            "wsd",
+            0.1,
+            0.65,
+            0.1,
+        )
+        assert (
+            t["betas"],
+            t["weight_decay"],
+            t["clip_grad_norm"],
+            t["layer_lr_decay"],
+            t["ema_decay"],
+            t["seq_len"],
+        ) == (
+            [0.9, 0.95],
+            0.1,
+            1.0,
+            0.95,
+            0.999,
+            1024,
+        )
+
+
+def test_biomedlm_recipe_is_a_2_7b_gpt2_from_scratch() -> None:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    sections = check_recipe(RECIPES / "biomedlm-2.7b.yaml")
+    arch = dict(sections["train"].architecture)
+    assert sections["train"].lr == 1.6e-4 and sections["train"].seq_len == 1024
+    config = AutoConfig.for_model(arch.pop("model_type"), **arch)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    params = sum(p.numel() for p in model.parameters())
+    assert 2.55e9 < params < 2.75e9  # 2.59B with tied embeddings: the published '2.7B' counts the head too
+    assert yaml.safe_load((RECIPES / "biomistral-7b.yaml").read_text())["train"]["distributed"] == "fsdp"
+
+
+def test_existing_run_needs_resume(tmp_path: Path, corpus: Path) -> None:
+    recipe = _recipe(corpus, architecture=MAMBA, max_steps=1, eval_every=None)
+    train(recipe, output_dir=tmp_path / "run")
+    with pytest.raises(BiomambaError, match="already holds checkpoints.*--resume"):
+        train(recipe, output_dir=tmp_path / "run")
+    again = train(recipe, output_dir=tmp_path / "run", resume=True, overrides={"train.max_steps": 2})
+    assert again.steps == 2
+
+
+def test_corpus_defaults_to_the_data_build_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    recipe = {"name": "bio", "data": {"sources": {"pubmed": [{"type": "text", "path": "x"}]}}, "train": {
+        "architecture": MAMBA, "max_steps": 1, "progress": False}}  # fmt: skip
+    with pytest.raises(DataError, match=r"runs/bio/corpus/manifest.json: corpus manifest not found"):
+        train(recipe)
+
+
+def test_cli_trains_and_reports_bad_keys_in_one_line(tmp_path: Path, corpus: Path, capsys) -> None:
+    from biomamba.cli.main import run
+
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(_recipe(corpus, architecture=MAMBA, eval_every=None)))
+    with pytest.raises(SystemExit) as done:
+        run(["train", str(path), "--output-dir", str(tmp_path / "run"), "--max-steps", "2", "--no-progress"])
+    assert done.value.code == 0
+    assert "completed: step 2" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        run(["train", str(path), "--set", "train.lr_warmup=3"])
+    assert done.value.code == 2
+    assert capsys.readouterr().err.strip() == f"error: {path}: train.lr_warmup: unknown key"
