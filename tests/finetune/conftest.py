@@ -37,6 +37,12 @@ GENERIC_TEXT = [
 
 
 @pytest.fixture(scope="session")
+def make_tokenizer():
+    """The tokenizer builder, for tests that train one on their own text."""
+    return build_tokenizer
+
+
+@pytest.fixture(scope="session")
 def tokenizer():
     return build_tokenizer(GENERIC_TEXT, vocab_size=300)
 

@@ -38,15 +38,45 @@ def encode(tokenizer: Any, text: str, *, special: bool) -> list[int]:
 
 
 def tokenize_pair(
-    tokenizer: Any, prompt: str, completion: str, max_length: int, *, add_eos: bool = True
+    tokenizer: Any,
+    prompt: str,
+    completion: str,
+    max_length: int,
+    *,
+    add_eos: bool = True,
+    answer_reserve: int | None = None,
 ) -> TokenizedExample:
-    """Prompt ids (masked) + completion ids (+ EOS), truncated to `max_length` as described above."""
+    """Prompt ids (masked) + completion ids (+ EOS), truncated to `max_length` as described above.
+
+    `answer_reserve` fixes how many positions the prompt leaves free whatever this example's answer is
+    (multiple choice: the longest choice + EOS). Without it, left truncation would keep a different amount
+    of context for a "no" than for a "maybe" answer, leaking the answer into the prompt, and scoring (which
+    must cut every choice's prompt the same way) would see other positions than training did.
+    """
     prompt_ids = encode(tokenizer, prompt, special=True)
     completion_ids = encode(tokenizer, completion, special=False)
     eos = getattr(tokenizer, "eos_token_id", None)
     if add_eos and eos is not None:
         completion_ids.append(int(eos))
-    return _truncate(prompt_ids, completion_ids, max_length, getattr(tokenizer, "bos_token_id", None))
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if answer_reserve is not None:
+        prompt_ids = truncate_prompt(prompt_ids, max_length - answer_reserve, bos)
+    return _truncate(prompt_ids, completion_ids, max_length, bos)
+
+
+def truncate_prompt(prompt_ids: list[int], budget: int, bos: int | None) -> list[int]:
+    """Keep the last `budget` prompt tokens (and a leading BOS when the tokenizer adds one)."""
+    budget = max(1, budget)
+    if len(prompt_ids) <= budget:
+        return prompt_ids
+    if bos is not None and prompt_ids and prompt_ids[0] == bos:
+        return [bos] + prompt_ids[len(prompt_ids) - budget + 1 :]
+    return prompt_ids[-budget:]
+
+
+def answer_reserve(tokenizer: Any, choices: Sequence[str]) -> int:
+    """Positions to leave for the longest choice plus EOS."""
+    return max(len(encode(tokenizer, c, special=False)) for c in choices) + 1
 
 
 def _truncate(
