@@ -74,3 +74,48 @@ def tokenizer():
 @pytest.fixture
 def three_llamas(tmp_path: Path, tokenizer) -> list[Path]:
     return [save_tiny(tmp_path / f"m{i}", "llama", seed=i, tokenizer=tokenizer) for i in range(3)]
+
+
+MEDQA = [
+    ("Which drug lowers blood glucose?", ["metformin", "aspirin", "heparin", "morphine"], "A"),
+    ("Which organ produces insulin?", ["liver", "pancreas", "kidney", "spleen"], "B"),
+    ("Aspirin is given for which pain?", ["knee", "tooth", "chest", "back"], "C"),
+    ("What reduces bias in medicine?", ["opinion", "anecdote", "case series", "randomized trials"], "D"),
+    ("The powerhouse of the cell is the", ["mitochondria", "nucleus", "ribosome", "membrane"], "A"),
+    ("Type 2 diabetes is treated with", ["insulin only", "metformin", "antibiotics", "surgery"], "B"),
+]
+
+
+def write_medqa(path: Path) -> Path:
+    """A MedQA (4 options) task file in its original JSON-lines format."""
+    import json
+
+    lines = []
+    for question, options, answer in MEDQA:
+        opts = dict(zip("ABCD", options, strict=True))
+        lines.append(
+            json.dumps({"question": question, "options": opts, "answer_idx": answer, "answer": opts[answer]})
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_corpus(path: Path, tokenizer) -> Path:
+    """A corpus dir with one held-out domain (biomamba-shards/1), tokenized with `tokenizer`."""
+    import json
+
+    import numpy as np
+
+    from biomamba.data.shards import write_shard
+
+    docs = [tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for t in TEXT]
+    record = write_shard(path, "heldout/pubmed/shard-00000.bin", docs, np.dtype("<u2"))
+    manifest = {
+        "format": "biomamba-shards/1",
+        "dtype": "<u2",
+        "vocab_size": len(tokenizer),
+        "eos_token_id": tokenizer.eos_token_id,
+        "splits": {"heldout/pubmed": {"shards": [record.to_json()]}},
+    }
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    return path

@@ -1,9 +1,134 @@
-"""CLI commands of the compress stage (mounted by biomamba.cli.main)."""
+"""CLI commands of the compress stage: quantize, merge, ensemble, export (mounted by biomamba.cli.main)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+SET_HELP = "Override a recipe key: --set quantize.group_size=64 (repeatable)."
+
+
+def _section(recipe: Path | None, name: str, schema_path: str, flags: dict, set_: list[str] | None):  # noqa: ANN202
+    import importlib
+
+    from biomamba.config import load_recipe_dict, load_section, merge_overrides, parse_set_options
+
+    module, _, cls = schema_path.partition(":")
+    schema = getattr(importlib.import_module(module), cls)
+    raw = load_recipe_dict(recipe) if recipe else {}
+    merged = merge_overrides(raw, {**{f"{name}.{k}": v for k, v in flags.items()}, **parse_set_options(set_)})
+    return load_section(merged, name, schema, str(recipe or "flags")), raw
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
+
+    @app.command("quantize")
+    def quantize_cmd(
+        model: str = typer.Argument(..., help="Model directory to quantize (any family; Mamba2 included)."),
+        method: str = typer.Option(
+            None, "--method", "-m", help="int8 | int4 | bnb-int8 | bnb-nf4 | bnb-fp4 [int8]."
+        ),
+        group_size: int = typer.Option(
+            None, "--group-size", "-g", help="Weights per scale (power of 2) [128]."
+        ),
+        output: Path = typer.Option(
+            None, "--output", "-o", help="Quantized model dir [runs/<model>-<method>]."
+        ),
+        backend: str = typer.Option(None, help="auto | torchao | biomamba [auto: torchao where it applies]."),
+        device: str = typer.Option(None, help="cpu | cuda [cpu]. bitsandbytes methods need cuda."),
+        eval_corpus: Path = typer.Option(None, help="Corpus dir: held-out perplexity before/after."),
+        eval_task: list[str] = typer.Option(
+            None, "--eval-task", help="NAME=PATH task file for accuracy (repeatable)."
+        ),
+        recipe: Path = typer.Option(None, "--recipe", "-r", help="Recipe with a `quantize:` section."),
+        set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
+    ) -> None:
+        """Quantize MODEL's weights (weight-only int8/int4), save, reload, and print the comparison table.
+
+        The table (also saved as quantization_report.md/.json in the output) gives file size, memory,
+        decode tokens/s and, with --eval-corpus / --eval-task, perplexity and accuracy deltas measured by
+        the evaluation stage against the unquantized model.
+        """
+        from biomamba.compress.quantize import quantize
+
+        flags = dict(
+            method=method,
+            group_size=group_size,
+            backend=backend,
+            device=device,
+            eval_corpus=eval_corpus,
+            eval_tasks=eval_task or None,
+        )
+        cfg, raw = _section(recipe, "quantize", "biomamba.compress.config:QuantizeConfig", flags, set_)
+        out = output or Path(raw.get("output_dir") or "runs") / f"{Path(model).name}-{cfg.method}"
+        quantize(model, cfg, out)
+        typer.echo((out / "quantization_report.md").read_text(), nl=False)
+        typer.echo(f"quantized model: {out}", err=True)
+
+    @app.command("merge")
+    def merge_cmd(
+        config: Path = typer.Argument(
+            ..., help="mergekit-style YAML (merge_method, models/slices, ...) or a recipe."
+        ),
+        output: Path = typer.Option(
+            None, "--output", "-o", help="Merged model dir [merge output_dir or runs/merged]."
+        ),
+        seed: int = typer.Option(None, help="Seed of DARE's random drops."),
+    ) -> None:
+        """Merge checkpoints (linear, slerp, task_arithmetic, ties, dare_ties, dare_linear), tensor by tensor.
+
+        Works for every family (GPT-2, Llama, Mistral, Mamba2) from safetensors; memory stays near one
+        tensor per input model. Configs use mergekit's layout, e.g. BioMistral's SLERP with per-layer `t`
+        curves for self_attn (or Mamba2's mixer) and mlp. See recipes/merge-*.yaml and docs/compress.md.
+        """
+        from biomamba.compress.merge import load_merge_config, merge
+
+        cfg = load_merge_config(config)
+        if seed is not None:
+            cfg.seed = seed
+        out = output or Path(cfg.output_dir or "runs/merged")
+        merge(cfg, out)
+        typer.echo(f"merged model: {out}", err=True)
+
+    @app.command("ensemble")
+    def ensemble_cmd(
+        results: list[Path] = typer.Argument(..., help="Two or more results JSON files (biomamba eval run)."),
+        output: Path = typer.Option(..., "--output", "-o", help="Results JSON of the ensemble."),
+        weight: list[float] = typer.Option(None, "--weight", help="One weight per results file [all 1]."),
+    ) -> None:
+        """Ensemble models on their shared multiple-choice tasks: sum of per-choice probabilities.
+
+        Reads the per-choice scores stored in each results file (loglikelihood or letter protocol), so no
+        model is run again; writes a results file the report stage renders like any other model.
+        """
+        from biomamba.compress.ensemble import ensemble_files
+
+        combined = ensemble_files(results, output, weight or None)
+        for task, entry in combined["tasks"].items():
+            members = ", ".join(f"{k} {v:.3f}" for k, v in entry["metrics"]["member_acc"].items())
+            typer.echo(f"{task}: ensemble acc {entry['metrics']['acc']:.3f} ({members})")
+
+    @app.command("export")
+    def export_cmd(
+        model: str = typer.Argument(..., help="Trained model directory (e.g. runs/x/final)."),
+        output: Path = typer.Option(..., "--output", "-o", help="Release directory to write."),
+        recipe: Path = typer.Option(None, "--recipe", "-r", help="Recipe with an `export:` section."),
+        training_recipe: Path = typer.Option(
+            None, "--training-recipe", help="Recipe the model was trained with."
+        ),
+        results: list[Path] = typer.Option(None, "--results", help="Evaluation results JSON (repeatable)."),
+        fmt: list[str] = typer.Option(None, "--format", help="transformers | mamba_ssm (repeatable)."),
+        name: str = typer.Option(None, "--name", help="Model name shown in the model card."),
+        set_: list[str] = typer.Option(None, "--set", help="Override a key: --set export.license=mit."),
+    ) -> None:
+        """Write a release directory: weights (transformers format, and mamba-ssm format for Mamba2),
+        tokenizer, generation_config.json and a model card (README.md) filled from the training recipe
+        and the evaluation results."""
+        from biomamba.compress.export import export
+
+        flags = dict(recipe=training_recipe, results=results or None, formats=fmt or None, model_name=name)
+        cfg, _ = _section(recipe, "export", "biomamba.compress.config:ExportConfig", flags, set_)
+        out = export(model, cfg, output)
+        typer.echo(f"release directory: {out}", err=True)

@@ -411,3 +411,49 @@ def load_any(model_dir: str | Path, *, device: str = "cpu", dtype: str | None = 
     from biomamba.models import load_model
 
     return load_model(model_dir, dtype=dtype, device=device)
+
+
+def quantize(model_dir: str | Path, cfg: Any, output_dir: str | Path) -> dict[str, Any]:
+    """`biomamba quantize`: quantize, save, reload from disk, and measure both variants.
+
+    Writes the quantized model directory plus `quantization_report.md` / `.json` in it: file size, memory,
+    decode tokens/s, and (when `eval_corpus` / `eval_tasks` are set) perplexity and accuracy deltas
+    computed by the evaluation stage against the unquantized model. The measured model is the one
+    reloaded from disk, so the table also proves the saved directory works.
+    """
+    from biomamba.compress.report import measure_variant, render_table, rows_to_json
+    from biomamba.models import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(model_dir)
+    out = Path(output_dir)
+    measure = {
+        "corpus": cfg.eval_corpus,
+        "task_files": [str(t) for t in cfg.eval_tasks],
+        "max_tokens": cfg.eval_max_tokens,
+        "new_tokens": cfg.bench_new_tokens,
+    }
+    base = load_model(model_dir, device=cfg.device)
+    rows = [measure_variant("unquantized", base, tokenizer, model_dir, **measure)]
+    if cfg.method in BNB_METHODS:
+        del base
+        model = load_bitsandbytes(model_dir, cfg.method, cfg.device)
+        if not hasattr(model, "save_pretrained"):
+            raise BiomambaError(
+                f"{cfg.method}: saving bitsandbytes layers is supported for transformers models only"
+            )
+        with atomic_dir(out) as tmp:
+            model.save_pretrained(str(tmp))
+            tokenizer.save_pretrained(str(tmp))
+        from transformers import AutoModelForCausalLM
+
+        reloaded = AutoModelForCausalLM.from_pretrained(str(out), device_map=cfg.device).eval()
+    else:
+        record = quantize_model(base, cfg.method, cfg.group_size, cfg.backend, cfg.skip_modules)
+        save_quantized(base, record, model_dir, out)
+        del base
+        reloaded = load_quantized(out, device=cfg.device)
+    rows.append(measure_variant(f"{cfg.method} (g{cfg.group_size})", reloaded, tokenizer, out, **measure))
+    report = rows_to_json(rows, cfg.device)
+    write_json(out / "quantization_report.json", report)
+    (out / "quantization_report.md").write_text(render_table(rows, cfg.device))
+    return report

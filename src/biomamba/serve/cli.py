@@ -40,14 +40,15 @@ def register(app: typer.Typer) -> None:
 
         Runs entirely on this machine. Example: echo "Metformin is" | biomamba generate runs/demo/final
         """
-        from biomamba.models import load_model, load_tokenizer
+        from biomamba.compress.quantize import load_any
+        from biomamba.models import load_tokenizer
         from biomamba.serve.engine import BatchDecoder, generate_text
 
         text = sys.stdin.read() if prompt in (None, "-") else prompt
         if not text.strip():
             raise BiomambaError("empty prompt: pass PROMPT or pipe text on stdin")
         tokenizer = load_tokenizer(model)
-        decoder = BatchDecoder(load_model(model, dtype=dtype, device=device), vocab_size=len(tokenizer))
+        decoder = BatchDecoder(load_any(model, dtype=dtype, device=device), vocab_size=len(tokenizer))
         for piece in generate_text(
             decoder,
             tokenizer,
@@ -90,7 +91,8 @@ def register(app: typer.Typer) -> None:
         """
         import logging
 
-        from biomamba.models import load_model, load_tokenizer
+        from biomamba.compress.quantize import load_any
+        from biomamba.models import load_tokenizer
         from biomamba.serve.server import make_server
 
         flags = dict(
@@ -106,7 +108,7 @@ def register(app: typer.Typer) -> None:
         cfg = _serve_config(recipe, flags, set_)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         tokenizer = load_tokenizer(model)
-        loaded = load_model(model, dtype=cfg.dtype, device=cfg.device)
+        loaded = load_any(model, dtype=cfg.dtype, device=cfg.device)
         name = cfg.model_name or Path(model).name
         try:
             server, engine = make_server(loaded, tokenizer, cfg, name)

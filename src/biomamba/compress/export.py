@@ -1,0 +1,235 @@
+"""`biomamba export`: a release directory a user can publish or copy to a hospital machine.
+
+Layout:
+    OUT/README.md                 model card: what, how trained (from the recipe), how good (from results)
+    OUT/config.json, model.safetensors, tokenizer files, generation_config.json   (transformers format)
+    OUT/mamba_ssm/                Mamba2 only: config.json + pytorch_model.bin for mamba-ssm's from_pretrained
+    OUT/biomamba/recipe.yaml      the training recipe, verbatim
+    OUT/biomamba/results/*.json   the evaluation results the card quotes
+
+Every number in the card is read from those results files; nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from biomamba.compress.config import ExportConfig
+from biomamba.errors import BiomambaError
+from biomamba.utils.atomic import atomic_dir
+
+
+def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> Path:
+    """Write the release directory for `model_dir` (atomically: complete or absent)."""
+    from biomamba.models import family, load_model, load_tokenizer, save_model
+
+    model_dir = Path(model_dir)
+    tokenizer = load_tokenizer(model_dir)
+    model = load_model(model_dir)
+    fam = family(model)
+    if "mamba_ssm" in cfg.formats and fam != "mamba2":
+        raise BiomambaError(f"{model_dir}: the mamba_ssm format exists for Mamba2 only (this is {fam})")
+    recipe = _read_recipe(cfg.recipe) if cfg.recipe else None
+    results = [_read_results(p) for p in cfg.results]
+    out = Path(output_dir)
+    with atomic_dir(out) as tmp:
+        save_model(model, tmp, tokenizer)  # the transformers format at the top level
+        if "mamba_ssm" in cfg.formats:
+            from biomamba.models.checkpoint import save_mamba2
+
+            save_mamba2(model, tmp / "mamba_ssm", fmt="mamba-ssm", tokenizer=tokenizer, torch_bin=True)
+        _generation_config(cfg, tokenizer).save_pretrained(str(tmp))
+        extra = tmp / "biomamba"
+        extra.mkdir()
+        if cfg.recipe:
+            shutil.copy2(cfg.recipe, extra / "recipe.yaml")
+        if results:
+            (extra / "results").mkdir()
+            for path in cfg.results:
+                shutil.copy2(path, extra / "results" / Path(path).name)
+        card = model_card(cfg, model, fam, tokenizer, recipe, results, name=cfg.model_name or model_dir.name)
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+    return out
+
+
+def _read_recipe(path: Path) -> dict[str, Any]:
+    from biomamba.config import load_recipe_dict
+
+    return load_recipe_dict(path)
+
+
+def _read_results(path: Path) -> dict[str, Any]:
+    from biomamba.eval.results import read_results
+
+    data = read_results(path)
+    data.pop("_path", None)
+    return data
+
+
+def _generation_config(cfg: ExportConfig, tokenizer: Any) -> Any:
+    from transformers import GenerationConfig
+
+    sample = cfg.temperature > 0
+    kwargs: dict[str, Any] = {"max_new_tokens": cfg.max_new_tokens, "do_sample": sample}
+    if sample:
+        kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p)
+    for key in ("eos_token_id", "bos_token_id", "pad_token_id"):
+        value = getattr(tokenizer, key, None)
+        if value is not None:
+            kwargs[key] = value
+    return GenerationConfig(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The model card
+
+
+def model_card(
+    cfg: ExportConfig,
+    model: Any,
+    fam: str,
+    tokenizer: Any,
+    recipe: dict[str, Any] | None,
+    results: Sequence[dict[str, Any]],
+    name: str,
+) -> str:
+    params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    front = {
+        "license": cfg.license,
+        "language": cfg.language,
+        "library_name": "transformers",
+        "pipeline_tag": "text-generation",
+        "tags": ["biomedical", "biomamba", fam],
+    }
+    if cfg.base_model:
+        front["base_model"] = cfg.base_model
+    parts = [
+        "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n",
+        f"# {name}\n",
+        f"A {fam} causal language model with {params / 1e6:.1f}M parameters adapted to biomedical text with "
+        "[biomamba](https://github.com/) (continued pretraining, then evaluation of what the adaptation gained "
+        "and cost).\n",
+        "## Model\n",
+        _model_table(model, fam, tokenizer, params),
+        "## Training\n",
+        _training_section(recipe),
+        "## Evaluation\n",
+        _evaluation_section(results),
+        "## Usage\n",
+        _usage(fam),
+        "## Intended use and limitations\n",
+        "A research model for biomedical NLP. It can state false medical facts fluently: it must not be used "
+        "for diagnosis, treatment or any clinical decision. Run it locally (`biomamba serve` binds to "
+        "127.0.0.1) when prompts contain patient data.\n",
+    ]
+    return "\n".join(parts)
+
+
+def _model_table(model: Any, fam: str, tokenizer: Any, params: int) -> str:
+    config = getattr(model, "config", None)
+    get = (lambda k: getattr(config, k, None)) if config is not None else (lambda k: None)
+    rows = [
+        ("family", fam),
+        ("parameters", f"{params:,}"),
+        ("layers", get("n_layer") or get("num_hidden_layers")),
+        ("hidden size", get("d_model") or get("hidden_size") or get("n_embd")),
+        ("vocabulary (tokenizer)", len(tokenizer)),
+    ]
+    if fam == "mamba2":
+        rows += [("SSM state size", get("d_state")), ("head dim", get("headdim"))]
+    return "| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows if v is not None)
+
+
+def _training_section(recipe: dict[str, Any] | None) -> str:
+    if recipe is None:
+        return "No training recipe was given to `biomamba export`.\n"
+    lines = []
+    if recipe.get("description"):
+        lines.append(str(recipe["description"]).strip() + "\n")
+    highlights = []
+    for section, keys in {
+        "model": ("base", "name", "preset", "init_from"),
+        "data": ("sources", "mixture", "tokens", "max_tokens"),
+        "train": ("max_steps", "tokens", "lr", "batch_size", "seq_len", "precision", "schedule"),
+    }.items():
+        block = recipe.get(section) or {}
+        for key in keys:
+            if key in block:
+                value = block[key]
+                text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+                highlights.append(f"| {section}.{key} | {text[:200]} |")
+    if highlights:
+        lines.append("| setting | value |\n|---|---|\n" + "\n".join(highlights) + "\n")
+    lines.append("The full recipe (`biomamba/recipe.yaml`):\n")
+    lines.append("```yaml\n" + yaml.safe_dump(recipe, sort_keys=False).strip() + "\n```\n")
+    return "\n".join(lines)
+
+
+def _fmt_ci(metrics: dict[str, Any], key: str) -> str:
+    value = metrics.get(key)
+    if value is None:
+        return "-"
+    ci = metrics.get(f"{key}_ci")
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"
+
+
+def _evaluation_section(results: Sequence[dict[str, Any]]) -> str:
+    if not results:
+        return "No evaluation results were given to `biomamba export`.\n"
+    rows, ppl_rows = [], []
+    for res in results:
+        label = res.get("model", {}).get("name", "model")
+        protocol = res.get("protocol", {})
+        setting = f"{protocol.get('name', '?')}, {protocol.get('shots', 0)}-shot"
+        for task, entry in res.get("tasks", {}).items():
+            metrics = entry.get("metrics", {})
+            rows.append(
+                f"| {task} | {label} | {setting} | {entry.get('n', '-')} | {_fmt_ci(metrics, 'acc')} |"
+            )
+        for domain, stats in (res.get("perplexity") or {}).items():
+            if isinstance(stats, dict) and "ppl" in stats:
+                ppl_rows.append(f"| {domain} | {label} | {stats['ppl']:.3f} | {stats.get('tokens', '-')} |")
+    out = []
+    if rows:
+        out.append("Accuracy with 95% bootstrap intervals (from the results files in `biomamba/results/`):\n")
+        out.append(
+            "| task | model | protocol | n | accuracy |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        )
+    if ppl_rows:
+        out.append("Held-out perplexity:\n")
+        out.append(
+            "| domain | model | perplexity | tokens |\n|---|---|---|---|\n" + "\n".join(ppl_rows) + "\n"
+        )
+    return "\n".join(out) or "The results files hold no task or perplexity entries.\n"
+
+
+def _usage(fam: str) -> str:
+    code = [
+        "```bash",
+        'biomamba generate ./this-directory "Metformin is a first-line treatment for"',
+        "biomamba serve ./this-directory   # OpenAI-compatible API on http://127.0.0.1:8000/v1",
+        "```",
+    ]
+    if fam != "mamba2":
+        code += [
+            "```python",
+            "from transformers import AutoModelForCausalLM, AutoTokenizer",
+            "model = AutoModelForCausalLM.from_pretrained('./this-directory')",
+            "tokenizer = AutoTokenizer.from_pretrained('./this-directory')",
+            "```",
+        ]
+    else:
+        code += [
+            "```python",
+            "from biomamba.models import load_model, load_tokenizer   # or transformers' Mamba2ForCausalLM",
+            "model, tokenizer = load_model('./this-directory'), load_tokenizer('./this-directory')",
+            "```",
+            "`mamba_ssm/` holds the same weights for `mamba_ssm.models.mixer_seq_simple.MambaLMHeadModel`.",
+        ]
+    return "\n".join(code) + "\n"

@@ -1,0 +1,73 @@
+"""Ensemble scoring from the eval stage's results files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biomamba.compress.ensemble import ensemble_files, ensemble_probabilities, ensemble_results
+from biomamba.errors import BiomambaError
+from conftest import build_model, write_medqa
+
+
+def test_probabilities_are_summed_softmaxes() -> None:
+    a, b = [-1.0, -2.0, -3.0], [-3.0, -0.5, -2.0]
+    expected = np.exp(a) / np.exp(a).sum() + np.exp(b) / np.exp(b).sum()
+    np.testing.assert_allclose(ensemble_probabilities([a, b]), expected)
+    with pytest.raises(ValueError, match="different numbers of choices"):
+        ensemble_probabilities([a, b[:2]])
+
+
+@pytest.fixture
+def two_results(tmp_path: Path, tokenizer) -> list[Path]:
+    from biomamba.eval import evaluate
+    from biomamba.eval.results import write_results
+
+    task = write_medqa(tmp_path / "medqa.jsonl")
+    paths = []
+    for seed in (0, 1):
+        res = evaluate(
+            build_model("llama", seed).eval(),
+            tokenizer,
+            [f"medqa_4options={task}"],
+            shots=0,
+            seeds=1,
+            bootstrap_resamples=50,
+            model_name=f"m{seed}",
+        )
+        paths.append(write_results(tmp_path / f"m{seed}.json", res))
+    return paths
+
+
+def test_ensemble_of_eval_results(two_results: list[Path], tmp_path: Path) -> None:
+    from biomamba.eval.results import read_results
+
+    combined = ensemble_files(two_results, tmp_path / "ens.json")
+    a, b = (read_results(p)["tasks"]["medqa_4options"]["predictions"] for p in two_results)
+    preds = combined["tasks"]["medqa_4options"]["predictions"]
+    assert len(preds) == 6
+    for pa, pb, pe in zip(a, b, preds, strict=True):
+        assert pe["pred"] == int(np.argmax(ensemble_probabilities([pa["logliks"], pb["logliks"]])))
+    acc = combined["tasks"]["medqa_4options"]["metrics"]["acc"]
+    assert acc == np.mean([p["correct"] for p in preds])
+    assert read_results(tmp_path / "ens.json")["model"]["family"] == "ensemble"
+    # a model ensembled with itself answers exactly as it does alone
+    alone = ensemble_results([read_results(two_results[0])] * 2, names=["m0", "m0b"])
+    assert [p["pred"] for p in alone["tasks"]["medqa_4options"]["predictions"]] == [p["pred"] for p in a]
+
+
+def test_mismatched_results_are_refused(two_results: list[Path]) -> None:
+    from biomamba.eval.results import read_results
+
+    a, b = read_results(two_results[0]), read_results(two_results[1])
+    b["protocol"]["shots"] = 3
+    with pytest.raises(BiomambaError, match="different protocols"):
+        ensemble_results([a, b])
+    b = read_results(two_results[1])
+    b["tasks"]["medqa_4options"]["predictions"].pop()
+    with pytest.raises(BiomambaError, match="different questions"):
+        ensemble_results([a, b])
+    with pytest.raises(BiomambaError, match="at least two"):
+        ensemble_results([a])
