@@ -1,0 +1,97 @@
+"""`biomamba eval ...` commands end to end on tiny models, and one-line user errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tests.eval.conftest import FIXTURES
+from typer.testing import CliRunner
+
+from biomamba.cli.main import build_app
+from biomamba.errors import BiomambaError
+
+
+def _invoke(args):
+    return CliRunner().invoke(build_app(), args)
+
+
+def test_eval_tasks_lists_biomedical_and_general():
+    result = _invoke(["eval", "tasks"])
+    assert result.exit_code == 0
+    assert "pubmedqa_test" in result.output and "truthfulqa_mc2" in result.output
+
+
+def test_eval_run_compare_and_report(tiny_dir, tmp_path):
+    outputs = []
+    for family in ("gpt2", "llama"):
+        out = tmp_path / f"{family}.json"
+        result = _invoke(
+            [
+                "eval",
+                "run",
+                str(tiny_dir / family),
+                "--task-file",
+                f"pubmedqa={FIXTURES / 'pubmedqa_ori_pqal.json'}",
+                "--task-file",
+                f"arc_easy={FIXTURES / 'arc_easy.jsonl'}",
+                "--task-file",
+                f"medqa_4options@fr={FIXTURES / 'medqa_4options.jsonl'}",
+                "--tasks",
+                "pubmedqa,arc_easy,medqa_4options",
+                "--output",
+                str(out),
+                "--set",
+                "eval.bootstrap_resamples=200",
+            ]
+        )
+        assert result.exit_code == 0, result.output
+        outputs.append(out)
+    data = json.loads(outputs[0].read_text())
+    assert data["format"] == "biomamba-results/1"
+    assert set(data["tasks"]) == {"pubmedqa", "arc_easy", "medqa_4options@fr"}
+    assert data["tasks"]["arc_easy"]["predictions"][0]["prompt_sha"]
+    compared = _invoke(
+        ["eval", "compare", str(outputs[0]), str(outputs[1]), "--output", str(tmp_path / "cmp.json")]
+    )
+    assert compared.exit_code == 0, compared.output
+    assert set(json.loads((tmp_path / "cmp.json").read_text())) == set(data["tasks"])
+    report = _invoke(["report", *map(str, outputs), "--output", str(tmp_path / "report")])
+    assert report.exit_code == 0, report.output
+    assert (tmp_path / "report" / "report.md").is_file() and (tmp_path / "report" / "accuracy.png").is_file()
+
+
+def test_eval_perplexity_on_a_text_file(tiny_dir, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("The hyoid bone develops from the second and third pharyngeal arches. " * 4)
+    result = _invoke(
+        [
+            "eval",
+            "perplexity",
+            str(tiny_dir / "gpt2"),
+            "--text",
+            f"clinical={text}",
+            "--seq-len",
+            "16",
+            "--output",
+            str(tmp_path / "ppl.json"),
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    assert "clinical: ppl" in result.output
+    assert json.loads((tmp_path / "ppl.json").read_text())["perplexity"]["clinical"]["tokens"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task-file", "nope=x.jsonl"], "unknown task 'nope'"),
+        (["--tasks", "arc_easy"], "no file for task(s) arc_easy"),
+        (["--task-file", "arc_easy=missing.jsonl"], "missing.jsonl: task file for 'arc_easy' not found"),
+        (["--task-file", "arc_easy=x", "--set", "eval.seeds=0"], "eval.seeds"),
+    ],
+)
+def test_user_errors_are_one_line(args, message, tiny_dir):
+    result = _invoke(["eval", "run", str(tiny_dir / "gpt2"), *args])
+    assert isinstance(result.exception, BiomambaError)
+    assert message in str(result.exception)

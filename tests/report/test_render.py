@@ -1,0 +1,72 @@
+"""`render_report`: before/after tables with paired intervals, forgetting flag, per-language table, PNGs."""
+
+from __future__ import annotations
+
+import json
+
+from biomamba.report import render_report
+
+
+def _run(path, name, tasks, perplexity=None):
+    data = {
+        "format": "biomamba-results/1",
+        "model": {"name": name},
+        "protocol": {"name": "loglikelihood", "shots": 0},
+        "tasks": {},
+        "perplexity": perplexity or {},
+    }
+    for key, (domain, language, correct) in tasks.items():
+        preds = [{"id": str(i), "correct": c} for i, c in enumerate(correct)]
+        acc = sum(correct) / len(correct)
+        data["tasks"][key] = {
+            "task": key.split("@")[0],
+            "language": language,
+            "domain": domain,
+            "n": len(correct),
+            "prompt_hash": "abc",
+            "metrics": {"acc": acc, "acc_ci": [acc - 0.05, acc + 0.05], "ece": 0.1},
+            "predictions": preds,
+        }
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_before_after_report(tmp_path):
+    base = _run(
+        tmp_path / "base.json",
+        "base",
+        {
+            "pubmedqa_test": ("biomedical", "en", [1.0] * 50 + [0.0] * 50),
+            "medqa_4options@fr": ("biomedical", "fr", [1.0] * 30 + [0.0] * 70),
+            "arc_easy": ("general", "en", [1.0] * 80 + [0.0] * 20),
+        },
+        {"pubmed": {"ppl": 20.0}},
+    )
+    adapted = _run(
+        tmp_path / "adapted.json",
+        "adapted",
+        {
+            "pubmedqa_test": ("biomedical", "en", [1.0] * 65 + [0.0] * 35),
+            "medqa_4options@fr": ("biomedical", "fr", [1.0] * 35 + [0.0] * 65),
+            "arc_easy": ("general", "en", [1.0] * 70 + [0.0] * 30),
+        },
+        {"pubmed": {"ppl": 12.5}},
+    )
+    paths = render_report([base, adapted], tmp_path / "out")
+    text = paths["markdown"].read_text()
+    assert "### Biomedical benchmarks" in text and "### General benchmarks" in text
+    assert "| pubmedqa_test | 100 | 50.0 [45.0, 55.0] | 65.0 [60.0, 70.0] | +15.0 [" in text
+    arc_row = next(line for line in text.splitlines() if line.startswith("| arc_easy |"))
+    assert "-10.0" in arc_row and "regression > 3 pts" in arc_row
+    assert "## Per language" in text and "| base | medqa_4options | 30.0 | - |" in text.replace(
+        "| - | 30.0 |", "| 30.0 | - |"
+    )
+    assert "| pubmed | 20.00 | 12.50 |" in text
+    for chart in ("accuracy_chart", "perplexity_chart"):
+        assert paths[chart].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_single_run_report(tmp_path):
+    run = _run(tmp_path / "r.json", "m", {"arc_easy": ("general", "en", [1.0, 0.0])})
+    text = render_report([run], tmp_path / "o")["markdown"].read_text()
+    assert "Δ" not in text and "| arc_easy | 2 | 50.0" in text
