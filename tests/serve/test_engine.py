@@ -77,3 +77,14 @@ def test_generate_text_streams_pieces(tokenizer) -> None:
     ids = tokenizer("the patient", add_special_tokens=False)["input_ids"]
     expected = _run(decoder, [ids], 8, stop_token_ids=frozenset({tokenizer.eos_token_id}))[0]
     assert "".join(pieces) == tokenizer.decode(expected[:8], skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("family", ["llama", "mamba2"])
+def test_greedy_agrees_with_models_generate(family: str, tokenizer) -> None:
+    from biomamba.models.generation import generate
+
+    model = tiny_model(family)
+    prompts = [[5, 17, 42, 9, 100], [7, 8]]
+    ours = _run(BatchDecoder(model, vocab_size=len(tokenizer)), prompts, 5)
+    theirs = generate(model, tokenizer, prompts, max_new_tokens=5, greedy=True, stop_at_eos=False)
+    assert ours == [list(g.token_ids) for g in theirs]
