@@ -249,8 +249,9 @@ class Trainer:
             with self._sync_context(index == self.accumulation - 1), self._autocast():
                 out = self.loss_fn(self.forward_model, batch)
             out.loss_sum.backward()
+            # Accumulated on the device: one host sync per optimizer step, not per micro-batch.
             totals[0] += out.loss_sum.detach().double()
-            totals[1] += float(out.num_targets)
+            totals[1] += out.num_targets
             totals[2] += batch["input_ids"].numel() if "input_ids" in batch else 0
             for key, value in out.metrics.items():
                 extra[key] = extra.get(key, 0.0) + float(value)
@@ -261,9 +262,12 @@ class Trainer:
         if math.isfinite(loss):
             # Gradients hold d(sum of local losses); DDP/FSDP averaged them over processes.
             scale = self.dist.world_size / max(targets, 1.0)
-            for param in self.params:
-                if param.grad is not None:
-                    param.grad.mul_(scale)
+            grads = [p.grad for p in self.params if p.grad is not None]
+            if grads and not any(type(g).__name__ == "DTensor" for g in grads[:1]):
+                torch._foreach_mul_(grads, scale)
+            else:
+                for grad in grads:
+                    grad.mul_(scale)
             grad_norm = self._clip_gradients()
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
             return self._skip_step(loss, grad_norm)
