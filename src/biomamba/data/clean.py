@@ -13,13 +13,17 @@ import unicodedata
 from biomamba.data.config import CleanConfig
 
 _SPACES = re.compile(r"[^\S\n]+")
+# C0/C1 control characters except tab and newline, plus invisible format characters that only break matching
+# (zero-width space, BOM, soft hyphen, word joiner); the zero-width joiner stays (it is part of emoji/scripts).
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u200b\u2060\ufeff]")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
+_SYMBOLS = re.compile(r"[^\w\s]|_")
 
 
 def normalize_text(text: str) -> str:
     """NFC, control characters removed, runs of spaces collapsed, blank lines collapsed, ends stripped."""
     text = unicodedata.normalize("NFC", text)
-    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C" or ch == "\u200d")
+    text = _INVISIBLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = _SPACES.sub(" ", text)
     text = "\n".join(line.strip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n", text).strip()
@@ -34,7 +38,7 @@ def filter_reason(text: str, config: CleanConfig) -> str | None:
         return f"longer than {config.max_chars} characters"
     if config.min_words and len(text.split()) < config.min_words:
         return f"fewer than {config.min_words} words"
-    other = sum(1 for ch in text if not (ch.isalnum() or ch.isspace()))
+    other = len(_SYMBOLS.findall(text))
     if other > config.max_non_alnum_fraction * length:
         return f"more than {config.max_non_alnum_fraction:.0%} symbol characters"
     return None

@@ -3,8 +3,10 @@
 Ratios are targets over TOKENS. For each domain the available training tokens are known exactly (documents are
 tokenized before mixing), so the plan can hit the targets to within one document: a domain needing more tokens
 than it has is repeated (whole passes, then a partial pass), one needing fewer is subsampled. The partial pass
-walks a seeded permutation and takes a document only when that brings the domain closer to its quota, so the
-overshoot is at most half a document. The plan reports targets, achieved ratios and repeat counts.
+walks a seeded permutation and takes whole documents while they fit in the quota; the next one is then CUT to
+the remaining tokens (it still ends with EOS), so every domain gets its quota to the token whatever its document
+lengths (a 10k-token Wikipedia article would otherwise move a small corpus's ratio by whole percentage points).
+At most one document per domain is cut. The plan reports targets, achieved ratios and repeat counts.
 
 The held-out split depends only on a stable hash of (domain, document id): adding files never moves a document
 from train to held-out or back, and the split is the same on every machine.
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 RATIO_TOLERANCE_PP = 1.0
+MIN_CUT_TOKENS = 2  # a cut document keeps at least one token plus its EOS
 
 
 def heldout_hash(domain: str, doc_id: str) -> float:
@@ -36,6 +39,7 @@ class DomainPlan:
     available_documents: int
     quota_tokens: float
     selected: np.ndarray  # indices into the domain's candidate list, repeats included
+    limits: np.ndarray  # tokens to take from each selected document (its length, or less for the cut one)
     selected_tokens: int
     full_passes: int
 
@@ -121,7 +125,16 @@ def _plan_domain(
     # Take a document while the running total minus half its length stays within the remainder, i.e. while
     # taking it brings the domain closer to (or exactly onto) its quota.
     # The condition is monotone along the permutation, so the chosen documents are a prefix of it.
-    partial = order[: int(np.count_nonzero(cumulative - lengths[order] / 2 <= remainder))]
+    whole = int(np.count_nonzero(cumulative <= remainder))
+    partial = order[:whole]
+    limits = lengths[partial]
+    gap = int(round(remainder)) - int(limits.sum())
+    if gap >= MIN_CUT_TOKENS and whole < order.size:
+        partial = np.append(partial, order[whole])
+        limits = np.append(limits, gap)
     selected = np.concatenate([np.tile(np.arange(lengths.size), passes), partial]).astype(np.int64)
-    tokens = passes * available + int(lengths[partial].sum())
-    return DomainPlan(domain, ratio, available, int(lengths.size), quota, selected, tokens, passes)
+    all_limits = np.concatenate([np.tile(lengths, passes), limits]).astype(np.int64)
+    tokens = int(all_limits.sum())
+    return DomainPlan(
+        domain, ratio, available, int(lengths.size), quota, selected, all_limits, tokens, passes
+    )

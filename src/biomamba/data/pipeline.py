@@ -16,6 +16,7 @@ Three phases, designed so that the expensive part scales out and every step can 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -232,21 +233,19 @@ class _PartBuilder:
 
 
 def _run_parts(
-    units: list[Unit], context: PartContext, workers: int, progress: Callable[[str], None]
+    units: list[Unit], context: PartContext, pool: Any, progress: Callable[[str], None]
 ) -> list[dict]:
-    """Build every unit's part, in parallel when workers > 1 (spawned processes: safe with Rust threads)."""
+    """Build every unit's part, in the worker pool when there is one (spawned processes: safe with Rust threads)."""
     results: dict[str, dict] = {}
-    if workers <= 1 or len(units) <= 1:
+    if pool is None or len(units) <= 1:
         _init_worker(context)
         for unit in units:
             results[unit.name] = build_part(unit)
             progress(_part_line(results[unit.name]))
     else:
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(min(workers, len(units)), initializer=_init_worker, initargs=(context,)) as pool:
-            for summary in pool.imap_unordered(build_part, units):
-                results[summary["unit"]] = summary
-                progress(_part_line(summary))
+        for summary in pool.imap_unordered(build_part, units):
+            results[summary["unit"]] = summary
+            progress(_part_line(summary))
     return [results[u.name] for u in units]
 
 
@@ -343,6 +342,7 @@ class ShardJob:
     name: str
     units: np.ndarray  # part number per document
     docs: np.ndarray  # local document index per document
+    limits: np.ndarray  # tokens to copy per document (less than its length for a cut document)
     plan_hash: str
 
 
@@ -371,9 +371,13 @@ def _write_shard_job(args: tuple[ShardJob, str, str, list[str], str]) -> dict:
     with ShardWriter(output_dir, relative, dtype) as writer:
         pending: list[np.ndarray] = []
         pending_lengths: list[int] = []
-        for unit_number, doc in zip(job.units.tolist(), job.docs.tolist(), strict=True):
+        for unit_number, doc, limit in zip(
+            job.units.tolist(), job.docs.tolist(), job.limits.tolist(), strict=True
+        ):
             tokens, bounds = _part_tokens(work_dir, unit_names[unit_number], dtype)
             piece = tokens[bounds[doc] : bounds[doc + 1]]
+            if limit < piece.size:  # a document cut to its domain's quota still ends with EOS
+                piece = np.append(piece[: limit - 1], piece[-1])
             pending.append(piece)
             pending_lengths.append(piece.size)
             if len(pending) >= 4096:
@@ -403,9 +407,9 @@ def _shard_jobs(split_dir: str, units: np.ndarray, docs: np.ndarray, lengths: np
         target = int(cumulative[cut - 1]) + shard_tokens
     boundaries.append(units.size)
     for number, (begin, end) in enumerate(zip(boundaries[:-1], boundaries[1:], strict=True)):
-        u, d = units[begin:end], docs[begin:end]
-        digest = hashlib.sha256(salt.encode() + u.tobytes() + d.astype(np.int64).tobytes()).hexdigest()
-        jobs.append(ShardJob(split_dir, f"shard-{number:05d}", u, d, digest))
+        u, d, n = units[begin:end], docs[begin:end], lengths[begin:end].astype(np.int64)
+        digest = hashlib.sha256(salt.encode() + u.tobytes() + d.astype(np.int64).tobytes() + n.tobytes())
+        jobs.append(ShardJob(split_dir, f"shard-{number:05d}", u, d, n, digest.hexdigest()))
     return jobs
 
 
@@ -449,11 +453,12 @@ def build_corpus(
     )
     selected_units = units if only_part is None else _select_units(units, only_part)
     started = time.perf_counter()
-    parts = _run_parts(selected_units, context, config.workers, say)
-    phase1 = time.perf_counter() - started
-    if only_part is not None:
-        return {"only_part": list(only_part), "parts": parts, "seconds": round(phase1, 3)}
-    manifest = _finish(config, spec, units, parts, index, output, work_dir, say)
+    with _worker_pool(config.workers, context) as pool:
+        parts = _run_parts(selected_units, context, pool, say)
+        phase1 = time.perf_counter() - started
+        if only_part is not None:
+            return {"only_part": list(only_part), "parts": parts, "seconds": round(phase1, 3)}
+        manifest = _finish(config, spec, units, parts, index, output, work_dir, say, pool)
     manifest["build"] = {"fingerprint": fingerprint, "seconds_parts": round(phase1, 3),
                          "seconds_total": round(time.perf_counter() - started, 3), "workers": config.workers}  # fmt: skip
     write_json(output / MANIFEST_NAME, manifest)
@@ -461,6 +466,17 @@ def build_corpus(
         shutil.rmtree(work_dir, ignore_errors=True)
     say(manifest["mixture"]["summary"])
     return manifest
+
+
+@contextlib.contextmanager
+def _worker_pool(workers: int, context: PartContext) -> Iterator[Any]:
+    """One pool of spawned workers for both parallel phases (spawning costs an import of the stack each)."""
+    if workers <= 1:
+        yield None
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(context,)) as pool:
+        yield pool
 
 
 def _select_units(units: list[Unit], only_part: tuple[int, int]) -> list[Unit]:
@@ -507,7 +523,7 @@ def _up_to_date(output: Path, fingerprint: str) -> dict | None:
 
 
 def _finish(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: list[dict], index: NgramIndex,
-            output: Path, work_dir: Path, say: Callable[[str], None]) -> dict:  # fmt: skip
+            output: Path, work_dir: Path, say: Callable[[str], None], pool: Any) -> dict:  # fmt: skip
     catalog = _load_catalog(units, work_dir, config.dedup.near)
     domains = list(config.sources)
     dedup = deduplicate(catalog.hashes, catalog.signatures, catalog.domain_of_doc, exact=config.dedup.exact,
@@ -518,19 +534,20 @@ def _finish(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: l
     candidates = {d: np.flatnonzero(train_mask & (domain_array == d)) for d in domains}
     plan = plan_mixture({d: catalog.lengths[c] for d, c in candidates.items()}, config.ratios,
                         config.total_tokens, config.seed)  # fmt: skip
-    chosen = np.concatenate(
-        [candidates[d][p.selected] for d, p in plan.domains.items()] or [np.zeros(0, int)]
-    )
-    chosen = chosen[np.random.default_rng([config.seed, 1_000_003]).permutation(chosen.size)]
+    empty = [np.zeros(0, np.int64)]
+    chosen = np.concatenate([candidates[d][p.selected] for d, p in plan.domains.items()] or empty)
+    limits = np.concatenate([p.limits for p in plan.domains.values()] or empty)
+    shuffle = np.random.default_rng([config.seed, 1_000_003]).permutation(chosen.size)
+    chosen, limits = chosen[shuffle], limits[shuffle]
     dtype = token_dtype(spec.vocab_size)
     salt = _settings_hash(config, spec)
-    jobs = _shard_jobs("train", catalog.unit_of_doc[chosen], catalog.local_index[chosen],
-                       catalog.lengths[chosen], config.shard_tokens, salt)  # fmt: skip
+    jobs = _shard_jobs("train", catalog.unit_of_doc[chosen], catalog.local_index[chosen], limits,
+                       config.shard_tokens, salt)  # fmt: skip
     for domain in domains:
         held = np.flatnonzero(keep & catalog.heldout & (domain_array == domain))
         jobs += _shard_jobs(f"heldout/{domain}", catalog.unit_of_doc[held], catalog.local_index[held],
                             catalog.lengths[held], config.shard_tokens, salt)  # fmt: skip
-    records = _run_shard_jobs(jobs, output, work_dir, [u.name for u in units], dtype, config.workers)
+    records = _run_shard_jobs(jobs, output, work_dir, [u.name for u in units], dtype, pool)
     splits: dict[str, dict] = {}
     for job, record in zip(jobs, records, strict=True):
         split = splits.setdefault(job.split_dir, {"shards": [], "tokens": 0, "documents": 0})
@@ -543,14 +560,12 @@ def _finish(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: l
 
 
 def _run_shard_jobs(jobs: list[ShardJob], output: Path, work_dir: Path, unit_names: list[str], dtype: np.dtype,
-                    workers: int) -> list[dict]:  # fmt: skip
+                    pool: Any) -> list[dict]:  # fmt: skip
     args = [(job, str(output), str(work_dir), unit_names, dtype.str) for job in jobs]
-    if workers <= 1 or len(jobs) <= 1:
+    if pool is None or len(jobs) <= 1:
         records = [_write_shard_job(a) for a in args]
     else:
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(min(workers, len(jobs))) as pool:
-            records = pool.map(_write_shard_job, args)
+        records = pool.map(_write_shard_job, args, chunksize=1)
     _PART_CACHE.clear()
     return records
 

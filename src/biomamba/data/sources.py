@@ -22,7 +22,6 @@ Formats (`SourceConfig.type`):
 from __future__ import annotations
 
 import glob
-import gzip
 import json
 import re
 import tarfile
@@ -124,7 +123,52 @@ def read_source_file(path: str, source: SourceConfig, report: FileReport) -> Ite
             return
 
 
-def _open_binary(path: str, report: FileReport) -> IO[bytes] | None:
+class _GzipStream:
+    """Incremental gzip decompression that hands out everything decodable before a truncation.
+
+    `gzip.GzipFile.read(n)` raises at a truncated end and discards the data it had decompressed for that
+    call; decompressing chunk by chunk with zlib keeps every complete record up to the cut, and reports the
+    cut separately. Multi-member files (concatenated gzip streams, as `cat a.gz b.gz`) are supported.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.truncated: str | None = None
+
+    def chunks(self, chunk_size: int) -> Iterator[bytes]:
+        decompressor = zlib.decompressobj(wbits=31)
+        fed = False  # has the current member received input? (a clean end follows a finished member)
+        while data := self.raw.read(chunk_size):
+            while data:
+                fed = True
+                try:
+                    out = decompressor.decompress(data)
+                except zlib.error as exc:
+                    self.truncated = f"corrupt gzip data ({exc})"
+                    return
+                if out:
+                    yield out
+                if decompressor.eof:
+                    data = decompressor.unused_data
+                    decompressor, fed = zlib.decompressobj(wbits=31), False
+                    if not data.strip(b"\x00"):
+                        data = b""
+                else:
+                    data = b""
+        if fed and not decompressor.eof:
+            self.truncated = "compressed file ended before the end-of-stream marker"
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __enter__(self) -> _GzipStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _open_binary(path: str, report: FileReport) -> Any:
     """Open a plain or gzip file for binary reading; a missing or empty file is a counted skip."""
     file = Path(path)
     if not file.is_file():
@@ -135,17 +179,24 @@ def _open_binary(path: str, report: FileReport) -> IO[bytes] | None:
         return None
     handle = open(file, "rb")  # noqa: SIM115 - closed by the caller
     if handle.peek(2)[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[return-value]
+        return _GzipStream(handle)
     return handle
 
 
-def _read_chunks(handle: IO[bytes], report: FileReport, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-    """Read a (possibly gzip) stream in chunks; a truncated/corrupt gzip stops the file with a counted warning."""
+def _read_chunks(handle: Any, report: FileReport, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """Read a plain or gzip stream in chunks; a truncated/corrupt gzip ends the file with a counted warning."""
+    if isinstance(handle, _GzipStream):
+        yield from handle.chunks(chunk_size)
+        if handle.truncated:
+            report.skip(
+                "truncated or corrupt compressed file (rest of file skipped)", detail=handle.truncated
+            )
+        return
     try:
         while chunk := handle.read(chunk_size):
             yield chunk
-    except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
-        report.skip("truncated or corrupt compressed file (rest of file skipped)", detail=str(exc))
+    except OSError as exc:
+        report.skip("unreadable file (rest of file skipped)", detail=str(exc))
 
 
 def _lines(path: str, report: FileReport) -> Iterator[tuple[int, bytes]]:

@@ -8,6 +8,7 @@ Its sha256 goes into the manifest so that a corpus is never silently paired with
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,9 +66,41 @@ def tokenizer_spec(tokenizer: Any, eos_token_id: int | None = None) -> Tokenizer
 
 
 def _load(name_or_path: str) -> Any:
+    local = Path(name_or_path) / "tokenizer.json"
+    if local.is_file():
+        return _load_local(Path(name_or_path))
     from transformers import AutoTokenizer
 
     try:
         return AutoTokenizer.from_pretrained(name_or_path)
     except Exception as exc:  # noqa: BLE001 - OSError, ValueError, hub errors: one line for the user
         raise DataError(f"tokenizer {name_or_path}: cannot load ({type(exc).__name__}: {exc})") from None
+
+
+class _LocalTokenizer:
+    """A saved transformers tokenizer read with `tokenizers` alone: importing transformers costs seconds, and a
+    corpus build needs only the Rust tokenizer and the EOS token named in tokenizer_config.json."""
+
+    def __init__(self, folder: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self.backend_tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.name_or_path = str(folder)
+        self.eos_token_id = None
+        for name in ("tokenizer_config.json", "special_tokens_map.json"):
+            config_path = folder / name
+            if config_path.is_file():
+                eos = json.loads(config_path.read_text(encoding="utf-8")).get("eos_token")
+                eos = eos.get("content") if isinstance(eos, dict) else eos
+                if isinstance(eos, str):
+                    self.eos_token_id = self.backend_tokenizer.token_to_id(eos)
+                    break
+
+
+def _load_local(folder: Path) -> Any:
+    try:
+        return _LocalTokenizer(folder)
+    except Exception as exc:  # noqa: BLE001 - corrupt JSON, unknown model type: one line for the user
+        raise DataError(
+            f"tokenizer {folder}: cannot load tokenizer.json ({type(exc).__name__}: {exc})"
+        ) from None
