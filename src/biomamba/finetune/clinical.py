@@ -19,6 +19,7 @@ header (an exam sub-heading such as `HEENT:`) inherits the role of the section i
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import hashlib
 import io
@@ -28,6 +29,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from biomamba.errors import DataError
 from biomamba.finetune.records import BadRecords
@@ -228,14 +230,7 @@ def load_mtsamples(
     bad = bad or BadRecords()
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    try:
-        import rdata
-    except ImportError:  # pragma: no cover - rdata is a declared dependency
-        raise DataError("reading MTSamples needs the 'rdata' package: pip install rdata") from None
-    try:
-        frame = rdata.read_rda(str(path))["mtsamples"]
-    except Exception as exc:  # rdata raises a variety of parse errors
-        raise DataError(f"{path}: not an R data file with an 'mtsamples' table ({exc})") from None
+    frame = _read_mtsamples_frame(str(path.resolve()), path.stat().st_mtime_ns)
     notes = []
     for row in frame.itertuples(index=False):
         if specialty and str(row.medical_specialty).strip() != specialty:
@@ -246,6 +241,20 @@ def load_mtsamples(
             continue
         notes.append(ClinicalNote(str(row.note_id), str(row.note_id), text, "mtsamples"))
     return notes
+
+
+@functools.lru_cache(maxsize=2)
+def _read_mtsamples_frame(path: str, mtime_ns: int) -> Any:
+    """Parse the .rda once per process (a few seconds): train and eval sources usually share the file."""
+    del mtime_ns  # part of the cache key only: an edited file is read again
+    try:
+        import rdata
+    except ImportError:  # pragma: no cover - rdata is a declared dependency
+        raise DataError("reading MTSamples needs the 'rdata' package: pip install rdata") from None
+    try:
+        return rdata.read_rda(path)["mtsamples"]
+    except Exception as exc:  # rdata raises a variety of parse errors
+        raise DataError(f"{path}: not an R data file with an 'mtsamples' table ({exc})") from None
 
 
 def load_aci_bench(path: str | Path, *, bad: BadRecords | None = None) -> list[ClinicalNote]:

@@ -260,6 +260,9 @@ def finetune(
     config, train_config = load_configs(recipe, source)
     run_dir = Path(output_dir or Path("runs") / str(recipe.get("name") or "finetune") / "finetune")
     started = time.time()
+    from biomamba.models.loading import resolve_model_dir
+
+    resolve_model_dir(config.base_model)  # fail fast (offline hub name, missing dir) before reading data
     data = prepare_data(config)
     log(
         f"data: {len(data.train)} train, {len(data.validation)} validation, {len(data.test)} test; "
