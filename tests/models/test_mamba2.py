@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.models.conftest import tiny_model
 
 from biomamba.models.mamba2 import Mamba2Cache
 from biomamba.models.ssd import segment_ids, ssd_chunked, ssd_step
@@ -145,3 +146,29 @@ def test_padding_mask_is_refused(model):
     ids = _ids(1, 4)
     with pytest.raises(ValueError, match="seq_idx"):
         model(input_ids=ids, attention_mask=torch.tensor([[0, 1, 1, 1]]))
+
+
+def test_left_padded_prefill_with_seq_idx_into_cache(model):
+    """Rows of different lengths in one prefill: padding is its own segment, so the state after the
+    prompt (and the decoding that follows) equals the unpadded prompt's."""
+    short, long = _ids(1, 6, seed=4), _ids(1, 10, seed=5)
+    ids = torch.cat([torch.cat([torch.zeros(1, 4, dtype=torch.long), short], 1), long], 0)
+    seq_idx = torch.tensor([[0] * 4 + [1] * 6, [1] * 10])
+    nxt = _ids(2, 3, seed=6)
+    with torch.no_grad():
+        cache = model.allocate_cache(2)
+        model(input_ids=ids, seq_idx=seq_idx, cache=cache)
+        got = model(input_ids=nxt, cache=cache).logits
+        want_short = model(input_ids=torch.cat([short, nxt[:1]], 1)).logits[:, -3:]
+        want_long = model(input_ids=torch.cat([long, nxt[1:]], 1)).logits[:, -3:]
+    assert (got[:1] - want_short).abs().max() < 1e-4
+    assert (got[1:] - want_long).abs().max() < 1e-4
+
+
+def test_compiles_without_graph_breaks():
+    model = tiny_model(n_layer=1).train()
+    ids = _ids(2, 12)
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    loss = compiled(input_ids=ids, labels=ids, seq_idx=torch.tensor([[0] * 6 + [1] * 6] * 2)).loss
+    loss.backward()
+    assert torch.isfinite(loss)

@@ -64,9 +64,10 @@ class Mamba2Config:
     bos_token_id: int | None = 0
     eos_token_id: int | None = 0
     pad_token_id: int | None = 0
-    kernels: str = (
-        "auto"  # runtime only (not saved): "auto" | "torch" | "triton", see biomamba.models.kernels
-    )
+    # runtime only (never saved): scan implementation "auto" | "torch" | "triton" (biomamba.models.kernels),
+    # and whether training recomputes the scan's chunk x chunk intermediates in backward (saves memory)
+    kernels: str = "auto"
+    recompute_scan: bool = True
     # Not "mamba2" on purpose: peft forbids LoRA on out_proj for model_type mamba2 (transformers' fused
     # CUDA path bypasses that Linear); ours calls it normally. Use biomamba.models.family() -> "mamba2".
     model_type: str = field(default="biomamba-mamba2", init=False)
@@ -334,6 +335,12 @@ class Mamba2Mixer(nn.Module):
             C = C.reshape(b, length, c.ngroups, c.d_state)
             if cache is None and use_triton(c.kernels, x):
                 y = triton_ssd(x, dt_raw, self.dt_bias, A, B, C, self.D, c.chunk_size, c.dt_limit, seg)
+            elif cache is None and c.recompute_scan and torch.is_grad_enabled():
+                # Keep only the scan's inputs for backward and recompute its chunk x chunk intermediates
+                # there: they are the largest activations of the model (as mamba-ssm's kernels do).
+                y = torch.utils.checkpoint.checkpoint(
+                    _scan_output, x, dt, A, B, C, c.chunk_size, self.D, seg, use_reentrant=False
+                )
             else:
                 y, final = ssd_chunked(
                     x,
@@ -375,6 +382,12 @@ class Mamba2Mixer(nn.Module):
             D=self.D,
         )
         return y
+
+
+def _scan_output(
+    x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk: int, D: Tensor, seg: Tensor | None
+) -> Tensor:
+    return ssd_chunked(x, dt, A, B, C, chunk, D=D, seg=seg)[0]
 
 
 class Mamba2Block(nn.Module):
