@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +127,51 @@ def test_token_shards_window_matches_documents(jsonl_corpus, tiny_tokenizer, tmp
     tokens, doc_ids = train.window(0, 3000)  # crosses shard boundaries
     flat = np.concatenate(list(train.documents()))[:3000]
     assert (tokens == flat).all() and doc_ids[0] == 0 and doc_ids[-1] > 0
+
+
+def test_bad_inputs_are_skipped_counted_and_named_in_the_manifest(tmp_path, tiny_tokenizer):
+    import gzip
+
+    from conftest import random_documents
+
+    folder = tmp_path / "c4"
+    folder.mkdir()
+    good = "".join(json.dumps(d) + "\n" for d in random_documents("c4", 30, seed=8))
+    (folder / "a.jsonl").write_text(good + '{"id": "x", "text": "broken\n' + "\n")
+    (folder / "b.jsonl").write_bytes(b'{"id": "u", "text": "bad \xff byte"}\n')
+    blob = gzip.compress(good.encode() * 3)
+    (folder / "c.jsonl.gz").write_bytes(blob[: len(blob) * 2 // 3])
+    (folder / "d.jsonl").write_bytes(b"")
+    config = DataConfig.model_validate({"sources": {"c4": [{"type": "jsonl", "path": str(folder)}]},
+                                        "ratios": {"c4": 1.0}, "dedup": {"near": False, "exact": False}})  # fmt: skip
+    manifest = build_corpus(config, tiny_tokenizer, tmp_path / "corpus")
+    skipped = manifest["skipped"]
+    # invalid JSON: the broken line of a.jsonl, and the half line where c.jsonl.gz was cut
+    assert skipped["by_reason"] == {"empty file": 1, "invalid JSON": 2, "invalid UTF-8": 1,
+                                    "truncated or corrupt compressed file (rest of file skipped)": 1}  # fmt: skip
+    assert skipped["total"] == 5
+    warnings = "\n".join(skipped["warnings"])
+    assert f"{folder / 'a.jsonl'}:line 31: invalid JSON" in warnings
+    assert f"{folder / 'b.jsonl'}:line 1: invalid UTF-8" in warnings
+    assert f"{folder / 'c.jsonl.gz'}: truncated" in warnings
+    per_file = {Path(s["path"]).name: s["read"]["documents"] for s in manifest["sources"]}
+    assert per_file["a.jsonl"] == 30 and per_file["d.jsonl"] == 0 and 0 < per_file["c.jsonl.gz"] < 90
+
+
+def test_parts_built_on_several_machines_merge_into_one_corpus(jsonl_corpus, tiny_tokenizer, tmp_path):
+    import shutil
+
+    config = _config(jsonl_corpus)
+    reference = build_corpus(config, tiny_tokenizer, tmp_path / "single")
+    for machine in range(2):  # each "machine" builds its share of the per-file parts
+        summary = build_corpus(config, tiny_tokenizer, tmp_path / f"m{machine}", only_part=(machine, 2))
+        assert {p["unit"] for p in summary["parts"]} and not (
+            tmp_path / f"m{machine}" / MANIFEST_NAME
+        ).exists()
+        shutil.copytree(tmp_path / f"m{machine}" / ".work", tmp_path / "merged" / ".work", dirs_exist_ok=True)
+    messages: list[str] = []
+    merged = build_corpus(config, tiny_tokenizer, tmp_path / "merged", progress=messages.append)
+    assert all("reused" in m for m in messages if m.startswith("part "))
+    assert merged["splits"] == reference["splits"]
+    with pytest.raises(Exception, match="expected 0 <= i < n"):
+        build_corpus(config, tiny_tokenizer, tmp_path / "x", only_part=(2, 2))

@@ -1,0 +1,106 @@
+"""Tokenizer training (byte-level BPE in the transformers format), fertility report, CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from biomamba.errors import DataError
+from biomamba.tokenizer import fertility_report, train_tokenizer
+
+BIO = "thrombocytopenia hepatocellular carcinoma methotrexate pharmacokinetics randomized patients cohort".split()
+GEN = "the city river music school game shop news weather team season album".split()
+
+
+def _texts(words: list[str], count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(words) for _ in range(30)) for _ in range(count)]
+
+
+def test_trained_bpe_round_trips_and_reloads_with_autotokenizer(tmp_path):
+    from transformers import AutoTokenizer
+
+    out = tmp_path / "tok"
+    tok = train_tokenizer(_texts(BIO + GEN, 200, 0), vocab_size=500, output_dir=out)
+    assert (out / "tokenizer.json").is_file() and not list(tmp_path.glob(".tok*"))
+    loaded = AutoTokenizer.from_pretrained(out)
+    assert len(loaded) == len(tok) <= 500
+    assert loaded.eos_token == "<|endoftext|>" and loaded.eos_token_id == tok.eos_token_id
+    text = "Café naïve 5 µg/kg βblocker 東京 thrombocytopenia"  # byte-level: nothing is unknown
+    ids = loaded(text, add_special_tokens=False)["input_ids"]
+    assert loaded.decode(ids) == text
+    assert (
+        len(loaded(" thrombocytopenia", add_special_tokens=False)["input_ids"]) <= 2
+    )  # a frequent word merges
+
+
+def test_train_from_files_jsonl_and_text(tmp_path):
+    jsonl = tmp_path / "a.jsonl"
+    jsonl.write_text("".join(json.dumps({"body": t}) + "\n" for t in _texts(BIO, 50, 1)))
+    plain = tmp_path / "b.txt"
+    plain.write_text("\n".join(_texts(GEN, 50, 2)))
+    tok = train_tokenizer(files=[jsonl, plain], text_field="body", vocab_size=400)
+    assert len(tok(" hepatocellular", add_special_tokens=False)["input_ids"]) <= 2
+    assert len(tok(" weather", add_special_tokens=False)["input_ids"]) <= 2
+
+
+def test_empty_or_missing_training_input_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="no training text"):
+        train_tokenizer([], vocab_size=300)
+    with pytest.raises(DataError, match="nope.txt: tokenizer training file not found"):
+        train_tokenizer(files=[tmp_path / "nope.txt"], vocab_size=300)
+
+
+def test_fertility_report_prefers_the_domain_tokenizer(tmp_path):
+    bio = train_tokenizer(_texts(BIO, 300, 3), vocab_size=400)
+    gen = train_tokenizer(_texts(GEN, 300, 4), vocab_size=400)
+    report = fertility_report({"bio": bio, "general": gen}, {"pubmed": _texts(BIO, 20, 5), "c4": _texts(GEN, 20, 6)},
+                              terms=["thrombocytopenia", "weather"])  # fmt: skip
+    rows = report.rows
+    assert rows["bio"]["pubmed"]["tokens_per_word"] < rows["general"]["pubmed"]["tokens_per_word"]
+    assert rows["general"]["c4"]["tokens_per_word"] < rows["bio"]["c4"]["tokens_per_word"]
+    assert rows["bio"]["pubmed"]["words"] == 20 * 30
+    assert "".join(report.terms["thrombocytopenia"]["general"]).strip() == "thrombocytopenia"
+    markdown = report.markdown()
+    assert markdown.splitlines()[0] == "| tokenizer | vocab | pubmed tokens/word | c4 tokens/word |"
+    assert f"| bio | {len(bio)} | {rows['bio']['pubmed']['tokens_per_word']:.3f} |" in markdown
+    assert "| thrombocytopenia | 1: thrombocytopenia |" in markdown
+
+
+def test_cli_train_and_fertility(tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from biomamba.cli.main import build_app
+
+    data = tmp_path / "pubmed.jsonl"
+    data.write_text(
+        "".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(_texts(BIO, 120, 7)))
+    )
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "t", "tokenizer": {"vocab_size": 350},
+                                      "data": {"sources": {"pubmed": [{"type": "jsonl", "path": str(data)}]},
+                                               "ratios": {"pubmed": 1.0}, "heldout_fraction": 0.2}}))  # fmt: skip
+    runner = CliRunner()
+    out = tmp_path / "tok"
+    result = runner.invoke(build_app(), ["tokenizer", "train", str(recipe), "--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "tokenizer.json").is_file()
+    table = tmp_path / "fertility.md"
+    result = runner.invoke(build_app(), ["tokenizer", "fertility", "--recipe", str(recipe), "--tokenizer",
+                                         f"bio={out}", "--output", str(table)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert table.read_text().startswith("| tokenizer | vocab | pubmed tokens/word |")
+
+
+def test_tokenizer_recipe_validation():
+    from biomamba.config.recipe import load_section
+    from biomamba.errors import RecipeError
+    from biomamba.tokenizer.config import TokenizerConfig
+
+    with pytest.raises(RecipeError, match="tokenizer.vocab_size"):
+        load_section({"tokenizer": {"vocab_size": 10}}, "tokenizer", TokenizerConfig)
+    with pytest.raises(RecipeError, match="must be listed in special_tokens"):
+        load_section({"tokenizer": {"eos_token": "</s>"}}, "tokenizer", TokenizerConfig)
