@@ -9,7 +9,8 @@ import pytest
 
 from biomamba.compress.ensemble import ensemble_files, ensemble_probabilities, ensemble_results
 from biomamba.errors import BiomambaError
-from conftest import build_model, write_medqa
+
+from .helpers import build_model, write_medqa
 
 
 def test_probabilities_are_summed_softmaxes() -> None:

@@ -10,7 +10,8 @@ import torch
 from typer.testing import CliRunner
 
 from biomamba.cli.main import build_app
-from conftest import save_tiny, write_medqa
+
+from .helpers import save_tiny, write_medqa
 
 
 @pytest.fixture

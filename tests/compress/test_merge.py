@@ -43,7 +43,7 @@ def test_writer_refuses_out_of_plan_tensor(tmp_path: Path) -> None:
 
 
 def test_incompatible_shapes_name_the_tensor(tmp_path: Path, tokenizer) -> None:
-    from conftest import save_tiny
+    from .helpers import save_tiny
 
     a = save_tiny(tmp_path / "a", "llama", 0, tokenizer)
     b = save_tiny(tmp_path / "b", "llama", 1, tokenizer, vocab=320)

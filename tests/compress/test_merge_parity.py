@@ -120,7 +120,7 @@ def test_matches_mergekit(method: str, three_llamas: list[Path], tmp_path: Path)
 
 @pytest.mark.parametrize("family", ["gpt2", "mistral"])
 def test_other_families_match_mergekit(family: str, tmp_path: Path, tokenizer) -> None:
-    from conftest import save_tiny
+    from .helpers import save_tiny
 
     models = [save_tiny(tmp_path / f"{family}{i}", family, seed=i, tokenizer=tokenizer) for i in range(3)]
     text = CONFIGS["ties"].format(**{f"m{i}": p for i, p in enumerate(models)})

@@ -62,10 +62,7 @@ def test_group_size_falls_back_to_rows_when_it_does_not_divide() -> None:
 
 
 def _tiny(family: str) -> nn.Module:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from conftest import build_model
+    from .helpers import build_model
 
     if family == "mamba2":
         from biomamba.models import create_model

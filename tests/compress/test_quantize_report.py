@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from biomamba.cli.main import build_app
-from conftest import save_tiny, write_corpus, write_medqa
+
+from .helpers import save_tiny, write_corpus, write_medqa
 
 
 @pytest.mark.parametrize("method", ["int8", "int4"])

@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from biomamba.cli.main import build_app
-from conftest import tiny_model
+
+from .helpers import tiny_model
 
 
 @pytest.fixture

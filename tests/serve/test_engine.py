@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from biomamba.serve.engine import BatchDecoder, GenerationRequest, TextStream, generate_text, sample_next
-from conftest import tiny_model
+
+from .helpers import tiny_model
 
 PROMPTS = [[5, 17, 42, 9, 100], [7, 8], [250, 3, 3, 61]]
 

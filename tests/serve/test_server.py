@@ -13,7 +13,8 @@ import pytest
 from biomamba.serve.config import ServeConfig
 from biomamba.serve.engine import BatchDecoder, GenerationRequest
 from biomamba.serve.server import RunningServer
-from conftest import tiny_model
+
+from .helpers import tiny_model
 
 SECRET = "patient Jane Roe has metformin"
 

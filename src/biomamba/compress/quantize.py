@@ -328,7 +328,7 @@ def load_quantized(model_dir: str | Path, device: str = "cpu") -> nn.Module:
     if record["weights"] == TORCH_FILE:
         import torchao  # noqa: F401 - registers torchao's tensor subclasses as safe to unpickle
 
-        state = torch.load(weights_file, map_location="cpu", weights_only=True)
+        state = torch.load(weights_file, map_location=device, weights_only=True)
     else:
         from safetensors.torch import load_file
 

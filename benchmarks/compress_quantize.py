@@ -1,0 +1,198 @@
+"""Decode tokens/s, weight memory and file size of quantized variants vs fp32 and bf16, same run, same prompt.
+
+    .venv/bin/python benchmarks/compress_quantize.py --size small --new-tokens 64
+    .venv/bin/python benchmarks/compress_quantize.py --device cuda --size 130m   # on a GPU machine
+
+Models are built here (random weights, no downloads): a Mamba2 (biomamba's) and a Llama of the chosen size.
+Each variant is saved with biomamba's own code and reloaded from disk before timing (the table measures
+what a user gets). Decode: greedy, batch 1, `--new-tokens` tokens after a short prompt, through the serving
+decoder (`biomamba.serve.engine.BatchDecoder`), best of `--repeats` runs. Memory: peak CUDA allocation on
+a GPU; on CPU the resident bytes of parameters and buffers. Every ratio is against fp32 measured in the
+same run. `--tiny` is a seconds-long version (tests/compress/test_benchmarks.py runs it so it cannot rot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SIZES = {
+    "tiny": {
+        "mamba2": dict(d_model=64, n_layer=2, d_state=16, headdim=16),
+        "llama": dict(hidden_size=64, layers=2),
+    },
+    "small": {
+        "mamba2": dict(d_model=512, n_layer=6, d_state=64, headdim=64),
+        "llama": dict(hidden_size=512, layers=6),
+    },
+    "130m": {
+        "mamba2": dict(d_model=768, n_layer=24, d_state=128, headdim=64),
+        "llama": dict(hidden_size=768, layers=12),
+    },
+}
+VOCAB = 8192
+
+
+def build(family: str, size: str):
+    import torch
+
+    torch.manual_seed(0)
+    spec = SIZES[size][family]
+    if family == "mamba2":
+        from biomamba.models import create_model
+
+        return create_model({**spec, "vocab_size": VOCAB, "chunk_size": 64}, seed=0)
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    h = spec["hidden_size"]
+    cfg = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=h,
+        intermediate_size=int(h * 8 / 3) // 64 * 64,
+        num_hidden_layers=spec["layers"],
+        num_attention_heads=max(1, h // 64),
+        num_key_value_heads=max(1, h // 64),
+        max_position_embeddings=2048,
+    )
+    return LlamaForCausalLM(cfg).eval()
+
+
+def variants(device: str) -> list[tuple[str, str | None, str]]:
+    """(name, quantization method or None, dtype)."""
+    rows = [
+        ("fp32", None, "float32"),
+        ("bf16", None, "bfloat16"),
+        ("int8", "int8", "float32"),
+        ("int4", "int4", "float32"),
+    ]
+    if device.startswith("cuda"):
+        rows += [("int8 (bf16 act.)", "int8", "bfloat16"), ("int4 (bf16, torchao)", "int4", "bfloat16")]
+    return rows
+
+
+def measure(
+    family: str, size: str, device: str, new_tokens: int, repeats: int, group_size: int, folder: Path
+) -> list[dict]:
+    import torch
+
+    from biomamba.compress.quantize import load_any, quantize_model, save_quantized
+    from biomamba.compress.report import model_bytes, weights_size
+    from biomamba.models import save_model
+    from biomamba.serve.engine import BatchDecoder, GenerationRequest
+
+    src = save_model(build(family, size), folder / f"{family}-fp32")
+    prompt = list(range(5, 37))
+    rows = []
+    for name, method, dtype in variants(device):
+        model = build(family, size).to(device=device, dtype=getattr(torch, dtype))
+        out = folder / f"{family}-{name.replace(' ', '_')}"
+        if method:
+            record = quantize_model(model, method, group_size)
+            backends = sorted({layer["backend"] for layer in record["layers"].values()})
+            save_quantized(model, record, src, out)
+        else:
+            backends = ["-"]
+            save_model(model, out)
+        del model
+        model = load_any(out, device=device, dtype=dtype if not method else None)
+        decoder = BatchDecoder(model)
+        decoder.run([GenerationRequest(prompt, 4)])  # warm-up
+        best = float("inf")
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        for _ in range(repeats):
+            request = GenerationRequest(prompt, new_tokens)
+            started = time.perf_counter()
+            decoder.run([request])
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - started)
+            assert len(list(request.stream(timeout=1))) == new_tokens
+        memory = torch.cuda.max_memory_allocated() if device.startswith("cuda") else model_bytes(model)
+        rows.append(
+            {
+                "family": family,
+                "variant": name,
+                "backend": "+".join(backends),
+                "tokens_per_s": new_tokens / best,
+                "memory_bytes": memory,
+                "file_bytes": weights_size(out),
+            }
+        )
+        del model, decoder
+    base = rows[0]
+    for row in rows:
+        row["speed_x"] = row["tokens_per_s"] / base["tokens_per_s"]
+        row["memory_x"] = row["memory_bytes"] / base["memory_bytes"]
+        row["file_x"] = row["file_bytes"] / base["file_bytes"]
+    return rows
+
+
+def table(rows: list[dict], device: str) -> str:
+    memory = "peak memory" if device.startswith("cuda") else "weight memory"
+    lines = [
+        f"| model | variant | kernel | decode tok/s | speed vs fp32 | {memory} MiB | vs fp32 | file MiB | vs fp32 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['family']} | {r['variant']} | {r['backend']} | {r['tokens_per_s']:.1f} | {r['speed_x']:.2f}x | "
+            f"{r['memory_bytes'] / 2**20:.1f} | {r['memory_x']:.2f}x | {r['file_bytes'] / 2**20:.1f} | {r['file_x']:.2f}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--group-size", type=int, default=64)
+    parser.add_argument("--families", default="mamba2,llama")
+    parser.add_argument("--json", type=Path, help="Also write the rows as JSON here.")
+    parser.add_argument("--tiny", action="store_true", help="Seconds-long smoke run (tests use it).")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.size, args.new_tokens, args.repeats = "tiny", 4, 1
+    import torch
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for family in args.families.split(","):
+            rows += measure(
+                family, args.size, args.device, args.new_tokens, args.repeats, args.group_size, Path(tmp)
+            )
+    device_name = (
+        torch.cuda.get_device_name()
+        if args.device.startswith("cuda")
+        else platform.processor() or platform.machine()
+    )
+    header = (
+        f"command: benchmarks/compress_quantize.py {' '.join(argv if argv is not None else sys.argv[1:])}\n"
+        f"date: {datetime.now(UTC).isoformat(timespec='seconds')}  device: {args.device} ({device_name}), "
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, size {args.size}, "
+        f"{args.new_tokens} new tokens, best of {args.repeats}\n"
+    )
+    print(header + "\n" + table(rows, args.device))
+    result = {"header": header, "rows": rows}
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
