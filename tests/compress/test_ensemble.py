@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -72,3 +73,15 @@ def test_mismatched_results_are_refused(two_results: list[Path]) -> None:
         ensemble_results([a, b])
     with pytest.raises(BiomambaError, match="at least two"):
         ensemble_results([a])
+
+
+def test_ensemble_command(two_results: list[Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from biomamba.cli.main import build_app
+
+    out = tmp_path / "ens.json"
+    args = ["ensemble", *map(str, two_results), "-o", str(out), "--weight", "2", "--weight", "1"]
+    result = CliRunner().invoke(build_app(), args, catch_exceptions=False)
+    assert result.exit_code == 0 and "medqa_4options: ensemble acc" in result.output
+    assert json.loads(out.read_text())["model"]["weights"] == [2.0, 1.0]

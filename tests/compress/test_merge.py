@@ -203,3 +203,23 @@ def test_mamba2_slerp_uses_mixer_curve(tmp_path: Path) -> None:
     mid = out["backbone.layers.1.norm.weight"]  # t = 0.5 for the rest
     assert not torch.allclose(mid, ta["backbone.layers.1.norm.weight"])
     assert not torch.allclose(mid, tb["backbone.layers.1.norm.weight"])
+
+
+def test_merge_command(tmp_path: Path, three_llamas: list[Path]) -> None:
+    from typer.testing import CliRunner
+
+    from biomamba.cli.main import build_app
+
+    config = tmp_path / "m.yaml"
+    config.write_text(
+        f"merge_method: dare_linear\nbase_model: {three_llamas[0]}\n"
+        f"models:\n  - model: {three_llamas[1]}\n    parameters: {{weight: 1.0, density: 0.5}}\n"
+        f"output_dir: {tmp_path / 'from-config'}\n"
+    )
+    runner = CliRunner()
+    result = runner.invoke(build_app(), ["merge", str(config), "--seed", "5"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "from-config"
+    assert (out / "model.safetensors").is_file() and "seed: 5" in (out / "merge_config.yaml").read_text()
+    bad = runner.invoke(build_app(), ["merge", str(tmp_path / "absent.yaml")])
+    assert "merge config not found" in str(bad.exception)
