@@ -17,13 +17,15 @@ A missing or unexpected key, or a wrong shape, raises `CheckpointError` listing 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from biomamba.errors import CheckpointError
 from biomamba.models.mamba2 import Mamba2Config, Mamba2LMHeadModel
@@ -274,7 +276,7 @@ def read_weights(model_dir: str | Path) -> dict[str, Tensor]:
                 weights.update(load_file(str(root / shard)))
             return weights
         if (root / TORCH_BIN).is_file():
-            state = torch.load(root / TORCH_BIN, map_location="cpu", weights_only=True, mmap=True)
+            state = torch.load(root / TORCH_BIN, map_location="cpu", weights_only=True)
             if not isinstance(state, dict):
                 raise CheckpointError(
                     f"{root / TORCH_BIN}: expected a state dict, got {type(state).__name__}"
@@ -327,7 +329,27 @@ def load_state_strict(model: Mamba2LMHeadModel, weights: dict[str, Tensor], sour
         if wrong:
             parts.append(f"wrong shapes: {'; '.join(wrong)}")
         raise CheckpointError(f"{source}: checkpoint does not match the config: " + " | ".join(parts))
-    model.load_state_dict(weights, strict=False, assign=False)
+    # assign: the model was built without initialisation; take the checkpoint's tensors as they are
+    model.load_state_dict({k: v.contiguous() for k, v in weights.items()}, strict=False, assign=True)
+    if tied:
+        model.lm_head.weight = model.backbone.embeddings.weight
+
+
+@contextlib.contextmanager
+def skip_init() -> Iterator[None]:
+    """Build modules with uninitialised storage (the checkpoint overwrites every tensor anyway).
+
+    Random init of a multi-billion-parameter model costs tens of seconds, and building on the meta device
+    drags in torch's reference-op machinery (seconds of imports); this is the cheap third way."""
+    classes = (nn.Linear, nn.Embedding, nn.Conv1d)
+    saved = [cls.reset_parameters for cls in classes]
+    try:
+        for cls in classes:
+            cls.reset_parameters = lambda self: None  # type: ignore[method-assign]
+        yield
+    finally:
+        for cls, original in zip(classes, saved, strict=True):
+            cls.reset_parameters = original  # type: ignore[method-assign]
 
 
 def load_mamba2(
@@ -344,11 +366,8 @@ def load_mamba2(
     else:
         raise CheckpointError(f"{source}: not a Mamba2 checkpoint (model_type {data.get('model_type')!r})")
     weights = ssm_to_hf_keys(read_weights(model_dir))
-    with torch.device("meta"):
+    with skip_init():
         model = Mamba2LMHeadModel(cfg)
-    model = model.to_empty(device="cpu")
-    if cfg.tie_embeddings:
-        model.lm_head.weight = model.backbone.embeddings.weight
     load_state_strict(model, weights, source)
     model.eval()
     return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
