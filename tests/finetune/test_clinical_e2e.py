@@ -31,6 +31,8 @@ def clinical_model(tmp_path_factory: pytest.TempPathFactory, make_tokenizer) -> 
     return path
 
 
+@pytest.mark.slow
+@pytest.mark.shared
 def test_mtsamples_discharge_summary_rouge_before_and_after(
     shared_data: Path, clinical_model: Path, tmp_path: Path
 ) -> None:

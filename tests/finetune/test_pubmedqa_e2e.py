@@ -42,6 +42,8 @@ def pubmedqa_model(tmp_path_factory: pytest.TempPathFactory, make_tokenizer) -> 
     return path
 
 
+@pytest.mark.slow
+@pytest.mark.shared
 def test_pubmedqa_sft_end_to_end_learns(shared_data: Path, pubmedqa_model: Path, tmp_path: Path) -> None:
     from biomamba.finetune.run import finetune
 

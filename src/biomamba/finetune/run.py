@@ -263,6 +263,9 @@ def finetune(
     from biomamba.models.loading import resolve_model_dir
 
     resolve_model_dir(config.base_model)  # fail fast (offline hub name, missing dir) before reading data
+    import torch
+
+    torch.manual_seed(train_config.seed or 0)  # LoRA A matrices and classifier heads: same init every run
     data = prepare_data(config)
     log(
         f"data: {len(data.train)} train, {len(data.validation)} validation, {len(data.test)} test; "

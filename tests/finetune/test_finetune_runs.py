@@ -1,0 +1,210 @@
+"""finetune() paths beyond the done-when tests: the MC classifier with LoRA on Mamba2 (early stopping, best
+checkpoint, adapter + merged outputs), exact resume through the trainer, bad-record policies, the CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from biomamba.errors import DataError
+from biomamba.finetune.run import finetune
+
+DRUGS = ["aspirin", "insulin", "metformin", "warfarin", "heparin", "atenolol"]
+
+
+def write_medqa(path: Path, n: int, seed: int, bad: bool = False) -> Path:
+    """MedQA-format questions whose gold option is always aspirin (learnable from the option alone)."""
+    rng = random.Random(seed)
+    lines = []
+    for i in range(n):
+        options = ["aspirin", *rng.sample(DRUGS[1:], 3)]
+        rng.shuffle(options)
+        letters = "ABCD"
+        record = {
+            "question": f"Patient {i} needs an antiplatelet drug. Which one?",
+            "options": dict(zip(letters, options, strict=True)),
+            "answer_idx": letters[options.index("aspirin")],
+            "answer": "aspirin",
+            "meta_info": "step1",
+        }
+        lines.append(json.dumps(record))
+    if bad:
+        lines.append(json.dumps({"question": "Broken?", "options": {"A": "x", "B": "y"}, "answer_idx": "E"}))
+        lines.append(json.dumps({"question": "", "options": {"A": "x", "B": "y"}, "answer_idx": "A"}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def mc_recipe(model_dir: Path, tmp_path: Path, **train: object) -> dict:
+    return {
+        "name": "mc",
+        "seed": 0,
+        "finetune": {
+            "task": "mc-classifier",
+            "base_model": str(model_dir),
+            "train_data": [{"format": "medqa", "path": str(write_medqa(tmp_path / "train.jsonl", 24, 0))}],
+            "validation_data": [{"format": "medqa", "path": str(write_medqa(tmp_path / "dev.jsonl", 8, 1))}],
+            "eval_data": [{"format": "medqa", "path": str(write_medqa(tmp_path / "test.jsonl", 8, 2))}],
+            "max_length": 32,
+            "method": "lora",
+            "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+            "evaluation": {"on_train": 0},
+        },
+        "train": {
+            "lr": 1e-2,
+            "micro_batch_size": 8,
+            "global_batch_size": 8,
+            "max_steps": 10,
+            "schedule": "constant",
+            "progress": False,
+            "eval_every": 5,
+            "keep_best": True,
+            "early_stopping": {"metric": "val/accuracy", "mode": "max", "patience": 10},
+            **train,
+        },
+    }
+
+
+def test_mc_classifier_lora_mamba2_early_stopping_and_outputs(tiny_mamba2_dir: Path, tmp_path: Path) -> None:
+    from biomamba.finetune.heads import ChoiceClassifier, load_classifier
+    from biomamba.finetune.run import Task
+    from biomamba.models import load_tokenizer
+
+    results = finetune(mc_recipe(tiny_mamba2_dir, tmp_path), output_dir=tmp_path / "run", log=lambda *_: None)
+    run = tmp_path / "run"
+    assert results["family"] == "mamba2" and results["method"] == "lora"
+    after = results["after"]["test"]
+    assert after["accuracy"] > results["before"]["test"]["accuracy"] and after["accuracy"] >= 0.75, results
+    best = Path(results["train"]["best_checkpoint"])
+    assert best == run / "checkpoints" / "best"
+    assert (best / "model" / "adapter_model.safetensors").is_file() and (
+        best / "model" / "classifier.json"
+    ).is_file()
+    assert (run / "adapter" / "adapter_config.json").is_file()
+    evals = [
+        json.loads(line)
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+        if "val/accuracy" in line
+    ]
+    assert len(evals) == 2 and all("val/loss" in e for e in evals)
+    final = load_classifier(run / "final")  # a plain model (adapter merged) + the head
+    assert isinstance(final, ChoiceClassifier)
+    assert not any("lora_" in name for name, _ in final.named_parameters())
+    config_task = Task.__new__(Task)
+    from biomamba.finetune.config import FinetuneConfig
+
+    config = FinetuneConfig.model_validate(mc_recipe(tiny_mamba2_dir, tmp_path)["finetune"])
+    config_task.__init__(config, load_tokenizer(run / "final"), "mamba2")
+    from biomamba.finetune.datasets import load_qa_source
+    from biomamba.finetune.records import BadRecords
+
+    test = load_qa_source(config.eval_data[0], BadRecords())
+    assert config_task.evaluate(final, test)["accuracy"] == after["accuracy"]
+
+
+def test_sft_lora_resume_is_exact(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    data = write_medqa(tmp_path / "q.jsonl", 24, 3)
+
+    def recipe(steps: int) -> dict:
+        return {
+            "name": "sft",
+            "seed": 0,
+            "finetune": {
+                "task": "sft-qa",
+                "base_model": str(tiny_gpt2_dir),
+                "method": "lora",
+                "train_data": [{"format": "medqa", "path": str(data)}],
+                "max_length": 64,
+                "evaluation": {"before": False, "on_train": 0},
+            },
+            "train": {
+                "lr": 1e-2,
+                "micro_batch_size": 4,
+                "global_batch_size": 8,
+                "max_steps": steps,
+                "schedule": "constant",
+                "progress": False,
+                "save_every": 3,
+            },
+        }
+
+    finetune(recipe(6), output_dir=tmp_path / "straight", log=lambda *_: None)
+    finetune(recipe(3), output_dir=tmp_path / "split", log=lambda *_: None)
+    finetune(recipe(6), output_dir=tmp_path / "split", resume=True, log=lambda *_: None)
+
+    def losses(run: str) -> list[float]:
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(x)["loss"] for x in lines if '"loss"' in x]
+
+    assert len(losses("straight")) == 6
+    assert losses("split") == losses("straight")
+
+
+def test_bad_records_error_or_skip_through_finetune(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    data = write_medqa(tmp_path / "q.jsonl", 16, 4, bad=True)
+    recipe = {
+        "finetune": {
+            "task": "sft-qa",
+            "base_model": str(tiny_gpt2_dir),
+            "train_data": [{"format": "medqa", "path": str(data)}],
+            "max_length": 64,
+            "evaluation": {"before": False, "on_train": 0},
+        },
+        "train": {"micro_batch_size": 4, "global_batch_size": 4, "max_steps": 1, "progress": False},
+    }
+    with pytest.raises(DataError, match=r"q\.jsonl: line 17: answer 'E' is not one of the options AB"):
+        finetune(recipe, output_dir=tmp_path / "a", log=lambda *_: None)
+    recipe["finetune"]["on_bad_record"] = "skip"
+    results = finetune(recipe, output_dir=tmp_path / "b", log=lambda *_: None)
+    assert results["data"]["train"] == 16
+    assert results["data"]["bad_records"]["skipped"] == 2
+    assert results["data"]["bad_records"]["by_reason"] == {
+        "answer 'E' is not one of the options AB": 1,
+        "missing question": 1,
+    }
+
+
+def test_cli_runs_a_recipe_and_reports_errors_in_one_line(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    import yaml
+
+    from biomamba.cli.main import run
+
+    data = write_medqa(tmp_path / "q.jsonl", 8, 5)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "name": "cli",
+                "finetune": {
+                    "task": "sft-qa",
+                    "base_model": str(tiny_gpt2_dir),
+                    "train_data": [{"format": "medqa", "path": str(data)}],
+                    "max_length": 64,
+                    "evaluation": {"before": False, "on_train": 4},
+                },
+                "train": {"micro_batch_size": 4, "global_batch_size": 4, "progress": False},
+            }
+        )
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        run(
+            [
+                "finetune",
+                str(recipe),
+                "--output-dir",
+                str(tmp_path / "out"),
+                "--max-steps",
+                "2",
+                "--set",
+                "finetune.lora.r=2",
+            ]
+        )
+    assert exit_info.value.code == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["train"]["steps"] == 2 and results["after"]["train_seen"]["n"] == 4
+    with pytest.raises(SystemExit) as exit_info:
+        run(["finetune", str(recipe), "--set", "finetune.method=half"])
+    assert exit_info.value.code == 2
