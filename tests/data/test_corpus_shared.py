@@ -70,7 +70,7 @@ def test_medline_update_semantics_delete_and_supersede(tmp_path, tiny_tokenizer)
 
 
 def test_exact_and_near_duplicates_are_removed_and_counted(tmp_path, tiny_tokenizer):
-    from conftest import random_documents, write_jsonl
+    from .helpers import random_documents, write_jsonl
 
     docs = random_documents("c4", 40, seed=2, min_words=60, max_words=80)
     docs.append({"id": "dup-exact", "text": docs[0]["text"].upper()})  # same after case/space normalisation

@@ -109,7 +109,7 @@ def test_pubmedqa_abstracts_mixed_into_pubmed_are_all_removed(shared_data, tiny_
 
 
 def test_flag_mode_keeps_documents_and_lists_them(tmp_path, tiny_tokenizer):
-    from conftest import random_documents, write_jsonl
+    from .helpers import random_documents, write_jsonl
 
     docs = random_documents("pubmed", 30, seed=5)
     docs[3]["text"] += " " + QUESTION

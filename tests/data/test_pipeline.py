@@ -51,7 +51,7 @@ def test_heldout_documents_never_enter_train(jsonl_corpus, tiny_tokenizer, tmp_p
 
 
 def test_heldout_split_is_stable_when_data_is_added(jsonl_corpus, tiny_tokenizer, tmp_path):
-    from conftest import random_documents, write_jsonl
+    from .helpers import random_documents, write_jsonl
 
     small = build_corpus(_config(jsonl_corpus, dedup={"near": False}), tiny_tokenizer, tmp_path / "small")
     grown = dict(jsonl_corpus)
@@ -132,7 +132,7 @@ def test_token_shards_window_matches_documents(jsonl_corpus, tiny_tokenizer, tmp
 def test_bad_inputs_are_skipped_counted_and_named_in_the_manifest(tmp_path, tiny_tokenizer):
     import gzip
 
-    from conftest import random_documents
+    from .helpers import random_documents
 
     folder = tmp_path / "c4"
     folder.mkdir()
