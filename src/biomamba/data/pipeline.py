@@ -49,6 +49,7 @@ WORK_DIR = ".work"
 PART_VERSION = 1
 MAX_MANIFEST_WARNINGS = 200
 MAX_FLAGGED_IDS = 1000
+MAX_OPEN_PARTS = 256
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,9 @@ class PartContext:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(context: PartContext) -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+def _init_worker(context: PartContext, in_pool: bool = True) -> None:
+    if in_pool:  # one Rust thread per worker process; in-process (workers=1) the tokenizer may use all cores
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
     _WORKER["context"] = context
     _WORKER["tokenizer"] = context.tokenizer.build()
     _WORKER["config"] = DataConfig.model_validate_json(context.config_json)
@@ -238,7 +240,7 @@ def _run_parts(
     """Build every unit's part, in the worker pool when there is one (spawned processes: safe with Rust threads)."""
     results: dict[str, dict] = {}
     if pool is None or len(units) <= 1:
-        _init_worker(context)
+        _init_worker(context, in_pool=False)
         for unit in units:
             results[unit.name] = build_part(unit)
             progress(_part_line(results[unit.name]))
@@ -352,6 +354,8 @@ _PART_CACHE: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 def _part_tokens(work_dir: str, unit_name: str, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     key = f"{work_dir}/{unit_name}"
     if key not in _PART_CACHE:
+        if len(_PART_CACHE) >= MAX_OPEN_PARTS:  # each memmap holds a file descriptor
+            _PART_CACHE.clear()
         path = Path(work_dir) / "parts" / unit_name / "tokens.bin"
         tokens = np.memmap(path, dtype=dtype, mode="r") if path.stat().st_size else np.zeros(0, dtype)
         starts = np.fromfile(path.with_suffix(".idx"), dtype="<i8")
@@ -554,6 +558,10 @@ def _finish(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: l
         split["shards"].append({k: record[k] for k in ("path", "tokens", "documents", "sha256")})
         split["tokens"] += record["tokens"]
         split["documents"] += record["documents"]
+    splits.setdefault("train", {"shards": [], "tokens": 0, "documents": 0})
+    if config.heldout_fraction > 0:  # consumers can rely on heldout/<domain> existing (possibly empty)
+        for domain in domains:
+            splits.setdefault(f"heldout/{domain}", {"shards": [], "tokens": 0, "documents": 0})
     _remove_stale_shards(output, splits)
     say(f"wrote {len(records)} shards ({sum(not r['reused'] for r in records)} new)")
     return _manifest(config, spec, units, parts, index, catalog, dedup, plan, splits, keep, domain_array)

@@ -26,10 +26,12 @@ class TokenizerSpec:
     eos_token_id: int
     vocab_size: int
     path: str | None
+    file_sha256: str | None = None  # of tokenizer.json on disk, when loaded from a directory
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.json.encode("utf-8")).hexdigest()
+        """sha256 of `tokenizer.json` as saved (docs/formats.md), else of the serialized tokenizer."""
+        return self.file_sha256 or hashlib.sha256(self.json.encode("utf-8")).hexdigest()
 
     def build(self) -> Any:
         from tokenizers import Tokenizer
@@ -60,9 +62,12 @@ def tokenizer_spec(tokenizer: Any, eos_token_id: int | None = None) -> Tokenizer
     vocab_size = backend.get_vocab_size(with_added_tokens=True)
     if hasattr(tokenizer, "__len__"):
         vocab_size = max(vocab_size, len(tokenizer))
-    return TokenizerSpec(
-        backend.to_str(), int(eos_token_id), int(vocab_size), path or getattr(tokenizer, "name_or_path", None)
+    path = path or getattr(tokenizer, "name_or_path", None)
+    saved = Path(path) / "tokenizer.json" if path else None
+    file_sha = (
+        hashlib.sha256(saved.read_bytes()).hexdigest() if saved is not None and saved.is_file() else None
     )
+    return TokenizerSpec(backend.to_str(), int(eos_token_id), int(vocab_size), path, file_sha)
 
 
 def _load(name_or_path: str) -> Any:
