@@ -52,6 +52,15 @@ def _device(model: Any) -> torch.device:
         return torch.device("cpu")
 
 
+def _accepts(model: Any, name: str) -> bool:
+    import inspect
+
+    try:
+        return name in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _log_probs(logits: torch.Tensor, vocab: int | None) -> torch.Tensor:
     """fp32 log-softmax (over the padded vocabulary, as lm-eval does with the raw logits)."""
     return F.log_softmax(logits.float(), dim=-1)
@@ -81,6 +90,9 @@ class HFKVBackend:
         self.device = _device(model)
         self.max_length = max_length or model_max_length(model)
         self.pad_id = pad_id
+        # Only the prompt's last position needs logits: skipping the LM head elsewhere saves a
+        # [prompt x vocab] matmul per question (lm-eval computes them all).
+        self.last_only = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
 
     @torch.no_grad()
     def prefill(self, prompts: list[list[int]]) -> tuple[_KVState, torch.Tensor]:
@@ -92,7 +104,9 @@ class HFKVBackend:
             mask[i, width - len(prompt) :] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        out = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **self.last_only
+        )
         lengths = mask.sum(-1)
         return _KVState(out.past_key_values, mask, lengths), _log_probs(out.logits[:, -1], None)
 

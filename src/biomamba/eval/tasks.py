@@ -7,6 +7,7 @@ scores are comparable with published lm-eval numbers (the parity test checks thi
 
 Task files are named on the command line as `NAME=PATH` or `NAME@LANG=PATH` (a language-tagged copy of
 the same format, e.g. a machine-translated MedQA); a file named `x.fr.jsonl` is tagged `fr` by itself.
+`NAME=hub:DATASET[:CONFIG[:SPLIT]]` reads a hub copy when online (see biomamba.eval.hub).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from biomamba.errors import DataError
+from biomamba.eval import hub
 from biomamba.eval import io as tio
 
 LETTERS = "ABCDEFGHIJ"
@@ -615,6 +617,7 @@ class TaskFile:
     task: str
     path: Path
     language: str = "en"
+    raw: str | None = None  # the spec as given (keeps "hub:a/b" intact)
 
     @property
     def key(self) -> str:
@@ -631,10 +634,11 @@ def parse_task_file(spec: str) -> TaskFile:
     name, _, raw_path = spec.partition("=")
     name, _, language = name.strip().partition("@")
     get_task(name)
-    path = Path(raw_path.strip()).expanduser()
+    raw_path = raw_path.strip()
+    path = Path(raw_path).expanduser()
     if not language:
-        language = detect_language(path)
-    return TaskFile(name, path, language.lower())
+        language = "en" if hub.is_hub(raw_path) else detect_language(path)
+    return TaskFile(name, path, language.lower(), raw=raw_path)
 
 
 def detect_language(path: Path) -> str:
@@ -648,6 +652,9 @@ def detect_language(path: Path) -> str:
 def load_questions(task_file: TaskFile, limit: int | None = None) -> list[Question]:
     """Read and check every record of a task file; duplicate ids are made unique, never merged."""
     spec = get_task(task_file.task)
+    if hub.is_hub(task_file.raw or task_file.path):
+        local = hub.materialize(task_file.task, spec.file_format, task_file.raw or str(task_file.path))
+        task_file = TaskFile(task_file.task, local, task_file.language)
     if not task_file.path.exists():
         raise DataError(f"{task_file.path}: task file for '{task_file.task}' not found")
     questions = spec.build(task_file.path, task_file.task)
