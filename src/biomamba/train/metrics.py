@@ -101,6 +101,7 @@ class MetricsLogger:
             self._start_progress(total_steps, start_step)
 
     def _start_progress(self, total_steps: int, start_step: int) -> None:
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._progress = Progress(
@@ -112,6 +113,7 @@ class MetricsLogger:
             TextColumn("ETA"),
             TimeRemainingColumn(),
             transient=False,
+            console=Console(stderr=True),  # stdout stays for results (the CLI's summary line)
         )
         self._task = self._progress.add_task(
             "train", total=total_steps, completed=start_step, loss="-", lr="-", speed="-", mfu="-"

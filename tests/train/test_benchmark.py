@@ -1,0 +1,32 @@
+"""The throughput benchmark's tiny CPU mode runs end to end (its GPU mode is the same code at a larger size)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "train_throughput.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("train_throughput", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("model", ["gpt2-124m", "mamba2-130m"])
+def test_tiny_cpu_benchmark_reports_all_three_measurements(tmp_path: Path, model: str) -> None:
+    results = _load().main(
+        ["--tiny", "--device", "cpu", "--model", model, "--json", str(tmp_path / "r.json")]
+    )
+    assert results["model"] == model.split("-")[0] + "-tiny"
+    assert results["bare_tokens_per_s"] > 0 and results["biomamba_tokens_per_s"] > 0
+    assert 0 < results["trainer_vs_bare"] < 10
+    if model.startswith("gpt2"):
+        assert results["transformers_tokens_per_s"] > 0 and results["biomamba_vs_transformers"] > 0
+    else:
+        assert "transformers_tokens_per_s" not in results
+    assert (tmp_path / "r.json").is_file()
