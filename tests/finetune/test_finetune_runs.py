@@ -208,3 +208,56 @@ def test_cli_runs_a_recipe_and_reports_errors_in_one_line(tiny_gpt2_dir: Path, t
     with pytest.raises(SystemExit) as exit_info:
         run(["finetune", str(recipe), "--set", "finetune.method=half"])
     assert exit_info.value.code == 2
+
+
+def test_seq_classifier_on_pubmedqa_format(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    from biomamba.finetune.heads import SequenceClassifier, load_classifier
+
+    answers = ["yes", "no", "maybe", "yes", "no", "yes", "yes", "no"]
+    pqal = {
+        str(1000 + i): {"QUESTION": f"Does drug {i} help?", "CONTEXTS": ["A trial."], "final_decision": a}
+        for i, a in enumerate(answers)
+    }
+    (tmp_path / "ori_pqal.json").write_text(json.dumps(pqal))
+    (tmp_path / "test_ground_truth.json").write_text(json.dumps({"1006": "yes", "1007": "no"}))
+    recipe = {
+        "finetune": {
+            "task": "seq-classifier",
+            "base_model": str(tiny_gpt2_dir),
+            "max_length": 48,
+            "train_data": [{"format": "pubmedqa", "path": str(tmp_path / "ori_pqal.json"), "split": "train"}],
+            "eval_data": [{"format": "pubmedqa", "path": str(tmp_path / "ori_pqal.json"), "split": "test"}],
+        },
+        "train": {"micro_batch_size": 2, "global_batch_size": 2, "max_steps": 2, "progress": False},
+    }
+    results = finetune(recipe, output_dir=tmp_path / "run", log=lambda *_: None)
+    assert results["data"]["train"] == 6 and results["after"]["test"]["n"] == 2
+    assert results["after"]["train_seen"]["majority_baseline"] == 0.5
+    model = load_classifier(tmp_path / "run" / "final")
+    assert type(model) is SequenceClassifier and model.labels == ["yes", "no", "maybe"]
+
+
+@pytest.mark.parametrize("clinical_task", ["discharge-summary", "note-completion"])
+def test_mimic_note_tasks_through_finetune(tiny_gpt2_dir: Path, tmp_path: Path, clinical_task: str) -> None:
+    from test_clinical import MIMIC_NOTE, mimic_row, write_mimic
+
+    rows = [mimic_row(s, 1, MIMIC_NOTE.format(n=s)) for s in range(1, 41)] + [mimic_row(99, 1, "  ")]
+    path = str(write_mimic(tmp_path / "discharge.csv.gz", rows))
+    recipe = {
+        "finetune": {
+            "task": "clinical-generation",
+            "clinical_task": clinical_task,
+            "base_model": str(tiny_gpt2_dir),
+            "train_data": [{"format": "mimic-iv-note", "path": path, "split": "train"}],
+            "eval_data": [{"format": "mimic-iv-note", "path": path, "split": "test", "limit": 2}],
+            "max_length": 128,
+            "on_bad_record": "skip",
+            "evaluation": {"max_new_tokens": 4, "max_prompt_tokens": 64, "before": False},
+        },
+        "train": {"micro_batch_size": 2, "global_batch_size": 2, "max_steps": 1, "progress": False},
+    }
+    results = finetune(recipe, output_dir=tmp_path / "run", log=lambda *_: None)
+    data = results["data"]
+    assert data["bad_records"]["by_reason"] == {"empty note": 2}  # the empty note, seen by both sources
+    assert 20 < data["train"] < 40 and data["test"] == 2
+    assert results["after"]["test"]["n"] == 2 and "rougeL" in results["after"]["test"]
