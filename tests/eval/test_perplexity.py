@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from biomamba.data.shards import FORMAT_VERSION, token_dtype, write_shard
 from biomamba.errors import DataError
-from biomamba.eval.perplexity import check_tokenizer, perplexity, stream_perplexity, windows
+from biomamba.eval.domain_perplexity import check_tokenizer, perplexity, stream_perplexity, windows
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,6 @@ Heavy imports (torch, transformers) happen inside commands, keeping `--help` fas
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
 import typer
@@ -23,7 +22,9 @@ import typer
 from biomamba import __version__
 from biomamba.errors import BiomambaError
 
-STAGE_CLI_MODULES = (
+STAGE_CLI_MODULES = (  # in pipeline order, which is the order of `biomamba --help`
+    "biomamba.demo.cli",
+    "biomamba.config.cli",
     "biomamba.data.cli",
     "biomamba.tokenizer.cli",
     "biomamba.models.cli",
@@ -33,17 +34,17 @@ STAGE_CLI_MODULES = (
     "biomamba.compress.cli",
     "biomamba.serve.cli",
     "biomamba.report.cli",
-    "biomamba.demo.cli",
-    "biomamba.config.cli",
 )
 
-HELP = """biomamba: adapt general language models to biomedicine, and measure what it gained and cost.
-
-Pipeline: corpus (data) -> tokenizer -> models -> train (continued pretraining) -> eval -> finetune
--> quantize / merge -> export / generate / serve. Each stage reads and writes files on disk, driven by
-recipe files in recipes/. Start with `biomamba demo`, which runs the whole pipeline on a tiny model in
-a few minutes on a CPU.
-"""
+HELP = "\n\n".join(  # one line per paragraph: rich keeps line breaks, so the terminal does the wrapping
+    [
+        "biomamba: adapt general language models to biomedicine, and measure what it gained and cost.",
+        "Pipeline: corpus (data) -> tokenizer -> models -> train (continued pretraining) -> eval -> finetune "
+        "-> quantize / merge -> export / generate / serve. Each stage reads and writes files on disk and is "
+        "driven by a recipe file (recipes/); every flag can also come from the recipe, and the flag wins.",
+        "Start with `biomamba demo`: the whole pipeline on a tiny Mamba2, in a few minutes on a CPU.",
+    ]
+)
 
 
 def build_app() -> typer.Typer:
@@ -53,7 +54,7 @@ def build_app() -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
-        rich_markup_mode="rich",
+        rich_markup_mode="rich",  # keeps the line breaks of examples; paragraphs are single lines
         context_settings={"help_option_names": ["-h", "--help"]},
     )
 
@@ -74,9 +75,9 @@ def run(argv: list[str] | None = None) -> None:
     """Run the CLI, turning user errors into one line and exit status 2."""
     app = build_app()
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="biomamba", standalone_mode=False)
     except BiomambaError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo("error: " + " ".join(str(exc).split()), err=True)  # one line, whatever the cause said
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -92,9 +93,7 @@ def run(argv: list[str] | None = None) -> None:
         if isinstance(exc, click.exceptions.ClickException):
             exc.show()
             sys.exit(exc.exit_code)
-        if os.environ.get("BIOMAMBA_DEBUG"):
-            raise
-        raise
+        raise  # a bug, not a user error: keep the traceback
     sys.exit(0)
 
 

@@ -1,6 +1,6 @@
 """The quantization table (BioMistral's, measured): size, memory, speed and quality of each variant.
 
-Quality comes from the evaluation stage itself (`biomamba.eval.perplexity` on held-out shards and
+Quality comes from the evaluation stage itself (`biomamba.eval.domain_perplexity` on held-out shards and
 `biomamba.eval.evaluate` on multiple-choice task files), so a quantized model's numbers are computed
 exactly as the unquantized model's and every delta compares like with like.
 """
@@ -106,7 +106,7 @@ def measure_variant(
     speed = decode_speed(model, prompt, new_tokens, vocab_size=len(tokenizer))
     row = VariantRow(name, weights_size(model_dir), int(speed["peak_memory_bytes"]), speed["tokens_per_s"])
     if corpus is not None:
-        from biomamba.eval.perplexity import (
+        from biomamba.eval.domain_perplexity import (
             perplexity,  # (the package attribute is shadowed by the submodule)
         )
 

@@ -12,6 +12,7 @@ from biomamba.config.recipe import (
     load_section,
     merge_overrides,
     parse_set_options,
+    validate_recipe,
 )
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "ExistingFile",
     "Section",
     "check_recipe",
+    "validate_recipe",
     "load_recipe_dict",
     "load_section",
     "merge_overrides",

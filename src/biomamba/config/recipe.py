@@ -37,6 +37,7 @@ SECTION_SCHEMAS: dict[str, str] = {
     "merge": "biomamba.compress.config:MergeConfig",
     "export": "biomamba.compress.config:ExportConfig",
     "serve": "biomamba.serve.config:ServeConfig",
+    "demo": "biomamba.demo.config:DemoConfig",
 }
 TOP_LEVEL_KEYS: dict[str, type] = {"name": str, "description": str, "seed": int, "output_dir": str}
 
@@ -148,12 +149,19 @@ def _deep_copy(value: Any) -> Any:
 
 
 def load_section(
-    recipe: Mapping[str, Any], section: str, schema: type[SectionT], source: str = "recipe"
+    recipe: Mapping[str, Any],
+    section: str,
+    schema: type[SectionT],
+    source: str = "recipe",
+    context: Mapping[str, Any] | None = None,
 ) -> SectionT:
-    """Validate one section of a recipe dict with its schema, turning pydantic errors into one clear line."""
+    """Validate one section of a recipe dict with its schema, turning pydantic errors into one clear line.
+
+    `context` reaches the schema's validators (pydantic validation context), e.g. to say that a key is
+    filled in at run time by another stage."""
     raw = recipe.get(section) or {}
     try:
-        return schema.model_validate(raw)
+        return schema.model_validate(raw, context=dict(context) if context else None)
     except ValidationError as exc:
         raise _recipe_error_from(exc, source, section) from None
 
@@ -189,11 +197,31 @@ def schema_for(section: str) -> type[BaseModel]:
 
 
 def check_recipe(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, BaseModel]:
-    """Validate every section present in a recipe file; return the validated sections by name."""
+    """Validate every section present in a recipe file; return the validated sections by name.
+
+    A mergekit-style merge file (top-level `merge_method`, as `biomamba merge` accepts) is checked as the
+    merge section it is. In the demo recipe the demo writes `data.sources` itself, so they may be empty."""
     source = str(path)
-    recipe = merge_overrides(load_recipe_dict(path), overrides or {})
+    if _is_mergekit_file(path):
+        from biomamba.compress.merge import load_merge_config
+
+        return {"merge": load_merge_config(path)}
+    return validate_recipe(merge_overrides(load_recipe_dict(path), overrides or {}), source)
+
+
+def validate_recipe(recipe: Mapping[str, Any], source: str = "recipe") -> dict[str, BaseModel]:
+    """Validate every section of a loaded recipe, so a long run fails before its first step, not its last."""
+    context = {"sources_filled_by_demo": True} if "demo" in recipe else None
     return {
-        name: load_section(recipe, name, schema_for(name), source)
+        name: load_section(recipe, name, schema_for(name), source, context)
         for name in SECTION_SCHEMAS
         if name in recipe
     }
+
+
+def _is_mergekit_file(path: str | Path) -> bool:
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False  # load_recipe_dict reports it with the file name
+    return isinstance(raw, dict) and "merge_method" in raw

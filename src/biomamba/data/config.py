@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from biomamba.config.recipe import Section
 
@@ -127,8 +127,10 @@ class DataConfig(Section):
 
     @field_validator("sources")
     @classmethod
-    def _has_sources(cls, value: dict[str, list[SourceConfig]]) -> dict[str, list[SourceConfig]]:
-        if not value:
+    def _has_sources(
+        cls, value: dict[str, list[SourceConfig]], info: ValidationInfo
+    ) -> dict[str, list[SourceConfig]]:
+        if not value and not (info.context or {}).get("sources_filled_by_demo"):
             raise ValueError("at least one domain with sources is required")
         for domain, sources in value.items():
             if not sources:
@@ -138,9 +140,10 @@ class DataConfig(Section):
         return value
 
     @model_validator(mode="after")
-    def _ratios_match_sources(self) -> DataConfig:
+    def _ratios_match_sources(self, info: ValidationInfo) -> DataConfig:
         unknown = sorted(set(self.ratios) - set(self.sources))
-        if unknown:
+        filled_later = not self.sources and (info.context or {}).get("sources_filled_by_demo")
+        if unknown and not filled_later:
             raise ValueError(f"ratios name domains without sources: {', '.join(unknown)}")
         if any(r < 0 for r in self.ratios.values()):
             raise ValueError("ratios must be >= 0")

@@ -31,8 +31,8 @@ from typing import Any
 
 _EXPORTS = {
     "evaluate": "biomamba.eval.runner",
-    "perplexity": "biomamba.eval.perplexity",
-    "stream_perplexity": "biomamba.eval.perplexity",
+    "perplexity": "biomamba.eval.domain_perplexity",
+    "stream_perplexity": "biomamba.eval.domain_perplexity",
     "load_questions": "biomamba.eval.tasks",
     "parse_task_file": "biomamba.eval.tasks",
     "label_balance": "biomamba.eval.tasks",

@@ -116,8 +116,8 @@ def register(app: typer.Typer) -> None:
         if not cfg.model:
             raise BiomambaError("no model: give MODEL or eval.model in the recipe")
         selected = _select_task_files(cfg.tasks, task_files)
+        from biomamba.eval.domain_perplexity import check_tokenizer, perplexity
         from biomamba.eval.loading import load
-        from biomamba.eval.perplexity import check_tokenizer, perplexity
         from biomamba.eval.results import write_results
         from biomamba.eval.runner import evaluate
 
@@ -205,8 +205,8 @@ def register(app: typer.Typer) -> None:
         from biomamba.config.recipe import load_section
         from biomamba.errors import BiomambaError
         from biomamba.eval.config import PerplexityConfig
+        from biomamba.eval.domain_perplexity import check_tokenizer, perplexity
         from biomamba.eval.loading import load
-        from biomamba.eval.perplexity import check_tokenizer, perplexity
         from biomamba.utils.atomic import write_json
 
         texts = {}

@@ -1,0 +1,58 @@
+"""Schema of the `demo:` recipe section: what differs between the demo's two training phases.
+
+The shared settings (architecture, sequence length, batch, evaluation cadence) live in the ordinary `train:`
+section, so the demo runs the same code paths as a real recipe; this section only says how the "base" phase
+(general text only, from scratch) and the "continued" phase (the mixture, from the base) differ.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from biomamba.config import Section
+
+GENERAL_DOMAINS = ("c4", "wikipedia")
+DEMO_TASKS = ("pubmedqa", "medqa_4options")  # the synthetic question sets biomamba.demo.synthetic writes
+
+
+class PhaseConfig(Section):
+    """One training phase of the demo."""
+
+    max_steps: int = Field(..., ge=1)
+    lr: float = Field(..., gt=0.0)
+
+
+class DemoConfig(Section):
+    """The demo's phases, evaluation settings and corpus size."""
+
+    seed: int = 1234
+    general_ratios: dict[str, float] = Field(
+        default_factory=lambda: {"c4": 0.5, "wikipedia": 0.5},
+        description="Token ratios of the general-only corpus the base model is pretrained on.",
+    )
+    base: PhaseConfig = Field(default_factory=lambda: PhaseConfig(max_steps=150, lr=3e-3))
+    continued: PhaseConfig = Field(default_factory=lambda: PhaseConfig(max_steps=150, lr=1e-3))
+    eval_seq_len: int = Field(256, ge=8)
+    mc_tasks: list[str] = Field(
+        default_factory=lambda: ["pubmedqa", "medqa_4options"],
+        description="Multiple-choice tasks scored on the synthetic questions (lm-eval log-likelihood protocol).",
+    )
+
+    @field_validator("general_ratios")
+    @classmethod
+    def _ratios_sum_to_one(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(GENERAL_DOMAINS))
+        if unknown:
+            raise ValueError(f"the demo's general domains are {list(GENERAL_DOMAINS)}, not {unknown}")
+        total = sum(value.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"general_ratios must sum to 1 (got {total:g})")
+        return value
+
+    @field_validator("mc_tasks")
+    @classmethod
+    def _has_questions(cls, value: list[str]) -> list[str]:
+        unknown = [task for task in value if task not in DEMO_TASKS]
+        if unknown:
+            raise ValueError(f"the demo has questions for {list(DEMO_TASKS)}, not {unknown}")
+        return value

@@ -1,0 +1,160 @@
+"""The CLI's contract: every user error is ONE line naming the file and key, exit status 2, no traceback."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import pytest
+import typer.main
+
+from biomamba.cli.main import build_app, run
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPES = REPO / "recipes"
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        run(argv)
+    out, err = capsys.readouterr()
+    return int(exit_info.value.code or 0), out, err
+
+
+def _recipe(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+DATA_OK = "data:\n  sources:\n    pubmed: [{{type: jsonl, path: {src}}}]\n  ratios: {{pubmed: 1.0}}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("trian:\n  lr: 1\n", r"bad\.yaml: trian: unknown key"),
+        ("train:\n  learning_rate: 0.1\n", r"bad\.yaml: train\.learning_rate: unknown key"),
+        ("train:\n  lr: fast\n", r"bad\.yaml: train\.lr: .*valid number.*'fast'"),
+        (
+            "train:\n  micro_batch_size: 0\n",
+            r"bad\.yaml: train\.micro_batch_size: .*greater than or equal to 1",
+        ),
+        (
+            "finetune:\n  task: sft-qa\n  base_model: gpt2\n  train_data: [{format: pubmedqa, path: missing.json}]\n",
+            r"bad\.yaml: finetune\.train_data\.0\.path: file not found: missing\.json",
+        ),
+        (
+            DATA_OK.replace("pubmed: 1.0", "pubmed: 0.9"),
+            r"bad\.yaml: data: ratios must sum to 1 \(they sum to 0\.9\)",
+        ),
+        ("train: [1, 2\n", r"bad\.yaml: invalid YAML"),
+    ],
+    ids=["unknown-section", "unknown-key", "wrong-type", "batch-zero", "missing-file", "ratios", "yaml"],
+)
+def test_bad_recipe_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    src = tmp_path / "pubmed.jsonl"
+    src.write_text('{"id": "1", "text": "a"}\n')
+    path = _recipe(tmp_path, text.format(src=src) if "{src}" in text else text)
+    code, out, err = _run(["recipe", "check", str(path)], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("error: ")
+    assert re.search(expected, lines[0]), lines[0]
+
+
+def test_the_same_errors_stop_a_stage_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _recipe(tmp_path, "train:\n  micro_batch_size: 0\n")
+    code, _, err = _run(["train", str(path), "--output-dir", str(tmp_path / "run")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "train.micro_batch_size" in err
+    assert not (tmp_path / "run" / "final").exists()
+
+
+def test_missing_corpus_source_stops_the_data_build(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Sources may be globs or hub names, so their files are checked when the corpus is built."""
+    from biomamba.tokenizer import train_tokenizer
+
+    text = tmp_path / "text.txt"
+    text.write_text("the cell and the drug and the trial of the patients\n" * 20)
+    tokenizer = tmp_path / "tok"
+    train_tokenizer(files=[str(text)], vocab_size=300, output_dir=tokenizer)
+    path = _recipe(
+        tmp_path,
+        "data:\n  sources:\n    pubmed: [{type: jsonl, path: absent.jsonl}]\n  ratios: {pubmed: 1.0}\n",
+    )
+    out = tmp_path / "out"
+    for tok, expected in [(tmp_path / "text.txt", "cannot load"), (tokenizer, "absent.jsonl")]:
+        argv = ["data", "build", str(path), "--tokenizer", str(tok), "--output-dir", str(out)]
+        code, _, err = _run(argv, capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert expected in err
+    assert "data.sources.pubmed" in err
+    assert not (out / "manifest.json").exists()
+
+
+def test_set_overrides_the_recipe_and_is_validated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(["recipe", "check", str(RECIPES / "demo.yaml"), "--set", "train.seq_len=128"], capsys)
+    assert code == 0 and "ok" in out
+    code, _, err = _run(
+        ["recipe", "check", str(RECIPES / "demo.yaml"), "--set", "data.ratios.c4=0.3"], capsys
+    )
+    assert code == 2 and "data: ratios must sum to 1 (they sum to 1.2)" in err
+
+
+def test_missing_recipe_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["demo", "--recipe", str(tmp_path / "none.yaml")], capsys)
+    assert code == 2 and "none.yaml" in err and "not found" in err and "Traceback" not in err
+
+
+def test_shipped_recipes_without_external_files_validate(capsys: pytest.CaptureFixture[str]) -> None:
+    """Recipes whose inputs are hub names or runs of earlier stages validate on any machine."""
+    checked = 0
+    for path in sorted(RECIPES.glob("*.yaml")):
+        if path.name.startswith("finetune-"):  # their train/eval files are the user's downloads
+            continue
+        code, out, err = _run(["recipe", "check", str(path)], capsys)
+        assert code == 0, err
+        checked += 1
+    assert checked >= 10
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in group.commands.items():
+        found.append((*prefix, name))
+        if isinstance(command, click.Group):
+            found += _commands(command, (*prefix, name))
+    return found
+
+
+def test_every_command_has_useful_help(capsys: pytest.CaptureFixture[str]) -> None:
+    root = typer.main.get_command(build_app())
+    commands = _commands(root)
+    stages = {
+        "data",
+        "tokenizer",
+        "train",
+        "eval",
+        "finetune",
+        "quantize",
+        "merge",
+        "generate",
+        "report",
+        "demo",
+    }
+    assert stages <= {c[0] for c in commands}
+    for command in [(), *commands]:
+        code, out, _ = _run([*command, "--help"], capsys)
+        assert code == 0, command
+        assert "Usage: biomamba" in out, command
+        description = out.split("Usage:", 1)[1].split("╭", 1)[0]
+        assert len(description.split()) >= 8, f"{' '.join(command)} --help says too little"

@@ -1,0 +1,62 @@
+"""The demo end to end at a few steps: same code paths as `make demo`, smaller numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from biomamba.demo.run import run_demo
+from biomamba.errors import RecipeError
+
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
+FAST = {
+    "demo.base.max_steps": 6,
+    "demo.continued.max_steps": 6,
+    "demo.eval_seq_len": 64,
+    "train.seq_len": 64,
+    "train.micro_batch_size": 4,
+    "train.global_batch_size": 4,
+    "train.eval_every": 3,
+    "train.eval_tokens": 1024,
+    "train.log_every": 3,
+    "train.progress": False,
+}
+
+
+def test_demo_writes_results_report_and_plot(tmp_path: Path) -> None:
+    lines: list[str] = []
+    results = run_demo(RECIPE, output_dir=tmp_path / "demo", overrides=FAST, say=lines.append)
+
+    saved = json.loads((tmp_path / "demo" / "results.json").read_text())
+    assert saved["perplexity"] == results["perplexity"]
+    assert set(saved["perplexity"]) == {"pubmed", "c4", "wikipedia"}
+    pubmed = saved["perplexity"]["pubmed"]
+    assert pubmed["after"] < pubmed["before"]  # the base model never saw a PubMed-style document
+    assert saved["runs"]["base"]["steps"] == 6 and saved["runs"]["continued"]["steps"] == 6
+    mix = saved["mixture"]
+    assert mix, "the corpus manifest's mixture summary is carried into the results"
+    for task in ("pubmedqa", "medqa_4options"):
+        row = saved["multiple_choice"][task]
+        assert 0.0 <= row["after"]["acc"] <= 1.0 and 0.0 < row["majority_baseline"] <= 1.0
+
+    report = (tmp_path / "demo" / "report.md").read_text()
+    assert "SYNTHETIC DEMO DATA" in report
+    assert "| pubmed |" in report and "| c4 |" in report and "| wikipedia |" in report
+    assert (tmp_path / "demo" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [line for line in lines if line.startswith("[")][-1] == "[5/5] report"
+
+
+def test_demo_recipe_errors_name_the_key(tmp_path: Path) -> None:
+    with pytest.raises(RecipeError, match=r"demo\.yaml: demo\.general_ratios: .*sum to 1 \(got 0\.7\)"):
+        run_demo(
+            RECIPE, output_dir=tmp_path, overrides={"demo.general_ratios": {"c4": 0.5, "wikipedia": 0.2}}
+        )
+    with pytest.raises(RecipeError, match=r"demo\.mc_tasks: the demo has questions for .*'hellaswag'"):
+        run_demo(RECIPE, output_dir=tmp_path, overrides={"demo.mc_tasks": ["hellaswag"]})
+    with pytest.raises(
+        RecipeError, match=r"demo\.yaml: train\.micro_batch_size: .*greater than or equal to 1"
+    ):
+        run_demo(RECIPE, output_dir=tmp_path, overrides={"train.micro_batch_size": 0})
+    assert not any(tmp_path.iterdir()), "a bad recipe stops the demo before it writes anything"
