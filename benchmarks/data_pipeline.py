@@ -208,7 +208,7 @@ def render(args: argparse.Namespace, xml_bytes: int, results: dict) -> str:
         f"\n## data_pipeline: MEDLINE XML -> token shards ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n",
         f"- command: `.venv/bin/python benchmarks/data_pipeline.py --size-mb {args.size_mb:g} --files {args.files} "
         f"--workers {args.workers} --vocab-size {args.vocab_size}`",
-        f"- machine: {os.cpu_count()} CPU cores ({cpu}), shared with other jobs; one run",
+        f"- machine: {os.cpu_count()} CPU cores ({cpu}); one run",
         f"- input: {xml_bytes / 2**20:.0f} MiB of uncompressed MEDLINE XML in {args.files} .xml.gz files "
         f"({ours['documents']:,} abstracts, {ours['tokens']:,} tokens with an {args.vocab_size}-token BPE)",
         "",
