@@ -11,7 +11,7 @@ to compare like for like: parse + clean + tokenize + pack).
 
 Each side runs in its own process; the parent samples the RSS of the whole process tree (workers included)
 every 50 ms with psutil and reports the peak. Tokens/s = tokens written / wall seconds of that process.
-Results are appended to benchmarks/results/data.md (`--no-write` to skip).
+The markdown table is also appended to benchmarks/results/data.md (git-ignored; `--no-write` to skip), to be copied into BENCHMARKS.md.
 
     .venv/bin/python benchmarks/data_pipeline.py --size-mb 1100 --workers 16   # the issue's >1 GiB run
     .venv/bin/python benchmarks/data_pipeline.py --size-mb 8 --files 2 --no-write   # tiny smoke run (tests)
