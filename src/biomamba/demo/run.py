@@ -25,6 +25,7 @@ from biomamba.demo.config import DemoConfig
 from biomamba.utils.atomic import write_json, write_text
 
 DOMAINS = ("pubmed", "c4", "wikipedia")
+DOMAIN_COLORS = {"pubmed": "tab:green", "c4": "tab:blue", "wikipedia": "tab:orange"}
 Say = Callable[[str], None]
 
 
@@ -260,10 +261,18 @@ def plot_curves(runs: dict, path: Path) -> None:
         for domain in DOMAINS:
             key = f"heldout/{domain}/ppl"
             points = [(offset + r["step"], r[key]) for r in records if key in r]
-            if points:
-                ax_ppl.plot(*zip(*points, strict=True), marker="o", label=f"{phase}: {domain}")
+            if points:  # one colour per domain, one line style per phase
+                ax_ppl.plot(
+                    *zip(*points, strict=True),
+                    marker="o",
+                    color=DOMAIN_COLORS[domain],
+                    linestyle="-" if phase == "continued" else "--",
+                    label=f"{domain} ({phase})",
+                )
         offset += int(runs[phase]["steps"])
     ax_loss.set(title="training loss", xlabel="step", ylabel="loss")
+    for ax in (ax_loss, ax_ppl):
+        ax.axvline(int(runs["base"]["steps"]), color="grey", linewidth=0.8)  # continued pretraining starts
     ax_ppl.set(title="held-out perplexity", xlabel="step", ylabel="perplexity", yscale="log")
     ax_loss.legend()
     ax_ppl.legend(fontsize=7)
