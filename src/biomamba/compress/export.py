@@ -7,6 +7,10 @@ Layout:
     OUT/biomamba/recipe.yaml      the training recipe, verbatim
     OUT/biomamba/results/*.json   the evaluation results the card quotes
 
+A directory written by `biomamba quantize` (it holds quantization.json) is exported as it is stored: its
+quantized weights, quantization.json, config and tokenizer are copied verbatim (they load with
+`biomamba.compress.quantize.load_quantized`, which `biomamba generate/serve/eval` use); no mamba_ssm copy.
+
 Every number in the card is read from those results files; nothing is typed in by hand.
 """
 
@@ -27,19 +31,29 @@ from biomamba.utils.atomic import atomic_dir
 
 def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> Path:
     """Write the release directory for `model_dir` (atomically: complete or absent)."""
+    from biomamba.compress.quantize import is_quantized_dir, load_quantized
     from biomamba.models import family, load_model, load_tokenizer, save_model
 
     model_dir = Path(model_dir)
     tokenizer = load_tokenizer(model_dir)
-    model = load_model(model_dir)
+    quantization = _read_quantization(model_dir) if is_quantized_dir(model_dir) else None
+    model = load_quantized(model_dir) if quantization else load_model(model_dir)
     fam = family(model)
+    if "mamba_ssm" in cfg.formats and quantization:
+        raise BiomambaError(
+            f"{model_dir}: a quantized directory is exported in biomamba's quantized format only "
+            "(drop --format mamba_ssm, or export the unquantized model)"
+        )
     if "mamba_ssm" in cfg.formats and fam != "mamba2":
         raise BiomambaError(f"{model_dir}: the mamba_ssm format exists for Mamba2 only (this is {fam})")
     recipe = _read_recipe(cfg.recipe) if cfg.recipe else None
     results = [_read_results(p) for p in cfg.results]
     out = Path(output_dir)
     with atomic_dir(out) as tmp:
-        save_model(model, tmp, tokenizer)  # the transformers format at the top level
+        if quantization:
+            _copy_quantized(model_dir, tmp, quantization)
+        else:
+            save_model(model, tmp, tokenizer)  # the transformers format at the top level
         if "mamba_ssm" in cfg.formats:
             from biomamba.models.checkpoint import save_mamba2
 
@@ -53,9 +67,46 @@ def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> 
             (extra / "results").mkdir()
             for path in cfg.results:
                 shutil.copy2(path, extra / "results" / Path(path).name)
-        card = model_card(cfg, model, fam, tokenizer, recipe, results, name=cfg.model_name or model_dir.name)
+        card = model_card(
+            cfg,
+            model,
+            fam,
+            tokenizer,
+            recipe,
+            results,
+            name=cfg.model_name or model_dir.name,
+            quantization=quantization,
+        )
         (tmp / "README.md").write_text(card, encoding="utf-8")
     return out
+
+
+def _read_quantization(model_dir: Path) -> dict[str, Any]:
+    from biomamba.compress.quantize import QUANT_FILE
+    from biomamba.errors import CheckpointError
+
+    try:
+        return json.loads((model_dir / QUANT_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{model_dir / QUANT_FILE}: cannot read ({exc})") from None
+
+
+def _copy_quantized(model_dir: Path, out: Path, quantization: dict[str, Any]) -> None:
+    """The quantized directory's own files (weights as stored, quantization.json, config, tokenizer)."""
+    from biomamba.compress.quantize import COPIED_FILES, QUANT_FILE
+
+    for name in (*COPIED_FILES, QUANT_FILE, quantization["weights"]):
+        if (model_dir / name).is_file():
+            shutil.copy2(model_dir / name, out / name)
+
+
+def _count_parameters(model: Any) -> int:
+    """Parameters of the model as trained: a quantized layer counts its logical in x out weight."""
+    from biomamba.compress.quantize import QuantLinear
+
+    unique = {id(p): p for p in model.parameters()}
+    total = sum(p.numel() for p in unique.values())
+    return total + sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, QuantLinear))
 
 
 def _read_recipe(path: Path) -> dict[str, Any]:
@@ -98,8 +149,11 @@ def model_card(
     recipe: dict[str, Any] | None,
     results: Sequence[dict[str, Any]],
     name: str,
+    quantization: dict[str, Any] | None = None,
 ) -> str:
-    params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    from biomamba import __version__
+
+    params = _count_parameters(model)
     front = {
         "license": cfg.license,
         "language": cfg.language,
@@ -109,20 +163,23 @@ def model_card(
     }
     if cfg.base_model:
         front["base_model"] = cfg.base_model
+    if quantization:  # biomamba's quantized format: transformers alone cannot load it
+        del front["library_name"]
+        front["tags"].append("quantized")
     parts = [
         "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n",
         f"# {name}\n",
         f"A {fam} causal language model with {params / 1e6:.1f}M parameters adapted to biomedical text with "
-        "[biomamba](https://github.com/) (continued pretraining, then evaluation of what the adaptation gained "
+        f"biomamba {__version__} (continued pretraining, then evaluation of what the adaptation gained "
         "and cost).\n",
         "## Model\n",
-        _model_table(model, fam, tokenizer, params),
+        _model_table(model, fam, tokenizer, params, quantization),
         "## Training\n",
         _training_section(recipe),
         "## Evaluation\n",
         _evaluation_section(results),
         "## Usage\n",
-        _usage(fam),
+        _usage(fam, quantized=quantization is not None),
         "## Intended use and limitations\n",
         "A research model for biomedical NLP. It can state false medical facts fluently: it must not be used "
         "for diagnosis, treatment or any clinical decision. Run it locally (`biomamba serve` binds to "
@@ -131,7 +188,9 @@ def model_card(
     return "\n".join(parts)
 
 
-def _model_table(model: Any, fam: str, tokenizer: Any, params: int) -> str:
+def _model_table(
+    model: Any, fam: str, tokenizer: Any, params: int, quantization: dict[str, Any] | None = None
+) -> str:
     config = getattr(model, "config", None)
     get = (lambda k: getattr(config, k, None)) if config is not None else (lambda k: None)
     rows = [
@@ -143,6 +202,9 @@ def _model_table(model: Any, fam: str, tokenizer: Any, params: int) -> str:
     ]
     if fam == "mamba2":
         rows += [("SSM state size", get("d_state")), ("head dim", get("headdim"))]
+    if quantization:
+        method, group = quantization.get("method"), quantization.get("group_size")
+        rows.append(("quantization", f"{method} weight-only, group size {group} (`biomamba quantize`)"))
     return "| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows if v is not None)
 
 
@@ -209,14 +271,22 @@ def _evaluation_section(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(out) or "The results files hold no task or perplexity entries.\n"
 
 
-def _usage(fam: str) -> str:
+def _usage(fam: str, quantized: bool = False) -> str:
     code = [
         "```bash",
         'biomamba generate ./this-directory "Metformin is a first-line treatment for"',
         "biomamba serve ./this-directory   # OpenAI-compatible API on http://127.0.0.1:8000/v1",
         "```",
     ]
-    if fam != "mamba2":
+    if quantized:
+        code += [
+            "```python",
+            "from biomamba.compress.quantize import load_quantized   # quantized weights: biomamba only",
+            "from biomamba.models import load_tokenizer",
+            "model, tokenizer = load_quantized('./this-directory'), load_tokenizer('./this-directory')",
+            "```",
+        ]
+    elif fam != "mamba2":
         code += [
             "```python",
             "from transformers import AutoModelForCausalLM, AutoTokenizer",

@@ -43,12 +43,16 @@ def register(app: typer.Typer) -> None:
         from biomamba.compress.quantize import load_any
         from biomamba.models import load_tokenizer
         from biomamba.serve.engine import BatchDecoder, generate_text
+        from biomamba.serve.server import check_context, context_limit
 
         text = sys.stdin.read() if prompt in (None, "-") else prompt
         if not text.strip():
             raise BiomambaError("empty prompt: pass PROMPT or pipe text on stdin")
         tokenizer = load_tokenizer(model)
-        decoder = BatchDecoder(load_any(model, dtype=dtype, device=device), vocab_size=len(tokenizer))
+        loaded = load_any(model, dtype=dtype, device=device)
+        n_prompt = len(tokenizer(text, add_special_tokens=False)["input_ids"]) or 1  # as generate_text
+        check_context(context_limit(loaded), n_prompt, max_new_tokens)  # ContextLengthError: one line
+        decoder = BatchDecoder(loaded, vocab_size=len(tokenizer))
         for piece in generate_text(
             decoder,
             tokenizer,

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from biomamba.errors import BiomambaError
 from biomamba.serve.config import ServeConfig
 from biomamba.serve.engine import BatchingEngine, GenerationRequest, TextStream, eos_id
 
@@ -45,6 +46,41 @@ class ApiError(Exception):
     def body(self) -> dict[str, Any]:
         kind = "invalid_request_error" if self.status < 500 else "server_error"
         return {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}}
+
+
+class ContextLengthError(BiomambaError):
+    """The prompt plus the tokens to generate do not fit in the model's context."""
+
+
+def context_limit(model: Any) -> int | None:
+    """Most positions (prompt + generated tokens) the model can take; None where there is no such limit.
+
+    transformers models declare it in their config (GPT-2 `n_positions`, Llama/Mistral
+    `max_position_embeddings`); biomamba's Mamba2 is recurrent and has none.
+    """
+    try:
+        from biomamba.models import family
+
+        if family(model) == "mamba2":
+            return None
+    except (ImportError, TypeError):
+        pass
+    config = getattr(model, "config", None)
+    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(config, attr, None) if config is not None else None
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def check_context(limit: int | None, prompt_tokens: int, max_new_tokens: int) -> None:
+    """Raise `ContextLengthError` (naming the limit) when prompt + max_new_tokens exceed `limit`."""
+    if limit is not None and prompt_tokens + max_new_tokens > limit:
+        raise ContextLengthError(
+            f"this model's maximum context length is {limit} tokens, but {prompt_tokens + max_new_tokens} "
+            f"were requested ({prompt_tokens} in the prompt, {max_new_tokens} to generate): shorten the "
+            "prompt or ask for fewer tokens"
+        )
 
 
 class _Sampling(BaseModel):
@@ -107,6 +143,7 @@ class ServerState:
     engine: BatchingEngine
     config: ServeConfig
     model_name: str
+    context_limit: int | None = None  # the model's maximum positions (None: no limit, as for Mamba2)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -200,6 +237,12 @@ class Handler(BaseHTTPRequestHandler):
                 param="messages" if chat else "prompt",
                 code="context_length_exceeded",
             )
+        try:
+            check_context(self.state.context_limit, len(ids), max_tokens)
+        except ContextLengthError as exc:
+            prompt_fits = len(ids) < (self.state.context_limit or 0)
+            param = "max_tokens" if prompt_fits else ("messages" if chat else "prompt")
+            raise ApiError(400, str(exc), param=param, code="context_length_exceeded") from None
         eos = eos_id(tokenizer)
         job = GenerationRequest(
             prompt_ids=ids,
@@ -393,7 +436,8 @@ def make_server(
         batch_wait_s=config.batch_wait_ms / 1000,
         max_queue=config.max_queue,
     )
-    handler = type("BoundHandler", (Handler,), {"state": ServerState(tokenizer, engine, config, model_name)})
+    state = ServerState(tokenizer, engine, config, model_name, context_limit(model))
+    handler = type("BoundHandler", (Handler,), {"state": state})
     server = ThreadingHTTPServer((config.host, config.port), handler)
     server.daemon_threads = True
     return server, engine

@@ -1,0 +1,84 @@
+"""Prompt + max_tokens beyond the model's context (GPT-2's n_positions): a 400 / one-line error, not a crash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from biomamba.cli.main import build_app
+from biomamba.errors import BiomambaError
+from biomamba.serve.config import ServeConfig
+from biomamba.serve.server import ContextLengthError, RunningServer, context_limit
+
+from .helpers import tiny_model
+
+PROMPT = "the patient was given aspirin for chest pain"
+
+
+@pytest.fixture
+def gpt2_server(tokenizer):
+    cfg = ServeConfig(port=0, max_new_tokens=300, max_prompt_tokens=1000, batch_wait_ms=10)
+    with RunningServer(tiny_model("gpt2"), tokenizer, cfg, model_name="tiny") as running:  # n_positions=256
+        with httpx.Client(base_url=running.url, timeout=60) as client:
+            yield running, client
+
+
+def test_context_limit_of_each_family() -> None:
+    assert context_limit(tiny_model("gpt2")) == 256
+    assert context_limit(tiny_model("llama")) == 256
+    assert context_limit(tiny_model("mamba2")) is None  # recurrent: no positional limit
+
+
+def test_prompt_plus_max_tokens_over_the_context_is_a_400(gpt2_server, tokenizer) -> None:
+    _, client = gpt2_server
+    n_prompt = len(tokenizer(PROMPT, add_special_tokens=False)["input_ids"])
+    r = client.post(
+        "/v1/completions", json={"prompt": PROMPT, "max_tokens": 257 - n_prompt, "temperature": 0}
+    )
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == "context_length_exceeded" and error["type"] == "invalid_request_error"
+    assert "256" in error["message"] and error["param"] == "max_tokens"
+    long_text = "aspirin " * 60
+    assert (
+        256 < len(tokenizer(long_text, add_special_tokens=False)["input_ids"]) < 1000
+    )  # under the server cap
+    long_prompt = {"messages": [{"role": "user", "content": long_text}], "max_tokens": 1}
+    chat = client.post("/v1/chat/completions", json=long_prompt)
+    assert chat.status_code == 400 and chat.json()["error"]["param"] == "messages"
+    assert "maximum context length is 256" in chat.json()["error"]["message"]
+    fits = client.post(
+        "/v1/completions", json={"prompt": PROMPT, "max_tokens": 256 - n_prompt, "temperature": 0}
+    )
+    assert fits.status_code == 200, fits.text  # exactly at the limit is served
+    assert fits.json()["usage"]["total_tokens"] <= 256
+
+
+def test_mamba2_has_no_context_limit(tokenizer) -> None:
+    cfg = ServeConfig(port=0, max_new_tokens=300, max_prompt_tokens=1000, batch_wait_ms=10)
+    with (
+        RunningServer(tiny_model("mamba2"), tokenizer, cfg) as running,
+        httpx.Client(base_url=running.url) as c,
+    ):
+        prompt = "aspirin " * 50
+        assert 256 < len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) + 20 < 1000
+        r = c.post("/v1/completions", json={"prompt": prompt, "max_tokens": 20, "temperature": 0})
+        assert r.status_code == 200, r.text
+
+
+def test_generate_beyond_the_context_is_a_one_line_error(tmp_path: Path, tokenizer) -> None:
+    from biomamba.models import save_model
+
+    model_dir = save_model(tiny_model("gpt2"), tmp_path / "gpt2", tokenizer)
+    result = CliRunner().invoke(build_app(), ["generate", str(model_dir), PROMPT, "-n", "300"])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ContextLengthError) and isinstance(result.exception, BiomambaError)
+    message = str(result.exception)
+    assert "\n" not in message and "maximum context length is 256 tokens" in message
+    ok = CliRunner().invoke(
+        build_app(), ["generate", str(model_dir), PROMPT, "-n", "3"], catch_exceptions=False
+    )
+    assert ok.exit_code == 0
