@@ -85,3 +85,41 @@ def test_ensemble_command(two_results: list[Path], tmp_path: Path) -> None:
     result = CliRunner().invoke(build_app(), args, catch_exceptions=False)
     assert result.exit_code == 0 and "medqa_4options: ensemble acc" in result.output
     assert json.loads(out.read_text())["model"]["weights"] == [2.0, 1.0]
+
+
+def _results(name: str, task: str, predictions: list[dict]) -> dict:
+    return {
+        "format": "biomamba-results/1",
+        "model": {"name": name},
+        "protocol": {"name": "loglikelihood", "shots": 0},
+        "tasks": {
+            task: {"task": task, "language": "en", "metrics": {"acc": 0.5}, "predictions": predictions}
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("task", "predictions", "why"),
+    [
+        # LAMBADA: one choice (the target word), so any ensemble would give it probability 1
+        ("lambada", [{"id": "q1", "gold": 0, "pred": -1, "correct": 0.0, "logliks": [-7.5]}], "one choice"),
+        # TruthfulQA MC2: the score is the probability mass on the true answers, not the argmax
+        (
+            "truthfulqa_mc2",
+            [{"id": "q1", "gold": 0, "pred": 2, "correct": 0.4, "logliks": [-3.0, -2.5, -1.0]}],
+            "probability mass",
+        ),
+    ],
+)
+def test_tasks_that_are_not_argmax_multiple_choice_are_refused(task, predictions, why) -> None:
+    results = [_results(f"m{i}", task, predictions) for i in range(2)]
+    with pytest.raises(BiomambaError, match=why) as error:
+        ensemble_results(results)
+    message = str(error.value)
+    assert f"'{task}'" in message and "\n" not in message
+
+
+def test_a_one_choice_task_unknown_to_the_registry_is_refused() -> None:
+    preds = [{"id": "q1", "gold": 0, "pred": 0, "correct": 1.0, "logliks": [-2.0]}]
+    with pytest.raises(BiomambaError, match="'my_cloze'.*one choice"):
+        ensemble_results([_results(f"m{i}", "my_cloze", preds) for i in range(2)])

@@ -87,6 +87,7 @@ def test_eval_perplexity_on_a_text_file(tiny_dir, tmp_path):
     [
         (["--task-file", "nope=x.jsonl"], "unknown task 'nope'"),
         (["--tasks", "arc_easy"], "no file for task(s) arc_easy"),
+        (["--tasks", "arc_easy"], "or NAME=hub:DATASET[:CONFIG[:SPLIT]]"),  # hub copies are native too
         (["--task-file", "arc_easy=missing.jsonl"], "missing.jsonl: task file for 'arc_easy' not found"),
         (["--task-file", "arc_easy=x", "--set", "eval.seeds=0"], "eval.seeds"),
     ],
@@ -95,3 +96,40 @@ def test_user_errors_are_one_line(args, message, tiny_dir):
     result = _invoke(["eval", "run", str(tiny_dir / "gpt2"), *args])
     assert isinstance(result.exception, BiomambaError)
     assert message in str(result.exception)
+
+
+def _main(args: list[str]) -> int:
+    """`biomamba ARGS` through the real entry point (one-line errors, exit status)."""
+    from biomamba.cli.main import run
+
+    with pytest.raises(SystemExit) as exit_info:
+        run(args)
+    return exit_info.value.code
+
+
+def test_run_keeps_an_english_file_and_its_translation_apart(tiny_dir, tmp_path, capsys):
+    """`--task-file medqa_4options=x.jsonl --task-file medqa_4options=x.fr.jsonl`: both run, one row each."""
+    import shutil
+
+    english = shutil.copy(FIXTURES / "medqa_4options.jsonl", tmp_path / "x.jsonl")
+    french = shutil.copy(FIXTURES / "medqa_4options.jsonl", tmp_path / "x.fr.jsonl")
+    out = tmp_path / "multi.json"
+    args = ["eval", "run", str(tiny_dir / "gpt2"), "--task-file", f"medqa_4options={english}"]
+    args += ["--task-file", f"medqa_4options={french}", "--output", str(out)]
+    args += ["--set", "eval.bootstrap_resamples=100"]
+    assert _main(args) == 0, capsys.readouterr().err
+    tasks = json.loads(out.read_text())["tasks"]
+    assert set(tasks) == {"medqa_4options", "medqa_4options@fr"}
+    assert (tasks["medqa_4options"]["language"], tasks["medqa_4options"]["file"]) == ("en", str(english))
+    assert (tasks["medqa_4options@fr"]["language"], tasks["medqa_4options@fr"]["file"]) == ("fr", str(french))
+    assert tasks["medqa_4options"]["n"] == tasks["medqa_4options@fr"]["n"] == 4
+    # --tasks NAME runs every language of the task, NAME@LANG only that copy
+    assert _main([*args, "--tasks", "medqa_4options@fr"]) == 0, capsys.readouterr().err
+    assert set(json.loads(out.read_text())["tasks"]) == {"medqa_4options@fr"}
+
+
+def test_run_refuses_the_same_task_and_language_twice(tiny_dir, capsys):
+    args = ["eval", "run", str(tiny_dir / "gpt2"), "--task-file", "medqa_4options=a.jsonl"]
+    assert _main([*args, "--task-file", "medqa_4options=b.jsonl"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: ") and "medqa_4options" in err and "twice" in err

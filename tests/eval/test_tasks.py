@@ -250,3 +250,34 @@ def test_shared_pubmedqa_official_test_split(shared_data):
     assert "labels: " + ", ".join(f"{k} {v}" for k, v in expected.most_common()) in result.output
     pqal = load_questions(TaskFile("pubmedqa", shared_data / "pubmedqa" / "ori_pqal.json"))
     assert len(pqal) == 1000 and label_balance(pqal) == {"yes": 552, "no": 338, "maybe": 110}
+
+
+def test_bioasq_yesno_from_task_b_golden_json(caplog):
+    """Yes/no questions with their snippets as context; the other types are counted and reported."""
+    from typer.testing import CliRunner
+
+    from biomamba.cli.main import build_app
+
+    path = FIXTURES / "bioasq_taskb_golden.json"
+    with caplog.at_level("WARNING", logger="biomamba.eval.tasks"):
+        questions = load_questions(TaskFile("bioasq_yesno", path))
+    assert [q.qid for q in questions] == ["55031181e9bde69634000014", "5503121ae9bde69634000016"]
+    first, second = questions
+    assert first.context == (
+        "Context: Papilin is an extracellular matrix glycoprotein that is secreted. "
+        "Secreted papilin is found in basement membranes.\n"
+        "Question: Is the protein Papilin secreted?\nAnswer:"
+    )
+    assert first.choices == ["yes", "no"] and first.gold == 0
+    assert second.gold == 1 and second.context.startswith(
+        "Context: Type 1 diabetes is treated with insulin.\n"
+    )
+    assert first.where == f"{path}:10"  # the line of the record's "id"
+    assert questions.skipped == {"factoid": 1, "list": 1, "summary": 1}
+    assert "3 questions that are not yes/no (factoid 1, list 1, summary 1)" in caplog.text
+    # limit keeps the count; inspect prints it
+    assert load_questions(TaskFile("bioasq_yesno", path), limit=1).skipped == questions.skipped
+    result = CliRunner().invoke(build_app(), ["eval", "inspect", f"bioasq_yesno={path}"])
+    assert result.exit_code == 0, result.output
+    assert "2 questions" in result.output and "labels: no 1, yes 1" in result.output
+    assert "skipped: 3 questions that are not yes/no (factoid 1, list 1, summary 1)" in result.output

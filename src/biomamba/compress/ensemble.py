@@ -5,8 +5,9 @@ ensemble reads the evaluation stage's results files (`biomamba.eval.evaluate`, f
 each prediction there keeps the per-choice log-likelihoods (`logliks`, loglikelihood protocol) or letter
 log-probabilities (`letter_logprobs`, letter protocol). Each model's scores become probabilities with the
 eval stage's own `choice_probabilities` (a softmax over the choices), the probabilities are summed, and
-the ensemble answers the choice with the largest sum. Metrics reuse the eval stage's bootstrap and ECE, so
-an ensemble row is comparable to every other row of the report.
+the ensemble answers the choice with the largest sum. Tasks not scored by that argmax are refused with an
+error naming them: LAMBADA (one choice) and TruthfulQA MC2 (probability mass on the true answers). Metrics
+reuse the eval stage's bootstrap and ECE, so an ensemble row is comparable to every other row of the report.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def ensemble_results(
     shared = [t for t in results[0]["tasks"] if all(t in r["tasks"] for r in results[1:])]
     if not shared:
         raise BiomambaError("the results files have no task in common")
+    for task in shared:
+        _check_ensemblable(task, results[0]["tasks"][task])
     total = float(sum(weights)) if weights is not None else float(len(results))
     tasks: dict[str, Any] = {}
     for task in shared:
@@ -138,6 +141,33 @@ def ensemble_results(
         "protocol": {**results[0]["protocol"], "ensemble": "sum of per-choice probabilities"},
         "tasks": tasks,
     }
+
+
+# Tasks scored otherwise than by the argmax of per-choice scores: summing choice probabilities is wrong there.
+NOT_ENSEMBLABLE = {
+    "loglik": "it has one choice (the target), whose ensemble probability is always 1, and is scored by "
+    "greedy match",
+    "mc2": "it is scored by the probability mass on the true answers (not the argmax), and the results file "
+    "does not record which answers are true",
+}
+
+
+def _check_ensemblable(key: str, entry: dict[str, Any]) -> None:
+    """One-line error naming the task if it is not argmax multiple choice (LAMBADA, TruthfulQA MC2)."""
+    from biomamba.eval.tasks import TASKS
+
+    name = str(entry.get("task") or key.split("@")[0])
+    spec = TASKS.get(name)
+    why = NOT_ENSEMBLABLE.get(spec.metric) if spec is not None else None
+    if why is None and any(
+        len(p.get(k) or []) < 2 for p in entry.get("predictions") or [] for k in SCORE_KEYS if k in p
+    ):
+        why = "it has one choice, whose ensemble probability is always 1"
+    if why is not None:
+        raise BiomambaError(
+            f"cannot ensemble task '{key}': {why}; ensembles score argmax multiple-choice tasks only "
+            "(leave it out of the results files)"
+        )
 
 
 def _by_question(task: dict[str, Any], where: str) -> dict[tuple[str, Any], dict[str, Any]]:

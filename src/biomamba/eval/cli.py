@@ -9,8 +9,9 @@ import typer
 
 RUN_HELP = """Score MODEL (a model directory or hub name) on benchmark files in their ORIGINAL formats.
 
-Give each task its file with --task-file NAME=PATH (repeatable; NAME@LANG=PATH for a translated copy,
-reported per language). --tasks limits which of them run. Protocols: `loglikelihood` (lm-eval's acc and
+Give each task its file with --task-file NAME=PATH (repeatable; NAME@LANG=PATH or a file named *.LANG.EXT
+for a translated copy, reported per language; NAME=hub:DATASET[:CONFIG[:SPLIT]] for a hub copy, read when
+online). --tasks limits which of them run (NAME: every language, NAME@LANG: that copy). Protocols: `loglikelihood` (lm-eval's acc and
 acc_norm; default 0-shot), `letter` (BioMistral: next-token answer letter, default 3 shots x 3 seeds),
 `generate` (greedy answer + extraction). Every accuracy gets a 95% bootstrap interval; the results JSON
 (per-question predictions, prompt hashes) feeds `biomamba eval compare` and `biomamba report`.
@@ -29,6 +30,23 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
             raise BiomambaError(f"{flag} {value!r}: expected NAME=PATH")
         key, _, path = value.partition("=")
         out[key.strip()] = path.strip()
+    return out
+
+
+def _task_files(values: list[str] | None, flag: str) -> dict[str, Any]:
+    """Parsed task files keyed by `TaskFile.key` (task + language); the same key twice is an error."""
+    from biomamba.errors import BiomambaError
+    from biomamba.eval.tasks import parse_task_file
+
+    out: dict[str, Any] = {}
+    for value in values or []:
+        parsed = parse_task_file(value)
+        if parsed.key in out:
+            raise BiomambaError(
+                f"{flag}: {parsed.key} given twice ({out[parsed.key].raw} and {parsed.raw}); tag a "
+                f"translated copy with NAME@LANG=PATH (e.g. {parsed.task}@fr=...) or name it *.LANG.EXT"
+            )
+        out[parsed.key] = parsed
     return out
 
 
@@ -80,7 +98,9 @@ def register(app: typer.Typer) -> None:
             None, help="Comma-separated task names to run (default: every --task-file)."
         ),
         task_file: list[str] = typer.Option(
-            None, "--task-file", help="NAME=PATH or NAME@LANG=PATH (repeatable)."
+            None,
+            "--task-file",
+            help="NAME=PATH, NAME@LANG=PATH or NAME=hub:DATASET[:CONFIG[:SPLIT]] (repeatable).",
         ),
         fewshot_file: list[str] = typer.Option(None, "--fewshot-file", help="NAME=PATH to draw shots from."),
         protocol: str = typer.Option(None, help="loglikelihood | letter | generate."),
@@ -111,7 +131,11 @@ def register(app: typer.Typer) -> None:
             "tasks": [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
         }
         cfg = _load_config(recipe, overrides, set_)
-        task_files = {**cfg.task_files, **_pairs(task_file, "--task-file")}
+        # keyed by task AND language: medqa_4options=x.jsonl and medqa_4options=x.fr.jsonl both run
+        task_files = {
+            **_task_files([f"{k}={v}" for k, v in cfg.task_files.items()], "eval.task_files"),
+            **_task_files(task_file, "--task-file"),
+        }
         fewshot = {**cfg.fewshot_files, **_pairs(fewshot_file, "--fewshot-file")}
         if not cfg.model:
             raise BiomambaError("no model: give MODEL or eval.model in the recipe")
@@ -188,6 +212,8 @@ def register(app: typer.Typer) -> None:
         balance = label_balance(questions)
         typer.echo(f"{task_file.task} ({task_file.language}) {task_file.path}: {len(questions)} questions")
         typer.echo("labels: " + ", ".join(f"{k} {v}" for k, v in balance.items()))
+        if questions.skipped:
+            typer.echo(f"skipped: {questions.skipped_summary()}")
 
     @eval_app.command("perplexity", help="Perplexity per domain on held-out shards (--corpus) or text files.")
     def perplexity_cmd(
@@ -315,21 +341,21 @@ def register(app: typer.Typer) -> None:
     app.add_typer(eval_app, name="eval")
 
 
-def _select_task_files(tasks: list[str], task_files: dict[str, str]) -> list[Any]:
+def _select_task_files(tasks: list[str], task_files: dict[str, Any]) -> list[Any]:
+    """All task files, or those whose task (every language) or key (NAME@LANG) is in `tasks`."""
     from biomamba.errors import BiomambaError
-    from biomamba.eval.tasks import parse_task_file
 
-    parsed = [parse_task_file(f"{key}={path}") for key, path in task_files.items()]
+    parsed = list(task_files.values())
     if not tasks:
         if not parsed:
             raise BiomambaError(
                 "no tasks: give --task-file NAME=PATH (list tasks with `biomamba eval tasks`)"
             )
         return parsed
-    missing = [t for t in tasks if not any(p.task == t for p in parsed)]
+    missing = [t for t in tasks if not any(t in (p.task, p.key) for p in parsed)]
     if missing:
         raise BiomambaError(
-            f"no file for task(s) {', '.join(missing)}: give --task-file NAME=PATH (files in their original "
-            "format; for hub datasets run lm-eval through `python -m biomamba.eval.lm_eval_cli`)"
+            f"no file for task(s) {', '.join(missing)}: give --task-file NAME=PATH (a local file in the "
+            "original format) or NAME=hub:DATASET[:CONFIG[:SPLIT]] (a hub copy, read when online)"
         )
-    return [p for p in parsed if p.task in tasks]
+    return [p for p in parsed if p.task in tasks or p.key in tasks]

@@ -3,8 +3,10 @@
 lm-eval discovers models only through its registry (no plugin entry point), so this wrapper imports the
 adapter first and then hands the untouched arguments to lm-eval:
 
-    python -m biomamba.eval.lm_eval_cli --model biomamba --model_args pretrained=runs/x/final \\
+    python -m biomamba.eval.lm_eval_cli run --model biomamba --model_args pretrained=runs/x/final \\
         --tasks hellaswag --device cpu
+
+(`run` is lm-eval 0.4.13's evaluation subcommand; `ls` and `validate` pass through the same way.)
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ the same format, e.g. a machine-translated MedQA); a file named `x.fr.jsonl` is 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -23,6 +24,8 @@ from typing import Any
 from biomamba.errors import DataError
 from biomamba.eval import hub
 from biomamba.eval import io as tio
+
+log = logging.getLogger(__name__)
 
 LETTERS = "ABCDEFGHIJ"
 LANGUAGES = ("en", "fr", "de", "es", "pt", "ru", "zh", "ar", "it", "nl", "pl", "ja", "ko")
@@ -63,6 +66,28 @@ class Question:
 
     def shot_context(self) -> str:
         return self.context[self.gold] if isinstance(self.context, list) else self.context
+
+
+class QuestionList(list[Question]):
+    """The questions of one file, plus the file's records that are not part of the task, counted.
+
+    `skipped` maps a kind of record (BioASQ: the question type) to how many were left out, and `skipped_what`
+    says what they are; `load_questions` logs the count and `biomamba eval inspect` prints it.
+    """
+
+    def __init__(
+        self, items: Iterable[Question] = (), skipped: dict[str, int] | None = None, skipped_what: str = ""
+    ) -> None:
+        super().__init__(items)
+        self.skipped = dict(skipped or {})
+        self.skipped_what = skipped_what
+
+    def skipped_summary(self) -> str:
+        """E.g. "3 questions that are not yes/no (factoid 1, list 1, summary 1)"; "" when none was skipped."""
+        if not self.skipped:
+            return ""
+        kinds = ", ".join(f"{k} {v}" for k, v in self.skipped.items())
+        return f"{sum(self.skipped.values())} {self.skipped_what or 'records'} ({kinds})"
 
 
 @dataclass(frozen=True)
@@ -461,19 +486,23 @@ def _truthfulqa_builder(key: str) -> Callable[[Path, str], list[Question]]:
     return build
 
 
-def build_bioasq(path: Path, task: str) -> list[Question]:
+def build_bioasq(path: Path, task: str) -> QuestionList:
     """BioASQ Task B golden JSON: the yes/no questions, their snippets as context.
 
-    Questions of other types (factoid, list, summary) are not part of this task; they are counted, not
-    silently dropped: `skipped_types` on the returned list's first question's task spec run is reported.
+    Questions of other types (factoid, list, summary) are not part of this task; they are counted by type,
+    not silently dropped: the returned list's `skipped` (logged by `load_questions`, printed by
+    `biomamba eval inspect`).
     """
     data, text = tio.load_json(path)
     items = tio.field(data, "questions", list, str(path))
     questions = []
+    skipped: Counter[str] = Counter()
     for index, rec in enumerate(items):
         rid = rec.get("id", index) if isinstance(rec, dict) else index
         where = _where(path, text, rid)
-        if tio.field(rec, "type", str, where) != "yesno":
+        kind = tio.field(rec, "type", str, where)
+        if kind != "yesno":
+            skipped[kind] += 1
             continue
         body = tio.field(rec, "body", str, where)
         snippets = tio.field(rec, "snippets", list, where)
@@ -494,7 +523,7 @@ def build_bioasq(path: Path, task: str) -> list[Question]:
                 options=["yes", "no"],
             )
         )
-    return questions
+    return QuestionList(questions, dict(sorted(skipped.items())), "questions that are not yes/no")
 
 
 def _where(path: Path, text: str, key: object) -> str:
@@ -649,24 +678,37 @@ def detect_language(path: Path) -> str:
     return "en"
 
 
-def load_questions(task_file: TaskFile, limit: int | None = None) -> list[Question]:
-    """Read and check every record of a task file; duplicate ids are made unique, never merged."""
+def load_questions(task_file: TaskFile, limit: int | None = None) -> QuestionList:
+    """Read and check every record of a task file; duplicate ids are made unique, never merged.
+
+    Records the task leaves out by design (BioASQ's non-yes/no questions) are counted in the returned list's
+    `skipped` and logged as a warning.
+    """
     spec = get_task(task_file.task)
     if hub.is_hub(task_file.raw or task_file.path):
         local = hub.materialize(task_file.task, spec.file_format, task_file.raw or str(task_file.path))
         task_file = TaskFile(task_file.task, local, task_file.language)
     if not task_file.path.exists():
         raise DataError(f"{task_file.path}: task file for '{task_file.task}' not found")
-    questions = spec.build(task_file.path, task_file.task)
+    built = spec.build(task_file.path, task_file.task)
+    questions = built if isinstance(built, QuestionList) else QuestionList(built)
+    skipped = questions.skipped_summary()
     if not questions:
-        raise DataError(f"{task_file.path}: no {task_file.task} questions found")
+        raise DataError(
+            f"{task_file.path}: no {task_file.task} questions found"
+            + (f" (skipped {skipped})" if skipped else "")
+        )
+    if skipped:
+        log.warning("%s: %s: skipped %s", task_file.path, task_file.task, skipped)
     seen: Counter[str] = Counter()
     for question in questions:
         question.language = task_file.language
         seen[question.qid] += 1
         if seen[question.qid] > 1:
             question.qid = f"{question.qid}#{seen[question.qid]}"
-    return questions[:limit] if limit else questions
+    if limit:
+        return QuestionList(questions[:limit], questions.skipped, questions.skipped_what)
+    return questions
 
 
 def label_balance(questions: Iterable[Question]) -> dict[str, int]:
