@@ -125,3 +125,118 @@ def test_flag_mode_keeps_documents_and_lists_them(tmp_path, tiny_tokenizer):
     assert flagged["decontamination"]["benchmarks"]["medqa"]["documents_matched"] == 1
     total = lambda m: sum(s["documents"] for s in m["splits"].values())  # noqa: E731
     assert total(flagged) == 30 and total(dropped) == 29
+
+
+def _small_corpus(tmp_path: Path) -> dict:
+    from .helpers import random_documents, write_jsonl
+
+    docs = random_documents("pubmed", 30, seed=5)
+    return {"pubmed": [{"type": "jsonl", "path": str(write_jsonl(tmp_path / "p.jsonl", docs))}]}
+
+
+def test_enabled_without_benchmarks_warns_and_records_it_in_the_manifest(tmp_path, tiny_tokenizer):
+    base = {"sources": _small_corpus(tmp_path), "ratios": {"pubmed": 1.0}, "dedup": {"near": False}}
+    messages: list[str] = []
+    manifest = build_corpus(DataConfig.model_validate(base), tiny_tokenizer, tmp_path / "a",
+                            progress=messages.append)  # fmt: skip
+    warnings = [m for m in messages if m.startswith("WARNING")]
+    assert len(warnings) == 1 and "data.decontam.benchmarks is empty" in warnings[0]
+    assert "data.decontam.benchmarks is empty" in manifest["decontamination"]["warning"]
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["decontamination"]["warning"]
+    # Explicitly disabled, or with benchmarks: no warning.
+    messages.clear()
+    off = build_corpus(DataConfig.model_validate({**base, "decontam": {"enabled": False}}), tiny_tokenizer,
+                       tmp_path / "b", progress=messages.append)  # fmt: skip
+    on = build_corpus(DataConfig.model_validate({**base, "decontam": {"benchmarks": _fixtures(tmp_path)}}),
+                      tiny_tokenizer, tmp_path / "c", progress=messages.append)  # fmt: skip
+    assert not any(m.startswith("WARNING") for m in messages)
+    assert off["decontamination"]["warning"] is None and on["decontamination"]["warning"] is None
+
+
+def test_missing_benchmark_path_is_a_one_line_error_before_any_work(tmp_path, tiny_tokenizer):
+    benchmarks = [
+        *_fixtures(tmp_path),
+        {"name": "pqa", "format": "pubmedqa", "path": str(tmp_path / "nope.json")},
+    ]
+    config = DataConfig.model_validate({"sources": _small_corpus(tmp_path), "ratios": {"pubmed": 1.0},
+                                        "decontam": {"benchmarks": benchmarks}})  # fmt: skip
+    messages: list[str] = []
+    with pytest.raises(
+        DataError, match=r"^data\.decontam\.benchmarks\.3\.path: .*nope\.json: not found"
+    ) as err:
+        build_corpus(config, tiny_tokenizer, tmp_path / "corpus", progress=messages.append)
+    assert "\n" not in str(err.value) and not messages and not (tmp_path / "corpus").exists()
+    with pytest.raises(DataError, match=r"benchmarks\.0\.path: .*is a folder"):
+        NgramIndex.build(DecontamConfig(benchmarks=[{"name": "m", "format": "medqa", "path": str(tmp_path)}]))
+
+
+def test_shipped_pretraining_recipes_list_decontamination_benchmarks():
+    """Every shipped pretraining recipe decontaminates against the biomedical benchmarks (validated schema)."""
+    import yaml
+
+    recipes = Path(__file__).resolve().parents[2] / "recipes"
+    names = ["biomamba-130m", "biomamba-370m", "biomamba-780m", "biomamba-1.3b", "biomamba-2.7b",
+             "biomedlm-2.7b", "biomistral-7b"]  # fmt: skip
+    for name in names:
+        data = yaml.safe_load((recipes / f"{name}.yaml").read_text(encoding="utf-8"))["data"]
+        decontam = DataConfig.model_validate(data).decontam
+        assert decontam.enabled, name
+        formats = {b.format for b in decontam.benchmarks}
+        assert {"pubmedqa", "medqa", "medmcqa", "mmlu", "bioasq"} <= formats, name
+        paths = {b.path for b in decontam.benchmarks}
+        assert {"data/pubmedqa/ori_pqal.json", "data/pubmedqa/test_set.json"} <= paths, name
+
+
+def test_general_benchmarks_are_indexed_in_their_original_formats(tmp_path):
+    passage = ("The Amazon river flows through the rainforest of Brazil and carries more water than any other "
+               "river on the planet during the wet season.")  # fmt: skip
+    files = {
+        "boolq": [{"question": "does the amazon river carry the most water", "passage": passage, "answer": True}],
+        "arc": [{"id": "a1", "question": {"stem": "Which property of a mineral can be determined just by looking "
+                 "at it under ordinary daylight without any tools?", "choices": [{"label": "A", "text": "luster"},
+                 {"label": "B", "text": "mass"}]}, "answerKey": "A"}],
+        "openbookqa": [{"id": "o1", "question_stem": "A student wants to keep a cup of cocoa warm for as long as "
+                        "possible during the long winter walk so she should", "choices": {"label": ["A", "B"],
+                        "text": ["use a metal cup", "use a foam cup"]}, "answerKey": "B"}],
+        "hellaswag": [{"ind": 4, "activity_label": "Baking cookies", "ctx_a": "A woman is standing in a kitchen "
+                       "with a large bowl of dough on the counter in front of her.", "ctx_b": "she",
+                       "ctx": "unused", "endings": ["rolls the dough into small balls and places them on a "
+                       "greased baking tray in neat rows.", "jumps"], "label": ""}],
+        "piqa": [{"goal": "How do I keep the paint brush from drying out overnight between two coats",
+                  "sol1": "Wrap it tightly in plastic cling film and store it in the fridge.", "sol2": "Boil it."}],
+        "winogrande": [{"sentence": "The trophy would not fit into the brown suitcase on the shelf because the _ "
+                        "was far too large for it.", "option1": "trophy", "option2": "suitcase", "answer": "1"}],
+        "lambada": [{"text": "He handed her the small wooden box that his grandmother had left him and she "
+                     "opened it slowly to find the old brass key"}],
+    }  # fmt: skip
+    benchmarks = []
+    for name, records in files.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        benchmarks.append({"name": name, "format": name, "path": str(path)})
+    arc_array = tmp_path / "arc.json"  # some releases are one JSON array
+    arc_array.write_text(json.dumps(files["arc"]))
+    index = NgramIndex.build(DecontamConfig(benchmarks=benchmarks))
+    assert index.matches(f"Trivia: {passage}") == ["boolq"]
+    assert index.matches("Q: Which property of a mineral can be determined just by looking at it under "
+                         "ordinary daylight without any tools? luster mass") == ["arc"]  # fmt: skip
+    assert index.matches("a student wants to keep a cup of cocoa warm for as long as possible during "
+                         "the long winter walk so she should use a metal cup") == ["openbookqa"]  # fmt: skip
+    assert index.matches("in front of her. She rolls the dough into small balls and places them on a greased "
+                         "baking tray") == ["hellaswag"]  # fmt: skip
+    assert index.matches("How do I keep the paint brush from drying out overnight between two coats? Wrap it "
+                         "tightly in plastic") == ["piqa"]  # fmt: skip
+    assert index.matches("Puzzle: the trophy would not fit into the brown suitcase on the shelf because the "
+                         "trophy was") == ["winogrande"]  # fmt: skip
+    assert index.matches(
+        "his grandmother had left him and she opened it slowly to find the old brass key"
+    ) == ["lambada"]
+    assert index.stats["hellaswag"]["texts"] == 3 and index.stats["arc"]["texts"] == 2
+    again = NgramIndex.build(
+        DecontamConfig(benchmarks=[{"name": "arc", "format": "arc", "path": str(arc_array)}])
+    )
+    assert again.stats["arc"]["ngrams"] == index.stats["arc"]["ngrams"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question": "no passage"}) + "\n")
+    with pytest.raises(DataError, match=r"bad\.jsonl:1: missing field 'passage'"):
+        NgramIndex.build(DecontamConfig(benchmarks=[{"name": "b", "format": "boolq", "path": str(bad)}]))

@@ -175,3 +175,32 @@ def test_parts_built_on_several_machines_merge_into_one_corpus(jsonl_corpus, tin
     assert merged["splits"] == reference["splits"]
     with pytest.raises(Exception, match="expected 0 <= i < n"):
         build_corpus(config, tiny_tokenizer, tmp_path / "x", only_part=(2, 2))
+
+
+def test_input_edited_in_place_to_the_same_size_is_rebuilt(jsonl_corpus, tiny_tokenizer, tmp_path):
+    import os
+
+    out = tmp_path / "corpus"
+    config = _config(jsonl_corpus, keep_work=True, dedup={"near": False})
+    first = build_corpus(config, tiny_tokenizer, out)
+    path = jsonl_corpus["pubmed"]
+    before = path.stat()
+    text = path.read_text(encoding="utf-8")
+    edited = text.replace("patients", "subjects")  # same length, other words
+    assert edited != text and len(edited.encode()) == before.st_size
+    path.write_text(edited, encoding="utf-8")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 5_000_000_000))
+    assert path.stat().st_size == before.st_size
+    messages: list[str] = []
+    second = build_corpus(config, tiny_tokenizer, out, progress=messages.append)
+    assert not any("up to date" in m for m in messages)
+    rebuilt = [m for m in messages if m.startswith("part pubmed-")]
+    assert rebuilt and not any("reused" in m for m in rebuilt)
+    assert all("reused" in m for m in messages if m.startswith(("part c4-", "part wikipedia-")))
+    shards = [s["sha256"] for m in (first, second) for split in m["splits"].values() for s in split["shards"]]
+    assert shards[: len(shards) // 2] != shards[len(shards) // 2 :]
+    assert first["splits"]["train"]["shards"] != second["splits"]["train"]["shards"]
+    source = next(s for s in second["sources"] if s["path"] == str(path))
+    assert source["size"] == before.st_size and source["mtime_ns"] == before.st_mtime_ns + 5_000_000_000
+    old = next(s for s in first["sources"] if s["path"] == str(path))
+    assert old["mtime_ns"] == before.st_mtime_ns

@@ -151,6 +151,8 @@ def _print_summary(manifest: dict, corpus: Path) -> None:
     for name, stats in manifest.get("decontamination", {}).get("benchmarks", {}).items():
         typer.echo(f"  decontamination {name}: {stats['documents_matched']} documents "
                    f"{manifest['decontamination']['action']}ped")  # fmt: skip
+    if manifest.get("decontamination", {}).get("warning"):
+        typer.echo(f"  WARNING: {manifest['decontamination']['warning']}")
     skipped = manifest.get("skipped", {})
     if skipped.get("total"):
         typer.echo(f"  skipped records: {skipped['total']} {skipped['by_reason']}")

@@ -29,7 +29,10 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from biomamba.config.recipe import Section
 
 SourceType = Literal["pubmed_xml", "pmc_jats", "pubtator", "jsonl", "wikitext", "text", "hf"]
-BenchmarkFormat = Literal["pubmedqa", "medqa", "medmcqa", "mmlu", "bioasq"]
+BenchmarkFormat = Literal[
+    "pubmedqa", "medqa", "medmcqa", "mmlu", "bioasq",
+    "boolq", "arc", "openbookqa", "hellaswag", "piqa", "winogrande", "lambada",
+]  # fmt: skip
 
 
 class SourceConfig(Section):
@@ -95,7 +98,13 @@ class BenchmarkConfig(Section):
 
 
 class DecontamConfig(Section):
-    """n-gram overlap decontamination against evaluation sets (13-grams by default, as in GPT-3)."""
+    """n-gram overlap decontamination against evaluation sets (13-grams by default, as in GPT-3).
+
+    Enabled with no `benchmarks` checks nothing: `build_corpus` then warns and records it in the manifest
+    (`decontamination.warning`). A listed path that does not exist stops the build before any work, with one
+    line naming `data.decontam.benchmarks.N.path` (checked at build time, not by `biomamba recipe check`, so
+    recipes naming the user's downloads validate anywhere).
+    """
 
     enabled: bool = True
     ngram: int = Field(13, ge=3, le=64)

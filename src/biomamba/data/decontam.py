@@ -2,7 +2,9 @@
 
 Every text a model could be asked about or given as context is indexed: questions, answer options, contexts
 (PubMedQA's contexts ARE PubMed abstracts, and its long answers are their conclusions, so a PubMed corpus
-contains them unless removed), explanations and BioASQ snippets. A training document that shares at least one
+contains them unless removed), explanations and BioASQ snippets; for the general benchmarks the eval stage
+knows, BoolQ passages and questions, ARC/OpenBookQA questions with their choices, HellaSwag contexts with each
+ending, PIQA goals with each solution, WinoGrande sentences with each option filled in and LAMBADA passages. A training document that shares at least one
 n-gram (13 words by default, as in GPT-3's decontamination) with a benchmark is dropped or flagged, and the
 report counts documents per benchmark.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +28,12 @@ import numpy as np
 from biomamba.data.clean import words_for_matching
 from biomamba.data.config import BenchmarkConfig, DecontamConfig
 from biomamba.errors import DataError
+from biomamba.eval import io as tio  # stdlib-only readers (JSON lines or a JSON array, .gz), shared with eval
+
+NO_BENCHMARKS_WARNING = (
+    "decontamination is enabled but data.decontam.benchmarks is empty: training documents are NOT checked "
+    "against any evaluation set (list the benchmark files, or set data.decontam.enabled: false to say so)"
+)
 
 _MULTIPLIER = np.uint64(1_000_003)
 _WORD_CACHE_LIMIT = 2_000_000
@@ -72,6 +81,22 @@ def ngram_hashes(text: str, n: int) -> np.ndarray:
 # Benchmark readers (original formats, see ../shared/data/README.md)
 
 
+def check_benchmark_paths(config: DecontamConfig) -> None:
+    """Fail fast, before any corpus work, when a listed benchmark is missing or of the wrong kind."""
+    for number, benchmark in enumerate(config.benchmarks):
+        key = f"data.decontam.benchmarks.{number}.path"
+        path = Path(benchmark.path).expanduser()
+        if not path.exists():
+            raise DataError(
+                f"{key}: {benchmark.path}: not found (benchmark '{benchmark.name}', format {benchmark.format}); "
+                "download it or remove the entry"
+            )
+        if path.is_dir() and benchmark.format != "mmlu":
+            raise DataError(f"{key}: {benchmark.path}: is a folder; format {benchmark.format} reads one file")
+        if path.is_dir() and not any(path.glob("*.csv")):
+            raise DataError(f"{key}: {benchmark.path}: folder without any .csv file (MMLU)")
+
+
 def benchmark_texts(benchmark: BenchmarkConfig) -> Iterator[str]:
     """Every indexable text of one benchmark file (or MMLU folder); bad files are a DataError naming them."""
     path = Path(benchmark.path).expanduser()
@@ -83,6 +108,13 @@ def benchmark_texts(benchmark: BenchmarkConfig) -> Iterator[str]:
         "medmcqa": _medmcqa_texts,
         "mmlu": _mmlu_texts,
         "bioasq": _bioasq_texts,
+        "boolq": _boolq_texts,
+        "arc": _arc_texts,
+        "openbookqa": _arc_texts,
+        "hellaswag": _hellaswag_texts,
+        "piqa": _piqa_texts,
+        "winogrande": _winogrande_texts,
+        "lambada": _lambada_texts,
     }
     try:
         yield from readers[benchmark.format](path)
@@ -147,6 +179,69 @@ def _bioasq_texts(path: Path) -> Iterator[str]:
             yield snippet["text"]
 
 
+def _boolq_texts(path: Path) -> Iterator[str]:
+    for where, record in tio.iter_json_records(path):
+        question = tio.field(record, "question", str, where)
+        passage = tio.field(record, "passage", str, where)
+        yield passage
+        yield question
+        yield f"{passage} {question}"
+
+
+def _arc_texts(path: Path) -> Iterator[str]:
+    """ARC and OpenBookQA: the original `{question: {stem, choices: [{label, text}]}}` or the hub layout."""
+    for where, record in tio.iter_json_records(path):
+        question = record.get("question") if isinstance(record, dict) else None
+        if isinstance(question, dict):
+            stem = tio.field(question, "stem", str, where)
+            choices = [
+                str(tio.field(c, "text", str, where)) for c in tio.field(question, "choices", list, where)
+            ]
+        else:
+            stem = tio.field(record, "question_stem" if "question_stem" in record else "question", str, where)
+            choices = [str(t) for t in tio.field(record, "choices", dict, where).get("text", [])]
+        yield stem
+        yield " ".join([stem, *choices])
+
+
+def _hellaswag_clean(text: str) -> str:
+    """The cleanup eval applies to HellaSwag text (WikiHow `[title]`/`[step]` markers are not prose)."""
+    return re.sub(r"\[.*?\]", "", text.strip().replace(" [title]", ". ")).replace("  ", " ")
+
+
+def _hellaswag_texts(path: Path) -> Iterator[str]:
+    for where, record in tio.iter_json_records(path):
+        endings = tio.field(record, "endings", list, where)
+        if "ctx_a" in record:
+            ctx = f"{tio.field(record, 'ctx_a', str, where)} {tio.field(record, 'ctx_b', str, where)}"
+        else:
+            ctx = tio.field(record, "ctx", str, where)
+        ctx = _hellaswag_clean(ctx)
+        yield ctx
+        for ending in endings:
+            yield f"{ctx} {_hellaswag_clean(str(ending))}"
+
+
+def _piqa_texts(path: Path) -> Iterator[str]:
+    for where, record in tio.iter_json_records(path):
+        goal = tio.field(record, "goal", str, where)
+        yield goal
+        for key in ("sol1", "sol2"):
+            yield f"{goal} {tio.field(record, key, str, where)}"
+
+
+def _winogrande_texts(path: Path) -> Iterator[str]:
+    for where, record in tio.iter_json_records(path):
+        sentence = tio.field(record, "sentence", str, where)
+        for key in ("option1", "option2"):
+            yield sentence.replace("_", tio.field(record, key, str, where), 1)
+
+
+def _lambada_texts(path: Path) -> Iterator[str]:
+    for where, record in tio.iter_json_records(path):
+        yield tio.field(record, "text", str, where)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Index
 
@@ -161,6 +256,7 @@ class NgramIndex:
 
     @classmethod
     def build(cls, config: DecontamConfig) -> NgramIndex:
+        check_benchmark_paths(config)
         index = cls(n=config.ngram)
         for benchmark in config.benchmarks:
             index.add(

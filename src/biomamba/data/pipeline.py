@@ -5,8 +5,9 @@ Three phases, designed so that the expensive part scales out and every step can 
 1. PARTS (parallel, one unit per input file): read, normalise, filter, drop benchmark overlaps, tokenize, and
    compute each document's exact-dup hash, MinHash signature and held-out hash. Each unit writes a "part" under
    `CORPUS/.work/parts/<unit>/` (a shard-format token file plus metadata), `done.json` last. A re-run skips every
-   unit whose `done.json` matches the input file and settings, so an interrupted build resumes where it stopped,
-   and parts built on other machines (`only_part=(i, n)`) can be copied in and merged (docs/data.md).
+   unit whose `done.json` matches the input file (path, size, mtime) and settings, so an interrupted build
+   resumes where it stopped, and parts built on other machines (`only_part=(i, n)`) can be copied in and merged
+   (docs/data.md).
 2. GLOBAL (one process, metadata only): apply MEDLINE `DeleteCitation`s and supersede older versions of a
    PMID, exact + near deduplication across all files and domains, then the token-ratio mixture plan.
 3. SHARDS (parallel): copy the chosen documents' tokens into `train/` (shuffled mixture) and
@@ -34,7 +35,7 @@ import numpy as np
 
 from biomamba.data.clean import filter_reason, normalize_text
 from biomamba.data.config import DataConfig, SourceConfig
-from biomamba.data.decontam import NgramIndex
+from biomamba.data.decontam import NO_BENCHMARKS_WARNING, NgramIndex, check_benchmark_paths
 from biomamba.data.dedup import deduplicate, minhash_signatures, text_hash
 from biomamba.data.mixture import heldout_hash, plan_mixture
 from biomamba.data.shards import FORMAT_VERSION, MANIFEST_NAME, ShardRecord, ShardWriter, token_dtype
@@ -46,7 +47,7 @@ from biomamba.utils.atomic import write_json
 log = logging.getLogger(__name__)
 
 WORK_DIR = ".work"
-PART_VERSION = 1
+PART_VERSION = 2
 MAX_MANIFEST_WARNINGS = 200
 MAX_FLAGGED_IDS = 1000
 MAX_OPEN_PARTS = 256
@@ -101,10 +102,24 @@ def _init_worker(context: PartContext, in_pool: bool = True) -> None:
     _WORKER["index"] = NgramIndex.from_arrays(context.ngram, context.ngram_arrays)
 
 
-def _unit_fingerprint(unit: Unit, settings_hash: str) -> str:
-    """Input identity (path, size: mtime is left out so that parts survive copying between machines)."""
-    size = Path(unit.path).stat().st_size if Path(unit.path).is_file() else -1
-    payload = json.dumps([PART_VERSION, unit.name, unit.path, size, settings_hash, unit.source.model_dump()])
+def _input_identity(unit: Unit) -> dict[str, int | None]:
+    """Size and modification time (ns) of a unit's input file; None for a hub dataset or a folder.
+
+    A file edited in place to the same size still gets a new mtime, so its part is rebuilt. Copies that keep
+    mtimes (`rsync -a`, `cp -p`) keep their parts valid on another machine (docs/data.md).
+    """
+    path = Path(unit.path)
+    if not path.is_file():
+        return {"size": None, "mtime_ns": None}
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _unit_fingerprint(unit: Unit, settings_hash: str, identity: dict[str, int | None] | None = None) -> str:
+    """Input identity (path, size, mtime_ns) plus the settings that shape a part's content."""
+    identity = identity if identity is not None else _input_identity(unit)
+    payload = json.dumps([PART_VERSION, unit.name, unit.path, identity["size"], identity["mtime_ns"],
+                          settings_hash, unit.source.model_dump()])  # fmt: skip
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -124,7 +139,8 @@ def build_part(unit: Unit) -> dict:
     context: PartContext = _WORKER["context"]
     config: DataConfig = _WORKER["config"]
     part_dir = Path(context.work_dir) / "parts" / unit.name
-    fingerprint = _unit_fingerprint(unit, context.settings_hash)
+    identity = _input_identity(unit)
+    fingerprint = _unit_fingerprint(unit, context.settings_hash, identity)
     done = _part_done(part_dir, fingerprint)
     if done is not None:
         done["resumed"] = True
@@ -142,7 +158,12 @@ def build_part(unit: Unit) -> dict:
     except BaseException:
         builder.abort()
         raise
-    summary.update(fingerprint=fingerprint, seconds=round(time.perf_counter() - started, 3), resumed=False)
+    summary.update(
+        fingerprint=fingerprint,
+        input=identity,
+        seconds=round(time.perf_counter() - started, 3),
+        resumed=False,
+    )
     write_json(part_dir / "done.json", summary)
     return summary
 
@@ -436,6 +457,11 @@ def build_corpus(
     spread phase 1 over machines (docs/data.md). Returns a summary of those parts instead of a manifest.
     """
     say = progress or (lambda message: log.info(message))
+    warn = progress or (lambda message: log.warning(message))
+    if config.decontam.enabled:  # before any work: a missing benchmark must not cost a phase-1 run first
+        check_benchmark_paths(config.decontam)
+        if not config.decontam.benchmarks:
+            warn(f"WARNING: {NO_BENCHMARKS_WARNING}")
     output = Path(output_dir)
     spec = tokenizer_spec(tokenizer)
     units = plan_units(config)
@@ -616,6 +642,7 @@ def _manifest(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts:
         stats["train_documents_available"] = int((keep & ~catalog.heldout & mask).sum())
         for key in ("skipped", "filtered", "contaminated"):
             stats[key] = dict(sorted(stats[key].items()))
+    unchecked = config.decontam.enabled and not config.decontam.benchmarks
     decontam = {
         "enabled": config.decontam.enabled,
         "ngram": config.decontam.ngram,
@@ -625,6 +652,7 @@ def _manifest(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts:
             for name, stats in index.stats.items()
         },
         "flagged_ids": [i for p in parts for i in p["flagged_ids"]][:MAX_FLAGGED_IDS],
+        "warning": NO_BENCHMARKS_WARNING if unchecked else None,
     }
     skipped_total = Counter()
     for stats in per_domain.values():
@@ -644,6 +672,8 @@ def _manifest(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts:
                 "domain": u.domain,
                 "type": u.source.type,
                 "path": u.path,
+                "size": p["input"]["size"],
+                "mtime_ns": p["input"]["mtime_ns"],
                 **{k: p[k] for k in ("documents", "tokens")},
                 "read": p["read"],
                 "filtered": p["filtered"],
