@@ -7,6 +7,7 @@ from biomamba.finetune.collate import (
     TokenizedExample,
     block_causal_mask,
     completion_loss,
+    is_packed,
     lm_forward,
     pack_rows,
     pad_rows,
@@ -86,3 +87,38 @@ def test_templates_for_each_kind(tokenizer) -> None:
     assert "(A) metformin\n(B) insulin\nAnswer:" in pair.prompt and pair.completion == " B"
     free = QAExample("3", "What is flu?", "A virus.")
     assert render(free, tokenizer).completion == " A virus."
+
+
+def test_row_of_exactly_two_documents_is_isolated(tokenizer, tiny_model_dir) -> None:
+    """seq_idx 0 and 1 only (no padding segment): the second document must not see the first."""
+    from biomamba.models import family as model_family
+    from biomamba.models import load_model
+
+    model = load_model(str(tiny_model_dir), dtype="float32").eval()
+    fam = model_family(model)
+    first = tokenize_pair(
+        tokenizer, "Context: the trial enrolled patients.\nQuestion: case 1?\nAnswer:", " no", 64
+    )
+    second = tokenize_pair(tokenizer, "Question: Does aspirin work?\nAnswer:", " yes", 64)
+    packed = pack_rows([first, second], seq_len=len(first) + len(second), pad_id=tokenizer.pad_token_id)
+    assert packed["seq_idx"].amax().item() == 1 and packed["input_ids"].shape[0] == 1
+    alone = pad_rows([second], pad_id=tokenizer.pad_token_id)
+    with torch.no_grad():
+        logits = lm_forward(model, packed, fam)
+        alone_logits = lm_forward(model, alone, fam)
+    torch.testing.assert_close(logits[0, len(first) :], alone_logits[0], atol=1e-5, rtol=1e-5)
+    labels = packed["labels"].clone()
+    labels[0, : len(first)] = IGNORE_INDEX  # the second document's answer tokens only
+    torch.testing.assert_close(
+        completion_loss(logits, labels), completion_loss(alone_logits, alone["labels"]), atol=1e-5, rtol=1e-5
+    )
+
+
+def test_is_packed_tells_a_second_document_from_padding() -> None:
+    a = TokenizedExample([5, 6, 7], [IGNORE_INDEX, 6, 7])
+    b = TokenizedExample([8, 9], [IGNORE_INDEX, 9])
+    two_docs = pack_rows([a, b], seq_len=5, pad_id=0)
+    padded = pad_rows([a, b], pad_id=0)  # row 2: one document + a padding segment
+    assert is_packed(two_docs["seq_idx"], two_docs["documents"])
+    assert not is_packed(padded["seq_idx"], padded["documents"])
+    assert is_packed(two_docs["seq_idx"])  # without counts, any second segment is isolated (safe side)

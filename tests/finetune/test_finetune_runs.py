@@ -1,5 +1,6 @@
-"""finetune() paths beyond the done-when tests: the MC classifier with LoRA on Mamba2 (early stopping, best
-checkpoint, adapter + merged outputs), exact resume through the trainer, bad-record policies, the CLI."""
+"""finetune() paths beyond the done-when tests: the MC classifier with LoRA on Mamba2 (best checkpoint,
+adapter + merged outputs), early stopping that really stops, unmerged LoRA outputs, exact resume through the
+trainer, bad-record policies, the CLI."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 
 from biomamba.errors import DataError
 from biomamba.finetune.run import finetune
@@ -68,7 +70,7 @@ def mc_recipe(model_dir: Path, tmp_path: Path, **train: object) -> dict:
     }
 
 
-def test_mc_classifier_lora_mamba2_early_stopping_and_outputs(tiny_mamba2_dir: Path, tmp_path: Path) -> None:
+def test_mc_classifier_lora_mamba2_best_checkpoint_and_outputs(tiny_mamba2_dir: Path, tmp_path: Path) -> None:
     from biomamba.finetune.heads import ChoiceClassifier, load_classifier
     from biomamba.finetune.run import Task
     from biomamba.models import load_tokenizer
@@ -103,6 +105,43 @@ def test_mc_classifier_lora_mamba2_early_stopping_and_outputs(tiny_mamba2_dir: P
 
     test = load_qa_source(config.eval_data[0], BadRecords())
     assert config_task.evaluate(final, test)["accuracy"] == after["accuracy"]
+
+
+def test_early_stopping_stops_before_max_steps_and_keeps_the_best(
+    tiny_gpt2_dir: Path, tmp_path: Path
+) -> None:
+    """min_delta 1.0: no accuracy can beat the first evaluation by more than 1, so evaluations 2 and 3 do not
+    improve, patience 2 stops the run at step 6 of 40, and the weights kept are those of step 2."""
+    from safetensors.torch import load_file
+
+    from biomamba.finetune.heads import HEAD_FILE
+
+    recipe = mc_recipe(
+        tiny_gpt2_dir,
+        tmp_path,
+        max_steps=40,
+        eval_every=2,
+        early_stopping={"metric": "val/accuracy", "mode": "max", "patience": 2, "min_delta": 1.0},
+    )
+    recipe["finetune"]["evaluation"]["before"] = False
+    results = finetune(recipe, output_dir=tmp_path / "run", log=lambda *_: None)
+    run = tmp_path / "run"
+    assert results["train"]["stopped"] == "early_stopping"
+    assert results["train"]["steps"] == 6 < results["train"]["max_steps"] == 40
+    evals = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if "val/accuracy" in x]
+    assert [e["step"] for e in evals] == [2, 4, 6]
+    best = Path(results["train"]["best_checkpoint"])
+    assert best == run / "checkpoints" / "best"
+    assert json.loads((best / "trainer_state.json").read_text())["step"] == 2
+    last = Path(results["train"]["last_checkpoint"])
+    assert json.loads((last / "trainer_state.json").read_text())["step"] == 6
+    for name in ("adapter_model.safetensors", HEAD_FILE):  # what was written is step 2's, not step 6's
+        kept, best_w, last_w = (
+            load_file(d / name) for d in (run / "adapter", best / "model", last / "model")
+        )
+        assert kept.keys() == best_w.keys()
+        assert all(torch.equal(kept[k], best_w[k]) for k in kept)
+        assert any(not torch.equal(kept[k], last_w[k]) for k in kept)
 
 
 def test_sft_lora_resume_is_exact(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
@@ -261,3 +300,24 @@ def test_mimic_note_tasks_through_finetune(tiny_gpt2_dir: Path, tmp_path: Path, 
     assert data["bad_records"]["by_reason"] == {"empty note": 2}  # the empty note, seen by both sources
     assert 20 < data["train"] < 40 and data["test"] == 2
     assert results["after"]["test"]["n"] == 2 and "rougeL" in results["after"]["test"]
+
+
+def test_lora_without_merge_points_results_at_the_adapter(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    recipe = {
+        "finetune": {
+            "task": "sft-qa",
+            "base_model": str(tiny_gpt2_dir),
+            "method": "lora",
+            "lora": {"r": 2, "merge": False},
+            "train_data": [{"format": "medqa", "path": str(write_medqa(tmp_path / "q.jsonl", 8, 6))}],
+            "max_length": 64,
+            "evaluation": {"before": False, "on_train": 0},
+        },
+        "train": {"micro_batch_size": 4, "global_batch_size": 4, "max_steps": 1, "progress": False},
+    }
+    results = finetune(recipe, output_dir=tmp_path / "run", log=lambda *_: None)
+    run = tmp_path / "run"
+    assert not (run / "final").exists()
+    assert results["final_model"] == str(run / "adapter") and results["adapter"] == str(run / "adapter")
+    assert (Path(results["final_model"]) / "adapter_config.json").is_file()
+    assert json.loads((run / "results.json").read_text())["final_model"] == str(run / "adapter")

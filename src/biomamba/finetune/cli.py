@@ -14,8 +14,9 @@ summary or note completion, scored with ROUGE), mc-classifier (BioMedLM's multip
 seq-classifier (context + question -> yes/no/maybe). Full fine-tuning, LoRA or QLoRA (finetune.method);
 training runs in the same loop as pretraining (the train: section: lr, batch sizes, steps, early stopping).
 
-Writes RUN/final (a plain model directory, adapter merged), RUN/adapter (LoRA), RUN/results.json and the
-trainer's checkpoints and metrics.jsonl, RUN defaulting to runs/<recipe name>/finetune.
+Writes RUN/final (a plain model directory, adapter merged; not with finetune.lora.merge: false), RUN/adapter
+(LoRA), RUN/results.json and the trainer's checkpoints and metrics.jsonl, RUN defaulting to
+runs/<recipe name>/finetune. User guide: docs/finetune.md.
 
 Example: biomamba finetune recipes/finetune-biomamba-pubmedqa.yaml --base-model runs/cpt/final
 """

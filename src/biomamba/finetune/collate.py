@@ -8,9 +8,11 @@ Conventions (those of transformers and TRL, so numbers are comparable):
   the tokenizer merges across it; an over-long example loses prompt tokens from the LEFT (the question and
   "Answer:" sit at the end of every template), never completion tokens unless the completion alone is too long.
 
-Every batch carries `seq_idx` (document index per position) and `position_ids` (restarting at each
-document). Mamba2 takes `seq_idx` and resets its conv and SSM state where it changes; transformer families
-get a block-diagonal causal attention mask built from it, so packing never lets documents see each other.
+Every batch carries `seq_idx` (document index per position; trailing padding is one more index),
+`position_ids` (restarting at each document) and `documents` (real documents per row, which tells a second
+document from a trailing padding segment: both show as seq_idx 1). Mamba2 takes `seq_idx` and resets its
+conv and SSM state where it changes; transformer families get a block-diagonal causal attention mask built
+from it, so packing never lets documents see each other.
 """
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ def _assemble(rows: list[list[TokenizedExample]], pad_id: int, length: int) -> d
     labels = torch.full(shape, IGNORE_INDEX, dtype=torch.long)
     seq_idx = torch.zeros(shape, dtype=torch.long)
     position_ids = torch.zeros(shape, dtype=torch.long)
+    documents = torch.tensor([len(row) for row in rows], dtype=torch.long)
     for r, row in enumerate(rows):
         start = 0
         for d, example in enumerate(row):
@@ -144,7 +147,13 @@ def _assemble(rows: list[list[TokenizedExample]], pad_id: int, length: int) -> d
         if start < length:  # padding forms its own trailing "document"
             seq_idx[r, start:] = len(row)
             position_ids[r, start:] = torch.arange(length - start)
-    return {"input_ids": input_ids, "labels": labels, "seq_idx": seq_idx, "position_ids": position_ids}
+    return {
+        "input_ids": input_ids,
+        "labels": labels,
+        "seq_idx": seq_idx,
+        "position_ids": position_ids,
+        "documents": documents,
+    }
 
 
 def block_causal_mask(seq_idx: torch.Tensor) -> torch.Tensor:
@@ -155,9 +164,16 @@ def block_causal_mask(seq_idx: torch.Tensor) -> torch.Tensor:
     return (causal & same)[:, None]
 
 
-def is_packed(seq_idx: torch.Tensor) -> bool:
-    """True when some row holds more than one real document (padding alone needs no mask)."""
-    return bool((seq_idx.amax(dim=1) > 1).any())
+def is_packed(seq_idx: torch.Tensor, documents: torch.Tensor | None = None) -> bool:
+    """True when some row holds more than one real document (padding alone needs no mask).
+
+    seq_idx alone cannot tell [doc 0, doc 1] from [doc 0, padding] (both reach index 1), so the collators'
+    `documents` count decides; without it any row with a second segment counts as packed (isolating a
+    padding segment changes no real token's logits, it only costs the mask).
+    """
+    if documents is not None:
+        return bool((documents > 1).any())
+    return bool((seq_idx.amax(dim=1) > 0).any())
 
 
 def lm_forward(model: Any, batch: dict[str, torch.Tensor], family: str) -> torch.Tensor:
@@ -168,7 +184,7 @@ def lm_forward(model: Any, batch: dict[str, torch.Tensor], family: str) -> torch
     """
     input_ids = batch["input_ids"]
     seq_idx = batch.get("seq_idx")
-    if seq_idx is None or not is_packed(seq_idx):
+    if seq_idx is None or not is_packed(seq_idx, batch.get("documents")):
         return model(input_ids=input_ids).logits
     if family == "mamba2":
         return model(input_ids=input_ids, seq_idx=seq_idx.to(torch.int32)).logits

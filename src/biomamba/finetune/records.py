@@ -6,7 +6,7 @@ its question or answer, or with an answer outside its options, goes to a `BadRec
 raises a `DataError` naming the file and record (policy `error`) or counts it with its reason (policy
 `skip`), and the counts end up in the results JSON.
 
-Formats (see ../shared/data/README.md):
+Formats (see docs/finetune.md):
 - PubMedQA PQA-L `ori_pqal.json`: {PMID: {QUESTION, CONTEXTS[], final_decision, ...}}; the official test split
   is the 500 ids of `test_ground_truth.json`, so the train split is PQA-L minus those ids.
 - BioASQ Task B golden JSON: {"questions": [{"id", "type", "body", "exact_answer", "snippets": [{"text"}]}]};

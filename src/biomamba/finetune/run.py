@@ -6,8 +6,11 @@ Run directory (default `runs/<recipe name>/finetune`):
     RUN/metrics.jsonl                                 the trainer's log (loss, lr, val/* evaluations)
     RUN/adapter/                                      LoRA only: the adapter in peft's format (one per task)
     RUN/final/                                        a plain model directory (adapter merged), with the
-                                                      classifier head beside it for classifier tasks
-    RUN/results.json                                  before/after evaluation, data counts, skipped records
+                                                      classifier head beside it for classifier tasks; not
+                                                      written for LoRA with lora.merge: false
+    RUN/results.json                                  before/after evaluation, data counts, skipped records;
+                                                      `final_model` names the directory actually written
+                                                      (final/, or adapter/ when not merged)
 """
 
 from __future__ import annotations
@@ -361,11 +364,13 @@ def finetune(
         "max_steps": train_config.max_steps,
     }
     if rank == 0:
-        model = _write_outputs(model, config, task, tokenizer, run_dir, save_model)
+        model, final_dir = _write_outputs(model, config, task, tokenizer, run_dir, save_model)
+        if config.method != "full":
+            results["adapter"] = str(run_dir / "adapter")
         results["after"] = {name: _slim(task.evaluate(model, ex)) for name, ex in eval_sets.items()}
         for name, report in results["after"].items():
             log(f"after {name}: {_headline(report)}")
-        results["final_model"] = str(run_dir / "final")
+        results["final_model"] = str(final_dir)
         results["seconds"] = round(time.time() - started, 2)
         write_json(run_dir / "results.json", results)
     return results
@@ -406,8 +411,12 @@ def _apply_method(config: FinetuneConfig, lm: Any, fam: str) -> Any:
 
 def _write_outputs(
     model: Any, config: FinetuneConfig, task: Task, tokenizer: Any, run_dir: Path, save_model: Any
-) -> Any:
-    """Adapter (LoRA), then the plain final model (adapter merged); returns the model to evaluate."""
+) -> tuple[Any, Path]:
+    """Adapter (LoRA), then the plain final model (adapter merged).
+
+    Returns the model to evaluate and the directory that holds it: final/, or adapter/ for LoRA with
+    `lora.merge: false` (no final/ is written then).
+    """
     from biomamba.finetune.heads import SequenceClassifier, save_classifier
     from biomamba.finetune.lora import merge_lora
     from biomamba.finetune.training import save_weights
@@ -419,7 +428,7 @@ def _write_outputs(
             save_weights(model, tmp)
             tokenizer.save_pretrained(str(tmp))
         if not config.lora.merge:
-            return model
+            return model, run_dir / "adapter"
         lm = merge_lora(lm)
         if isinstance(model, SequenceClassifier):
             model.lm = lm
@@ -429,4 +438,4 @@ def _write_outputs(
         save_classifier(model, run_dir / "final", tokenizer)
     else:
         save_model(model, run_dir / "final", tokenizer)
-    return model
+    return model, run_dir / "final"
