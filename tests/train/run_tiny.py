@@ -1,6 +1,8 @@
 """Child process for the resume / signal / torchrun tests: `python run_tiny.py '<json>'`.
 
-JSON keys: recipe (dict), output_dir, resume (bool), sleep (seconds per step, so a test can kill it mid-run).
+JSON keys: recipe (dict), output_dir, resume (bool), sleep (seconds per step, so a test can kill it mid-run);
+or `jobs`, a list of such objects run one after the other in the same process (one torchrun launch, one
+process group, several runs: the start-up is paid once). The exit status is that of the last run.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ import time
 from biomamba.train import train
 
 
-def main() -> None:
-    args = json.loads(sys.argv[1])
+def run(args: dict) -> object:
     pause = float(args.get("sleep", 0.0))
 
     def slow_down(trainer: object, record: dict) -> None:
@@ -23,7 +24,14 @@ def main() -> None:
     summary = train(
         args["recipe"], output_dir=args["output_dir"], resume=args.get("resume", False), callbacks=[slow_down]
     )
-    print("SUMMARY " + json.dumps(summary.to_json()))
+    print("SUMMARY " + json.dumps(summary.to_json()), flush=True)
+    return summary
+
+
+def main() -> None:
+    args = json.loads(sys.argv[1])
+    for job in args.get("jobs", [args]):
+        summary = run(job)
     sys.exit(
         0 if summary.stopped == "completed" else 128 + (15 if summary.stopped.endswith("SIGTERM") else 2)
     )

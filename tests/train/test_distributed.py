@@ -1,5 +1,6 @@
 """torchrun on CPU (gloo, 2 processes): DDP and FSDP2 give the losses of one process with the same global
-batch, and an FSDP checkpoint written by 2 processes resumes on 1."""
+batch, for GPT-2 and for biomamba's Mamba2; sharded checkpoints resume on another world size (2 -> 1, and
+1 -> 2 -> 1). All the 2-process runs share one torchrun launch, which is most of the cost."""
 
 from __future__ import annotations
 
@@ -15,21 +16,18 @@ import torch
 from biomamba.train import train
 
 RUN_TINY = Path(__file__).with_name("run_tiny.py")
+GPT2 = {
+    "model_type": "gpt2", "n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 64,
+    "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
+}  # fmt: skip
+# vocab 70 is padded to 80 rows: the label smoothing over the real ids runs under DDP/FSDP too
+MAMBA2 = {"d_model": 32, "n_layer": 2, "d_state": 8, "headdim": 8, "chunk_size": 8, "vocab_size": 70}
 
 
-def _recipe(corpus: Path, **train_changes: object) -> dict:
+def _recipe(corpus: Path, architecture: dict, **train_changes: object) -> dict:
     train_section = {
         "corpus": str(corpus),
-        "architecture": {
-            "model_type": "gpt2",
-            "n_embd": 32,
-            "n_layer": 2,
-            "n_head": 2,
-            "n_positions": 64,
-            "resid_pdrop": 0.0,
-            "embd_pdrop": 0.0,
-            "attn_pdrop": 0.0,
-        },
+        "architecture": architecture,
         "seq_len": 32,
         "micro_batch_size": 2,
         "global_batch_size": 4,
@@ -50,9 +48,8 @@ def _losses(run_dir: Path) -> list[float]:
     return [r["loss"] for r in map(json.loads, lines) if "loss" in r]
 
 
-def _torchrun(recipe: dict, run_dir: Path, nproc: int, resume: bool = False) -> None:
+def _torchrun(jobs: list[dict], nproc: int) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    args = json.dumps({"recipe": recipe, "output_dir": str(run_dir), "resume": resume})
     command = [
         sys.executable,
         "-m",
@@ -60,29 +57,61 @@ def _torchrun(recipe: dict, run_dir: Path, nproc: int, resume: bool = False) -> 
         "--standalone",
         f"--nproc_per_node={nproc}",
         str(RUN_TINY),
-        args,
+        json.dumps({"jobs": jobs}),
     ]
     done = subprocess.run(command, env=env, capture_output=True, timeout=240)
     assert done.returncode == 0, done.stderr.decode()[-4000:]
 
 
-@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")
-def test_ddp_and_fsdp_match_one_process_and_fsdp_resumes_on_another_world_size(tmp_path: Path, corpus: Path):
+def _one_process(recipe: dict, run_dir: Path, resume: bool = False) -> list[float]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train(_recipe(corpus), output_dir=tmp_path / "single")
+        train(recipe, output_dir=run_dir, resume=resume)
     finally:
         torch.set_num_threads(threads)
-    expected = _losses(tmp_path / "single")
-    assert len(expected) == 6
+    return _losses(run_dir)
 
-    _torchrun(_recipe(corpus, distributed="ddp"), tmp_path / "ddp", nproc=2)
-    torch.testing.assert_close(_losses(tmp_path / "ddp"), expected, rtol=1e-5, atol=1e-6)
 
-    # FSDP2 on 2 processes for 3 steps, then the same run continued by ONE process from its sharded state.
-    _torchrun(_recipe(corpus, distributed="fsdp", max_steps=3), tmp_path / "fsdp", nproc=2)
-    torch.testing.assert_close(_losses(tmp_path / "fsdp"), expected[:3], rtol=1e-5, atol=1e-6)
-    assert (tmp_path / "fsdp" / "checkpoints" / "step-00000003" / "optimizer" / ".metadata").is_file()
-    train(_recipe(corpus, max_steps=6), output_dir=tmp_path / "fsdp", resume=True)
-    torch.testing.assert_close(_losses(tmp_path / "fsdp"), expected, rtol=1e-5, atol=1e-6)
+def _close(actual: list[float], expected: list[float]) -> None:
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")
+def test_ddp_and_fsdp_match_one_process_and_fsdp_resumes_on_another_world_size(tmp_path: Path, corpus: Path):
+    gpt2 = _one_process(_recipe(corpus, GPT2), tmp_path / "gpt2-single")
+    mamba = _one_process(_recipe(corpus, MAMBA2, label_smoothing=0.1), tmp_path / "mamba-single")
+    assert len(gpt2) == len(mamba) == 6
+    # Mamba2 under FSDP starts from a checkpoint ONE process wrote at step 2 (1 -> 2 processes).
+    mamba_fsdp = _recipe(corpus, MAMBA2, label_smoothing=0.1, distributed="fsdp")
+    _close(
+        _one_process({**mamba_fsdp, "train": {**mamba_fsdp["train"], "max_steps": 2}}, tmp_path / "m"),
+        mamba[:2],
+    )
+
+    def job(recipe: dict, name: str, resume: bool = False) -> dict:
+        return {"recipe": recipe, "output_dir": str(tmp_path / name), "resume": resume}
+
+    _torchrun(
+        [
+            job(_recipe(corpus, GPT2, distributed="ddp"), "gpt2-ddp"),
+            job(_recipe(corpus, MAMBA2, label_smoothing=0.1, distributed="ddp"), "mamba-ddp"),
+            job(_recipe(corpus, GPT2, distributed="fsdp", max_steps=3), "gpt2-fsdp"),
+            job({**mamba_fsdp, "train": {**mamba_fsdp["train"], "max_steps": 4}}, "m", resume=True),
+        ],
+        nproc=2,
+    )
+    _close(_losses(tmp_path / "gpt2-ddp"), gpt2)
+    _close(_losses(tmp_path / "mamba-ddp"), mamba)
+    _close(_losses(tmp_path / "gpt2-fsdp"), gpt2[:3])
+    _close(_losses(tmp_path / "m"), mamba[:4])
+    for name, step in (("gpt2-fsdp", 3), ("m", 4)):
+        state = json.loads(
+            (tmp_path / name / "checkpoints" / f"step-{step:08d}" / "trainer_state.json").read_text()
+        )
+        assert state["world_size"] == 2
+        assert (tmp_path / name / "checkpoints" / f"step-{step:08d}" / "optimizer" / ".metadata").is_file()
+
+    # The same runs continued by ONE process from their sharded state (2 -> 1 processes).
+    _close(_one_process(_recipe(corpus, GPT2), tmp_path / "gpt2-fsdp", resume=True), gpt2)
+    _close(_one_process(mamba_fsdp, tmp_path / "m", resume=True), mamba)

@@ -1,4 +1,5 @@
-"""Exact resume after SIGKILL, and save-then-exit on SIGTERM, with real child processes."""
+"""Exact resume after SIGKILL (GPT-2 with dropout: RNG states matter), and save-then-exit on SIGTERM (Mamba2),
+with real child processes; keep_last pruning on the way."""
 
 from __future__ import annotations
 
@@ -58,7 +59,23 @@ def _reference(tiny_recipe: dict, run_dir: Path) -> list[tuple[int, float]]:
     finally:
         torch.set_num_threads(threads)
     assert summary.stopped == "completed" and summary.steps == 12
+    # save_every 3, keep_last 2: steps 3 and 6 were written, then pruned; nothing else is left behind
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-00000009", "step-00000012"]
     return _losses(run_dir)
+
+
+def _mamba2(tiny_recipe: dict) -> dict:
+    """The same run with biomamba's Mamba2: vocabulary 70 padded to 80 rows, so the label smoothing runs over
+    the real ids only."""
+    architecture = {
+        "d_model": 32,
+        "n_layer": 2,
+        "d_state": 8,
+        "headdim": 8,
+        "chunk_size": 8,
+        "vocab_size": 70,
+    }
+    return {**tiny_recipe, "train": {**tiny_recipe["train"], "architecture": architecture}}
 
 
 def test_sigkill_then_resume_reproduces_the_loss_sequence_bitwise(tmp_path: Path, tiny_recipe: dict) -> None:
@@ -88,6 +105,7 @@ def test_sigkill_then_resume_reproduces_the_loss_sequence_bitwise(tmp_path: Path
 
 
 def test_sigterm_saves_a_checkpoint_then_exits_and_resumes_exactly(tmp_path: Path, tiny_recipe: dict) -> None:
+    tiny_recipe = _mamba2(tiny_recipe)
     expected = _reference(tiny_recipe, tmp_path / "reference")
     run_dir = tmp_path / "terminated"
     child = _launch({"recipe": tiny_recipe, "output_dir": str(run_dir), "sleep": 0.2})

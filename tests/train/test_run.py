@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import yaml
 from biomamba.config import check_recipe
 from biomamba.errors import BiomambaError, DataError, RecipeError
 from biomamba.train import train
+from biomamba.train.checkpoint import latest_checkpoint
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 MAMBA = {"d_model": 32, "n_layer": 2, "d_state": 8, "headdim": 8, "chunk_size": 8}
@@ -63,10 +66,18 @@ def test_pretrain_then_continue_pretraining_in_one_process(tmp_path: Path, corpu
 
 
 def test_model_section_builds_a_fresh_mamba2(tmp_path: Path, corpus: Path) -> None:
-    recipe = _recipe(corpus, max_steps=1, eval_every=None)
-    recipe["model"] = {"preset": "tiny"}
-    result = train(recipe, output_dir=tmp_path / "run")
+    recipe = _recipe(corpus, max_steps=1, eval_every=None, label_smoothing=0.1)
+    recipe["model"] = {"preset": "tiny", "vocab_size": 70}  # padded to 80 rows
+    seen: list[tuple[float, int | None]] = []
+    result = train(
+        recipe,
+        output_dir=tmp_path / "run",
+        callbacks=[
+            lambda trainer, record: seen.append((trainer.loss_fn.label_smoothing, trainer.loss_fn.vocab_size))
+        ],
+    )
     assert result.steps == 1 and (result.final_dir / "model.safetensors").is_file()
+    assert seen == [(0.1, 70)]  # the smoothing is spread over the 70 real ids, not the 80 rows
 
 
 def test_hub_base_model_offline_is_one_clear_line(tmp_path: Path, corpus: Path) -> None:
@@ -153,7 +164,9 @@ def test_corpus_defaults_to_the_data_build_output(tmp_path: Path, monkeypatch: p
         train(recipe)
 
 
-def test_cli_trains_and_reports_bad_keys_in_one_line(tmp_path: Path, corpus: Path, capsys) -> None:
+def test_cli_trains_stops_on_sigint_and_reports_bad_keys_in_one_line(
+    tmp_path: Path, corpus: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from biomamba.cli.main import run
 
     path = tmp_path / "r.yaml"
@@ -162,6 +175,27 @@ def test_cli_trains_and_reports_bad_keys_in_one_line(tmp_path: Path, corpus: Pat
         run(["train", str(path), "--output-dir", str(tmp_path / "run"), "--max-steps", "2", "--no-progress"])
     assert done.value.code == 0
     assert "completed: step 2" in capsys.readouterr().out
+
+    # Ctrl-C (a real SIGINT to this process) during step 3 of a resumed run: like SIGTERM, the step finishes,
+    # a checkpoint is saved at it, and the command exits 128 + 2
+    from biomamba.train.trainer import Trainer
+
+    step = Trainer._train_step
+
+    def interrupted_step(self: Trainer) -> object:
+        if self.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return step(self)
+
+    monkeypatch.setattr(Trainer, "_train_step", interrupted_step)
+    before = signal.getsignal(signal.SIGINT)
+    argv = ["train", str(path), "--output-dir", str(tmp_path / "run"), "--max-steps", "6", "--no-progress"]
+    with pytest.raises(SystemExit) as done:
+        run([*argv, "--resume"])
+    assert done.value.code == 128 + signal.SIGINT
+    assert "signal:SIGINT: step 3" in capsys.readouterr().out
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step-00000003"
+    assert signal.getsignal(signal.SIGINT) is before  # the caller's Ctrl-C handler is back
     with pytest.raises(SystemExit) as done:
         run(["train", str(path), "--set", "train.lr_warmup=3"])
     assert done.value.code == 2

@@ -71,5 +71,8 @@ def register(app: typer.Typer) -> None:
         )
         if summary.stopped.startswith("signal:"):
             import signal
+            import sys
 
-            raise typer.Exit(128 + int(signal.Signals[summary.stopped.split(":", 1)[1]]))
+            # sys.exit, not typer.Exit: the entry point runs click with standalone_mode=False, where an Exit's
+            # code becomes a return value and the process would exit 0; a scheduler must see 128 + signal
+            sys.exit(128 + int(signal.Signals[summary.stopped.split(":", 1)[1]]))

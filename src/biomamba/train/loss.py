@@ -37,11 +37,19 @@ class CausalLMLoss:
     `use_seq_idx` passes the batch's `seq_idx` to the model (biomamba's Mamba2 resets its state at document
     starts); transformers models take only input_ids, so packed documents attend across boundaries there,
     as in the published GPT-2/Mistral recipes.
+
+    `vocab_size` is the tokenizer's vocabulary when the model's output is wider (biomamba's Mamba2 pads its
+    vocabulary to a multiple of 16): label smoothing then spreads its mass over the real ids only, never over
+    the padded rows, which no token ever maps to. The softmax still normalises over every row, as the
+    unsmoothed loss and the held-out perplexity do, so the padded logits keep being pushed down.
     """
 
-    def __init__(self, *, label_smoothing: float = 0.0, use_seq_idx: bool = False) -> None:
+    def __init__(
+        self, *, label_smoothing: float = 0.0, use_seq_idx: bool = False, vocab_size: int | None = None
+    ) -> None:
         self.label_smoothing = label_smoothing
         self.use_seq_idx = use_seq_idx
+        self.vocab_size = vocab_size
 
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
         kwargs = {"input_ids": batch["input_ids"]}
@@ -49,6 +57,9 @@ class CausalLMLoss:
             kwargs["seq_idx"] = batch["seq_idx"]
         logits = model(**kwargs).logits
         labels = batch["labels"]
+        real = self.vocab_size
+        if self.label_smoothing and real is not None and real < logits.shape[-1]:
+            return LossOutput(_smoothed_sum(logits, labels, self.label_smoothing, real), _count(labels))
         loss = F.cross_entropy(
             logits.float().reshape(-1, logits.shape[-1]),
             labels.reshape(-1),
@@ -56,4 +67,21 @@ class CausalLMLoss:
             reduction="sum",
             label_smoothing=self.label_smoothing,
         )
-        return LossOutput(loss, (labels != IGNORE_INDEX).sum())
+        return LossOutput(loss, _count(labels))
+
+
+def _count(labels: torch.Tensor) -> torch.Tensor:
+    return (labels != IGNORE_INDEX).sum()
+
+
+def _smoothed_sum(logits: torch.Tensor, labels: torch.Tensor, smoothing: float, vocab: int) -> torch.Tensor:
+    """Sum over targets of (1 - e) * NLL + e * mean NLL over the first `vocab` ids: torch's label-smoothed
+    cross-entropy with the uniform part restricted to the real vocabulary (equal to it when nothing is padded).
+    """
+    logp = F.log_softmax(logits.float().reshape(-1, logits.shape[-1]), dim=-1)
+    flat = labels.reshape(-1)
+    keep = flat != IGNORE_INDEX
+    logp, flat = logp[keep], flat[keep]
+    nll = -logp.gather(1, flat.unsqueeze(1)).squeeze(1)
+    uniform = -logp[:, :vocab].mean(dim=-1)
+    return ((1.0 - smoothing) * nll + smoothing * uniform).sum()

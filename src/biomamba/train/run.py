@@ -120,7 +120,9 @@ def train(
     trainer = Trainer(
         model,
         batches,
-        CausalLMLoss(label_smoothing=config.label_smoothing, use_seq_idx=use_seq_idx),
+        CausalLMLoss(
+            label_smoothing=config.label_smoothing, use_seq_idx=use_seq_idx, vocab_size=_real_vocab(model)
+        ),
         config,
         run_dir,
         evaluators=evaluators,
@@ -275,6 +277,16 @@ def _check_vocab(model: nn.Module, shards: Any, config: TrainConfig) -> None:
             f"{config.corpus}: corpus vocabulary ({shards.vocab_size} ids) is larger than the model's embedding "
             f"({rows} rows): the corpus was tokenized with another tokenizer than the model's"
         )
+
+
+def _real_vocab(model: nn.Module) -> int | None:
+    """The tokenizer's vocabulary when the model's output is padded beyond it (Mamba2: a multiple of 16)."""
+    config = getattr(model, "config", None)
+    padded = getattr(config, "padded_vocab_size", None)
+    real = getattr(config, "vocab_size", None)
+    if padded is not None and real is not None and real < padded:
+        return int(real)
+    return None
 
 
 def _load_tokenizer(config: TrainConfig, shards: Any, model_path: str | None = None) -> Any:
