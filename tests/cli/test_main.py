@@ -158,3 +158,17 @@ def test_every_command_has_useful_help(capsys: pytest.CaptureFixture[str]) -> No
         assert "Usage: biomamba" in out, command
         description = out.split("Usage:", 1)[1].split("╭", 1)[0]
         assert len(description.split()) >= 8, f"{' '.join(command)} --help says too little"
+
+
+def test_exit_codes_of_commands_reach_the_shell(capsys: pytest.CaptureFixture[str]) -> None:
+    app = build_app()
+
+    @app.command("exit-with")
+    def exit_with(code: int) -> None:
+        raise typer.Exit(code)
+
+    for code in (0, 3, 130):
+        with pytest.raises(SystemExit) as exit_info, pytest.MonkeyPatch.context() as patch:
+            patch.setattr("biomamba.cli.main.build_app", lambda: app)
+            run(["exit-with", str(code)])
+        assert exit_info.value.code == code

@@ -75,7 +75,8 @@ def run(argv: list[str] | None = None) -> None:
     """Run the CLI, turning user errors into one line and exit status 2."""
     app = build_app()
     try:
-        app(args=argv, prog_name="biomamba", standalone_mode=False)
+        # Without standalone mode click returns a typer.Exit's code instead of exiting: keep it.
+        code = app(args=argv, prog_name="biomamba", standalone_mode=False)
     except BiomambaError as exc:
         typer.echo("error: " + " ".join(str(exc).split()), err=True)  # one line, whatever the cause said
         sys.exit(2)
@@ -94,7 +95,7 @@ def run(argv: list[str] | None = None) -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise  # a bug, not a user error: keep the traceback
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
