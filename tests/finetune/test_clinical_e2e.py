@@ -73,3 +73,47 @@ def test_mtsamples_discharge_summary_rouge_before_and_after(
     assert results["data"]["train"] > 50 and results["data"]["unusable"]
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["after"]["test"]["samples"][0]["prediction"] == after["samples"][0]["prediction"]
+
+
+@pytest.mark.shared
+def test_aci_bench_notes_clinical_generation_end_to_end(
+    shared_data: Path, tiny_gpt2_dir: Path, tmp_path: Path
+) -> None:
+    """ACI-Bench's own train/valid files: admission-side sections -> assessment and plan, ROUGE before/after."""
+    from biomamba.finetune.run import finetune
+
+    folder = shared_data / "clinical/aci-bench"
+    recipe = {
+        "name": "aci-bench-tiny",
+        "seed": 0,
+        "finetune": {
+            "task": "clinical-generation",
+            "clinical_task": "discharge-summary",
+            "base_model": str(tiny_gpt2_dir),
+            "train_data": [{"format": "aci-bench", "path": str(folder / "train.csv")}],
+            "eval_data": [{"format": "aci-bench", "path": str(folder / "valid.csv"), "limit": 2}],
+            "max_length": 128,
+            "evaluation": {"max_new_tokens": 16, "max_prompt_tokens": 96},
+        },
+        "train": {
+            "lr": 5e-3,
+            "micro_batch_size": 4,
+            "global_batch_size": 4,
+            "max_steps": 2,
+            "schedule": "constant",
+            "progress": False,
+        },
+    }
+    results = finetune(recipe, output_dir=tmp_path / "run", log=lambda *_: None)
+    assert results["data"]["train"] == 67 and results["data"]["train_sources"] == {"aci-bench": 67}
+    assert results["data"]["test"] == 2 and results["data"]["unusable"] == {}
+    assert results["train"]["steps"] == 2 and results["family"] == "gpt2"
+    for when in ("before", "after"):
+        report = results[when]["test"]
+        assert report["n"] == 2
+        for name in ("rouge1", "rouge2", "rougeL"):
+            low, high = report[f"{name}_ci"]
+            assert 0.0 <= low <= report[name] <= high <= 1.0
+        assert "ASSESSMENT" in report["samples"][0]["reference"]
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["after"]["test"]["rouge1"] == results["after"]["test"]["rouge1"]

@@ -82,6 +82,7 @@ def test_pubmedqa_sft_end_to_end_learns(shared_data: Path, pubmedqa_model: Path,
     assert low <= test_after["accuracy"] <= high
     assert results["data"] == {
         "train": 48,
+        "train_sources": {"pubmedqa": 48},
         "validation": 0,
         "test": 100,
         "bad_records": {"skipped": 0, "by_reason": {}, "first": []},

@@ -21,6 +21,8 @@ def test_recipes_exist_for_the_published_setups() -> None:
         "finetune-biomistral-medmcqa.yaml",
         "finetune-biomedlm-medqa-mc.yaml",
         "finetune-mimic-discharge.yaml",
+        "finetune-biomedlm-consumer-qa.yaml",
+        "finetune-biomedlm-pubmedqa-seqcls.yaml",
     } <= names
 
 

@@ -136,6 +136,7 @@ class GenerationExample:
     prompt: str
     reference: str
     task: str
+    source: str = ""  # the note's format (mimic-iv-note, mtsamples, aci-bench): per-source counts
 
 
 # ----------------------------------------------------------------------------------------------- splitting
@@ -357,7 +358,7 @@ def note_completion(note: ClinicalNote) -> GenerationExample | None:
     prompt, reference = text[:cut].rstrip(), text[cut:].strip()
     if not prompt or not reference:
         return None
-    return GenerationExample(note.note_id, note.patient_id, prompt, reference, "note-completion")
+    return GenerationExample(note.note_id, note.patient_id, prompt, reference, "note-completion", note.source)
 
 
 def discharge_summary(
@@ -370,7 +371,7 @@ def discharge_summary(
     targets = _render(s for s, r in zip(sections, roles, strict=True) if r == "target")
     if not inputs or not targets:
         return None
-    return GenerationExample(note.note_id, note.patient_id, inputs, targets, "discharge-summary")
+    return GenerationExample(note.note_id, note.patient_id, inputs, targets, "discharge-summary", note.source)
 
 
 def build_generation_examples(

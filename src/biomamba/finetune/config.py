@@ -135,4 +135,10 @@ class FinetuneConfig(Section):
                     )
                 if self.task == "mc-classifier" and source.format == "qa-jsonl":
                     raise ValueError(f"{field_name}[{index}]: qa-jsonl has no options for mc-classifier")
+        free_text = any(s.format == "qa-jsonl" for s in [*self.train_data, *self.eval_data])
+        if self.task == "sft-qa" and free_text and self.evaluation.max_new_tokens >= self.max_length:
+            raise ValueError(
+                f"evaluation.max_new_tokens ({self.evaluation.max_new_tokens}) must be below max_length "
+                f"({self.max_length}): free-text answers are generated within max_length"
+            )
         return self

@@ -200,12 +200,13 @@ class Task:
                 max_prompt_tokens=ecfg.max_prompt_tokens,
             )
         if any(not p.choices for p in pairs):  # free-text answers: ROUGE of greedy answers
+            # prompt + answer stay within max_length, as in training (GPT-2 has no positions beyond it)
             return ev.evaluate_generation(
                 model,
                 self.tokenizer,
                 pairs,
                 max_new_tokens=ecfg.max_new_tokens,
-                max_prompt_tokens=self.config.max_length,
+                max_prompt_tokens=max(1, self.config.max_length - ecfg.max_new_tokens),
             )
         return ev.evaluate_choices(
             model, self.tokenizer, pairs, max_length=self.config.max_length, batch_size=ecfg.batch_size
@@ -228,6 +229,11 @@ class Task:
                 total += float(out.loss_sum)
                 count += float(out.num_targets)
         return total / max(count, 1.0)
+
+
+def _source_counts(examples: list[Any]) -> dict[str, int]:
+    """Training examples per source format (a mixture such as PubMedQA + BioASQ shows both)."""
+    return dict(Counter(getattr(e, "source", "") or "unknown" for e in examples))
 
 
 def _headline(report: dict[str, Any]) -> str:
@@ -272,7 +278,8 @@ def finetune(
     data = prepare_data(config)
     log(
         f"data: {len(data.train)} train, {len(data.validation)} validation, {len(data.test)} test; "
-        f"skipped {data.bad.total} bad records, {sum(data.unusable.values())} unusable notes"
+        f"skipped {data.bad.total} bad records, {sum(data.unusable.values())} unusable notes; "
+        f"train per source: {_source_counts(data.train)}"
     )
     tokenizer = load_tokenizer(config.tokenizer or config.base_model)
     if tokenizer.pad_token_id is None:
@@ -292,6 +299,7 @@ def finetune(
             "train": len(data.train),
             "validation": len(data.validation),
             "test": len(data.test),
+            "train_sources": _source_counts(data.train),
             "bad_records": data.bad.summary(),
             "unusable": dict(data.unusable),
         },
