@@ -32,7 +32,11 @@ def windows(num_tokens: int, seq_len: int, stride: int | None = None) -> Iterato
     Input position j predicts token j + 1, so a window predicts targets [begin + 1, end] and scores those
     >= first_scored; together the windows score every token but the first exactly once.
     """
-    stride = stride or seq_len
+    stride = seq_len if stride is None else stride
+    if not 1 <= stride <= seq_len:
+        raise ValueError(
+            f"stride ({stride}) must be between 1 and seq_len ({seq_len}): tokens would be skipped"
+        )
     scored_upto = 1  # next target index not yet scored
     begin = 0
     while scored_upto < num_tokens:
@@ -51,7 +55,7 @@ def stream_perplexity(
     if tokens.size < 2:
         raise DataError("need at least two tokens to measure perplexity")
     device = next(model.parameters()).device
-    spans = list(windows(int(tokens.size), seq_len, stride))
+    spans = list(windows(int(tokens.size), seq_len, stride))  # checks the stride before any work
     total_nll, total_count, batch_means = 0.0, 0, []
     for start in range(0, len(spans), batch_size):
         batch = spans[start : start + batch_size]

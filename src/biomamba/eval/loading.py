@@ -57,5 +57,5 @@ def model_family(model: Any) -> str:
         from biomamba.models import family
 
         return str(family(model))
-    except ImportError:
+    except (ImportError, TypeError):  # no models stage, or a model it cannot name (the "full" backend's)
         return str(getattr(getattr(model, "config", None), "model_type", type(model).__name__))
