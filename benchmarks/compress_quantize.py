@@ -1,4 +1,4 @@
-"""Decode tokens/s, weight memory and file size of quantized variants vs fp32 and bf16, same run, same prompt.
+"""Decode tokens/s, peak memory, weight bytes and file size of quantized variants vs fp32 and bf16, one run.
 
     .venv/bin/python benchmarks/compress_quantize.py --size small --new-tokens 64
     .venv/bin/python benchmarks/compress_quantize.py --device cuda --size 130m   # on a GPU machine
@@ -6,9 +6,13 @@
 Models are built here (random weights, no downloads): a Mamba2 (biomamba's) and a Llama of the chosen size.
 Each variant is saved with biomamba's own code and reloaded from disk before timing (the table measures
 what a user gets). Decode: greedy, batch 1, `--new-tokens` tokens after a short prompt, through the serving
-decoder (`biomamba.serve.engine.BatchDecoder`), best of `--repeats` runs. Memory: peak CUDA allocation on
-a GPU; on CPU the resident bytes of parameters and buffers. Every ratio is against fp32 measured in the
-same run. `--tiny` is a seconds-long version (tests/compress/test_benchmarks.py runs it so it cannot rot).
+decoder (`biomamba.serve.engine.BatchDecoder`), best of `--repeats` runs. Peak memory, measured: on a GPU
+torch.cuda.max_memory_allocated over load + decode (reset before each variant); on CPU the peak RSS of a
+fresh process that loads the saved directory and runs the same decode (`report.process_peak_memory`; it
+includes the interpreter and libraries, the same for every variant, so compare differences). Weight bytes
+(parameters and buffers) are a separate column. Every ratio is against fp32 measured in the same run.
+`--tiny` is a seconds-long version (tests/compress/test_benchmarks.py runs it, with `--no-process-peak`,
+so it cannot rot).
 """
 
 from __future__ import annotations
@@ -83,12 +87,21 @@ def variants(device: str) -> list[tuple[str, str | None, str]]:
 
 
 def measure(
-    family: str, size: str, device: str, new_tokens: int, repeats: int, group_size: int, folder: Path
+    family: str,
+    size: str,
+    device: str,
+    new_tokens: int,
+    repeats: int,
+    group_size: int,
+    folder: Path,
+    process_peak: bool = True,
 ) -> list[dict]:
+    import gc
+
     import torch
 
     from biomamba.compress.quantize import load_any, quantize_model, save_quantized
-    from biomamba.compress.report import model_bytes, weights_size
+    from biomamba.compress.report import model_bytes, process_peak_memory, weights_size
     from biomamba.models import save_model
     from biomamba.serve.engine import BatchDecoder, GenerationRequest
 
@@ -106,29 +119,40 @@ def measure(
             backends = ["-"]
             save_model(model, out)
         del model
+        gc.collect()
+        cuda = device.startswith("cuda")
+        peak, kind = None, "-"
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()  # the peak covers load + decode of this variant
+            kind = "cuda"
+        elif process_peak:  # a fresh process, run while this one holds no model
+            load_dtype = dtype if not method else None
+            peak = process_peak_memory(out, prompt, new_tokens, device=device, dtype=load_dtype)["peak_bytes"]
+            kind = "process"
         model = load_any(out, device=device, dtype=dtype if not method else None)
         decoder = BatchDecoder(model)
         decoder.run([GenerationRequest(prompt, 4)])  # warm-up
         best = float("inf")
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
         for _ in range(repeats):
             request = GenerationRequest(prompt, new_tokens)
             started = time.perf_counter()
             decoder.run([request])
-            if device.startswith("cuda"):
+            if cuda:
                 torch.cuda.synchronize()
             best = min(best, time.perf_counter() - started)
             assert len(list(request.stream(timeout=1))) == new_tokens
-        memory = torch.cuda.max_memory_allocated() if device.startswith("cuda") else model_bytes(model)
+        if cuda:
+            peak = torch.cuda.max_memory_allocated()
         rows.append(
             {
                 "family": family,
                 "variant": name,
                 "backend": "+".join(backends),
                 "tokens_per_s": new_tokens / best,
-                "memory_bytes": memory,
+                "peak_memory": kind,
+                "peak_memory_bytes": peak,
+                "weight_bytes": model_bytes(model),
                 "file_bytes": weights_size(out),
             }
         )
@@ -136,21 +160,36 @@ def measure(
     base = rows[0]
     for row in rows:
         row["speed_x"] = row["tokens_per_s"] / base["tokens_per_s"]
-        row["memory_x"] = row["memory_bytes"] / base["memory_bytes"]
+        row["peak_x"] = (
+            row["peak_memory_bytes"] / base["peak_memory_bytes"] if peak_known(row, base) else None
+        )
+        row["weight_x"] = row["weight_bytes"] / base["weight_bytes"]
         row["file_x"] = row["file_bytes"] / base["file_bytes"]
     return rows
 
 
+def peak_known(row: dict, base: dict) -> bool:
+    return row["peak_memory_bytes"] is not None and bool(base["peak_memory_bytes"])
+
+
 def table(rows: list[dict], device: str) -> str:
-    memory = "peak memory" if device.startswith("cuda") else "weight memory"
+    kinds = {r["peak_memory"] for r in rows} - {"-"}
+    peak = f"peak memory ({kinds.pop()})" if len(kinds) == 1 else "peak memory"
     lines = [
-        f"| model | variant | kernel | decode tok/s | speed vs fp32 | {memory} MiB | vs fp32 | file MiB | vs fp32 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| model | variant | kernel | decode tok/s | speed vs fp32 | {peak} MiB | vs fp32 "
+        "| weight bytes MiB | vs fp32 | file MiB | vs fp32 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        if r["peak_memory_bytes"] is None:
+            peak_cells = "- | -"
+        else:
+            ratio = f"{r['peak_x']:.2f}x" if r["peak_x"] is not None else "-"
+            peak_cells = f"{r['peak_memory_bytes'] / 2**20:.1f} | {ratio}"
         lines.append(
             f"| {r['family']} | {r['variant']} | {r['backend']} | {r['tokens_per_s']:.1f} | {r['speed_x']:.2f}x | "
-            f"{r['memory_bytes'] / 2**20:.1f} | {r['memory_x']:.2f}x | {r['file_bytes'] / 2**20:.1f} | {r['file_x']:.2f}x |"
+            f"{peak_cells} | {r['weight_bytes'] / 2**20:.1f} | {r['weight_x']:.2f}x | "
+            f"{r['file_bytes'] / 2**20:.1f} | {r['file_x']:.2f}x |"
         )
     return "\n".join(lines) + "\n"
 
@@ -164,6 +203,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--group-size", type=int, default=64)
     parser.add_argument("--families", default="mamba2,llama")
     parser.add_argument("--json", type=Path, help="Also write the rows as JSON here.")
+    parser.add_argument(
+        "--process-peak",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="CPU: measure each variant's peak RSS in a fresh process (a few seconds per variant).",
+    )
     parser.add_argument("--tiny", action="store_true", help="Seconds-long smoke run (tests use it).")
     args = parser.parse_args(argv)
     if args.tiny:
@@ -174,7 +219,14 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for family in args.families.split(","):
             rows += measure(
-                family, args.size, args.device, args.new_tokens, args.repeats, args.group_size, Path(tmp)
+                family,
+                args.size,
+                args.device,
+                args.new_tokens,
+                args.repeats,
+                args.group_size,
+                Path(tmp),
+                args.process_peak,
             )
     device_name = (
         torch.cuda.get_device_name()

@@ -27,8 +27,12 @@ def register(app: typer.Typer) -> None:
     @app.command("quantize")
     def quantize_cmd(
         model: str = typer.Argument(..., help="Model directory to quantize (any family; Mamba2 included)."),
-        method: str = typer.Option(
-            None, "--method", "-m", help="int8 | int4 | bnb-int8 | bnb-nf4 | bnb-fp4 [int8]."
+        method: list[str] = typer.Option(
+            None,
+            "--method",
+            "-m",
+            help="int8 | int4 | bnb-int8 | bnb-nf4 | bnb-fp4 [int8]. Repeat for one row per method "
+            "against the same reference (each saved under OUTPUT/<method>).",
         ),
         group_size: int = typer.Option(
             None, "--group-size", "-g", help="Weights per scale (power of 2) [128]."
@@ -47,25 +51,35 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Quantize MODEL's weights (weight-only int8/int4), save, reload, and print the comparison table.
 
-        The table (also saved as quantization_report.md/.json in the output) gives file size, memory,
-        decode tokens/s and, with --eval-corpus / --eval-task, perplexity and accuracy deltas measured by
-        the evaluation stage against the unquantized model.
+        The table (also saved as quantization_report.md/.json in the output) gives file size, weight bytes,
+        measured peak memory (CUDA: peak allocation over load + decode; CPU: peak RSS of a fresh process
+        that loads the directory and decodes), decode tokens/s and, with --eval-corpus / --eval-task,
+        perplexity and accuracy deltas measured by the evaluation stage against the unquantized model.
         """
         from biomamba.compress.quantize import quantize
 
         flags = dict(
-            method=method,
             group_size=group_size,
             backend=backend,
             device=device,
             eval_corpus=eval_corpus,
             eval_tasks=eval_task or None,
         )
-        cfg, raw = _section(recipe, "quantize", "biomamba.compress.config:QuantizeConfig", flags, set_)
-        out = output or Path(raw.get("output_dir") or "runs") / f"{Path(model).name}-{cfg.method}"
-        quantize(model, cfg, out)
+        methods = list(dict.fromkeys(method or []))
+        # each --method is validated like the recipe's `quantize.method` (the flag wins over the recipe)
+        configs = [
+            _section(
+                recipe, "quantize", "biomamba.compress.config:QuantizeConfig", {**flags, "method": m}, set_
+            )
+            for m in methods or [None]
+        ]
+        cfg, raw = configs[0]
+        names = [c.method for c, _ in configs]
+        out = output or Path(raw.get("output_dir") or "runs") / f"{Path(model).name}-{'-'.join(names)}"
+        quantize(model, cfg, out, methods=names)
         typer.echo((out / "quantization_report.md").read_text(), nl=False)
-        typer.echo(f"quantized model: {out}", err=True)
+        where = ", ".join(str(out / n) for n in names) if len(names) > 1 else str(out)
+        typer.echo(f"quantized model: {where}", err=True)
 
     @app.command("merge")
     def merge_cmd(

@@ -21,10 +21,11 @@ which safetensors cannot hold, are present. `load_quantized` rebuilds the model 
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import math
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -413,47 +414,97 @@ def load_any(model_dir: str | Path, *, device: str = "cpu", dtype: str | None = 
     return load_model(model_dir, dtype=dtype, device=device)
 
 
-def quantize(model_dir: str | Path, cfg: Any, output_dir: str | Path) -> dict[str, Any]:
-    """`biomamba quantize`: quantize, save, reload from disk, and measure both variants.
+def quantize(
+    model_dir: str | Path, cfg: Any, output_dir: str | Path, methods: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """`biomamba quantize`: quantize, save, reload from disk, and measure every variant against the reference.
 
-    Writes the quantized model directory plus `quantization_report.md` / `.json` in it: file size, memory,
-    decode tokens/s, and (when `eval_corpus` / `eval_tasks` are set) perplexity and accuracy deltas
-    computed by the evaluation stage against the unquantized model. The measured model is the one
-    reloaded from disk, so the table also proves the saved directory works.
+    `methods` (default: `[cfg.method]`) gives one quantized variant, and one row of the table, each, all
+    measured against the same unquantized reference. With one method `output_dir` is the quantized model
+    directory; with several, each is saved under `output_dir/<method>`. The report
+    (`quantization_report.md` / `.json`, in `output_dir`) has per variant: weight-file size, weight bytes,
+    measured peak memory (CUDA: max_memory_allocated over load + decode, reset before each variant; CPU:
+    peak RSS of a fresh process that loads the directory and decodes), decode tokens/s, and (when
+    `eval_corpus` / `eval_tasks` are set) perplexity and accuracy deltas computed by the evaluation stage.
+    The measured models are the ones reloaded from disk, so the table also proves the saved directories work.
     """
-    from biomamba.compress.report import measure_variant, render_table, rows_to_json
+    from biomamba.compress.report import (
+        measure_variant,
+        process_peak_memory,
+        prompt_ids,
+        render_table,
+        rows_to_json,
+    )
     from biomamba.models import load_model, load_tokenizer
 
+    methods = list(dict.fromkeys(methods or [cfg.method]))
+    configs = [
+        cfg if m == cfg.method else type(cfg).model_validate({**cfg.model_dump(), "method": m})
+        for m in methods
+    ]
     tokenizer = load_tokenizer(model_dir)
     out = Path(output_dir)
+    device = str(cfg.device)
+    cuda = device.startswith("cuda")
     measure = {
         "corpus": cfg.eval_corpus,
         "task_files": [str(t) for t in cfg.eval_tasks],
         "max_tokens": cfg.eval_max_tokens,
         "new_tokens": cfg.bench_new_tokens,
     }
-    base = load_model(model_dir, device=cfg.device)
-    rows = [measure_variant("unquantized", base, tokenizer, model_dir, **measure)]
-    if cfg.method in BNB_METHODS:
-        del base
-        model = load_bitsandbytes(model_dir, cfg.method, cfg.device)
-        if not hasattr(model, "save_pretrained"):
-            raise BiomambaError(
-                f"{cfg.method}: saving bitsandbytes layers is supported for transformers models only"
-            )
-        with atomic_dir(out) as tmp:
-            model.save_pretrained(str(tmp))
-            tokenizer.save_pretrained(str(tmp))
-        from transformers import AutoModelForCausalLM
+    prompt = prompt_ids(tokenizer)
 
-        reloaded = AutoModelForCausalLM.from_pretrained(str(out), device_map=cfg.device).eval()
-    else:
-        record = quantize_model(base, cfg.method, cfg.group_size, cfg.backend, cfg.skip_modules)
-        save_quantized(base, record, model_dir, out)
-        del base
-        reloaded = load_quantized(out, device=cfg.device)
-    rows.append(measure_variant(f"{cfg.method} (g{cfg.group_size})", reloaded, tokenizer, out, **measure))
-    report = rows_to_json(rows, cfg.device)
+    def peak_then_reset(directory: Path) -> dict[str, int] | None:
+        """CPU: the child process's peak, run while this process holds no model; CUDA: reset the counter."""
+        gc.collect()
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            return None
+        return process_peak_memory(directory, prompt, cfg.bench_new_tokens, vocab_size=len(tokenizer))
+
+    peak = peak_then_reset(Path(model_dir))
+    base = load_model(model_dir, device=device)
+    rows = [
+        measure_variant(
+            "unquantized", base, tokenizer, model_dir, process_peak=peak, peak_since_load=True, **measure
+        )
+    ]
+    del base
+    for mcfg in configs:
+        target = out if len(configs) == 1 else out / mcfg.method
+        if mcfg.method in BNB_METHODS:
+            model = load_bitsandbytes(model_dir, mcfg.method, device)
+            if not hasattr(model, "save_pretrained"):
+                raise BiomambaError(
+                    f"{mcfg.method}: saving bitsandbytes layers is supported for transformers models only"
+                )
+            with atomic_dir(target) as tmp:
+                model.save_pretrained(str(tmp))
+                tokenizer.save_pretrained(str(tmp))
+        else:
+            model = load_model(model_dir, device=device)
+            record = quantize_model(model, mcfg.method, mcfg.group_size, mcfg.backend, mcfg.skip_modules)
+            save_quantized(model, record, model_dir, target)
+        del model
+        peak = peak_then_reset(target)
+        if mcfg.method in BNB_METHODS:
+            from transformers import AutoModelForCausalLM
+
+            reloaded = AutoModelForCausalLM.from_pretrained(str(target), device_map=device).eval()
+        else:
+            reloaded = load_quantized(target, device=device)
+        name = f"{mcfg.method} (g{mcfg.group_size})"
+        rows.append(
+            measure_variant(
+                name, reloaded, tokenizer, target, process_peak=peak, peak_since_load=True, **measure
+            )
+        )
+        del reloaded
+    report = rows_to_json(rows, device)
+    if len(configs) > 1:
+        report["outputs"] = {c.method: str(out / c.method) for c in configs}
+    out.mkdir(parents=True, exist_ok=True)
     write_json(out / "quantization_report.json", report)
-    (out / "quantization_report.md").write_text(render_table(rows, cfg.device))
+    (out / "quantization_report.md").write_text(render_table(rows, device))
     return report
