@@ -297,7 +297,16 @@ def is_quantized_dir(path: str | Path) -> bool:
 
 
 def _skeleton(model_dir: Path) -> nn.Module:
-    """An unquantized model of the directory's architecture (weights to be overwritten)."""
+    """The directory's architecture with its parameters on the meta device (no memory, no init): every
+    parameter is then assigned from the saved state, so loading never holds an unquantized copy. Buffers stay
+    real, since some are not saved (rotary frequencies) and must keep their computed values."""
+    from accelerate import init_empty_weights
+
+    with init_empty_weights(include_buffers=False):
+        return _architecture(model_dir)
+
+
+def _architecture(model_dir: Path) -> nn.Module:
     from biomamba.models.checkpoint import config_from_hf, config_from_ssm, detect_format, read_config
 
     fmt = detect_format(model_dir)
@@ -347,6 +356,9 @@ def load_quantized(model_dir: str | Path, device: str = "cpu") -> nn.Module:
         raise CheckpointError(f"{weights_file}: missing {missing[:5]} unexpected {unexpected[:5]}")
     if record.get("tied_head"):
         model.lm_head.weight = model.get_input_embeddings().weight
+    left = [name for name, param in model.named_parameters() if param.is_meta]
+    if left:
+        raise CheckpointError(f"{weights_file}: no saved values for {left[:5]}")
     return model.to(device).eval()
 
 
