@@ -102,13 +102,3 @@ def test_eos_ends_a_row(tokenizer):
     finally:
         tokenizer.eos_token = tokenizer.convert_ids_to_tokens(tokenizer_eos)
     assert result.finish_reason == "eos" and result.token_ids == [] and result.text == ""
-
-
-def test_both_import_spellings_work(tokenizer):
-    import biomamba.models.generate as alias
-    from biomamba.models import generate as exported
-
-    model = tiny_model(vocab_size=len(tokenizer))
-    a = exported(model, tokenizer, PROMPTS[0], 3, greedy=True)
-    b = alias.generate(model, tokenizer, PROMPTS[0], 3, greedy=True)
-    assert a.token_ids == b.token_ids

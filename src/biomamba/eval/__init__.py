@@ -26,8 +26,7 @@ Python API (what a demo or notebook calls):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from biomamba.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "evaluate": "biomamba.eval.runner",
@@ -46,9 +45,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'biomamba.eval' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

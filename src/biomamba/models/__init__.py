@@ -58,8 +58,7 @@ CLI: ``biomamba models list | info DIR | convert SRC DST --to hf|mamba-ssm | cre
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from biomamba.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "Mamba2Config": "biomamba.models.mamba2",
@@ -82,9 +81,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'biomamba.models' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

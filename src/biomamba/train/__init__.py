@@ -11,21 +11,7 @@ Public API:
 
 from __future__ import annotations
 
-from typing import Any
-
-__all__ = [
-    "BatchSource",
-    "CausalLMLoss",
-    "HeldoutPerplexity",
-    "LossOutput",
-    "PackedBatches",
-    "TrainConfig",
-    "TrainResult",
-    "TrainSummary",
-    "Trainer",
-    "TrainingAborted",
-    "train",
-]
+from biomamba.utils.lazy import lazy_exports
 
 _LOCATIONS = {
     "BatchSource": "biomamba.train.batches",
@@ -41,11 +27,5 @@ _LOCATIONS = {
     "train": "biomamba.train.run",
 }
 
-
-def __getattr__(name: str) -> Any:
-    """Import lazily so `import biomamba.train` (and the CLI's --help) does not pull in torch."""
-    if name in _LOCATIONS:
-        import importlib
-
-        return getattr(importlib.import_module(_LOCATIONS[name]), name)
-    raise AttributeError(name)
+__all__ = sorted(_LOCATIONS)
+__getattr__ = lazy_exports(__name__, _LOCATIONS)
