@@ -15,18 +15,12 @@ TEXT = [
 
 
 def tiny_tokenizer():
-    """A 300-token byte-level BPE tokenizer trained in-process, wrapped for transformers."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    """A 300-token byte-level BPE trained in-process by the tokenizer stage, wrapped for transformers."""
+    from biomamba.tokenizer import train_tokenizer
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<eos>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    return train_tokenizer(
+        TEXT, vocab_size=300, min_frequency=0, special_tokens=["<eos>"], eos_token="<eos>", pad_token="<eos>"
     )
-    tok.train_from_iterator(TEXT, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<eos>")
 
 
 def build_model(family: str, seed: int = 0, vocab: int = 300, layers: int = 3):

@@ -21,19 +21,18 @@ CORPUS = [
 
 
 def build_tokenizer(path: Path):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    """A 400-token byte-level BPE (EOS doubling as BOS, no pad token, as GPT-2's), saved to `path`."""
+    from biomamba.tokenizer import train_tokenizer
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    return train_tokenizer(
+        CORPUS,
+        vocab_size=400,
+        output_dir=path,
+        min_frequency=0,
+        special_tokens=["<|endoftext|>"],
+        eos_token="<|endoftext|>",
+        pad_token=None,
     )
-    tok.train_from_iterator(CORPUS, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
-    fast.save_pretrained(path)
-    return fast
 
 
 def build_gpt2(path: Path, vocab: int):

@@ -12,20 +12,16 @@ SPECIALS = ["<|endoftext|>", "<pad>"]
 
 def build_tokenizer(texts: Iterable[str], vocab_size: int = 400):
     """A byte-level BPE in the transformers format (what every biomamba tokenizer directory holds)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    from biomamba.tokenizer import train_tokenizer
 
-    core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
+    return train_tokenizer(
+        list(texts),
         vocab_size=vocab_size,
+        min_frequency=0,
         special_tokens=SPECIALS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
+        eos_token=SPECIALS[0],
+        pad_token=SPECIALS[1],
     )
-    core.train_from_iterator(list(texts), trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|endoftext|>", pad_token="<pad>")
 
 
 GENERIC_TEXT = [
