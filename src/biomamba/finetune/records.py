@@ -106,6 +106,16 @@ def iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
                 raise DataError(f"{path}: line {number}: invalid JSON: {exc.msg}") from None
 
 
+def _object_lines(path: Path, bad: BadRecords) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(line number, "path: line N", record) for each JSON-lines record that is an object; others are bad."""
+    for line, record in iter_json_lines(path):
+        where = f"{path}: line {line}"
+        if isinstance(record, dict):
+            yield line, where, record
+        else:
+            bad.report(where, "record is not an object")
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
@@ -258,11 +268,7 @@ def load_medqa(path: str | Path, *, bad: BadRecords | None = None) -> list[QAExa
     path = Path(path)
     bad = bad or BadRecords()
     examples = []
-    for line, record in iter_json_lines(path):
-        where = f"{path}: line {line}"
-        if not isinstance(record, dict):
-            bad.report(where, "record is not an object")
-            continue
+    for line, where, record in _object_lines(path, bad):
         raw_options = record.get("options")
         if not isinstance(raw_options, dict):
             bad.report(where, "missing or empty options")
@@ -290,11 +296,7 @@ def load_medmcqa(path: str | Path, *, bad: BadRecords | None = None) -> list[QAE
     path = Path(path)
     bad = bad or BadRecords()
     examples = []
-    for line, record in iter_json_lines(path):
-        where = f"{path}: line {line}"
-        if not isinstance(record, dict):
-            bad.report(where, "record is not an object")
-            continue
+    for line, where, record in _object_lines(path, bad):
         options = [_text(record.get(key)) for key in ("opa", "opb", "opc", "opd")]
         cop = record.get("cop")
         try:
@@ -322,11 +324,7 @@ def load_qa_jsonl(
     path = Path(path)
     bad = bad or BadRecords()
     examples = []
-    for line, record in iter_json_lines(path):
-        where = f"{path}: line {line}"
-        if not isinstance(record, dict):
-            bad.report(where, "record is not an object")
-            continue
+    for line, where, record in _object_lines(path, bad):
         question = _text(record.get(question_field))
         answer = _text(record.get(answer_field))
         if not question:
