@@ -15,6 +15,7 @@ Rules a user can rely on:
 
 from __future__ import annotations
 
+import copy
 import importlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -123,7 +124,7 @@ def merge_overrides(recipe: dict[str, Any], overrides: Mapping[str, Any]) -> dic
 
     Flags win over the recipe: that is why a flag left at None must not erase a recipe value.
     """
-    merged = _deep_copy(recipe)
+    merged = copy.deepcopy(recipe)
     for dotted, value in overrides.items():
         if value is None:
             continue
@@ -138,14 +139,6 @@ def merge_overrides(recipe: dict[str, Any], overrides: Mapping[str, Any]) -> dic
             node = child
         node[parts[-1]] = value
     return merged
-
-
-def _deep_copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _deep_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deep_copy(v) for v in value]
-    return value
 
 
 def load_section(

@@ -14,11 +14,12 @@ evaluation suite); only the sizes are small. Steps:
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from biomamba.config import load_recipe_dict, load_section, merge_overrides, validate_recipe
 from biomamba.demo.config import DemoConfig
@@ -27,6 +28,9 @@ from biomamba.utils.atomic import write_json, write_text
 DOMAINS = ("pubmed", "c4", "wikipedia")
 DOMAIN_COLORS = {"pubmed": "tab:green", "c4": "tab:blue", "wikipedia": "tab:orange"}
 Say = Callable[[str], None]
+
+if TYPE_CHECKING:
+    from biomamba.tokenizer import TokenizerConfig
 
 
 def run_demo(
@@ -39,13 +43,13 @@ def run_demo(
     """Run the demo recipe; return the results dict that is also written to `results.json`."""
     source = str(recipe)
     raw = merge_overrides(load_recipe_dict(recipe), overrides or {})
-    validate_recipe(raw, source)
-    demo = load_section(raw, "demo", DemoConfig, source)
+    sections = validate_recipe(raw, source)  # every section, before anything is written
+    demo = sections.get("demo") or DemoConfig()
     out = Path(output_dir or raw.get("output_dir") or "runs/demo")
     started = time.perf_counter()
 
     say(f"[1/5] synthetic corpus and tokenizer -> {out}")
-    sources, tokenizer_dir = _corpus_and_tokenizer(raw, demo, out, source)
+    sources, tokenizer_dir = _corpus_and_tokenizer(sections.get("tokenizer"), demo, out)
 
     say("[2/5] corpus build: general-only and the 80/10/10 mixture (token ratios, held-out split per domain)")
     corpora = _build_corpora(raw, demo, sources, tokenizer_dir, out, source, say)
@@ -71,13 +75,13 @@ def run_demo(
 
 
 def _corpus_and_tokenizer(
-    raw: dict, demo: DemoConfig, out: Path, source: str
+    tok_cfg: TokenizerConfig | None, demo: DemoConfig, out: Path
 ) -> tuple[dict[str, Path], Path]:
     from biomamba.demo.synthetic import write_demo_corpus
     from biomamba.tokenizer import TokenizerConfig, train_tokenizer
 
     sources = write_demo_corpus(out / "sources", seed=demo.seed)
-    tok_cfg = load_section(raw, "tokenizer", TokenizerConfig, source)
+    tok_cfg = tok_cfg or TokenizerConfig()
     tokenizer_dir = out / "tokenizer"
     train_tokenizer(
         files=[str(sources[d]) for d in DOMAINS],
@@ -131,7 +135,7 @@ def _train_phases(
             "train.lr": demo.base.lr,
         },
     )
-    continued_raw = json.loads(json.dumps(raw))
+    continued_raw = copy.deepcopy(raw)
     continued_raw.pop("model", None)  # the continued phase starts from the base checkpoint instead
     continued_raw["train"].pop("architecture", None)
     continued = train(
