@@ -6,6 +6,9 @@ PYTHON ?= python3
 TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.biomamba-installed
+# mamba-ssm as the reference implementation the contract tests load our checkpoints with (not a dependency)
+MAMBA_SSM_REF := $(VENV)/mamba-ssm-ref
+MAMBA_SSM_STAMP := $(MAMBA_SSM_REF)/.complete-2.3.2.post1
 
 .PHONY: setup demo test lint format bench clean
 
@@ -16,12 +19,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
+$(MAMBA_SSM_STAMP): $(STAMP) scripts/mamba-ssm-reference.sh
+	bash scripts/mamba-ssm-reference.sh $(MAMBA_SSM_REF) $(PY)
+
 setup: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/biomamba demo
 
-test: $(STAMP)
+test: $(STAMP) $(MAMBA_SSM_STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(PY) -m pytest

@@ -36,8 +36,11 @@ def test_mamba_ssm_round_trip_and_transformers_parity(tmp_path):
         "tie_embeddings",
     ):
         assert key in cfg
-    keys = load_file(str(tmp_path / "ssm/model.safetensors"))
+    assert "norm_epsilon" not in cfg  # mamba-ssm's MambaConfig has no such field
+    assert not (tmp_path / "ssm/model.safetensors").exists()
+    keys = torch.load(tmp_path / "ssm/pytorch_model.bin", weights_only=True)
     assert "backbone.embedding.weight" in keys and "backbone.layers.1.mixer.A_log" in keys
+    assert torch.equal(keys["lm_head.weight"], keys["backbone.embedding.weight"])  # strict load needs it
     assert detect_format(tmp_path / "ssm") == "mamba-ssm"
 
     convert_checkpoint(tmp_path / "ssm", tmp_path / "hf", to="hf")
@@ -51,16 +54,33 @@ def test_mamba_ssm_round_trip_and_transformers_parity(tmp_path):
 def test_reads_mamba_ssm_pytorch_bin_with_tied_head(tmp_path):
     model = tiny_model(seed=2)
     save_model(model, tmp_path / "hf_src")
-    convert_checkpoint(tmp_path / "hf_src", tmp_path / "bin2", to="mamba-ssm", torch_bin=True)
+    convert_checkpoint(tmp_path / "hf_src", tmp_path / "bin2", to="mamba-ssm")
     assert not (tmp_path / "bin2/model.safetensors").exists()
     state = torch.load(tmp_path / "bin2/pytorch_model.bin", weights_only=True)
     assert "lm_head.weight" in state and "backbone.embedding.weight" in state
     assert torch.equal(_logits(load_model(tmp_path / "bin2")), _logits(model))
 
 
+def test_reads_mamba_ssm_safetensors_layout(tmp_path):
+    """Older biomamba outputs (and hand-converted ones) hold the mamba-ssm layout in model.safetensors."""
+    model = tiny_model(seed=3)
+    save_model(model, tmp_path / "ssm", fmt="mamba-ssm")
+    state = torch.load(tmp_path / "ssm/pytorch_model.bin", weights_only=True)
+    state.pop("lm_head.weight")
+    save_file(state, str(tmp_path / "ssm/model.safetensors"))
+    (tmp_path / "ssm/pytorch_model.bin").unlink()
+    assert torch.equal(_logits(load_model(tmp_path / "ssm")), _logits(model))
+
+
+def test_mamba_ssm_format_refuses_an_epsilon_it_cannot_store(tmp_path):
+    model = tiny_model(norm_epsilon=1e-6)
+    with pytest.raises(CheckpointError, match="norm_epsilon=1e-06 cannot be written in the mamba-ssm format"):
+        save_model(model, tmp_path / "ssm", fmt="mamba-ssm")
+    assert not (tmp_path / "ssm").exists()
+
+
 def test_pickle_with_code_is_refused(tmp_path):
     save_model(tiny_model(), tmp_path / "m", fmt="mamba-ssm")
-    (tmp_path / "m/model.safetensors").unlink()
 
     class Evil:
         def __reduce__(self):

@@ -133,7 +133,11 @@ def register(app: typer.Typer) -> None:
             None, "--training-recipe", help="Recipe the model was trained with."
         ),
         results: list[Path] = typer.Option(None, "--results", help="Evaluation results JSON (repeatable)."),
-        fmt: list[str] = typer.Option(None, "--format", help="transformers | mamba_ssm (repeatable)."),
+        fmt: list[str] = typer.Option(
+            None,
+            "--format",
+            help="transformers | mamba_ssm (repeatable); default: both for an unquantized Mamba2, else transformers.",
+        ),
         name: str = typer.Option(None, "--name", help="Model name shown in the model card."),
         set_: list[str] = typer.Option(None, "--set", help="Override a key: --set export.license=mit."),
     ) -> None:

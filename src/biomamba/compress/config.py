@@ -123,7 +123,10 @@ class MergeConfig(Section):
 class ExportConfig(Section):
     """A release directory: weights, tokenizer, generation config and a model card."""
 
-    formats: list[Literal["transformers", "mamba_ssm"]] = Field(default_factory=lambda: ["transformers"])
+    formats: list[Literal["transformers", "mamba_ssm"]] | None = Field(
+        None,
+        description="Weight formats to write; default: transformers, plus mamba_ssm for an unquantized Mamba2.",
+    )
     recipe: Path | None = Field(None, description="Training recipe whose settings fill the model card.")
     results: list[Path] = Field(default_factory=list, description="Evaluation results JSON files.")
     model_name: str | None = None
@@ -136,7 +139,7 @@ class ExportConfig(Section):
 
     @field_validator("formats")
     @classmethod
-    def _nonempty(cls, value: list[str]) -> list[str]:
-        if not value:
+    def _nonempty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
             raise ValueError("list at least one format (transformers, mamba_ssm)")
         return value

@@ -29,6 +29,12 @@ from biomamba.errors import BiomambaError
 from biomamba.utils.atomic import atomic_dir
 
 
+def _default_formats(fam: str, *, quantized: bool) -> list[str]:
+    """Every format the model can be released in: a Mamba2 also gets the mamba-ssm copy (what
+    ``state-spaces/mamba2-*`` users load), unless it is quantized (only biomamba reads that format)."""
+    return ["transformers", "mamba_ssm"] if fam == "mamba2" and not quantized else ["transformers"]
+
+
 def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> Path:
     """Write the release directory for `model_dir` (atomically: complete or absent)."""
     from biomamba.compress.quantize import is_quantized_dir, load_quantized
@@ -39,12 +45,13 @@ def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> 
     quantization = _read_quantization(model_dir) if is_quantized_dir(model_dir) else None
     model = load_quantized(model_dir) if quantization else load_model(model_dir)
     fam = family(model)
-    if "mamba_ssm" in cfg.formats and quantization:
+    formats = cfg.formats or _default_formats(fam, quantized=quantization is not None)
+    if "mamba_ssm" in formats and quantization:
         raise BiomambaError(
             f"{model_dir}: a quantized directory is exported in biomamba's quantized format only "
             "(drop --format mamba_ssm, or export the unquantized model)"
         )
-    if "mamba_ssm" in cfg.formats and fam != "mamba2":
+    if "mamba_ssm" in formats and fam != "mamba2":
         raise BiomambaError(f"{model_dir}: the mamba_ssm format exists for Mamba2 only (this is {fam})")
     recipe = _read_recipe(cfg.recipe) if cfg.recipe else None
     results = [_read_results(p) for p in cfg.results]
@@ -54,10 +61,10 @@ def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> 
             _copy_quantized(model_dir, tmp, quantization)
         else:
             save_model(model, tmp, tokenizer)  # the transformers format at the top level
-        if "mamba_ssm" in cfg.formats:
+        if "mamba_ssm" in formats:
             from biomamba.models.checkpoint import save_mamba2
 
-            save_mamba2(model, tmp / "mamba_ssm", fmt="mamba-ssm", tokenizer=tokenizer, torch_bin=True)
+            save_mamba2(model, tmp / "mamba_ssm", fmt="mamba-ssm", tokenizer=tokenizer)
         _generation_config(cfg, tokenizer).save_pretrained(str(tmp))
         extra = tmp / "biomamba"
         extra.mkdir()

@@ -7,10 +7,12 @@ Two on-disk formats hold the same weights:
   sharded ``model.safetensors.index.json``) with ``backbone.embeddings.weight`` and, only when untied,
   ``lm_head.weight``. transformers' ``Mamba2ForCausalLM.from_pretrained`` loads it unchanged.
 - ``mamba-ssm`` (state-spaces/mamba2-*, released BioMamba checkpoints): ``config.json`` with d_model, n_layer,
-  vocab_size, ssm_cfg, rms_norm, residual_in_fp32, fused_add_norm, pad_vocab_size_multiple, tie_embeddings;
-  weights in ``pytorch_model.bin`` (read with ``torch.load(weights_only=True)``; never unpickled freely) or
-  ``model.safetensors`` (what biomamba writes), keys ``backbone.embedding.weight``,
-  ``backbone.layers.N.mixer.*``, ``lm_head.weight``.
+  vocab_size, ssm_cfg, rms_norm, residual_in_fp32, fused_add_norm, pad_vocab_size_multiple, tie_embeddings
+  (exactly the fields of mamba-ssm's ``MambaConfig`` dataclass, which rejects any other key); weights in
+  ``pytorch_model.bin`` (read with ``torch.load(weights_only=True)``; never unpickled freely), keys
+  ``backbone.embedding.weight``, ``backbone.layers.N.mixer.*``, ``backbone.norm_f.weight`` and
+  ``lm_head.weight`` (present even when tied: ``MambaLMHeadModel`` loads strictly). biomamba writes exactly
+  what ``state-spaces/mamba2-*`` on the hub holds; it also reads a ``model.safetensors`` in that layout.
 
 A missing or unexpected key, or a wrong shape, raises `CheckpointError` listing them all.
 """
@@ -219,7 +221,18 @@ def config_from_ssm(data: dict[str, Any], source: str = "config.json") -> Mamba2
         raise CheckpointError(f"{source}: {exc}") from None
 
 
+# mamba-ssm's RMSNorm epsilon: MambaConfig has no field for it, so only this value can be written.
+SSM_NORM_EPSILON = 1e-5
+
+
 def config_to_ssm(cfg: Mamba2Config) -> dict[str, Any]:
+    """mamba-ssm's ``config.json``: the fields of its ``MambaConfig`` dataclass and nothing else
+    (``MambaLMHeadModel.from_pretrained`` passes the file as keyword arguments to it)."""
+    if not math.isclose(cfg.norm_epsilon, SSM_NORM_EPSILON, rel_tol=1e-9):
+        raise CheckpointError(
+            f"norm_epsilon={cfg.norm_epsilon} cannot be written in the mamba-ssm format "
+            f"(mamba-ssm's MambaConfig has no such field and always uses {SSM_NORM_EPSILON}); use --to hf"
+        )
     ssm_cfg: dict[str, Any] = {"layer": "Mamba2"}
     defaults = Mamba2Config()
     for key in (
@@ -254,7 +267,6 @@ def config_to_ssm(cfg: Mamba2Config) -> dict[str, Any]:
         "fused_add_norm": True,
         "pad_vocab_size_multiple": cfg.pad_vocab_size_multiple,
         "tie_embeddings": cfg.tie_embeddings,
-        "norm_epsilon": cfg.norm_epsilon,
     }
 
 
@@ -374,11 +386,18 @@ def load_mamba2(
 
 
 def _weights_for_save(model: Mamba2LMHeadModel, fmt: str) -> dict[str, Tensor]:
+    """The state dict as the format's consumer loads it.
+
+    hf: a tied ``lm_head.weight`` is left out (safetensors refuses shared storage; transformers re-ties).
+    mamba-ssm: ``lm_head.weight`` is always present, since ``MambaLMHeadModel`` loads strictly, tied or not;
+    torch.save keeps the tie as shared storage, as the hub's ``pytorch_model.bin`` files do."""
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    if model.config.tie_embeddings:
-        state.pop("lm_head.weight", None)  # safetensors refuses shared storage; transformers re-ties on load
     if fmt == "mamba-ssm":
         state = hf_to_ssm_keys(state)
+        if model.config.tie_embeddings:
+            state["lm_head.weight"] = state["backbone.embedding.weight"]
+    elif model.config.tie_embeddings:
+        state.pop("lm_head.weight", None)
     return state
 
 
@@ -388,18 +407,14 @@ def save_mamba2(
     *,
     fmt: str = "hf",
     tokenizer: Any = None,
-    torch_bin: bool = False,
     tokenizer_from: str | Path | None = None,
 ) -> Path:
     """Write ``model`` (and optionally its tokenizer) atomically as a directory in ``fmt``.
 
-    Weights go to ``model.safetensors``. ``torch_bin=True`` (mamba-ssm format only) writes
-    ``pytorch_model.bin`` instead, with ``lm_head.weight`` included, because mamba-ssm's own
-    ``MambaLMHeadModel.from_pretrained`` reads only that file."""
+    hf: ``model.safetensors``. mamba-ssm: ``pytorch_model.bin``, the only weights file mamba-ssm's
+    ``MambaLMHeadModel.from_pretrained`` reads."""
     if fmt not in FORMATS:
         raise CheckpointError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
-    if torch_bin and fmt != "mamba-ssm":
-        raise CheckpointError("torch_bin applies to the mamba-ssm format only (the hf format is safetensors)")
     from safetensors.torch import save_file
 
     cfg = model.config
@@ -410,9 +425,7 @@ def save_mamba2(
             config["dtype"] = str(model.dtype).removeprefix("torch.")
         write_json(tmp / "config.json", config)
         weights = _weights_for_save(model, fmt)
-        if torch_bin:
-            if cfg.tie_embeddings:
-                weights["lm_head.weight"] = weights["backbone.embedding.weight"]
+        if fmt == "mamba-ssm":
             torch.save(weights, tmp / TORCH_BIN)
         else:
             save_file(weights, str(tmp / SAFETENSORS), metadata={"format": "pt"})
@@ -446,7 +459,7 @@ def copy_tokenizer_files(src: str | Path, dst: Path) -> list[str]:
     return copied
 
 
-def convert_checkpoint(src: str | Path, dst: str | Path, *, to: str, torch_bin: bool = False) -> Path:
+def convert_checkpoint(src: str | Path, dst: str | Path, *, to: str) -> Path:
     """Convert a Mamba2 directory between the ``hf`` and ``mamba-ssm`` formats (weights bit-identical,
     dtype kept); tokenizer files are carried along."""
     if to not in FORMATS:
@@ -454,4 +467,4 @@ def convert_checkpoint(src: str | Path, dst: str | Path, *, to: str, torch_bin: 
     if Path(src).resolve() == Path(dst).resolve():
         raise CheckpointError(f"{dst}: the output directory must differ from the input")
     model = load_mamba2(src)
-    return save_mamba2(model, dst, fmt=to, torch_bin=torch_bin, tokenizer_from=src)
+    return save_mamba2(model, dst, fmt=to, tokenizer_from=src)

@@ -134,12 +134,11 @@ def register(app: typer.Typer) -> None:
     def convert(
         src: Path = typer.Argument(..., help="Mamba2 model directory (transformers or mamba-ssm format)."),
         dst: Path = typer.Argument(..., help="Output directory (written atomically; replaced if it exists)."),
-        to: str = typer.Option(..., "--to", help="Target format: hf (transformers Mamba2) or mamba-ssm."),
-        torch_bin: bool = typer.Option(
-            False,
-            "--torch-bin",
-            help="mamba-ssm only: write pytorch_model.bin (what mamba-ssm's from_pretrained reads) instead of "
-            "model.safetensors.",
+        to: str = typer.Option(
+            ...,
+            "--to",
+            help="Target format: hf (transformers Mamba2: model.safetensors) or mamba-ssm (what "
+            "state-spaces/mamba2-* holds: mamba-ssm's config fields, pytorch_model.bin).",
         ),
     ) -> None:
         """Convert a Mamba2 checkpoint between the transformers and mamba-ssm formats (weights bit-identical)."""
@@ -148,7 +147,7 @@ def register(app: typer.Typer) -> None:
 
         if not src.is_dir():
             raise CheckpointError(f"{src}: no such model directory")
-        out = convert_checkpoint(src, dst, to=to, torch_bin=torch_bin)
+        out = convert_checkpoint(src, dst, to=to)
         typer.echo(f"wrote {out} ({to} format)")
 
     @models_app.command("create")
