@@ -6,9 +6,12 @@ largest tensors are the intra-chunk score matrices ``[batch, chunks, heads, chun
 x chunk x heads). Per-position states ``[batch, length, heads, headdim, state]`` are never built; only one
 state per chunk boundary exists, exactly as in the mamba-ssm algorithm.
 
-Numerics: the log-decays (``dt * A``), their cumulative sums and the exponentials are always fp32; the big
+Numerics: the log-decays (``dt * A``), their sums and the exponentials are always fp32; the big
 contractions run in the input dtype (bf16 under autocast, with fp32 accumulation on GPUs); chunk states
-and the inter-chunk recurrence are fp32.
+and the inter-chunk recurrence are fp32. The decay between positions s < l is ``exp(sum of dA over
+(s, l])``, and that sum is always accumulated over the segment itself (`segment_sums`, the SSD paper's
+``segsum``), never taken as the difference of two running sums from the chunk start: those grow to hundreds
+in a 256-step chunk, and their difference loses digits that the exponential then magnifies.
 
 Document boundaries: ``seg`` is a non-decreasing segment id per position (see `segment_ids`). Every term
 that would carry information from one segment into another is masked, so a packed document gets the
@@ -31,6 +34,25 @@ def segment_ids(seq_idx: Tensor) -> Tensor:
     change = torch.zeros_like(seq_idx, dtype=torch.long)
     change[:, 1:] = (seq_idx[:, 1:] != seq_idx[:, :-1]).long()
     return change.cumsum(dim=1)
+
+
+def segment_sums(x: Tensor) -> Tensor:
+    """``out[..., l, s] = sum(x[..., s+1 : l+1])`` for s <= l, and -inf above the diagonal (no decay path).
+
+    Accumulated by a masked cumulative sum over each segment, so every entry is as exact as a direct sum
+    of the few terms between s and l (the stable form; see the module docstring)."""
+    t = x.shape[-1]
+    grid = x[..., None].expand(*x.shape, t)  # grid[..., i, s] = x[..., i]
+    strictly_below = torch.ones(t, t, dtype=torch.bool, device=x.device).tril(-1)
+    sums = grid.masked_fill(~strictly_below, 0.0).cumsum(dim=-2)
+    causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+    return sums.masked_fill(~causal, float("-inf"))
+
+
+def suffix_sums(x: Tensor) -> Tensor:
+    """``out[..., s] = sum(x[..., s+1:])``: the log-decay from position s to the end, summed directly."""
+    tail = x[..., 1:].flip(-1).cumsum(-1).flip(-1)
+    return F.pad(tail, (0, 1))
 
 
 def ssd_chunked(
@@ -72,24 +94,21 @@ def ssd_chunked(
     Bc = B.reshape(b, c, q, g, n)
     Cc = C.reshape(b, c, q, g, n)
     dA = (dt * A.float()).reshape(b, c, q, h).permute(0, 1, 3, 2)  # [b, c, h, q]
-    dA_cs = torch.cumsum(dA, dim=-1)
     xdt = (xc.float() * dt.reshape(b, c, q, g, hpg, 1)).to(mm_dtype)
 
     # 1. Intra-chunk (diagonal blocks): causal, decayed "attention" C_l . B_s within each chunk.
-    causal = torch.ones(q, q, dtype=torch.bool, device=x.device).tril()
-    mask = causal
+    seg_decay = segment_sums(dA)  # [b, c, h, q(l), q(s)], -inf where s > l
     if seg is not None:
         segc = seg.reshape(b, c, q)
-        mask = causal & (segc[..., :, None] == segc[..., None, :])  # [b, c, q, q]
-        mask = mask[:, :, None]  # broadcast over heads
-    seg_decay = dA_cs[..., :, None] - dA_cs[..., None, :]  # [b, c, h, q(l), q(s)]
-    L = torch.exp(seg_decay.masked_fill(~mask, float("-inf")))
+        same = (segc[..., :, None] == segc[..., None, :])[:, :, None]  # [b, c, 1, q, q]
+        seg_decay = seg_decay.masked_fill(~same, float("-inf"))
+    L = torch.exp(seg_decay)
     CB = torch.einsum("bclgn,bcsgn->bcgls", Cc, Bc)  # per group: never broadcast to heads
     M = (CB.float().unsqueeze(3) * L.reshape(b, c, g, hpg, q, q)).to(mm_dtype)
     y = torch.einsum("bcghls,bcsghp->bclghp", M, xdt).float()
 
     # 2. State contributed by each chunk, decayed to the chunk's end (only its last segment counts).
-    decay_to_end = torch.exp(dA_cs[..., -1:] - dA_cs)  # [b, c, h, q]
+    decay_to_end = torch.exp(suffix_sums(dA))  # [b, c, h, q]
     if seg is not None:
         same_as_end = (segc == segc[..., -1:]).unsqueeze(2)  # [b, c, 1, q]
         decay_to_end = decay_to_end * same_as_end
@@ -101,22 +120,19 @@ def ssd_chunked(
     if initial_state is None:
         initial_state = torch.zeros(b, h, p, n, dtype=torch.float32, device=x.device)
     states = torch.cat([initial_state.float().unsqueeze(1), chunk_states], dim=1)  # [b, c+1, h, p, n]
-    chunk_decay = F.pad(dA_cs[..., -1], (0, 0, 1, 0))  # [b, c+1, h]
-    cs = torch.cumsum(chunk_decay, dim=1)
-    causal_c = torch.ones(c + 1, c + 1, dtype=torch.bool, device=x.device).tril()
-    inter = (cs[:, :, None, :] - cs[:, None, :, :]).permute(0, 3, 1, 2)  # [b, h, k, z]
-    cmask = causal_c
+    chunk_decay = F.pad(dA.sum(dim=-1), (0, 0, 1, 0))  # [b, c+1, h]: log-decay across each chunk
+    inter = segment_sums(chunk_decay.transpose(1, 2))  # [b, h, k, z], -inf where z > k
     if seg is not None:
         # Segment at each boundary: the initial state belongs to position 0's segment.
         seg_bound = torch.cat([seg[:, :1], segc[:, :, -1]], dim=1)  # [b, c+1]
-        cmask = causal_c & (seg_bound[:, :, None] == seg_bound[:, None, :])
-        cmask = cmask[:, None]
-    decay_chunk = torch.exp(inter.masked_fill(~cmask, float("-inf")))
+        same_c = (seg_bound[:, :, None] == seg_bound[:, None, :])[:, None]  # [b, 1, k, z]
+        inter = inter.masked_fill(~same_c, float("-inf"))
+    decay_chunk = torch.exp(inter)
     new_states = torch.einsum("bhkz,bzhpn->bkhpn", decay_chunk, states)
     entering, final_state = new_states[:, :-1], new_states[:, -1]
 
     # 4. Contribution of the entering state to each position of the chunk.
-    decay_in = torch.exp(dA_cs)  # [b, c, h, q]
+    decay_in = torch.exp(torch.cumsum(dA, dim=-1))  # [b, c, h, q]: from the chunk start, a direct sum
     if seg is not None:
         seg_prev_end = torch.cat([seg[:, :1], segc[:, :-1, -1]], dim=1)  # [b, c]
         decay_in = decay_in * (segc == seg_prev_end[:, :, None]).unsqueeze(2)
