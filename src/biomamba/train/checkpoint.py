@@ -329,7 +329,14 @@ _DISK_FULL_MARKERS = (
     "Disk quota exceeded",
     "os error 122",
 )
-_WRITE_FAILED_MARKERS = ("os error", "file write failed", "IoError", "Input/output error")
+_WRITE_FAILED_MARKERS = (
+    "os error",  # Rust writers (safetensors, tokenizers) quote the OS error
+    "file write failed",  # torch.save's PytorchStreamWriter
+    "unexpected pos",  # torch.save when a short write went unnoticed (seen on a full tmpfs)
+    "iostream error",
+    "I/O error",
+    "Input/output error",
+)
 
 
 def write_failure(exc: BaseException, where: Path) -> tuple[str, str] | None:
