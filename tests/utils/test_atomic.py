@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from biomamba.utils.atomic import OWNER_FILE, atomic_dir, write_json, write_text
+from biomamba.utils.atomic import atomic_dir, write_json, write_text
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -51,7 +51,11 @@ def test_outputs_get_the_permissions_of_ordinary_files(
         (tmp / "model.safetensors").write_bytes(b"w")
     assert _mode(tmp_path / "results.json") == _mode(tmp_path / "plain.txt") == file_mode
     assert _mode(tmp_path / "release") == dir_mode
-    assert not (tmp_path / "release" / OWNER_FILE).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "plain.txt",
+        "release",
+        "results.json",
+    ]  # no leftovers
 
 
 def test_replacing_a_file_keeps_its_mode(tmp_path: Path, umask) -> None:

@@ -5,9 +5,9 @@ place of a good one: readers see either the old complete file or the new complet
 
 What is written gets the permissions an ordinary `open()` / `mkdir()` would give (0666 / 0777 less the
 umask, or the mode of the file replaced), not the 0600 / 0700 of `tempfile`: a release directory must be
-readable by the account that serves it. A temporary directory holds an flock on its owner file while it is
-being written, so the next write of the same output can tell a killed writer's leftovers (removed) from a
-live one's (left alone).
+readable by the account that serves it. The writer of a temporary directory holds an flock on a sibling
+`<tmp>.lock` file, so the next write of the same output can tell a killed writer's leftovers (removed: the
+kernel drops the lock of a dead process) from a live one's (left alone).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
         raise
 
 
-OWNER_FILE = ".biomamba-writing"
+OWNER_SUFFIX = ".lock"
 LEGACY_STALE_S = 3600.0  # temporary directories from before owner files: stale once untouched this long
 
 
@@ -63,7 +63,6 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     owner = _hold_owner_lock(tmp)
     try:
         yield tmp
-        (tmp / OWNER_FILE).unlink()  # the lock stays held on the open file until the swap is done
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             if old.exists():
@@ -77,6 +76,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         _rmtree(tmp)
         raise
     finally:
+        _owner_file(tmp).unlink(missing_ok=True)  # still locked until closed: no cleaner takes it meanwhile
         owner.close()
 
 
@@ -96,6 +96,7 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
             live = True
             continue
         _rmtree(candidate)
+        _owner_file(candidate).unlink(missing_ok=True)
         removed.append(candidate)
     old = target.with_name(f".{target.name}.old")
     if not live and old.is_dir() and target.exists():
@@ -104,9 +105,13 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
     return removed
 
 
+def _owner_file(directory: Path) -> Path:
+    return directory.with_name(directory.name + OWNER_SUFFIX)
+
+
 def _writer_alive(directory: Path) -> bool:
     try:
-        handle = (directory / OWNER_FILE).open("rb")
+        handle = _owner_file(directory).open("rb")
     except FileNotFoundError:
         try:
             return time.time() - directory.stat().st_mtime < LEGACY_STALE_S
@@ -121,7 +126,7 @@ def _writer_alive(directory: Path) -> bool:
 
 
 def _hold_owner_lock(directory: Path) -> Any:
-    handle = (directory / OWNER_FILE).open("wb")
+    handle = _owner_file(directory).open("wb")
     fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
     return handle
 
