@@ -19,7 +19,6 @@ from biomamba.train.checkpoint import latest_checkpoint
 from biomamba.train.integrity import write_checksums
 
 
-
 def _medqa(path: Path, n: int) -> Path:
     """MedQA-format records (question, options A-D, answer_idx) as the public release writes them."""
     lines = [
