@@ -9,10 +9,14 @@ Layout of `RUN/checkpoints/step-XXXXXXXX/` (see docs/train.md):
     rng/rank-NNNNN.json  Python, NumPy, torch (and CUDA) RNG states of each process
     trainer_state.json   step, tokens seen, data position, guard and early-stopping counters
     recipe.yaml          the resolved recipe the run used
+    checksums.json       size and sha256 of every file above (biomamba.train.integrity), verified on resume
+
+Reading one never unpickles code: weights are safetensors, state is JSON, and the optimizer directory is
+read through biomamba.train.safe_dcp (restricted metadata unpickler, weights-only values).
 
 The directory is built as `.step-XXXXXXXX.partial` and renamed into place by rank 0 only after every process
-has written its part, so a crash, SIGKILL or full disk at any moment leaves the previous checkpoints intact
-and never a half-written one under a real name. The lr schedule is a pure function of the step, so the step
+has written its part and rank 0 has recorded the checksums, so a crash, SIGKILL or full disk at any moment
+leaves the previous checkpoints intact and never a half-written one under a real name. The lr schedule is a pure function of the step, so the step
 IS the scheduler state.
 """
 
