@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +35,19 @@ def _files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.is_file() and p.name != CHECKSUM_FILE)
 
 
+def _sha256_all(paths: list[Path]) -> list[str]:
+    """Hash files in parallel threads: hashlib releases the GIL, and big checkpoints have many files."""
+    workers = max(1, min(8, os.cpu_count() or 1, len(paths)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_sha256, paths))
+
+
 def write_checksums(directory: Path) -> None:
     """Record size and sha256 of every file under `directory` (call once all processes have written)."""
+    paths = _files(directory)
     files = {
-        p.relative_to(directory).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
-        for p in _files(directory)
+        p.relative_to(directory).as_posix(): {"size": p.stat().st_size, "sha256": digest}
+        for p, digest in zip(paths, _sha256_all(paths), strict=True)
     }
     write_json(directory / CHECKSUM_FILE, {"format": CHECKSUM_FORMAT, "algorithm": "sha256", "files": files})
 
@@ -67,6 +77,7 @@ def verify_checksums(directory: Path) -> bool:
     files = _recorded(directory)
     if files is None:
         return False
+    paths = []
     for name, expected in files.items():
         path = directory / name
         if ".." in Path(name).parts or not path.is_file():
@@ -76,7 +87,9 @@ def verify_checksums(directory: Path) -> bool:
             raise CorruptCheckpoint(
                 f"{path}: truncated or extended ({size} bytes, {expected.get('size')} recorded)"
             )
-        if _sha256(path) != expected.get("sha256"):
+        paths.append(path)
+    for path, digest in zip(paths, _sha256_all(paths), strict=True):
+        if digest != files[path.relative_to(directory).as_posix()].get("sha256"):
             raise CorruptCheckpoint(f"{path}: sha256 mismatch (the file changed after it was written)")
     return True
 
