@@ -351,6 +351,8 @@ def write_failure(exc: BaseException, where: Path) -> tuple[str, str] | None:
     each in a CheckpointException per process; this looks through all of them.
     """
     for cause in _causes(exc):
+        if isinstance(cause, _dcp_exception()):
+            continue  # its text is every process's traceback: classify the processes' own exceptions
         if isinstance(cause, OSError):
             full = cause.errno in (errno.ENOSPC, errno.EDQUOT)
             return ("disk full" if full else "write failed"), _first_line(cause)
