@@ -221,17 +221,34 @@ def test_a_second_trainer_on_one_run_directory_is_refused_naming_the_holder(
     tmp_path: Path, corpus: Path
 ) -> None:
     import os
+    import subprocess
+    import sys
 
-    from biomamba.train.runlock import RunDirectoryBusy, RunLock
+    from biomamba.train.runlock import RunDirectoryBusy
 
     run = tmp_path / "run"
-    holder = RunLock(run)
-    holder.acquire()  # another open file description: flock conflicts exactly as with another process
-    trainer = Trainer(tiny_gpt2(), PackedBatches(TokenShards(corpus), 16, 2), CausalLMLoss(), _config(), run)
-    with pytest.raises(
-        RunDirectoryBusy, match=rf"another trainer is writing this run directory \(pid {os.getpid()} on "
-    ):
-        trainer.fit()
-    assert not (run / "checkpoints").exists()
-    holder.release()
-    assert trainer.fit().step == 6  # released (as the kernel does when the holder dies): the run proceeds
+    holder_code = (
+        "import sys, time; from biomamba.train.runlock import RunLock; lock = RunLock(sys.argv[1]); "
+        "lock.acquire(); "
+        "print('locked', flush=True); time.sleep(120)"
+    )
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    holder = subprocess.Popen(  # another trainer's process, as far as the lock can tell
+        [sys.executable, "-c", holder_code, str(run)], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": src},
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        trainer = Trainer(
+            tiny_gpt2(), PackedBatches(TokenShards(corpus), 16, 2), CausalLMLoss(), _config(), run
+        )
+        with pytest.raises(
+            RunDirectoryBusy, match=rf"another trainer is writing this run directory \(pid {holder.pid} on "
+        ):
+            trainer.fit()
+        assert not (run / "checkpoints").exists()
+    finally:
+        holder.kill()  # kill -9: the kernel drops its lock, the stale .lock file stays behind
+        holder.wait()
+    assert (run / ".lock").is_file()
+    assert trainer.fit().step == 6  # the dead holder blocks nothing
