@@ -27,3 +27,23 @@ class DataError(BiomambaError):
 
 class CheckpointError(BiomambaError):
     """A checkpoint cannot be read or does not match the model (missing/unexpected keys, shapes)."""
+
+
+def refused_pickle(path: object, exc: BaseException) -> CheckpointError | None:
+    """One line for a file that `torch.load(weights_only=True)` refused; None for any other error.
+
+    Why: torch's own message spans several lines and suggests retrying with `weights_only=False`, which
+    would run whatever the file contains. biomamba never gives that advice: a refused file is hostile or
+    foreign, and the way forward is a safetensors copy made where the file is trusted.
+    """
+    import pickle
+    import re
+
+    if not isinstance(exc, pickle.UnpicklingError) or "weights_only" not in str(exc):
+        return None
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    what = f"references {found.group(1)}, which" if found else "holds Python objects that"
+    return CheckpointError(
+        f"{path}: refused to load: the pickle {what} plain weights never contain (a crafted or foreign "
+        "file; nothing was executed); convert it to safetensors where the file is trusted"
+    )

@@ -30,3 +30,15 @@ def test_tiny_cpu_benchmark_reports_all_three_measurements(tmp_path: Path, model
     else:
         assert "transformers_tokens_per_s" not in results
     assert (tmp_path / "r.json").is_file()
+
+
+def test_tiny_checkpoint_integrity_benchmark_reports_both_ratios(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "checkpoint_integrity", SCRIPT.with_name("checkpoint_integrity.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    results = module.main(["--tiny", "--repeats", "1", "--json", str(tmp_path / "r.json")])
+    assert results["save_s"] > 0 and results["load_s"] > 0 and results["checkpoint_mb"] > 0
+    assert 0 < results["checksums_vs_save"] and 0 < results["verify_vs_load"]
+    assert (tmp_path / "r.json").is_file()

@@ -122,3 +122,133 @@ def test_disk_full_message_names_the_surviving_checkpoint(tmp_path: Path, corpus
     with pytest.raises(CheckpointError) as caught:
         trainer.fit()
     assert "the previous checkpoint" in str(caught.value) and "step-00000002 is intact" in str(caught.value)
+
+
+# Messages recorded from the real libraries writing to a full 512 KiB tmpfs (torch 2.13, safetensors 0.8,
+# tokenizers): each reaches write_checkpoint as a different exception type.
+_SAFETENSORS_FULL = "Error while serializing: I/O error: No space left on device (os error 28)"
+_TOKENIZERS_FULL = "No space left on device (os error 28)"
+_TORCH_SAVE_FULL = "[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534"
+
+
+def _trainer_failing_at_step_4(run: Path, corpus: Path, how: str, monkeypatch: pytest.MonkeyPatch) -> Trainer:
+    """A trainer whose checkpoint at step 4 (not 2) meets a full disk in the writer `how` names."""
+    from safetensors import SafetensorError
+
+    from biomamba.train import checkpoint as ckpt
+
+    trainer = Trainer(
+        tiny_gpt2(), PackedBatches(TokenShards(corpus), 16, 2), CausalLMLoss(), _config(save_every=2), run
+    )
+    real_save_model = trainer.save_model_fn
+
+    def save_model(model, directory: Path, state) -> None:
+        real_save_model(model, directory, state)
+        if how == "safetensors" and trainer.step == 4:
+            (directory / "model.safetensors").write_bytes(b"half")  # what a short write leaves
+            raise SafetensorError(_SAFETENSORS_FULL)
+
+    class Tokenizer:
+        def save_pretrained(self, directory: str) -> None:
+            if how == "tokenizers" and trainer.step == 4:
+                raise Exception(_TOKENIZERS_FULL)  # tokenizers raises a bare Exception
+
+    trainer.save_model_fn, trainer.tokenizer = save_model, Tokenizer()
+    if how == "torch.save":  # inside DCP, which wraps it in its CheckpointException (a BaseException)
+        import torch.distributed.checkpoint.filesystem as dcp_fs
+
+        real = dcp_fs.torch.save
+
+        def short_write(obj, f, *args, **kw):
+            if trainer.step == 4:
+                raise RuntimeError(_TORCH_SAVE_FULL)
+            return real(obj, f, *args, **kw)
+
+        monkeypatch.setattr(dcp_fs.torch, "save", short_write)
+        monkeypatch.setattr(ckpt, "_free_bytes", lambda path: 0)  # the disk is full: nothing left
+    return trainer
+
+
+@pytest.mark.parametrize("how", ["safetensors", "tokenizers", "torch.save"])
+def test_disk_full_in_any_writer_is_the_one_line_error_and_leaves_no_partial(
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    run = tmp_path / "run"
+    trainer = _trainer_failing_at_step_4(run, corpus, how, monkeypatch)
+    with pytest.raises(CheckpointError) as caught:
+        trainer.fit()
+    message = str(caught.value)
+    assert "step-00000004: checkpoint not written (disk full: " in message
+    assert "CheckpointException" not in message  # the writer's own words, not DCP's wrapper
+    assert "step-00000002 is intact" in message and "\n" not in message
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step-00000002"]
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
+
+
+def test_a_bug_in_a_writer_keeps_its_traceback_but_still_removes_the_partial(
+    tmp_path: Path, corpus: Path
+) -> None:
+    run = tmp_path / "run"
+
+    def buggy(model, directory, state):
+        raise ValueError("a bug, not a full disk")
+
+    trainer = Trainer(tiny_gpt2(), PackedBatches(TokenShards(corpus), 16, 2), CausalLMLoss(), _config(), run)
+    trainer.save_model_fn = buggy
+    with pytest.raises(ValueError, match="a bug"):
+        trainer.fit()
+    assert not list((run / "checkpoints").iterdir())
+
+
+def test_partials_of_killed_saves_are_cleaned_and_an_interrupted_swap_put_back(
+    tmp_path: Path, corpus: Path
+) -> None:
+    run = tmp_path / "run"
+    make = lambda: Trainer(  # noqa: E731
+        tiny_gpt2(), PackedBatches(TokenShards(corpus), 16, 2), CausalLMLoss(), _config(max_steps=2), run
+    )
+    make().fit()
+    root = run / "checkpoints"
+    (root / ".step-00000009.partial" / "model").mkdir(parents=True)  # kill -9 during a save
+    (root / "step-00000002").rename(root / ".step-00000002.old")  # kill -9 between the two renames
+    (root / ".step-00000002.partial").mkdir()
+    result = make().fit(resume=True)
+    assert result.step == 2  # the put-back checkpoint was found and is complete
+    assert sorted(p.name for p in root.iterdir()) == ["step-00000002"]
+
+
+def test_a_second_trainer_on_one_run_directory_is_refused_naming_the_holder(
+    tmp_path: Path, corpus: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from biomamba.train.runlock import RunDirectoryBusy
+
+    run = tmp_path / "run"
+    holder_code = (
+        "import sys, time; from biomamba.train.runlock import RunLock; lock = RunLock(sys.argv[1]); "
+        "lock.acquire(); "
+        "print('locked', flush=True); time.sleep(120)"
+    )
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    holder = subprocess.Popen(  # another trainer's process, as far as the lock can tell
+        [sys.executable, "-c", holder_code, str(run)], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": src},
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        trainer = Trainer(
+            tiny_gpt2(), PackedBatches(TokenShards(corpus), 16, 2), CausalLMLoss(), _config(), run
+        )
+        with pytest.raises(
+            RunDirectoryBusy, match=rf"another trainer is writing this run directory \(pid {holder.pid} on "
+        ):
+            trainer.fit()
+        assert not (run / "checkpoints").exists()
+    finally:
+        holder.kill()  # kill -9: the kernel drops its lock, the stale .lock file stays behind
+        holder.wait()
+    assert (run / ".lock").is_file()
+    assert trainer.fit().step == 6  # the dead holder blocks nothing

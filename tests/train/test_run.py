@@ -200,3 +200,10 @@ def test_cli_trains_stops_on_sigint_and_reports_bad_keys_in_one_line(
         run(["train", str(path), "--set", "train.lr_warmup=3"])
     assert done.value.code == 2
     assert capsys.readouterr().err.strip() == f"error: {path}: train.lr_warmup: unknown key"
+
+
+def test_a_train_tokenizer_that_does_not_exist_is_an_error_not_skipped(tmp_path: Path, corpus: Path) -> None:
+    missing = tmp_path / "tokenizr"  # a typo
+    with pytest.raises(RecipeError, match=rf"train.tokenizer: {missing}: no such model directory"):
+        train(_recipe(corpus, architecture=MAMBA, tokenizer=str(missing)), output_dir=tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -281,7 +281,7 @@ def _evaluation_section(results: Sequence[dict[str, Any]]) -> str:
 def _usage(fam: str, quantized: bool = False) -> str:
     code = [
         "```bash",
-        'biomamba generate ./this-directory "Metformin is a first-line treatment for"',
+        "biomamba generate ./this-directory < prompt.txt   # stdin: the prompt never shows in `ps`",
         "biomamba serve ./this-directory   # OpenAI-compatible API on http://127.0.0.1:8000/v1",
         "```",
     ]

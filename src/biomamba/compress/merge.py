@@ -151,7 +151,19 @@ def _normalized_slices(cfg: MergeConfig, readers: Mapping[str, CheckpointReader]
     if cfg.base_model and cfg.base_model not in {s.model for s in sources}:
         n = max(1, _num_layers(readers[cfg.base_model]))
         sources.append(SliceSource(model=cfg.base_model, layer_range=(0, n)))
+    _check_same_layer_count(sources)
     return [OutputSlice(sources=sources)]
+
+
+def _check_same_layer_count(sources: list[SliceSource]) -> None:
+    """Whole-model merges pair layer i with layer i: say so in one line when the depths differ."""
+    counts = {s.model: s.layer_range[1] - s.layer_range[0] for s in sources}
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"{model}: {n} layers" for model, n in counts.items())
+        raise CheckpointError(
+            f"cannot merge models with different layer counts ({listed}); pick matching layers with a "
+            "slices: section (layer_range per source)"
+        )
 
 
 def plan_merge(cfg: MergeConfig, readers: Mapping[str, CheckpointReader]) -> list[TensorGroup]:

@@ -24,6 +24,7 @@ import copy
 import gc
 import json
 import math
+import pickle
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -33,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from biomamba.errors import BiomambaError, CheckpointError
+from biomamba.errors import BiomambaError, CheckpointError, refused_pickle
 from biomamba.utils.atomic import atomic_dir, write_json
 
 FORMAT = "biomamba-quantized/1"
@@ -338,7 +339,10 @@ def load_quantized(model_dir: str | Path, device: str = "cpu") -> nn.Module:
     if record["weights"] == TORCH_FILE:
         import torchao  # noqa: F401 - registers torchao's tensor subclasses as safe to unpickle
 
-        state = torch.load(weights_file, map_location=device, weights_only=True)
+        try:
+            state = torch.load(weights_file, map_location=device, weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise (refused_pickle(weights_file, exc) or exc) from None
     else:
         from safetensors.torch import load_file
 

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from biomamba.errors import CheckpointError
+from biomamba.errors import CheckpointError, refused_pickle
 from biomamba.models.mamba2 import Mamba2Config, Mamba2LMHeadModel
 from biomamba.utils.atomic import atomic_dir, write_json
 
@@ -297,6 +297,9 @@ def read_weights(model_dir: str | Path) -> dict[str, Tensor]:
     except CheckpointError:
         raise
     except Exception as exc:  # corrupt file, refused pickle, bad index
+        refused = refused_pickle(root / TORCH_BIN, exc)
+        if refused is not None:
+            raise refused from None
         raise CheckpointError(f"{root}: cannot read weights ({type(exc).__name__}: {exc})") from None
     raise CheckpointError(f"{root}: no weights ({SAFETENSORS}, {SAFETENSORS_INDEX} or {TORCH_BIN})")
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from biomamba.errors import CheckpointError
+from biomamba.errors import CheckpointError, refused_pickle
 from biomamba.models.checkpoint import detect_format, load_mamba2, save_mamba2
 from biomamba.models.mamba2 import Mamba2Config, Mamba2LMHeadModel
 from biomamba.models.presets import preset_config
@@ -83,6 +84,8 @@ def load_model(
         raise CheckpointError(
             f"{model_dir}: transformers cannot load it ({str(exc).splitlines()[0]})"
         ) from None
+    except pickle.UnpicklingError as exc:  # a pytorch_model.bin that weights_only refused
+        raise (refused_pickle(model_dir, exc) or exc) from None
     return model.to(device).eval()
 
 

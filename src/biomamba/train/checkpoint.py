@@ -9,10 +9,14 @@ Layout of `RUN/checkpoints/step-XXXXXXXX/` (see docs/train.md):
     rng/rank-NNNNN.json  Python, NumPy, torch (and CUDA) RNG states of each process
     trainer_state.json   step, tokens seen, data position, guard and early-stopping counters
     recipe.yaml          the resolved recipe the run used
+    checksums.json       size and sha256 of every file above (biomamba.train.integrity), verified on resume
+
+Reading one never unpickles code: weights are safetensors, state is JSON, and the optimizer directory is
+read through biomamba.train.safe_dcp (restricted metadata unpickler, weights-only values).
 
 The directory is built as `.step-XXXXXXXX.partial` and renamed into place by rank 0 only after every process
-has written its part, so a crash, SIGKILL or full disk at any moment leaves the previous checkpoints intact
-and never a half-written one under a real name. The lr schedule is a pure function of the step, so the step
+has written its part and rank 0 has recorded the checksums, so a crash, SIGKILL or full disk at any moment
+leaves the previous checkpoints intact and never a half-written one under a real name. The lr schedule is a pure function of the step, so the step
 IS the scheduler state.
 """
 
@@ -183,7 +187,10 @@ def read_safetensors_dir(directory: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{directory}: no .safetensors weights found")
     state: dict[str, torch.Tensor] = {}
     for file in files:
-        state.update(load_file(str(file)))
+        try:
+            state.update(load_file(str(file)))
+        except Exception as exc:  # SafetensorError: truncated header, bad offsets
+            raise CheckpointError(f"{file}: unreadable weights ({_first_line(exc)})") from None
     return state
 
 
@@ -250,17 +257,64 @@ def save_sharded_state(directory: Path, model: nn.Module, optimizer: torch.optim
 
 
 def load_sharded_state(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: Any) -> None:
+    """Restore optimizer (and EMA) state written by `save_sharded_state`, unpickling no code (safe_dcp)."""
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
 
+    from biomamba.train.safe_dcp import SafeFileSystemReader, SafeLoadPlanner
+
+    reader = SafeFileSystemReader(directory)
+    reader.read_metadata()  # refuse a hostile or corrupt file here, before DCP logs tracebacks of its own
     state: dict[str, Any] = {"optimizer": get_optimizer_state_dict(model, optimizer)}
     if ema is not None:
         state["ema"] = ema.state_dict()
-    with _quiet_single_process():
-        dcp.load(state, checkpoint_id=str(directory))
+    try:
+        with _quiet_single_process():
+            dcp.load(state, storage_reader=reader, planner=SafeLoadPlanner())
+    except (Exception, _dcp_exception()) as exc:
+        raise _read_error(directory, "optimizer state", exc) from None
     set_optimizer_state_dict(model, optimizer, state["optimizer"])
     if ema is not None:
         ema.load_state_dict(state["ema"])
+
+
+def _dcp_exception() -> type[BaseException]:
+    """DCP's CheckpointException (a BaseException: `except Exception` misses it)."""
+    from torch.distributed.checkpoint.api import CheckpointException
+
+    return CheckpointException
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, its chained causes and, for DCP's CheckpointException, every process's own exception."""
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        failures = getattr(current, "failures", None)
+        if isinstance(failures, dict):
+            stack.extend(pair[0] for pair in failures.values() if isinstance(pair[0], BaseException))
+        stack.extend(c for c in (current.__cause__, current.__context__) if c is not None)
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    text = (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _read_error(directory: Path, what: str, exc: BaseException) -> CheckpointError:
+    """One line for a checkpoint piece that cannot be read: our own refusal if there is one, else the cause."""
+    causes = list(_causes(exc))
+    for cause in causes:
+        if isinstance(cause, CheckpointError):
+            return cause
+    root = causes[-1] if causes else exc
+    return CheckpointError(f"{directory}: cannot read {what} ({type(root).__name__}: {_first_line(root)})")
 
 
 @contextlib.contextmanager
@@ -272,6 +326,80 @@ def _quiet_single_process() -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------------------ atomic write
+_DISK_FULL_MARKERS = (
+    "No space left on device",
+    "os error 28",
+    "StorageFull",
+    "Disk quota exceeded",
+    "os error 122",
+)
+_WRITE_FAILED_MARKERS = (
+    "os error",  # Rust writers (safetensors, tokenizers) quote the OS error
+    "file write failed",  # torch.save's PytorchStreamWriter
+    "unexpected pos",  # torch.save when a short write went unnoticed (seen on a full tmpfs)
+    "iostream error",
+    "I/O error",
+    "Input/output error",
+)
+
+
+def write_failure(exc: BaseException, where: Path) -> tuple[str, str] | None:
+    """('disk full' | 'write failed', detail) when `exc` is an I/O failure, None when it is a bug.
+
+    Writers report a full disk in many shapes: OSError (json, shutil), SafetensorError with an IoError,
+    torch.save's RuntimeError 'file write failed', a tokenizers Exception '... (os error 28)', and DCP wraps
+    each in a CheckpointException per process; this looks through all of them.
+    """
+    for cause in _causes(exc):
+        if isinstance(cause, _dcp_exception()):
+            continue  # its text is every process's traceback: classify the processes' own exceptions
+        if isinstance(cause, OSError):
+            full = cause.errno in (errno.ENOSPC, errno.EDQUOT)
+            return ("disk full" if full else "write failed"), _first_line(cause)
+        text = str(cause)
+        if any(marker in text for marker in _DISK_FULL_MARKERS):
+            return "disk full", _first_line(cause)
+        if (
+            any(marker in text for marker in _WRITE_FAILED_MARKERS)
+            or type(cause).__name__ == "SafetensorError"
+        ):
+            reason = "disk full" if _free_bytes(where) < 1 << 20 else "write failed"
+            return reason, _first_line(cause)
+    return None
+
+
+def _free_bytes(path: Path) -> int:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return 1 << 62
+
+
+def _attempt(action: Callable[[], None]) -> BaseException | None:
+    try:
+        action()
+    except (Exception, _dcp_exception()) as exc:
+        return exc
+    return None
+
+
+def _abort_if_failed(error: BaseException | None, root: Path, target: Path, tmp: Path, info: DistInfo,
+                     device: torch.device) -> None:  # fmt: skip
+    """Collective: when any process failed, every process removes the partial and raises."""
+    if not any_true(error is not None, info, device):
+        return
+    barrier(info)
+    if info.is_main:
+        shutil.rmtree(tmp, ignore_errors=True)
+    failure = write_failure(error, root) if error is not None else ("write failed", "on another process")
+    if failure is None:
+        assert error is not None
+        raise error  # not an I/O failure: a bug, keep its traceback (the partial is gone all the same)
+    previous = latest_checkpoint(root)
+    kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
+    raise CheckpointError(f"{target}: checkpoint not written ({failure[0]}: {failure[1]}); {kept}") from None
+
+
 def write_checkpoint(
     root: Path,
     name: str,
@@ -279,11 +407,14 @@ def write_checkpoint(
     device: torch.device,
     writer: Callable[[Path], None],
 ) -> Path:
-    """Run `writer(tmp_dir)` on every process, then rename the finished directory into place (rank 0).
+    """Run `writer(tmp_dir)` on every process, record checksums, then rename the directory into place.
 
-    Any OSError on any process (ENOSPC above all) aborts the save on all of them: the partial directory is
-    removed, earlier checkpoints are untouched, and a CheckpointError says what happened.
+    Any I/O failure on any process (a full disk above all, whatever exception type the writing library
+    uses) aborts the save on all of them: the partial directory is removed, earlier checkpoints are
+    untouched, and a CheckpointError says what happened.
     """
+    from biomamba.train.integrity import write_checksums
+
     target = root / name
     tmp = root / f".{target.name}.partial"
     if info.is_main:
@@ -292,22 +423,10 @@ def write_checkpoint(
             shutil.rmtree(tmp)
         tmp.mkdir()
     barrier(info)
-    error: OSError | None = None
-    try:
-        writer(tmp)
-    except OSError as exc:
-        error = exc
-    failed = any_true(error is not None, info, device)
-    if failed:
-        barrier(info)
-        if info.is_main:
-            shutil.rmtree(tmp, ignore_errors=True)
-        previous = latest_checkpoint(root)
-        kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
-        reason = "disk full" if error is not None and error.errno == errno.ENOSPC else "write failed"
-        detail = f"{error.strerror or error}" if error is not None else "on another process"
-        raise CheckpointError(f"{target}: checkpoint not written ({reason}: {detail}); {kept}") from error
-    barrier(info)
+    _abort_if_failed(_attempt(lambda: writer(tmp)), root, target, tmp, info, device)
+    barrier(info)  # every process's files are complete: rank 0 hashes them all
+    error = _attempt(lambda: write_checksums(tmp)) if info.is_main else None
+    _abort_if_failed(error, root, target, tmp, info, device)
     if info.is_main:
         if target.exists():
             old = root / f".{target.name}.old"
@@ -319,6 +438,26 @@ def write_checkpoint(
             tmp.rename(target)
     barrier(info)
     return target
+
+
+def clean_partials(root: Path, info: DistInfo) -> list[Path]:
+    """Remove what killed saves left behind (`.step-N.partial`, `.NAME.old`); rank 0, under the run lock.
+
+    A `.NAME.old` whose `NAME` is gone was the previous complete checkpoint, killed in the middle of being
+    replaced: it is put back instead of removed.
+    """
+    if not info.is_main or not root.is_dir():
+        return []
+    removed = []
+    for path in sorted(root.iterdir()):
+        if not (path.is_dir() and path.name.startswith(".")):
+            continue
+        if path.name.endswith(".old") and not (root / path.name[1:-4]).exists():
+            path.rename(root / path.name[1:-4])
+        elif path.name.endswith((".partial", ".old")):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def prune_checkpoints(root: Path, keep_last: int, info: DistInfo) -> None:

@@ -100,7 +100,7 @@ def train(
         config, source, vocab_size=shards.vocab_size, seed=seed, recipe=raw, eos_token_id=shards.eos_token_id
     )
     _check_vocab(model, shards, config)
-    tokenizer = _load_tokenizer(config, shards, (raw.get("model") or {}).get("name_or_path"))
+    tokenizer = _load_tokenizer(config, shards, (raw.get("model") or {}).get("name_or_path"), source)
     use_seq_idx = family == "mamba2"
     batches = PackedBatches(
         shards, config.seq_len, config.micro_batch_size, seed=seed, rank=info.rank, world_size=info.world_size
@@ -289,11 +289,22 @@ def _real_vocab(model: nn.Module) -> int | None:
     return None
 
 
-def _load_tokenizer(config: TrainConfig, shards: Any, model_path: str | None = None) -> Any:
-    """The tokenizer saved with each checkpoint: train.tokenizer, else the base model's, else the corpus's."""
+def _load_tokenizer(
+    config: TrainConfig, shards: Any, model_path: str | None = None, source: str = "recipe"
+) -> Any:
+    """The tokenizer saved with each checkpoint: train.tokenizer, else the base model's, else the corpus's.
+
+    A `train.tokenizer` that cannot be loaded (a typo in the path above all) is an error, never skipped:
+    checkpoints without the intended tokenizer would only fail later, in eval or serving.
+    """
     from biomamba.models import load_tokenizer
 
-    candidates = [config.tokenizer, config.base_model, model_path]
+    if config.tokenizer:
+        try:
+            return load_tokenizer(config.tokenizer)
+        except (CheckpointError, OSError) as exc:
+            raise RecipeError(source, "train.tokenizer", str(exc).splitlines()[0]) from None
+    candidates = [config.base_model, model_path]
     recorded = (shards_manifest_tokenizer(shards.corpus_dir) or {}).get("path")
     candidates.append(recorded)
     for candidate in candidates:
@@ -301,8 +312,7 @@ def _load_tokenizer(config: TrainConfig, shards: Any, model_path: str | None = N
             try:
                 return load_tokenizer(candidate)
             except CheckpointError:
-                if candidate == config.tokenizer:
-                    raise
+                continue
     return None
 
 

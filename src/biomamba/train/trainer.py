@@ -46,7 +46,7 @@ import torch
 import yaml
 from torch import nn
 
-from biomamba.errors import BiomambaError
+from biomamba.errors import BiomambaError, CheckpointError
 from biomamba.train import checkpoint as ckpt
 from biomamba.train.batches import BatchSource
 from biomamba.train.config import TrainConfig
@@ -54,14 +54,18 @@ from biomamba.train.distributed import (
     DistInfo,
     all_reduce_sum,
     any_true,
+    barrier,
+    broadcast_object,
     init_distributed,
     is_fsdp,
     wrap_model,
 )
 from biomamba.train.ema import EMA
+from biomamba.train.integrity import newest_intact, verify_checksums
 from biomamba.train.loss import LossFn
 from biomamba.train.metrics import MetricsLogger, detect_peak_tflops, flops_per_token, truncate_jsonl
 from biomamba.train.optim import build_adamw, find_blocks, lr_factor
+from biomamba.train.runlock import RunDirectoryBusy, RunLock
 
 Evaluator = Callable[[nn.Module], Mapping[str, float]]
 Callback = Callable[["Trainer", dict[str, Any]], None]
@@ -171,10 +175,33 @@ class Trainer:
         self.best_checkpoint: Path | None = None
         self._signal: int | None = None
         self.logger: MetricsLogger | None = None
+        self._notes: list[str] = []  # said once the logger exists (e.g. a corrupt checkpoint set aside)
 
     # ------------------------------------------------------------------------------------------------ run
     def fit(self, resume: bool | str | Path = False) -> TrainResult:
         """Train until total_steps, early stopping or a signal; returns where the run ended."""
+        lock = self._lock_run_dir()
+        try:
+            return self._fit(resume)
+        finally:
+            lock.release()
+
+    def _lock_run_dir(self) -> RunLock:
+        """Rank 0 takes the run directory's lock; every process raises when it is held elsewhere."""
+        lock = RunLock(self.output_dir)
+        refusal = None
+        if self.dist.is_main:
+            try:
+                lock.acquire()
+            except RunDirectoryBusy as exc:
+                refusal = str(exc)
+        refusal = broadcast_object(refusal, self.dist)
+        if refusal is not None:
+            raise RunDirectoryBusy(refusal)
+        return lock
+
+    def _fit(self, resume: bool | str | Path) -> TrainResult:
+        self._notes.clear()
         start = self._prepare_start(resume)
         self.logger = MetricsLogger(
             self.output_dir / "metrics.jsonl",
@@ -184,6 +211,8 @@ class Trainer:
             progress=self.config.progress,
             start_step=self.step,
         )
+        for note in self._notes:
+            self.logger.message(note)
         if start is not None:
             self.logger.message(f"resumed from {start} at step {self.step}")
         stopped = "completed"
@@ -454,6 +483,8 @@ class Trainer:
         self.best_checkpoint = best if best.is_dir() else None
 
     def _prepare_start(self, resume: bool | str | Path) -> Path | None:
+        ckpt.clean_partials(self.checkpoint_root, self.dist)  # safe: this run holds the directory's lock
+        barrier(self.dist)
         existing = ckpt.latest_checkpoint(self.checkpoint_root)
         if resume is False or resume is None:
             if existing is not None:
@@ -469,10 +500,35 @@ class Trainer:
             return None  # --resume on a fresh run directory simply starts (handy for preemptible jobs)
         if not (path / "trainer_state.json").is_file():
             raise BiomambaError(f"{path}: not a checkpoint directory (no trainer_state.json)")
-        self.load_checkpoint(path)
+        path = self._intact_checkpoint(path, newest=resume is True)
+        try:
+            self.load_checkpoint(path)
+        except CheckpointError as exc:
+            earlier = [p for p in ckpt.list_checkpoints(self.checkpoint_root) if p.name < path.name]
+            hint = f"; the previous checkpoint may be intact: --resume-from {earlier[-1]}" if earlier else ""
+            raise CheckpointError(f"{exc}{hint}") from None
         if self.dist.is_main:
             truncate_jsonl(self.output_dir / "metrics.jsonl", self.step)
         return path
+
+    def _intact_checkpoint(self, path: Path, *, newest: bool) -> Path:
+        """Rank 0 verifies checksums (falling back to older checkpoints for --resume); all get its answer."""
+        outcome: tuple[str, str] | None = None
+        if self.dist.is_main:
+            try:
+                if newest:
+                    checkpoints = ckpt.list_checkpoints(self.checkpoint_root)
+                    chosen = newest_intact(checkpoints, self._notes.append)
+                else:
+                    chosen = path
+                    verify_checksums(path)
+                outcome = ("ok", str(chosen))
+            except CheckpointError as exc:
+                outcome = ("error", str(exc))
+        outcome = broadcast_object(outcome, self.dist)
+        if outcome[0] == "error":
+            raise CheckpointError(outcome[1])
+        return Path(outcome[1])
 
     # --------------------------------------------------------------------------------------------- signals
     @contextlib.contextmanager
