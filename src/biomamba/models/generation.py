@@ -3,7 +3,9 @@
 Mamba2 decodes from its recurrent cache, O(1) work and memory per new token: each prompt is prefilled on
 its own (no padding ever enters the state; rows may have different lengths), the per-prompt caches are
 stacked, and finished rows are dropped from the batch. transformers models decode with their KV cache,
-prompts left-padded with an attention mask and matching position ids.
+prompts left-padded with an attention mask and matching position ids. Both live behind `DecodeState`
+(`decode_state(model)`), whose rows may also join a batch that is already decoding: the server's
+continuous batching (`biomamba.serve.engine`) uses the same state classes.
 
 Stop strings end a row at their first occurrence in the generated text; the stop string itself is not
 returned. While streaming, text that could still turn out to be the start of a stop string (or an
@@ -97,48 +99,114 @@ def _encode_prompts(tokenizer: Any, prompts: Sequence[str | Sequence[int]]) -> l
     return encoded
 
 
-class _Decoder:
-    """Family-specific prefill/step behind one interface: `prefill(rows) -> logits`, `step(tokens)`."""
+class DecodeState:
+    """The decoding state of a running batch, for one model family: rows join and leave between steps.
 
-    def __init__(self, model: nn.Module, prompts: list[list[int]], pad_id: int) -> None:
+    Why one class per family: a batch that changes while it decodes (continuous batching in the server)
+    needs family-specific state surgery, and `stream_generate` and the server must do it the same way.
+    Rows are numbered in join order; `join` appends, `keep` drops, `step` advances every row by one token.
+    """
+
+    batch_size: int = 0
+
+    def join(self, prompts: Sequence[Sequence[int]]) -> Tensor:
+        """Prefill `prompts` and append them as new rows; fp32 next-token logits [len(prompts), V]."""
+        raise NotImplementedError
+
+    def step(self, tokens: Tensor) -> Tensor:
+        """Feed one token per row (LongTensor [B]); fp32 next-token logits [B, V]."""
+        raise NotImplementedError
+
+    def keep(self, rows: Sequence[int]) -> None:
+        """Keep only these rows (in this order)."""
+        raise NotImplementedError
+
+    @property
+    def can_join(self) -> bool:
+        """Whether `join` may be called on a batch that is already decoding."""
+        return True
+
+
+class Mamba2State(DecodeState):
+    """Mamba2: each prompt is prefilled alone (no padding ever enters an SSM state) and the O(1)-size
+    recurrent states are stacked, so joining and leaving are row concatenation and selection."""
+
+    def __init__(self, model: nn.Module) -> None:
         self.model = model
         self.device = next(model.parameters()).device
-        self.is_mamba = isinstance(unwrap(model), Mamba2LMHeadModel) or family(model) == "mamba2"
-        self.prompts = prompts
-        self.pad_id = pad_id
-        self.cache: Any = None
+        self.cache: Mamba2Cache | None = None
 
-    def prefill(self) -> Tensor:
-        if self.is_mamba:
-            caches, logits = [], []
-            for ids in self.prompts:
-                cache = unwrap(self.model).allocate_cache(1, device=self.device)
-                x = torch.tensor([ids], device=self.device)
-                logits.append(self.model(input_ids=x, cache=cache, logits_to_keep=1).logits[:, -1])
-                caches.append(cache)
-            self.cache = Mamba2Cache.cat(caches)
-            return torch.cat(logits, 0)
-        width = max(len(p) for p in self.prompts)
-        ids = torch.full((len(self.prompts), width), self.pad_id, dtype=torch.long)
+    @property
+    def batch_size(self) -> int:  # type: ignore[override]
+        return 0 if self.cache is None else self.cache.batch_size
+
+    def join(self, prompts: Sequence[Sequence[int]]) -> Tensor:
+        caches, logits = [], []
+        for ids in prompts:
+            cache = unwrap(self.model).allocate_cache(1, device=self.device)
+            x = torch.tensor([list(ids)], device=self.device)
+            logits.append(self.model(input_ids=x, cache=cache, logits_to_keep=1).logits[:, -1].float())
+            caches.append(cache)
+        self.cache = Mamba2Cache.cat(([self.cache] if self.cache is not None else []) + caches)
+        return torch.cat(logits, 0)
+
+    def step(self, tokens: Tensor) -> Tensor:
+        x = tokens.to(self.device)[:, None]
+        return self.model(input_ids=x, cache=self.cache, logits_to_keep=1).logits[:, -1].float()
+
+    def keep(self, rows: Sequence[int]) -> None:
+        if self.cache is not None:
+            self.cache = self.cache.select(list(rows)) if len(rows) else None
+
+
+class KVCacheState(DecodeState):
+    """transformers models: rows left-padded to a common width with an attention mask and position ids
+    counted over real tokens, so a padded row computes what it would alone. A joining group is prefilled
+    on its own cache, then both caches are left-padded to one width and stacked; leaving rows are
+    selected out and all-padding leading columns trimmed."""
+
+    def __init__(self, model: nn.Module, pad_id: int = 0) -> None:
+        self.model = model
+        self.device = next(model.parameters()).device
+        self.pad_id = pad_id
+        self._reset()
+
+    def _reset(self) -> None:
+        self.cache: Any = None
+        self.mask = torch.zeros(0, 0, dtype=torch.long, device=self.device)
+        self.next_position = torch.zeros(0, 1, dtype=torch.long, device=self.device)
+
+    @property
+    def batch_size(self) -> int:  # type: ignore[override]
+        return self.mask.shape[0]
+
+    @property
+    def can_join(self) -> bool:
+        return self.cache is None or all(_resizable(layer) for layer in _layers(self.cache))
+
+    def join(self, prompts: Sequence[Sequence[int]]) -> Tensor:
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
-        for i, p in enumerate(self.prompts):
-            ids[i, width - len(p) :] = torch.tensor(p)
+        for i, p in enumerate(prompts):
+            ids[i, width - len(p) :] = torch.tensor(list(p))
             mask[i, width - len(p) :] = 1
-        self.mask = mask.to(self.device)
-        positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
+        mask = mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(
-            input_ids=ids.to(self.device), attention_mask=self.mask, position_ids=positions, use_cache=True
+            input_ids=ids.to(self.device), attention_mask=mask, position_ids=positions, use_cache=True
         )
-        self.cache = out.past_key_values
-        self.next_position = positions[:, -1:] + 1
+        if self.cache is None:
+            self.cache, self.mask = out.past_key_values, mask
+        else:
+            self.cache, self.mask = _stack_caches(self.cache, self.mask, out.past_key_values, mask)
+        self.next_position = torch.cat([self.next_position, positions[:, -1:] + 1])
         return out.logits[:, -1].float()
 
     def step(self, tokens: Tensor) -> Tensor:
-        if self.is_mamba:
-            return self.model(input_ids=tokens[:, None], cache=self.cache, logits_to_keep=1).logits[:, -1]
         self.mask = torch.cat([self.mask, self.mask.new_ones(self.mask.shape[0], 1)], dim=1)
         out = self.model(
-            input_ids=tokens[:, None],
+            input_ids=tokens.to(self.device)[:, None],
             attention_mask=self.mask,
             position_ids=self.next_position,
             past_key_values=self.cache,
@@ -148,12 +216,64 @@ class _Decoder:
         self.next_position = self.next_position + 1
         return out.logits[:, -1].float()
 
-    def keep(self, rows: Tensor) -> bool:
-        """Drop finished rows from the batch when the family allows it cheaply (Mamba2 caches do)."""
-        if self.is_mamba:
-            self.cache = self.cache.select(rows)
-            return True
+    def keep(self, rows: Sequence[int]) -> None:
+        if not len(rows):
+            self._reset()  # empty: the next join starts a fresh cache
+            return
+        index = torch.as_tensor(list(rows), dtype=torch.long, device=self.device)
+        self.cache.batch_select_indices(index)
+        self.mask = self.mask[index]
+        self.next_position = self.next_position[index]
+        lead = int((self.mask.sum(0) > 0).long().argmax())  # first column some row still attends to
+        if lead > 0 and self.can_join:
+            for layer in _layers(self.cache):
+                _set_kv(layer, layer.keys[..., lead:, :], layer.values[..., lead:, :])
+            self.mask = self.mask[:, lead:]
+
+
+def _layers(cache: Any) -> list[Any]:
+    return list(getattr(cache, "layers", []))
+
+
+def _resizable(layer: Any) -> bool:
+    """A dynamic cache layer whose stored width is the whole sequence (a sliding window not yet full)."""
+    from transformers.cache_utils import DynamicLayer
+
+    if not isinstance(layer, DynamicLayer) or layer.keys is None:
         return False
+    return getattr(layer, "cumulative_length", layer.keys.shape[-2]) == layer.keys.shape[-2]
+
+
+def _set_kv(layer: Any, keys: Tensor, values: Tensor) -> None:
+    layer.keys, layer.values = keys, values
+    if hasattr(layer, "cumulative_length"):
+        layer.cumulative_length = keys.shape[-2]
+
+
+def _stack_caches(cache: Any, mask: Tensor, other: Any, other_mask: Tensor) -> tuple[Any, Tensor]:
+    """Rows of `other` appended to `cache`, the narrower one left-padded (masked out) to a common width."""
+    width = max(mask.shape[1], other_mask.shape[1])
+
+    def pad(t: Tensor, dim: int) -> Tensor:
+        missing = width - t.shape[dim]
+        if missing == 0:
+            return t
+        shape = list(t.shape)
+        shape[dim] = missing
+        return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+    for mine, theirs in zip(_layers(cache), _layers(other), strict=True):
+        keys = torch.cat([pad(mine.keys, -2), pad(theirs.keys, -2)])
+        values = torch.cat([pad(mine.values, -2), pad(theirs.values, -2)])
+        _set_kv(mine, keys, values)
+    return cache, torch.cat([pad(mask, 1), pad(other_mask, 1)])
+
+
+def decode_state(model: nn.Module, pad_id: int = 0) -> DecodeState:
+    """An empty `DecodeState` for this model's family."""
+    if isinstance(unwrap(model), Mamba2LMHeadModel) or family(model) == "mamba2":
+        return Mamba2State(model)
+    return KVCacheState(model, pad_id)
 
 
 @torch.no_grad()
@@ -191,26 +311,27 @@ def stream_generate(
             yield StreamEvent(i, "", None, True, "length")
         return
     generator = None
-    decoder = _Decoder(model, encoded, pad)
+    state = decode_state(model, pad)
     if seed is not None:
-        generator = torch.Generator(device=decoder.device).manual_seed(seed)
-    logits = decoder.prefill()
+        generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    logits = state.join(encoded)
     active = list(range(len(rows)))  # row index of each batch position
     for _ in range(max_new_tokens):
         logits[:, vocab:] = float("-inf")  # padded embedding rows are not tokens
         tokens = _sample(logits, greedy=greedy, temperature=temperature, top_p=top_p, generator=generator)
         for pos, row_idx in enumerate(active):
-            if rows[row_idx].finish_reason is None:  # rows kept in a batch that cannot shrink stay silent
+            if rows[row_idx].finish_reason is None:
                 yield _advance(
                     rows[row_idx], row_idx, int(tokens[pos]), tokenizer, eos, stops, max_new_tokens
                 )
         still = [pos for pos, row_idx in enumerate(active) if rows[row_idx].finish_reason is None]
         if not still:
             return
-        if len(still) < len(active) and decoder.keep(torch.tensor(still, device=decoder.device)):
+        if len(still) < len(active):
+            state.keep(still)
             active = [active[p] for p in still]
             tokens = tokens[still]
-        logits = decoder.step(tokens)
+        logits = state.step(tokens)
 
 
 def _advance(
