@@ -20,13 +20,13 @@ def tiny_tokenizer():
     )
 
 
-def tiny_model(family: str, vocab: int = 300):
+def tiny_model(family: str, vocab: int = 300, positions: int = 256):
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
     if family == "gpt2":
         return GPT2LMHeadModel(
-            GPT2Config(vocab_size=vocab, n_embd=16, n_layer=2, n_head=2, n_positions=256)
+            GPT2Config(vocab_size=vocab, n_embd=16, n_layer=2, n_head=2, n_positions=positions)
         ).eval()
     if family == "mamba2":
         from biomamba.models import create_model
@@ -39,6 +39,6 @@ def tiny_model(family: str, vocab: int = 300):
         num_hidden_layers=2,
         num_attention_heads=2,
         num_key_value_heads=2,
-        max_position_embeddings=256,
+        max_position_embeddings=positions,
     )
     return LlamaForCausalLM(cfg).eval()

@@ -63,12 +63,18 @@ class GenerationRequest:
         """Yield generated token ids until the request finishes; re-raise an engine error.
 
         `timeout` bounds the wait for each token (queue.Empty past it). `abandoned` is asked every
-        `poll_s` while waiting (a client that hung up): if true, the request is cancelled and the stream
-        ends, so the engine stops spending steps on it.
+        `poll_s` (a client that hung up), whether tokens flow or not: if true, the request is cancelled
+        and the stream ends, so the engine stops spending steps on it.
         """
+        checked = time.monotonic()
         while True:
             item = self._next(timeout, abandoned, poll_s)
+            if abandoned is not None and time.monotonic() - checked >= poll_s:
+                checked = time.monotonic()
+                if abandoned():
+                    item = None
             if item is None:
+                self.cancelled.set()
                 return
             if item is _DONE:
                 if self.error is not None:
@@ -77,6 +83,7 @@ class GenerationRequest:
             yield item
 
     def _next(self, timeout: float | None, abandoned: Callable[[], bool] | None, poll_s: float) -> Any:
+        """The next queue item; None when the client is found gone while waiting."""
         if abandoned is None:
             return self.tokens.get(timeout=timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -86,7 +93,6 @@ class GenerationRequest:
                 return self.tokens.get(timeout=max(wait, 0.0))
             except queue.Empty:
                 if abandoned():
-                    self.cancelled.set()
                     return None
                 if deadline is not None and time.monotonic() >= deadline:
                     raise
@@ -306,12 +312,23 @@ class BatchingEngine:
         self._stop = threading.Event()
         self.died: BaseException | None = None  # why the engine thread ended, if not by close()
         self.batch_sizes: list[int] = []  # requests admitted together, per admission (tests, metrics)
+        self._batch = decoder.start()
         self._thread = threading.Thread(target=self._loop, name="biomamba-engine", daemon=True)
         self._thread.start()
 
     @property
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._stop.is_set()
+
+    @property
+    def running(self) -> int:
+        """Requests decoding now (abandoned ones leave at the next step)."""
+        return len(self._batch)
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued, not yet in the batch."""
+        return self._queue.qsize()
 
     def submit(self, request: GenerationRequest) -> bool:
         """Queue a request; False when the queue is full (the caller answers 429).
@@ -334,7 +351,7 @@ class BatchingEngine:
 
     @torch.inference_mode()
     def _loop(self) -> None:
-        batch = self.decoder.start()
+        batch = self._batch
         try:
             while not self._stop.is_set():
                 try:

@@ -252,8 +252,12 @@ class Handler(BaseHTTPRequestHandler):
             if self._meta.get("streaming"):  # headers already sent: all we can do is end the stream
                 log.warning("stream ended early: %s", exc.message)
                 return
-            self._discard_body()
-            self._json(exc.status, exc.body())
+            try:
+                self._discard_body()
+                self._json(exc.status, exc.body())
+            except OSError:  # the client is gone: nobody to tell
+                self._meta["status"] = 499
+                self.close_connection = True
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self._meta["status"] = 499  # the client went away or stalled past socket_timeout_s
             self.close_connection = True
@@ -270,7 +274,8 @@ class Handler(BaseHTTPRequestHandler):
         """200 while the engine runs; 503 (with the reason) once it stopped or died."""
         engine = self.state.engine
         if engine.alive:
-            self._json(200, {"status": "ok"})
+            load = {k: getattr(engine, k) for k in ("running", "waiting") if hasattr(engine, k)}
+            self._json(200, {"status": "ok", **load})
             return
         died = getattr(engine, "died", None)
         reason = f"engine died: {type(died).__name__}: {died}" if died else "engine stopped"
