@@ -20,7 +20,7 @@ def tiny_tokenizer():
     )
 
 
-def tiny_model(family: str, vocab: int = 300, positions: int = 256):
+def tiny_model(family: str, vocab: int = 300, positions: int = 256, window: int = 128):
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
@@ -32,7 +32,7 @@ def tiny_model(family: str, vocab: int = 300, positions: int = 256):
         from biomamba.models import create_model
 
         return create_model("tiny", vocab_size=vocab, seed=0).eval()
-    cfg = LlamaConfig(
+    shape = dict(
         vocab_size=vocab,
         hidden_size=16,
         intermediate_size=32,
@@ -41,4 +41,8 @@ def tiny_model(family: str, vocab: int = 300, positions: int = 256):
         num_key_value_heads=2,
         max_position_embeddings=positions,
     )
-    return LlamaForCausalLM(cfg).eval()
+    if family == "mistral":  # its KV cache has sliding-window layers
+        from transformers import MistralConfig, MistralForCausalLM
+
+        return MistralForCausalLM(MistralConfig(**shape, sliding_window=window)).eval()
+    return LlamaForCausalLM(LlamaConfig(**shape)).eval()

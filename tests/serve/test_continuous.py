@@ -27,7 +27,7 @@ def _solo(decoder: BatchDecoder, prompt: list[int], n: int) -> list[int]:
     return list(request.stream(timeout=60))
 
 
-@pytest.mark.parametrize("family", ["llama", "gpt2", "mamba2"])
+@pytest.mark.parametrize("family", ["llama", "gpt2", "mistral", "mamba2"])
 def test_requests_join_a_running_batch_and_decode_as_alone(family: str) -> None:
     decoder = BatchDecoder(tiny_model(family), vocab_size=300)
     n_long = 60
@@ -47,6 +47,24 @@ def test_requests_join_a_running_batch_and_decode_as_alone(family: str) -> None:
         got_long += list(long.stream(timeout=60))
         assert got_long == want_long
         assert engine.batch_sizes == [1, 2]
+    finally:
+        engine.close()
+
+
+def test_a_full_sliding_window_cache_takes_joiners_only_once_empty() -> None:
+    """Mistral's sliding-window layers drop positions once the window (16 here) fills; padding can then
+    no longer be added, so a request arriving later waits for the batch to empty, and still decodes right."""
+    decoder = BatchDecoder(tiny_model("mistral", window=16), vocab_size=300)
+    want_long, want_wide = _solo(decoder, LONG, 30), _solo(decoder, WIDE, 3)
+    engine = BatchingEngine(decoder, max_batch_size=4, batch_wait_s=0)
+    try:
+        long, wide = GenerationRequest(list(LONG), 30), GenerationRequest(list(WIDE), 3)
+        assert engine.submit(long)
+        got = [long.tokens.get(timeout=60) for _ in range(15)]  # 5 + 15 positions: past the window
+        assert engine.submit(wide)
+        assert list(wide.stream(timeout=60)) == want_wide
+        assert got + list(long.stream(timeout=60)) == want_long
+        assert engine.batch_sizes == [1, 1]
     finally:
         engine.close()
 

@@ -121,9 +121,8 @@ class DecodeState:
         """Keep only these rows (in this order)."""
         raise NotImplementedError
 
-    @property
-    def can_join(self) -> bool:
-        """Whether `join` may be called on a batch that is already decoding."""
+    def can_join(self, prompt_lengths: Sequence[int]) -> bool:
+        """Whether prompts of these lengths may `join` this batch now (always, when it is empty)."""
         return True
 
 
@@ -180,9 +179,11 @@ class KVCacheState(DecodeState):
     def batch_size(self) -> int:  # type: ignore[override]
         return self.mask.shape[0]
 
-    @property
-    def can_join(self) -> bool:
-        return self.cache is None or all(_resizable(layer) for layer in _layers(self.cache))
+    def can_join(self, prompt_lengths: Sequence[int]) -> bool:
+        if self.cache is None:
+            return True
+        width = max([self.mask.shape[1], *prompt_lengths])
+        return all(_resizable(layer, width) for layer in _layers(self.cache))
 
     def join(self, prompts: Sequence[Sequence[int]]) -> Tensor:
         width = max(len(p) for p in prompts)
@@ -225,7 +226,7 @@ class KVCacheState(DecodeState):
         self.mask = self.mask[index]
         self.next_position = self.next_position[index]
         lead = int((self.mask.sum(0) > 0).long().argmax())  # first column some row still attends to
-        if lead > 0 and self.can_join:
+        if lead > 0 and all(_resizable(layer, 0) for layer in _layers(self.cache)):
             for layer in _layers(self.cache):
                 _set_kv(layer, layer.keys[..., lead:, :], layer.values[..., lead:, :])
             self.mask = self.mask[:, lead:]
@@ -235,13 +236,17 @@ def _layers(cache: Any) -> list[Any]:
     return list(getattr(cache, "layers", []))
 
 
-def _resizable(layer: Any) -> bool:
-    """A dynamic cache layer whose stored width is the whole sequence (a sliding window not yet full)."""
+def _resizable(layer: Any, width: int) -> bool:
+    """A dynamic cache layer that stores every position and still will at `width` (a sliding-window
+    layer only until its window fills: then it drops positions, and padding can no longer be added)."""
     from transformers.cache_utils import DynamicLayer
 
     if not isinstance(layer, DynamicLayer) or layer.keys is None:
         return False
-    return getattr(layer, "cumulative_length", layer.keys.shape[-2]) == layer.keys.shape[-2]
+    if getattr(layer, "cumulative_length", layer.keys.shape[-2]) != layer.keys.shape[-2]:
+        return False
+    window = getattr(layer, "sliding_window", None)
+    return window is None or max(width, layer.keys.shape[-2]) < window - 1
 
 
 def _set_kv(layer: Any, keys: Tensor, values: Tensor) -> None:

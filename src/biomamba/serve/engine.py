@@ -151,9 +151,9 @@ class DecodingBatch:
     def __len__(self) -> int:
         return len(self.rows)
 
-    @property
-    def can_join(self) -> bool:
-        return not self.rows or self.state.can_join
+    def can_join(self, request: GenerationRequest) -> bool:
+        """Whether `request` may join now (a sliding-window KV cache that filled up takes no one)."""
+        return not self.rows or self.state.can_join([len(request.prompt_ids)])
 
     def add(self, requests: Sequence[GenerationRequest]) -> None:
         """Prefill `requests` and add them to the batch (each gets its first token at once)."""
@@ -313,6 +313,7 @@ class BatchingEngine:
         self.died: BaseException | None = None  # why the engine thread ended, if not by close()
         self.batch_sizes: list[int] = []  # requests admitted together, per admission (tests, metrics)
         self._batch = decoder.start()
+        self._held: GenerationRequest | None = None  # the next request, waiting for the batch to empty
         self._thread = threading.Thread(target=self._loop, name="biomamba-engine", daemon=True)
         self._thread.start()
 
@@ -328,7 +329,7 @@ class BatchingEngine:
     @property
     def waiting(self) -> int:
         """Requests queued, not yet in the batch."""
-        return self._queue.qsize()
+        return self._queue.qsize() + (self._held is not None)
 
     def submit(self, request: GenerationRequest) -> bool:
         """Queue a request; False when the queue is full (the caller answers 429).
@@ -369,8 +370,11 @@ class BatchingEngine:
         batch.fail_all(EngineStopped("server shutting down"))
 
     def _admit(self, batch: DecodingBatch) -> None:
-        """Move waiting requests into the batch: blocking briefly when it is empty, else only what waits."""
-        if batch and not (self.continuous and batch.can_join):
+        """Move waiting requests into the batch: blocking briefly when it is empty, else only what waits.
+
+        Arrival order is kept: a request that cannot join the running batch yet is held, and the ones
+        behind it wait with it until the batch empties."""
+        if batch and not self.continuous:
             return
         room = self.max_batch_size - len(batch)
         if room <= 0:
@@ -378,20 +382,24 @@ class BatchingEngine:
         joining: list[GenerationRequest] = []
         if not batch:
             try:
-                joining.append(self._queue.get(timeout=0.05))
+                joining.append(self._take(timeout=0.05))
             except queue.Empty:
                 return
             deadline = time.monotonic() + self.batch_wait_s
             while len(joining) < room and (remaining := deadline - time.monotonic()) > 0:
                 try:
-                    joining.append(self._queue.get(timeout=remaining))
+                    joining.append(self._take(timeout=remaining))
                 except queue.Empty:
                     break
         while len(joining) < room:
             try:
-                joining.append(self._queue.get_nowait())
+                request = self._take()
             except queue.Empty:
                 break
+            if batch and not batch.can_join(request):
+                self._held = request
+                break
+            joining.append(request)
         live = [r for r in joining if not r.cancelled.is_set()]
         for r in joining:
             if r.cancelled.is_set():
@@ -400,7 +408,17 @@ class BatchingEngine:
             self.batch_sizes.append(len(live))
             batch.add(live)
 
+    def _take(self, timeout: float | None = None) -> GenerationRequest:
+        """The oldest waiting request (a held one first); queue.Empty when none comes in `timeout`."""
+        if self._held is not None:
+            request, self._held = self._held, None
+            return request
+        return self._queue.get(timeout=timeout) if timeout is not None else self._queue.get_nowait()
+
     def _fail_waiting(self, exc: BaseException) -> None:
+        if self._held is not None:
+            self._held.fail(exc)
+            self._held = None
         while True:
             try:
                 self._queue.get_nowait().fail(exc)
