@@ -1,6 +1,6 @@
 """Latency of short requests mixed with long ones: continuous batching vs run-to-completion, same run.
 
-    .venv/bin/python benchmarks/serve_latency.py --long 4 --long-tokens 128 --short 32 --short-tokens 4
+    .venv/bin/python benchmarks/serve_latency.py --long 4 --long-tokens 128 --short 16 --short-tokens 4 --gap-ms 200
 
 A Mamba2 and a Llama (random weights, built here as in benchmarks/compress_quantize.py) are served on
 127.0.0.1 by biomamba's server twice: with `continuous_batching: false` (the baseline: a batch runs to its
@@ -134,9 +134,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--families", default="mamba2,llama")
     parser.add_argument("--long", type=int, default=4, help="Long requests, sent at once.")
     parser.add_argument("--long-tokens", type=int, default=128)
-    parser.add_argument("--short", type=int, default=32, help="Short requests, one every --gap-ms.")
+    parser.add_argument("--short", type=int, default=16, help="Short requests, one every --gap-ms.")
     parser.add_argument("--short-tokens", type=int, default=4)
-    parser.add_argument("--gap-ms", type=float, default=50.0)
+    parser.add_argument("--gap-ms", type=float, default=200.0)
     parser.add_argument("--tiny", action="store_true", help="Seconds-long smoke run (tests use it).")
     args = parser.parse_args(argv)
     if args.tiny:
