@@ -3,8 +3,6 @@ and abandoned requests (client hung up, streaming or not) leave the batch at onc
 
 from __future__ import annotations
 
-import json
-import socket
 import time
 
 import httpx
@@ -14,7 +12,7 @@ from biomamba.serve.config import ServeConfig
 from biomamba.serve.engine import _DONE, BatchDecoder, BatchingEngine, GenerationRequest
 from biomamba.serve.server import RunningServer
 
-from .helpers import tiny_model
+from .helpers import raw_post, tiny_model, wait_for
 
 LONG = [5, 17, 42, 9, 100]
 WIDE = list(range(10, 40))  # wider than the running batch's cache when it joins
@@ -91,44 +89,23 @@ def llama_server(tokenizer):
         yield running
 
 
-def _post(url: str, body: dict) -> socket.socket:
-    host, port = url.removeprefix("http://").split(":")
-    raw = json.dumps(body).encode()
-    sock = socket.create_connection((host, int(port)), timeout=30)
-    head = (
-        f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(raw)}\r\n\r\n"
-    )
-    sock.sendall(head.encode() + raw)
-    return sock
-
-
 def _running(url: str) -> int:
     return httpx.get(f"{url}/health", timeout=10).json()["running"]
-
-
-def _wait_for(condition, seconds: float) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_abandoned_requests_stop_decoding(llama_server, stream: bool) -> None:
     url = llama_server.url
     body = {"prompt": "the patient", "max_tokens": 1000, "temperature": 0, "stream": stream}
-    sock = _post(url, body)
+    sock = raw_post(url, body)
     try:
-        assert _wait_for(lambda: _running(url) == 1, 30)
+        assert wait_for(lambda: _running(url) == 1, 30)
         if stream:
             assert b"data: " in sock.recv(4096)  # tokens are flowing
         time.sleep(0.3)
         assert _running(url) == 1  # still generating: 1000 tokens take far longer
     finally:
         sock.close()
-    assert _wait_for(lambda: _running(url) == 0, 5), "the abandoned request kept decoding"
+    assert wait_for(lambda: _running(url) == 0, 5), "the abandoned request kept decoding"
     r = httpx.post(f"{url}/v1/completions", json={"prompt": "the patient", "max_tokens": 2}, timeout=30)
     assert r.status_code == 200
