@@ -606,20 +606,28 @@ def _check_values(payload: dict[str, Any]) -> None:
             pending.extend((v, f"{where}.{i}", depth + 1) for i, v in enumerate(value))
 
 
-def make_server(
-    model: Any, tokenizer: Any, config: ServeConfig, model_name: str
-) -> tuple[ThreadingHTTPServer, BatchingEngine]:
-    """Bind the server (not yet serving) and start its engine; the caller runs serve_forever."""
+def make_engine(model: Any, tokenizer: Any, config: ServeConfig) -> BatchingEngine:
+    """The default engine: biomamba's continuous-batching decoder over a torch model."""
     from biomamba.serve.engine import BatchDecoder
 
     vocab = len(tokenizer) if hasattr(tokenizer, "__len__") else None
-    engine = BatchingEngine(
+    return BatchingEngine(
         BatchDecoder(model, vocab_size=vocab),
         max_batch_size=config.max_batch_size,
         batch_wait_s=config.batch_wait_ms / 1000,
         max_queue=config.max_queue,
         continuous=config.continuous_batching,
     )
+
+
+def make_server(
+    model: Any, tokenizer: Any, config: ServeConfig, model_name: str, engine: Engine | None = None
+) -> tuple[ThreadingHTTPServer, Engine]:
+    """Bind the server (not yet serving) and start its engine; the caller runs serve_forever.
+
+    `engine` lets another backend serve (anything implementing `Engine`); by default `make_engine`.
+    `model` is only asked for its context limit then (`context_limit`)."""
+    engine = engine or make_engine(model, tokenizer, config)
     state = ServerState(tokenizer, engine, config, model_name, context_limit(model))
     # `timeout` makes StreamRequestHandler set it on each accepted socket: a stalled client is dropped
     handler = type("BoundHandler", (Handler,), {"state": state, "timeout": config.socket_timeout_s})
