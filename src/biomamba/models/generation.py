@@ -50,9 +50,8 @@ class Generation:
 @dataclass
 class _Row:
     prompt_tokens: int
+    text: TextStream
     tokens: list[int] = field(default_factory=list)
-    emitted: int = 0  # characters of the generated text already streamed
-    text: str = ""
     finish_reason: str | None = None
 
 
@@ -73,17 +72,51 @@ def _sample(
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-def _holdback(text: str, stops: Sequence[str]) -> int:
-    """How many trailing characters might still become (the start of) a stop string or a UTF-8 char."""
-    keep = 0
-    for stop in stops:
-        for k in range(min(len(stop) - 1, len(text)), 0, -1):
-            if text.endswith(stop[:k]):
-                keep = max(keep, k)
-                break
-    if text.endswith("\ufffd"):
-        keep = max(keep, len(text) - len(text.rstrip("\ufffd")))
-    return keep
+class TextStream:
+    """Turns a stream of token ids into text pieces, honouring stop strings and partial UTF-8 characters.
+
+    Text that might be the start of a stop string is held back until it is known not to be one, so a
+    stop string never reaches the client.
+    """
+
+    def __init__(self, tokenizer: Any, stop: Sequence[str] = ()) -> None:
+        self.tokenizer = tokenizer
+        self.stop = [s for s in stop if s]
+        self.ids: list[int] = []
+        self.sent = 0  # characters of the decoded text already emitted
+        self.stopped = False
+
+    def feed(self, token_id: int) -> str:
+        """Add a token; return the text now safe to emit (possibly empty)."""
+        self.ids.append(token_id)
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if text.endswith("\ufffd"):
+            return ""  # a multi-byte character is not complete yet
+        for stop in self.stop:
+            at = text.find(stop, max(0, self.sent - len(stop)))
+            if at != -1:
+                self.stopped = True
+                piece = text[self.sent : max(at, self.sent)]
+                self.sent = max(at, self.sent)
+                return piece
+        safe = len(text)
+        for stop in self.stop:
+            for k in range(min(len(stop) - 1, len(text)), 0, -1):
+                if text.endswith(stop[:k]):
+                    safe = min(safe, len(text) - k)
+                    break
+        piece = text[self.sent : safe] if safe > self.sent else ""
+        self.sent = max(self.sent, safe)
+        return piece
+
+    def flush(self) -> str:
+        """Text held back at the end of generation (no stop string followed)."""
+        if self.stopped:
+            return ""
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        piece = text[self.sent :]
+        self.sent = len(text)
+        return piece
 
 
 def _encode_prompts(tokenizer: Any, prompts: Sequence[str | Sequence[int]]) -> list[list[int]]:
@@ -310,7 +343,7 @@ def stream_generate(
     eos = tokenizer.eos_token_id if stop_at_eos else None
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     vocab = len(tokenizer)
-    rows = [_Row(prompt_tokens=len(ids)) for ids in encoded]
+    rows = [_Row(len(ids), TextStream(tokenizer, stops)) for ids in encoded]
     if max_new_tokens == 0:
         for i in range(len(rows)):
             yield StreamEvent(i, "", None, True, "length")
@@ -326,9 +359,7 @@ def stream_generate(
         tokens = _sample(logits, greedy=greedy, temperature=temperature, top_p=top_p, generator=generator)
         for pos, row_idx in enumerate(active):
             if rows[row_idx].finish_reason is None:
-                yield _advance(
-                    rows[row_idx], row_idx, int(tokens[pos]), tokenizer, eos, stops, max_new_tokens
-                )
+                yield _advance(rows[row_idx], row_idx, int(tokens[pos]), eos, max_new_tokens)
         still = [pos for pos, row_idx in enumerate(active) if rows[row_idx].finish_reason is None]
         if not still:
             return
@@ -339,28 +370,20 @@ def stream_generate(
         logits = state.step(tokens)
 
 
-def _advance(
-    row: _Row, index: int, token: int, tokenizer: Any, eos: int | None, stops: list[str], limit: int
-) -> StreamEvent:
+def _advance(row: _Row, index: int, token: int, eos: int | None, limit: int) -> StreamEvent:
     """Add one token to a row; decide what text may be emitted now and whether the row is done."""
     if eos is not None and token == eos:
         row.finish_reason = "eos"
-        return StreamEvent(index, row.text[row.emitted :], token, True, "eos")
+        return StreamEvent(index, row.text.flush(), token, True, "eos")
     row.tokens.append(token)
-    text = tokenizer.decode(row.tokens, skip_special_tokens=True)
-    hits = [text.find(s) for s in stops if s in text]
-    if hits:
-        row.text = text[: min(hits)]
+    piece = row.text.feed(token)
+    if row.text.stopped:
         row.finish_reason = "stop"
-        return StreamEvent(index, row.text[row.emitted :], token, True, "stop")
-    row.text = text
+        return StreamEvent(index, piece, token, True, "stop")
     if len(row.tokens) >= limit:
         row.finish_reason = "length"
-        return StreamEvent(index, text[row.emitted :], token, True, "length")
-    safe = len(text) - _holdback(text, stops)
-    delta = text[row.emitted : safe] if safe > row.emitted else ""
-    row.emitted = max(row.emitted, safe)
-    return StreamEvent(index, delta, token, False, None)
+        return StreamEvent(index, piece + row.text.flush(), token, True, "length")
+    return StreamEvent(index, piece, token, False, None)
 
 
 def generate(

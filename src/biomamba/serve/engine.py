@@ -24,7 +24,20 @@ from typing import Any, Protocol
 
 import torch
 
-from biomamba.models.generation import decode_state
+from biomamba.models.generation import TextStream, decode_state
+
+__all__ = [
+    "BatchDecoder",
+    "BatchingEngine",
+    "DecodingBatch",
+    "Engine",
+    "EngineStopped",
+    "GenerationRequest",
+    "TextStream",
+    "check_seed",
+    "generate_text",
+    "sample_next",
+]
 
 log = logging.getLogger("biomamba.serve")
 
@@ -430,53 +443,6 @@ class BatchingEngine:
         self._stop.set()
         self._thread.join(timeout)
         self._fail_waiting(EngineStopped("server shutting down"))
-
-
-class TextStream:
-    """Turns a stream of token ids into text pieces, honouring stop strings and partial UTF-8 characters.
-
-    Text that might be the start of a stop string is held back until it is known not to be one, so a
-    stop string never reaches the client.
-    """
-
-    def __init__(self, tokenizer: Any, stop: Sequence[str] = ()) -> None:
-        self.tokenizer = tokenizer
-        self.stop = [s for s in stop if s]
-        self.ids: list[int] = []
-        self.sent = 0  # characters of the decoded text already emitted
-        self.stopped = False
-
-    def feed(self, token_id: int) -> str:
-        """Add a token; return the text now safe to emit (possibly empty)."""
-        self.ids.append(token_id)
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        if text.endswith("\ufffd"):
-            return ""  # a multi-byte character is not complete yet
-        for stop in self.stop:
-            at = text.find(stop, max(0, self.sent - len(stop)))
-            if at != -1:
-                self.stopped = True
-                piece = text[self.sent : max(at, self.sent)]
-                self.sent = max(at, self.sent)
-                return piece
-        safe = len(text)
-        for stop in self.stop:
-            for k in range(min(len(stop) - 1, len(text)), 0, -1):
-                if text.endswith(stop[:k]):
-                    safe = min(safe, len(text) - k)
-                    break
-        piece = text[self.sent : safe] if safe > self.sent else ""
-        self.sent = max(self.sent, safe)
-        return piece
-
-    def flush(self) -> str:
-        """Text held back at the end of generation (no stop string followed)."""
-        if self.stopped:
-            return ""
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        piece = text[self.sent :]
-        self.sent = len(text)
-        return piece
 
 
 def generate_text(
