@@ -71,6 +71,20 @@ def test_engine_survives_requests_that_raise(tokenizer) -> None:
         engine.close()
 
 
+def test_a_failing_prompt_fails_alone_in_its_admission_group() -> None:
+    """Requests admitted together are prefilled together; one bad prompt must not fail its companions."""
+    decoder = BatchDecoder(tiny_model("gpt2"), vocab_size=300)
+    want = _solo(decoder, PROMPT, 6)
+    good, bad = GenerationRequest(list(PROMPT), 6), GenerationRequest([3, 999_999], 6)
+    batch = decoder.start()
+    batch.add([bad, good])
+    while batch:
+        batch.step()
+    with pytest.raises(IndexError):
+        list(bad.stream(timeout=30))
+    assert list(good.stream(timeout=30)) == want
+
+
 def test_health_reports_a_stopped_engine_and_requests_fail_at_once(tokenizer) -> None:
     with (
         RunningServer(tiny_model("llama"), tokenizer, _config()) as s,

@@ -176,14 +176,20 @@ class DecodingBatch:
                 rows.append(_Row(request, self.decoder.device))
             except Exception as exc:  # noqa: BLE001 - the request's own fault: it alone fails
                 request.fail(exc)
-        if not rows:
-            return
+        if rows:
+            self._join(rows)
+
+    def _join(self, rows: list[_Row]) -> None:
+        """Prefill rows together; should that fail, one by one, so that only the culprit fails."""
         try:
             logits = self.state.join([row.request.prompt_ids for row in rows])
         except Exception as exc:  # noqa: BLE001 - e.g. a token id outside the embedding
-            for row in rows:
-                row.request.fail(exc)
             self._restart_if_broken()
+            if len(rows) > 1:
+                for row in rows:
+                    self._join([row])
+                return
+            rows[0].request.fail(exc)
             return
         self.rows.extend(rows)
         self._advance(rows, logits)
