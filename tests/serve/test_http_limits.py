@@ -77,6 +77,26 @@ def test_conflicting_content_lengths_are_a_400(running) -> None:
     assert status == 400
 
 
+def test_a_get_with_a_body_keeps_the_connection_in_sync(running) -> None:
+    with _connect(running) as sock:
+        sock.sendall(
+            b"GET /health HTTP/1.1\r\nContent-Length: 19\r\n\r\nGET /x HTTP/1.1\r\n\r\n"
+            b"GET /v1/models HTTP/1.1\r\nConnection: close\r\n\r\n"
+        )
+        raw = _read_all(sock)
+    assert raw.count(b"HTTP/1.1 200") == 2 and b"404" not in raw  # the body was not taken for a request
+
+
+def test_chunked_body_is_a_411_and_the_connection_closes(running) -> None:
+    with _connect(running) as sock:
+        sock.sendall(
+            b"POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\n"
+            b'Transfer-Encoding: chunked\r\n\r\n10\r\n{"prompt": "hi"}\r\n0\r\n\r\n'
+        )
+        status, body = _status_and_json(_read_all(sock))  # one answer, then closed
+    assert status == 411 and body["error"]["code"] == "length_required"
+
+
 def test_listen_backlog_is_configurable_and_large_by_default(tokenizer) -> None:
     assert ServeConfig().listen_backlog >= 128  # http.server's default is 5
     cfg = ServeConfig(port=0, listen_backlog=300)

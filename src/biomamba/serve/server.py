@@ -248,6 +248,8 @@ class Handler(BaseHTTPRequestHandler):
                     )
                 raise ApiError(404, f"no such endpoint: {path}", code="not_found")
             handler()
+            if not self._meta.get("streaming"):
+                self._discard_body()  # e.g. a GET sent with a body: keep the connection in sync
         except ApiError as exc:
             if self._meta.get("streaming"):  # headers already sent: all we can do is end the stream
                 log.warning("stream ended early: %s", exc.message)
@@ -514,6 +516,7 @@ class Handler(BaseHTTPRequestHandler):
         """The body length: one header of plain decimal digits (no sign, no spaces, no `1_0`), else 4xx."""
         values = set(self.headers.get_all("Content-Length") or [])
         if not values:
+            self.close_connection = True  # a chunked or unannounced body would be read as the next request
             raise ApiError(411, "Content-Length is required", code="length_required")
         self.close_connection = self.close_connection or len(values) > 1
         value = values.pop().strip() if len(values) == 1 else ""
@@ -524,7 +527,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _discard_body(self) -> None:
         """Drop an unread request body so a kept-alive connection stays in sync."""
-        if getattr(self, "_body_read", False) or self.close_connection or self.command != "POST":
+        if getattr(self, "_body_read", False) or self.close_connection:
             return
         value = (self.headers.get("Content-Length") or "0").strip()
         length = int(value) if re.fullmatch(r"[0-9]{1,12}", value) else -1
