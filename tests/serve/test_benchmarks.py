@@ -1,4 +1,4 @@
-"""The serve throughput benchmark runs (tiny mode), so the script cannot rot."""
+"""The serve benchmarks run (tiny mode), so the scripts cannot rot."""
 
 from __future__ import annotations
 
@@ -6,15 +6,34 @@ import importlib.util
 import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "serve_throughput.py"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str):  # noqa: ANN202
+    sys.path.insert(0, str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_serve_throughput_tiny(capsys) -> None:
-    sys.path.insert(0, str(BENCH.parent))
-    spec = importlib.util.spec_from_file_location("serve_throughput", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    rows = module.main(["--tiny", "--families", "mamba2"])
+    rows = _load("serve_throughput").main(["--tiny", "--families", "mamba2"])
     assert rows[0]["same_text"] is True and rows[0]["tokens"] > 0
     assert sum(rows[0]["batches"]) == 3
     assert "| mamba2 | 3 |" in capsys.readouterr().out
+
+
+def test_serve_latency_tiny(capsys) -> None:
+    rows = _load("serve_latency").main(["--tiny", "--families", "mamba2"])
+    assert [r["mode"] for r in rows] == ["run-to-completion", "continuous"]
+    assert all(r["same_text"] is True and r["shorts"] == 3 for r in rows)
+    assert rows[0]["p50_ratio"] == 1.0  # the baseline is measured in the same run
+    assert "| mamba2 | continuous |" in capsys.readouterr().out
+
+
+def test_percentile_is_nearest_rank() -> None:
+    percentile = _load("serve_latency").percentile
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile(list(range(1, 101)), 99) == 99
+    assert percentile([5.0], 99) == 5.0

@@ -82,3 +82,21 @@ def test_generate_beyond_the_context_is_a_one_line_error(tmp_path: Path, tokeniz
         build_app(), ["generate", str(model_dir), PROMPT, "-n", "3"], catch_exceptions=False
     )
     assert ok.exit_code == 0
+
+
+def test_missing_max_tokens_is_clamped_to_the_remaining_context(tokenizer) -> None:
+    """The server default (300) exceeds what a 256-position GPT-2 has left: serve what fits, do not refuse."""
+    cfg = ServeConfig(port=0, max_new_tokens=300, default_max_tokens=300, max_prompt_tokens=1000)
+    with (
+        RunningServer(tiny_model("gpt2"), tokenizer, cfg) as running,
+        httpx.Client(base_url=running.url, timeout=120) as client,
+    ):
+        n_prompt = len(tokenizer(PROMPT, add_special_tokens=False)["input_ids"])
+        r = client.post("/v1/completions", json={"prompt": PROMPT, "temperature": 0})
+        assert r.status_code == 200, r.text
+        usage = r.json()["usage"]
+        assert usage["prompt_tokens"] == n_prompt and usage["total_tokens"] <= 256
+        if r.json()["choices"][0]["finish_reason"] == "length":
+            assert usage["total_tokens"] == 256
+        asked = client.post("/v1/completions", json={"prompt": PROMPT, "max_tokens": 300})
+        assert asked.status_code == 400  # an explicit max_tokens is still checked, not silently cut

@@ -3,7 +3,9 @@
 Mamba2 decodes from its recurrent cache, O(1) work and memory per new token: each prompt is prefilled on
 its own (no padding ever enters the state; rows may have different lengths), the per-prompt caches are
 stacked, and finished rows are dropped from the batch. transformers models decode with their KV cache,
-prompts left-padded with an attention mask and matching position ids.
+prompts left-padded with an attention mask and matching position ids. Both live behind `DecodeState`
+(`decode_state(model)`), whose rows may also join a batch that is already decoding: the server's
+continuous batching (`biomamba.serve.engine`) uses the same state classes.
 
 Stop strings end a row at their first occurrence in the generated text; the stop string itself is not
 returned. While streaming, text that could still turn out to be the start of a stop string (or an
@@ -48,9 +50,8 @@ class Generation:
 @dataclass
 class _Row:
     prompt_tokens: int
+    text: TextStream
     tokens: list[int] = field(default_factory=list)
-    emitted: int = 0  # characters of the generated text already streamed
-    text: str = ""
     finish_reason: str | None = None
 
 
@@ -71,17 +72,51 @@ def _sample(
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-def _holdback(text: str, stops: Sequence[str]) -> int:
-    """How many trailing characters might still become (the start of) a stop string or a UTF-8 char."""
-    keep = 0
-    for stop in stops:
-        for k in range(min(len(stop) - 1, len(text)), 0, -1):
-            if text.endswith(stop[:k]):
-                keep = max(keep, k)
-                break
-    if text.endswith("\ufffd"):
-        keep = max(keep, len(text) - len(text.rstrip("\ufffd")))
-    return keep
+class TextStream:
+    """Turns a stream of token ids into text pieces, honouring stop strings and partial UTF-8 characters.
+
+    Text that might be the start of a stop string is held back until it is known not to be one, so a
+    stop string never reaches the client.
+    """
+
+    def __init__(self, tokenizer: Any, stop: Sequence[str] = ()) -> None:
+        self.tokenizer = tokenizer
+        self.stop = [s for s in stop if s]
+        self.ids: list[int] = []
+        self.sent = 0  # characters of the decoded text already emitted
+        self.stopped = False
+
+    def feed(self, token_id: int) -> str:
+        """Add a token; return the text now safe to emit (possibly empty)."""
+        self.ids.append(token_id)
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if text.endswith("\ufffd"):
+            return ""  # a multi-byte character is not complete yet
+        for stop in self.stop:
+            at = text.find(stop, max(0, self.sent - len(stop)))
+            if at != -1:
+                self.stopped = True
+                piece = text[self.sent : max(at, self.sent)]
+                self.sent = max(at, self.sent)
+                return piece
+        safe = len(text)
+        for stop in self.stop:
+            for k in range(min(len(stop) - 1, len(text)), 0, -1):
+                if text.endswith(stop[:k]):
+                    safe = min(safe, len(text) - k)
+                    break
+        piece = text[self.sent : safe] if safe > self.sent else ""
+        self.sent = max(self.sent, safe)
+        return piece
+
+    def flush(self) -> str:
+        """Text held back at the end of generation (no stop string followed)."""
+        if self.stopped:
+            return ""
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        piece = text[self.sent :]
+        self.sent = len(text)
+        return piece
 
 
 def _encode_prompts(tokenizer: Any, prompts: Sequence[str | Sequence[int]]) -> list[list[int]]:
@@ -97,48 +132,115 @@ def _encode_prompts(tokenizer: Any, prompts: Sequence[str | Sequence[int]]) -> l
     return encoded
 
 
-class _Decoder:
-    """Family-specific prefill/step behind one interface: `prefill(rows) -> logits`, `step(tokens)`."""
+class DecodeState:
+    """The decoding state of a running batch, for one model family: rows join and leave between steps.
 
-    def __init__(self, model: nn.Module, prompts: list[list[int]], pad_id: int) -> None:
+    Why one class per family: a batch that changes while it decodes (continuous batching in the server)
+    needs family-specific state surgery, and `stream_generate` and the server must do it the same way.
+    Rows are numbered in join order; `join` appends, `keep` drops, `step` advances every row by one token.
+    """
+
+    batch_size: int = 0
+
+    def join(self, prompts: Sequence[Sequence[int]]) -> Tensor:
+        """Prefill `prompts` and append them as new rows; fp32 next-token logits [len(prompts), V]."""
+        raise NotImplementedError
+
+    def step(self, tokens: Tensor) -> Tensor:
+        """Feed one token per row (LongTensor [B]); fp32 next-token logits [B, V]."""
+        raise NotImplementedError
+
+    def keep(self, rows: Sequence[int]) -> None:
+        """Keep only these rows (in this order)."""
+        raise NotImplementedError
+
+    def can_join(self, prompt_lengths: Sequence[int]) -> bool:
+        """Whether prompts of these lengths may `join` this batch now (always, when it is empty)."""
+        return True
+
+
+class Mamba2State(DecodeState):
+    """Mamba2: each prompt is prefilled alone (no padding ever enters an SSM state) and the O(1)-size
+    recurrent states are stacked, so joining and leaving are row concatenation and selection."""
+
+    def __init__(self, model: nn.Module) -> None:
         self.model = model
         self.device = next(model.parameters()).device
-        self.is_mamba = isinstance(unwrap(model), Mamba2LMHeadModel) or family(model) == "mamba2"
-        self.prompts = prompts
-        self.pad_id = pad_id
-        self.cache: Any = None
+        self.cache: Mamba2Cache | None = None
 
-    def prefill(self) -> Tensor:
-        if self.is_mamba:
-            caches, logits = [], []
-            for ids in self.prompts:
-                cache = unwrap(self.model).allocate_cache(1, device=self.device)
-                x = torch.tensor([ids], device=self.device)
-                logits.append(self.model(input_ids=x, cache=cache, logits_to_keep=1).logits[:, -1])
-                caches.append(cache)
-            self.cache = Mamba2Cache.cat(caches)
-            return torch.cat(logits, 0)
-        width = max(len(p) for p in self.prompts)
-        ids = torch.full((len(self.prompts), width), self.pad_id, dtype=torch.long)
+    @property
+    def batch_size(self) -> int:  # type: ignore[override]
+        return 0 if self.cache is None else self.cache.batch_size
+
+    def join(self, prompts: Sequence[Sequence[int]]) -> Tensor:
+        caches, logits = [], []
+        for ids in prompts:
+            cache = unwrap(self.model).allocate_cache(1, device=self.device)
+            x = torch.tensor([list(ids)], device=self.device)
+            logits.append(self.model(input_ids=x, cache=cache, logits_to_keep=1).logits[:, -1].float())
+            caches.append(cache)
+        self.cache = Mamba2Cache.cat(([self.cache] if self.cache is not None else []) + caches)
+        return torch.cat(logits, 0)
+
+    def step(self, tokens: Tensor) -> Tensor:
+        x = tokens.to(self.device)[:, None]
+        return self.model(input_ids=x, cache=self.cache, logits_to_keep=1).logits[:, -1].float()
+
+    def keep(self, rows: Sequence[int]) -> None:
+        if self.cache is not None:
+            self.cache = self.cache.select(list(rows)) if len(rows) else None
+
+
+class KVCacheState(DecodeState):
+    """transformers models: rows left-padded to a common width with an attention mask and position ids
+    counted over real tokens, so a padded row computes what it would alone. A joining group is prefilled
+    on its own cache, then both caches are left-padded to one width and stacked; leaving rows are
+    selected out and all-padding leading columns trimmed."""
+
+    def __init__(self, model: nn.Module, pad_id: int = 0) -> None:
+        self.model = model
+        self.device = next(model.parameters()).device
+        self.pad_id = pad_id
+        self._reset()
+
+    def _reset(self) -> None:
+        self.cache: Any = None
+        self.mask = torch.zeros(0, 0, dtype=torch.long, device=self.device)
+        self.next_position = torch.zeros(0, 1, dtype=torch.long, device=self.device)
+
+    @property
+    def batch_size(self) -> int:  # type: ignore[override]
+        return self.mask.shape[0]
+
+    def can_join(self, prompt_lengths: Sequence[int]) -> bool:
+        if self.cache is None:
+            return True
+        width = max([self.mask.shape[1], *prompt_lengths])
+        return all(_resizable(layer, width) for layer in _layers(self.cache))
+
+    def join(self, prompts: Sequence[Sequence[int]]) -> Tensor:
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
-        for i, p in enumerate(self.prompts):
-            ids[i, width - len(p) :] = torch.tensor(p)
+        for i, p in enumerate(prompts):
+            ids[i, width - len(p) :] = torch.tensor(list(p))
             mask[i, width - len(p) :] = 1
-        self.mask = mask.to(self.device)
-        positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
+        mask = mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(
-            input_ids=ids.to(self.device), attention_mask=self.mask, position_ids=positions, use_cache=True
+            input_ids=ids.to(self.device), attention_mask=mask, position_ids=positions, use_cache=True
         )
-        self.cache = out.past_key_values
-        self.next_position = positions[:, -1:] + 1
+        if self.cache is None:
+            self.cache, self.mask = out.past_key_values, mask
+        else:
+            self.cache, self.mask = _stack_caches(self.cache, self.mask, out.past_key_values, mask)
+        self.next_position = torch.cat([self.next_position, positions[:, -1:] + 1])
         return out.logits[:, -1].float()
 
     def step(self, tokens: Tensor) -> Tensor:
-        if self.is_mamba:
-            return self.model(input_ids=tokens[:, None], cache=self.cache, logits_to_keep=1).logits[:, -1]
         self.mask = torch.cat([self.mask, self.mask.new_ones(self.mask.shape[0], 1)], dim=1)
         out = self.model(
-            input_ids=tokens[:, None],
+            input_ids=tokens.to(self.device)[:, None],
             attention_mask=self.mask,
             position_ids=self.next_position,
             past_key_values=self.cache,
@@ -148,12 +250,68 @@ class _Decoder:
         self.next_position = self.next_position + 1
         return out.logits[:, -1].float()
 
-    def keep(self, rows: Tensor) -> bool:
-        """Drop finished rows from the batch when the family allows it cheaply (Mamba2 caches do)."""
-        if self.is_mamba:
-            self.cache = self.cache.select(rows)
-            return True
+    def keep(self, rows: Sequence[int]) -> None:
+        if not len(rows):
+            self._reset()  # empty: the next join starts a fresh cache
+            return
+        index = torch.as_tensor(list(rows), dtype=torch.long, device=self.device)
+        self.cache.batch_select_indices(index)
+        self.mask = self.mask[index]
+        self.next_position = self.next_position[index]
+        lead = int((self.mask.sum(0) > 0).long().argmax())  # first column some row still attends to
+        if lead > 0 and all(_resizable(layer, 0) for layer in _layers(self.cache)):
+            for layer in _layers(self.cache):
+                _set_kv(layer, layer.keys[..., lead:, :], layer.values[..., lead:, :])
+            self.mask = self.mask[:, lead:]
+
+
+def _layers(cache: Any) -> list[Any]:
+    return list(getattr(cache, "layers", []))
+
+
+def _resizable(layer: Any, width: int) -> bool:
+    """A dynamic cache layer that stores every position and still will at `width` (a sliding-window
+    layer only until its window fills: then it drops positions, and padding can no longer be added)."""
+    from transformers.cache_utils import DynamicLayer
+
+    if not isinstance(layer, DynamicLayer) or layer.keys is None:
         return False
+    if getattr(layer, "cumulative_length", layer.keys.shape[-2]) != layer.keys.shape[-2]:
+        return False
+    window = getattr(layer, "sliding_window", None)
+    return window is None or max(width, layer.keys.shape[-2]) < window - 1
+
+
+def _set_kv(layer: Any, keys: Tensor, values: Tensor) -> None:
+    layer.keys, layer.values = keys, values
+    if hasattr(layer, "cumulative_length"):
+        layer.cumulative_length = keys.shape[-2]
+
+
+def _stack_caches(cache: Any, mask: Tensor, other: Any, other_mask: Tensor) -> tuple[Any, Tensor]:
+    """Rows of `other` appended to `cache`, the narrower one left-padded (masked out) to a common width."""
+    width = max(mask.shape[1], other_mask.shape[1])
+
+    def pad(t: Tensor, dim: int) -> Tensor:
+        missing = width - t.shape[dim]
+        if missing == 0:
+            return t
+        shape = list(t.shape)
+        shape[dim] = missing
+        return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+    for mine, theirs in zip(_layers(cache), _layers(other), strict=True):
+        keys = torch.cat([pad(mine.keys, -2), pad(theirs.keys, -2)])
+        values = torch.cat([pad(mine.values, -2), pad(theirs.values, -2)])
+        _set_kv(mine, keys, values)
+    return cache, torch.cat([pad(mask, 1), pad(other_mask, 1)])
+
+
+def decode_state(model: nn.Module, pad_id: int = 0) -> DecodeState:
+    """An empty `DecodeState` for this model's family."""
+    if isinstance(unwrap(model), Mamba2LMHeadModel) or family(model) == "mamba2":
+        return Mamba2State(model)
+    return KVCacheState(model, pad_id)
 
 
 @torch.no_grad()
@@ -185,56 +343,47 @@ def stream_generate(
     eos = tokenizer.eos_token_id if stop_at_eos else None
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     vocab = len(tokenizer)
-    rows = [_Row(prompt_tokens=len(ids)) for ids in encoded]
+    rows = [_Row(len(ids), TextStream(tokenizer, stops)) for ids in encoded]
     if max_new_tokens == 0:
         for i in range(len(rows)):
             yield StreamEvent(i, "", None, True, "length")
         return
     generator = None
-    decoder = _Decoder(model, encoded, pad)
+    state = decode_state(model, pad)
     if seed is not None:
-        generator = torch.Generator(device=decoder.device).manual_seed(seed)
-    logits = decoder.prefill()
+        generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    logits = state.join(encoded)
     active = list(range(len(rows)))  # row index of each batch position
     for _ in range(max_new_tokens):
         logits[:, vocab:] = float("-inf")  # padded embedding rows are not tokens
         tokens = _sample(logits, greedy=greedy, temperature=temperature, top_p=top_p, generator=generator)
         for pos, row_idx in enumerate(active):
-            if rows[row_idx].finish_reason is None:  # rows kept in a batch that cannot shrink stay silent
-                yield _advance(
-                    rows[row_idx], row_idx, int(tokens[pos]), tokenizer, eos, stops, max_new_tokens
-                )
+            if rows[row_idx].finish_reason is None:
+                yield _advance(rows[row_idx], row_idx, int(tokens[pos]), eos, max_new_tokens)
         still = [pos for pos, row_idx in enumerate(active) if rows[row_idx].finish_reason is None]
         if not still:
             return
-        if len(still) < len(active) and decoder.keep(torch.tensor(still, device=decoder.device)):
+        if len(still) < len(active):
+            state.keep(still)
             active = [active[p] for p in still]
             tokens = tokens[still]
-        logits = decoder.step(tokens)
+        logits = state.step(tokens)
 
 
-def _advance(
-    row: _Row, index: int, token: int, tokenizer: Any, eos: int | None, stops: list[str], limit: int
-) -> StreamEvent:
+def _advance(row: _Row, index: int, token: int, eos: int | None, limit: int) -> StreamEvent:
     """Add one token to a row; decide what text may be emitted now and whether the row is done."""
     if eos is not None and token == eos:
         row.finish_reason = "eos"
-        return StreamEvent(index, row.text[row.emitted :], token, True, "eos")
+        return StreamEvent(index, row.text.flush(), token, True, "eos")
     row.tokens.append(token)
-    text = tokenizer.decode(row.tokens, skip_special_tokens=True)
-    hits = [text.find(s) for s in stops if s in text]
-    if hits:
-        row.text = text[: min(hits)]
+    piece = row.text.feed(token)
+    if row.text.stopped:
         row.finish_reason = "stop"
-        return StreamEvent(index, row.text[row.emitted :], token, True, "stop")
-    row.text = text
+        return StreamEvent(index, piece, token, True, "stop")
     if len(row.tokens) >= limit:
         row.finish_reason = "length"
-        return StreamEvent(index, text[row.emitted :], token, True, "length")
-    safe = len(text) - _holdback(text, stops)
-    delta = text[row.emitted : safe] if safe > row.emitted else ""
-    row.emitted = max(row.emitted, safe)
-    return StreamEvent(index, delta, token, False, None)
+        return StreamEvent(index, piece + row.text.flush(), token, True, "length")
+    return StreamEvent(index, piece, token, False, None)
 
 
 def generate(

@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         top_p: float = typer.Option(
             1.0, min=0.0, max=1.0, help="Nucleus sampling mass (with temperature > 0)."
         ),
-        seed: int = typer.Option(0, help="Sampling seed (same seed, same text)."),
+        seed: int = typer.Option(0, help="Sampling seed, -2**63 to 2**64-1 (same seed, same text)."),
         stop: list[str] = typer.Option(None, "--stop", help="Stop before this text (repeatable)."),
         device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
         dtype: str = typer.Option(None, help="float32 / bfloat16 / float16 (default: as stored)."),
@@ -42,9 +42,13 @@ def register(app: typer.Typer) -> None:
         """
         from biomamba.compress.quantize import load_any
         from biomamba.models import load_tokenizer
-        from biomamba.serve.engine import BatchDecoder, generate_text
+        from biomamba.serve.engine import BatchDecoder, check_seed, generate_text
         from biomamba.serve.server import check_context, context_limit
 
+        try:
+            check_seed(seed)  # before loading anything, and so the decoder never meets a seed torch refuses
+        except ValueError as exc:
+            raise BiomambaError(f"--seed: {exc}") from None
         text = sys.stdin.read() if prompt in (None, "-") else prompt
         if not text.strip():
             raise BiomambaError("empty prompt: pass PROMPT or pipe text on stdin")

@@ -25,6 +25,11 @@ class ServeConfig(Section):
     batch_wait_ms: float = Field(
         5.0, ge=0.0, description="How long the first request waits for others to join."
     )
+    continuous_batching: bool = Field(
+        True,
+        description="Waiting requests join the running batch between decode steps (false: each batch runs "
+        "to its end first, the old behaviour, kept as the latency benchmark's baseline).",
+    )
     max_queue: PositiveInt = Field(64, description="Waiting requests beyond this are refused with 429.")
     max_request_bytes: PositiveInt = Field(1_000_000, description="Larger request bodies get 413.")
     max_prompt_tokens: PositiveInt = Field(
@@ -34,5 +39,13 @@ class ServeConfig(Section):
     default_max_tokens: PositiveInt = Field(
         128, description="max_tokens when a request gives none (capped at max_new_tokens)."
     )
-    request_timeout_s: PositiveFloat = Field(600.0, description="A request waiting longer gets 504.")
+    request_timeout_s: PositiveFloat = Field(
+        600.0, description="A request waiting longer than this for its next token gets 504."
+    )
+    socket_timeout_s: PositiveFloat = Field(
+        30.0, description="A connection silent this long (headers, body, or idle keep-alive) is closed."
+    )
+    listen_backlog: PositiveInt = Field(
+        128, description="Connections the kernel queues before the server accepts them."
+    )
     log_requests: bool = Field(False, description="Also log prompt and completion text (off: metadata only).")

@@ -1,29 +1,59 @@
 """Batched token generation for any biomamba model family, with per-request sampling and streaming.
 
 Why not `model.generate`: a server batches requests that differ in length, temperature, top-p, seed and
-stopping point, and must stream each one's tokens as they appear. The decoder below runs ONE forward pass
-per step for the whole batch and hands each row's token to that request's own queue.
+stopping point, and must stream each one's tokens as they appear. A `DecodingBatch` runs ONE forward pass
+per step for all its rows and hands each row's token to that request's own queue; requests join it between
+steps and leave it when they finish or are cancelled (continuous batching). The family-specific state
+surgery (Mamba2's stacked recurrent states, transformers' left-padded KV caches) is
+`biomamba.models.generation.DecodeState`, shared with `biomamba.models.generate`.
 
-Batching per family:
-- transformers models (GPT-2, Llama, Mistral, ...): prompts left-padded with an attention mask and
-  position ids counted over real tokens, so padding changes nothing; the KV cache grows with the batch.
-- biomamba's Mamba2: an SSM has no padding mask, so each prompt is prefilled on its own (its exact state)
-  and the O(1)-size recurrent states are stacked (`Mamba2Cache.cat`) for a joint decode.
+The server talks to an `Engine` (submit / alive / close); `BatchingEngine` is the one here, and another
+backend (e.g. a llama.cpp model) can implement the same three members.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
+from biomamba.models.generation import TextStream, decode_state
+
+__all__ = [
+    "BatchDecoder",
+    "BatchingEngine",
+    "DecodingBatch",
+    "Engine",
+    "EngineStopped",
+    "GenerationRequest",
+    "TextStream",
+    "check_seed",
+    "generate_text",
+    "sample_next",
+]
+
+log = logging.getLogger("biomamba.serve")
+
 _DONE = object()
+
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what torch.Generator.manual_seed accepts
+
+
+class EngineStopped(RuntimeError):
+    """The engine is not running (shut down, or died): the request was not and will not be decoded."""
+
+
+def check_seed(seed: int | None) -> None:
+    """Refuse a seed torch cannot take, with a message naming the accepted range."""
+    if seed is not None and not SEED_MIN <= seed <= SEED_MAX:
+        raise ValueError(f"seed must be between -2**63 and 2**64-1, got {seed}")
 
 
 @dataclass
@@ -40,24 +70,61 @@ class GenerationRequest:
     cancelled: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
-    def stream(self, timeout: float | None = None) -> Iterator[int]:
-        """Yield generated token ids until the request finishes; re-raise an engine error."""
+    def stream(
+        self, timeout: float | None = None, abandoned: Callable[[], bool] | None = None, poll_s: float = 0.1
+    ) -> Iterator[int]:
+        """Yield generated token ids until the request finishes; re-raise an engine error.
+
+        `timeout` bounds the wait for each token (queue.Empty past it). `abandoned` is asked every
+        `poll_s` (a client that hung up), whether tokens flow or not: if true, the request is cancelled
+        and the stream ends, so the engine stops spending steps on it.
+        """
+        checked = time.monotonic()
         while True:
-            item = self.tokens.get(timeout=timeout)
+            item = self._next(timeout, abandoned, poll_s)
+            if abandoned is not None and time.monotonic() - checked >= poll_s:
+                checked = time.monotonic()
+                if abandoned():
+                    item = None
+            if item is None:
+                self.cancelled.set()
+                return
             if item is _DONE:
                 if self.error is not None:
                     raise self.error
                 return
             yield item
 
+    def _next(self, timeout: float | None, abandoned: Callable[[], bool] | None, poll_s: float) -> Any:
+        """The next queue item; None when the client is found gone while waiting."""
+        if abandoned is None:
+            return self.tokens.get(timeout=timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = poll_s if deadline is None else min(poll_s, deadline - time.monotonic())
+            try:
+                return self.tokens.get(timeout=max(wait, 0.0))
+            except queue.Empty:
+                if abandoned():
+                    return None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    def fail(self, exc: BaseException) -> None:
+        """End the request with an error (its waiter re-raises it)."""
+        self.error = self.error or exc
+        self.tokens.put(_DONE)
+
 
 class _Row:
-    """Decoding state of one request inside a batch."""
+    """Decoding state of one request inside a batch; building it validates the seed."""
 
     def __init__(self, request: GenerationRequest, device: torch.device) -> None:
+        check_seed(request.seed)
         self.request = request
         self.produced = 0
         self.done = False
+        self.next_token = 0
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(request.seed if request.seed is not None else int(time.time_ns() % 2**63))
 
@@ -81,8 +148,121 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float, generato
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
+class DecodingBatch:
+    """The requests decoding together: new ones join between steps, finished or cancelled ones leave.
+
+    Faults stay with the requests that caused them: a request whose row cannot be built (a bad seed) or
+    whose prefill raises fails alone, before it touches the running batch; a failing decode step fails the
+    rows of that step (their state is lost) and leaves the batch empty and usable.
+    """
+
+    def __init__(self, decoder: BatchDecoder) -> None:
+        self.decoder = decoder
+        self.state = decode_state(decoder.model)
+        self.rows: list[_Row] = []
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def can_join(self, request: GenerationRequest) -> bool:
+        """Whether `request` may join now (a sliding-window KV cache that filled up takes no one)."""
+        return not self.rows or self.state.can_join([len(request.prompt_ids)])
+
+    def add(self, requests: Sequence[GenerationRequest]) -> None:
+        """Prefill `requests` and add them to the batch (each gets its first token at once)."""
+        rows = []
+        for request in requests:
+            try:
+                rows.append(_Row(request, self.decoder.device))
+            except Exception as exc:  # noqa: BLE001 - the request's own fault: it alone fails
+                request.fail(exc)
+        if rows:
+            self._join(rows)
+
+    def _join(self, rows: list[_Row]) -> None:
+        """Prefill rows together; should that fail, one by one, so that only the culprit fails."""
+        try:
+            logits = self.state.join([row.request.prompt_ids for row in rows])
+        except Exception as exc:  # noqa: BLE001 - e.g. a token id outside the embedding
+            self._restart_if_broken()
+            if len(rows) > 1:
+                for row in rows:
+                    self._join([row])
+                return
+            rows[0].request.fail(exc)
+            return
+        self.rows.extend(rows)
+        self._advance(rows, logits)
+
+    def step(self) -> None:
+        """One forward pass for every row; cancelled rows leave first."""
+        for row in self.rows:
+            if row.request.cancelled.is_set():
+                row.finish()
+        self._drop_finished()
+        if not self.rows:
+            return
+        tokens = torch.tensor([row.next_token for row in self.rows], device=self.decoder.device)
+        try:
+            logits = self.state.step(tokens)
+        except Exception as exc:  # noqa: BLE001 - the step's rows fail; the engine keeps serving
+            self.fail_all(exc)
+            return
+        self._advance(self.rows, logits)
+
+    def _advance(self, rows: list[_Row], logits: torch.Tensor) -> None:
+        """Sample and emit each row's next token, then shrink the state; a fault fails the whole batch."""
+        try:
+            self._emit(rows, logits)
+            self._drop_finished()
+        except Exception as exc:  # noqa: BLE001 - state surgery failed: no row can be trusted
+            self.fail_all(exc)
+
+    def fail_all(self, exc: BaseException) -> None:
+        for row in self.rows:
+            row.request.error = row.request.error or exc
+            row.finish()
+        self.rows = []
+        self.state = decode_state(self.decoder.model)
+
+    def _restart_if_broken(self) -> None:
+        """A failed join may have left a half-built state; with no rows, start afresh."""
+        if not self.rows:
+            self.state = decode_state(self.decoder.model)
+
+    def _emit(self, rows: list[_Row], logits: torch.Tensor) -> None:
+        vocab = self.decoder.vocab_size
+        if vocab is not None and logits.shape[-1] > vocab:
+            logits = logits[:, :vocab]  # padded embedding rows are not tokens
+        for row, row_logits in zip(rows, logits, strict=True):
+            req = row.request
+            if req.cancelled.is_set():
+                row.finish()
+                continue
+            try:
+                token = sample_next(row_logits, req.temperature, req.top_p, row.generator)
+            except Exception as exc:  # noqa: BLE001 - e.g. NaN logits: this request fails, not the batch
+                req.error = req.error or exc
+                row.finish()
+                continue
+            row.next_token = token
+            row.produced += 1
+            if token in req.stop_token_ids:
+                row.finish()
+                continue
+            req.tokens.put(token)
+            if row.produced >= req.max_new_tokens:
+                row.finish()
+
+    def _drop_finished(self) -> None:
+        live = [i for i, row in enumerate(self.rows) if not row.done]
+        if len(live) < len(self.rows):
+            self.state.keep(live)
+            self.rows = [self.rows[i] for i in live]
+
+
 class BatchDecoder:
-    """Runs the forward passes of a batch; knows how each model family keeps its decoding state."""
+    """The model and what decoding needs to know about it; makes `DecodingBatch`es."""
 
     def __init__(self, model: torch.nn.Module, vocab_size: int | None = None) -> None:
         from biomamba.models import family
@@ -92,209 +272,183 @@ class BatchDecoder:
         self.device = next(model.parameters()).device
         self.vocab_size = vocab_size  # logits beyond the tokenizer's vocabulary (padding) are never sampled
 
+    def start(self) -> DecodingBatch:
+        """An empty batch to add requests to."""
+        return DecodingBatch(self)
+
     @torch.inference_mode()
     def run(self, requests: Sequence[GenerationRequest]) -> None:
-        """Decode every request to completion (or cancellation), streaming tokens to their queues."""
-        rows = [_Row(r, self.device) for r in requests]
+        """Decode these requests to completion (or cancellation), streaming tokens to their queues."""
+        batch = self.start()
         try:
-            if self.family == "mamba2":
-                logits, step = self._prefill_mamba2([r.prompt_ids for r in requests])
-            else:
-                logits, step = self._prefill_padded([r.prompt_ids for r in requests])
-            while True:
-                next_ids = self._emit(rows, logits)
-                if all(row.done for row in rows):
-                    break
-                logits = step(torch.tensor(next_ids, device=self.device)[:, None])
-        except BaseException as exc:  # the error belongs to each waiting request, not to the worker
-            for row in rows:
-                row.request.error = row.request.error or exc
-                row.finish()
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            for row in rows:
-                row.finish()
+            batch.add(requests)
+            while batch:
+                batch.step()
+        except BaseException as exc:  # e.g. KeyboardInterrupt: nobody may be left waiting
+            batch.fail_all(exc)
+            raise
 
-    def _emit(self, rows: list[_Row], logits: torch.Tensor) -> list[int]:
-        if self.vocab_size is not None and logits.shape[-1] > self.vocab_size:
-            logits = logits[:, : self.vocab_size]
-        next_ids = []
-        for row, row_logits in zip(rows, logits, strict=True):
-            if row.done or row.request.cancelled.is_set():
-                row.finish()
-                next_ids.append(0)
-                continue
-            req = row.request
-            token = sample_next(row_logits, req.temperature, req.top_p, row.generator)
-            next_ids.append(token)
-            row.produced += 1
-            if token in req.stop_token_ids:
-                row.finish()
-                continue
-            req.tokens.put(token)
-            if row.produced >= req.max_new_tokens:
-                row.finish()
-        return next_ids
 
-    def _prefill_mamba2(
-        self, prompts: list[list[int]]
-    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
-        from biomamba.models import Mamba2Cache
+class Engine(Protocol):
+    """What the server needs from an inference backend (this batching engine, or another one).
 
-        caches, last = [], []
-        for ids in prompts:
-            cache = self.model.allocate_cache(1)
-            out = self.model(input_ids=torch.tensor([ids], device=self.device), cache=cache, logits_to_keep=1)
-            caches.append(cache)
-            last.append(out.logits[:, -1])
-        cache = Mamba2Cache.cat(caches)
+    `submit` queues a `GenerationRequest` whose tokens then arrive on its queue; False means full (429).
+    `alive` is False once the backend stopped or died (the server answers 503 and /health says so).
+    """
 
-        def step(tokens: torch.Tensor) -> torch.Tensor:
-            return self.model(input_ids=tokens, cache=cache, logits_to_keep=1).logits[:, -1]
+    def submit(self, request: GenerationRequest) -> bool: ...
 
-        return torch.cat(last), step
+    @property
+    def alive(self) -> bool: ...
 
-    def _prefill_padded(
-        self, prompts: list[list[int]]
-    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
-        width = max(len(p) for p in prompts)
-        ids = torch.zeros(len(prompts), width, dtype=torch.long, device=self.device)
-        mask = torch.zeros_like(ids)
-        for i, prompt in enumerate(prompts):
-            ids[i, width - len(prompt) :] = torch.tensor(prompt)
-            mask[i, width - len(prompt) :] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-        state = {"past": out.past_key_values, "mask": mask, "pos": positions[:, -1:]}
-
-        def step(tokens: torch.Tensor) -> torch.Tensor:
-            state["mask"] = torch.cat([state["mask"], torch.ones_like(tokens)], dim=-1)
-            state["pos"] = state["pos"] + 1
-            out = self.model(
-                input_ids=tokens,
-                attention_mask=state["mask"],
-                position_ids=state["pos"],
-                past_key_values=state["past"],
-                use_cache=True,
-            )
-            state["past"] = out.past_key_values
-            return out.logits[:, -1]
-
-        return out.logits[:, -1], step
+    def close(self, timeout: float = 10.0) -> None: ...
 
 
 class BatchingEngine:
-    """A worker thread that groups waiting requests into batches for one `BatchDecoder`.
+    """A worker thread that decodes waiting requests in one `DecodingBatch` (continuous batching).
 
-    The first waiting request waits at most `batch_wait_s` for others; requests that arrive while a batch
-    runs form the next batch. Bounded: `max_queue` waiting requests, beyond which `submit` refuses.
+    Between two decode steps, waiting requests join the running batch (up to `max_batch_size` rows) and
+    finished or cancelled ones leave, so a short request never waits for a long one to end. When the batch
+    is empty, the first request waits at most `batch_wait_s` for others. `continuous=False` runs each batch
+    to its end before the next (the old behaviour, kept as the latency benchmark's baseline). Bounded:
+    `max_queue` waiting requests, beyond which `submit` refuses. Any error of a request fails that request;
+    should the thread itself ever die, `alive` turns False and every waiting request is failed.
     """
 
     def __init__(
-        self, decoder: BatchDecoder, max_batch_size: int = 8, batch_wait_s: float = 0.005, max_queue: int = 64
+        self,
+        decoder: BatchDecoder,
+        max_batch_size: int = 8,
+        batch_wait_s: float = 0.005,
+        max_queue: int = 64,
+        continuous: bool = True,
     ) -> None:
         self.decoder = decoder
         self.max_batch_size = max_batch_size
         self.batch_wait_s = batch_wait_s
+        self.continuous = continuous
         self._queue: queue.Queue[GenerationRequest] = queue.Queue(maxsize=max_queue)
         self._stop = threading.Event()
-        self.batch_sizes: list[int] = []  # observed, for tests and metrics
+        self.died: BaseException | None = None  # why the engine thread ended, if not by close()
+        self.batch_sizes: list[int] = []  # requests admitted together, per admission (tests, metrics)
+        self._batch = decoder.start()
+        self._held: GenerationRequest | None = None  # the next request, waiting for the batch to empty
         self._thread = threading.Thread(target=self._loop, name="biomamba-engine", daemon=True)
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._stop.is_set()
+
+    @property
+    def running(self) -> int:
+        """Requests decoding now (abandoned ones leave at the next step)."""
+        return len(self._batch)
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued, not yet in the batch."""
+        return self._queue.qsize() + (self._held is not None)
+
     def submit(self, request: GenerationRequest) -> bool:
-        """Queue a request; False when the queue is full (the caller answers 429) or the engine stopped."""
-        if self._stop.is_set():
-            return False
+        """Queue a request; False when the queue is full (the caller answers 429).
+
+        Raises `EngineStopped` when the engine is not running, so nobody waits on a dead engine."""
+        if not self.alive:
+            raise EngineStopped(self._why_stopped())
         try:
             self._queue.put_nowait(request)
         except queue.Full:
             return False
+        if not self.alive:  # died between the check and the put: do not leave the request waiting
+            self._fail_waiting(EngineStopped(self._why_stopped()))
         return True
 
+    def _why_stopped(self) -> str:
+        if self.died is not None:
+            return f"the generation engine died ({type(self.died).__name__}: {self.died})"
+        return "the generation engine is shut down"
+
+    @torch.inference_mode()
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                first = self._queue.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            batch = [first]
-            deadline = time.monotonic() + self.batch_wait_s
-            while len(batch) < self.max_batch_size:
-                remaining = deadline - time.monotonic()
+        batch = self._batch
+        try:
+            while not self._stop.is_set():
                 try:
-                    batch.append(
-                        self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-                    )
+                    self._admit(batch)
+                    batch.step()
+                except Exception as exc:  # noqa: BLE001 - a bug in a request's path: fail it, keep serving
+                    log.exception("generation failed; the engine goes on")
+                    batch.fail_all(exc)
+        except BaseException as exc:  # noqa: BLE001 - record it: /health and submit report a dead engine
+            self.died = exc
+            log.critical("generation engine died: %s: %s", type(exc).__name__, exc)
+            batch.fail_all(EngineStopped(self._why_stopped()))
+            self._fail_waiting(EngineStopped(self._why_stopped()))
+            return
+        batch.fail_all(EngineStopped("server shutting down"))
+
+    def _admit(self, batch: DecodingBatch) -> None:
+        """Move waiting requests into the batch: blocking briefly when it is empty, else only what waits.
+
+        Arrival order is kept: a request that cannot join the running batch yet is held, and the ones
+        behind it wait with it until the batch empties."""
+        if batch and not self.continuous:
+            return
+        room = self.max_batch_size - len(batch)
+        if room <= 0:
+            return
+        joining: list[GenerationRequest] = []
+        if not batch:
+            try:
+                joining.append(self._take(timeout=0.05))
+            except queue.Empty:
+                return
+            deadline = time.monotonic() + self.batch_wait_s
+            while len(joining) < room and (remaining := deadline - time.monotonic()) > 0:
+                try:
+                    joining.append(self._take(timeout=remaining))
                 except queue.Empty:
                     break
-            live = [r for r in batch if not r.cancelled.is_set()]
-            for r in batch:
-                if r.cancelled.is_set():
-                    r.tokens.put(_DONE)
-            if live:
-                self.batch_sizes.append(len(live))
-                self.decoder.run(live)
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop taking requests, finish the running batch, and fail whatever still waits."""
-        self._stop.set()
-        self._thread.join(timeout)
-        while True:
+        while len(joining) < room:
             try:
-                request = self._queue.get_nowait()
+                request = self._take()
             except queue.Empty:
                 break
-            request.error = RuntimeError("server shutting down")
-            request.tokens.put(_DONE)
+            if batch and not batch.can_join(request):
+                self._held = request
+                break
+            joining.append(request)
+        live = [r for r in joining if not r.cancelled.is_set()]
+        for r in joining:
+            if r.cancelled.is_set():
+                r.tokens.put(_DONE)
+        if live:
+            self.batch_sizes.append(len(live))
+            batch.add(live)
 
+    def _take(self, timeout: float | None = None) -> GenerationRequest:
+        """The oldest waiting request (a held one first); queue.Empty when none comes in `timeout`."""
+        if self._held is not None:
+            request, self._held = self._held, None
+            return request
+        return self._queue.get(timeout=timeout) if timeout is not None else self._queue.get_nowait()
 
-class TextStream:
-    """Turns a stream of token ids into text pieces, honouring stop strings and partial UTF-8 characters.
+    def _fail_waiting(self, exc: BaseException) -> None:
+        if self._held is not None:
+            self._held.fail(exc)
+            self._held = None
+        while True:
+            try:
+                self._queue.get_nowait().fail(exc)
+            except queue.Empty:
+                return
 
-    Text that might be the start of a stop string is held back until it is known not to be one, so a
-    stop string never reaches the client.
-    """
-
-    def __init__(self, tokenizer: Any, stop: Sequence[str] = ()) -> None:
-        self.tokenizer = tokenizer
-        self.stop = [s for s in stop if s]
-        self.ids: list[int] = []
-        self.sent = 0  # characters of the decoded text already emitted
-        self.stopped = False
-
-    def feed(self, token_id: int) -> str:
-        """Add a token; return the text now safe to emit (possibly empty)."""
-        self.ids.append(token_id)
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        if text.endswith("\ufffd"):
-            return ""  # a multi-byte character is not complete yet
-        for stop in self.stop:
-            at = text.find(stop, max(0, self.sent - len(stop)))
-            if at != -1:
-                self.stopped = True
-                piece = text[self.sent : max(at, self.sent)]
-                self.sent = max(at, self.sent)
-                return piece
-        safe = len(text)
-        for stop in self.stop:
-            for k in range(min(len(stop) - 1, len(text)), 0, -1):
-                if text.endswith(stop[:k]):
-                    safe = min(safe, len(text) - k)
-                    break
-        piece = text[self.sent : safe] if safe > self.sent else ""
-        self.sent = max(self.sent, safe)
-        return piece
-
-    def flush(self) -> str:
-        """Text held back at the end of generation (no stop string followed)."""
-        if self.stopped:
-            return ""
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        piece = text[self.sent :]
-        self.sent = len(text)
-        return piece
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop taking requests, end the running batch, and fail whatever still waits."""
+        self._stop.set()
+        self._thread.join(timeout)
+        self._fail_waiting(EngineStopped("server shutting down"))
 
 
 def generate_text(

@@ -5,6 +5,10 @@ thread per connection, and the model work funnelled into one `BatchingEngine` th
 requests. Every refusal is a 4xx JSON body in OpenAI's error shape ({"error": {"message", "type", "param",
 "code"}}), so OpenAI client libraries surface it as is.
 
+Robustness: request fields are validated strictly (no string or boolean is coerced into a number), bodies
+are bounded in size and nesting depth, every socket has a timeout, and any fault inside one request fails
+that request only; `/health` answers 503 should the engine ever stop. See docs/serve.md for the list.
+
 Privacy: logs carry method, path, status, token counts and timing; prompt and completion text are logged
 only with `log_requests=True`.
 """
@@ -14,6 +18,9 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
+import select
+import socket
 import threading
 import time
 import uuid
@@ -22,11 +29,20 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from biomamba.errors import BiomambaError
 from biomamba.serve.config import ServeConfig
-from biomamba.serve.engine import BatchingEngine, GenerationRequest, TextStream, eos_id
+from biomamba.serve.engine import (
+    SEED_MAX,
+    SEED_MIN,
+    BatchingEngine,
+    Engine,
+    EngineStopped,
+    GenerationRequest,
+    TextStream,
+    eos_id,
+)
 
 log = logging.getLogger("biomamba.serve")
 
@@ -83,20 +99,42 @@ def check_context(limit: int | None, prompt_tokens: int, max_new_tokens: int) ->
         )
 
 
-class _Sampling(BaseModel):
-    """Fields shared by both endpoints. Unknown OpenAI fields are accepted and ignored (clients send many)."""
+MAX_JSON_DEPTH = 32  # OpenAI request bodies nest a few levels; deeper is refused before validation
+ROUTES = ("/health", "/v1/models", "/v1/completions", "/v1/chat/completions")
 
-    model_config = ConfigDict(extra="allow")
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    include_usage: bool = False
+
+
+class _Sampling(BaseModel):
+    """Fields shared by both endpoints. Unknown OpenAI fields are accepted and ignored (clients send many).
+
+    Strict: a string or a boolean is never coerced into a number (`"max_tokens": "5"` or `true` is a 400,
+    as at OpenAI), while an integer is accepted where a float is due."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: str | None = None
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    n: Literal[1] = 1
+    n: int = Field(1, ge=1, le=1)
     stream: bool = False
+    stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX)
+
+    @model_validator(mode="after")
+    def _stream_options_need_stream(self) -> _Sampling:
+        if self.stream_options is not None and not self.stream:
+            raise ValueError("stream_options is only allowed when stream is true")
+        return self
+
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
 
     @field_validator("stop")
     @classmethod
@@ -112,7 +150,14 @@ class _Sampling(BaseModel):
 class CompletionRequest(_Sampling):
     prompt: str | list[str]
     echo: Literal[False] = False
-    logprobs: None = None
+    logprobs: int | None = None
+
+    @field_validator("logprobs")
+    @classmethod
+    def _no_logprobs(cls, value: int | None) -> None:
+        if value is not None:
+            raise ValueError("logprobs are not supported by this server")
+        return value
 
     @field_validator("prompt")
     @classmethod
@@ -126,13 +171,22 @@ class CompletionRequest(_Sampling):
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     role: Literal["system", "user", "assistant"]
     content: str
 
 
 class ChatRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+
+    @field_validator("logprobs", "top_logprobs")
+    @classmethod
+    def _no_logprobs(cls, value: bool | int | None) -> bool | int | None:
+        if value:  # false / null / 0 ask for nothing and are accepted
+            raise ValueError("logprobs are not supported by this server")
+        return value
 
 
 @dataclass
@@ -140,7 +194,7 @@ class ServerState:
     """What the handler threads share: the tokenizer, the engine and the limits."""
 
     tokenizer: Any
-    engine: BatchingEngine
+    engine: Engine
     config: ServeConfig
     model_name: str
     context_limit: int | None = None  # the model's maximum positions (None: no limit, as for Mamba2)
@@ -153,15 +207,33 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- routing -----------------------------------------------------------------------------------
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        self._dispatch(
-            {
-                "/health": lambda: self._json(200, {"status": "ok"}),
-                "/v1/models": self._models,
-            }
-        )
+        self._dispatch({"/health": self._health, "/v1/models": self._models})
 
     def do_POST(self) -> None:  # noqa: N802
         self._dispatch({"/v1/completions": self._completions, "/v1/chat/completions": self._chat})
+
+    def _no_route(self) -> None:
+        self._dispatch({})  # 405 on a known path, 404 elsewhere, both as JSON
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _no_route  # noqa: N815
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (bad request line, unknown method, huge headers) as JSON too."""
+        self.close_connection = True
+        if code in (405, 501) and self.command:
+            code, message = 405, f"method {self.command} not allowed"
+        error = ApiError(code, message or explain or "bad request", code="bad_request")
+        body = json.dumps(error.body()).encode()
+        try:
+            self.send_response(code, message)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(body)
+        except OSError:
+            pass
 
     def _dispatch(self, routes: dict[str, Any]) -> None:
         started = time.monotonic()
@@ -170,21 +242,27 @@ class Handler(BaseHTTPRequestHandler):
             path = self.path.split("?", 1)[0]
             handler = routes.get(path)
             if handler is None:
-                known = path in ("/health", "/v1/models", "/v1/completions", "/v1/chat/completions")
-                if known:
+                if path in ROUTES:
                     raise ApiError(
                         405, f"method {self.command} not allowed on {path}", code="method_not_allowed"
                     )
                 raise ApiError(404, f"no such endpoint: {path}", code="not_found")
             handler()
+            if not self._meta.get("streaming"):
+                self._discard_body()  # e.g. a GET sent with a body: keep the connection in sync
         except ApiError as exc:
             if self._meta.get("streaming"):  # headers already sent: all we can do is end the stream
                 log.warning("stream ended early: %s", exc.message)
                 return
-            self._discard_body()
-            self._json(exc.status, exc.body())
-        except (BrokenPipeError, ConnectionResetError):
-            self._meta["status"] = 499  # the client went away
+            try:
+                self._discard_body()
+                self._json(exc.status, exc.body())
+            except OSError:  # the client is gone: nobody to tell
+                self._meta["status"] = 499
+                self.close_connection = True
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self._meta["status"] = 499  # the client went away or stalled past socket_timeout_s
+            self.close_connection = True
         except Exception:  # a bug: keep the server alive, answer 500, log the traceback (no request text)
             log.exception("internal error on %s", self.path)
             if self._meta.get("streaming"):
@@ -194,6 +272,17 @@ class Handler(BaseHTTPRequestHandler):
             self._log_access(started)
 
     # ---- endpoints ---------------------------------------------------------------------------------
+    def _health(self) -> None:
+        """200 while the engine runs; 503 (with the reason) once it stopped or died."""
+        engine = self.state.engine
+        if engine.alive:
+            load = {k: getattr(engine, k) for k in ("running", "waiting") if hasattr(engine, k)}
+            self._json(200, {"status": "ok", **load})
+            return
+        died = getattr(engine, "died", None)
+        reason = f"engine died: {type(died).__name__}: {died}" if died else "engine stopped"
+        self._json(503, {"status": "unavailable", "reason": reason})
+
     def _models(self) -> None:
         model = {"id": self.state.model_name, "object": "model", "created": 0, "owned_by": "biomamba"}
         self._json(200, {"object": "list", "data": [model]})
@@ -207,27 +296,40 @@ class Handler(BaseHTTPRequestHandler):
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         tokenizer = self.state.tokenizer
         template = getattr(tokenizer, "chat_template", None) or FALLBACK_CHAT_TEMPLATE
-        prompt = tokenizer.apply_chat_template(
-            messages, chat_template=template, tokenize=False, add_generation_prompt=True
-        )
+        try:
+            prompt = tokenizer.apply_chat_template(
+                messages, chat_template=template, tokenize=False, add_generation_prompt=True
+            )
+        except Exception as exc:  # noqa: BLE001 - the model's template refuses these messages (e.g. Mistral's
+            # raise_exception on a system message): the request is at fault, not the server
+            raise ApiError(
+                400, f"messages: the model's chat template refused them: {exc}", "messages", "invalid_value"
+            ) from None
         self._generate(request, prompt, chat=True)
+
+    def _check_model(self, request: _Sampling) -> None:
+        if request.model is not None and request.model != self.state.model_name:
+            raise ApiError(
+                404,
+                f"the model '{request.model}' does not exist; this server serves '{self.state.model_name}'",
+                param="model",
+                code="model_not_found",
+            )
 
     # ---- generation ----------------------------------------------------------------------------------
     def _generate(self, request: _Sampling, prompt: str, chat: bool) -> None:
         cfg, tokenizer = self.state.config, self.state.tokenizer
-        max_tokens = (
-            request.max_completion_tokens
-            or request.max_tokens
-            or min(cfg.default_max_tokens, cfg.max_new_tokens)
-        )
-        if max_tokens > cfg.max_new_tokens:
+        self._check_model(request)
+        asked = request.max_completion_tokens or request.max_tokens
+        if asked is not None and asked > cfg.max_new_tokens:
             raise ApiError(
                 400,
-                f"max_tokens {max_tokens} exceeds this server's limit of {cfg.max_new_tokens}",
+                f"max_tokens {asked} exceeds this server's limit of {cfg.max_new_tokens}",
                 param="max_tokens",
                 code="max_tokens_exceeded",
             )
         ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        max_tokens = asked or self._default_max_tokens(len(ids))
         if not ids:
             raise ApiError(400, "the prompt is empty", param="prompt", code="empty_prompt")
         if len(ids) > cfg.max_prompt_tokens:
@@ -252,7 +354,11 @@ class Handler(BaseHTTPRequestHandler):
             seed=request.seed,
             stop_token_ids=frozenset({eos} - {None}),
         )
-        if not self.state.engine.submit(job):
+        try:
+            accepted = self.state.engine.submit(job)
+        except EngineStopped as exc:
+            raise ApiError(503, str(exc), code="engine_unavailable") from None
+        if not accepted:
             raise ApiError(429, "too many requests are waiting; retry later", code="server_busy")
         self._meta.update(prompt_tokens=len(ids))
         if cfg.log_requests:
@@ -261,11 +367,27 @@ class Handler(BaseHTTPRequestHandler):
         ident = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
         try:
             if request.stream:
-                self._stream(ident, pieces, chat)
+                self._stream(ident, pieces, chat, len(ids) if request.include_usage() else None)
             else:
                 self._complete(ident, pieces, chat, len(ids))
         finally:
             job.cancelled.set()
+
+    def _default_max_tokens(self, n_prompt: int) -> int:
+        """No max_tokens given: the server default, clamped to what is left of the model's context."""
+        cfg, limit = self.state.config, self.state.context_limit
+        default = min(cfg.default_max_tokens, cfg.max_new_tokens)
+        if limit is not None and n_prompt < limit:
+            return min(default, limit - n_prompt)
+        return default  # a prompt that fills the context is refused by check_context, naming the limit
+
+    def _client_gone(self) -> bool:
+        """Whether the client closed its connection (checked while it waits for tokens)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
 
     def _pieces(
         self, job: GenerationRequest, text: TextStream, max_tokens: int
@@ -274,7 +396,7 @@ class Handler(BaseHTTPRequestHandler):
         timeout = self.state.config.request_timeout_s
         count = 0
         try:
-            for token in job.stream(timeout=timeout):
+            for token in job.stream(timeout=timeout, abandoned=self._client_gone):
                 count += 1
                 piece = text.feed(token)
                 if text.stopped:
@@ -286,6 +408,10 @@ class Handler(BaseHTTPRequestHandler):
                     yield piece, None
         except queue.Empty:
             raise ApiError(504, f"generation took longer than {timeout:.0f}s", code="timeout") from None
+        except EngineStopped as exc:
+            raise ApiError(503, str(exc), code="engine_unavailable") from None
+        if job.cancelled.is_set():  # the client hung up while waiting: nobody to answer
+            raise ConnectionResetError("client went away")
         self._meta["completion_tokens"] = count
         yield text.flush(), "length" if count >= max_tokens else "stop"
 
@@ -297,20 +423,28 @@ class Handler(BaseHTTPRequestHandler):
         reason = pairs[-1][1] if pairs else "stop"
         if self.state.config.log_requests:
             log.info("completion: %r", text)
-        n_completion = self._meta.get("completion_tokens", 0)
         if chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason}
         else:
             choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": reason}
-        usage = {
+        usage = self._usage(n_prompt)
+        self._json(200, {**self._envelope(ident, chat, stream=False), "choices": [choice], "usage": usage})
+
+    def _usage(self, n_prompt: int) -> dict[str, int]:
+        n_completion = self._meta.get("completion_tokens", 0)
+        return {
             "prompt_tokens": n_prompt,
             "completion_tokens": n_completion,
             "total_tokens": n_prompt + n_completion,
         }
-        self._json(200, {**self._envelope(ident, chat, stream=False), "choices": [choice], "usage": usage})
 
-    def _stream(self, ident: str, pieces: Iterator[tuple[str, str | None]], chat: bool) -> None:
-        """Server-sent events, one `data:` line per piece, ending with `data: [DONE]` (OpenAI's framing)."""
+    def _stream(
+        self, ident: str, pieces: Iterator[tuple[str, str | None]], chat: bool, usage_prompt: int | None
+    ) -> None:
+        """Server-sent events, one `data:` line per piece, ending with `data: [DONE]` (OpenAI's framing).
+
+        With `stream_options.include_usage` (`usage_prompt` set), every chunk carries `"usage": null` and
+        a last chunk with no choices carries the usage, as OpenAI sends them."""
         first = next(pieces)  # errors before the first token still become a JSON 4xx/5xx answer
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -320,6 +454,8 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self._meta.update(status=200, streaming=True)
         envelope = self._envelope(ident, chat, stream=True)
+        if usage_prompt is not None:
+            envelope["usage"] = None
         if chat:
             self._event(
                 {**envelope, "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}
@@ -332,6 +468,8 @@ class Handler(BaseHTTPRequestHandler):
                 choice = {"index": 0, "text": piece, "logprobs": None, "finish_reason": reason}
             if piece or reason:
                 self._event({**envelope, "choices": [choice]})
+        if usage_prompt is not None:
+            self._event({**envelope, "choices": [], "usage": self._usage(usage_prompt)})
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
 
@@ -347,27 +485,23 @@ class Handler(BaseHTTPRequestHandler):
     def _parse(self, schema: type[BaseModel]) -> Any:
         if "json" not in (self.headers.get("Content-Type") or "application/json"):
             raise ApiError(415, "send the request body as application/json", code="unsupported_media_type")
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
-            raise ApiError(411, "Content-Length is required", code="length_required")
-        try:
-            length = int(length_header)
-        except ValueError:
-            raise ApiError(400, "Content-Length is not a number", code="bad_request") from None
+        length = self._content_length()
         limit = self.state.config.max_request_bytes
         if length > limit:
             self.close_connection = True  # the unread body must not be parsed as the next request
             raise ApiError(
                 413, f"request body of {length} bytes exceeds the limit of {limit}", code="request_too_large"
             )
-        raw = self.rfile.read(length)
-        self._body_read = True
         try:
-            payload = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ApiError(400, f"the body is not valid JSON ({exc})", code="invalid_json") from None
-        if not isinstance(payload, dict):
-            raise ApiError(400, "the body must be a JSON object", code="invalid_json")
+            raw = self.rfile.read(length)
+        except TimeoutError:
+            self.close_connection = True
+            raise ApiError(408, "the request body did not arrive in time", code="request_timeout") from None
+        self._body_read = True
+        if len(raw) < length:
+            self.close_connection = True
+            raise ApiError(400, f"the body ended after {len(raw)} of {length} bytes", code="bad_request")
+        payload = _load_json(raw)
         try:
             return schema.model_validate(payload)
         except ValidationError as exc:
@@ -378,17 +512,31 @@ class Handler(BaseHTTPRequestHandler):
                 message = "required field is missing"
             raise ApiError(400, f"{param}: {message}", param=param, code="invalid_value") from None
 
+    def _content_length(self) -> int:
+        """The body length: one header of plain decimal digits (no sign, no spaces, no `1_0`), else 4xx."""
+        values = set(self.headers.get_all("Content-Length") or [])
+        if not values:
+            self.close_connection = True  # a chunked or unannounced body would be read as the next request
+            raise ApiError(411, "Content-Length is required", code="length_required")
+        self.close_connection = self.close_connection or len(values) > 1
+        value = values.pop().strip() if len(values) == 1 else ""
+        if not re.fullmatch(r"[0-9]{1,12}", value):
+            self.close_connection = True  # where the body ends is unknown: the connection cannot be reused
+            raise ApiError(400, "Content-Length must be one non-negative integer", code="bad_request")
+        return int(value)
+
     def _discard_body(self) -> None:
         """Drop an unread request body so a kept-alive connection stays in sync."""
         if getattr(self, "_body_read", False) or self.close_connection:
             return
+        value = (self.headers.get("Content-Length") or "0").strip()
+        length = int(value) if re.fullmatch(r"[0-9]{1,12}", value) else -1
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        if 0 < length <= self.state.config.max_request_bytes:
-            self.rfile.read(length)
-        elif length:
+            if 0 < length <= self.state.config.max_request_bytes:
+                self.rfile.read(length)
+            elif length:
+                self.close_connection = True
+        except TimeoutError:
             self.close_connection = True
 
     def _json(self, status: int, payload: dict[str, Any]) -> None:
@@ -423,22 +571,75 @@ def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
     yield from rest
 
 
-def make_server(
-    model: Any, tokenizer: Any, config: ServeConfig, model_name: str
-) -> tuple[ThreadingHTTPServer, BatchingEngine]:
-    """Bind the server (not yet serving) and start its engine; the caller runs serve_forever."""
+def _load_json(raw: bytes) -> dict[str, Any]:
+    """Parse a request body: a JSON object of bounded depth whose strings are all valid Unicode."""
+    try:
+        payload = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the body is not valid JSON ({exc})", code="invalid_json") from None
+    except RecursionError:
+        raise ApiError(
+            400, f"the body nests deeper than {MAX_JSON_DEPTH} levels", code="invalid_json"
+        ) from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "the body must be a JSON object", code="invalid_json")
+    _check_values(payload)
+    return payload
+
+
+def _check_values(payload: dict[str, Any]) -> None:
+    """Refuse nesting beyond MAX_JSON_DEPTH and lone surrogates (`"\\ud800"`: valid JSON, not text)."""
+    pending: list[tuple[Any, str, int]] = [(payload, "", 0)]
+    while pending:
+        value, where, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ApiError(400, f"the body nests deeper than {MAX_JSON_DEPTH} levels", code="invalid_json")
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                param = where or None
+                raise ApiError(
+                    400, f"{where}: the text holds a lone UTF-16 surrogate", param, "invalid_value"
+                ) from None
+        elif isinstance(value, dict):
+            pending.extend((v, f"{where}.{k}" if where else str(k), depth + 1) for k, v in value.items())
+            pending.extend((k, where, depth + 1) for k in value)  # keys are text too
+        elif isinstance(value, list):
+            pending.extend((v, f"{where}.{i}", depth + 1) for i, v in enumerate(value))
+
+
+def make_engine(model: Any, tokenizer: Any, config: ServeConfig) -> BatchingEngine:
+    """The default engine: biomamba's continuous-batching decoder over a torch model."""
     from biomamba.serve.engine import BatchDecoder
 
     vocab = len(tokenizer) if hasattr(tokenizer, "__len__") else None
-    engine = BatchingEngine(
+    return BatchingEngine(
         BatchDecoder(model, vocab_size=vocab),
         max_batch_size=config.max_batch_size,
         batch_wait_s=config.batch_wait_ms / 1000,
         max_queue=config.max_queue,
+        continuous=config.continuous_batching,
     )
+
+
+def make_server(
+    model: Any, tokenizer: Any, config: ServeConfig, model_name: str, engine: Engine | None = None
+) -> tuple[ThreadingHTTPServer, Engine]:
+    """Bind the server (not yet serving) and start its engine; the caller runs serve_forever.
+
+    `engine` lets another backend serve (anything implementing `Engine`); by default `make_engine`.
+    `model` is only asked for its context limit then (`context_limit`)."""
+    engine = engine or make_engine(model, tokenizer, config)
     state = ServerState(tokenizer, engine, config, model_name, context_limit(model))
-    handler = type("BoundHandler", (Handler,), {"state": state})
-    server = ThreadingHTTPServer((config.host, config.port), handler)
+    # `timeout` makes StreamRequestHandler set it on each accepted socket: a stalled client is dropped
+    handler = type("BoundHandler", (Handler,), {"state": state, "timeout": config.socket_timeout_s})
+    server_class = type("BoundServer", (ThreadingHTTPServer,), {"request_queue_size": config.listen_backlog})
+    try:
+        server = server_class((config.host, config.port), handler)
+    except BaseException:
+        engine.close()
+        raise
     server.daemon_threads = True
     return server, engine
 
