@@ -51,7 +51,8 @@ def register(app: typer.Typer) -> None:
             None, help="Tokenizer directory or hub name (default: tokenizer.name_or_path)."
         ),
         output_dir: Path = typer.Option(
-            None, help="Corpus directory (default: data.output_dir, else runs/<name>/corpus)."
+            None,
+            help="Corpus directory (default: data.output_dir, else <output_dir>/corpus, else runs/<name>/corpus).",
         ),
         workers: int = typer.Option(None, help="Worker processes for tokenizing files and writing shards."),
         seed: int = typer.Option(None, help="Seed of the mixture sampling and shuffling."),
@@ -66,6 +67,7 @@ def register(app: typer.Typer) -> None:
             None, "--set", help="Override any key: --set data.dedup.threshold=0.9."
         ),
     ) -> None:
+        from biomamba.data.config import stage_output_dir
         from biomamba.data.pipeline import build_corpus
         from biomamba.errors import BiomambaError
 
@@ -75,7 +77,7 @@ def register(app: typer.Typer) -> None:
         tok = (raw.get("tokenizer") or {}).get("name_or_path")
         if not tok:
             raise BiomambaError(f"{recipe}: no tokenizer: pass --tokenizer or set tokenizer.name_or_path")
-        out = output_dir or Path(config.output_dir or f"runs/{raw.get('name', recipe.stem)}/corpus")
+        out = output_dir or stage_output_dir(raw, config.output_dir, "corpus", recipe.stem)
         result = build_corpus(config, tok, out, only_part=_parse_part(part), progress=typer.echo)
         if part is not None:
             typer.echo(f"built {len(result['parts'])} parts under {out}/.work/parts in {result['seconds']}s")

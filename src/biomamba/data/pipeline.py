@@ -39,7 +39,8 @@ from biomamba.data.decontam import NO_BENCHMARKS_WARNING, NgramIndex, check_benc
 from biomamba.data.dedup import deduplicate, minhash_signatures, text_hash
 from biomamba.data.mixture import heldout_hash, plan_mixture
 from biomamba.data.shards import FORMAT_VERSION, MANIFEST_NAME, ShardRecord, ShardWriter, token_dtype
-from biomamba.data.sources import FileReport, read_source_file, resolve_paths
+from biomamba.data.records import IDENTITY_NAMESPACE, RecordEvents, apply_record_identity
+from biomamba.data.sources import FileReport, damaged_line, read_source_file, resolve_paths
 from biomamba.data.tokenize import TokenizerSpec, tokenizer_spec
 from biomamba.errors import DataError
 from biomamba.utils.atomic import write_json
@@ -47,7 +48,7 @@ from biomamba.utils.atomic import write_json
 log = logging.getLogger(__name__)
 
 WORK_DIR = ".work"
-PART_VERSION = 2
+PART_VERSION = 3
 MAX_MANIFEST_WARNINGS = 200
 MAX_FLAGGED_IDS = 1000
 MAX_OPEN_PARTS = 256
@@ -153,7 +154,9 @@ def build_part(unit: Unit) -> dict:
     report = FileReport(unit.path)
     try:
         for doc in read_source_file(unit.path, unit.source, report):
-            builder.add(doc.id, doc.text)
+            builder.add(doc.id, doc.text, doc.revised)
+        if report.damaged:
+            builder = _drop_damaged(builder, report, config)
         summary = builder.finish(report)
     except BaseException:
         builder.abort()
@@ -168,6 +171,19 @@ def build_part(unit: Unit) -> dict:
     return summary
 
 
+def _drop_damaged(builder: _PartBuilder, report: FileReport, config: DataConfig) -> _PartBuilder:
+    """The part of a file that failed its gzip check was built aside: discard it whole, or stop the build.
+
+    Its tokens only ever went to temporary files of the part folder (published by `done.json`, written
+    after this check), so dropping it leaves an empty part that records the file, its records and the reason.
+    """
+    builder.abort()
+    report.drop_damaged()
+    if config.on_damaged == "fail":
+        raise DataError(f"{damaged_line(report)} (data.on_damaged: fail)")
+    return _PartBuilder(builder.part_dir, builder.unit, builder.config, _WORKER["context"])
+
+
 class _PartBuilder:
     """Accumulates one unit's documents in batches: filter, decontaminate, tokenize, hash, write."""
 
@@ -177,8 +193,9 @@ class _PartBuilder:
         self.index: NgramIndex = _WORKER["index"]
         self.eos = context.tokenizer.eos_token_id
         self.writer = ShardWriter(part_dir, "tokens.bin", token_dtype(context.tokenizer.vocab_size))
-        self.batch: list[tuple[str, str]] = []
+        self.batch: list[tuple[str, str, int]] = []
         self.ids: list[str] = []
+        self.revised: list[int] = []
         self.lengths: list[np.ndarray] = []
         self.hashes: list[int] = []
         self.heldout: list[bool] = []
@@ -187,7 +204,7 @@ class _PartBuilder:
         self.contaminated: Counter = Counter()
         self.flagged: list[str] = []
 
-    def add(self, doc_id: str, text: str) -> None:
+    def add(self, doc_id: str, text: str, revised: int = 0) -> None:
         clean = self.config.clean
         if clean.normalize:
             text = normalize_text(text)
@@ -203,14 +220,14 @@ class _PartBuilder:
                 if self.config.decontam.action == "drop":
                     return
                 self.flagged.append(doc_id)
-        self.batch.append((doc_id, text))
+        self.batch.append((doc_id, text, revised))
         if len(self.batch) >= self.config.batch_documents:
             self._flush()
 
     def _flush(self) -> None:
         if not self.batch:
             return
-        ids, texts = zip(*self.batch, strict=True)
+        ids, texts, revised = zip(*self.batch, strict=True)
         self.batch = []
         encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
         arrays = [np.append(np.asarray(e.ids, dtype=np.int64), self.eos) for e in encodings]
@@ -218,6 +235,7 @@ class _PartBuilder:
         self.writer.add(np.concatenate(arrays), lengths)
         self.lengths.append(lengths)
         self.ids.extend(ids)
+        self.revised.extend(revised)
         self.hashes.extend(text_hash(t) for t in texts)
         fraction = self.config.heldout_fraction
         self.heldout.extend(heldout_hash(self.unit.domain, i) < fraction for i in ids)
@@ -238,7 +256,8 @@ class _PartBuilder:
             else np.zeros((0, num_perm), np.uint32),
         }
         np.savez(self.part_dir / "meta.npz", **meta)
-        write_json(self.part_dir / "ids.json", {"ids": self.ids, "deleted": report.deleted_ids})
+        write_json(self.part_dir / "ids.json",
+                   {"ids": self.ids, "revised": self.revised, "deleted": report.deleted_ids})  # fmt: skip
         return {
             "unit": self.unit.name,
             "domain": self.unit.domain,
@@ -274,7 +293,11 @@ def _run_parts(
 
 def _part_line(summary: dict) -> str:
     state = "reused" if summary.get("resumed") else f"{summary.get('seconds', 0):.1f}s"
-    return f"part {summary['unit']}: {summary['documents']} docs, {summary['tokens']} tokens ({state})"
+    line = f"part {summary['unit']}: {summary['documents']} docs, {summary['tokens']} tokens ({state})"
+    damaged = summary["read"].get("damaged")
+    if damaged:  # the manifest keeps it too (sources[i].read.damaged); the user must see it now
+        line += f"\nWARNING: {summary['read']['warnings'][0]}"
+    return line
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -299,7 +322,7 @@ class _Catalog:
 
 def _load_catalog(units: list[Unit], work_dir: Path, near: bool) -> _Catalog:
     unit_ids, local, domains, lengths, hashes, heldout, sigs = [], [], [], [], [], [], []
-    pubmed_events: list[tuple[int, list[str], list[str]]] = []
+    record_events: list[RecordEvents] = []
     offset = 0
     for number, unit in enumerate(units):
         part = work_dir / "parts" / unit.name
@@ -313,12 +336,13 @@ def _load_catalog(units: list[Unit], work_dir: Path, near: bool) -> _Catalog:
         unit_ids.append(np.full(count, number, dtype=np.int32))
         local.append(np.arange(count, dtype=np.int64))
         domains.extend([unit.domain] * count)
-        if unit.source.type == "pubmed_xml":
+        namespace = IDENTITY_NAMESPACE.get(unit.source.type)
+        if namespace is not None:
             ids = json.loads((part / "ids.json").read_text(encoding="utf-8"))
-            pubmed_events.append((offset, ids["ids"], ids["deleted"]))
+            record_events.append(RecordEvents(offset, namespace, ids["ids"], ids["revised"], ids["deleted"]))
         offset += count
     alive = np.ones(offset, dtype=bool)
-    deleted, superseded = _apply_medline_updates(pubmed_events, alive)
+    deleted, superseded = apply_record_identity(record_events, alive)
     return _Catalog(
         np.concatenate(unit_ids) if unit_ids else np.zeros(0, np.int32),
         np.concatenate(local) if local else np.zeros(0, np.int64),
@@ -331,28 +355,6 @@ def _load_catalog(units: list[Unit], work_dir: Path, near: bool) -> _Catalog:
         deleted,
         superseded,
     )
-
-
-def _apply_medline_updates(
-    events: list[tuple[int, list[str], list[str]]], alive: np.ndarray
-) -> tuple[int, int]:
-    """MEDLINE semantics over files in order: a later record of a PMID replaces the earlier one, and a
-    DeleteCitation removes the PMID's records seen so far (in earlier files or earlier in the same file)."""
-    latest: dict[str, int] = {}
-    deleted = superseded = 0
-    for offset, ids, deletions in events:
-        for position, pmid in enumerate(ids):
-            previous = latest.get(pmid)
-            if previous is not None and alive[previous]:
-                alive[previous] = False
-                superseded += 1
-            latest[pmid] = offset + position
-        for pmid in deletions:
-            previous = latest.pop(pmid, None)
-            if previous is not None and alive[previous]:
-                alive[previous] = False
-                deleted += 1
-    return deleted, superseded
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -605,11 +607,14 @@ def _run_shard_jobs(jobs: list[ShardJob], output: Path, work_dir: Path, unit_nam
 
 
 def _remove_stale_shards(output: Path, splits: dict[str, dict]) -> None:
-    """Shards left by an earlier, larger build would otherwise sit next to the new ones, unlisted."""
+    """Shards left by an earlier, larger build would otherwise sit next to the new ones, unlisted; so would
+    the temporary `.shard-*.tmp` files of a build that was killed while writing (every writer is done here)."""
     listed = {shard["path"] for split in splits.values() for shard in split["shards"]}
     for folder in (output / "train", output / "heldout"):
         if not folder.is_dir():
             continue
+        for leftover in folder.rglob(".shard-*.tmp"):
+            leftover.unlink(missing_ok=True)
         for path in folder.rglob("shard-*.bin"):
             relative = path.relative_to(output).as_posix()
             if relative not in listed:
