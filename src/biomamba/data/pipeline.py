@@ -38,9 +38,15 @@ from biomamba.data.config import DataConfig, SourceConfig
 from biomamba.data.decontam import NO_BENCHMARKS_WARNING, NgramIndex, check_benchmark_paths
 from biomamba.data.dedup import deduplicate, minhash_signatures, text_hash
 from biomamba.data.mixture import heldout_hash, plan_mixture
-from biomamba.data.shards import FORMAT_VERSION, MANIFEST_NAME, ShardRecord, ShardWriter, token_dtype
 from biomamba.data.records import IDENTITY_NAMESPACE, RecordEvents, apply_record_identity
-from biomamba.data.sources import FileReport, damaged_line, read_source_file, resolve_paths
+from biomamba.data.shards import FORMAT_VERSION, MANIFEST_NAME, ShardRecord, ShardWriter, token_dtype
+from biomamba.data.sources import (
+    FileReport,
+    damaged_line,
+    read_source_file,
+    read_verified_file,
+    resolve_paths,
+)
 from biomamba.data.tokenize import TokenizerSpec, tokenizer_spec
 from biomamba.errors import DataError
 from biomamba.utils.atomic import write_json
@@ -718,7 +724,7 @@ def iter_documents(config: DataConfig, split: str = "train", domains: Iterable[s
     for unit in plan_units(config):
         if wanted is not None and unit.domain not in wanted:
             continue
-        for doc in read_source_file(unit.path, unit.source, FileReport(unit.path)):
+        for doc in read_verified_file(unit.path, unit.source, FileReport(unit.path)):
             is_heldout = heldout_hash(unit.domain, doc.id) < config.heldout_fraction
             if is_heldout != (split == "heldout"):
                 continue

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import re
 import tarfile
 import xml.etree.ElementTree as ET
@@ -37,6 +38,7 @@ from biomamba.data.config import SourceConfig
 from biomamba.errors import DataError
 
 MAX_WARNINGS_PER_FILE = 20
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,13 +74,14 @@ class FileReport:
         """Count every record read from a damaged file as dropped: nothing vouches for any of its text.
 
         zlib verifies a gzip member only at its end (CRC-32 and length), after the garbled output has gone to
-        the parser, so records that parsed are no proof of good data; the file is dropped whole.
+        the parser, so records that parsed are no proof of good data; the file is dropped whole. What the
+        parser made of the garbage (invalid JSON, UTF-8, XML) is noise and is replaced by the one reason.
         """
         self.dropped_damaged = self.documents
         self.documents = 0
         self.deleted_ids = []
-        self.skipped[DAMAGED_REASON] += self.dropped_damaged
-        self.warnings.insert(0, damaged_line(self))
+        self.skipped = Counter({DAMAGED_REASON: self.dropped_damaged})
+        self.warnings = [damaged_line(self)]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -215,8 +218,13 @@ def _open_binary(path: str, report: FileReport) -> Any:
     return handle
 
 
-def _read_chunks(handle: Any, report: FileReport, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-    """Read a plain or gzip stream in chunks; a truncated/corrupt gzip ends the file with a counted warning."""
+READ_CHUNK_BYTES = 1 << 20
+
+
+def _read_chunks(handle: Any, report: FileReport) -> Iterator[bytes]:
+    """Read a plain or gzip stream in chunks; a truncated gzip ends the file with a counted warning, a damaged
+    one sets `report.damaged` (the caller decides: the corpus build drops the whole file)."""
+    chunk_size = READ_CHUNK_BYTES
     if isinstance(handle, _GzipStream):
         yield from handle.chunks(chunk_size)
         if handle.damaged:
@@ -652,11 +660,37 @@ def read_hf(path: str, source: SourceConfig, report: FileReport) -> Iterator[Doc
         yield Document(id=str(record.get(key) or f"{path}:{index}"), text=value)
 
 
+def gzip_damage(path: str) -> str | None:
+    """Why a gzip file fails its deflate/CRC check (None: not gzip, intact, or merely truncated).
+
+    One decompression pass without parsing, for readers that hand documents on as they come and so cannot
+    build a file's output aside until its end-of-stream check, as the corpus build does.
+    """
+    with open(path, "rb") as handle:
+        if handle.peek(2)[:2] != b"\x1f\x8b":
+            return None
+        stream = _GzipStream(handle)
+        for _ in stream.chunks(READ_CHUNK_BYTES):
+            pass
+        return stream.damaged
+
+
+def read_verified_file(path: str, source: SourceConfig, report: FileReport) -> Iterator[Document]:
+    """`read_source_file` for tools that consume documents immediately (tokenizer training, fertility,
+    `data decontaminate`): a damaged gzip file yields nothing and is logged and counted as dropped."""
+    if Path(path).is_file() and (reason := gzip_damage(path)) is not None:
+        report.damaged = reason
+        report.drop_damaged()
+        log.warning(report.warnings[0])
+        return
+    yield from read_source_file(path, source, report)
+
+
 def iter_text_documents(path: str, source_type: str = "jsonl", **fields: Any) -> Iterator[Document]:
     """Convenience for tools (tokenizer training, fertility): documents of one file, skips counted silently."""
     source = SourceConfig(type=source_type, path=path, **fields)  # type: ignore[arg-type]
     report = FileReport(path)
-    yield from read_source_file(path, source, report)
+    yield from read_verified_file(path, source, report)
 
 
 __all__ = [
@@ -664,5 +698,6 @@ __all__ = [
     "FileReport",
     "iter_text_documents",
     "read_source_file",
+    "read_verified_file",
     "resolve_paths",
 ]

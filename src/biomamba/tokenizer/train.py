@@ -103,7 +103,7 @@ def _texts(texts: Iterable[str] | None, files: Iterable[str | Path] | None, text
 
 def _file_texts(path: str, text_field: str) -> Iterator[str]:
     from biomamba.data.config import SourceConfig
-    from biomamba.data.sources import FileReport, read_source_file
+    from biomamba.data.sources import FileReport, read_verified_file
 
     if not Path(path).is_file():
         raise DataError(f"{path}: tokenizer training file not found")
@@ -111,7 +111,7 @@ def _file_texts(path: str, text_field: str) -> Iterator[str]:
     is_json = any(name.endswith(s) for s in (".jsonl", ".jsonl.gz", ".json", ".json.gz"))
     if is_json:
         source = SourceConfig(type="jsonl", path=path, text_field=text_field)
-        for doc in read_source_file(path, source, FileReport(path)):
+        for doc in read_verified_file(path, source, FileReport(path)):
             yield doc.text
         return
     with open(path, encoding="utf-8", errors="strict") as handle:
