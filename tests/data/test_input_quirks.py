@@ -133,3 +133,40 @@ def test_top_level_output_dir_is_where_data_build_and_tokenizer_train_write(json
     assert result.exit_code == 0, result.output
     assert (root / "tokenizer" / "tokenizer.json").is_file()
     assert not (tmp_path / "runs").exists()
+
+
+def test_build_without_training_documents_names_each_source_and_why(jsonl_corpus, tiny_tokenizer, tmp_path):
+    import subprocess
+    import sys
+
+    from .test_damaged_inputs import _medline_gzip, damage
+
+    pubmed = tmp_path / "pubmed"
+    pubmed.mkdir()
+    (pubmed / "a.xml").write_text(_xml(*(_article(p, "x").replace("<Abstract><AbstractText>x</AbstractText>"
+                                                                  "</Abstract>", "") for p in (1, 2, 3))))  # fmt: skip
+    damage(_medline_gzip(600, seed=3), pubmed / "b.xml.gz")
+    recipe = tmp_path / "recipe.yaml"
+    out = tmp_path / "corpus"
+    sources = {"pubmed": [{"type": "pubmed_xml", "path": str(pubmed)}],
+               "c4": [{"type": "jsonl", "path": str(jsonl_corpus["c4"])}],
+               "web": [{"type": "jsonl", "path": str(jsonl_corpus["c4"])}]}  # fmt: skip
+    recipe.write_text(yaml.safe_dump({"name": "t", "tokenizer": {"name_or_path": str(tiny_tokenizer)},
+                                      "data": {"sources": sources, "ratios": {"pubmed": 0.5, "c4": 0.3, "web": 0.2},
+                                               "dedup": {"near": False}, "output_dir": str(out)}}))  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "biomamba", "data", "build", str(recipe)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    line = lines[0]
+    assert line.startswith("error: no training documents left in domain(s) pubmed, web (ratio > 0): pubmed: ")
+    assert "a.xml: 0 documents (no abstract x3)" in line
+    assert "b.xml.gz: 0 documents (damaged compressed file (dropped whole) x" in line
+    assert "web: c4.jsonl: 200 documents; then removed: " in line and " exact duplicates" in line
+    assert f"(what was read: {out / 'manifest.failed.json'})" in line
+    assert not (out / "manifest.json").exists()
+    failed = json.loads((out / "manifest.failed.json").read_text())
+    assert failed["error"] == line.removeprefix("error: ")
+    assert {Path(s["path"]).name for s in failed["sources"]} == {"a.xml", "b.xml.gz", "c4.jsonl"}
+    assert failed["domains"]["pubmed"]["skipped"]["no abstract"] == 3

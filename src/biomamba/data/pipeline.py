@@ -40,6 +40,7 @@ from biomamba.data.dedup import deduplicate, minhash_signatures, text_hash
 from biomamba.data.mixture import heldout_hash, plan_mixture
 from biomamba.data.records import IDENTITY_NAMESPACE, RecordEvents, apply_record_identity
 from biomamba.data.shards import FORMAT_VERSION, MANIFEST_NAME, ShardRecord, ShardWriter, token_dtype
+from biomamba.data.shortfall import FAILED_MANIFEST_NAME, explain_empty_domains
 from biomamba.data.sources import (
     FileReport,
     damaged_line,
@@ -570,6 +571,8 @@ def _finish(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: l
     domain_array = np.asarray(catalog.domain_of_doc, dtype=object)
     train_mask = keep & ~catalog.heldout
     candidates = {d: np.flatnonzero(train_mask & (domain_array == d)) for d in domains}
+    _stop_when_a_domain_is_empty(config, spec, units, parts, index, output, catalog, dedup, candidates,
+                                 domain_array)  # fmt: skip
     plan = plan_mixture({d: catalog.lengths[c] for d, c in candidates.items()}, config.ratios,
                         config.total_tokens, config.seed)  # fmt: skip
     empty = [np.zeros(0, np.int64)]
@@ -599,6 +602,26 @@ def _finish(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: l
     _remove_stale_shards(output, splits)
     say(f"wrote {len(records)} shards ({sum(not r['reused'] for r in records)} new)")
     return _manifest(config, spec, units, parts, index, catalog, dedup, plan, splits, keep, domain_array)
+
+
+def _stop_when_a_domain_is_empty(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: list[dict],
+                                 index: NgramIndex, output: Path, catalog: _Catalog, dedup: Any, candidates: dict[str, np.ndarray],
+                                 domain_array: np.ndarray) -> None:  # fmt: skip
+    """A domain with a ratio but no training documents stops the build with one line saying which of its files
+    gave nothing and why; the manifest of what was read is written aside (`manifest.failed.json`), since a
+    `manifest.json` would mark the directory as a finished corpus."""
+    empty = [d for d, r in config.ratios.items() if r > 0 and not catalog.lengths[candidates[d]].sum()]
+    if not empty:
+        (output / FAILED_MANIFEST_NAME).unlink(missing_ok=True)
+        return
+    failed = output / FAILED_MANIFEST_NAME
+    message = explain_empty_domains(empty, [u.domain for u in units], parts, domain_array, catalog.alive,
+                                    dedup.keep, catalog.heldout, dedup.by_domain, failed)  # fmt: skip
+    manifest = _manifest(
+        config, spec, units, parts, index, catalog, dedup, None, {}, dedup.keep, domain_array
+    )
+    write_json(failed, {"error": message, **manifest})
+    raise DataError(message)
 
 
 def _run_shard_jobs(jobs: list[ShardJob], output: Path, work_dir: Path, unit_names: list[str], dtype: np.dtype,
@@ -702,7 +725,7 @@ def _manifest(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts:
             "near_duplicates": dedup.near_duplicates,
         },  # fmt: skip
         "decontamination": decontam,
-        "mixture": plan.report(),
+        "mixture": plan.report() if plan is not None else None,
         "skipped": {
             "total": sum(skipped_total.values()),
             "by_reason": dict(sorted(skipped_total.items())),
