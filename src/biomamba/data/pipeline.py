@@ -50,7 +50,7 @@ from biomamba.data.sources import (
 )
 from biomamba.data.tokenize import TokenizerSpec, tokenizer_spec
 from biomamba.errors import DataError
-from biomamba.utils.atomic import write_json
+from biomamba.utils.atomic import atomic_write, write_json
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ PART_VERSION = 3
 MAX_MANIFEST_WARNINGS = 200
 MAX_FLAGGED_IDS = 1000
 MAX_OPEN_PARTS = 256
+DECONTAM_IDS_NAME = "decontamination-ids.jsonl"
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ class _PartBuilder:
         self.filtered: Counter = Counter()
         self.contaminated: Counter = Counter()
         self.flagged: list[str] = []
+        self.matched: list[list] = []  # [id, [benchmark names]] of every document overlapping a benchmark
 
     def add(self, doc_id: str, text: str, revised: int = 0) -> None:
         clean = self.config.clean
@@ -224,6 +226,7 @@ class _PartBuilder:
             if hits:
                 for name in hits:
                     self.contaminated[name] += 1
+                self.matched.append([doc_id, sorted(hits)])
                 if self.config.decontam.action == "drop":
                     return
                 self.flagged.append(doc_id)
@@ -273,6 +276,7 @@ class _PartBuilder:
             "filtered": dict(sorted(self.filtered.items())),
             "contaminated": dict(sorted(self.contaminated.items())),
             "flagged_ids": self.flagged[:MAX_FLAGGED_IDS],
+            "matched_ids": self.matched,
             "documents": record.documents,
             "tokens": record.tokens,
         }
@@ -600,6 +604,8 @@ def _finish(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: l
         for domain in domains:
             splits.setdefault(f"heldout/{domain}", {"shards": [], "tokens": 0, "documents": 0})
     _remove_stale_shards(output, splits)
+    if config.decontam.enabled:
+        _write_decontam_ids(output / DECONTAM_IDS_NAME, units, parts, config.decontam.action)
     say(f"wrote {len(records)} shards ({sum(not r['reused'] for r in records)} new)")
     return _manifest(config, spec, units, parts, index, catalog, dedup, plan, splits, keep, domain_array)
 
@@ -622,6 +628,16 @@ def _stop_when_a_domain_is_empty(config: DataConfig, spec: TokenizerSpec, units:
     )
     write_json(failed, {"error": message, **manifest})
     raise DataError(message)
+
+
+def _write_decontam_ids(path: Path, units: list[Unit], parts: list[dict], action: str) -> None:
+    """Every document that overlapped a benchmark (dropped or flagged), one JSON line each, in build order:
+    the manifest keeps counts only, and a dropped document is otherwise untraceable."""
+    with atomic_write(path, "w") as handle:
+        for unit, part in zip(units, parts, strict=True):
+            for doc_id, names in part["matched_ids"]:
+                handle.write(json.dumps({"id": doc_id, "domain": unit.domain, "path": unit.path,
+                                         "benchmarks": names, "action": action}) + "\n")  # fmt: skip
 
 
 def _run_shard_jobs(jobs: list[ShardJob], output: Path, work_dir: Path, unit_names: list[str], dtype: np.dtype,
@@ -686,6 +702,10 @@ def _manifest(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts:
             for name, stats in index.stats.items()
         },
         "flagged_ids": [i for p in parts for i in p["flagged_ids"]][:MAX_FLAGGED_IDS],
+        "documents_matched": sum(
+            len(p["matched_ids"]) for p in parts
+        ),  # unique: once however many benchmarks
+        "ids_file": DECONTAM_IDS_NAME if config.decontam.enabled else None,
         "warning": NO_BENCHMARKS_WARNING if unchecked else None,
     }
     skipped_total = Counter()
