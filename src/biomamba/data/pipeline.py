@@ -10,7 +10,7 @@ Three phases, designed so that the expensive part scales out and every step can 
    (docs/data.md).
 2. GLOBAL (one process, metadata only): apply MEDLINE `DeleteCitation`s and supersede older versions of a
    PMID, exact + near deduplication across all files and domains, then the token-ratio mixture plan.
-3. SHARDS (parallel): copy the chosen documents' tokens into `train/` (shuffled mixture) and
+3. SHARDS (parallel, `shard_jobs.py`): copy the chosen documents' tokens into `train/` (shuffled mixture) and
    `heldout/<domain>/` shards. A shard whose marker matches its plan is not rewritten. The manifest is written
    last, atomically: a corpus directory without `manifest.json` is an unfinished build.
 """
@@ -39,6 +39,7 @@ from biomamba.data.decontam import NO_BENCHMARKS_WARNING, NgramIndex, check_benc
 from biomamba.data.dedup import deduplicate, minhash_signatures, text_hash
 from biomamba.data.mixture import heldout_hash, plan_mixture
 from biomamba.data.records import IDENTITY_NAMESPACE, RecordEvents, apply_record_identity
+from biomamba.data.shard_jobs import plan_shard_jobs, remove_stale_shards, run_shard_jobs
 from biomamba.data.shards import FORMAT_VERSION, MANIFEST_NAME, ShardRecord, ShardWriter, token_dtype
 from biomamba.data.shortfall import FAILED_MANIFEST_NAME, explain_empty_domains
 from biomamba.data.sources import (
@@ -58,7 +59,6 @@ WORK_DIR = ".work"
 PART_VERSION = 3
 MAX_MANIFEST_WARNINGS = 200
 MAX_FLAGGED_IDS = 1000
-MAX_OPEN_PARTS = 256
 DECONTAM_IDS_NAME = "decontamination-ids.jsonl"
 
 
@@ -369,89 +369,6 @@ def _load_catalog(units: list[Unit], work_dir: Path, near: bool) -> _Catalog:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Phase 3: shards
-
-
-@dataclass(frozen=True)
-class ShardJob:
-    split_dir: str
-    name: str
-    units: np.ndarray  # part number per document
-    docs: np.ndarray  # local document index per document
-    limits: np.ndarray  # tokens to copy per document (less than its length for a cut document)
-    plan_hash: str
-
-
-_PART_CACHE: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-
-
-def _part_tokens(work_dir: str, unit_name: str, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    key = f"{work_dir}/{unit_name}"
-    if key not in _PART_CACHE:
-        if len(_PART_CACHE) >= MAX_OPEN_PARTS:  # each memmap holds a file descriptor
-            _PART_CACHE.clear()
-        path = Path(work_dir) / "parts" / unit_name / "tokens.bin"
-        tokens = np.memmap(path, dtype=dtype, mode="r") if path.stat().st_size else np.zeros(0, dtype)
-        starts = np.fromfile(path.with_suffix(".idx"), dtype="<i8")
-        _PART_CACHE[key] = (tokens, np.append(starts, tokens.size))
-    return _PART_CACHE[key]
-
-
-def _write_shard_job(args: tuple[ShardJob, str, str, list[str], str]) -> dict:
-    job, output_dir, work_dir, unit_names, dtype_name = args
-    dtype = np.dtype(dtype_name)
-    relative = f"{job.split_dir}/{job.name}.bin"
-    marker = Path(work_dir) / "shards" / job.split_dir / f"{job.name}.json"
-    if marker.is_file() and (Path(output_dir) / relative).is_file():
-        done = json.loads(marker.read_text(encoding="utf-8"))
-        if done.get("plan_hash") == job.plan_hash:
-            return {**done["record"], "reused": True}
-    with ShardWriter(output_dir, relative, dtype) as writer:
-        pending: list[np.ndarray] = []
-        pending_lengths: list[int] = []
-        for unit_number, doc, limit in zip(
-            job.units.tolist(), job.docs.tolist(), job.limits.tolist(), strict=True
-        ):
-            tokens, bounds = _part_tokens(work_dir, unit_names[unit_number], dtype)
-            piece = tokens[bounds[doc] : bounds[doc + 1]]
-            if limit < piece.size:  # a document cut to its domain's quota still ends with EOS
-                piece = np.append(piece[: limit - 1], piece[-1])
-            pending.append(piece)
-            pending_lengths.append(piece.size)
-            if len(pending) >= 4096:
-                writer.add(np.concatenate(pending), np.asarray(pending_lengths))
-                pending, pending_lengths = [], []
-        if pending:
-            writer.add(np.concatenate(pending), np.asarray(pending_lengths))
-        record = writer.close()
-    write_json(marker, {"plan_hash": job.plan_hash, "record": record.to_json()})
-    return {**record.to_json(), "reused": False}
-
-
-def _shard_jobs(split_dir: str, units: np.ndarray, docs: np.ndarray, lengths: np.ndarray, shard_tokens: int,
-                salt: str) -> list[ShardJob]:  # fmt: skip
-    """Cut an ordered document list into shards of about `shard_tokens` tokens (documents are never split)."""
-    jobs = []
-    if units.size == 0:
-        return jobs
-    cumulative = np.cumsum(lengths)
-    boundaries = [0]
-    target = shard_tokens
-    while True:
-        cut = int(np.searchsorted(cumulative, target, side="left")) + 1
-        if cut >= units.size:
-            break
-        boundaries.append(cut)
-        target = int(cumulative[cut - 1]) + shard_tokens
-    boundaries.append(units.size)
-    for number, (begin, end) in enumerate(zip(boundaries[:-1], boundaries[1:], strict=True)):
-        u, d, n = units[begin:end], docs[begin:end], lengths[begin:end].astype(np.int64)
-        digest = hashlib.sha256(salt.encode() + u.tobytes() + d.astype(np.int64).tobytes() + n.tobytes())
-        jobs.append(ShardJob(split_dir, f"shard-{number:05d}", u, d, n, digest.hexdigest()))
-    return jobs
-
-
-# ---------------------------------------------------------------------------------------------------------
 # Public API
 
 
@@ -586,13 +503,13 @@ def _finish(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: l
     chosen, limits = chosen[shuffle], limits[shuffle]
     dtype = token_dtype(spec.vocab_size)
     salt = _settings_hash(config, spec)
-    jobs = _shard_jobs("train", catalog.unit_of_doc[chosen], catalog.local_index[chosen], limits,
+    jobs = plan_shard_jobs("train", catalog.unit_of_doc[chosen], catalog.local_index[chosen], limits,
                        config.shard_tokens, salt)  # fmt: skip
     for domain in domains:
         held = np.flatnonzero(keep & catalog.heldout & (domain_array == domain))
-        jobs += _shard_jobs(f"heldout/{domain}", catalog.unit_of_doc[held], catalog.local_index[held],
+        jobs += plan_shard_jobs(f"heldout/{domain}", catalog.unit_of_doc[held], catalog.local_index[held],
                             catalog.lengths[held], config.shard_tokens, salt)  # fmt: skip
-    records = _run_shard_jobs(jobs, output, work_dir, [u.name for u in units], dtype, pool)
+    records = run_shard_jobs(jobs, output, work_dir, [u.name for u in units], dtype, pool)
     splits: dict[str, dict] = {}
     for job, record in zip(jobs, records, strict=True):
         split = splits.setdefault(job.split_dir, {"shards": [], "tokens": 0, "documents": 0})
@@ -603,7 +520,7 @@ def _finish(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: l
     if config.heldout_fraction > 0:  # consumers can rely on heldout/<domain> existing (possibly empty)
         for domain in domains:
             splits.setdefault(f"heldout/{domain}", {"shards": [], "tokens": 0, "documents": 0})
-    _remove_stale_shards(output, splits)
+    remove_stale_shards(output, splits)
     if config.decontam.enabled:
         _write_decontam_ids(output / DECONTAM_IDS_NAME, units, parts, config.decontam.action)
     say(f"wrote {len(records)} shards ({sum(not r['reused'] for r in records)} new)")
@@ -638,33 +555,6 @@ def _write_decontam_ids(path: Path, units: list[Unit], parts: list[dict], action
             for doc_id, names in part["matched_ids"]:
                 handle.write(json.dumps({"id": doc_id, "domain": unit.domain, "path": unit.path,
                                          "benchmarks": names, "action": action}) + "\n")  # fmt: skip
-
-
-def _run_shard_jobs(jobs: list[ShardJob], output: Path, work_dir: Path, unit_names: list[str], dtype: np.dtype,
-                    pool: Any) -> list[dict]:  # fmt: skip
-    args = [(job, str(output), str(work_dir), unit_names, dtype.str) for job in jobs]
-    if pool is None or len(jobs) <= 1:
-        records = [_write_shard_job(a) for a in args]
-    else:
-        records = pool.map(_write_shard_job, args, chunksize=1)
-    _PART_CACHE.clear()
-    return records
-
-
-def _remove_stale_shards(output: Path, splits: dict[str, dict]) -> None:
-    """Shards left by an earlier, larger build would otherwise sit next to the new ones, unlisted; so would
-    the temporary `.shard-*.tmp` files of a build that was killed while writing (every writer is done here)."""
-    listed = {shard["path"] for split in splits.values() for shard in split["shards"]}
-    for folder in (output / "train", output / "heldout"):
-        if not folder.is_dir():
-            continue
-        for leftover in folder.rglob(".shard-*.tmp"):
-            leftover.unlink(missing_ok=True)
-        for path in folder.rglob("shard-*.bin"):
-            relative = path.relative_to(output).as_posix()
-            if relative not in listed:
-                path.unlink(missing_ok=True)
-                path.with_suffix(".idx").unlink(missing_ok=True)
 
 
 def _manifest(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: list[dict], index: NgramIndex,
