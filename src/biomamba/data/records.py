@@ -9,17 +9,24 @@ domain, and only one version stays in the corpus:
   a record without a date (PubTator, JATS) loses to one with a date, since it cannot show it is newer;
 - between equally dated (or undated) versions, the one later in the build order wins (domains, sources and
   sorted files in recipe order: MEDLINE update files sort after the baseline, as NLM numbers them);
-- a MEDLINE `DeleteCitation` removes the PMID's record seen so far, from whichever source it came.
+- a MEDLINE `DeleteCitation` removes the PMID's record seen so far, from whichever source it came; a record
+  of that PMID read after the deletion starts over.
+
+The decision is vectorised (one sort of all records and deletions by key then time), so 36M PMIDs cost a few
+int64 arrays, not a Python dict of 36M strings.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
 # Source type -> namespace of its document ids (other types have no shared identity: C4 urls, wiki titles).
 IDENTITY_NAMESPACE = {"pubmed_xml": "pmid", "pubtator": "pmid", "pmc_jats": "pmc"}
+_PMC_BASE = 1 << 40  # numeric PMC ids live above every PMID (PMIDs are below 10^9)
+_HASHED = 1 << 62  # other ids (DOIs, file names): a 61-bit hash, above both
 
 
 @dataclass(frozen=True)
@@ -33,27 +40,70 @@ class RecordEvents:
     deleted: list[str]
 
 
-def apply_record_identity(events: list[RecordEvents], alive: np.ndarray) -> tuple[int, int]:
-    """Clear `alive` for every superseded or deleted record; return (deleted, superseded) counts."""
-    latest: dict[str, tuple[int, int]] = {}  # key -> (catalog index, revision date) of the current version
-    deleted = superseded = 0
+def record_key(namespace: str, doc_id: str) -> int:
+    """One int64 per (namespace, id): the PMID itself, PMC ids above 2^40, anything else hashed above 2^62."""
+    digits = doc_id[3:] if namespace == "pmc" and doc_id[:3].upper() == "PMC" else doc_id
+    if digits.isdigit() and int(digits) < _PMC_BASE:
+        return int(digits) + (_PMC_BASE if namespace == "pmc" else 0)
+    digest = hashlib.blake2b(f"{namespace}:{doc_id}".encode(), digest_size=8).digest()
+    return _HASHED | (int.from_bytes(digest, "little") >> 3)
+
+
+def _event_arrays(events: list[RecordEvents]) -> tuple[np.ndarray, ...]:
+    """keys, times, is_delete, versions, catalog index (-1 for a deletion) of every record and deletion.
+
+    Time orders a part's records by catalog index and puts its deletions after them (2i vs an odd number)."""
+    keys, times, deletes, versions, indices = [], [], [], [], []
     for event in events:
-        revised = event.revised or [0] * len(event.ids)
-        for position, (doc_id, version) in enumerate(zip(event.ids, revised, strict=True)):
-            key, index = f"{event.namespace}:{doc_id}", event.offset + position
-            previous = latest.get(key)
-            if previous is None:
-                latest[key] = (index, version)
-                continue
-            superseded += 1
-            if version >= previous[1]:
-                alive[previous[0]] = False
-                latest[key] = (index, version)
-            else:
-                alive[index] = False
-        for pmid in event.deleted:
-            previous = latest.pop(f"pmid:{pmid}", None)
-            if previous is not None and alive[previous[0]]:
-                alive[previous[0]] = False
-                deleted += 1
+        count = len(event.ids)
+        keys.append(np.fromiter((record_key(event.namespace, i) for i in event.ids), np.int64, count))
+        indices.append(np.arange(event.offset, event.offset + count, dtype=np.int64))
+        times.append(2 * indices[-1])
+        versions.append(np.asarray(event.revised or [0] * count, dtype=np.int64))
+        deletes.append(np.zeros(count, bool))
+        gone = len(event.deleted)
+        keys.append(np.fromiter((record_key("pmid", p) for p in event.deleted), np.int64, gone))
+        times.append(np.full(gone, 2 * (event.offset + count) - 1, dtype=np.int64))
+        versions.append(np.zeros(gone, np.int64))
+        indices.append(np.full(gone, -1, dtype=np.int64))
+        deletes.append(np.ones(gone, bool))
+    if not keys:
+        return tuple(np.zeros(0, t) for t in (np.int64, np.int64, bool, np.int64, np.int64))
+    return tuple(np.concatenate(a) for a in (keys, times, deletes, versions, indices))
+
+
+def apply_record_identity(events: list[RecordEvents], alive: np.ndarray) -> tuple[int, int]:
+    """Clear `alive` for every superseded or deleted record; return (deleted, superseded) counts.
+
+    Per key, deletions cut the time line into epochs. Every record of an epoch that a deletion closes is
+    dead (the one that held the key then counts as deleted); of the last epoch, the newest (version, time)
+    survives and the others count as superseded."""
+    keys, times, is_delete, versions, indices = _event_arrays(events)
+    if keys.size == 0:
+        return 0, 0
+    order = np.lexsort((times, keys))
+    keys, is_delete, versions, indices = keys[order], is_delete[order], versions[order], indices[order]
+    times = times[order]
+    group_start = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    group_of = np.repeat(np.arange(group_start.size), np.diff(np.r_[group_start, keys.size]))
+    deletes_so_far = np.cumsum(is_delete)
+    before_group = np.r_[0, deletes_so_far][group_start][group_of]
+    epoch = deletes_so_far - is_delete - before_group  # deletions before this event, within its key
+    last_epoch = (
+        deletes_so_far[np.r_[group_start[1:] - 1, keys.size - 1]] - np.r_[0, deletes_so_far][group_start]
+    )
+    records = ~is_delete
+    final = records & (epoch == last_epoch[group_of])
+    alive[indices[records & ~final]] = False
+    # deleted: deletions closing an epoch that holds at least one record
+    epoch_id = group_of.astype(np.int64) * (int(epoch.max()) + 2) + epoch
+    with_records = np.unique(epoch_id[records])
+    deleted = int(np.isin(epoch_id[is_delete], with_records).sum())
+    # the newest of each key's final epoch survives: sort by (key, version, time), keep the last of each key
+    f_keys, f_versions, f_times, f_indices = keys[final], versions[final], times[final], indices[final]
+    newest = np.lexsort((f_times, f_versions, f_keys))
+    f_keys, f_indices = f_keys[newest], f_indices[newest]
+    is_last = np.r_[f_keys[1:] != f_keys[:-1], True] if f_keys.size else np.zeros(0, bool)
+    alive[f_indices[~is_last]] = False
+    superseded = int(records.sum()) - with_records.size
     return deleted, superseded
