@@ -59,3 +59,12 @@ def test_record_keys_separate_namespaces():
     assert record_key("pmc", "PMC123") != record_key("pmid", "123")
     assert record_key("pmc", "PMC123") == record_key("pmc", "123")
     assert record_key("pmc", "10.1000/xyz") != record_key("pmid", "10.1000/xyz")
+
+
+def test_bulk_keys_equal_single_keys():
+    from biomamba.data.records import record_keys
+
+    ids = ["12", "007", "PMC5", "10.1/x", "99999999"]
+    for namespace in ("pmid", "pmc"):
+        assert record_keys(namespace, ids).tolist() == [record_key(namespace, i) for i in ids]
+    assert record_keys("pmid", ["1", "2"]).tolist() == [1, 2]

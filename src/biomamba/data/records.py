@@ -49,6 +49,18 @@ def record_key(namespace: str, doc_id: str) -> int:
     return _HASHED | (int.from_bytes(digest, "little") >> 3)
 
 
+def record_keys(namespace: str, ids: list[str]) -> np.ndarray:
+    """`record_key` of many ids; PMIDs (all digits) are parsed by numpy in one call, not one by one."""
+    if namespace == "pmid" and ids:
+        try:
+            keys = np.asarray(ids, dtype=np.str_).astype(np.int64)
+            if keys.min() >= 0 and keys.max() < _PMC_BASE:
+                return keys
+        except ValueError:
+            pass
+    return np.fromiter((record_key(namespace, i) for i in ids), np.int64, len(ids))
+
+
 def _event_arrays(events: list[RecordEvents]) -> tuple[np.ndarray, ...]:
     """keys, times, is_delete, versions, catalog index (-1 for a deletion) of every record and deletion.
 
@@ -56,13 +68,13 @@ def _event_arrays(events: list[RecordEvents]) -> tuple[np.ndarray, ...]:
     keys, times, deletes, versions, indices = [], [], [], [], []
     for event in events:
         count = len(event.ids)
-        keys.append(np.fromiter((record_key(event.namespace, i) for i in event.ids), np.int64, count))
+        keys.append(record_keys(event.namespace, event.ids))
         indices.append(np.arange(event.offset, event.offset + count, dtype=np.int64))
         times.append(2 * indices[-1])
         versions.append(np.asarray(event.revised or [0] * count, dtype=np.int64))
         deletes.append(np.zeros(count, bool))
         gone = len(event.deleted)
-        keys.append(np.fromiter((record_key("pmid", p) for p in event.deleted), np.int64, gone))
+        keys.append(record_keys("pmid", event.deleted))
         times.append(np.full(gone, 2 * (event.offset + count) - 1, dtype=np.int64))
         versions.append(np.zeros(gone, np.int64))
         indices.append(np.full(gone, -1, dtype=np.int64))
@@ -95,15 +107,15 @@ def apply_record_identity(events: list[RecordEvents], alive: np.ndarray) -> tupl
     records = ~is_delete
     final = records & (epoch == last_epoch[group_of])
     alive[indices[records & ~final]] = False
-    # deleted: deletions closing an epoch that holds at least one record
-    epoch_id = group_of.astype(np.int64) * (int(epoch.max()) + 2) + epoch
-    with_records = np.unique(epoch_id[records])
-    deleted = int(np.isin(epoch_id[is_delete], with_records).sum())
+    # events are sorted by key then time, so an epoch's records directly precede the deletion closing it
+    same_key_record_before = np.r_[False, (keys[1:] == keys[:-1]) & records[:-1]]
+    deleted = int((is_delete & same_key_record_before).sum())
+    epochs_with_records = int((records & ~same_key_record_before).sum())  # first record of each epoch
     # the newest of each key's final epoch survives: sort by (key, version, time), keep the last of each key
     f_keys, f_versions, f_times, f_indices = keys[final], versions[final], times[final], indices[final]
     newest = np.lexsort((f_times, f_versions, f_keys))
     f_keys, f_indices = f_keys[newest], f_indices[newest]
     is_last = np.r_[f_keys[1:] != f_keys[:-1], True] if f_keys.size else np.zeros(0, bool)
     alive[f_indices[~is_last]] = False
-    superseded = int(records.sum()) - with_records.size
+    superseded = int(records.sum()) - epochs_with_records
     return deleted, superseded
