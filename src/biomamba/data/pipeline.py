@@ -38,7 +38,14 @@ from biomamba.data.config import DataConfig, SourceConfig
 from biomamba.data.decontam import NO_BENCHMARKS_WARNING, NgramIndex, check_benchmark_paths
 from biomamba.data.dedup import deduplicate, minhash_signatures, text_hash
 from biomamba.data.mixture import heldout_hash, plan_mixture
-from biomamba.data.records import IDENTITY_NAMESPACE, RecordEvents, apply_record_identity
+from biomamba.data.records import (
+    IDENTITY_NAME,
+    IDENTITY_NAMESPACE,
+    RecordEvents,
+    apply_record_identity,
+    load_identity,  # fmt: skip
+    save_identity,
+)
 from biomamba.data.shard_jobs import plan_shard_jobs, remove_stale_shards, run_shard_jobs
 from biomamba.data.shards import FORMAT_VERSION, MANIFEST_NAME, ShardRecord, ShardWriter, token_dtype
 from biomamba.data.shortfall import FAILED_MANIFEST_NAME, explain_empty_domains
@@ -266,8 +273,12 @@ class _PartBuilder:
             else np.zeros((0, num_perm), np.uint32),
         }
         np.savez(self.part_dir / "meta.npz", **meta)
-        write_json(self.part_dir / "ids.json",
-                   {"ids": self.ids, "revised": self.revised, "deleted": report.deleted_ids})  # fmt: skip
+        write_json(self.part_dir / "ids.json", {"ids": self.ids, "deleted": report.deleted_ids})
+        namespace = IDENTITY_NAMESPACE.get(self.unit.source.type)
+        if namespace is not None:  # int64 keys: the merge never loads every PMID as a Python string
+            save_identity(
+                self.part_dir / IDENTITY_NAME, namespace, self.ids, self.revised, report.deleted_ids
+            )
         return {
             "unit": self.unit.name,
             "domain": self.unit.domain,
@@ -349,8 +360,7 @@ def _load_catalog(units: list[Unit], work_dir: Path, near: bool) -> _Catalog:
         domains.extend([unit.domain] * count)
         namespace = IDENTITY_NAMESPACE.get(unit.source.type)
         if namespace is not None:
-            ids = json.loads((part / "ids.json").read_text(encoding="utf-8"))
-            record_events.append(RecordEvents(offset, namespace, ids["ids"], ids["revised"], ids["deleted"]))
+            record_events.append(load_identity(part / IDENTITY_NAME, offset))
         offset += count
     alive = np.ones(offset, dtype=bool)
     deleted, superseded = apply_record_identity(record_events, alive)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -29,15 +30,28 @@ _PMC_BASE = 1 << 40  # numeric PMC ids live above every PMID (PMIDs are below 10
 _HASHED = 1 << 62  # other ids (DOIs, file names): a 61-bit hash, above both
 
 
+IDENTITY_NAME = "identity.npz"  # per part: int64 keys and revision dates of its records, deleted PMIDs' keys
+
+
 @dataclass(frozen=True)
 class RecordEvents:
-    """One part's records in catalog order: where they start, their ids, revision dates and deletions."""
+    """One part's records in catalog order: where they start, their keys, revision dates and deletions."""
 
     offset: int
-    namespace: str
-    ids: list[str]
-    revised: list[int]
-    deleted: list[str]
+    keys: np.ndarray  # int64 `record_key` per record
+    revised: np.ndarray  # int64 YYYYMMDD per record, 0 when unknown
+    deleted: np.ndarray  # int64 `record_key("pmid", ...)` per DeleteCitation PMID
+
+
+def save_identity(path: Path, namespace: str, ids: list[str], revised: list[int], deleted: list[str]) -> None:
+    """Write a part's identity arrays (the merge reads these instead of every id string)."""
+    np.savez(path, keys=record_keys(namespace, ids), revised=np.asarray(revised, dtype=np.int64).reshape(-1),
+             deleted=record_keys("pmid", deleted))  # fmt: skip
+
+
+def load_identity(path: Path, offset: int) -> RecordEvents:
+    with np.load(path) as data:
+        return RecordEvents(offset, data["keys"], data["revised"], data["deleted"])
 
 
 def record_key(namespace: str, doc_id: str) -> int:
@@ -51,7 +65,9 @@ def record_key(namespace: str, doc_id: str) -> int:
 
 def record_keys(namespace: str, ids: list[str]) -> np.ndarray:
     """`record_key` of many ids; PMIDs (all digits) are parsed by numpy in one call, not one by one."""
-    if namespace == "pmid" and ids:
+    if not ids:
+        return np.zeros(0, np.int64)
+    if namespace == "pmid":
         try:
             keys = np.asarray(ids, dtype=np.str_).astype(np.int64)
             if keys.min() >= 0 and keys.max() < _PMC_BASE:
@@ -67,18 +83,16 @@ def _event_arrays(events: list[RecordEvents]) -> tuple[np.ndarray, ...]:
     Time orders a part's records by catalog index and puts its deletions after them (2i vs an odd number)."""
     keys, times, deletes, versions, indices = [], [], [], [], []
     for event in events:
-        count = len(event.ids)
-        keys.append(record_keys(event.namespace, event.ids))
-        indices.append(np.arange(event.offset, event.offset + count, dtype=np.int64))
-        times.append(2 * indices[-1])
-        versions.append(np.asarray(event.revised or [0] * count, dtype=np.int64))
-        deletes.append(np.zeros(count, bool))
-        gone = len(event.deleted)
-        keys.append(record_keys("pmid", event.deleted))
-        times.append(np.full(gone, 2 * (event.offset + count) - 1, dtype=np.int64))
-        versions.append(np.zeros(gone, np.int64))
-        indices.append(np.full(gone, -1, dtype=np.int64))
-        deletes.append(np.ones(gone, bool))
+        count, gone = event.keys.size, event.deleted.size
+        index = np.arange(event.offset, event.offset + count, dtype=np.int64)
+        keys += [event.keys, event.deleted]
+        times += [2 * index, np.full(gone, 2 * (event.offset + count) - 1, dtype=np.int64)]
+        versions += [
+            event.revised if event.revised.size else np.zeros(count, np.int64),
+            np.zeros(gone, np.int64),
+        ]
+        indices += [index, np.full(gone, -1, dtype=np.int64)]
+        deletes += [np.zeros(count, bool), np.ones(gone, bool)]
     if not keys:
         return tuple(np.zeros(0, t) for t in (np.int64, np.int64, bool, np.int64, np.int64))
     return tuple(np.concatenate(a) for a in (keys, times, deletes, versions, indices))
