@@ -152,3 +152,27 @@ def test_valid_gzip_with_empty_content_is_an_empty_file(tmp_path):
     report = FileReport(str(path))
     assert list(read_source_file(str(path), SourceConfig(type="jsonl", path=str(path)), report)) == []
     assert report.skipped == {"empty file": 1}
+
+
+def test_damaged_pmc_bundle_is_dropped_whole(tiny_tokenizer, tmp_path):
+    import io
+    import tarfile
+
+    from .helpers import write_jsonl
+
+    bundle = io.BytesIO()
+    with tarfile.open(fileobj=bundle, mode="w:gz") as tar:
+        for number, doc in enumerate(random_documents("pubmed", 300, seed=6, min_words=80, max_words=200)):
+            article = (f'<article><front><article-meta><article-id pub-id-type="pmc">PMC{number}</article-id>'
+                       f"<title-group><article-title>Article {number}</article-title></title-group></article-meta>"
+                       f"</front><body><sec><p>{doc['text']} {number}.</p></sec></body></article>").encode()  # fmt: skip
+            info = tarfile.TarInfo(f"oa/PMC{number}.nxml")
+            info.size = len(article)
+            tar.addfile(info, io.BytesIO(article))
+    damaged = damage(bundle.getvalue(), tmp_path / "pmc" / "oa_comm_xml.PMC000xxxxxx.baseline.tar.gz", at=0.5)
+    intact = write_jsonl(tmp_path / "ok.jsonl", random_documents("c4", 20, seed=1))
+    manifest = _build([{"type": "pmc_jats", "path": str(damaged)}, {"type": "jsonl", "path": str(intact)}],
+                      tiny_tokenizer, tmp_path / "corpus")  # fmt: skip
+    entry = next(s for s in manifest["sources"] if s["path"] == str(damaged))
+    assert entry["documents"] == 0 and entry["read"]["damaged"]["reason"]
+    assert manifest["skipped"]["by_reason"][DAMAGED_REASON] == entry["read"]["damaged"]["records"] > 0

@@ -422,8 +422,14 @@ def read_pmc_jats(path: str, source: SourceConfig, report: FileReport) -> Iterat
                         data = bundle.extractfile(member)
                         if data is not None:
                             yield from _jats_document(data.read(), report, member.name)
-        except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-            report.skip("truncated or corrupt archive (rest skipped)", detail=str(exc))
+                # tarfile stops quietly at a garbled header, and gzip checks the CRC only at the end of
+                # the stream: read to the end so that a damaged bundle is noticed (then dropped whole)
+                while bundle.fileobj is not None and bundle.fileobj.read(READ_CHUNK_BYTES):
+                    pass
+        except (EOFError, tarfile.TruncatedHeaderError) as exc:
+            report.skip("truncated archive (rest skipped)", detail=str(exc) or type(exc).__name__)
+        except (tarfile.TarError, zlib.error, OSError) as exc:  # CRC, deflate or tar header check failed
+            report.damaged = str(exc) or type(exc).__name__
         return
     handle = _open_binary(path, report)
     if handle is None:
