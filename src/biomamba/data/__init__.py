@@ -29,9 +29,9 @@ Public API (see docs/data.md):
 
 from biomamba.data.config import BenchmarkConfig, DataConfig, DecontamConfig, DedupConfig, SourceConfig
 from biomamba.data.decontam import NgramIndex
+from biomamba.data.detect import detect_source_type
 from biomamba.data.pipeline import build_corpus, iter_documents
 from biomamba.data.shards import ShardWriter, TokenShards, read_manifest, write_shard
-from biomamba.data.detect import detect_source_type
 from biomamba.data.sources import Document, FileReport, read_source_file, read_verified_file
 
 __all__ = [
