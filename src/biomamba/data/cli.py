@@ -179,7 +179,7 @@ def _print_summary(manifest: dict, corpus: Path) -> None:
     done = _ACTION_DONE.get(decontam.get("action", ""), decontam.get("action"))
     for name, stats in decontam.get("benchmarks", {}).items():
         typer.echo(f"  decontamination {name}: {stats['documents_matched']} documents overlap")
-    if decontam.get("enabled"):
+    if decontam.get("enabled") and "documents_matched" in decontam:  # (older manifests lack the unique count)
         ids = f", ids in {corpus / decontam['ids_file']}" if decontam.get("ids_file") else ""
         typer.echo(f"  decontamination: {decontam.get('documents_matched', 0)} documents {done} "
                    f"(overlapping any benchmark{ids})")  # fmt: skip
