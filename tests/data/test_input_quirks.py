@@ -170,3 +170,17 @@ def test_build_without_training_documents_names_each_source_and_why(jsonl_corpus
     assert failed["error"] == line.removeprefix("error: ")
     assert {Path(s["path"]).name for s in failed["sources"]} == {"a.xml", "b.xml.gz", "c4.jsonl"}
     assert failed["domains"]["pubmed"]["skipped"]["no abstract"] == 3
+
+
+def test_train_looks_for_the_corpus_where_data_build_writes_it(tmp_path, monkeypatch):
+    import pytest
+
+    from biomamba.errors import DataError
+    from biomamba.train import train
+
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "experiments" / "bio"
+    recipe = {"name": "bio", "output_dir": str(root), "data": {"sources": {"pubmed": [{"type": "text", "path": "x"}]}},
+              "train": {"max_steps": 1, "progress": False}}  # fmt: skip
+    with pytest.raises(DataError, match=f"{root / 'corpus' / 'manifest.json'}: corpus manifest not found"):
+        train(recipe)
