@@ -43,7 +43,7 @@ from biomamba.data.records import (
     IDENTITY_NAMESPACE,
     RecordEvents,
     apply_record_identity,
-    load_identity,  # fmt: skip
+    load_identity,
     save_identity,
 )
 from biomamba.data.shard_jobs import plan_shard_jobs, remove_stale_shards, run_shard_jobs
