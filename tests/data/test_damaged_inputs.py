@@ -176,3 +176,23 @@ def test_damaged_pmc_bundle_is_dropped_whole(tiny_tokenizer, tmp_path):
     entry = next(s for s in manifest["sources"] if s["path"] == str(damaged))
     assert entry["documents"] == 0 and entry["read"]["damaged"]["reason"]
     assert manifest["skipped"]["by_reason"][DAMAGED_REASON] == entry["read"]["damaged"]["records"] > 0
+
+
+def test_self_written_damaged_c4_shard_contributes_no_text(tiny_tokenizer, tmp_path, capsys):
+    """The same without ../shared/data: a C4-layout shard (`{text, url, timestamp}` lines, gzip) written here."""
+    from .helpers import write_jsonl
+
+    docs = random_documents("c4", 3000, seed=11, min_words=40, max_words=120)
+    lines = "".join(json.dumps({"text": f"{d['text']} {n}.", "url": f"https://example.org/{n}",
+                                "timestamp": "2019-04-22T08:51:25Z"}) + "\n" for n, d in enumerate(docs))  # fmt: skip
+    damaged = damage(
+        gzip.compress(lines.encode(), mtime=0), tmp_path / "c4" / "c4-train.00001-of-01024.json.gz"
+    )
+    intact = write_jsonl(
+        tmp_path / "c4" / "c4-train.00000-of-01024.json", random_documents("c4", 30, seed=12)
+    )
+    manifest = _build([{"type": "jsonl", "path": str(tmp_path / "c4")}], tiny_tokenizer, tmp_path / "corpus")
+    _assert_dropped_and_named(manifest, damaged, capsys.readouterr().out)
+    good = {normalize_text(json.loads(line)["text"]) for line in intact.read_text().splitlines()}
+    shard_texts = _decoded_documents(tmp_path / "corpus", tiny_tokenizer)
+    assert shard_texts and set(shard_texts) <= good
