@@ -29,3 +29,11 @@ def test_tiny_benchmark_sides_agree(shared_data, tmp_path, tiny_tokenizer):
     base = bench.run_datasets([str(f) for f in files], str(tiny_tokenizer), str(tmp_path / "b"), 1)
     assert ours["documents"] == base["documents"] == 526 * 2  # two renumbered copies, none collapsed
     assert ours["tokens"] == base["tokens"] > 0
+
+
+def test_inputs_benchmark_runs_and_both_identity_sides_agree():
+    spec = importlib.util.spec_from_file_location("data_inputs_bench", ROOT / "benchmarks" / "data_inputs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = module.identity_rows([20_000])  # asserts that both sides take the same decisions
+    assert len(rows) == 4 and "`apply_record_identity`" in rows[-1]

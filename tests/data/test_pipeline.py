@@ -148,7 +148,7 @@ def test_bad_inputs_are_skipped_counted_and_named_in_the_manifest(tmp_path, tiny
     skipped = manifest["skipped"]
     # invalid JSON: the broken line of a.jsonl, and the half line where c.jsonl.gz was cut
     assert skipped["by_reason"] == {"empty file": 1, "invalid JSON": 2, "invalid UTF-8": 1,
-                                    "truncated or corrupt compressed file (rest of file skipped)": 1}  # fmt: skip
+                                    "truncated compressed file (rest of file skipped)": 1}  # fmt: skip
     assert skipped["total"] == 5
     warnings = "\n".join(skipped["warnings"])
     assert f"{folder / 'a.jsonl'}:line 31: invalid JSON" in warnings

@@ -104,3 +104,51 @@ def test_tokenizer_recipe_validation():
         load_section({"tokenizer": {"vocab_size": 10}}, "tokenizer", TokenizerConfig)
     with pytest.raises(RecipeError, match="must be listed in special_tokens"):
         load_section({"tokenizer": {"eos_token": "</s>"}}, "tokenizer", TokenizerConfig)
+
+
+def _floor_version() -> str:
+    import re
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    spec = next(d for d in pyproject["project"]["dependencies"] if d.startswith("transformers"))
+    return re.search(r">=\s*([\d.]+)", spec).group(1)
+
+
+def test_saved_tokenizer_names_a_class_transformers_4_has(tmp_path):
+    out = tmp_path / "tok"
+    train_tokenizer(_texts(BIO + GEN, 100, 0), vocab_size=300, output_dir=out)
+    config = json.loads((out / "tokenizer_config.json").read_text())
+    assert config["tokenizer_class"] == "PreTrainedTokenizerFast"  # not 5.x's "TokenizersBackend"
+
+
+def test_saved_tokenizer_loads_under_the_lowest_declared_transformers(tmp_path):
+    """Load with the pyproject floor of transformers, installed aside (it needs its own tokenizers and hub):
+
+    pip install --target /tmp/tf-floor --no-deps transformers==<floor> tokenizers==0.20.3 huggingface_hub==0.26.5
+    BIOMAMBA_TRANSFORMERS_FLOOR=/tmp/tf-floor pytest tests/tokenizer -k lowest
+    """
+    import os
+    import subprocess
+    import sys
+
+    floor_dir = os.environ.get("BIOMAMBA_TRANSFORMERS_FLOOR")
+    if not floor_dir:
+        pytest.skip("set BIOMAMBA_TRANSFORMERS_FLOOR to a pip --target folder holding the floor transformers")
+    out = tmp_path / "tok"
+    tok = train_tokenizer(_texts(BIO + GEN, 100, 0), vocab_size=300, output_dir=out)
+    text = "Café 5 µg/kg thrombocytopenia"
+    probe = ("import json, sys, transformers\nfrom transformers import AutoTokenizer\n"
+             "t = AutoTokenizer.from_pretrained(sys.argv[1])\n"
+             "print(json.dumps([transformers.__version__, t.eos_token_id, t.pad_token_id,"
+             " t(sys.argv[2], add_special_tokens=False)['input_ids']]))")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": floor_dir}
+    proc = subprocess.run([sys.executable, "-c", probe, str(out), text], capture_output=True, text=True, env=env,
+                          cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    version, eos, pad, ids = json.loads(proc.stdout.strip().splitlines()[-1])
+    floor = _floor_version()
+    assert version == floor or version == f"{floor}.0"  # ">=4.46" allows 4.46.0
+    assert (eos, pad) == (tok.eos_token_id, tok.pad_token_id)
+    assert ids == tok(text, add_special_tokens=False)["input_ids"]

@@ -51,7 +51,8 @@ def register(app: typer.Typer) -> None:
             None, help="Tokenizer directory or hub name (default: tokenizer.name_or_path)."
         ),
         output_dir: Path = typer.Option(
-            None, help="Corpus directory (default: data.output_dir, else runs/<name>/corpus)."
+            None,
+            help="Corpus directory (default: data.output_dir, else <output_dir>/corpus, else runs/<name>/corpus).",
         ),
         workers: int = typer.Option(None, help="Worker processes for tokenizing files and writing shards."),
         seed: int = typer.Option(None, help="Seed of the mixture sampling and shuffling."),
@@ -66,6 +67,7 @@ def register(app: typer.Typer) -> None:
             None, "--set", help="Override any key: --set data.dedup.threshold=0.9."
         ),
     ) -> None:
+        from biomamba.data.config import stage_output_dir
         from biomamba.data.pipeline import build_corpus
         from biomamba.errors import BiomambaError
 
@@ -75,7 +77,7 @@ def register(app: typer.Typer) -> None:
         tok = (raw.get("tokenizer") or {}).get("name_or_path")
         if not tok:
             raise BiomambaError(f"{recipe}: no tokenizer: pass --tokenizer or set tokenizer.name_or_path")
-        out = output_dir or Path(config.output_dir or f"runs/{raw.get('name', recipe.stem)}/corpus")
+        out = output_dir or stage_output_dir(raw, config.output_dir, "corpus", recipe.stem)
         result = build_corpus(config, tok, out, only_part=_parse_part(part), progress=typer.echo)
         if part is not None:
             typer.echo(f"built {len(result['parts'])} parts under {out}/.work/parts in {result['seconds']}s")
@@ -101,36 +103,61 @@ def register(app: typer.Typer) -> None:
         recipe: Path = typer.Argument(..., help="Recipe whose data.decontam.benchmarks are indexed."),
         inputs: list[str] = typer.Argument(..., help="Files to check (any source type, see --type)."),
         source_type: str = typer.Option(
-            "jsonl", "--type", help="pubmed_xml|pmc_jats|pubtator|jsonl|wikitext|text"
+            None,
+            "--type",
+            help="pubmed_xml|pmc_jats|pubtator|jsonl|wikitext|text (default: from the content)",
         ),
         text_field: str = typer.Option("text", help="JSON field with the text (jsonl)."),
         output: Path = typer.Option(None, help="Write the per-benchmark report as JSON here."),
     ) -> None:
-        """Report which documents of INPUTS share an n-gram with the recipe's benchmarks (nothing is written)."""
-        from biomamba.data.config import SourceConfig
+        """Report which documents of INPUTS share an n-gram with the recipe's benchmarks (INPUTS are not changed).
+
+        A file from which no document could be read is an error (exit status 2), never reported as clean."""
         from biomamba.data.decontam import NgramIndex
-        from biomamba.data.sources import FileReport, read_source_file
         from biomamba.utils.atomic import write_json
 
         config, _ = _load_data_config(recipe, {}, None)
         index = NgramIndex.build(config.decontam)
-        report: dict[str, Any] = {"ngram": index.n, "benchmarks": index.stats, "documents": 0, "matches": {}}
+        report: dict[str, Any] = {"ngram": index.n, "benchmarks": index.stats, "documents": 0, "matches": {},
+                                  "files": {}}  # fmt: skip
+        overlapping: set[tuple[str, str]] = set()
         for path in inputs:
-            source = SourceConfig.model_validate(
-                {"type": source_type, "path": path, "text_field": text_field}
-            )
-            for doc in read_source_file(path, source, FileReport(path)):
-                report["documents"] += 1
+            for doc in _checked_documents(path, source_type, text_field, report):
                 for name in index.matches(doc.text):
                     report["matches"].setdefault(name, []).append(doc.id)
+                    overlapping.add((path, doc.id))
+        report["overlapping_documents"] = len(overlapping)
         for name, stats in index.stats.items():
             hits = report["matches"].get(name, [])
             typer.echo(f"{name}: {len(hits)} of {report['documents']} documents overlap "
                        f"({stats['texts']} benchmark texts, {stats['ngrams']} {index.n}-grams)")  # fmt: skip
+        typer.echo(f"any benchmark: {len(overlapping)} of {report['documents']} documents overlap")
         if output:
             write_json(output, report)
 
     app.add_typer(data_app, name="data")
+
+
+def _checked_documents(path: str, source_type: str | None, text_field: str, report: dict) -> Any:
+    """The documents of one input of `data decontaminate`, its type detected unless given; a file that gives
+    no document at all is an error naming it and why, so that it is never reported as clean."""
+    from biomamba.data.config import SourceConfig
+    from biomamba.data.detect import detect_source_type
+    from biomamba.data.sources import FileReport, read_verified_file
+    from biomamba.errors import DataError
+
+    kind = source_type or detect_source_type(path)
+    source = SourceConfig.model_validate({"type": kind, "path": path, "text_field": text_field})
+    read = FileReport(path)
+    yield from read_verified_file(path, source, read)
+    report["documents"] += read.documents
+    report["files"][path] = {"type": kind, **read.to_json()}
+    if read.documents == 0:
+        reasons = ", ".join(f"{k} x{v}" for k, v in read.skipped.most_common(3)) or "no records"
+        raise DataError(f"{path}: no documents read as {kind} ({reasons}): nothing was checked")
+
+
+_ACTION_DONE = {"drop": "dropped", "flag": "flagged"}
 
 
 def _print_summary(manifest: dict, corpus: Path) -> None:
@@ -148,9 +175,14 @@ def _print_summary(manifest: dict, corpus: Path) -> None:
     typer.echo(
         f"  dedup: {dedup.get('exact_duplicates', 0)} exact, {dedup.get('near_duplicates', 0)} near duplicates"
     )
-    for name, stats in manifest.get("decontamination", {}).get("benchmarks", {}).items():
-        typer.echo(f"  decontamination {name}: {stats['documents_matched']} documents "
-                   f"{manifest['decontamination']['action']}ped")  # fmt: skip
+    decontam = manifest.get("decontamination", {})
+    done = _ACTION_DONE.get(decontam.get("action", ""), decontam.get("action"))
+    for name, stats in decontam.get("benchmarks", {}).items():
+        typer.echo(f"  decontamination {name}: {stats['documents_matched']} documents overlap")
+    if decontam.get("enabled") and "documents_matched" in decontam:  # (older manifests lack the unique count)
+        ids = f", ids in {corpus / decontam['ids_file']}" if decontam.get("ids_file") else ""
+        typer.echo(f"  decontamination: {decontam.get('documents_matched', 0)} documents {done} "
+                   f"(overlapping any benchmark{ids})")  # fmt: skip
     if manifest.get("decontamination", {}).get("warning"):
         typer.echo(f"  WARNING: {manifest['decontamination']['warning']}")
     skipped = manifest.get("skipped", {})

@@ -22,6 +22,7 @@ Example (YAML):
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -132,7 +133,13 @@ class DataConfig(Section):
     keep_work: bool = Field(
         False, description="Keep the intermediate per-file parts after a successful build."
     )
-    output_dir: str | None = None
+    output_dir: str | None = Field(
+        None, description="Corpus directory; default: <top-level output_dir>/corpus, else runs/<name>/corpus."
+    )
+    on_damaged: Literal["drop", "fail"] = Field(
+        "drop", description="A .gz input failing its deflate/CRC check: drop the file whole (named and counted "
+        "in the manifest) or stop the build with an error naming it."
+    )  # fmt: skip
 
     @field_validator("sources")
     @classmethod
@@ -164,3 +171,13 @@ class DataConfig(Section):
     def ratio(self, domain: str) -> float:
         """Target token share of a domain; domains without a ratio are held-out only (ratio 0)."""
         return self.ratios.get(domain, 0.0)
+
+
+def stage_output_dir(raw: dict, section_output_dir: str | None, stage: str, fallback_name: str) -> Path:
+    """Default output folder of a stage: its section's `output_dir`, else `<output_dir>/<stage>` under the
+    recipe's top-level `output_dir`, else `runs/<name>/<stage>`: the layout `train` and `demo` use, so one
+    recipe's tokenizer, corpus and run land side by side wherever the recipe puts them."""
+    if section_output_dir:
+        return Path(section_output_dir)
+    name = raw.get("name") or fallback_name
+    return Path(raw.get("output_dir") or f"runs/{name}") / stage

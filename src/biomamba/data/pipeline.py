@@ -10,7 +10,7 @@ Three phases, designed so that the expensive part scales out and every step can 
    (docs/data.md).
 2. GLOBAL (one process, metadata only): apply MEDLINE `DeleteCitation`s and supersede older versions of a
    PMID, exact + near deduplication across all files and domains, then the token-ratio mixture plan.
-3. SHARDS (parallel): copy the chosen documents' tokens into `train/` (shuffled mixture) and
+3. SHARDS (parallel, `shard_jobs.py`): copy the chosen documents' tokens into `train/` (shuffled mixture) and
    `heldout/<domain>/` shards. A shard whose marker matches its plan is not rewritten. The manifest is written
    last, atomically: a corpus directory without `manifest.json` is an unfinished build.
 """
@@ -38,19 +38,35 @@ from biomamba.data.config import DataConfig, SourceConfig
 from biomamba.data.decontam import NO_BENCHMARKS_WARNING, NgramIndex, check_benchmark_paths
 from biomamba.data.dedup import deduplicate, minhash_signatures, text_hash
 from biomamba.data.mixture import heldout_hash, plan_mixture
+from biomamba.data.records import (
+    IDENTITY_NAME,
+    IDENTITY_NAMESPACE,
+    RecordEvents,
+    apply_record_identity,
+    load_identity,
+    save_identity,
+)
+from biomamba.data.shard_jobs import plan_shard_jobs, remove_stale_shards, run_shard_jobs
 from biomamba.data.shards import FORMAT_VERSION, MANIFEST_NAME, ShardRecord, ShardWriter, token_dtype
-from biomamba.data.sources import FileReport, read_source_file, resolve_paths
+from biomamba.data.shortfall import FAILED_MANIFEST_NAME, explain_empty_domains
+from biomamba.data.sources import (
+    FileReport,
+    damaged_line,
+    read_source_file,
+    read_verified_file,
+    resolve_paths,
+)
 from biomamba.data.tokenize import TokenizerSpec, tokenizer_spec
 from biomamba.errors import DataError
-from biomamba.utils.atomic import write_json
+from biomamba.utils.atomic import atomic_write, write_json
 
 log = logging.getLogger(__name__)
 
 WORK_DIR = ".work"
-PART_VERSION = 2
+PART_VERSION = 3
 MAX_MANIFEST_WARNINGS = 200
 MAX_FLAGGED_IDS = 1000
-MAX_OPEN_PARTS = 256
+DECONTAM_IDS_NAME = "decontamination-ids.jsonl"
 
 
 @dataclass(frozen=True)
@@ -153,7 +169,9 @@ def build_part(unit: Unit) -> dict:
     report = FileReport(unit.path)
     try:
         for doc in read_source_file(unit.path, unit.source, report):
-            builder.add(doc.id, doc.text)
+            builder.add(doc.id, doc.text, doc.revised)
+        if report.damaged:
+            builder = _drop_damaged(builder, report, config)
         summary = builder.finish(report)
     except BaseException:
         builder.abort()
@@ -168,6 +186,19 @@ def build_part(unit: Unit) -> dict:
     return summary
 
 
+def _drop_damaged(builder: _PartBuilder, report: FileReport, config: DataConfig) -> _PartBuilder:
+    """The part of a file that failed its gzip check was built aside: discard it whole, or stop the build.
+
+    Its tokens only ever went to temporary files of the part folder (published by `done.json`, written
+    after this check), so dropping it leaves an empty part that records the file, its records and the reason.
+    """
+    builder.abort()
+    report.drop_damaged()
+    if config.on_damaged == "fail":
+        raise DataError(f"{damaged_line(report)} (data.on_damaged: fail)")
+    return _PartBuilder(builder.part_dir, builder.unit, builder.config, _WORKER["context"])
+
+
 class _PartBuilder:
     """Accumulates one unit's documents in batches: filter, decontaminate, tokenize, hash, write."""
 
@@ -177,8 +208,9 @@ class _PartBuilder:
         self.index: NgramIndex = _WORKER["index"]
         self.eos = context.tokenizer.eos_token_id
         self.writer = ShardWriter(part_dir, "tokens.bin", token_dtype(context.tokenizer.vocab_size))
-        self.batch: list[tuple[str, str]] = []
+        self.batch: list[tuple[str, str, int]] = []
         self.ids: list[str] = []
+        self.revised: list[int] = []
         self.lengths: list[np.ndarray] = []
         self.hashes: list[int] = []
         self.heldout: list[bool] = []
@@ -186,8 +218,9 @@ class _PartBuilder:
         self.filtered: Counter = Counter()
         self.contaminated: Counter = Counter()
         self.flagged: list[str] = []
+        self.matched: list[list] = []  # [id, [benchmark names]] of every document overlapping a benchmark
 
-    def add(self, doc_id: str, text: str) -> None:
+    def add(self, doc_id: str, text: str, revised: int = 0) -> None:
         clean = self.config.clean
         if clean.normalize:
             text = normalize_text(text)
@@ -200,17 +233,18 @@ class _PartBuilder:
             if hits:
                 for name in hits:
                     self.contaminated[name] += 1
+                self.matched.append([doc_id, sorted(hits)])
                 if self.config.decontam.action == "drop":
                     return
                 self.flagged.append(doc_id)
-        self.batch.append((doc_id, text))
+        self.batch.append((doc_id, text, revised))
         if len(self.batch) >= self.config.batch_documents:
             self._flush()
 
     def _flush(self) -> None:
         if not self.batch:
             return
-        ids, texts = zip(*self.batch, strict=True)
+        ids, texts, revised = zip(*self.batch, strict=True)
         self.batch = []
         encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
         arrays = [np.append(np.asarray(e.ids, dtype=np.int64), self.eos) for e in encodings]
@@ -218,6 +252,7 @@ class _PartBuilder:
         self.writer.add(np.concatenate(arrays), lengths)
         self.lengths.append(lengths)
         self.ids.extend(ids)
+        self.revised.extend(revised)
         self.hashes.extend(text_hash(t) for t in texts)
         fraction = self.config.heldout_fraction
         self.heldout.extend(heldout_hash(self.unit.domain, i) < fraction for i in ids)
@@ -239,6 +274,11 @@ class _PartBuilder:
         }
         np.savez(self.part_dir / "meta.npz", **meta)
         write_json(self.part_dir / "ids.json", {"ids": self.ids, "deleted": report.deleted_ids})
+        namespace = IDENTITY_NAMESPACE.get(self.unit.source.type)
+        if namespace is not None:  # int64 keys: the merge never loads every PMID as a Python string
+            save_identity(
+                self.part_dir / IDENTITY_NAME, namespace, self.ids, self.revised, report.deleted_ids
+            )
         return {
             "unit": self.unit.name,
             "domain": self.unit.domain,
@@ -247,6 +287,7 @@ class _PartBuilder:
             "filtered": dict(sorted(self.filtered.items())),
             "contaminated": dict(sorted(self.contaminated.items())),
             "flagged_ids": self.flagged[:MAX_FLAGGED_IDS],
+            "matched_ids": self.matched,
             "documents": record.documents,
             "tokens": record.tokens,
         }
@@ -274,7 +315,11 @@ def _run_parts(
 
 def _part_line(summary: dict) -> str:
     state = "reused" if summary.get("resumed") else f"{summary.get('seconds', 0):.1f}s"
-    return f"part {summary['unit']}: {summary['documents']} docs, {summary['tokens']} tokens ({state})"
+    line = f"part {summary['unit']}: {summary['documents']} docs, {summary['tokens']} tokens ({state})"
+    damaged = summary["read"].get("damaged")
+    if damaged:  # the manifest keeps it too (sources[i].read.damaged); the user must see it now
+        line += f"\nWARNING: {summary['read']['warnings'][0]}"
+    return line
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -299,7 +344,7 @@ class _Catalog:
 
 def _load_catalog(units: list[Unit], work_dir: Path, near: bool) -> _Catalog:
     unit_ids, local, domains, lengths, hashes, heldout, sigs = [], [], [], [], [], [], []
-    pubmed_events: list[tuple[int, list[str], list[str]]] = []
+    record_events: list[RecordEvents] = []
     offset = 0
     for number, unit in enumerate(units):
         part = work_dir / "parts" / unit.name
@@ -313,12 +358,12 @@ def _load_catalog(units: list[Unit], work_dir: Path, near: bool) -> _Catalog:
         unit_ids.append(np.full(count, number, dtype=np.int32))
         local.append(np.arange(count, dtype=np.int64))
         domains.extend([unit.domain] * count)
-        if unit.source.type == "pubmed_xml":
-            ids = json.loads((part / "ids.json").read_text(encoding="utf-8"))
-            pubmed_events.append((offset, ids["ids"], ids["deleted"]))
+        namespace = IDENTITY_NAMESPACE.get(unit.source.type)
+        if namespace is not None:
+            record_events.append(load_identity(part / IDENTITY_NAME, offset))
         offset += count
     alive = np.ones(offset, dtype=bool)
-    deleted, superseded = _apply_medline_updates(pubmed_events, alive)
+    deleted, superseded = apply_record_identity(record_events, alive)
     return _Catalog(
         np.concatenate(unit_ids) if unit_ids else np.zeros(0, np.int32),
         np.concatenate(local) if local else np.zeros(0, np.int64),
@@ -331,111 +376,6 @@ def _load_catalog(units: list[Unit], work_dir: Path, near: bool) -> _Catalog:
         deleted,
         superseded,
     )
-
-
-def _apply_medline_updates(
-    events: list[tuple[int, list[str], list[str]]], alive: np.ndarray
-) -> tuple[int, int]:
-    """MEDLINE semantics over files in order: a later record of a PMID replaces the earlier one, and a
-    DeleteCitation removes the PMID's records seen so far (in earlier files or earlier in the same file)."""
-    latest: dict[str, int] = {}
-    deleted = superseded = 0
-    for offset, ids, deletions in events:
-        for position, pmid in enumerate(ids):
-            previous = latest.get(pmid)
-            if previous is not None and alive[previous]:
-                alive[previous] = False
-                superseded += 1
-            latest[pmid] = offset + position
-        for pmid in deletions:
-            previous = latest.pop(pmid, None)
-            if previous is not None and alive[previous]:
-                alive[previous] = False
-                deleted += 1
-    return deleted, superseded
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Phase 3: shards
-
-
-@dataclass(frozen=True)
-class ShardJob:
-    split_dir: str
-    name: str
-    units: np.ndarray  # part number per document
-    docs: np.ndarray  # local document index per document
-    limits: np.ndarray  # tokens to copy per document (less than its length for a cut document)
-    plan_hash: str
-
-
-_PART_CACHE: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-
-
-def _part_tokens(work_dir: str, unit_name: str, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    key = f"{work_dir}/{unit_name}"
-    if key not in _PART_CACHE:
-        if len(_PART_CACHE) >= MAX_OPEN_PARTS:  # each memmap holds a file descriptor
-            _PART_CACHE.clear()
-        path = Path(work_dir) / "parts" / unit_name / "tokens.bin"
-        tokens = np.memmap(path, dtype=dtype, mode="r") if path.stat().st_size else np.zeros(0, dtype)
-        starts = np.fromfile(path.with_suffix(".idx"), dtype="<i8")
-        _PART_CACHE[key] = (tokens, np.append(starts, tokens.size))
-    return _PART_CACHE[key]
-
-
-def _write_shard_job(args: tuple[ShardJob, str, str, list[str], str]) -> dict:
-    job, output_dir, work_dir, unit_names, dtype_name = args
-    dtype = np.dtype(dtype_name)
-    relative = f"{job.split_dir}/{job.name}.bin"
-    marker = Path(work_dir) / "shards" / job.split_dir / f"{job.name}.json"
-    if marker.is_file() and (Path(output_dir) / relative).is_file():
-        done = json.loads(marker.read_text(encoding="utf-8"))
-        if done.get("plan_hash") == job.plan_hash:
-            return {**done["record"], "reused": True}
-    with ShardWriter(output_dir, relative, dtype) as writer:
-        pending: list[np.ndarray] = []
-        pending_lengths: list[int] = []
-        for unit_number, doc, limit in zip(
-            job.units.tolist(), job.docs.tolist(), job.limits.tolist(), strict=True
-        ):
-            tokens, bounds = _part_tokens(work_dir, unit_names[unit_number], dtype)
-            piece = tokens[bounds[doc] : bounds[doc + 1]]
-            if limit < piece.size:  # a document cut to its domain's quota still ends with EOS
-                piece = np.append(piece[: limit - 1], piece[-1])
-            pending.append(piece)
-            pending_lengths.append(piece.size)
-            if len(pending) >= 4096:
-                writer.add(np.concatenate(pending), np.asarray(pending_lengths))
-                pending, pending_lengths = [], []
-        if pending:
-            writer.add(np.concatenate(pending), np.asarray(pending_lengths))
-        record = writer.close()
-    write_json(marker, {"plan_hash": job.plan_hash, "record": record.to_json()})
-    return {**record.to_json(), "reused": False}
-
-
-def _shard_jobs(split_dir: str, units: np.ndarray, docs: np.ndarray, lengths: np.ndarray, shard_tokens: int,
-                salt: str) -> list[ShardJob]:  # fmt: skip
-    """Cut an ordered document list into shards of about `shard_tokens` tokens (documents are never split)."""
-    jobs = []
-    if units.size == 0:
-        return jobs
-    cumulative = np.cumsum(lengths)
-    boundaries = [0]
-    target = shard_tokens
-    while True:
-        cut = int(np.searchsorted(cumulative, target, side="left")) + 1
-        if cut >= units.size:
-            break
-        boundaries.append(cut)
-        target = int(cumulative[cut - 1]) + shard_tokens
-    boundaries.append(units.size)
-    for number, (begin, end) in enumerate(zip(boundaries[:-1], boundaries[1:], strict=True)):
-        u, d, n = units[begin:end], docs[begin:end], lengths[begin:end].astype(np.int64)
-        digest = hashlib.sha256(salt.encode() + u.tobytes() + d.astype(np.int64).tobytes() + n.tobytes())
-        jobs.append(ShardJob(split_dir, f"shard-{number:05d}", u, d, n, digest.hexdigest()))
-    return jobs
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -562,6 +502,8 @@ def _finish(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: l
     domain_array = np.asarray(catalog.domain_of_doc, dtype=object)
     train_mask = keep & ~catalog.heldout
     candidates = {d: np.flatnonzero(train_mask & (domain_array == d)) for d in domains}
+    _stop_when_a_domain_is_empty(config, spec, units, parts, index, output, catalog, dedup, candidates,
+                                 domain_array)  # fmt: skip
     plan = plan_mixture({d: catalog.lengths[c] for d, c in candidates.items()}, config.ratios,
                         config.total_tokens, config.seed)  # fmt: skip
     empty = [np.zeros(0, np.int64)]
@@ -571,13 +513,13 @@ def _finish(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: l
     chosen, limits = chosen[shuffle], limits[shuffle]
     dtype = token_dtype(spec.vocab_size)
     salt = _settings_hash(config, spec)
-    jobs = _shard_jobs("train", catalog.unit_of_doc[chosen], catalog.local_index[chosen], limits,
+    jobs = plan_shard_jobs("train", catalog.unit_of_doc[chosen], catalog.local_index[chosen], limits,
                        config.shard_tokens, salt)  # fmt: skip
     for domain in domains:
         held = np.flatnonzero(keep & catalog.heldout & (domain_array == domain))
-        jobs += _shard_jobs(f"heldout/{domain}", catalog.unit_of_doc[held], catalog.local_index[held],
+        jobs += plan_shard_jobs(f"heldout/{domain}", catalog.unit_of_doc[held], catalog.local_index[held],
                             catalog.lengths[held], config.shard_tokens, salt)  # fmt: skip
-    records = _run_shard_jobs(jobs, output, work_dir, [u.name for u in units], dtype, pool)
+    records = run_shard_jobs(jobs, output, work_dir, [u.name for u in units], dtype, pool)
     splits: dict[str, dict] = {}
     for job, record in zip(jobs, records, strict=True):
         split = splits.setdefault(job.split_dir, {"shards": [], "tokens": 0, "documents": 0})
@@ -588,33 +530,41 @@ def _finish(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: l
     if config.heldout_fraction > 0:  # consumers can rely on heldout/<domain> existing (possibly empty)
         for domain in domains:
             splits.setdefault(f"heldout/{domain}", {"shards": [], "tokens": 0, "documents": 0})
-    _remove_stale_shards(output, splits)
+    remove_stale_shards(output, splits)
+    if config.decontam.enabled:
+        _write_decontam_ids(output / DECONTAM_IDS_NAME, units, parts, config.decontam.action)
     say(f"wrote {len(records)} shards ({sum(not r['reused'] for r in records)} new)")
     return _manifest(config, spec, units, parts, index, catalog, dedup, plan, splits, keep, domain_array)
 
 
-def _run_shard_jobs(jobs: list[ShardJob], output: Path, work_dir: Path, unit_names: list[str], dtype: np.dtype,
-                    pool: Any) -> list[dict]:  # fmt: skip
-    args = [(job, str(output), str(work_dir), unit_names, dtype.str) for job in jobs]
-    if pool is None or len(jobs) <= 1:
-        records = [_write_shard_job(a) for a in args]
-    else:
-        records = pool.map(_write_shard_job, args, chunksize=1)
-    _PART_CACHE.clear()
-    return records
+def _stop_when_a_domain_is_empty(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: list[dict],
+                                 index: NgramIndex, output: Path, catalog: _Catalog, dedup: Any, candidates: dict[str, np.ndarray],
+                                 domain_array: np.ndarray) -> None:  # fmt: skip
+    """A domain with a ratio but no training documents stops the build with one line saying which of its files
+    gave nothing and why; the manifest of what was read is written aside (`manifest.failed.json`), since a
+    `manifest.json` would mark the directory as a finished corpus."""
+    empty = [d for d, r in config.ratios.items() if r > 0 and not catalog.lengths[candidates[d]].sum()]
+    if not empty:
+        (output / FAILED_MANIFEST_NAME).unlink(missing_ok=True)
+        return
+    failed = output / FAILED_MANIFEST_NAME
+    message = explain_empty_domains(empty, [u.domain for u in units], parts, domain_array, catalog.alive,
+                                    dedup.keep, catalog.heldout, dedup.by_domain, failed)  # fmt: skip
+    manifest = _manifest(
+        config, spec, units, parts, index, catalog, dedup, None, {}, dedup.keep, domain_array
+    )
+    write_json(failed, {"error": message, **manifest})
+    raise DataError(message)
 
 
-def _remove_stale_shards(output: Path, splits: dict[str, dict]) -> None:
-    """Shards left by an earlier, larger build would otherwise sit next to the new ones, unlisted."""
-    listed = {shard["path"] for split in splits.values() for shard in split["shards"]}
-    for folder in (output / "train", output / "heldout"):
-        if not folder.is_dir():
-            continue
-        for path in folder.rglob("shard-*.bin"):
-            relative = path.relative_to(output).as_posix()
-            if relative not in listed:
-                path.unlink(missing_ok=True)
-                path.with_suffix(".idx").unlink(missing_ok=True)
+def _write_decontam_ids(path: Path, units: list[Unit], parts: list[dict], action: str) -> None:
+    """Every document that overlapped a benchmark (dropped or flagged), one JSON line each, in build order:
+    the manifest keeps counts only, and a dropped document is otherwise untraceable."""
+    with atomic_write(path, "w") as handle:
+        for unit, part in zip(units, parts, strict=True):
+            for doc_id, names in part["matched_ids"]:
+                handle.write(json.dumps({"id": doc_id, "domain": unit.domain, "path": unit.path,
+                                         "benchmarks": names, "action": action}) + "\n")  # fmt: skip
 
 
 def _manifest(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: list[dict], index: NgramIndex,
@@ -652,6 +602,10 @@ def _manifest(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts:
             for name, stats in index.stats.items()
         },
         "flagged_ids": [i for p in parts for i in p["flagged_ids"]][:MAX_FLAGGED_IDS],
+        "documents_matched": sum(
+            len(p["matched_ids"]) for p in parts
+        ),  # unique: once however many benchmarks
+        "ids_file": DECONTAM_IDS_NAME if config.decontam.enabled else None,
         "warning": NO_BENCHMARKS_WARNING if unchecked else None,
     }
     skipped_total = Counter()
@@ -691,7 +645,7 @@ def _manifest(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts:
             "near_duplicates": dedup.near_duplicates,
         },  # fmt: skip
         "decontamination": decontam,
-        "mixture": plan.report(),
+        "mixture": plan.report() if plan is not None else None,
         "skipped": {
             "total": sum(skipped_total.values()),
             "by_reason": dict(sorted(skipped_total.items())),
@@ -713,7 +667,7 @@ def iter_documents(config: DataConfig, split: str = "train", domains: Iterable[s
     for unit in plan_units(config):
         if wanted is not None and unit.domain not in wanted:
             continue
-        for doc in read_source_file(unit.path, unit.source, FileReport(unit.path)):
+        for doc in read_verified_file(unit.path, unit.source, FileReport(unit.path)):
             is_heldout = heldout_hash(unit.domain, doc.id) < config.heldout_fraction
             if is_heldout != (split == "heldout"):
                 continue

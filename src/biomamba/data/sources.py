@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import re
 import tarfile
 import xml.etree.ElementTree as ET
@@ -37,6 +38,7 @@ from biomamba.data.config import SourceConfig
 from biomamba.errors import DataError
 
 MAX_WARNINGS_PER_FILE = 20
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Document:
     id: str
     text: str
     year: int | None = None
+    revised: int = 0  # YYYYMMDD of the record's last revision where the format says it (MEDLINE DateRevised)
 
 
 @dataclass
@@ -57,6 +60,8 @@ class FileReport:
     skipped: Counter = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
     deleted_ids: list[str] = field(default_factory=list)
+    damaged: str | None = None  # why the compressed stream failed its deflate/CRC check (set while reading)
+    dropped_damaged: int = 0  # records read from a damaged file and then dropped with it
 
     def skip(self, reason: str, where: str | None = None, detail: str = "") -> None:
         """Count a skipped record; keep the first few as warnings naming the file and record."""
@@ -65,6 +70,19 @@ class FileReport:
             location = f"{self.path}{':' + where if where else ''}"
             self.warnings.append(f"{location}: {reason}{': ' + detail if detail else ''}")
 
+    def drop_damaged(self) -> None:
+        """Count every record read from a damaged file as dropped: nothing vouches for any of its text.
+
+        zlib verifies a gzip member only at its end (CRC-32 and length), after the garbled output has gone to
+        the parser, so records that parsed are no proof of good data; the file is dropped whole. What the
+        parser made of the garbage (invalid JSON, UTF-8, XML) is noise and is replaced by the one reason.
+        """
+        self.dropped_damaged = self.documents
+        self.documents = 0
+        self.deleted_ids = []
+        self.skipped = Counter({DAMAGED_REASON: self.dropped_damaged})
+        self.warnings = [damaged_line(self)]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "path": self.path,
@@ -72,7 +90,17 @@ class FileReport:
             "skipped": dict(sorted(self.skipped.items())),
             "deleted_ids": len(self.deleted_ids),
             "warnings": self.warnings,
+            "damaged": {"reason": self.damaged, "records": self.dropped_damaged} if self.damaged else None,
         }
+
+
+DAMAGED_REASON = "damaged compressed file (dropped whole)"
+
+
+def damaged_line(report: FileReport) -> str:
+    """One line naming a damaged file, its record count and the reason (printed and kept in the manifest)."""
+    return (f"{report.path}: damaged compressed file ({report.damaged}): dropped whole, "
+            f"{report.dropped_damaged} records read before the check failed")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -129,11 +157,17 @@ class _GzipStream:
     `gzip.GzipFile.read(n)` raises at a truncated end and discards the data it had decompressed for that
     call; decompressing chunk by chunk with zlib keeps every complete record up to the cut, and reports the
     cut separately. Multi-member files (concatenated gzip streams, as `cat a.gz b.gz`) are supported.
+
+    Two failures are told apart: `truncated` (the bytes end before a member's end-of-stream marker: a cut
+    download, whose output so far is good) and `damaged` (zlib rejects the deflate data or the member's CRC-32
+    / length check fails: garbage inside the file, so output already handed out may be garbled too).
     """
 
     def __init__(self, raw: IO[bytes]) -> None:
         self.raw = raw
         self.truncated: str | None = None
+        self.damaged: str | None = None
+        self.bytes_out = 0
 
     def chunks(self, chunk_size: int) -> Iterator[bytes]:
         decompressor = zlib.decompressobj(wbits=31)
@@ -144,9 +178,10 @@ class _GzipStream:
                 try:
                     out = decompressor.decompress(data)
                 except zlib.error as exc:
-                    self.truncated = f"corrupt gzip data ({exc})"
+                    self.damaged = f"{exc}"
                     return
                 if out:
+                    self.bytes_out += len(out)
                     yield out
                 if decompressor.eof:
                     data = decompressor.unused_data
@@ -183,14 +218,21 @@ def _open_binary(path: str, report: FileReport) -> Any:
     return handle
 
 
-def _read_chunks(handle: Any, report: FileReport, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-    """Read a plain or gzip stream in chunks; a truncated/corrupt gzip ends the file with a counted warning."""
+READ_CHUNK_BYTES = 1 << 20
+
+
+def _read_chunks(handle: Any, report: FileReport) -> Iterator[bytes]:
+    """Read a plain or gzip stream in chunks; a truncated gzip ends the file with a counted warning, a damaged
+    one sets `report.damaged` (the caller decides: the corpus build drops the whole file)."""
+    chunk_size = READ_CHUNK_BYTES
     if isinstance(handle, _GzipStream):
         yield from handle.chunks(chunk_size)
-        if handle.truncated:
-            report.skip(
-                "truncated or corrupt compressed file (rest of file skipped)", detail=handle.truncated
-            )
+        if handle.damaged:
+            report.damaged = handle.damaged
+        elif handle.truncated:
+            report.skip("truncated compressed file (rest of file skipped)", detail=handle.truncated)
+        elif handle.bytes_out == 0:
+            report.skip("empty file", detail="valid gzip with no content")
         return
     try:
         while chunk := handle.read(chunk_size):
@@ -230,13 +272,23 @@ def _decode(raw: bytes, report: FileReport, where: str) -> str | None:
 
 _PUBMED_RECORD = re.compile(rb"<(PubmedArticle|PubmedBookArticle|MedlineCitation|DeleteCitation)[\s>]")
 _PMID = re.compile(rb"<PMID[^>]*>\s*(\d+)\s*</PMID>")
+# Record start tags that can never occur INSIDE a record of the given tag (MedlineCitation does occur inside a
+# PubmedArticle): seeing one before the record's closing tag means that closing tag is missing.
+_SIBLING_START = {
+    b"PubmedArticle": re.compile(rb"<(PubmedArticle|PubmedBookArticle|DeleteCitation)[\s>]"),
+    b"PubmedBookArticle": re.compile(rb"<(PubmedArticle|PubmedBookArticle|DeleteCitation)[\s>]"),
+    b"MedlineCitation": _PUBMED_RECORD,
+    b"DeleteCitation": _PUBMED_RECORD,
+}
 
 
 def _xml_records(path: str, report: FileReport) -> Iterator[tuple[int, bytes, bytes]]:
     """Cut a PubMed XML stream into top-level records: yields (line, tag, record bytes).
 
     In a `PubmedArticleSet`, `MedlineCitation` is nested in `PubmedArticle`; the scan jumps from the end of
-    one record to the next start tag, so nested tags are never mistaken for records.
+    one record to the next start tag, so nested tags are never mistaken for records. A record whose closing
+    tag is missing ends where the next record starts (and is skipped, counted): searching on for its closing
+    tag would swallow the next, good record.
     """
     handle = _open_binary(path, report)
     if handle is None:
@@ -254,12 +306,19 @@ def _xml_records(path: str, report: FileReport) -> Iterator[tuple[int, bytes, by
                     break
                 tag = start.group(1)
                 end = buffer.find(b"</" + tag + b">", start.end())
+                sibling = _SIBLING_START[tag].search(buffer, start.end(), end if end >= 0 else len(buffer))
+                line += buffer.count(b"\n", consumed_to, start.start())
+                consumed_to = start.start()
+                if sibling is not None:
+                    pmid = _PMID.search(buffer, start.end(), sibling.start())
+                    detail = f"PMID {pmid.group(1).decode()}" if pmid else ""
+                    report.skip(f"record without closing </{tag.decode()}>", f"line {line}", detail)
+                    position = sibling.start()
+                    continue
                 if end < 0:
                     position = start.start()
                     break
                 end += len(tag) + 3
-                line += buffer.count(b"\n", consumed_to, start.start())
-                consumed_to = start.start()
                 yield line, tag, buffer[start.start() : end]
                 position = end
             keep_from = position if start is not None else max(position, len(buffer) - 64)
@@ -304,7 +363,7 @@ def read_pubmed_xml(path: str, source: SourceConfig, report: FileReport) -> Iter
             citation.find(".//BookTitle")
         )
         text = f"{title}\n{abstract}" if title else abstract
-        yield Document(id=pmid, text=text, year=_year(citation))
+        yield Document(id=pmid, text=text, year=_year(citation), revised=_revised(citation))
 
 
 def _abstract_text(abstract: ET.Element | None) -> str:
@@ -319,6 +378,18 @@ def _abstract_text(abstract: ET.Element | None) -> str:
         label = (section.get("Label") or "").strip()
         parts.append(f"{label}: {body}" if label else body)
     return "\n".join(parts)
+
+
+def _revised(citation: ET.Element) -> int:
+    """`DateRevised` (else `DateCompleted`) as YYYYMMDD: which of two versions of one PMID is newer; 0 if none."""
+    for tag in ("DateRevised", "DateCompleted"):
+        node = citation.find(tag)
+        if node is None:
+            continue
+        parts = [(node.findtext(key) or "").strip() for key in ("Year", "Month", "Day")]
+        if all(p.isdigit() for p in parts):
+            return int(parts[0]) * 10_000 + int(parts[1]) * 100 + int(parts[2])
+    return 0
 
 
 def _year(citation: ET.Element) -> int | None:
@@ -351,8 +422,14 @@ def read_pmc_jats(path: str, source: SourceConfig, report: FileReport) -> Iterat
                         data = bundle.extractfile(member)
                         if data is not None:
                             yield from _jats_document(data.read(), report, member.name)
-        except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-            report.skip("truncated or corrupt archive (rest skipped)", detail=str(exc))
+                # tarfile stops quietly at a garbled header, and gzip checks the CRC only at the end of
+                # the stream: read to the end so that a damaged bundle is noticed (then dropped whole)
+                while bundle.fileobj is not None and bundle.fileobj.read(READ_CHUNK_BYTES):
+                    pass
+        except (EOFError, tarfile.TruncatedHeaderError) as exc:
+            report.skip("truncated archive (rest skipped)", detail=str(exc) or type(exc).__name__)
+        except (tarfile.TarError, zlib.error, OSError) as exc:  # CRC, deflate or tar header check failed
+            report.damaged = str(exc) or type(exc).__name__
         return
     handle = _open_binary(path, report)
     if handle is None:
@@ -494,13 +571,33 @@ def read_jsonl(path: str, source: SourceConfig, report: FileReport) -> Iterator[
 
 
 _WIKI_TITLE = re.compile(r"^ = ([^=].*?) = $")
+_SENTENCE_END = (".", "?", "!", '"', "\u201d", ")", ":", ";", "=")
+
+
+def _is_formula_line(previous: str, following: str) -> bool:
+    """A ` = ... = ` line inside a sentence (wikitext-2 breaks lines around the `=` of a dropped formula:
+    "cut-off frequency of ωc / = 1 rad / s and a nominal impedance k = / 1 Ω . This ..."), not a title.
+
+    A title follows a finished paragraph (or a blank line) and is followed by a sentence start (or a blank
+    line); a formula fragment continues an unfinished sentence into a line that starts lower-case or with a
+    digit. Both must hold to call it a fragment: a short list line before a title may lack a full stop.
+    """
+    before, after = previous.strip(), following.strip()
+    if not before or not after or before.endswith(_SENTENCE_END):
+        return False
+    return after[0].isdigit() or after[0].islower()
 
 
 def read_wikitext(path: str, source: SourceConfig, report: FileReport) -> Iterator[Document]:
-    """Raw wikitext: a line ` = Title = ` starts an article (` = = Section = = ` lines stay in the text)."""
+    """Raw wikitext: a line ` = Title = ` starts an article (` = = Section = = ` lines stay in the text).
+
+    A title candidate is decided one line later (see `_is_formula_line`), so formula fragments that look like
+    titles stay in their article.
+    """
     title: str | None = None
     lines: list[str] = []
     stem = Path(path).name
+    candidate: str | None = None  # a ` = X = ` line waiting for the next line to decide
 
     def flush() -> Iterator[Document]:
         body = "\n".join(line.strip() for line in lines if line.strip())
@@ -513,12 +610,21 @@ def read_wikitext(path: str, source: SourceConfig, report: FileReport) -> Iterat
         text = _decode(raw, report, f"line {lineno}")
         if text is None:
             continue
-        match = _WIKI_TITLE.match(text.rstrip("\r\n"))
-        if match:
-            yield from flush()
-            title, lines = match.group(1).strip(), []
+        text = text.rstrip("\r\n")
+        if candidate is not None:
+            if _is_formula_line(lines[-1] if lines else "", text):
+                lines.append(candidate)
+            else:
+                yield from flush()
+                title, lines = _WIKI_TITLE.match(candidate).group(1).strip(), []  # type: ignore[union-attr]
+            candidate = None
+        if _WIKI_TITLE.match(text):
+            candidate = text
         else:
             lines.append(text)
+    if candidate is not None:
+        yield from flush()
+        title, lines = _WIKI_TITLE.match(candidate).group(1).strip(), []  # type: ignore[union-attr]
     yield from flush()
 
 
@@ -560,11 +666,37 @@ def read_hf(path: str, source: SourceConfig, report: FileReport) -> Iterator[Doc
         yield Document(id=str(record.get(key) or f"{path}:{index}"), text=value)
 
 
+def gzip_damage(path: str) -> str | None:
+    """Why a gzip file fails its deflate/CRC check (None: not gzip, intact, or merely truncated).
+
+    One decompression pass without parsing, for readers that hand documents on as they come and so cannot
+    build a file's output aside until its end-of-stream check, as the corpus build does.
+    """
+    with open(path, "rb") as handle:
+        if handle.peek(2)[:2] != b"\x1f\x8b":
+            return None
+        stream = _GzipStream(handle)
+        for _ in stream.chunks(READ_CHUNK_BYTES):
+            pass
+        return stream.damaged
+
+
+def read_verified_file(path: str, source: SourceConfig, report: FileReport) -> Iterator[Document]:
+    """`read_source_file` for tools that consume documents immediately (tokenizer training, fertility,
+    `data decontaminate`): a damaged gzip file yields nothing and is logged and counted as dropped."""
+    if Path(path).is_file() and (reason := gzip_damage(path)) is not None:
+        report.damaged = reason
+        report.drop_damaged()
+        log.warning(report.warnings[0])
+        return
+    yield from read_source_file(path, source, report)
+
+
 def iter_text_documents(path: str, source_type: str = "jsonl", **fields: Any) -> Iterator[Document]:
     """Convenience for tools (tokenizer training, fertility): documents of one file, skips counted silently."""
     source = SourceConfig(type=source_type, path=path, **fields)  # type: ignore[arg-type]
     report = FileReport(path)
-    yield from read_source_file(path, source, report)
+    yield from read_verified_file(path, source, report)
 
 
 __all__ = [
@@ -572,5 +704,6 @@ __all__ = [
     "FileReport",
     "iter_text_documents",
     "read_source_file",
+    "read_verified_file",
     "resolve_paths",
 ]

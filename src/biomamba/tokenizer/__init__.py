@@ -9,11 +9,12 @@ Public API:
     report = fertility_report({"gpt2": "gpt2", "bio": "runs/bio/tokenizer"},
                               {"pubmed": pubmed_texts, "c4": c4_texts})
     print(report.markdown())
+    save_tokenizer(tok, "runs/x/final")  # save_pretrained that transformers 4.x and 5.x both load
 """
 
 from biomamba.tokenizer.config import TokenizerConfig
 from biomamba.tokenizer.fertility import BIOMEDICAL_TERMS, FertilityReport, fertility_report
-from biomamba.tokenizer.train import build_bpe, train_tokenizer
+from biomamba.tokenizer.train import build_bpe, save_tokenizer, train_tokenizer
 
 __all__ = [
     "BIOMEDICAL_TERMS",
@@ -21,5 +22,6 @@ __all__ = [
     "TokenizerConfig",
     "build_bpe",
     "fertility_report",
+    "save_tokenizer",
     "train_tokenizer",
 ]

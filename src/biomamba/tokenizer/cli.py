@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
         min_frequency: int = typer.Option(None, help="Minimum pair frequency for a merge."),
         max_documents: int = typer.Option(None, help="Stop reading after this many documents."),
         output_dir: Path = typer.Option(
-            None, help="Where to save (default: tokenizer.output_dir or runs/<name>/tokenizer)."
+            None,
+            help="Where to save (default: tokenizer.output_dir, else <output_dir>/tokenizer, else runs/<name>/tokenizer).",
         ),
         set_: list[str] = typer.Option(
             None, "--set", help="Override any key: --set tokenizer.vocab_size=16000."
@@ -50,6 +51,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a byte-level BPE and save it in the transformers format (AutoTokenizer.from_pretrained loads it)."""
         from biomamba.config.recipe import load_section
+        from biomamba.data.config import stage_output_dir
         from biomamba.errors import BiomambaError
         from biomamba.tokenizer.config import TokenizerConfig
         from biomamba.tokenizer.train import train_tokenizer
@@ -68,7 +70,7 @@ def register(app: typer.Typer) -> None:
         if texts is None and not inputs:
             raise BiomambaError("nothing to train on: give a recipe with a data section or --input FILE")
         name = raw.get("name", recipe.stem if recipe else "tokenizer")
-        out = output_dir or Path(config.output_dir or f"runs/{name}/tokenizer")
+        out = output_dir or stage_output_dir(raw, config.output_dir, "tokenizer", name)
         tok = train_tokenizer(texts, config.vocab_size, out, files=inputs, min_frequency=config.min_frequency,
                               max_documents=config.max_documents, special_tokens=config.special_tokens,
                               eos_token=config.eos_token, pad_token=config.pad_token)  # fmt: skip

@@ -7,6 +7,7 @@ runs in the Rust `tokenizers` library from an iterator, so a corpus far larger t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -89,9 +90,38 @@ def train_tokenizer(
     )
     if output_dir is not None:
         with atomic_dir(output_dir) as tmp:
-            wrapped.save_pretrained(str(tmp))
+            save_tokenizer(wrapped, tmp)
         wrapped.name_or_path = str(output_dir)
     return wrapped
+
+
+PORTABLE_TOKENIZER_CLASS = "PreTrainedTokenizerFast"
+FIVE_ONLY_CLASSES = {"TokenizersBackend"}
+
+
+def save_tokenizer(tokenizer: Any, folder: str | Path) -> None:
+    """`tokenizer.save_pretrained(folder)`, loadable by every transformers version pyproject allows.
+
+    Every stage that writes a tokenizer into a model/checkpoint directory should save it through here.
+    """
+    tokenizer.save_pretrained(str(folder))
+    if (Path(folder) / "tokenizer_config.json").is_file():
+        _portable_tokenizer_class(Path(folder))
+
+
+def _portable_tokenizer_class(folder: Path) -> None:
+    """Name a tokenizer class that every transformers version pyproject allows can load.
+
+    transformers 5 saves `"tokenizer_class": "TokenizersBackend"`, a class 4.x does not have
+    (`AutoTokenizer` then fails with "Tokenizer class TokenizersBackend does not exist"); the tokenizer is a
+    plain `tokenizer.json` either way, and `PreTrainedTokenizerFast` loads it in 4.x and 5.x alike.
+    """
+    path = folder / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if config.get("tokenizer_class") not in FIVE_ONLY_CLASSES:  # e.g. GPT2Tokenizer, LlamaTokenizer: keep
+        return
+    config["tokenizer_class"] = PORTABLE_TOKENIZER_CLASS
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _texts(texts: Iterable[str] | None, files: Iterable[str | Path] | None, text_field: str) -> Iterator[str]:
@@ -103,7 +133,7 @@ def _texts(texts: Iterable[str] | None, files: Iterable[str | Path] | None, text
 
 def _file_texts(path: str, text_field: str) -> Iterator[str]:
     from biomamba.data.config import SourceConfig
-    from biomamba.data.sources import FileReport, read_source_file
+    from biomamba.data.sources import FileReport, read_verified_file
 
     if not Path(path).is_file():
         raise DataError(f"{path}: tokenizer training file not found")
@@ -111,7 +141,7 @@ def _file_texts(path: str, text_field: str) -> Iterator[str]:
     is_json = any(name.endswith(s) for s in (".jsonl", ".jsonl.gz", ".json", ".json.gz"))
     if is_json:
         source = SourceConfig(type="jsonl", path=path, text_field=text_field)
-        for doc in read_source_file(path, source, FileReport(path)):
+        for doc in read_verified_file(path, source, FileReport(path)):
             yield doc.text
         return
     with open(path, encoding="utf-8", errors="strict") as handle:

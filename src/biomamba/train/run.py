@@ -78,7 +78,9 @@ def train(
                 source, "train.corpus", "required: the corpus directory of `biomamba data build`"
             )
         # Same default as `biomamba data build`, so one recipe drives both commands.
-        config.corpus = Path(data.get("output_dir") or f"runs/{name}/corpus")
+        from biomamba.data.config import stage_output_dir
+
+        config.corpus = stage_output_dir(raw, data.get("output_dir"), "corpus", name)
         raw["train"]["corpus"] = str(config.corpus)
     if config.max_steps is None and config.max_tokens is None:
         raise RecipeError(source, "train.max_steps", "set train.max_steps or train.max_tokens")

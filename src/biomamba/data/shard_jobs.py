@@ -1,0 +1,124 @@
+"""Phase 3 of the corpus build: copy the chosen documents' tokens from the parts into `train/` and
+`heldout/<domain>/` shards, in parallel and resumably (a shard whose marker matches its plan is not rewritten).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biomamba.data.shards import ShardWriter
+from biomamba.utils.atomic import write_json
+
+MAX_OPEN_PARTS = 256
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    split_dir: str
+    name: str
+    units: np.ndarray  # part number per document
+    docs: np.ndarray  # local document index per document
+    limits: np.ndarray  # tokens to copy per document (less than its length for a cut document)
+    plan_hash: str
+
+
+_PART_CACHE: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _part_tokens(work_dir: str, unit_name: str, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    key = f"{work_dir}/{unit_name}"
+    if key not in _PART_CACHE:
+        if len(_PART_CACHE) >= MAX_OPEN_PARTS:  # each memmap holds a file descriptor
+            _PART_CACHE.clear()
+        path = Path(work_dir) / "parts" / unit_name / "tokens.bin"
+        tokens = np.memmap(path, dtype=dtype, mode="r") if path.stat().st_size else np.zeros(0, dtype)
+        starts = np.fromfile(path.with_suffix(".idx"), dtype="<i8")
+        _PART_CACHE[key] = (tokens, np.append(starts, tokens.size))
+    return _PART_CACHE[key]
+
+
+def _write_shard_job(args: tuple[ShardJob, str, str, list[str], str]) -> dict:
+    job, output_dir, work_dir, unit_names, dtype_name = args
+    dtype = np.dtype(dtype_name)
+    relative = f"{job.split_dir}/{job.name}.bin"
+    marker = Path(work_dir) / "shards" / job.split_dir / f"{job.name}.json"
+    if marker.is_file() and (Path(output_dir) / relative).is_file():
+        done = json.loads(marker.read_text(encoding="utf-8"))
+        if done.get("plan_hash") == job.plan_hash:
+            return {**done["record"], "reused": True}
+    with ShardWriter(output_dir, relative, dtype) as writer:
+        pending: list[np.ndarray] = []
+        pending_lengths: list[int] = []
+        for unit_number, doc, limit in zip(
+            job.units.tolist(), job.docs.tolist(), job.limits.tolist(), strict=True
+        ):
+            tokens, bounds = _part_tokens(work_dir, unit_names[unit_number], dtype)
+            piece = tokens[bounds[doc] : bounds[doc + 1]]
+            if limit < piece.size:  # a document cut to its domain's quota still ends with EOS
+                piece = np.append(piece[: limit - 1], piece[-1])
+            pending.append(piece)
+            pending_lengths.append(piece.size)
+            if len(pending) >= 4096:
+                writer.add(np.concatenate(pending), np.asarray(pending_lengths))
+                pending, pending_lengths = [], []
+        if pending:
+            writer.add(np.concatenate(pending), np.asarray(pending_lengths))
+        record = writer.close()
+    write_json(marker, {"plan_hash": job.plan_hash, "record": record.to_json()})
+    return {**record.to_json(), "reused": False}
+
+
+def plan_shard_jobs(split_dir: str, units: np.ndarray, docs: np.ndarray, lengths: np.ndarray, shard_tokens: int,
+                salt: str) -> list[ShardJob]:  # fmt: skip
+    """Cut an ordered document list into shards of about `shard_tokens` tokens (documents are never split)."""
+    jobs = []
+    if units.size == 0:
+        return jobs
+    cumulative = np.cumsum(lengths)
+    boundaries = [0]
+    target = shard_tokens
+    while True:
+        cut = int(np.searchsorted(cumulative, target, side="left")) + 1
+        if cut >= units.size:
+            break
+        boundaries.append(cut)
+        target = int(cumulative[cut - 1]) + shard_tokens
+    boundaries.append(units.size)
+    for number, (begin, end) in enumerate(zip(boundaries[:-1], boundaries[1:], strict=True)):
+        u, d, n = units[begin:end], docs[begin:end], lengths[begin:end].astype(np.int64)
+        digest = hashlib.sha256(salt.encode() + u.tobytes() + d.astype(np.int64).tobytes() + n.tobytes())
+        jobs.append(ShardJob(split_dir, f"shard-{number:05d}", u, d, n, digest.hexdigest()))
+    return jobs
+
+
+def run_shard_jobs(jobs: list[ShardJob], output: Path, work_dir: Path, unit_names: list[str], dtype: np.dtype,
+                    pool: Any) -> list[dict]:  # fmt: skip
+    args = [(job, str(output), str(work_dir), unit_names, dtype.str) for job in jobs]
+    if pool is None or len(jobs) <= 1:
+        records = [_write_shard_job(a) for a in args]
+    else:
+        records = pool.map(_write_shard_job, args, chunksize=1)
+    _PART_CACHE.clear()
+    return records
+
+
+def remove_stale_shards(output: Path, splits: dict[str, dict]) -> None:
+    """Shards left by an earlier, larger build would otherwise sit next to the new ones, unlisted; so would
+    the temporary `.shard-*.tmp` files of a build that was killed while writing (every writer is done here)."""
+    listed = {shard["path"] for split in splits.values() for shard in split["shards"]}
+    for folder in (output / "train", output / "heldout"):
+        if not folder.is_dir():
+            continue
+        for leftover in folder.rglob(".shard-*.tmp"):
+            leftover.unlink(missing_ok=True)
+        for path in folder.rglob("shard-*.bin"):
+            relative = path.relative_to(output).as_posix()
+            if relative not in listed:
+                path.unlink(missing_ok=True)
+                path.with_suffix(".idx").unlink(missing_ok=True)

@@ -1,0 +1,186 @@
+"""Real inputs that go wrong: unclosed XML records, one PMID from several sources, leftovers of a killed build,
+and the recipe's top-level output_dir."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from biomamba.data import DataConfig, TokenShards, build_corpus
+from biomamba.data.config import SourceConfig
+from biomamba.data.sources import FileReport, read_source_file
+
+
+def _article(pmid: int, text: str, revised: str | None = None, close: bool = True) -> str:
+    """A PubmedArticle in the PubMed DTD layout; `revised` is YYYY-MM-DD for DateRevised."""
+    date = ""
+    if revised:
+        year, month, day = revised.split("-")
+        date = f"<DateRevised><Year>{year}</Year><Month>{month}</Month><Day>{day}</Day></DateRevised>"
+    return (f'<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM"><PMID Version="1">{pmid}</PMID>{date}'
+            f"<Article><ArticleTitle>Title {pmid}.</ArticleTitle><Abstract><AbstractText>{text}</AbstractText>"
+            f"</Abstract></Article></MedlineCitation>{'</PubmedArticle>' if close else ''}\n")  # fmt: skip
+
+
+def _xml(*articles: str) -> str:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n<PubmedArticleSet>\n'
+        + "".join(articles)
+        + "</PubmedArticleSet>\n"
+    )
+
+
+def test_record_missing_its_closing_tag_does_not_swallow_the_next(tmp_path):
+    path = tmp_path / "pubmed24n0001.xml"
+    path.write_text(_xml(_article(111, "Alpha."), _article(222, "Unclosed.", close=False), _article(333, "Gamma."),
+                         _article(444, "Delta.")))  # fmt: skip
+    report = FileReport(str(path))
+    docs = list(read_source_file(str(path), SourceConfig(type="pubmed_xml", path=str(path)), report))
+    assert [d.id for d in docs] == ["111", "333", "444"]
+    assert report.skipped == {"record without closing </PubmedArticle>": 1}
+    assert report.warnings == [f"{path}:line 4: record without closing </PubmedArticle>: PMID 222"]
+
+
+def test_medline_citation_set_record_missing_its_closing_tag(tmp_path):
+    citation = '<MedlineCitation Owner="NLM"><PMID>{0}</PMID><Article><ArticleTitle>T{0}.</ArticleTitle>' \
+               "<Abstract><AbstractText>Text {0}.</AbstractText></Abstract></Article>"  # fmt: skip
+    path = tmp_path / "medline16n0001.xml"
+    path.write_text("<MedlineCitationSet>" + citation.format(1) + citation.format(2) + "</MedlineCitation>"
+                    + "<DeleteCitation><PMID>9</PMID></DeleteCitation></MedlineCitationSet>")  # fmt: skip
+    report = FileReport(str(path))
+    docs = list(read_source_file(str(path), SourceConfig(type="pubmed_xml", path=str(path)), report))
+    assert [d.id for d in docs] == ["2"] and report.deleted_ids == ["9"]
+    assert report.skipped == {"record without closing </MedlineCitation>": 1}
+
+
+def _texts(corpus: Path, tokenizer_dir: Path) -> list[str]:
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    return sorted(tokenizer.decode(doc[:-1].tolist()) for split, listed in manifest["splits"].items()
+                  if listed["documents"] for doc in TokenShards(corpus, split).documents())  # fmt: skip
+
+
+def test_one_identity_per_pmid_across_pubtator_and_medline_newest_wins(tmp_path, tiny_tokenizer):
+    body = "abstract body with enough words to pass every filter of the corpus build"
+    pubtator = tmp_path / "bc5cdr" / "CDR_TrainingSet.PubTator.txt"
+    pubtator.parent.mkdir()
+    pubtator.write_text("".join(f"{p}|t|PubTator title {p}.\n{p}|a|PubTator {body} {p}.\n{p}\t0\t5\tx\tChemical\tD1\n\n"
+                                for p in (1, 2, 3)))  # fmt: skip
+    medline = tmp_path / "medline"
+    medline.mkdir()
+    (medline / "pubmed24n0001.xml").write_text(_xml(_article(2, f"Baseline {body} 2.", "2020-01-05"),
+                                                    _article(3, f"Baseline {body} 3.", "2021-06-01")))  # fmt: skip
+    (medline / "pubmed24n1300.xml").write_text(_xml(_article(3, f"Older {body} 3.", "2019-01-01"),
+                                                    _article(4, f"Update {body} 4.", "2024-01-01")))  # fmt: skip
+    sources = {
+        "pubmed": [{"type": "pubtator", "path": str(pubtator)}, {"type": "pubmed_xml", "path": str(medline)}]
+    }
+    config = DataConfig.model_validate({"sources": sources, "ratios": {"pubmed": 1.0}, "heldout_fraction": 0,
+                                        "dedup": {"near": False}, "decontam": {"enabled": False}})  # fmt: skip
+    manifest = build_corpus(config, tiny_tokenizer, tmp_path / "corpus")
+    texts = _texts(tmp_path / "corpus", tiny_tokenizer)
+    # PMID 1: PubTator only; 2: the dated MEDLINE record beats the undated PubTator one; 3: DateRevised 2021
+    # beats the PubTator one and the 2019 one, although that comes later; 4: in the update file only
+    assert [t.split("\n")[1].split()[0] for t in texts] == ["PubTator", "Baseline", "Baseline", "Update"]
+    assert manifest["medline_updates"]["superseded"] == 3  # PMID 2 once, PMID 3 twice
+
+
+def test_rerun_after_a_killed_build_removes_its_temporary_shard_files(jsonl_corpus, tiny_tokenizer, tmp_path):
+    import numpy as np
+
+    from biomamba.data.shards import ShardWriter
+
+    config = DataConfig.model_validate({"sources": {d: [{"type": "jsonl", "path": str(p)}] for d, p in
+                                                    jsonl_corpus.items()}, "dedup": {"near": False}})  # fmt: skip
+    out = tmp_path / "corpus"
+    build_corpus(config, tiny_tokenizer, out)
+    # what a build killed (SIGKILL: no cleanup runs) while writing shards leaves behind, and no manifest
+    for split in ("train", "heldout/c4"):
+        writer = ShardWriter(out, f"{split}/shard-00000.bin", np.dtype("<u2"))
+        writer.add(np.arange(5, dtype=np.int64), np.asarray([5]))
+    (out / "manifest.json").unlink()
+    assert len(list(out.rglob(".shard-*.tmp"))) == 4
+    build_corpus(config, tiny_tokenizer, out)
+    assert list(out.rglob(".shard-*.tmp")) == []
+    assert TokenShards(out, "train").num_tokens > 0
+
+
+def _cli(args: list[str]) -> object:
+    from typer.testing import CliRunner
+
+    from biomamba.cli.main import build_app
+
+    return CliRunner().invoke(build_app(), args)
+
+
+def test_top_level_output_dir_is_where_data_build_and_tokenizer_train_write(jsonl_corpus, tiny_tokenizer,
+                                                                             tmp_path, monkeypatch):  # fmt: skip
+    monkeypatch.chdir(tmp_path)  # a wrong default would land in ./runs/ here
+    root = tmp_path / "experiments" / "bio"
+    sources = {d: [{"type": "jsonl", "path": str(p)}] for d, p in jsonl_corpus.items()}
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "bio", "output_dir": str(root),
+                                      "tokenizer": {"name_or_path": str(tiny_tokenizer), "vocab_size": 300},
+                                      "data": {"sources": sources, "dedup": {"near": False}}}))  # fmt: skip
+    result = _cli(["data", "build", str(recipe)])
+    assert result.exit_code == 0, result.output
+    assert (root / "corpus" / "manifest.json").is_file()
+    result = _cli(["tokenizer", "train", str(recipe)])
+    assert result.exit_code == 0, result.output
+    assert (root / "tokenizer" / "tokenizer.json").is_file()
+    assert not (tmp_path / "runs").exists()
+
+
+def test_build_without_training_documents_names_each_source_and_why(jsonl_corpus, tiny_tokenizer, tmp_path):
+    import subprocess
+    import sys
+
+    from .test_damaged_inputs import _medline_gzip, damage
+
+    pubmed = tmp_path / "pubmed"
+    pubmed.mkdir()
+    (pubmed / "a.xml").write_text(_xml(*(_article(p, "x").replace("<Abstract><AbstractText>x</AbstractText>"
+                                                                  "</Abstract>", "") for p in (1, 2, 3))))  # fmt: skip
+    damage(_medline_gzip(600, seed=3), pubmed / "b.xml.gz")
+    recipe = tmp_path / "recipe.yaml"
+    out = tmp_path / "corpus"
+    sources = {"pubmed": [{"type": "pubmed_xml", "path": str(pubmed)}],
+               "c4": [{"type": "jsonl", "path": str(jsonl_corpus["c4"])}],
+               "web": [{"type": "jsonl", "path": str(jsonl_corpus["c4"])}]}  # fmt: skip
+    recipe.write_text(yaml.safe_dump({"name": "t", "tokenizer": {"name_or_path": str(tiny_tokenizer)},
+                                      "data": {"sources": sources, "ratios": {"pubmed": 0.5, "c4": 0.3, "web": 0.2},
+                                               "dedup": {"near": False}, "output_dir": str(out)}}))  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "biomamba", "data", "build", str(recipe)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    line = lines[0]
+    assert line.startswith("error: no training documents left in domain(s) pubmed, web (ratio > 0): pubmed: ")
+    assert "a.xml: 0 documents (no abstract x3)" in line
+    assert "b.xml.gz: 0 documents (damaged compressed file (dropped whole) x" in line
+    assert "web: c4.jsonl: 200 documents; then removed: " in line and " exact duplicates" in line
+    assert f"(what was read: {out / 'manifest.failed.json'})" in line
+    assert not (out / "manifest.json").exists()
+    failed = json.loads((out / "manifest.failed.json").read_text())
+    assert failed["error"] == line.removeprefix("error: ")
+    assert {Path(s["path"]).name for s in failed["sources"]} == {"a.xml", "b.xml.gz", "c4.jsonl"}
+    assert failed["domains"]["pubmed"]["skipped"]["no abstract"] == 3
+
+
+def test_train_looks_for_the_corpus_where_data_build_writes_it(tmp_path, monkeypatch):
+    import pytest
+
+    from biomamba.errors import DataError
+    from biomamba.train import train
+
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "experiments" / "bio"
+    recipe = {"name": "bio", "output_dir": str(root), "data": {"sources": {"pubmed": [{"type": "text", "path": "x"}]}},
+              "train": {"max_steps": 1, "progress": False}}  # fmt: skip
+    with pytest.raises(DataError, match=f"{root / 'corpus' / 'manifest.json'}: corpus manifest not found"):
+        train(recipe)
