@@ -497,7 +497,9 @@ def quantize(
                 )
             with atomic_dir(target) as tmp:
                 model.save_pretrained(str(tmp))
-                tokenizer.save_pretrained(str(tmp))
+                from biomamba.tokenizer import save_tokenizer
+
+                save_tokenizer(tokenizer, tmp)
         else:
             model = load_model(model_dir, device=device)
             record = quantize_model(model, mcfg.method, mcfg.group_size, mcfg.backend, mcfg.skip_modules)

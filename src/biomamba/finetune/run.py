@@ -434,7 +434,9 @@ def _write_outputs(
     if config.method != "full":
         with atomic_dir(run_dir / "adapter") as tmp:
             save_weights(model, tmp)
-            tokenizer.save_pretrained(str(tmp))
+            from biomamba.tokenizer import save_tokenizer
+
+            save_tokenizer(tokenizer, tmp)
         if not config.lora.merge:
             return model, run_dir / "adapter"
         lm = merge_lora(lm)

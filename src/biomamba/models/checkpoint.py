@@ -433,7 +433,9 @@ def save_mamba2(
         else:
             save_file(weights, str(tmp / SAFETENSORS), metadata={"format": "pt"})
         if tokenizer is not None:
-            tokenizer.save_pretrained(str(tmp))
+            from biomamba.tokenizer import save_tokenizer
+
+            save_tokenizer(tokenizer, tmp)
         elif tokenizer_from is not None:
             copy_tokenizer_files(tokenizer_from, tmp)
     return out

@@ -123,7 +123,9 @@ def save_model(model: nn.Module, out_dir: str | Path, tokenizer: Any = None, *, 
     with atomic_dir(out) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         if tokenizer is not None:
-            tokenizer.save_pretrained(str(tmp))
+            from biomamba.tokenizer import save_tokenizer
+
+            save_tokenizer(tokenizer, tmp)
     return out
 
 

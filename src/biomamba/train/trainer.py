@@ -433,9 +433,11 @@ class Trainer:
                 full.update(ema_state)
                 self.save_model_fn(self.model, directory / "ema", full)
             if self.tokenizer is not None:
-                self.tokenizer.save_pretrained(str(directory / "model"))
+                from biomamba.tokenizer import save_tokenizer
+
+                save_tokenizer(self.tokenizer, directory / "model")
                 if ema_state is not None:
-                    self.tokenizer.save_pretrained(str(directory / "ema"))
+                    save_tokenizer(self.tokenizer, directory / "ema")
             ckpt.write_state_json(directory / "trainer_state.json", self._trainer_state())
             if self.recipe is not None:
                 from biomamba.utils.atomic import write_text
