@@ -37,6 +37,7 @@ from biomamba.data.clean import filter_reason, normalize_text
 from biomamba.data.config import DataConfig, SourceConfig
 from biomamba.data.decontam import NO_BENCHMARKS_WARNING, NgramIndex, check_benchmark_paths
 from biomamba.data.dedup import deduplicate, minhash_signatures, text_hash
+from biomamba.data.dedup_buckets import SignatureFile, write_signature_file
 from biomamba.data.mixture import heldout_hash, plan_mixture
 from biomamba.data.shards import FORMAT_VERSION, MANIFEST_NAME, ShardRecord, ShardWriter, token_dtype
 from biomamba.data.sources import FileReport, read_source_file, resolve_paths
@@ -554,10 +555,14 @@ def _up_to_date(output: Path, fingerprint: str) -> dict | None:
 
 def _finish(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: list[dict], index: NgramIndex,
             output: Path, work_dir: Path, say: Callable[[str], None], pool: Any) -> dict:  # fmt: skip
-    catalog = _load_catalog(units, work_dir, config.dedup.near)
+    catalog = _load_catalog(units, work_dir, near=False)  # signatures stay on disk: _signature_file
     domains = list(config.sources)
-    dedup = deduplicate(catalog.hashes, catalog.signatures, catalog.domain_of_doc, exact=config.dedup.exact,
-                        near=config.dedup.near, threshold=config.dedup.threshold, alive=catalog.alive)  # fmt: skip
+    signatures = _signature_file(units, work_dir, catalog.hashes.size, config) if config.dedup.near else None
+    dedup = deduplicate(catalog.hashes, signatures, catalog.domain_of_doc, exact=config.dedup.exact,
+                        near=config.dedup.near, threshold=config.dedup.threshold, alive=catalog.alive,
+                        work_dir=work_dir / "dedup", pool=pool, workers=config.workers)  # fmt: skip
+    if signatures is not None:
+        signatures.path.unlink()
     keep = dedup.keep
     domain_array = np.asarray(catalog.domain_of_doc, dtype=object)
     train_mask = keep & ~catalog.heldout
@@ -591,6 +596,17 @@ def _finish(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: l
     _remove_stale_shards(output, splits)
     say(f"wrote {len(records)} shards ({sum(not r['reused'] for r in records)} new)")
     return _manifest(config, spec, units, parts, index, catalog, dedup, plan, splits, keep, domain_array)
+
+
+def _signature_file(units: list[Unit], work_dir: Path, documents: int, config: DataConfig) -> SignatureFile:
+    """Every part's MinHash signatures, in canonical order, streamed into one on-disk file (one part in RAM)."""
+
+    def chunks() -> Iterator[np.ndarray]:
+        for unit in units:
+            with np.load(work_dir / "parts" / unit.name / "meta.npz") as meta:
+                yield meta["signatures"]
+
+    return write_signature_file(work_dir / "signatures.npy", chunks(), documents, config.dedup.num_perm)
 
 
 def _run_shard_jobs(jobs: list[ShardJob], output: Path, work_dir: Path, unit_names: list[str], dtype: np.dtype,
