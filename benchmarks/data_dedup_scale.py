@@ -137,7 +137,16 @@ def run_one(side: str, folder: Path, workers: int) -> dict:
 
 
 def _subprocess(side: str, folder: Path, workers: int) -> dict:
-    command = [sys.executable, __file__, "--run-one", side, "--folder", str(folder), "--workers", str(workers)]
+    command = [
+        sys.executable,
+        __file__,
+        "--run-one",
+        side,
+        "--folder",
+        str(folder),
+        "--workers",
+        str(workers),
+    ]
     out = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -154,7 +163,9 @@ def measure(sizes: list[int], baseline_max: int, workers: int, scratch: Path) ->
             if size <= baseline_max:
                 base = _subprocess("baseline", folder, workers)
                 print(json.dumps(base), flush=True)
-                same = np.array_equal(np.load(folder / "keep-biomamba.npy"), np.load(folder / "keep-baseline.npy"))
+                same = np.array_equal(
+                    np.load(folder / "keep-biomamba.npy"), np.load(folder / "keep-baseline.npy")
+                )
                 if not same:
                     raise SystemExit(f"{size} documents: decisions differ from the baseline")
                 rows.append({**base, "same_decisions": True})
