@@ -134,3 +134,35 @@ def test_scale_benchmark_smoke(tmp_path, monkeypatch):
     assert ours.exact_duplicates > 0 and ours.near_duplicates > 0
     reference = bench.baseline_deduplicate(hashes, np.load(tmp_path / "signatures.npy"), bench.THRESHOLD)
     np.testing.assert_array_equal(ours.keep, reference)
+
+
+def test_build_corpus_dedups_across_files_as_the_reference_and_cleans_its_scratch(tmp_path, tiny_tokenizer):
+    """Two files, the second full of copies and edits of the first: the build's counts are the reference's."""
+    from biomamba.data import DataConfig, build_corpus
+    from biomamba.data.clean import normalize_text
+
+    from .helpers import write_jsonl
+
+    texts = _corpus(120)
+    first = write_jsonl(
+        tmp_path / "src" / "a.jsonl", [{"id": f"a{i}", "text": t} for i, t in enumerate(texts[:120])]
+    )
+    second = write_jsonl(
+        tmp_path / "src" / "b.jsonl", [{"id": f"b{i}", "text": t} for i, t in enumerate(texts[120:])]
+    )
+    config = DataConfig.model_validate({"sources": {"pubmed": [{"type": "jsonl", "path": [str(first), str(second)]}]},
+                                        "ratios": {"pubmed": 1.0}, "workers": 2, "keep_work": True,
+                                        "decontam": {"enabled": False}})  # fmt: skip
+    manifest = build_corpus(config, tiny_tokenizer, tmp_path / "corpus")
+    clean = [normalize_text(t) for t in texts]
+    hashes = np.asarray([text_hash(t) for t in clean], dtype=np.uint64)
+    signatures = minhash_signatures(clean, config.dedup.num_perm, config.dedup.shingle_words)
+    exact_keep = np.zeros(len(clean), dtype=bool)
+    exact_keep[np.unique(hashes, return_index=True)[1]] = True
+    reference = _bench().baseline_deduplicate(hashes, signatures, config.dedup.threshold)
+    assert manifest["dedup"]["exact_duplicates"] == (~exact_keep).sum() > 0
+    assert manifest["dedup"]["near_duplicates"] == (exact_keep & ~reference).sum() > 0
+    work = tmp_path / "corpus" / ".work"
+    assert (
+        (work / "parts").is_dir() and not (work / "dedup").exists() and not (work / "signatures.npy").exists()
+    )
