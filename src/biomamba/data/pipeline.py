@@ -8,8 +8,9 @@ Three phases, designed so that the expensive part scales out and every step can 
    unit whose `done.json` matches the input file (path, size, mtime) and settings, so an interrupted build
    resumes where it stopped, and parts built on other machines (`only_part=(i, n)`) can be copied in and merged
    (docs/data.md).
-2. GLOBAL (one process, metadata only): apply MEDLINE `DeleteCitation`s and supersede older versions of a
-   PMID, exact + near deduplication across all files and domains, then the token-ratio mixture plan.
+2. GLOBAL (metadata only): apply MEDLINE `DeleteCitation`s and supersede older versions of a PMID, exact +
+   near deduplication across all files and domains (on disk, hash-partitioned buckets resolved in the worker
+   pool: biomamba.data.dedup), then the token-ratio mixture plan.
 3. SHARDS (parallel): copy the chosen documents' tokens into `train/` (shuffled mixture) and
    `heldout/<domain>/` shards. A shard whose marker matches its plan is not rewritten. The manifest is written
    last, atomically: a corpus directory without `manifest.json` is an unfinished build.
