@@ -11,7 +11,7 @@ LSH candidates; copies of copies make chains and clusters). Three domains, coded
   `datasketch.MinHashLSH` filled in a Python loop, every signature in one array in RAM), at the sizes it can do.
 
 Each measurement runs in a fresh subprocess; peak RSS is `ru_maxrss` of that process (and, separately, of its
-largest worker). Both sides' decisions are compared at every size where both run (the script fails otherwise).
+largest worker); CPU seconds are user + system of the process and its workers (robust on a shared CPU). Both sides' decisions are compared at every size where both run (the script fails otherwise).
 
     .venv/bin/python benchmarks/data_dedup_scale.py --sizes 250000 1000000 4000000 16000000 --baseline-max 1000000
     .venv/bin/python benchmarks/data_dedup_scale.py --sizes 20000 --no-write     # smoke run (tests)
@@ -128,11 +128,15 @@ def run_one(side: str, folder: Path, workers: int) -> dict:
                              threshold=THRESHOLD, work_dir=folder / "work", workers=workers)  # fmt: skip
         keep = result.keep
     seconds = time.perf_counter() - started
-    self_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    child_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    own, workers_usage = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    self_kib, child_kib = own.ru_maxrss, workers_usage.ru_maxrss
+    cpu = own.ru_utime + own.ru_stime + workers_usage.ru_utime + workers_usage.ru_stime
     np.save(folder / f"keep-{side}.npy", keep)
     return {"side": side, "documents": int(hashes.size), "seconds": round(seconds, 2),
-            "peak_rss_mib": round(self_kib / 1024, 1), "worker_peak_rss_mib": round(child_kib / 1024, 1),
+            "cpu_seconds": round(cpu, 2), "peak_rss_mib": round(self_kib / 1024, 1), "worker_peak_rss_mib": round(child_kib / 1024, 1),
             "kept": int(keep.sum())}  # fmt: skip
 
 
@@ -176,15 +180,16 @@ def measure(sizes: list[int], baseline_max: int, workers: int, scratch: Path) ->
 
 def markdown(rows: list[dict], workers: int) -> str:
     lines = [f"`{' '.join(sys.argv)}`  ({platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')})",
-             "", "| documents | side | seconds | time x per 4x | peak RSS (MiB) | RSS x per 4x | largest worker (MiB) |"
-             " kept |", "|---:|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+             "", "| documents | side | seconds | x per 4x | CPU s | x per 4x | peak RSS (MiB) | x per 4x | largest worker"
+             " (MiB) | kept |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     previous: dict[str, dict] = {}
     for row in rows:
         before = previous.get(row["side"])
         growth_t = f"{row['seconds'] / before['seconds']:.2f}" if before else "-"
+        growth_c = f"{row['cpu_seconds'] / before['cpu_seconds']:.2f}" if before else "-"
         growth_m = f"{row['peak_rss_mib'] / before['peak_rss_mib']:.2f}" if before else "-"
         lines.append(f"| {row['documents']:,} | {row['side']} (workers {workers}) | {row['seconds']:.1f} | "
-                     f"{growth_t} | {row['peak_rss_mib']:,.0f} | {growth_m} | {row['worker_peak_rss_mib']:,.0f} | "
+                     f"{growth_t} | {row['cpu_seconds']:.1f} | {growth_c} | {row['peak_rss_mib']:,.0f} | {growth_m} | {row['worker_peak_rss_mib']:,.0f} | "
                      f"{row['kept']:,} |")  # fmt: skip
         previous[row["side"]] = row
     return "\n".join(lines) + "\n"

@@ -37,8 +37,7 @@ DOCS_PER_TASK = 2_000_000  # documents per partition task
 CHUNK_DOCS = 1 << 17  # documents read at once inside a task (128 perms: 64 MB of signatures)
 PAIRS_PER_BATCH = 1 << 18  # candidate pairs verified at once
 MAX_DOCUMENTS = 2**32 - 1  # document indices are stored as uint32
-_PRIME = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime
-_GOLDEN = 0x9E3779B97F4A7C15
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 class SignatureFile:
@@ -125,7 +124,7 @@ def bucket_count(records: int, per_bucket: int, at_least: int = 1) -> int:
 
 def _write_buckets(folder: Path, prefix: str, records: np.ndarray, buckets: np.ndarray, count: int) -> None:
     """Append records to their bucket files (`prefix-BBBB.bin`), keeping their order within each bucket."""
-    order = np.argsort(buckets, kind="stable")
+    order = np.argsort(buckets.astype(np.uint16 if count <= 2**16 else np.uint32), kind="stable")  # radix
     records, buckets = records[order], buckets[order]
     edges = np.searchsorted(buckets, np.arange(count + 1))
     for bucket in range(count):
@@ -182,9 +181,13 @@ def resolve_exact(args: tuple[str, int, int]) -> np.ndarray:
     """Documents of one bucket whose hash an earlier document already has (sorted uint32 indices)."""
     folder, tasks, bucket = args
     records = _read_bucket(Path(folder), "exact", tasks, bucket, EXACT_RECORD)
-    order = np.lexsort((records["doc"], records["hash"]))
+    order = np.argsort(records["hash"])
     hashes, docs = records["hash"][order], records["doc"][order]
-    return np.sort(docs[_later_duplicates(hashes)])
+    starts = ~_later_duplicates(hashes)
+    if not docs.size:
+        return docs
+    lowest = np.minimum.reduceat(docs, np.flatnonzero(starts))  # the kept copy of each hash
+    return np.sort(docs[docs != lowest[np.cumsum(starts) - 1]])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -206,17 +209,20 @@ class NearPartition:
 
 def band_keys(signatures: np.ndarray, bands: int, rows_per_band: int) -> np.ndarray:
     """`[n, bands]` uint64 keys: equal keys <=> equal band values (up to 64-bit collisions, which resolving
-    rules out by comparing the band itself). The band number is mixed in, so bands never share a key."""
+    rules out by comparing the band itself). Each value is multiplied by its own odd 64-bit constant (band
+    and row mixed in, so bands never share a key), summed, then mixed: one row-major pass per band."""
     keys = np.empty((signatures.shape[0], bands), dtype=np.uint64)
     for band in range(bands):
         start = band * rows_per_band
-        block = np.ascontiguousarray(signatures[:, start : start + rows_per_band].T, dtype=np.uint64)
-        key = np.full(signatures.shape[0], ((band + 1) * _GOLDEN) % 2**64, dtype=np.uint64)
-        for row in block:
-            key ^= row
-            key *= _PRIME
-        keys[:, band] = _mix64(key)
+        block = signatures[:, start : start + rows_per_band].astype(np.uint64)
+        block *= _multipliers(band, rows_per_band)
+        keys[:, band] = _mix64(block.sum(axis=1, dtype=np.uint64))
     return keys
+
+
+def _multipliers(band: int, rows_per_band: int) -> np.ndarray:
+    seeds = np.arange(rows_per_band, dtype=np.uint64) + np.uint64(band * 1024 + 1)
+    return _mix64(seeds * _GOLDEN) | np.uint64(1)
 
 
 def _mix64(value: np.ndarray) -> np.ndarray:
@@ -252,14 +258,15 @@ def resolve_near(args: tuple[str, int, int, str, int, int, float]) -> np.ndarray
     """Verified duplicate pairs `[m, 2]` (earlier, later) among the documents sharing a band key in one bucket."""
     folder, tasks, bucket, signature_path, bands, rows_per_band, threshold = args
     records = _read_bucket(Path(folder), "near", tasks, bucket, NEAR_RECORD)
-    order = np.argsort(records["key"], kind="stable")  # records arrive in document order: groups stay sorted
+    order = np.argsort(records["key"])  # order within a group does not matter: pairs are (min, max)
     keys, docs = records["key"][order], records["doc"][order]
     starts = np.flatnonzero(~_later_duplicates(keys))
     sizes = np.diff(np.append(starts, keys.size))
     signatures = SignatureFile(signature_path)
     found = [np.zeros((0, 2), dtype=np.uint32)]
     for first, second in _group_pairs(starts[sizes > 1], sizes[sizes > 1]):
-        pairs = np.stack([docs[first], docs[second]], axis=1)
+        one, other = docs[first], docs[second]
+        pairs = np.stack([np.minimum(one, other), np.maximum(one, other)], axis=1)
         pairs = pairs[pairs[:, 0] != pairs[:, 1]]
         found.append(_verified(pairs, signatures, bands, rows_per_band, threshold))
     return unique_pairs(found)
