@@ -136,7 +136,8 @@ def run_one(side: str, folder: Path, workers: int) -> dict:
     cpu = own.ru_utime + own.ru_stime + workers_usage.ru_utime + workers_usage.ru_stime
     np.save(folder / f"keep-{side}.npy", keep)
     return {"side": side, "documents": int(hashes.size), "seconds": round(seconds, 2),
-            "cpu_seconds": round(cpu, 2), "peak_rss_mib": round(self_kib / 1024, 1), "worker_peak_rss_mib": round(child_kib / 1024, 1),
+            "cpu_seconds": round(cpu, 2), "parent_cpu_seconds": round(own.ru_utime + own.ru_stime, 2),
+            "peak_rss_mib": round(self_kib / 1024, 1), "worker_peak_rss_mib": round(child_kib / 1024, 1),
             "kept": int(keep.sum())}  # fmt: skip
 
 
