@@ -166,3 +166,40 @@ def test_build_corpus_dedups_across_files_as_the_reference_and_cleans_its_scratc
     assert (
         (work / "parts").is_dir() and not (work / "dedup").exists() and not (work / "signatures.npy").exists()
     )
+
+
+def test_an_interrupted_merge_with_stale_bucket_files_resumes_byte_identical(
+    tmp_path, tiny_tokenizer, monkeypatch
+):
+    """A merge killed in dedup leaves bucket files behind (no `finally` runs after kill -9): the rerun ignores them."""
+    from biomamba.data import DataConfig, build_corpus
+    from biomamba.data import dedup_buckets as buckets
+
+    from .helpers import write_jsonl
+
+    source = write_jsonl(
+        tmp_path / "src" / "a.jsonl", [{"id": f"d{i}", "text": t} for i, t in enumerate(_corpus(90))]
+    )
+    config = DataConfig.model_validate({"sources": {"pubmed": [{"type": "jsonl", "path": str(source)}]},
+                                        "ratios": {"pubmed": 1.0}, "workers": 1, "heldout_fraction": 0.1,
+                                        "decontam": {"enabled": False}})  # fmt: skip
+    clean = build_corpus(config, tiny_tokenizer, tmp_path / "clean")
+
+    def killed(args):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(buckets, "resolve_near", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        build_corpus(config, tiny_tokenizer, tmp_path / "resumed")
+    monkeypatch.undo()
+    stale = tmp_path / "resumed" / ".work" / "dedup"
+    stale.mkdir(parents=True)
+    for name in ("near-0000-0000.bin", "exact-0000-0000.bin"):
+        (stale / name).write_bytes(np.arange(1200, dtype=np.uint8).tobytes())
+    resumed = build_corpus(config, tiny_tokenizer, tmp_path / "resumed")
+    assert resumed["dedup"] == clean["dedup"] and clean["dedup"]["near_duplicates"] > 0
+    for split in clean["splits"].values():
+        for shard in split["shards"]:
+            for suffix in (".bin", ".idx"):
+                path = Path(shard["path"]).with_suffix(suffix)
+                assert (tmp_path / "resumed" / path).read_bytes() == (tmp_path / "clean" / path).read_bytes()
