@@ -203,3 +203,17 @@ def test_an_interrupted_merge_with_stale_bucket_files_resumes_byte_identical(
             for suffix in (".bin", ".idx"):
                 path = Path(shard["path"]).with_suffix(suffix)
                 assert (tmp_path / "resumed" / path).read_bytes() == (tmp_path / "clean" / path).read_bytes()
+
+
+def test_documents_not_alive_are_ignored_as_if_absent():
+    """Deleted (not alive) documents neither are kept nor make later documents duplicates."""
+    texts = _corpus(300)
+    hashes = np.asarray([text_hash(t) for t in texts], dtype=np.uint64)
+    signatures = minhash_signatures(texts, 128, 5)
+    alive = np.random.default_rng(5).random(len(texts)) < 0.7
+    result = deduplicate(hashes, signatures, ["d"] * len(texts), exact=True, near=True, threshold=0.8, alive=alive,
+                         records_per_bucket=300, docs_per_task=100)  # fmt: skip
+    expected = np.zeros(len(texts), dtype=bool)
+    expected[alive] = _bench().baseline_deduplicate(hashes[alive], signatures[alive], 0.8)
+    np.testing.assert_array_equal(result.keep, expected)
+    assert (~expected[alive]).sum() > 0
