@@ -3,19 +3,30 @@
 Signatures are computed in the workers, next to tokenisation (`text_hash`, `minhash_signatures`), and the
 global decision is taken once over all of them (`deduplicate`), so deduplication spans files, domains and
 machines: the first occurrence in a deterministic order (domain, file, position) is kept. Near duplicates use
-datasketch's MinHash LSH over word shingles; an LSH candidate is only counted as a duplicate when the
-signatures' estimated Jaccard similarity reaches the threshold (LSH alone has false positives).
+MinHash LSH over word shingles with datasketch's bands (`lsh_bands`); an LSH candidate is only counted as a
+duplicate when the signatures' estimated Jaccard similarity reaches the threshold (LSH alone has false
+positives), and only against an earlier document that was kept, as datasketch's sequential insert/query loop
+decides. The work is hash-partitioned into bucket files on disk and resolved bucket by bucket, in parallel
+(biomamba.data.dedup_buckets), so memory does not grow with the corpus: docs/data.md "Deduplication at scale".
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Sequence
+import multiprocessing
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from biomamba.data import dedup_buckets as buckets
 from biomamba.data.clean import words_for_matching
+from biomamba.data.dedup_buckets import SignatureFile, write_signature_file
 
 MINHASH_SEED = 1
 MINHASH_SCHEME = "affine32"  # datasketch >= 2: 32-bit hash values, stored as uint32
@@ -59,54 +70,132 @@ class DedupResult:
     by_domain: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
+def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows per band): datasketch's own choice for this threshold, so candidates match MinHashLSH's."""
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    return lsh.b, lsh.r
+
+
 def deduplicate(
     hashes: np.ndarray,
-    signatures: np.ndarray | None,
+    signatures: np.ndarray | SignatureFile | None,
     domains: Sequence[str],
     *,
     exact: bool,
     near: bool,
     threshold: float,
     alive: np.ndarray | None = None,
+    work_dir: str | Path | None = None,
+    pool: Any = None,
+    workers: int = 1,
+    records_per_bucket: int = buckets.RECORDS_PER_BUCKET,
+    docs_per_task: int = buckets.DOCS_PER_TASK,
 ) -> DedupResult:
     """Keep the first occurrence of each exact and near duplicate group (in the given document order).
 
     `alive` marks documents still candidates (e.g. not deleted by a later DeleteCitation): others are ignored.
+    `signatures`: `[documents, num_perm]` uint32, in memory or (at scale) a `SignatureFile` on disk.
+    `work_dir`: scratch folder for the bucket files (emptied first, removed after; a temporary folder if None).
+    `pool` (anything with `imap`, e.g. the build's worker pool) or `workers` > 1 (a pool of its own) resolve
+    buckets in parallel; the decisions do not depend on workers, buckets or tasks.
     """
-    count = hashes.size
+    count = len(hashes)
+    if count > buckets.MAX_DOCUMENTS:
+        raise ValueError(f"{count} documents: deduplication indexes at most {buckets.MAX_DOCUMENTS}")
     keep = np.ones(count, dtype=bool) if alive is None else alive.copy()
-    by_domain: dict[str, dict[str, int]] = {d: {"exact": 0, "near": 0} for d in dict.fromkeys(domains)}
+    by_domain: dict[str, dict[str, int]] = {d: {"exact": 0, "near": 0} for d in _distinct(domains)}
+    sizes = {"records_per_bucket": records_per_bucket, "docs_per_task": docs_per_task}
     exact_count = near_count = 0
-    if exact and count:
-        order = np.flatnonzero(keep)
-        _, first = np.unique(hashes[order], return_index=True)
-        duplicate = np.ones(order.size, dtype=bool)
-        duplicate[first] = False
-        for index in order[duplicate]:
-            by_domain[domains[index]]["exact"] += 1
-        keep[order[duplicate]] = False
-        exact_count = int(duplicate.sum())
-    if near and signatures is not None and count:
-        near_mask = _near_duplicates(signatures, keep, threshold)
-        for index in np.flatnonzero(near_mask):
-            by_domain[domains[index]]["near"] += 1
-        keep &= ~near_mask
-        near_count = int(near_mask.sum())
+    with _scratch(work_dir) as folder, _runner(pool, workers) as (runner, parallel):
+        if exact and count:
+            duplicates = _exact_duplicates(hashes, keep, folder, runner, parallel, **sizes)
+            _count(by_domain, domains, duplicates, "exact")
+            keep[duplicates] = False
+            exact_count = int(duplicates.size)
+        if near and signatures is not None and count and keep.any():
+            source = signatures if isinstance(signatures, SignatureFile) else _to_file(signatures, folder)
+            near_mask = _near_duplicates(source, keep, threshold, folder, runner, parallel, **sizes)
+            duplicates = np.flatnonzero(near_mask)
+            _count(by_domain, domains, duplicates, "near")
+            keep[duplicates] = False
+            near_count = int(duplicates.size)
     return DedupResult(keep, exact_count, near_count, by_domain)
 
 
-def _near_duplicates(signatures: np.ndarray, candidates: np.ndarray, threshold: float) -> np.ndarray:
-    from datasketch import LeanMinHash, MinHashLSH
+def _distinct(domains: Sequence[str]) -> list[str]:
+    names = getattr(domains, "names", None)  # a coded sequence (benchmarks) lists its names
+    return list(names) if names is not None else list(dict.fromkeys(domains))
 
-    num_perm = signatures.shape[1]
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    duplicate = np.zeros(signatures.shape[0], dtype=bool)
-    for index in np.flatnonzero(candidates):
-        signature = signatures[index]
-        minhash = LeanMinHash(seed=MINHASH_SEED, hashvalues=signature, scheme=MINHASH_SCHEME)
-        matches = lsh.query(minhash)
-        if any(float(np.mean(signatures[m] == signature)) >= threshold for m in matches):
-            duplicate[index] = True
-            continue
-        lsh.insert(int(index), minhash, check_duplication=False)
-    return duplicate
+
+def _count(by_domain: dict[str, dict[str, int]], domains: Sequence[str], docs: np.ndarray, kind: str) -> None:
+    for index in docs.tolist():
+        by_domain[domains[index]][kind] += 1
+
+
+def _exact_duplicates(hashes: np.ndarray, candidates: np.ndarray, folder: Path, runner: Any, parallel: int,
+                      *, records_per_bucket: int, docs_per_task: int) -> np.ndarray:  # fmt: skip
+    """Indices of candidates whose text hash an earlier candidate has: partition by hash, sort each bucket."""
+    ranges = buckets.task_ranges(candidates.size, docs_per_task, parallel)
+    count = buckets.bucket_count(int(candidates.sum()), records_per_bucket, parallel)
+    partitions = (buckets.ExactPartition(str(folder), task, start, np.asarray(hashes[start:stop], np.uint64),
+                                         candidates[start:stop], count)
+                  for task, (start, stop) in enumerate(ranges))  # fmt: skip
+    buckets.run_tasks(buckets.partition_exact, partitions, runner)
+    found = buckets.run_tasks(
+        buckets.resolve_exact, ((str(folder), len(ranges), b) for b in range(count)), runner
+    )
+    return np.sort(np.concatenate(found)).astype(np.int64)
+
+
+def _near_duplicates(signatures: SignatureFile, candidates: np.ndarray, threshold: float, folder: Path,
+                     runner: Any, parallel: int, *, records_per_bucket: int, docs_per_task: int) -> np.ndarray:  # fmt: skip
+    """Bool mask of candidates similar to an earlier kept candidate: band keys -> buckets -> pairs -> decision."""
+    bands, rows = lsh_bands(threshold, signatures.shape[1])
+    ranges = buckets.task_ranges(candidates.size, docs_per_task, parallel)
+    count = buckets.bucket_count(int(candidates.sum()) * bands, records_per_bucket, parallel)
+    partitions = (buckets.NearPartition(str(folder), task, start, stop, str(signatures.path),
+                                        candidates[start:stop], bands, rows, count)
+                  for task, (start, stop) in enumerate(ranges))  # fmt: skip
+    buckets.run_tasks(buckets.partition_near, partitions, runner)
+    resolve = (
+        (str(folder), len(ranges), b, str(signatures.path), bands, rows, threshold) for b in range(count)
+    )
+    pairs = buckets.unique_pairs(buckets.run_tasks(buckets.resolve_near, resolve, runner))
+    return buckets.greedy_duplicates(pairs, candidates.size)
+
+
+def _to_file(signatures: np.ndarray, folder: Path) -> SignatureFile:
+    rows = np.asarray(signatures)
+    step = buckets.CHUNK_DOCS
+    chunks = (rows[i : i + step] for i in range(0, rows.shape[0], step))
+    return write_signature_file(folder / "signatures.npy", chunks, rows.shape[0], rows.shape[1])
+
+
+@contextlib.contextmanager
+def _scratch(work_dir: str | Path | None) -> Iterator[Path]:
+    """An empty folder for bucket files, removed afterwards (also when the merge fails or is interrupted)."""
+    if work_dir is None:
+        with tempfile.TemporaryDirectory(prefix="biomamba-dedup-") as folder:
+            yield Path(folder)
+        return
+    folder = Path(work_dir)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _runner(pool: Any, workers: int) -> Iterator[tuple[Any, int]]:
+    """(pool or None, parallelism): the caller's pool, a spawned one of our own, or this process."""
+    if pool is not None:
+        yield pool, max(workers, 1)
+    elif workers > 1:
+        with multiprocessing.get_context("spawn").Pool(workers) as own:
+            yield own, workers
+    else:
+        yield None, 1

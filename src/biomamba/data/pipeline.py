@@ -8,8 +8,9 @@ Three phases, designed so that the expensive part scales out and every step can 
    unit whose `done.json` matches the input file (path, size, mtime) and settings, so an interrupted build
    resumes where it stopped, and parts built on other machines (`only_part=(i, n)`) can be copied in and merged
    (docs/data.md).
-2. GLOBAL (one process, metadata only): apply MEDLINE `DeleteCitation`s and supersede older versions of a
-   PMID, exact + near deduplication across all files and domains, then the token-ratio mixture plan.
+2. GLOBAL (metadata only): apply MEDLINE `DeleteCitation`s and supersede older versions of a PMID, exact +
+   near deduplication across all files and domains (on disk, hash-partitioned buckets resolved in the worker
+   pool: biomamba.data.dedup), then the token-ratio mixture plan.
 3. SHARDS (parallel, `shard_jobs.py`): copy the chosen documents' tokens into `train/` (shuffled mixture) and
    `heldout/<domain>/` shards. A shard whose marker matches its plan is not rewritten. The manifest is written
    last, atomically: a corpus directory without `manifest.json` is an unfinished build.
@@ -37,6 +38,7 @@ from biomamba.data.clean import filter_reason, normalize_text
 from biomamba.data.config import DataConfig, SourceConfig
 from biomamba.data.decontam import NO_BENCHMARKS_WARNING, NgramIndex, check_benchmark_paths
 from biomamba.data.dedup import deduplicate, minhash_signatures, text_hash
+from biomamba.data.dedup_buckets import SignatureFile, write_signature_file
 from biomamba.data.mixture import heldout_hash, plan_mixture
 from biomamba.data.records import (
     IDENTITY_NAME,
@@ -494,10 +496,14 @@ def _up_to_date(output: Path, fingerprint: str) -> dict | None:
 
 def _finish(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: list[dict], index: NgramIndex,
             output: Path, work_dir: Path, say: Callable[[str], None], pool: Any) -> dict:  # fmt: skip
-    catalog = _load_catalog(units, work_dir, config.dedup.near)
+    catalog = _load_catalog(units, work_dir, near=False)  # signatures stay on disk: _signature_file
     domains = list(config.sources)
-    dedup = deduplicate(catalog.hashes, catalog.signatures, catalog.domain_of_doc, exact=config.dedup.exact,
-                        near=config.dedup.near, threshold=config.dedup.threshold, alive=catalog.alive)  # fmt: skip
+    signatures = _signature_file(units, work_dir, catalog.hashes.size, config) if config.dedup.near else None
+    dedup = deduplicate(catalog.hashes, signatures, catalog.domain_of_doc, exact=config.dedup.exact,
+                        near=config.dedup.near, threshold=config.dedup.threshold, alive=catalog.alive,
+                        work_dir=work_dir / "dedup", pool=pool, workers=config.workers)  # fmt: skip
+    if signatures is not None:
+        signatures.path.unlink()
     keep = dedup.keep
     domain_array = np.asarray(catalog.domain_of_doc, dtype=object)
     train_mask = keep & ~catalog.heldout
@@ -555,6 +561,17 @@ def _stop_when_a_domain_is_empty(config: DataConfig, spec: TokenizerSpec, units:
     )
     write_json(failed, {"error": message, **manifest})
     raise DataError(message)
+
+
+def _signature_file(units: list[Unit], work_dir: Path, documents: int, config: DataConfig) -> SignatureFile:
+    """Every part's MinHash signatures, in canonical order, streamed into one on-disk file (one part in RAM)."""
+
+    def chunks() -> Iterator[np.ndarray]:
+        for unit in units:
+            with np.load(work_dir / "parts" / unit.name / "meta.npz") as meta:
+                yield meta["signatures"]
+
+    return write_signature_file(work_dir / "signatures.npy", chunks(), documents, config.dedup.num_perm)
 
 
 def _write_decontam_ids(path: Path, units: list[Unit], parts: list[dict], action: str) -> None:
