@@ -23,7 +23,14 @@ def hellaswag_clean(text: str) -> str:
     return text.replace("  ", " ")
 
 
-def _choice(fmt: str, rid: str, where: str, question: str, options: list[str], gold: int, raw: Any,
+def _optional_gold(rec: Any, key: str, count: int, where: str) -> int | None:
+    """An answer index that unlabelled test splits leave empty (then None, which evaluation refuses)."""
+    if rec.get(key) in (None, ""):
+        return None
+    return gold_index(rec, key, count, where)
+
+
+def _choice(fmt: str, rid: str, where: str, question: str, options: list[str], gold: int | None, raw: Any,
             labels: list[str] | None = None, passage: str = "", subtype: str = "") -> Record:  # fmt: skip
     return Record(id=rid, where=where, format=fmt, kind="choice", question=question, options=options,
                   gold=gold, option_labels=labels or list(options), passage=passage, subtype=subtype,
@@ -82,7 +89,7 @@ def parse_hellaswag(rec: Any, where: str, _key: str | None) -> Record:
     label = rec.get("activity_label")
     query = hellaswag_clean(f"{label}: {ctx}" if label else ctx)
     options = [hellaswag_clean(str(e)) for e in endings]
-    gold = gold_index(rec, "label", len(options), where)
+    gold = _optional_gold(rec, "label", len(options), where)
     return _choice("hellaswag", record_id(rec, ("ind",), hash_id(query)), where, query, options, gold, rec)
 
 
@@ -96,10 +103,10 @@ def parse_piqa(rec: Any, where: str, key: str | None) -> Record:
     sols = [bio.field(rec, "sol1", str, where), bio.field(rec, "sol2", str, where)]
     if key is not None:
         label_where, _, raw = key.rpartition("=")
-    elif "label" in rec:
+    elif rec.get("label") not in (None, ""):
         label_where, raw = where, str(rec["label"])
-    else:
-        raise DataError(f"{where}: no 'label' field and no labels file (<name>-labels.lst) beside it")
+    else:  # unlabelled (a test split): readable for decontamination, refused by evaluation
+        return _choice("piqa", record_id(rec, ("id",), hash_id(goal)), where, goal, sols, None, rec)
     if raw not in ("0", "1"):
         raise DataError(f"{label_where}: PIQA label must be 0 or 1, got {raw!r}")
     return _choice("piqa", record_id(rec, ("id",), hash_id(goal)), where, goal, sols, int(raw), rec)
@@ -128,7 +135,7 @@ def iter_piqa(path: Path) -> Iterator[tuple[str, Any, str | None]]:
 # ------------------------------------------------------------------------------------------ WinoGrande
 
 
-def _schema(fmt: str, rid: str, where: str, contexts: list[str], continuation: str, gold: int, raw: Any,
+def _schema(fmt: str, rid: str, where: str, contexts: list[str], continuation: str, gold: int | None, raw: Any,
             question: str = "", options: list[str] | None = None) -> Record:  # fmt: skip
     return Record(id=rid, where=where, format=fmt, kind="schema", question=question,
                   options=options or list(contexts), gold=gold, context_options=contexts,
@@ -141,14 +148,15 @@ def parse_winogrande(rec: Any, where: str, _key: str | None) -> Record:
     if "_" not in sentence:
         raise DataError(f"{where}: WinoGrande sentence has no '_' blank")
     options = [bio.field(rec, "option1", str, where), bio.field(rec, "option2", str, where)]
-    answer = str(bio.field(rec, "answer", (str, int), where))
-    if answer not in ("1", "2"):
+    answer = str(rec.get("answer") if rec.get("answer") is not None else "")
+    if answer not in ("1", "2", ""):
         raise DataError(f"{where}: field 'answer' must be '1' or '2', got {answer!r}")
     blank = sentence.index("_")
     contexts = [sentence[:blank] + opt for opt in options]
     rid = record_id(rec, ("qID",), hash_id(sentence))
     continuation = sentence[blank + 1 :].strip()
-    return _schema("winogrande", rid, where, contexts, continuation, int(answer) - 1, rec, sentence, options)
+    gold = int(answer) - 1 if answer else None  # the test split has no answers
+    return _schema("winogrande", rid, where, contexts, continuation, gold, rec, sentence, options)
 
 
 # ----------------------------------------------------------------------------------------- BoolQ, COPA

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 LETTERS = "ABCDEFGHIJ"
+ANSWER_WORDS = {"yes", "no", "maybe"}
 
 
 @dataclass
@@ -57,16 +58,19 @@ class Record:
     def texts(self) -> list[str]:
         """Every free text a model could be asked about or given, for n-gram decontamination.
 
-        The question on its own, each option after the question (an n-gram may span the two), the question
-        followed by all options (lettered exams are printed that way), the passage(s) and the extra text.
+        The question; the passage, alone and followed by the question (BoolQ prints it first); each option
+        after the question and all options after it (an n-gram may span them: lettered exams print them
+        together, HellaSwag scores each ending after the context); schema contexts with their continuation;
+        the extra text (long answers, explanations).
         """
         out = [self.question] if self.question else []
+        if self.passage:
+            out += [self.passage, f"{self.passage} {self.question}"]
         if self.kind == "schema":
             out += [f"{ctx} {self.continuation}" for ctx in self.context_options]
-        elif self.kind in ("choice", "completion"):
+        elif self.options and not set(self.options) <= ANSWER_WORDS:  # "yes"/"no" are no benchmark text
             out += [f"{self.question} {option}" for option in self.options]
-            if len(self.options) > 2:
+            if len(self.options) > 1:
                 out.append(" ".join([self.question, *self.options]))
-        out += self.passages or ([self.passage] if self.passage else [])
         out += [t for t in self.extra_text if t]
         return out

@@ -28,6 +28,23 @@ from biomamba.errors import DataError
 log = logging.getLogger(__name__)
 
 FORMATS: dict[str, Format] = {f.name: f for f in (*BIOMEDICAL, *GENERAL)}
+# a benchmark (as recipes and tasks name it) -> the formats its files come in
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "pubmedqa": ("pubmedqa", "pubmedqa-bigbio", "pubmedqa-bigbio-qa", "pubmedqa-qiaojin"),
+    "medqa": ("medqa", "medqa-hf"),
+    "medmcqa": ("medmcqa", "medmcqa-hf"),
+    "mmlu": ("mmlu", "mmlu-hf"),
+    "bioasq": ("bioasq",),
+    "arc": ("arc", "arc-hf", "icl-mc"),
+    "openbookqa": ("arc", "arc-hf", "icl-mc"),
+    "hellaswag": ("hellaswag", "icl-mc"),
+    "piqa": ("piqa", "icl-mc"),
+    "winogrande": ("winogrande", "icl-schema"),
+    "boolq": ("boolq", "icl-mc"),
+    "copa": ("copa", "icl-mc"),
+    "lambada": ("lambada", "icl-lm"),
+    "truthfulqa": ("truthfulqa",),
+}
 DATA_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet")
 SAMPLE = 50  # records looked at by content detection
 Report = Callable[[str, str], None]
@@ -59,9 +76,15 @@ def _document_format(path: Path, data: Any) -> Format | None:
     if isinstance(data.get("questions"), list):
         return FORMATS["bioasq"]
     values = list(islice(data.values(), SAMPLE))
-    if values and all(isinstance(v, dict) and "QUESTION" in v for v in values):
+    pubmedqa_keys = ("QUESTION", "CONTEXTS", "final_decision")
+    if (
+        values
+        and all(isinstance(v, dict) for v in values)
+        and any(k in v for v in values for k in pubmedqa_keys)
+    ):
         return FORMATS["pubmedqa"]
-    if values and all(isinstance(v, str) for v in values):
+    keys = list(islice(data, SAMPLE))
+    if keys and all(str(k).isdigit() for k in keys) and all(v in ("yes", "no", "maybe") for v in values):
         raise DataError(
             f"{path}: is a PubMedQA ground-truth file (PMID -> label), not questions: give the folder that "
             "holds it with test_set.json or ori_pqal.json (task pubmedqa_test)"
@@ -88,8 +111,12 @@ def _record_format(records: list[Any], layout: str) -> Format | None:
     return None
 
 
-def detect_format(path: Path) -> Format:
-    """The format of one file, from its content (layout first, then the fields of its first records)."""
+def detect_format(path: Path, accept: Iterable[str] | None = None) -> Format:
+    """The format of one file, from its content (layout first, then the fields of its first records).
+
+    With `accept` (a task's formats), a file that matches none of the known signatures is read with the
+    accepted format sharing most of its fields, so the error names the missing field (`missing 'passage'`).
+    """
     layout = bio.layout_of(path)
     if layout == "csv":
         return FORMATS["mmlu"]
@@ -100,14 +127,23 @@ def detect_format(path: Path) -> Format:
             return found
     records = _sample(path, layout)
     found = _record_format(records, layout)
+    first = next((r for r in records if isinstance(r, dict)), None)
+    if found is None and first is not None and accept is not None:
+        found = _closest(first, accept)
     if found is None:
-        first = next((r for r in records if isinstance(r, dict)), None)
         what = f"records with fields {sorted(first)}" if first else "no JSON-object records"
+        words = "a JSON file" if layout == "json" else _layout_words(layout)
         raise DataError(
-            f"{path}: {_layout_words(layout)} with {what}: not a benchmark format biomamba reads "
+            f"{path}: {words} with {what}: not a benchmark format biomamba reads "
             "(list them: biomamba eval tasks; or name one with format=)"
         )
     return found
+
+
+def _closest(record: dict[str, Any], accept: Iterable[str]) -> Format | None:
+    shared = [(len(set(FORMATS[n].keys) & set(record)), FORMATS[n]) for n in accept]
+    shared = [(n, f) for n, f in shared if n and f.layout in ("records", "piqa")]
+    return max(shared, key=lambda pair: pair[0])[1] if shared else None
 
 
 def check_layout(path: Path, fmt: Format) -> None:
@@ -231,7 +267,7 @@ def expand_paths(spec: str | Path) -> list[Path]:
         if not files:
             raise DataError(f"{text}: no file matches this pattern")
         return files
-    raise DataError(f"{path}: file not found")
+    raise DataError(f"{path}: not found")
 
 
 def _is_data_file(path: Path) -> bool:
@@ -249,7 +285,7 @@ def resolve_format(path: Path, format: str | None, accept: Iterable[str] | None,
         fmt = get_format(format)
         check_layout(path, fmt)
     else:
-        fmt = detect_format(path)
+        fmt = detect_format(path, accept)
     accepted = list(accept) if accept is not None else None
     if accepted is not None and fmt.name not in accepted:
         expected = "; ".join(FORMATS[name].describe() for name in accepted)
