@@ -9,7 +9,8 @@
 
 - `FORMATS` / `get_format(name)`: the registry (layout, content signature, parser, free-text fields, sample)
 - `detect_format(path)`, `read_benchmark(spec, format=, accept=, report=)`, `iter_raw`, `iter_records`
-- `map_text(format, raw, fn)` / `render_like(path, format, raws)`: rewrite a file's free text (translation)
+- `map_text(format, raw, fn)`, `render` / `write_benchmark(path, format, raws)`: rewrite or write a file
+  in a format's own layout (translation, the demo's synthetic benchmarks)
 - `Record`: one item as the file states it; eval renders prompts from it (biomamba.eval.tasks), finetune
   makes training examples (biomamba.finetune.records), decontamination indexes `Record.texts()`.
 """
@@ -28,8 +29,9 @@ from biomamba.benchmarks.registry import (
     iter_records,
     map_text,
     read_benchmark,
-    render_like,
+    render,
     resolve_format,
+    write_benchmark,
 )
 from biomamba.benchmarks.spec import Format
 
@@ -46,6 +48,7 @@ __all__ = [
     "iter_records",
     "map_text",
     "read_benchmark",
-    "render_like",
+    "render",
     "resolve_format",
+    "write_benchmark",
 ]

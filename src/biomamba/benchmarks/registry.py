@@ -8,10 +8,12 @@ content detection, or named (`format=`); either way the choice is returned so ca
 from __future__ import annotations
 
 import copy
+import csv
 import glob
+import io
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -24,6 +26,7 @@ from biomamba.benchmarks.general import iter_piqa
 from biomamba.benchmarks.record import Record
 from biomamba.benchmarks.spec import Format
 from biomamba.errors import DataError
+from biomamba.utils.atomic import write_text
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +297,7 @@ def resolve_format(path: Path, format: str | None, accept: Iterable[str] | None,
 
 
 def read_benchmark(
-    spec: str | Path,
+    spec: str | Path | Sequence[str | Path],
     *,
     format: str | None = None,
     accept: Iterable[str] | None = None,
@@ -302,12 +305,14 @@ def read_benchmark(
     report: Report | None = None,
     select: Callable[[Path], list[Path]] | None = None,
 ) -> Benchmark:
-    """Every record of a file, folder or glob; a record id seen in an earlier file is left out (counted).
+    """Every record of a file, folder or glob (or a list of them); a record id seen in an earlier file is
+    left out (counted per file).
 
     `accept` limits the formats (a task's); `what` names the reader in errors ("task 'medqa_4options'");
     `select` narrows a folder's or glob's files (MMLU: the subject's files).
     """
-    paths = expand_paths(spec)
+    specs = [spec] if isinstance(spec, str | Path) else list(spec)
+    paths = [p for one in specs for p in expand_paths(one)]
     if select is not None:
         paths = select(paths)
     accepted = list(accept) if accept is not None else None
@@ -358,20 +363,26 @@ def map_text(fmt: Format, raw: Any, fn: Callable[[str], str]) -> Any:
     return node
 
 
-def render_like(path: Path, fmt: Format, raws: list[tuple[Any, str | None]]) -> str:
-    """Text of a file in `path`'s layout holding `raws` ((record, key) pairs from `iter_raw`)."""
-    if fmt.layout == "csv":
-        import csv
-        import io
+def render(fmt: Format, raws: list[tuple[Any, str | None]], document: Any = None) -> str:
+    """Text of a file in `fmt`'s layout holding `raws` ((record, key) pairs as `iter_raw` yields them).
 
+    `document` is the BioASQ file the questions came from (its other top-level fields are kept).
+    """
+    if fmt.layout == "csv":
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(raw for raw, _ in raws)
         return buffer.getvalue()
     if fmt.layout == "dict":
         return json.dumps({key: raw for raw, key in raws}, ensure_ascii=False, indent=1) + "\n"
     if fmt.layout == "document":
-        data, _ = bio.load_json(path)
-        return (
-            json.dumps({**data, "questions": [raw for raw, _ in raws]}, ensure_ascii=False, indent=1) + "\n"
-        )
+        body = {**(document or {}), "questions": [raw for raw, _ in raws]}
+        return json.dumps(body, ensure_ascii=False, indent=1) + "\n"
     return "".join(json.dumps(raw, ensure_ascii=False) + "\n" for raw, _ in raws)
+
+
+def write_benchmark(
+    path: Path, format: str, raws: list[tuple[Any, str | None]], document: Any = None
+) -> Path:
+    """Write records in a format's own layout, atomically (translation, the demo's synthetic benchmarks)."""
+    write_text(path, render(get_format(format), raws, document))
+    return path

@@ -20,7 +20,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -369,6 +369,7 @@ class TaskFile:
     language: str = "en"
     raw: str | None = None  # the spec as given (keeps "hub:a/b" and glob patterns intact)
     format: str | None = None  # a biomamba.benchmarks format name; None: detected from the content
+    more: tuple[str, ...] = ()  # further files, folders or globs read as the same task (de-duplicated by id)
 
     @property
     def key(self) -> str:
@@ -399,6 +400,27 @@ def parse_task_file(spec: str) -> TaskFile:
     if not language:
         language = "en" if hub.is_hub(raw_path) else detect_language(path)
     return TaskFile(name, path, language.lower(), raw=raw_path, format=fmt or None)
+
+
+def group_task_files(task_files: Iterable[TaskFile]) -> list[TaskFile]:
+    """Task files with the same key (task and language) become one task reading all their files.
+
+    Results are keyed by task: two files of one task must be one task (every record read, duplicates by id
+    left out and counted per file), never two runs where the second silently replaces the first.
+    """
+    grouped: dict[str, TaskFile] = {}
+    for task_file in task_files:
+        first = grouped.get(task_file.key)
+        if first is None:
+            grouped[task_file.key] = task_file
+            continue
+        if hub.is_hub(task_file.raw or "") or hub.is_hub(first.raw or "") or first.format != task_file.format:
+            raise DataError(
+                f"{task_file.key} given twice ({first.raw or first.path} and {task_file.raw or task_file.path}) "
+                "with a hub copy or different formats: give one, or tag a translated copy NAME@LANG=PATH"
+            )
+        grouped[task_file.key] = replace(first, more=(*first.more, task_file.raw or str(task_file.path)))
+    return list(grouped.values())
 
 
 def detect_language(path: Path) -> str:
@@ -444,7 +466,8 @@ def _read(task_file: TaskFile, spec: TaskSpec) -> Benchmark:
         return _pubmedqa_test(task_file.path, task_file.format, what)
     select = _mmlu_files(spec.name) if spec.name.startswith("mmlu_") else None
     source = task_file.raw if task_file.raw and not hub.is_hub(task_file.raw) else task_file.path
-    return read_benchmark(source, format=task_file.format, accept=spec.formats, what=what, select=select)
+    sources = [str(source), *task_file.more]
+    return read_benchmark(sources, format=task_file.format, accept=spec.formats, what=what, select=select)
 
 
 def _pubmedqa_test(path: Path, fmt: str | None, what: str) -> Benchmark:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from biomamba.benchmarks import io as bio
-from biomamba.benchmarks import iter_raw, map_text, render_like, resolve_format
+from biomamba.benchmarks import iter_raw, map_text, resolve_format, write_benchmark
 from biomamba.eval.tasks import get_task
 from biomamba.utils.atomic import write_text
 
@@ -151,8 +151,14 @@ def translate_task_file(
         map_text(fmt, raw, grab)
     mapping = dict(zip(texts, translator.translate(texts), strict=True))
     translated = [(map_text(fmt, raw, lambda t: mapping.get(t, t)), key) for raw, key in raws]
-    write_text(out, render_like(src, fmt, translated))
-    return {"records": len(raws), "texts": len(texts), "model_calls": translator.model_calls, "format": fmt.name}
+    document = bio.load_json(src)[0] if fmt.layout == "document" else None
+    write_benchmark(out, fmt.name, translated, document)
+    return {
+        "records": len(raws),
+        "texts": len(texts),
+        "model_calls": translator.model_calls,
+        "format": fmt.name,
+    }
 
 
 def default_output(source: Path, language: str) -> Path:

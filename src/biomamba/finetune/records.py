@@ -101,7 +101,11 @@ def _example(record: Record, bad: BadRecords) -> QAExample | None:
 
 
 def load_benchmark(
-    path: str | Path, family: str, *, bad: BadRecords | None = None, keep: Callable[[Record], bool] | None = None
+    path: str | Path,
+    family: str,
+    *,
+    bad: BadRecords | None = None,
+    keep: Callable[[Record], bool] | None = None,
 ) -> list[QAExample]:
     """Training examples of a benchmark file (any format biomamba.benchmarks reads for `family`)."""
     bad = bad or BadRecords()
