@@ -16,6 +16,7 @@ hub copy when online (see biomamba.eval.hub).
 
 from __future__ import annotations
 
+import glob
 import logging
 import re
 from collections import Counter
@@ -467,6 +468,9 @@ def _read(task_file: TaskFile, spec: TaskSpec) -> Benchmark:
     select = _mmlu_files(spec.name) if spec.name.startswith("mmlu_") else None
     source = task_file.raw if task_file.raw and not hub.is_hub(task_file.raw) else task_file.path
     sources = [str(source), *task_file.more]
+    for one in sources:
+        if not Path(one).expanduser().exists() and not glob.has_magic(one):
+            raise DataError(f"{one}: task file for '{spec.name}' not found")
     return read_benchmark(sources, format=task_file.format, accept=spec.formats, what=what, select=select)
 
 
