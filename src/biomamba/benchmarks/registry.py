@@ -232,6 +232,11 @@ class SourceFile:
     records: int
     duplicates: int = 0  # records whose id an earlier file already had (left out)
 
+    def describe(self) -> str:
+        """E.g. "golden8b.json 21 (3 duplicates left out)"."""
+        left_out = f" ({self.duplicates} duplicates left out)" if self.duplicates else ""
+        return f"{self.path.name} {self.records}{left_out}"
+
 
 @dataclass
 class Benchmark:
@@ -247,11 +252,8 @@ class Benchmark:
 
     def summary(self) -> str:
         """E.g. "3 files, 41 records (golden7b.json 20, golden8b.json 21 (3 duplicates left out))"."""
-        parts = [
-            f"{f.path.name} {f.records}" + (f" ({f.duplicates} duplicates left out)" if f.duplicates else "")
-            for f in self.files
-        ]
-        return f"{len(self.files)} files, {len(self.records)} records ({', '.join(parts)})"
+        parts = ", ".join(f.describe() for f in self.files)
+        return f"{len(self.files)} files, {len(self.records)} records ({parts})"
 
 
 def expand_paths(spec: str | Path) -> list[Path]:

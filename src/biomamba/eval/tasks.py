@@ -116,7 +116,7 @@ class QuestionList(list[Question]):
 
     def files_summary(self) -> str:
         """Per-file counts, e.g. "golden7b.json 20, golden8b.json 21 (3 duplicates left out)"."""
-        return Benchmark(files=self.files).summary().partition(" (")[2].rstrip(")") if self.files else ""
+        return ", ".join(f.describe() for f in self.files)
 
 
 Prompt = Callable[[Record, str], Question]
@@ -547,7 +547,10 @@ def _report(task_file: TaskFile, spec: TaskSpec, questions: QuestionList) -> Non
         )
     log.info("%s: %s: format %s, %d questions", task_file.path, spec.name, questions.format, len(questions))
     if len(questions.files) > 1:
-        log.warning("%s: %s: %s", task_file.raw or task_file.path, spec.name, questions.files_summary())
+        log.warning(
+            "%s: %s: %d questions from %d files: %s",
+            task_file.raw or task_file.path, spec.name, len(questions), len(questions.files), questions.files_summary(),
+        )  # fmt: skip
     if skipped:
         log.warning("%s: %s: skipped %s", task_file.path, spec.name, skipped)
 
