@@ -178,3 +178,11 @@ def test_results_record_the_detected_format(tmp_path):
     questions = load_questions(TaskFile("arc_easy", case.path))
     assert questions.format == "icl-mc" and len(questions.file_sha256) == 64
     assert json.loads(json.dumps(questions.file_sha256))
+
+
+def test_docs_list_every_format_with_its_sample():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "eval.md").read_text(encoding="utf-8")
+    for fmt in FORMATS.values():
+        assert f"- `{fmt.name}`: {fmt.title}" in text and fmt.sample in text, fmt.name

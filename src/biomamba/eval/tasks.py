@@ -28,7 +28,7 @@ from typing import Any
 from biomamba.benchmarks import Benchmark, Record, SourceFile, read_benchmark
 from biomamba.benchmarks.biomedical import pubmedqa_contexts_file, pubmedqa_ground_truth
 from biomamba.benchmarks.general import hellaswag_clean, truthfulqa_targets
-from biomamba.benchmarks.registry import iter_records, resolve_format
+from biomamba.benchmarks.registry import FAMILIES, iter_records, resolve_format
 from biomamba.errors import DataError
 from biomamba.eval import hub
 
@@ -294,7 +294,6 @@ MMLU_MEDICAL = (
     "professional_medicine",
 )
 MMLU_FILE = re.compile(r"^(?P<subject>[a-z_]+?)_(?P<split>dev|val|test|train|auxiliary_train)$")
-ICL_MC = "icl-mc"
 
 
 def _spec(
@@ -304,47 +303,46 @@ def _spec(
 
 
 def _registry() -> dict[str, TaskSpec]:
-    pubmedqa = ("pubmedqa", "pubmedqa-bigbio", "pubmedqa-bigbio-qa", "pubmedqa-qiaojin")
-    arc = ("arc", "arc-hf", ICL_MC)
+    f = FAMILIES  # the formats each benchmark's files come in (biomamba.benchmarks, shared with decontam)
     specs = [
-        _spec("pubmedqa", "biomedical", "PubMedQA PQA-L (ori_pqal.json / test_set.json; hub exports)", pubmedqa,
+        _spec("pubmedqa", "biomedical", "PubMedQA PQA-L (ori_pqal.json / test_set.json; hub exports)", f["pubmedqa"],
               pubmedqa_prompt, answer_words=True),
         _spec("pubmedqa_test", "biomedical",
               "PubMedQA official 500-question test split (folder with test_ground_truth.json)", ("pubmedqa",),
               pubmedqa_prompt, answer_words=True),
         _spec("medqa_4options", "biomedical", "MedQA (USMLE) 4 options, JSON lines (or GBaker's hub export)",
-              ("medqa", "medqa-hf"), _medqa_prompt(4)),
-        _spec("medqa_5options", "biomedical", "MedQA (USMLE) 5 options, JSON lines", ("medqa", "medqa-hf"),
+              f["medqa"], _medqa_prompt(4)),
+        _spec("medqa_5options", "biomedical", "MedQA (USMLE) 5 options, JSON lines", f["medqa"],
               _medqa_prompt(5)),
         _spec("medmcqa", "biomedical", "MedMCQA dev.json (JSON lines, cop 1-based; hub export 0-based)",
-              ("medmcqa", "medmcqa-hf"), medmcqa_prompt),
+              f["medmcqa"], medmcqa_prompt),
         _spec("bioasq_yesno", "biomedical", "BioASQ Task B golden JSON (file, folder or glob), yes/no questions",
-              ("bioasq",), bioasq_prompt, answer_words=True, keep=("yesno",)),
-        _spec("arc_easy", "general", "ARC-Easy JSON lines (release, hub, llm-foundry)", arc, question_answer_prompt),
-        _spec("arc_challenge", "general", "ARC-Challenge JSON lines (release, hub, llm-foundry)", arc,
+              f["bioasq"], bioasq_prompt, answer_words=True, keep=("yesno",)),
+        _spec("arc_easy", "general", "ARC-Easy JSON lines (release, hub, llm-foundry)", f["arc"], question_answer_prompt),
+        _spec("arc_challenge", "general", "ARC-Challenge JSON lines (release, hub, llm-foundry)", f["arc"],
               question_answer_prompt),
-        _spec("openbookqa", "general", "OpenBookQA JSON lines (ARC format, hub, llm-foundry)", arc, openbookqa_prompt),
-        _spec("hellaswag", "general", "HellaSwag JSON lines (release, hub, llm-foundry)", ("hellaswag", ICL_MC),
+        _spec("openbookqa", "general", "OpenBookQA JSON lines (ARC format, hub, llm-foundry)", f["openbookqa"], openbookqa_prompt),
+        _spec("hellaswag", "general", "HellaSwag JSON lines (release, hub, llm-foundry)", f["hellaswag"],
               hellaswag_prompt),
-        _spec("piqa", "general", "PIQA JSON lines + <name>-labels.lst (hub, llm-foundry)", ("piqa", ICL_MC),
+        _spec("piqa", "general", "PIQA JSON lines + <name>-labels.lst (hub, llm-foundry)", f["piqa"],
               question_answer_prompt),
         _spec("winogrande", "general", "WinoGrande JSON lines (release, hub, llm-foundry schema)",
-              ("winogrande", "icl-schema"), schema_prompt),
-        _spec("boolq", "general", "BoolQ JSON lines (release, hub, llm-foundry)", ("boolq", ICL_MC), boolq_prompt,
+              f["winogrande"], schema_prompt),
+        _spec("boolq", "general", "BoolQ JSON lines (release, hub, llm-foundry)", f["boolq"], boolq_prompt,
               answer_words=True),
-        _spec("copa", "general", "COPA JSON lines (SuperGLUE, llm-foundry)", ("copa", ICL_MC), copa_prompt),
+        _spec("copa", "general", "COPA JSON lines (SuperGLUE, llm-foundry)", f["copa"], copa_prompt),
         _spec("lambada", "general", "LAMBADA JSON lines {text} (or llm-foundry {context, continuation})",
-              ("lambada", "icl-lm"), lambada_prompt, metric="loglik"),
-        _spec("truthfulqa_mc1", "general", "TruthfulQA MC1 (mc_task.json)", ("truthfulqa",),
+              f["lambada"], lambada_prompt, metric="loglik"),
+        _spec("truthfulqa_mc1", "general", "TruthfulQA MC1 (mc_task.json)", f["truthfulqa"],
               _truthfulqa_prompt("mc1_targets")),
-        _spec("truthfulqa_mc2", "general", "TruthfulQA MC2 (mc_task.json)", ("truthfulqa",),
+        _spec("truthfulqa_mc2", "general", "TruthfulQA MC2 (mc_task.json)", f["truthfulqa"],
               _truthfulqa_prompt("mc2_targets"), metric="mc2"),
     ]  # fmt: skip
     for subject in MMLU_MEDICAL:
         words = subject.replace("_", " ")
         specs.append(
             _spec(f"mmlu_{subject}", "biomedical", f"MMLU {words}, headerless CSV {subject}_<split>.csv",
-                  ("mmlu", "mmlu-hf"), mmlu_prompt,
+                  f["mmlu"], mmlu_prompt,
                   description=f"The following are multiple choice questions (with answers) about {words}.\n\n")
         )  # fmt: skip
     return {spec.name: spec for spec in specs}
