@@ -101,7 +101,9 @@ def test_medqa_letters_and_out_of_range_answer(tmp_path: Path) -> None:
     }
     wrong = {"question": "Q2?", "options": {"A": "a", "B": "b", "C": "c", "D": "d"}, "answer_idx": "E"}
     path = _jsonl(tmp_path / "medqa.jsonl", [good, wrong])
-    with pytest.raises(DataError, match=r"medqa\.jsonl:2: field 'answer_idx' is 'E', expected one of \['A', 'B', 'C', 'D'\]"):
+    with pytest.raises(
+        DataError, match=r"medqa\.jsonl:2: field 'answer_idx' is 'E', expected one of \['A', 'B', 'C', 'D'\]"
+    ):
         load_medqa(path)
     bad = BadRecords("skip")
     (example,) = load_medqa(path, bad=bad)
