@@ -6,14 +6,11 @@ its question or answer, or with an answer outside its options, goes to a `BadRec
 raises a `DataError` naming the file and record (policy `error`) or counts it with its reason (policy
 `skip`), and the counts end up in the results JSON.
 
-Formats (see docs/finetune.md):
-- PubMedQA PQA-L `ori_pqal.json`: {PMID: {QUESTION, CONTEXTS[], final_decision, ...}}; the official test split
-  is the 500 ids of `test_ground_truth.json`, so the train split is PQA-L minus those ids.
-- BioASQ Task B golden JSON: {"questions": [{"id", "type", "body", "exact_answer", "snippets": [{"text"}]}]};
-  only `type == "yesno"` questions are used, snippets joined as the context.
-- MedQA JSON lines: {"question", "options": {"A": ..}, "answer_idx": "C", "answer"} (4 or 5 options).
-- MedMCQA JSON lines (`dev.json`): {"question", "opa".."opd", "cop": 1..4 (1-based), "id"}.
-- Consumer-health / generic QA JSON lines with configurable question/answer/context fields.
+Benchmark files (PubMedQA, BioASQ, MedQA, MedMCQA, in their releases or hub exports; a file, folder or glob)
+are read by biomamba.benchmarks, the reader evaluation uses (formats: docs/eval.md, "Benchmark formats"), and
+each parsed record becomes a `QAExample` here. PubMedQA's train split is PQA-L minus the official test ids of
+`test_ground_truth.json`; BioASQ keeps its yes/no questions, snippets joined as the context. Consumer-health /
+generic QA JSON lines (`load_qa_jsonl`) are not a benchmark and have configurable fields.
 """
 
 from __future__ import annotations
