@@ -186,3 +186,15 @@ def test_docs_list_every_format_with_its_sample():
     text = (Path(__file__).resolve().parents[2] / "docs" / "eval.md").read_text(encoding="utf-8")
     for fmt in FORMATS.values():
         assert f"- `{fmt.name}`: {fmt.title}" in text and fmt.sample in text, fmt.name
+
+
+def test_a_folder_keeps_to_the_task_files_language(tmp_path):
+    case = fx.medqa(tmp_path)
+    french = [{**r, "question": "FR " + r["question"]} for r in fx.MEDQA]
+    fx.jsonl(tmp_path / "test.fr.jsonl", french)
+    (tmp_path / "test.fr.jsonl.cache.jsonl").write_text('{"key": "k", "translation": "t"}\n')
+    english = load_questions(TaskFile(case.task, tmp_path))
+    assert [f.path.name for f in english.files] == ["test.jsonl"]
+    translated = load_questions(TaskFile(case.task, tmp_path, "fr"))
+    assert [f.path.name for f in translated.files] == ["test.fr.jsonl"]
+    assert translated[0].stem.startswith("FR ")

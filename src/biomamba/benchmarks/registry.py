@@ -281,6 +281,7 @@ def _is_data_file(path: Path) -> bool:
         and not path.name.startswith(".")
         and bio.base_suffix(path) in DATA_SUFFIXES
         and path.name != "test_ground_truth.json"
+        and not path.name.endswith(".cache.jsonl")  # the translator's cache beside its output
     )
 
 

@@ -463,7 +463,14 @@ def _read(task_file: TaskFile, spec: TaskSpec) -> Benchmark:
     what = f"task '{spec.name}'"
     if spec.name == "pubmedqa_test":
         return _pubmedqa_test(task_file.path, task_file.format, what)
-    select = _mmlu_files(spec.name) if spec.name.startswith("mmlu_") else None
+    subject = _mmlu_files(spec.name) if spec.name.startswith("mmlu_") else None
+
+    def select(paths: list[Path]) -> list[Path]:
+        """Several files: only those of the task file's language (a folder may hold translated copies)."""
+        if len(paths) > 1:
+            paths = [p for p in paths if detect_language(p) == task_file.language] or paths
+        return subject(paths) if subject else paths
+
     source = task_file.raw if task_file.raw and not hub.is_hub(task_file.raw) else task_file.path
     sources = [str(source), *task_file.more]
     for one in sources:
