@@ -152,17 +152,12 @@ def _closest(record: dict[str, Any], accept: Iterable[str]) -> Format | None:
 def check_layout(path: Path, fmt: Format) -> None:
     """A named format whose layout the file does not have: say what the file is and what was expected."""
     layout = bio.layout_of(path)
-    wants_document = fmt.layout in ("dict", "document")
-    if fmt.layout == "csv" and layout != "csv" or fmt.layout != "csv" and layout == "csv":
+    if (fmt.layout == "csv") != (layout == "csv"):
         mismatch = True
-    elif wants_document:
+    elif fmt.layout in ("dict", "document"):
         mismatch = layout != "json"
-    else:
-        mismatch = (
-            layout == "json"
-            and isinstance(bio.load_json(path)[0], dict)
-            and bool(_document_format(path, bio.load_json(path)[0]))
-        )
+    else:  # per-record formats take JSON lines, a JSON array or parquet, not a whole-file document
+        mismatch = layout == "json" and _document_format(path, bio.load_json(path)[0]) is not None
     if mismatch:
         raise DataError(
             f"{path}: is {_layout_words(layout)}; format {fmt.name} ({fmt.title}) is {_format_layout_words(fmt)}"
