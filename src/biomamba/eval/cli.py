@@ -183,10 +183,10 @@ def register(app: typer.Typer) -> None:
         from biomamba.eval.tasks import TASKS
 
         table = Table(title="biomamba eval tasks (give files with --task-file NAME=PATH)")
-        for column in ("task", "domain", "reads"):
+        for column in ("task", "domain", "reads", "formats"):
             table.add_column(column)
         for spec in TASKS.values():
-            table.add_row(spec.name, spec.domain, spec.summary)
+            table.add_row(spec.name, spec.domain, spec.summary, ", ".join(spec.formats))
         Console().print(table)
 
     @eval_app.command(
