@@ -73,9 +73,9 @@ def build_models(folder: Path, texts: list[str], size: str, vocab: int) -> dict[
 
 
 def lm_eval_task(folder: Path, questions, source: dict) -> str:
-    from tests.eval.lmeval_tasks import hub_record, write_lmeval_task
+    from tests.eval.lmeval_tasks import write_lmeval_task
 
-    records = [hub_record("pubmedqa", source[q.qid], q) for q in questions]
+    records = [source[q.qid] for q in questions]  # bigbio's source schema is the PQA-L record itself
     return write_lmeval_task(folder, "pubmedqa", records)
 
 

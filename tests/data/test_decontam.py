@@ -54,13 +54,14 @@ def test_each_benchmark_format_is_indexed_and_matched(tmp_path):
         )
         == []
     )
-    assert index.stats["medqa"]["texts"] == 2 and index.stats["bioasq"]["too_short_to_index"] == 2
+    # question, each option after it, all options after it; the BioASQ body and ideal answer are too short
+    assert index.stats["medqa"]["texts"] == 4 and index.stats["bioasq"]["too_short_to_index"] == 2
 
 
 def test_mmlu_csv_folder_is_indexed(shared_data):
     index = NgramIndex.build(DecontamConfig(benchmarks=[{"name": "mmlu", "format": "mmlu",
                                                          "path": str(shared_data / "mcq" / "mmlu_dev")}]))  # fmt: skip
-    assert index.stats["mmlu"]["texts"] == 6 * 5 * 2
+    assert index.stats["mmlu"]["texts"] == 6 * 5 * (1 + 4 + 1)  # question, + each option, + all options
     line = (shared_data / "mcq/mmlu_dev/anatomy_dev.csv").read_text().splitlines()[0]
     import csv
 
@@ -71,7 +72,7 @@ def test_mmlu_csv_folder_is_indexed(shared_data):
 def test_bad_benchmark_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "pqa.json"
     bad.write_text("{not json")
-    with pytest.raises(DataError, match="pqa.json: not a valid pubmedqa file"):
+    with pytest.raises(DataError, match=r"pqa.json:1: invalid JSON"):
         NgramIndex.build(DecontamConfig(benchmarks=[{"name": "p", "format": "pubmedqa", "path": str(bad)}]))
     with pytest.raises(DataError, match="not found"):
         NgramIndex.build(
@@ -166,8 +167,10 @@ def test_missing_benchmark_path_is_a_one_line_error_before_any_work(tmp_path, ti
     ) as err:
         build_corpus(config, tiny_tokenizer, tmp_path / "corpus", progress=messages.append)
     assert "\n" not in str(err.value) and not messages and not (tmp_path / "corpus").exists()
-    with pytest.raises(DataError, match=r"benchmarks\.0\.path: .*is a folder"):
-        NgramIndex.build(DecontamConfig(benchmarks=[{"name": "m", "format": "medqa", "path": str(tmp_path)}]))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match=r"benchmarks\.0\.path: .*is a folder without benchmark files"):
+        NgramIndex.build(DecontamConfig(benchmarks=[{"name": "m", "format": "medqa", "path": str(empty)}]))
 
 
 def test_shipped_pretraining_recipes_list_decontamination_benchmarks():
@@ -231,7 +234,7 @@ def test_general_benchmarks_are_indexed_in_their_original_formats(tmp_path):
     assert index.matches(
         "his grandmother had left him and she opened it slowly to find the old brass key"
     ) == ["lambada"]
-    assert index.stats["hellaswag"]["texts"] == 3 and index.stats["arc"]["texts"] == 2
+    assert index.stats["hellaswag"]["texts"] == 4 and index.stats["arc"]["texts"] == 4
     again = NgramIndex.build(
         DecontamConfig(benchmarks=[{"name": "arc", "format": "arc", "path": str(arc_array)}])
     )

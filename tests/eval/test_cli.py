@@ -128,8 +128,19 @@ def test_run_keeps_an_english_file_and_its_translation_apart(tiny_dir, tmp_path,
     assert set(json.loads(out.read_text())["tasks"]) == {"medqa_4options@fr"}
 
 
-def test_run_refuses_the_same_task_and_language_twice(tiny_dir, capsys):
-    args = ["eval", "run", str(tiny_dir / "gpt2"), "--task-file", "medqa_4options=a.jsonl"]
-    assert _main([*args, "--task-file", "medqa_4options=b.jsonl"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("error: ") and "medqa_4options" in err and "twice" in err
+def test_run_reads_two_files_of_one_task_as_one_task(tiny_dir, tmp_path):
+    """Results are keyed by task: a second file of the same task is read into it, never dropped."""
+    first = tmp_path / "golden7b.json"
+    second = tmp_path / "golden8b.json"
+    first.write_text((FIXTURES / "bioasq_taskb_golden.json").read_text())
+    data = json.loads(first.read_text())
+    data["questions"][0]["id"] = "new-question-of-8b"
+    second.write_text(json.dumps(data, indent=1))
+    out = tmp_path / "r.json"
+    result = _invoke(["eval", "run", str(tiny_dir / "gpt2"), "--task-file", f"bioasq_yesno={first}",
+                      "--task-file", f"bioasq_yesno={second}", "--output", str(out),
+                      "--set", "eval.bootstrap_resamples=100"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    task = json.loads(out.read_text())["tasks"]["bioasq_yesno"]
+    assert task["n"] == 3  # 2 yes/no questions of 7b, 1 new one of 8b (the other is a duplicate id)
+    assert set(task["file_sha256"]) == {str(first), str(second)} and task["format"] == "bioasq"

@@ -62,15 +62,12 @@ def test_cli_wrapper_runs_an_lm_eval_task(tiny_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(lm_eval.tasks.TaskManager, "__init__", only_included)
     from tests.eval.conftest import FIXTURES
-    from tests.eval.lmeval_tasks import hub_record, write_lmeval_task
+    from tests.eval.lmeval_tasks import lmeval_records, write_lmeval_task
 
     from biomamba.eval.lm_eval_cli import main
-    from biomamba.eval.tasks import TaskFile, load_questions
 
-    questions = load_questions(TaskFile("arc_easy", FIXTURES / "arc_easy.jsonl"))
-    name = write_lmeval_task(
-        tmp_path / "tasks", "arc_easy", [hub_record("arc_easy", {}, q) for q in questions]
-    )
+    records = lmeval_records("arc_easy", FIXTURES / "arc_easy.jsonl")
+    name = write_lmeval_task(tmp_path / "tasks", "arc_easy", records)
     argv = [
         "run",
         "--model",

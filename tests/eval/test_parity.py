@@ -2,17 +2,19 @@
 
 For a tiny GPT-2 and a tiny biomamba Mamba2 (read by lm-eval's HF backend through transformers'
 Mamba2 implementation, so the reference shares no model code with biomamba), every per-choice
-log-likelihood must agree within 1e-4 and acc / acc_norm must be identical per question.
+log-likelihood must agree within 2e-6 (or 2e-7 relative: float32 sums of long multi-token choices, e.g.
+-66.0948 vs -66.09480 for the tiny Llama on ARC) and acc / acc_norm must be identical per question. lm-eval's data is
+built from the raw fixture files (tests/eval/lmeval_tasks.py), not from biomamba's parsed questions, and
+lm-eval renders its own prompts from it: a reading or prompting bug in biomamba shows here.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from tests.eval.conftest import FIXTURES
-from tests.eval.lmeval_tasks import hub_record, write_lmeval_task
+from tests.eval.lmeval_tasks import lmeval_records, write_lmeval_task
 
 from biomamba.eval import evaluate
 from biomamba.eval.tasks import TaskFile, load_questions
@@ -34,9 +36,8 @@ ACC_NORM = (
 def _lm_eval_tasks(folder: Path) -> dict[str, str]:
     names = {}
     for task, file in FILES.items():
-        questions = load_questions(TaskFile(task, FIXTURES / file))
-        raw = json.loads((FIXTURES / file).read_text()) if task == "pubmedqa" else {}
-        records = [hub_record(task, raw.get(q.qid, {}), q) for q in questions]
+        records = lmeval_records(task, FIXTURES / file)  # from the raw file, not from our parser
+        assert len(records) == len(load_questions(TaskFile(task, FIXTURES / file)))
         names[task] = write_lmeval_task(folder, task, records)
         yaml = folder / f"{names[task]}.yaml"
         yaml.write_text(yaml.read_text() + ACC_NORM)
@@ -93,6 +94,6 @@ def test_loglikelihoods_and_accuracies_match_lm_eval(
         assert len(mine) == len(theirs) > 0
         for pred, sample in zip(mine, theirs, strict=True):
             reference = [float(r[0]) for r in sample["filtered_resps"]]
-            assert pred["logliks"] == pytest.approx(reference, abs=1e-4), (task, pred["id"])
+            assert pred["logliks"] == pytest.approx(reference, abs=2e-6, rel=2e-7), (task, pred["id"])
             assert pred["correct"] == sample["acc"], (task, pred["id"])
             assert pred["correct_norm"] == sample["acc_norm"], (task, pred["id"])

@@ -106,7 +106,7 @@ def test_malformed_records_name_file_and_line(tmp_path):
         tmp_path / "dev.json", [{"question": "q", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 0}]
     )
     with pytest.raises(DataError, match=r"dev.json:1: field 'cop' must be 1..4"):
-        load_questions(TaskFile("medmcqa", cop))
+        load_questions(TaskFile("medmcqa", cop, format="medmcqa"))  # named: 0 is out of range
     data = json.loads((FIXTURES / "pubmedqa_ori_pqal.json").read_text())
     del data["1002"]["QUESTION"]
     pq = tmp_path / "pq.json"

@@ -194,14 +194,16 @@ def test_bad_records_error_or_skip_through_finetune(tiny_gpt2_dir: Path, tmp_pat
         },
         "train": {"micro_batch_size": 4, "global_batch_size": 4, "max_steps": 1, "progress": False},
     }
-    with pytest.raises(DataError, match=r"q\.jsonl: line 17: answer 'E' is not one of the options AB"):
+    with pytest.raises(
+        DataError, match=r"q\.jsonl:17: field 'answer_idx' is 'E', expected one of \['A', 'B'\]"
+    ):
         finetune(recipe, output_dir=tmp_path / "a", log=lambda *_: None)
     recipe["finetune"]["on_bad_record"] = "skip"
     results = finetune(recipe, output_dir=tmp_path / "b", log=lambda *_: None)
     assert results["data"]["train"] == 16
     assert results["data"]["bad_records"]["skipped"] == 2
     assert results["data"]["bad_records"]["by_reason"] == {
-        "answer 'E' is not one of the options AB": 1,
+        "field 'answer_idx' is 'E', expected one of ['A', 'B']": 1,
         "missing question": 1,
     }
 

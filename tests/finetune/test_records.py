@@ -56,7 +56,7 @@ def test_bad_pubmedqa_records_error_or_skip_with_count(tmp_path: Path) -> None:
             }
         )
     )
-    with pytest.raises(DataError, match=r"pqal\.json: record 2: missing question"):
+    with pytest.raises(DataError, match=r"pqal\.json:1: field 'final_decision' is 'perhaps'"):
         load_pubmedqa(path)
     bad = BadRecords("skip")
     examples = load_pubmedqa(path, bad=bad)
@@ -64,7 +64,7 @@ def test_bad_pubmedqa_records_error_or_skip_with_count(tmp_path: Path) -> None:
     assert bad.total == 3
     assert bad.counts == {
         "missing question": 1,
-        "answer 'perhaps' is not one of yes/no/maybe": 1,
+        "field 'final_decision' is 'perhaps', expected one of ['yes', 'no', 'maybe']": 1,
         "missing answer": 1,
     }
 
@@ -101,7 +101,9 @@ def test_medqa_letters_and_out_of_range_answer(tmp_path: Path) -> None:
     }
     wrong = {"question": "Q2?", "options": {"A": "a", "B": "b", "C": "c", "D": "d"}, "answer_idx": "E"}
     path = _jsonl(tmp_path / "medqa.jsonl", [good, wrong])
-    with pytest.raises(DataError, match=r"medqa\.jsonl: line 2: answer 'E' is not one of the options ABCD"):
+    with pytest.raises(
+        DataError, match=r"medqa\.jsonl:2: field 'answer_idx' is 'E', expected one of \['A', 'B', 'C', 'D'\]"
+    ):
         load_medqa(path)
     bad = BadRecords("skip")
     (example,) = load_medqa(path, bad=bad)
@@ -116,16 +118,16 @@ def test_medmcqa_cop_is_one_based(tmp_path: Path) -> None:
     bad = BadRecords("skip")
     (example,) = load_medmcqa(path, bad=bad)
     assert example.label == 0 and example.answer == "w"
-    assert bad.samples == [f"{path}: line 2: answer index 4 outside the 4 options"]
+    assert bad.samples == [f"{path}:2: field 'cop' must be 1..4 (1-based, original MedMCQA), got 5"]
 
 
 def test_qa_jsonl_missing_answer_and_invalid_line(tmp_path: Path) -> None:
     path = _jsonl(tmp_path / "chq.jsonl", [{"q": "What is flu?", "a": "A virus."}, {"q": "Why?", "a": ""}])
-    with pytest.raises(DataError, match=r"line 2: missing answer \(field 'a'\)"):
+    with pytest.raises(DataError, match=r"chq\.jsonl:2: missing answer \(field 'a'\)"):
         load_qa_jsonl(path, question_field="q", answer_field="a")
     (example,) = load_qa_jsonl(path, question_field="q", answer_field="a", bad=BadRecords("skip"))
     assert example.answer == "A virus." and not example.options
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"q": "x"}\n{not json\n')
-    with pytest.raises(DataError, match=r"broken\.jsonl: line 2: invalid JSON"):
+    with pytest.raises(DataError, match=r"broken\.jsonl:2: invalid JSON"):
         load_qa_jsonl(broken, question_field="q", bad=BadRecords("skip"))

@@ -1,4 +1,4 @@
-"""n-gram decontamination against the evaluation sets, read in their ORIGINAL release formats.
+"""n-gram decontamination against the evaluation sets, read by biomamba.benchmarks (every format it knows).
 
 Every text a model could be asked about or given as context is indexed: questions, answer options, contexts
 (PubMedQA's contexts ARE PubMed abstracts, and its long answers are their conclusions, so a PubMed corpus
@@ -15,20 +15,17 @@ vector operations whatever the index size (sorted arrays + searchsorted, no per-
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
+from biomamba.benchmarks import expand_paths, read_benchmark
+from biomamba.benchmarks.registry import FAMILIES
 from biomamba.data.clean import words_for_matching
 from biomamba.data.config import BenchmarkConfig, DecontamConfig
 from biomamba.errors import DataError
-from biomamba.eval import io as tio  # stdlib-only readers (JSON lines or a JSON array, .gz), shared with eval
 
 NO_BENCHMARKS_WARNING = (
     "decontamination is enabled but data.decontam.benchmarks is empty: training documents are NOT checked "
@@ -82,164 +79,27 @@ def ngram_hashes(text: str, n: int) -> np.ndarray:
 
 
 def check_benchmark_paths(config: DecontamConfig) -> None:
-    """Fail fast, before any corpus work, when a listed benchmark is missing or of the wrong kind."""
+    """Fail fast, before any corpus work, when a listed benchmark file, folder or glob matches nothing."""
     for number, benchmark in enumerate(config.benchmarks):
         key = f"data.decontam.benchmarks.{number}.path"
-        path = Path(benchmark.path).expanduser()
-        if not path.exists():
+        try:
+            expand_paths(benchmark.path)
+        except DataError as exc:
             raise DataError(
-                f"{key}: {benchmark.path}: not found (benchmark '{benchmark.name}', format {benchmark.format}); "
+                f"{key}: {exc} (benchmark '{benchmark.name}', format {benchmark.format}); "
                 "download it or remove the entry"
-            )
-        if path.is_dir() and benchmark.format != "mmlu":
-            raise DataError(f"{key}: {benchmark.path}: is a folder; format {benchmark.format} reads one file")
-        if path.is_dir() and not any(path.glob("*.csv")):
-            raise DataError(f"{key}: {benchmark.path}: folder without any .csv file (MMLU)")
+            ) from None
 
 
 def benchmark_texts(benchmark: BenchmarkConfig) -> Iterator[str]:
-    """Every indexable text of one benchmark file (or MMLU folder); bad files are a DataError naming them."""
-    path = Path(benchmark.path).expanduser()
-    if not path.exists():
-        raise DataError(f"data.decontam.benchmarks[{benchmark.name}]: {path}: not found")
-    readers = {
-        "pubmedqa": _pubmedqa_texts,
-        "medqa": _medqa_texts,
-        "medmcqa": _medmcqa_texts,
-        "mmlu": _mmlu_texts,
-        "bioasq": _bioasq_texts,
-        "boolq": _boolq_texts,
-        "arc": _arc_texts,
-        "openbookqa": _arc_texts,
-        "hellaswag": _hellaswag_texts,
-        "piqa": _piqa_texts,
-        "winogrande": _winogrande_texts,
-        "lambada": _lambada_texts,
-    }
-    try:
-        yield from readers[benchmark.format](path)
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError, csv.Error) as exc:
-        raise DataError(
-            f"{path}: not a valid {benchmark.format} file ({type(exc).__name__}: {exc})"
-        ) from None
+    """Every indexable text of one benchmark file, folder or glob (biomamba.benchmarks reads them all).
 
-
-def _pubmedqa_texts(path: Path) -> Iterator[str]:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    for record in data.values():
-        yield record["QUESTION"]
-        yield from record.get("CONTEXTS", [])
-        if record.get("LONG_ANSWER"):
-            yield record["LONG_ANSWER"]
-
-
-def _json_lines(path: Path) -> Iterator[dict]:
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
-
-
-def _medqa_texts(path: Path) -> Iterator[str]:
-    for record in _json_lines(path):
-        options = record.get("options") or {}
-        yield record["question"]
-        yield record["question"] + " " + " ".join(str(v) for v in options.values())
-
-
-def _medmcqa_texts(path: Path) -> Iterator[str]:
-    for record in _json_lines(path):
-        options = " ".join(str(record.get(k, "")) for k in ("opa", "opb", "opc", "opd"))
-        yield record["question"]
-        yield f"{record['question']} {options}"
-        if record.get("exp"):
-            yield record["exp"]
-
-
-def _mmlu_texts(path: Path) -> Iterator[str]:
-    files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
-    for file in files:
-        with file.open(encoding="utf-8", newline="") as handle:
-            for row in csv.reader(handle):
-                if len(row) >= 6:
-                    yield row[0]
-                    yield " ".join(row[:5])
-
-
-def _bioasq_texts(path: Path) -> Iterator[str]:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    for question in data["questions"]:
-        yield question["body"]
-        ideal = question.get("ideal_answer") or []
-        yield from [ideal] if isinstance(ideal, str) else ideal
-        for snippet in question.get("snippets", []):
-            yield snippet["text"]
-
-
-def _boolq_texts(path: Path) -> Iterator[str]:
-    for where, record in tio.iter_json_records(path):
-        question = tio.field(record, "question", str, where)
-        passage = tio.field(record, "passage", str, where)
-        yield passage
-        yield question
-        yield f"{passage} {question}"
-
-
-def _arc_texts(path: Path) -> Iterator[str]:
-    """ARC and OpenBookQA: the original `{question: {stem, choices: [{label, text}]}}` or the hub layout."""
-    for where, record in tio.iter_json_records(path):
-        question = record.get("question") if isinstance(record, dict) else None
-        if isinstance(question, dict):
-            stem = tio.field(question, "stem", str, where)
-            choices = [
-                str(tio.field(c, "text", str, where)) for c in tio.field(question, "choices", list, where)
-            ]
-        else:
-            stem = tio.field(record, "question_stem" if "question_stem" in record else "question", str, where)
-            choices = [str(t) for t in tio.field(record, "choices", dict, where).get("text", [])]
-        yield stem
-        yield " ".join([stem, *choices])
-
-
-def _hellaswag_clean(text: str) -> str:
-    """The cleanup eval applies to HellaSwag text (WikiHow `[title]`/`[step]` markers are not prose)."""
-    return re.sub(r"\[.*?\]", "", text.strip().replace(" [title]", ". ")).replace("  ", " ")
-
-
-def _hellaswag_texts(path: Path) -> Iterator[str]:
-    for where, record in tio.iter_json_records(path):
-        endings = tio.field(record, "endings", list, where)
-        if "ctx_a" in record:
-            ctx = f"{tio.field(record, 'ctx_a', str, where)} {tio.field(record, 'ctx_b', str, where)}"
-        else:
-            ctx = tio.field(record, "ctx", str, where)
-        ctx = _hellaswag_clean(ctx)
-        yield ctx
-        for ending in endings:
-            yield f"{ctx} {_hellaswag_clean(str(ending))}"
-
-
-def _piqa_texts(path: Path) -> Iterator[str]:
-    for where, record in tio.iter_json_records(path):
-        goal = tio.field(record, "goal", str, where)
-        yield goal
-        for key in ("sol1", "sol2"):
-            yield f"{goal} {tio.field(record, key, str, where)}"
-
-
-def _winogrande_texts(path: Path) -> Iterator[str]:
-    for where, record in tio.iter_json_records(path):
-        sentence = tio.field(record, "sentence", str, where)
-        for key in ("option1", "option2"):
-            yield sentence.replace("_", tio.field(record, key, str, where), 1)
-
-
-def _lambada_texts(path: Path) -> Iterator[str]:
-    for where, record in tio.iter_json_records(path):
-        yield tio.field(record, "text", str, where)
+    The texts are `Record.texts()`: the same parsed question, options and context that evaluation scores
+    (HellaSwag's `activity_label: ctx` included), so what is removed is what would be measured.
+    """
+    what = f"data.decontam.benchmarks[{benchmark.name}] (format {benchmark.format})"
+    for record in read_benchmark(benchmark.path, accept=FAMILIES[benchmark.format], what=what).records:
+        yield from record.texts()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ Python API (what a demo or notebook calls):
 
 - `evaluate(model, tokenizer, task_files, *, protocol, shots, seeds, ...)` -> results dict (biomamba-results/1)
 - `perplexity(model, *, corpus=None, texts=None, tokenizer=None, seq_len, stride, ...)` -> {domain: stats}
-- `load_questions(TaskFile)`, `parse_task_file("NAME[@LANG]=PATH")`, `label_balance(questions)`, `TASKS`
+- `load_questions(TaskFile)`, `parse_task_file("NAME[@LANG][:FORMAT]=PATH")` (PATH: a file, folder or glob;
+  formats from biomamba.benchmarks, detected when not named), `label_balance(questions)`, `TASKS`
 - `write_results(path, results)`, `read_results(path)`, `compare_results(before, after)`
 - `translate_task_file(...)` (biomamba.eval.translate), the lm-eval adapter (biomamba.eval.lm_eval_adapter)
 """

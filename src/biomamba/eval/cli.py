@@ -34,20 +34,10 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
 
 
 def _task_files(values: list[str] | None, flag: str) -> dict[str, Any]:
-    """Parsed task files keyed by `TaskFile.key` (task + language); the same key twice is an error."""
-    from biomamba.errors import BiomambaError
-    from biomamba.eval.tasks import parse_task_file
+    """Parsed task files keyed by `TaskFile.key` (task + language); one key given twice reads both files."""
+    from biomamba.eval.tasks import group_task_files, parse_task_file
 
-    out: dict[str, Any] = {}
-    for value in values or []:
-        parsed = parse_task_file(value)
-        if parsed.key in out:
-            raise BiomambaError(
-                f"{flag}: {parsed.key} given twice ({out[parsed.key].raw} and {parsed.raw}); tag a "
-                f"translated copy with NAME@LANG=PATH (e.g. {parsed.task}@fr=...) or name it *.LANG.EXT"
-            )
-        out[parsed.key] = parsed
-    return out
+    return {tf.key: tf for tf in group_task_files(parse_task_file(value) for value in values or [])}
 
 
 def _load_config(recipe: Path | None, overrides: dict[str, Any], set_: list[str] | None):
@@ -193,10 +183,10 @@ def register(app: typer.Typer) -> None:
         from biomamba.eval.tasks import TASKS
 
         table = Table(title="biomamba eval tasks (give files with --task-file NAME=PATH)")
-        for column in ("task", "domain", "reads"):
+        for column in ("task", "domain", "reads", "formats"):
             table.add_column(column)
         for spec in TASKS.values():
-            table.add_row(spec.name, spec.domain, spec.summary)
+            table.add_row(spec.name, spec.domain, spec.summary, ", ".join(spec.formats))
         Console().print(table)
 
     @eval_app.command(
@@ -212,6 +202,7 @@ def register(app: typer.Typer) -> None:
         balance = label_balance(questions)
         typer.echo(f"{task_file.task} ({task_file.language}) {task_file.path}: {len(questions)} questions")
         typer.echo("labels: " + ", ".join(f"{k} {v}" for k, v in balance.items()))
+        typer.echo(f"format: {questions.format}; files: {questions.files_summary()}")
         if questions.skipped:
             typer.echo(f"skipped: {questions.skipped_summary()}")
 

@@ -16,13 +16,15 @@ from biomamba.eval.metrics import bootstrap_interval, expected_calibration_error
 from biomamba.eval.protocols import DEFAULT_SHOTS, PROTOCOLS, RUNNERS, ProtocolRun
 from biomamba.eval.results import FORMAT
 from biomamba.eval.scoring import RequestEncoder
-from biomamba.eval.tasks import Question, TaskFile, get_task, label_balance, load_questions, parse_task_file
-
-
-def _file_sha256(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+from biomamba.eval.tasks import (
+    Question,
+    TaskFile,
+    get_task,
+    group_task_files,
+    label_balance,
+    load_questions,
+    parse_task_file,
+)
 
 
 def _as_task_file(item: TaskFile | str) -> TaskFile:
@@ -63,8 +65,7 @@ def evaluate(
     engine = make_backend(model, max_length=max_length, pad_id=pad_id, kind=backend)
     encoder = RequestEncoder(tokenizer, engine.max_length)
     tasks: dict[str, Any] = {}
-    for item in task_files:
-        task_file = _as_task_file(item)
+    for task_file in group_task_files(_as_task_file(item) for item in task_files):
         tasks[task_file.key] = _evaluate_task(
             task_file,
             engine,
@@ -154,7 +155,8 @@ def _evaluate_task(
         "language": task_file.language,
         "domain": spec.domain,
         "file": str(task_file.path),
-        "file_sha256": _file_sha256(task_file.path),
+        "file_sha256": questions.file_sha256,  # {file: sha256} when a folder or glob was read
+        "format": questions.format,
         "n": len(questions),
         "label_balance": label_balance(questions),
         "prompt_hash": hashlib.sha256("".join(p["prompt_sha"] for p in predictions).encode()).hexdigest()[

@@ -1,29 +1,36 @@
-"""Benchmark tasks: each reads its ORIGINAL file format and renders lm-evaluation-harness's prompt.
+"""Benchmark tasks: task specs and lm-evaluation-harness's prompts, over records read by biomamba.benchmarks.
 
-A task turns one record into a `Question`: the context string(s), the choice strings, the gold index,
+A task turns one parsed record into a `Question`: the context string(s), the choice strings, the gold index,
 plus the question stem and answer options used by the letter (BioMistral) and generation protocols.
 Prompt templates are the ones lm-evaluation-harness 0.4 uses for the same task, so log-likelihood
 scores are comparable with published lm-eval numbers (the parity test checks this against lm-eval).
+Reading files is not done here: every format (original releases, hub exports, llm-foundry's ICL JSON lines)
+lives in biomamba.benchmarks, which detects it from the content; a task lists the formats it accepts.
 
-Task files are named on the command line as `NAME=PATH` or `NAME@LANG=PATH` (a language-tagged copy of
-the same format, e.g. a machine-translated MedQA); a file named `x.fr.jsonl` is tagged `fr` by itself.
-`NAME=hub:DATASET[:CONFIG[:SPLIT]]` reads a hub copy when online (see biomamba.eval.hub).
+Task files are named on the command line as `NAME=PATH`, `NAME@LANG=PATH` (a language-tagged copy of the same
+format, e.g. a machine-translated MedQA) or `NAME[@LANG]:FORMAT=PATH` (a format named instead of detected); a
+file named `x.fr.jsonl` is tagged `fr` by itself. PATH may be a folder or a glob: every file is read and
+records are de-duplicated by id (BioASQ's yearly golden files). `NAME=hub:DATASET[:CONFIG[:SPLIT]]` reads a
+hub copy when online (see biomamba.eval.hub).
 """
 
 from __future__ import annotations
 
-import hashlib
+import glob
 import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from biomamba.benchmarks import Benchmark, Record, SourceFile, read_benchmark
+from biomamba.benchmarks.biomedical import pubmedqa_contexts_file, pubmedqa_ground_truth
+from biomamba.benchmarks.general import hellaswag_clean, truthfulqa_targets
+from biomamba.benchmarks.registry import FAMILIES, iter_records, resolve_format
 from biomamba.errors import DataError
 from biomamba.eval import hub
-from biomamba.eval import io as tio
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +76,36 @@ class Question:
 
 
 class QuestionList(list[Question]):
-    """The questions of one file, plus the file's records that are not part of the task, counted.
+    """The questions of a task file, plus what was read to get them.
 
     `skipped` maps a kind of record (BioASQ: the question type) to how many were left out, and `skipped_what`
-    says what they are; `load_questions` logs the count and `biomamba eval inspect` prints it.
+    says what they are; `load_questions` logs the count and `biomamba eval inspect` prints it. `files` are
+    the files read (format, sha256, count, duplicates left out), `format` the detected (or named) format.
     """
 
     def __init__(
-        self, items: Iterable[Question] = (), skipped: dict[str, int] | None = None, skipped_what: str = ""
+        self,
+        items: Iterable[Question] = (),
+        skipped: dict[str, int] | None = None,
+        skipped_what: str = "",
+        files: list[SourceFile] | None = None,
     ) -> None:
         super().__init__(items)
         self.skipped = dict(skipped or {})
         self.skipped_what = skipped_what
+        self.files = list(files or [])
+
+    @property
+    def format(self) -> str:
+        names = sorted({f.format for f in self.files})
+        return "+".join(names)
+
+    @property
+    def file_sha256(self) -> str | dict[str, str] | None:
+        """The sha256 of the one file read, or {file name: sha256} for a folder or glob."""
+        if len(self.files) == 1:
+            return self.files[0].sha256
+        return {str(f.path): f.sha256 for f in self.files} or None
 
     def skipped_summary(self) -> str:
         """E.g. "3 questions that are not yes/no (factoid 1, list 1, summary 1)"; "" when none was skipped."""
@@ -89,351 +114,144 @@ class QuestionList(list[Question]):
         kinds = ", ".join(f"{k} {v}" for k, v in self.skipped.items())
         return f"{sum(self.skipped.values())} {self.skipped_what or 'records'} ({kinds})"
 
+    def files_summary(self) -> str:
+        """Per-file counts, e.g. "golden7b.json 20, golden8b.json 21 (3 duplicates left out)"."""
+        return ", ".join(f.describe() for f in self.files)
+
+
+Prompt = Callable[[Record, str], Question]
+
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """How one benchmark is read, prompted and scored."""
+    """How one benchmark is prompted and scored, and which file formats (biomamba.benchmarks) it reads."""
 
     name: str
     domain: str  # "biomedical" or "general": general tasks are the forgetting check
     summary: str
-    file_format: str  # names the original format (and the translator's field map)
-    build: Callable[[Path, str], list[Question]]
+    formats: tuple[str, ...]
+    prompt: Prompt
     metric: str = "mc"  # "mc" (acc, acc_norm), "mc2" (TruthfulQA MC2 mass), "loglik" (LAMBADA)
     description: str = ""  # lm-eval's description prefix (MMLU)
     answer_words: bool = False  # generation protocol extracts the option word (yes/no/maybe)
+    keep: tuple[str, ...] = ()  # record subtypes the task scores (BioASQ: yesno); others are counted
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-# ---------------------------------------------------------------------------------------------- builders
+# ---------------------------------------------------------------------------------------------- prompts
+# Each renders lm-eval 0.4's prompt for a parsed record (biomamba.benchmarks reads every format).
 
 
-def _choice_index(value: str, choices: list[str], where: str, key: str) -> int:
-    if value not in choices:
-        raise DataError(f"{where}: field '{key}' is {value!r}, expected one of {choices}")
-    return choices.index(value)
+def _lettered(options: list[str]) -> str:
+    return "".join(f"{LETTERS[i]}. {opt}\n" for i, opt in enumerate(options))
 
 
-def _pubmedqa_question(task: str, pmid: str, record: Any, where: str, label: str | None) -> Question:
-    question = tio.field(record, "QUESTION", str, where)
-    contexts = tio.field(record, "CONTEXTS", list, where)
-    if not all(isinstance(c, str) for c in contexts):
-        raise DataError(f"{where}: field 'CONTEXTS' must be a list of strings")
-    decision = label if label is not None else tio.field(record, "final_decision", str, where)
-    choices = ["yes", "no", "maybe"]
-    gold = _choice_index(decision, choices, where, "final_decision")
-    abstract = "\n".join(contexts)
-    return Question(
-        task=task,
-        qid=str(pmid),
-        where=where,
-        context=f"Abstract: {abstract}\nQuestion: {question}\nAnswer:",
-        choices=choices,
-        gold=gold,
-        stem=f"Abstract: {abstract}\nQuestion: {question}",
-        options=choices,
+def _needs_gold(rec: Record, key: str = "") -> int:
+    """Evaluation needs the answer that an unlabelled test split (readable for decontamination) lacks."""
+    if rec.gold is None:
+        raise DataError(
+            f"{rec.where}: missing field '{key}'" if key else f"{rec.where}: the record has no answer"
+        )
+    return rec.gold
+
+
+def _question(task: str, rec: Record, context: str | list[str], choices: list[str], stem: str,
+              options: list[str] | None = None, continuation: str | None = None) -> Question:  # fmt: skip
+    return Question(task=task, qid=rec.id, where=rec.where, context=context, choices=choices,
+                    gold=_needs_gold(rec), stem=stem, options=options or list(choices),
+                    continuation=continuation)  # fmt: skip
+
+
+def _medqa_prompt(n_options: int) -> Prompt:
+    def prompt(rec: Record, task: str) -> Question:
+        letters = list(LETTERS[:n_options])
+        if rec.option_labels != letters:
+            raise DataError(
+                f"{rec.where}: 'options' must have keys {letters} for {task}, got {rec.option_labels}"
+            )
+        context = "Question: " + rec.question + "\n" + _lettered(rec.options) + "Answer:"
+        return _question(task, rec, context, letters, rec.question, rec.options)
+
+    return prompt
+
+
+def medmcqa_prompt(rec: Record, task: str) -> Question:
+    context = "Question: " + rec.question + "\nChoices:\n" + _lettered(rec.options) + "Answer:"
+    return _question(task, rec, context, list("ABCD"), rec.question, rec.options)
+
+
+def mmlu_prompt(rec: Record, task: str) -> Question:
+    subject = task.removeprefix("mmlu_")
+    if rec.subtype and rec.subtype != subject:
+        raise DataError(f"{rec.where}: an MMLU {rec.subtype} question; task {task} reads {subject}")
+    body = (
+        rec.question + "\n" + "\n".join(f"{LETTERS[i]}. {t}" for i, t in enumerate(rec.options)) + "\nAnswer:"
     )
+    return _question(task, rec, body, list("ABCD"), rec.question, rec.options)
 
 
-def _pubmedqa_records(path: Path) -> tuple[dict[str, Any], str]:
-    data, text = tio.load_json(path)
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object PMID -> record (PubMedQA format)")
-    return data, text
+def pubmedqa_prompt(rec: Record, task: str) -> Question:
+    _needs_gold(rec, "final_decision")
+    stem = f"Abstract: {rec.passage}\nQuestion: {rec.question}"
+    return _question(task, rec, stem + "\nAnswer:", rec.options, stem)
 
 
-def build_pubmedqa(path: Path, task: str) -> list[Question]:
-    """PQA-L (`ori_pqal.json`) or the test contexts (`test_set.json`): every record of the file."""
-    data, text = _pubmedqa_records(path)
-    return [_pubmedqa_question(task, pmid, rec, _where(path, text, pmid), None) for pmid, rec in data.items()]
+def bioasq_prompt(rec: Record, task: str) -> Question:
+    stem = f"Context: {rec.passage}\nQuestion: {rec.question}"
+    return _question(task, rec, stem + "\nAnswer:", rec.options, stem)
 
 
-def build_pubmedqa_test(path: Path, task: str) -> list[Question]:
-    """The official 500-question test split: PMIDs and labels from `test_ground_truth.json`.
-
-    `path` is the folder holding the files, or `test_set.json` / `ori_pqal.json` with
-    `test_ground_truth.json` beside it. Contexts come from test_set.json when present, else ori_pqal.json.
-    A record whose own final_decision disagrees with the ground truth is an error: it means mixed-up files.
-    """
-    folder = path if path.is_dir() else path.parent
-    truth_path = folder / "test_ground_truth.json"
-    truth, truth_text = tio.load_json(truth_path)
-    if not isinstance(truth, dict):
-        raise DataError(f"{truth_path}: expected a JSON object PMID -> yes/no/maybe")
-    source = (
-        path
-        if path.is_file()
-        else next(
-            (folder / n for n in ("test_set.json", "ori_pqal.json") if (folder / n).is_file()),
-            folder / "test_set.json",
-        )
-    )
-    data, text = _pubmedqa_records(source)
-    questions = []
-    for pmid, label in truth.items():
-        truth_where = _where(truth_path, truth_text, pmid)
-        if pmid not in data:
-            raise DataError(f"{truth_where}: PMID {pmid} of the test split is not in {source}")
-        where = _where(source, text, pmid)
-        own = data[pmid].get("final_decision") if isinstance(data[pmid], dict) else None
-        if own is not None and own != label:
-            raise DataError(f"{where}: final_decision {own!r} disagrees with {truth_where} ({label!r})")
-        if not isinstance(label, str):
-            raise DataError(f"{truth_where}: label must be a string, got {type(label).__name__}")
-        questions.append(_pubmedqa_question(task, pmid, data[pmid], where, label))
-    return questions
+def _icl_stem(rec: Record) -> str:
+    """llm-foundry renders ARC/PIQA queries as "Question: STEM\\n": the stem lm-eval's template wants."""
+    return rec.question.strip().removeprefix("Question:").strip() if rec.subtype == "icl" else rec.question
 
 
-def _lettered(stem: str, options: list[str], header: str = "") -> str:
-    return stem + header + "".join(f"{LETTERS[i]}. {opt}\n" for i, opt in enumerate(options))
+def question_answer_prompt(rec: Record, task: str) -> Question:
+    """ARC and PIQA: `Question: STEM\\nAnswer:` with the choice texts."""
+    stem = _icl_stem(rec)
+    return _question(task, rec, f"Question: {stem}\nAnswer:", rec.options, stem)
 
 
-def _medqa_builder(n_options: int) -> Callable[[Path, str], list[Question]]:
-    def build(path: Path, task: str) -> list[Question]:
-        questions = []
-        for where, rec in tio.iter_json_records(path):
-            stem = tio.field(rec, "question", str, where)
-            options = tio.field(rec, "options", dict, where)
-            letters = list(LETTERS[:n_options])
-            if sorted(options) != letters:
-                raise DataError(
-                    f"{where}: 'options' must have keys {letters} for {task}, got {sorted(options)}"
-                )
-            texts = [str(options[k]) for k in letters]
-            gold = _choice_index(tio.field(rec, "answer_idx", str, where), letters, where, "answer_idx")
-            questions.append(
-                Question(
-                    task=task,
-                    qid=str(rec.get("id", _hash_id(stem))),
-                    where=where,
-                    context="Question: " + stem + "\n" + _lettered("", texts) + "Answer:",
-                    choices=letters,
-                    gold=gold,
-                    stem=stem,
-                    options=texts,
-                )
-            )
-        return questions
-
-    return build
+def openbookqa_prompt(rec: Record, task: str) -> Question:
+    stem = rec.question.strip() if rec.subtype == "icl" else rec.question
+    return _question(task, rec, stem, rec.options, stem)
 
 
-def build_medmcqa(path: Path, task: str) -> list[Question]:
-    """MedMCQA `dev.json` (JSON lines): `cop` is 1-based in the original release."""
-    questions = []
-    for where, rec in tio.iter_json_records(path):
-        stem = tio.field(rec, "question", str, where)
-        texts = [str(tio.field(rec, key, (str, int, float), where)) for key in ("opa", "opb", "opc", "opd")]
-        cop = tio.field(rec, "cop", int, where)
-        if not 1 <= cop <= 4:
-            raise DataError(f"{where}: field 'cop' must be 1..4 (1-based, original MedMCQA), got {cop}")
-        questions.append(
-            Question(
-                task=task,
-                qid=str(rec.get("id", _hash_id(stem))),
-                where=where,
-                context="Question: " + stem + "\nChoices:\n" + _lettered("", texts) + "Answer:",
-                choices=list("ABCD"),
-                gold=cop - 1,
-                stem=stem,
-                options=texts,
-            )
-        )
-    return questions
-
-
-def build_mmlu(path: Path, task: str) -> list[Question]:
-    """MMLU headerless CSV `question,A,B,C,D,answer_letter`."""
-    questions = []
-    for where, row in tio.iter_csv(path):
-        if len(row) != 6:
-            raise DataError(f"{where}: expected 6 columns (question,A,B,C,D,answer), got {len(row)}")
-        stem, *texts, answer = row
-        gold = _choice_index(answer.strip(), list("ABCD"), where, "answer")
-        body = (
-            stem.strip() + "\n" + "\n".join(f"{LETTERS[i]}. {t}" for i, t in enumerate(texts)) + "\nAnswer:"
-        )
-        questions.append(
-            Question(
-                task=task,
-                qid=_hash_id(stem),
-                where=where,
-                context=body,
-                choices=list("ABCD"),
-                gold=gold,
-                stem=stem.strip(),
-                options=texts,
-            )
-        )
-    return questions
-
-
-def _arc_parts(rec: Any, where: str) -> tuple[str, list[str], list[str], str]:
-    """(stem, labels, texts, answerKey) from the original ARC/OpenBookQA layout or the hub layout."""
-    question = rec.get("question") if isinstance(rec, dict) else None
-    if isinstance(question, dict):
-        stem = tio.field(question, "stem", str, where)
-        raw = tio.field(question, "choices", list, where)
-        labels = [str(tio.field(c, "label", (str, int), where)) for c in raw]
-        texts = [str(tio.field(c, "text", str, where)) for c in raw]
+def hellaswag_prompt(rec: Record, task: str) -> Question:
+    if rec.subtype == "icl":
+        query, choices = hellaswag_clean(rec.question), [hellaswag_clean(c) for c in rec.options]
     else:
-        stem = tio.field(rec, "question_stem" if "question_stem" in rec else "question", str, where)
-        choices = tio.field(rec, "choices", dict, where)
-        labels, texts = [str(x) for x in choices.get("label", [])], list(choices.get("text", []))
-    if not labels or len(labels) != len(texts):
-        raise DataError(f"{where}: choices must be a non-empty list of {{label, text}}")
-    return stem, labels, texts, str(tio.field(rec, "answerKey", (str, int), where)).strip()
+        query, choices = rec.question, rec.options
+    return _question(task, rec, query, choices, query)
 
 
-def _arc_builder(openbook: bool) -> Callable[[Path, str], list[Question]]:
-    def build(path: Path, task: str) -> list[Question]:
-        questions = []
-        for where, rec in tio.iter_json_records(path):
-            stem, labels, texts, key = _arc_parts(rec, where)
-            questions.append(
-                Question(
-                    task=task,
-                    qid=str(rec.get("id", _hash_id(stem))),
-                    where=where,
-                    context=stem if openbook else f"Question: {stem}\nAnswer:",
-                    choices=texts,
-                    gold=_choice_index(key, labels, where, "answerKey"),
-                    stem=stem,
-                    options=texts,
-                )
-            )
-        return questions
-
-    return build
+def schema_prompt(rec: Record, task: str) -> Question:
+    """WinoGrande: one context per option, the rest of the sentence as the shared continuation."""
+    stem = rec.question or rec.continuation
+    return _question(task, rec, rec.context_options, rec.context_options, stem, rec.options, rec.continuation)
 
 
-def _hellaswag_clean(text: str) -> str:
-    text = text.strip().replace(" [title]", ". ")
-    text = re.sub("\\[.*?\\]", "", text)
-    return text.replace("  ", " ")
+def boolq_prompt(rec: Record, task: str) -> Question:
+    passage, question = rec.passage, rec.question
+    if rec.subtype == "icl":  # llm-foundry: "Passage: P\nQuestion: Q?"
+        passage, _, question = rec.question.removeprefix("Passage: ").rpartition("\nQuestion: ")
+        question = question.strip().removesuffix("?")
+    stem = f"{passage}\nQuestion: {question}?"
+    return _question(task, rec, stem + "\nAnswer:", ["no", "yes"], stem)
 
 
-def build_hellaswag(path: Path, task: str) -> list[Question]:
-    questions = []
-    for where, rec in tio.iter_json_records(path):
-        endings = tio.field(rec, "endings", list, where)
-        if "ctx_a" in rec:
-            ctx = tio.field(rec, "ctx_a", str, where) + " " + tio.field(rec, "ctx_b", str, where).capitalize()
-        else:
-            ctx = tio.field(rec, "ctx", str, where)
-        label = rec.get("activity_label")
-        query = _hellaswag_clean(f"{label}: {ctx}" if label else ctx)
-        choices = [_hellaswag_clean(str(e)) for e in endings]
-        gold = int(tio.field(rec, "label", (int, str), where))
-        if not 0 <= gold < len(choices):
-            raise DataError(f"{where}: label {gold} out of range for {len(choices)} endings")
-        questions.append(
-            Question(task, str(rec.get("ind", _hash_id(query))), where, query, choices, gold, query, choices)
-        )
-    return questions
+def copa_prompt(rec: Record, task: str) -> Question:
+    """lm-eval's SuperGLUE COPA: premise without its period + because/therefore; choices lower-cased."""
+    if rec.subtype == "icl":  # llm-foundry: "The man turned on the faucet, therefore"
+        context = re.sub(r",?\s*(because|therefore)$", r" \1", rec.question.strip())
+    else:
+        context = rec.question.strip()[:-1] + " " + {"cause": "because", "effect": "therefore"}[rec.subtype]
+    choices = [" " + c[0].lower() + c[1:] for c in rec.options]
+    return _question(task, rec, context, choices, context, rec.options)
 
 
-def build_piqa(path: Path, task: str) -> list[Question]:
-    """PIQA `valid.jsonl` with its labels in `valid-labels.lst` beside it (or a `label` field)."""
-    records = list(tio.iter_json_records(path))
-    labels_path = path.with_name(path.name.split(".")[0] + "-labels.lst")
-    labels: list[tuple[str, str]] = []
-    if labels_path.is_file():
-        labels = [
-            (f"{labels_path}:{i}", line.strip())
-            for i, line in enumerate(tio.read_text(labels_path).splitlines(), 1)
-            if line.strip()
-        ]
-        if len(labels) != len(records):
-            raise DataError(f"{labels_path}: {len(labels)} labels for {len(records)} records in {path}")
-    questions = []
-    for index, (where, rec) in enumerate(records):
-        goal = tio.field(rec, "goal", str, where)
-        sols = [tio.field(rec, "sol1", str, where), tio.field(rec, "sol2", str, where)]
-        if labels:
-            label_where, raw = labels[index]
-        elif "label" in rec:
-            label_where, raw = where, str(rec["label"])
-        else:
-            raise DataError(f"{where}: no 'label' field and no labels file {labels_path}")
-        if raw not in ("0", "1"):
-            raise DataError(f"{label_where}: PIQA label must be 0 or 1, got {raw!r}")
-        questions.append(
-            Question(
-                task,
-                str(rec.get("id", _hash_id(goal))),
-                where,
-                f"Question: {goal}\nAnswer:",
-                sols,
-                int(raw),
-                goal,
-                sols,
-            )
-        )
-    return questions
-
-
-def build_winogrande(path: Path, task: str) -> list[Question]:
-    questions = []
-    for where, rec in tio.iter_json_records(path):
-        sentence = tio.field(rec, "sentence", str, where)
-        if "_" not in sentence:
-            raise DataError(f"{where}: WinoGrande sentence has no '_' blank")
-        options = [tio.field(rec, "option1", str, where), tio.field(rec, "option2", str, where)]
-        answer = str(tio.field(rec, "answer", (str, int), where))
-        if answer not in ("1", "2"):
-            raise DataError(f"{where}: field 'answer' must be '1' or '2', got {answer!r}")
-        blank = sentence.index("_")
-        contexts = [sentence[:blank] + opt for opt in options]
-        questions.append(
-            Question(
-                task=task,
-                qid=str(rec.get("qID", _hash_id(sentence))),
-                where=where,
-                context=contexts,
-                choices=contexts,
-                gold=int(answer) - 1,
-                stem=sentence,
-                options=options,
-                continuation=sentence[blank + 1 :].strip(),
-            )
-        )
-    return questions
-
-
-def build_boolq(path: Path, task: str) -> list[Question]:
-    questions = []
-    for where, rec in tio.iter_json_records(path):
-        question = tio.field(rec, "question", str, where)
-        passage = tio.field(rec, "passage", str, where)
-        answer = rec.get("answer", rec.get("label"))
-        if not isinstance(answer, bool | int) or answer not in (0, 1):
-            raise DataError(f"{where}: field 'answer' must be true or false")
-        questions.append(
-            Question(
-                task=task,
-                qid=str(rec.get("idx", _hash_id(question + passage))),
-                where=where,
-                context=f"{passage}\nQuestion: {question}?\nAnswer:",
-                choices=["no", "yes"],
-                gold=int(answer),
-                stem=f"{passage}\nQuestion: {question}?",
-                options=["no", "yes"],
-            )
-        )
-    return questions
-
-
-def build_lambada(path: Path, task: str) -> list[Question]:
-    questions = []
-    for where, rec in tio.iter_json_records(path):
-        text = tio.field(rec, "text", str, where)
-        words = text.split(" ")
-        if len(words) < 2:
-            raise DataError(f"{where}: LAMBADA text needs at least two words")
-        context, target = " ".join(words[:-1]), words[-1]
-        questions.append(Question(task, _hash_id(text), where, context, [target], 0, context, [target]))
-    return questions
+def lambada_prompt(rec: Record, task: str) -> Question:
+    return _question(task, rec, rec.question, rec.options, rec.question)
 
 
 TRUTHFULQA_PROMPT = (
@@ -452,87 +270,17 @@ TRUTHFULQA_PROMPT = (
 )
 
 
-def _truthfulqa_targets(rec: Any, key: str, where: str) -> tuple[list[str], list[int]]:
-    """Both layouts: original `mc_task.json` ({answer: 0/1}) and the hub's ({choices, labels})."""
-    targets = tio.field(rec, key, dict, where)
-    if "choices" in targets and "labels" in targets:
-        return [str(c) for c in targets["choices"]], [int(x) for x in targets["labels"]]
-    return [str(k) for k in targets], [int(v) for v in targets.values()]
-
-
-def _truthfulqa_builder(key: str) -> Callable[[Path, str], list[Question]]:
-    def build(path: Path, task: str) -> list[Question]:
-        questions = []
-        for where, rec in tio.iter_json_records(path):
-            question = tio.field(rec, "question", str, where)
-            choices, labels = _truthfulqa_targets(rec, key, where)
-            if not choices or 1 not in labels:
-                raise DataError(f"{where}: '{key}' has no true answer")
-            questions.append(
-                Question(
-                    task=task,
-                    qid=_hash_id(question),
-                    where=where,
-                    context=TRUTHFULQA_PROMPT + "\n\nQ: " + question + "\nA:",
-                    choices=choices,
-                    gold=labels.index(1),
-                    stem=question,
-                    options=choices,
-                    labels=labels if key == "mc2_targets" else None,
-                )
-            )
-        return questions
-
-    return build
-
-
-def build_bioasq(path: Path, task: str) -> QuestionList:
-    """BioASQ Task B golden JSON: the yes/no questions, their snippets as context.
-
-    Questions of other types (factoid, list, summary) are not part of this task; they are counted by type,
-    not silently dropped: the returned list's `skipped` (logged by `load_questions`, printed by
-    `biomamba eval inspect`).
-    """
-    data, text = tio.load_json(path)
-    items = tio.field(data, "questions", list, str(path))
-    questions = []
-    skipped: Counter[str] = Counter()
-    for index, rec in enumerate(items):
-        rid = rec.get("id", index) if isinstance(rec, dict) else index
-        where = _where(path, text, rid)
-        kind = tio.field(rec, "type", str, where)
-        if kind != "yesno":
-            skipped[kind] += 1
-            continue
-        body = tio.field(rec, "body", str, where)
-        snippets = tio.field(rec, "snippets", list, where)
-        context = " ".join(str(tio.field(s, "text", str, where)) for s in snippets)
-        answer = rec.get("exact_answer")
-        answer = answer[0] if isinstance(answer, list) and answer else answer
-        if not isinstance(answer, str) or answer.strip().lower() not in ("yes", "no"):
-            raise DataError(f"{where}: yes/no question needs exact_answer 'yes' or 'no', got {answer!r}")
-        questions.append(
-            Question(
-                task=task,
-                qid=str(rid),
-                where=where,
-                context=f"Context: {context}\nQuestion: {body}\nAnswer:",
-                choices=["yes", "no"],
-                gold=["yes", "no"].index(answer.strip().lower()),
-                stem=f"Context: {context}\nQuestion: {body}",
-                options=["yes", "no"],
-            )
+def _truthfulqa_prompt(key: str) -> Prompt:
+    def prompt(rec: Record, task: str) -> Question:
+        choices, labels = truthfulqa_targets(rec.raw, key, rec.where)
+        question = _question(
+            task, rec, TRUTHFULQA_PROMPT + "\n\nQ: " + rec.question + "\nA:", choices, rec.question
         )
-    return QuestionList(questions, dict(sorted(skipped.items())), "questions that are not yes/no")
+        question.gold = labels.index(1)
+        question.labels = labels if key == "mc2_targets" else None
+        return question
 
-
-def _where(path: Path, text: str, key: object) -> str:
-    """ "path:line" of the JSON record whose key/id is `key`."""
-    return f"{path}:{tio.line_of(text, chr(34) + str(key) + chr(34))}"
-
-
-def _hash_id(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+    return prompt
 
 
 # ---------------------------------------------------------------------------------------------- registry
@@ -545,86 +293,58 @@ MMLU_MEDICAL = (
     "medical_genetics",
     "professional_medicine",
 )
+MMLU_FILE = re.compile(r"^(?P<subject>[a-z_]+?)_(?P<split>dev|val|test|train|auxiliary_train)$")
+
+
+def _spec(
+    name: str, domain: str, summary: str, formats: tuple[str, ...], prompt: Prompt, **kw: Any
+) -> TaskSpec:
+    return TaskSpec(name, domain, summary, formats, prompt, **kw)
 
 
 def _registry() -> dict[str, TaskSpec]:
+    f = FAMILIES  # the formats each benchmark's files come in (biomamba.benchmarks, shared with decontam)
     specs = [
-        TaskSpec(
-            "pubmedqa",
-            "biomedical",
-            "PubMedQA PQA-L (ori_pqal.json / test_set.json): yes/no/maybe",
-            "pubmedqa",
-            build_pubmedqa,
-            answer_words=True,
-        ),
-        TaskSpec(
-            "pubmedqa_test",
-            "biomedical",
-            "PubMedQA official 500-question test split (folder with test_ground_truth.json)",
-            "pubmedqa",
-            build_pubmedqa_test,
-            answer_words=True,
-        ),
-        TaskSpec(
-            "medqa_4options", "biomedical", "MedQA (USMLE) 4 options, JSON lines", "medqa", _medqa_builder(4)
-        ),
-        TaskSpec(
-            "medqa_5options", "biomedical", "MedQA (USMLE) 5 options, JSON lines", "medqa", _medqa_builder(5)
-        ),
-        TaskSpec(
-            "medmcqa", "biomedical", "MedMCQA dev.json (JSON lines, cop 1-based)", "medmcqa", build_medmcqa
-        ),
-        TaskSpec(
-            "bioasq_yesno",
-            "biomedical",
-            "BioASQ Task B golden JSON, yes/no questions",
-            "bioasq",
-            build_bioasq,
-            answer_words=True,
-        ),
-        TaskSpec("arc_easy", "general", "ARC-Easy JSON lines", "arc", _arc_builder(False)),
-        TaskSpec("arc_challenge", "general", "ARC-Challenge JSON lines", "arc", _arc_builder(False)),
-        TaskSpec("openbookqa", "general", "OpenBookQA JSON lines (ARC format)", "arc", _arc_builder(True)),
-        TaskSpec("hellaswag", "general", "HellaSwag JSON lines", "hellaswag", build_hellaswag),
-        TaskSpec("piqa", "general", "PIQA JSON lines + <name>-labels.lst", "piqa", build_piqa),
-        TaskSpec("winogrande", "general", "WinoGrande JSON lines", "winogrande", build_winogrande),
-        TaskSpec("boolq", "general", "BoolQ JSON lines", "boolq", build_boolq, answer_words=True),
-        TaskSpec(
-            "lambada",
-            "general",
-            "LAMBADA JSON lines {text}: last word is the target",
-            "lambada",
-            build_lambada,
-            metric="loglik",
-        ),
-        TaskSpec(
-            "truthfulqa_mc1",
-            "general",
-            "TruthfulQA MC1 (mc_task.json)",
-            "truthfulqa",
-            _truthfulqa_builder("mc1_targets"),
-        ),
-        TaskSpec(
-            "truthfulqa_mc2",
-            "general",
-            "TruthfulQA MC2 (mc_task.json)",
-            "truthfulqa",
-            _truthfulqa_builder("mc2_targets"),
-            metric="mc2",
-        ),
-    ]
+        _spec("pubmedqa", "biomedical", "PubMedQA PQA-L (ori_pqal.json / test_set.json; hub exports)", f["pubmedqa"],
+              pubmedqa_prompt, answer_words=True),
+        _spec("pubmedqa_test", "biomedical",
+              "PubMedQA official 500-question test split (folder with test_ground_truth.json)", ("pubmedqa",),
+              pubmedqa_prompt, answer_words=True),
+        _spec("medqa_4options", "biomedical", "MedQA (USMLE) 4 options, JSON lines (or GBaker's hub export)",
+              f["medqa"], _medqa_prompt(4)),
+        _spec("medqa_5options", "biomedical", "MedQA (USMLE) 5 options, JSON lines", f["medqa"],
+              _medqa_prompt(5)),
+        _spec("medmcqa", "biomedical", "MedMCQA dev.json (JSON lines, cop 1-based; hub export 0-based)",
+              f["medmcqa"], medmcqa_prompt),
+        _spec("bioasq_yesno", "biomedical", "BioASQ Task B golden JSON (file, folder or glob), yes/no questions",
+              f["bioasq"], bioasq_prompt, answer_words=True, keep=("yesno",)),
+        _spec("arc_easy", "general", "ARC-Easy JSON lines (release, hub, llm-foundry)", f["arc"], question_answer_prompt),
+        _spec("arc_challenge", "general", "ARC-Challenge JSON lines (release, hub, llm-foundry)", f["arc"],
+              question_answer_prompt),
+        _spec("openbookqa", "general", "OpenBookQA JSON lines (ARC format, hub, llm-foundry)", f["openbookqa"], openbookqa_prompt),
+        _spec("hellaswag", "general", "HellaSwag JSON lines (release, hub, llm-foundry)", f["hellaswag"],
+              hellaswag_prompt),
+        _spec("piqa", "general", "PIQA JSON lines + <name>-labels.lst (hub, llm-foundry)", f["piqa"],
+              question_answer_prompt),
+        _spec("winogrande", "general", "WinoGrande JSON lines (release, hub, llm-foundry schema)",
+              f["winogrande"], schema_prompt),
+        _spec("boolq", "general", "BoolQ JSON lines (release, hub, llm-foundry)", f["boolq"], boolq_prompt,
+              answer_words=True),
+        _spec("copa", "general", "COPA JSON lines (SuperGLUE, llm-foundry)", f["copa"], copa_prompt),
+        _spec("lambada", "general", "LAMBADA JSON lines {text} (or llm-foundry {context, continuation})",
+              f["lambada"], lambada_prompt, metric="loglik"),
+        _spec("truthfulqa_mc1", "general", "TruthfulQA MC1 (mc_task.json)", f["truthfulqa"],
+              _truthfulqa_prompt("mc1_targets")),
+        _spec("truthfulqa_mc2", "general", "TruthfulQA MC2 (mc_task.json)", f["truthfulqa"],
+              _truthfulqa_prompt("mc2_targets"), metric="mc2"),
+    ]  # fmt: skip
     for subject in MMLU_MEDICAL:
+        words = subject.replace("_", " ")
         specs.append(
-            TaskSpec(
-                f"mmlu_{subject}",
-                "biomedical",
-                f"MMLU {subject.replace('_', ' ')}, headerless CSV",
-                "mmlu",
-                build_mmlu,
-                description=f"The following are multiple choice questions (with answers) about "
-                f"{subject.replace('_', ' ')}.\n\n",
-            )
-        )
+            _spec(f"mmlu_{subject}", "biomedical", f"MMLU {words}, headerless CSV {subject}_<split>.csv",
+                  f["mmlu"], mmlu_prompt,
+                  description=f"The following are multiple choice questions (with answers) about {words}.\n\n")
+        )  # fmt: skip
     return {spec.name: spec for spec in specs}
 
 
@@ -641,12 +361,14 @@ def get_task(name: str) -> TaskSpec:
 
 @dataclass(frozen=True)
 class TaskFile:
-    """A task name, its language tag and the local file that holds its records."""
+    """A task name, its language tag, the local file(s) that hold its records, and a format if named."""
 
     task: str
     path: Path
     language: str = "en"
-    raw: str | None = None  # the spec as given (keeps "hub:a/b" intact)
+    raw: str | None = None  # the spec as given (keeps "hub:a/b" and glob patterns intact)
+    format: str | None = None  # a biomamba.benchmarks format name; None: detected from the content
+    more: tuple[str, ...] = ()  # further files, folders or globs read as the same task (de-duplicated by id)
 
     @property
     def key(self) -> str:
@@ -655,19 +377,49 @@ class TaskFile:
 
 
 def parse_task_file(spec: str) -> TaskFile:
-    """Parse `NAME=PATH` or `NAME@LANG=PATH`; `x.fr.jsonl` is tagged `fr` when no tag is given."""
+    """Parse `NAME[@LANG][:FORMAT]=PATH`; `x.fr.jsonl` is tagged `fr` when no tag is given."""
     if "=" not in spec:
         raise DataError(
             f"--task-file {spec!r}: expected NAME=PATH or NAME@LANG=PATH, e.g. pubmedqa=ori_pqal.json"
         )
     name, _, raw_path = spec.partition("=")
-    name, _, language = name.strip().partition("@")
-    get_task(name)
+    name, _, fmt = name.strip().partition(":")
+    name, _, language = name.partition("@")
+    task = get_task(name)
+    if fmt:
+        from biomamba.benchmarks import get_format
+
+        get_format(fmt)
+        if fmt not in task.formats:
+            raise DataError(
+                f"--task-file {spec!r}: task {name} reads formats {', '.join(task.formats)}, not {fmt}"
+            )
     raw_path = raw_path.strip()
     path = Path(raw_path).expanduser()
     if not language:
         language = "en" if hub.is_hub(raw_path) else detect_language(path)
-    return TaskFile(name, path, language.lower(), raw=raw_path)
+    return TaskFile(name, path, language.lower(), raw=raw_path, format=fmt or None)
+
+
+def group_task_files(task_files: Iterable[TaskFile]) -> list[TaskFile]:
+    """Task files with the same key (task and language) become one task reading all their files.
+
+    Results are keyed by task: two files of one task must be one task (every record read, duplicates by id
+    left out and counted per file), never two runs where the second silently replaces the first.
+    """
+    grouped: dict[str, TaskFile] = {}
+    for task_file in task_files:
+        first = grouped.get(task_file.key)
+        if first is None:
+            grouped[task_file.key] = task_file
+            continue
+        if hub.is_hub(task_file.raw or "") or hub.is_hub(first.raw or "") or first.format != task_file.format:
+            raise DataError(
+                f"{task_file.key} given twice ({first.raw or first.path} and {task_file.raw or task_file.path}) "
+                "with a hub copy or different formats: give one, or tag a translated copy NAME@LANG=PATH"
+            )
+        grouped[task_file.key] = replace(first, more=(*first.more, task_file.raw or str(task_file.path)))
+    return list(grouped.values())
 
 
 def detect_language(path: Path) -> str:
@@ -678,28 +430,108 @@ def detect_language(path: Path) -> str:
     return "en"
 
 
+def _mmlu_files(task: str) -> Callable[[list[Path]], list[Path]]:
+    """MMLU files are named `<subject>_<split>.csv`: keep the task's subject, refuse another subject."""
+    subject = task.removeprefix("mmlu_")
+
+    def select(paths: list[Path]) -> list[Path]:
+        if len(paths) > 1:
+            mine = [p for p in paths if _mmlu_subject(p) in (subject, None)]
+            if not mine:
+                raise DataError(f"{paths[0].parent}: no {subject}_<split>.csv among its files (task {task})")
+            return mine
+        named = _mmlu_subject(paths[0])
+        if named not in (subject, None):
+            raise DataError(
+                f"{paths[0]}: is the MMLU {named} file (MMLU files are named <subject>_<split>.csv); "
+                f"task {task} reads {subject}_<split>.csv"
+            )
+        return paths
+
+    return select
+
+
+def _mmlu_subject(path: Path) -> str | None:
+    """The subject a CSV's name gives (`anatomy_test.csv` -> anatomy); None for other names and layouts."""
+    if not path.name.lower().endswith((".csv", ".csv.gz")):
+        return None
+    match = MMLU_FILE.match(path.name.split(".")[0])
+    return match.group("subject") if match else None
+
+
+def _read(task_file: TaskFile, spec: TaskSpec) -> Benchmark:
+    what = f"task '{spec.name}'"
+    if spec.name == "pubmedqa_test":
+        return _pubmedqa_test(task_file.path, task_file.format, what)
+    subject = _mmlu_files(spec.name) if spec.name.startswith("mmlu_") else None
+
+    def select(paths: list[Path]) -> list[Path]:
+        """Several files: only those of the task file's language (a folder may hold translated copies)."""
+        if len(paths) > 1:
+            paths = [p for p in paths if detect_language(p) == task_file.language] or paths
+        return subject(paths) if subject else paths
+
+    source = task_file.raw if task_file.raw and not hub.is_hub(task_file.raw) else task_file.path
+    sources = [str(source), *task_file.more]
+    for one in sources:
+        if not Path(one).expanduser().exists() and not glob.has_magic(one):
+            raise DataError(f"{one}: task file for '{spec.name}' not found")
+    return read_benchmark(sources, format=task_file.format, accept=spec.formats, what=what, select=select)
+
+
+def _pubmedqa_test(path: Path, fmt: str | None, what: str) -> Benchmark:
+    """The official 500: PMIDs and labels from `test_ground_truth.json`, contexts from test_set/ori_pqal.
+
+    A record whose own final_decision disagrees with the ground truth is an error: it means mixed-up files.
+    """
+    from biomamba.benchmarks import io as bio
+
+    truth, truth_path, truth_text = pubmedqa_ground_truth(path)
+    source = pubmedqa_contexts_file(path)
+    records = {r.id: r for r in iter_records(source, resolve_format(source, fmt, ("pubmedqa",), what))}
+    chosen = []
+    for pmid, label in truth.items():
+        truth_where = f"{truth_path}:{bio.line_of(truth_text, chr(34) + pmid + chr(34))}"
+        if pmid not in records:
+            raise DataError(f"{truth_where}: PMID {pmid} of the test split is not in {source}")
+        rec = records[pmid]
+        own = rec.options[rec.gold] if rec.gold is not None else None
+        if own is not None and own != label:
+            raise DataError(f"{rec.where}: final_decision {own!r} disagrees with {truth_where} ({label!r})")
+        if label not in rec.options:
+            raise DataError(
+                f"{truth_where}: field 'final_decision' is {label!r}, expected one of {rec.options}"
+            )
+        rec.gold = rec.options.index(label)
+        chosen.append(rec)
+    files = [SourceFile(p, "pubmedqa", bio.file_sha256(p), n) for p, n in ((source, len(records)),
+             (truth_path, len(truth)))]  # fmt: skip
+    return Benchmark(chosen, files)
+
+
 def load_questions(task_file: TaskFile, limit: int | None = None) -> QuestionList:
-    """Read and check every record of a task file; duplicate ids are made unique, never merged.
+    """Read and check every record of a task file (or folder, or glob); duplicate ids in one file are made
+    unique, never merged; an id an earlier file already had is left out and counted per file.
 
     Records the task leaves out by design (BioASQ's non-yes/no questions) are counted in the returned list's
-    `skipped` and logged as a warning.
+    `skipped` and logged as a warning; the detected format and the files read are on the list too.
     """
     spec = get_task(task_file.task)
     if hub.is_hub(task_file.raw or task_file.path):
-        local = hub.materialize(task_file.task, spec.file_format, task_file.raw or str(task_file.path))
-        task_file = TaskFile(task_file.task, local, task_file.language)
-    if not task_file.path.exists():
-        raise DataError(f"{task_file.path}: task file for '{task_file.task}' not found")
-    built = spec.build(task_file.path, task_file.task)
-    questions = built if isinstance(built, QuestionList) else QuestionList(built)
-    skipped = questions.skipped_summary()
-    if not questions:
-        raise DataError(
-            f"{task_file.path}: no {task_file.task} questions found"
-            + (f" (skipped {skipped})" if skipped else "")
-        )
-    if skipped:
-        log.warning("%s: %s: skipped %s", task_file.path, task_file.task, skipped)
+        local = hub.materialize(task_file.task, task_file.raw or str(task_file.path))
+        task_file = TaskFile(task_file.task, local, task_file.language, format=task_file.format)
+    bench = _read(task_file, spec)
+    skipped: Counter[str] = Counter()
+    questions = QuestionList(
+        files=bench.files, skipped_what="questions that are not yes/no" if spec.keep else ""
+    )
+    for rec in bench.records:
+        if spec.keep and rec.subtype not in spec.keep:
+            skipped[rec.subtype] += 1
+            continue
+        questions.append(spec.prompt(rec, spec.name))
+    questions.skipped = dict(sorted(skipped.items()))
+    _report(task_file, spec, questions)
     seen: Counter[str] = Counter()
     for question in questions:
         question.language = task_file.language
@@ -707,8 +539,25 @@ def load_questions(task_file: TaskFile, limit: int | None = None) -> QuestionLis
         if seen[question.qid] > 1:
             question.qid = f"{question.qid}#{seen[question.qid]}"
     if limit:
-        return QuestionList(questions[:limit], questions.skipped, questions.skipped_what)
+        return QuestionList(questions[:limit], questions.skipped, questions.skipped_what, questions.files)
     return questions
+
+
+def _report(task_file: TaskFile, spec: TaskSpec, questions: QuestionList) -> None:
+    """Say what was read (format, files), what was skipped; refuse an empty task."""
+    skipped = questions.skipped_summary()
+    if not questions:
+        raise DataError(
+            f"{task_file.path}: no {spec.name} questions found" + (f" (skipped {skipped})" if skipped else "")
+        )
+    log.info("%s: %s: format %s, %d questions", task_file.path, spec.name, questions.format, len(questions))
+    if len(questions.files) > 1:
+        log.warning(
+            "%s: %s: %d questions from %d files: %s",
+            task_file.raw or task_file.path, spec.name, len(questions), len(questions.files), questions.files_summary(),
+        )  # fmt: skip
+    if skipped:
+        log.warning("%s: %s: skipped %s", task_file.path, spec.name, skipped)
 
 
 def label_balance(questions: Iterable[Question]) -> dict[str, int]:

@@ -14,15 +14,13 @@ the language (`medqa.fr.jsonl` -> `medqa_4options@fr`).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from biomamba.eval import io as tio
+from biomamba.benchmarks import io as bio
+from biomamba.benchmarks import iter_raw, map_text, resolve_format, write_benchmark
 from biomamba.eval.tasks import get_task
 from biomamba.utils.atomic import write_text
 
@@ -83,8 +81,8 @@ class Translator:
         cache: dict[str, str] = {}
         if self.cache_path is None or not self.cache_path.is_file():
             return cache
-        for where, rec in tio.iter_jsonl(self.cache_path):
-            cache[tio.field(rec, "key", str, where)] = tio.field(rec, "translation", str, where)
+        for where, rec in bio.iter_jsonl(self.cache_path):
+            cache[bio.field(rec, "key", str, where)] = bio.field(rec, "translation", str, where)
         return cache
 
     def _save_cache(self) -> None:
@@ -132,130 +130,40 @@ class Translator:
         return [t.strip().split("\n")[0].strip() for t in texts]
 
 
-# ------------------------------------------------------------------ which fields of each format are text
-
-Fn = Callable[[str], str]
-
-
-def _list(values: Any, fn: Fn) -> Any:
-    return [fn(v) if isinstance(v, str) else v for v in values] if isinstance(values, list) else values
-
-
-def _keys(rec: dict[str, Any], keys: tuple[str, ...], fn: Fn) -> None:
-    for key in keys:
-        if isinstance(rec.get(key), str):
-            rec[key] = fn(rec[key])
-
-
-def _map_record(fmt: str, rec: Any, fn: Fn) -> Any:
-    """A copy of one record with its free text passed through `fn` (ids, answers and labels kept)."""
-    if not isinstance(rec, dict):
-        return rec
-    rec = json.loads(json.dumps(rec))
-    if fmt == "pubmedqa":
-        _keys(rec, ("QUESTION", "LONG_ANSWER"), fn)
-        rec["CONTEXTS"] = _list(rec.get("CONTEXTS"), fn)
-    elif fmt == "medqa":
-        _keys(rec, ("question",), fn)
-        options = rec.get("options", {})
-        rec["options"] = {k: fn(v) if isinstance(v, str) else v for k, v in options.items()}
-        if rec.get("answer_idx") in rec["options"]:
-            rec["answer"] = rec["options"][rec["answer_idx"]]
-    elif fmt == "medmcqa":
-        _keys(rec, ("question", "opa", "opb", "opc", "opd", "exp"), fn)
-    elif fmt == "bioasq":
-        _keys(rec, ("body",), fn)
-        rec["ideal_answer"] = (
-            _list(rec.get("ideal_answer"), fn)
-            if isinstance(rec.get("ideal_answer"), list)
-            else (
-                fn(rec["ideal_answer"])
-                if isinstance(rec.get("ideal_answer"), str)
-                else rec.get("ideal_answer")
-            )
-        )
-        for snippet in rec.get("snippets", []) or []:
-            if isinstance(snippet, dict):
-                _keys(snippet, ("text",), fn)
-    elif fmt == "arc":
-        question = rec.get("question")
-        if isinstance(question, dict):
-            _keys(question, ("stem",), fn)
-            for choice in question.get("choices", []):
-                _keys(choice, ("text",), fn)
-    elif fmt == "hellaswag":
-        _keys(rec, ("ctx", "ctx_a", "ctx_b", "activity_label"), fn)
-        rec["endings"] = _list(rec.get("endings"), fn)
-    elif fmt == "piqa":
-        _keys(rec, ("goal", "sol1", "sol2"), fn)
-    elif fmt == "winogrande":
-        _keys(rec, ("sentence", "option1", "option2"), fn)
-    elif fmt == "boolq":
-        _keys(rec, ("question", "passage"), fn)
-    elif fmt == "lambada":
-        _keys(rec, ("text",), fn)
-    elif fmt == "truthfulqa":
-        _keys(rec, ("question",), fn)
-        for key in ("mc1_targets", "mc2_targets"):
-            targets = rec.get(key)
-            if isinstance(targets, dict) and "choices" in targets:
-                targets["choices"] = _list(targets["choices"], fn)
-            elif isinstance(targets, dict):
-                rec[key] = {fn(k): v for k, v in targets.items()}
-    return rec
-
-
-def _collect(fmt: str, records: list[Any]) -> list[str]:
-    seen: list[str] = []
-
-    def grab(text: str) -> str:
-        seen.append(text)
-        return text
-
-    for rec in records:
-        _map_record(fmt, rec, grab)
-    return seen
-
-
 def translate_task_file(
     task: str, source: str | Path, output: str | Path, translator: Translator
 ) -> dict[str, Any]:
-    """Translate `source` (a file of task `task`) into `output`, same format; returns counts."""
-    fmt = get_task(task).file_format
+    """Translate `source` (a file of task `task`) into `output`, same format; returns counts.
+
+    The format (detected, and checked against the task) says which fields are free text
+    (`Format.text_paths`): ids, answer letters, labels and the file layout are kept.
+    """
     src, out = Path(source), Path(output)
-    if fmt == "mmlu":
-        rows = [row for _, row in tio.iter_csv(src)]
-        texts = [cell for row in rows for cell in row[:-1]]
-        mapping = dict(zip(texts, translator.translate(texts), strict=True))
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows(
-            [[mapping[c] for c in row[:-1]] + row[-1:] for row in rows]
-        )
-        write_text(out, buffer.getvalue())
-        return {"records": len(rows), "texts": len(texts), "model_calls": translator.model_calls}
-    if fmt in ("pubmedqa", "bioasq"):
-        data, _ = tio.load_json(src)
-        records = (
-            list(data.values()) if fmt == "pubmedqa" else list(tio.field(data, "questions", list, str(src)))
-        )
-    else:
-        records = [rec for _, rec in tio.iter_json_records(src)]
-    texts = _collect(fmt, records)
+    fmt = resolve_format(src, None, get_task(task).formats, f"task '{task}'")
+    raws = [(raw, key) for _, raw, key in iter_raw(src, fmt)]
+    texts: list[str] = []
+
+    def grab(text: str) -> str:
+        texts.append(text)
+        return text
+
+    for raw, _ in raws:
+        map_text(fmt, raw, grab)
     mapping = dict(zip(texts, translator.translate(texts), strict=True))
-    translated = [_map_record(fmt, rec, lambda t: mapping.get(t, t)) for rec in records]
-    if fmt == "pubmedqa":
-        body = (
-            json.dumps(dict(zip(data.keys(), translated, strict=True)), ensure_ascii=False, indent=1) + "\n"
-        )
-    elif fmt == "bioasq":
-        body = json.dumps({**data, "questions": translated}, ensure_ascii=False, indent=1) + "\n"
-    else:
-        body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in translated)
-    write_text(out, body)
-    return {"records": len(records), "texts": len(texts), "model_calls": translator.model_calls}
+    translated = [(map_text(fmt, raw, lambda t: mapping.get(t, t)), key) for raw, key in raws]
+    document = bio.load_json(src)[0] if fmt.layout == "document" else None
+    write_benchmark(out, fmt.name, translated, document)
+    return {
+        "records": len(raws),
+        "texts": len(texts),
+        "model_calls": translator.model_calls,
+        "format": fmt.name,
+    }
 
 
 def default_output(source: Path, language: str) -> Path:
-    """`test.jsonl` -> `test.fr.jsonl` (the language tag the task loader recognises)."""
+    """`test.jsonl` -> `test.fr.jsonl` (the language tag the task loader recognises); parquet -> JSON lines."""
+    if source.suffix == ".parquet":
+        return source.with_name(f"{source.stem}.{language}.jsonl")
     suffix = "".join(source.suffixes[-1:])
     return source.with_name(f"{source.name[: -len(suffix)] if suffix else source.name}.{language}{suffix}")

@@ -1,4 +1,4 @@
-"""Question-answering records read from the benchmarks' ORIGINAL file formats.
+"""Question-answering training examples from benchmark files (read by biomamba.benchmarks, every format it knows).
 
 Every loader returns `QAExample`s, one shape for all sources, so templates, collation, the classifier heads
 and evaluation never care where a question came from. Loaders never drop a record silently: a record missing
@@ -6,30 +6,28 @@ its question or answer, or with an answer outside its options, goes to a `BadRec
 raises a `DataError` naming the file and record (policy `error`) or counts it with its reason (policy
 `skip`), and the counts end up in the results JSON.
 
-Formats (see docs/finetune.md):
-- PubMedQA PQA-L `ori_pqal.json`: {PMID: {QUESTION, CONTEXTS[], final_decision, ...}}; the official test split
-  is the 500 ids of `test_ground_truth.json`, so the train split is PQA-L minus those ids.
-- BioASQ Task B golden JSON: {"questions": [{"id", "type", "body", "exact_answer", "snippets": [{"text"}]}]};
-  only `type == "yesno"` questions are used, snippets joined as the context.
-- MedQA JSON lines: {"question", "options": {"A": ..}, "answer_idx": "C", "answer"} (4 or 5 options).
-- MedMCQA JSON lines (`dev.json`): {"question", "opa".."opd", "cop": 1..4 (1-based), "id"}.
-- Consumer-health / generic QA JSON lines with configurable question/answer/context fields.
+Benchmark files (PubMedQA, BioASQ, MedQA, MedMCQA, in their releases or hub exports; a file, folder or glob)
+are read by biomamba.benchmarks, the reader evaluation uses (formats: docs/eval.md, "Benchmark formats"), and
+each parsed record becomes a `QAExample` here. PubMedQA's train split is PQA-L minus the official test ids of
+`test_ground_truth.json`; BioASQ keeps its yes/no questions, snippets joined as the context. Consumer-health /
+generic QA JSON lines (`load_qa_jsonl`) are not a benchmark and have configurable fields.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from biomamba.benchmarks import Record, read_benchmark
+from biomamba.benchmarks import io as bio
+from biomamba.benchmarks.biomedical import pubmedqa_ground_truth
+from biomamba.benchmarks.registry import FAMILIES
 from biomamba.errors import DataError
 
 BadRecordPolicy = Literal["error", "skip"]
-YES_NO_MAYBE: tuple[str, ...] = ("yes", "no", "maybe")
-LETTERS = "ABCDEFGHIJ"
 
 
 @dataclass(frozen=True)
@@ -78,83 +76,47 @@ class BadRecords:
         return {"skipped": self.total, "by_reason": dict(self.counts), "first": list(self.samples)}
 
 
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-
-
-def iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
-    """Yield (line number, object) for each non-blank line; invalid JSON is an error naming the line.
-
-    A broken line means a broken file (truncated download, wrong format), which skipping cannot fix.
-    """
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: line {number}: invalid JSON: {exc.msg}") from None
-
-
-def _object_lines(path: Path, bad: BadRecords) -> Iterator[tuple[int, str, dict[str, Any]]]:
-    """(line number, "path: line N", record) for each JSON-lines record that is an object; others are bad."""
-    for line, record in iter_json_lines(path):
-        where = f"{path}: line {line}"
-        if isinstance(record, dict):
-            yield line, where, record
-        else:
-            bad.report(where, "record is not an object")
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return " ".join(_text(v) for v in value).strip()
-    return str(value).strip()
-
-
-def _yes_no_maybe(
-    id_: str, question: str, context: str, decision: Any, where: str, bad: BadRecords, source: str
-) -> QAExample | None:
-    if not question:
-        bad.report(where, "missing question")
+def _example(record: Record, bad: BadRecords) -> QAExample | None:
+    """A benchmark record as a training example; one without a question or a gold answer is bad."""
+    if not record.question.strip():
+        bad.report(record.where, "missing question")
         return None
-    answer = _text(decision).lower()
-    if not answer:
-        bad.report(where, "missing answer")
+    if record.gold is None or not record.options:
+        bad.report(record.where, "missing answer")
         return None
-    if answer not in YES_NO_MAYBE:
-        bad.report(where, f"answer {answer!r} is not one of yes/no/maybe")
-        return None
+    context = " ".join(record.passages) if record.passages else record.passage
     return QAExample(
-        id=id_,
-        question=question,
-        answer=answer,
-        context=context,
-        options=YES_NO_MAYBE,
-        label=YES_NO_MAYBE.index(answer),
-        option_labels=YES_NO_MAYBE,
-        source=source,
+        id=record.id,
+        question=record.question.strip(),
+        answer=record.options[record.gold],
+        context=context.strip(),
+        options=tuple(record.options),
+        label=record.gold,
+        option_labels=tuple(record.option_labels),
+        source=record.format.split("-")[0],
     )
+
+
+def load_benchmark(
+    path: str | Path,
+    family: str,
+    *,
+    bad: BadRecords | None = None,
+    keep: Callable[[Record], bool] | None = None,
+) -> list[QAExample]:
+    """Training examples of a benchmark file (any format biomamba.benchmarks reads for `family`)."""
+    bad = bad or BadRecords()
+    bench = read_benchmark(path, accept=FAMILIES[family], what=f"finetune format {family}", report=bad.report)
+    examples = (_example(r, bad) for r in bench.records if keep is None or keep(r))
+    return [e for e in examples if e is not None]
 
 
 def pubmedqa_test_ids(path: str | Path) -> set[str]:
     """The official PubMedQA test ids: keys of `test_ground_truth.json` (or of `test_set.json`)."""
-    data = _read_json(Path(path))
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object of PMID -> answer")
-    return {str(k) for k in data}
+    path = Path(path)
+    if path.name == "test_ground_truth.json" or path.is_dir():
+        return set(pubmedqa_ground_truth(path)[0])
+    return {r.id for r in read_benchmark(path, accept=("pubmedqa",)).records}
 
 
 def load_pubmedqa(
@@ -164,152 +126,31 @@ def load_pubmedqa(
     test_ids: set[str] | None = None,
     bad: BadRecords | None = None,
 ) -> list[QAExample]:
-    """PubMedQA PQA-L (`ori_pqal.json` or `test_set.json` layout), optionally restricted to a split.
+    """PubMedQA PQA-L (`ori_pqal.json` or `test_set.json` layout, or a hub export), optionally one split.
 
     `split="train"` drops the official test ids (leakage would inflate every accuracy); `"test"` keeps only
     them. Both need `test_ids`. Order follows the file, so subsets are reproducible.
     """
-    path = Path(path)
-    bad = bad or BadRecords()
     if split != "all" and test_ids is None:
         raise DataError(f"{path}: split '{split}' needs the official test ids (test_ground_truth.json)")
-    data = _read_json(path)
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object of PMID -> record (the PQA-L layout)")
-    examples = []
-    for pmid, record in data.items():
-        pmid = str(pmid)
-        if split == "train" and pmid in test_ids:  # type: ignore[operator]
-            continue
-        if split == "test" and pmid not in test_ids:  # type: ignore[operator]
-            continue
-        where = f"{path}: record {pmid}"
-        if not isinstance(record, dict):
-            bad.report(where, "record is not an object")
-            continue
-        example = _yes_no_maybe(
-            pmid,
-            _text(record.get("QUESTION")),
-            _text(record.get("CONTEXTS")),
-            record.get("final_decision"),
-            where,
-            bad,
-            "pubmedqa",
-        )
-        if example is not None:
-            examples.append(example)
-    return examples
+    ids = test_ids or set()
+    keep = {"all": None, "train": lambda r: r.id not in ids, "test": lambda r: r.id in ids}[split]
+    return load_benchmark(path, "pubmedqa", bad=bad, keep=keep)
 
 
 def load_bioasq_yesno(path: str | Path, *, bad: BadRecords | None = None) -> list[QAExample]:
-    """BioASQ Task B golden JSON, yes/no questions only, snippets as the context."""
-    path = Path(path)
-    bad = bad or BadRecords()
-    data = _read_json(path)
-    questions = data.get("questions") if isinstance(data, dict) else None
-    if not isinstance(questions, list):
-        raise DataError(f"{path}: expected a JSON object with a 'questions' list (BioASQ Task B format)")
-    examples = []
-    for index, record in enumerate(questions):
-        where = f"{path}: question {index}"
-        if not isinstance(record, dict):
-            bad.report(where, "question is not an object")
-            continue
-        if record.get("type") != "yesno":
-            continue
-        where = f"{path}: question {index} (id {record.get('id')})"
-        snippets = record.get("snippets") or []
-        context = " ".join(_text(s.get("text")) for s in snippets if isinstance(s, dict))
-        example = _yes_no_maybe(
-            str(record.get("id", index)),
-            _text(record.get("body")),
-            context,
-            record.get("exact_answer"),
-            where,
-            bad,
-            "bioasq",
-        )
-        if example is not None:
-            if example.answer == "maybe":
-                bad.report(where, "answer 'maybe' is not a BioASQ yes/no answer")
-                continue
-            examples.append(example)
-    return examples
-
-
-def _lettered(
-    id_: str, question: str, options: list[str], label: int | None, where: str, bad: BadRecords, source: str
-) -> QAExample | None:
-    if not question:
-        bad.report(where, "missing question")
-        return None
-    if len(options) < 2 or any(not o for o in options):
-        bad.report(where, "missing or empty options")
-        return None
-    if label is None:
-        bad.report(where, "missing answer")
-        return None
-    if not 0 <= label < len(options):
-        bad.report(where, f"answer index {label} outside the {len(options)} options")
-        return None
-    return QAExample(
-        id=id_,
-        question=question,
-        answer=options[label],
-        options=tuple(options),
-        label=label,
-        option_labels=tuple(LETTERS[: len(options)]),
-        source=source,
-    )
+    """BioASQ Task B golden JSON (a file, folder or glob), yes/no questions only, snippets as the context."""
+    return load_benchmark(path, "bioasq", bad=bad, keep=lambda r: r.subtype == "yesno")
 
 
 def load_medqa(path: str | Path, *, bad: BadRecords | None = None) -> list[QAExample]:
-    """MedQA (USMLE) JSON lines with 4 or 5 lettered options and `answer_idx`."""
-    path = Path(path)
-    bad = bad or BadRecords()
-    examples = []
-    for line, where, record in _object_lines(path, bad):
-        raw_options = record.get("options")
-        if not isinstance(raw_options, dict):
-            bad.report(where, "missing or empty options")
-            continue
-        letters = sorted(raw_options)
-        options = [_text(raw_options[k]) for k in letters]
-        answer_idx = _text(record.get("answer_idx")).upper()
-        if not answer_idx:
-            label = None
-        elif answer_idx in letters:
-            label = letters.index(answer_idx)
-        else:
-            bad.report(where, f"answer {answer_idx!r} is not one of the options {''.join(letters)}")
-            continue
-        example = _lettered(
-            str(record.get("id", line)), _text(record.get("question")), options, label, where, bad, "medqa"
-        )
-        if example is not None:
-            examples.append(example)
-    return examples
+    """MedQA (USMLE) JSON lines with 4 or 5 lettered options and `answer_idx` (or the hub export)."""
+    return load_benchmark(path, "medqa", bad=bad)
 
 
 def load_medmcqa(path: str | Path, *, bad: BadRecords | None = None) -> list[QAExample]:
-    """MedMCQA JSON lines (opa..opd, `cop` 1-based: 1 means option A)."""
-    path = Path(path)
-    bad = bad or BadRecords()
-    examples = []
-    for line, where, record in _object_lines(path, bad):
-        options = [_text(record.get(key)) for key in ("opa", "opb", "opc", "opd")]
-        cop = record.get("cop")
-        try:
-            label = None if cop is None or cop == "" else int(cop) - 1
-        except (TypeError, ValueError):
-            bad.report(where, f"answer cop={cop!r} is not an integer 1..4")
-            continue
-        example = _lettered(
-            str(record.get("id", line)), _text(record.get("question")), options, label, where, bad, "medmcqa"
-        )
-        if example is not None:
-            examples.append(example)
-    return examples
+    """MedMCQA JSON lines (opa..opd, `cop` 1-based: 1 means option A; the hub export's 0-based)."""
+    return load_benchmark(path, "medmcqa", bad=bad)
 
 
 def load_qa_jsonl(
@@ -320,11 +161,14 @@ def load_qa_jsonl(
     context_field: str | None = None,
     bad: BadRecords | None = None,
 ) -> list[QAExample]:
-    """Free-text question/answer JSON lines (consumer-health QA and any similar set)."""
+    """Free-text question/answer JSON lines (consumer-health QA and any similar set; not a benchmark)."""
     path = Path(path)
     bad = bad or BadRecords()
     examples = []
-    for line, where, record in _object_lines(path, bad):
+    for where, record in bio.iter_jsonl(path):
+        if not isinstance(record, dict):
+            bad.report(where, "record is not an object")
+            continue
         question = _text(record.get(question_field))
         answer = _text(record.get(answer_field))
         if not question:
@@ -334,7 +178,14 @@ def load_qa_jsonl(
             bad.report(where, f"missing answer (field '{answer_field}')")
             continue
         context = _text(record.get(context_field)) if context_field else ""
-        examples.append(
-            QAExample(str(record.get("id", line)), question, answer, context=context, source="qa-jsonl")
-        )
+        rid = str(record.get("id", where.rpartition(":")[2]))
+        examples.append(QAExample(rid, question, answer, context=context, source="qa-jsonl"))
     return examples
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return " ".join(_text(v) for v in value).strip()
+    return str(value).strip()

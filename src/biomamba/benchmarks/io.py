@@ -1,13 +1,16 @@
-"""Readers for the original benchmark file formats that keep the line of every record.
+"""File layouts under every benchmark format: JSON lines, one JSON document, headerless CSV, parquet.
 
 A malformed record must be reported with its file and line (never silently dropped), so every reader
-yields `(where, record)` pairs, `where` being "path:line", and the task builders put it in their errors.
+yields `(where, record)` pairs, `where` being "path:line" (parquet: "path:row N"), and the formats put it in
+their errors. `layout_of` says what a file IS (a whole JSON document, JSON lines, CSV, parquet) so that a
+file of the wrong layout is named as such instead of failing on its second line.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -17,10 +20,16 @@ from typing import Any
 from biomamba.errors import DataError
 
 
+def _require_file(path: Path) -> None:
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a file")
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+
+
 def open_text(path: Path) -> io.TextIOBase:
     """Open a text file, transparently gunzipping `.gz` (several benchmarks ship gzipped)."""
-    if not path.is_file():
-        raise DataError(f"{path}: task file not found")
+    _require_file(path)
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
     return path.open("r", encoding="utf-8")
@@ -116,6 +125,72 @@ def iter_csv(path: Path) -> Iterator[tuple[str, list[str]]]:
                 yield where, row
     except csv.Error as exc:
         raise DataError(f"{path}:{reader.line_num}: invalid CSV ({exc})") from None
+
+
+def base_suffix(path: Path) -> str:
+    """`.jsonl` for `x.jsonl.gz`, `.json` for `x.fr.json`: the suffix that names the layout."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
+
+
+def layout_of(path: Path) -> str:
+    """ "parquet", "csv", "json" (one JSON document: an object or an array) or "jsonl" (one record a line).
+
+    Decided from the content, not the name: MedMCQA's `dev.json` is JSON lines, PubMedQA's `.json` files are
+    one document; a text whose first line is a complete JSON value and has more lines after it is JSON lines.
+    """
+    suffix = base_suffix(path)
+    if suffix == ".parquet":
+        _require_file(path)
+        return "parquet"
+    if suffix in (".csv", ".tsv"):
+        _require_file(path)
+        return "csv"
+    text = read_text(path).lstrip()
+    if text.startswith("["):
+        return "json"
+    first, _, rest = text.partition("\n")
+    if not rest.strip():
+        return "json"
+    try:
+        json.loads(first)
+    except json.JSONDecodeError:
+        return "json"
+    return "jsonl"
+
+
+def iter_parquet(path: Path) -> Iterator[tuple[str, Any]]:
+    """Rows of a parquet file (a `datasets` export) as plain dicts, with their 1-based row number."""
+    _require_file(path)
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow comes with `datasets`
+        raise DataError(f"{path}: reading parquet needs pyarrow (pip install 'biomamba[parquet]')") from None
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise DataError(f"{path}: not a readable parquet file ({str(exc).splitlines()[0]})") from None
+    for number, row in enumerate(table.to_pylist(), start=1):
+        yield f"{path}:row {number}", row
+
+
+def iter_rows(path: Path) -> Iterator[tuple[str, Any]]:
+    """Records of a JSON-lines, JSON-array or parquet file (the layouts a per-record format may come in)."""
+    if base_suffix(path) == ".parquet":
+        yield from iter_parquet(path)
+    else:
+        yield from iter_json_records(path)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, streamed (what a results file records about each file it read)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def field(record: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
