@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,3 +120,19 @@ def test_declared_parameters_are_accepted_where_mergekit_reads_them(tmp_path: Pa
 def test_register_refuses_a_duplicate_name() -> None:
     with pytest.raises(ValueError, match="'ties' is already registered"):
         merge_methods.register(TaskArithmetic("ties", None, False, False, False))
+
+
+def test_the_registry_loads_only_when_a_merge_is_validated() -> None:
+    """Schemas are read by `recipe check` and every CLI; the registry (and torch) only for a merge section."""
+    code = (
+        "import sys\n"
+        "from biomamba.config import load_section\n"
+        "from biomamba.compress.config import MergeConfig, QuantizeConfig\n"
+        "load_section({'quantize': {'method': 'int4'}}, 'quantize', QuantizeConfig)\n"
+        "print('torch' in sys.modules, 'biomamba.compress.merge_methods' in sys.modules)\n"
+        "MergeConfig.model_validate({'merge_method': 'linear', 'models': [{'model': 'a'}]})\n"
+        "print('biomamba.compress.merge_methods' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.split() == ["False", "False", "True"]

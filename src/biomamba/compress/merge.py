@@ -248,7 +248,9 @@ def tensor_generator(seed: int, tensor_name: str, model: str) -> torch.Generator
 def merge_group(
     cfg: MergeConfig, group: TensorGroup, load: Callable[[str, str], torch.Tensor]
 ) -> torch.Tensor:
-    """Compute one output tensor."""
+    """Compute one output tensor with the configured method's formula.
+
+    Integer tensors (position ids, masks saved as buffers) have no meaningful average: the base's is kept."""
     tensors = {model: load(model, name) for model, name in group.inputs}
     if not next(iter(tensors.values())).is_floating_point():
         return tensors[group.base or group.inputs[0][0]]
