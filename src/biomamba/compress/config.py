@@ -14,7 +14,6 @@ from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from biomamba.config import Section
 
-MERGE_METHODS = ("linear", "slerp", "task_arithmetic", "ties", "dare_ties", "dare_linear")
 DTYPES = ("float32", "float16", "bfloat16", "float64")
 ScalarOrGradient = float | int | bool | list[float | int | bool]
 
@@ -83,9 +82,13 @@ class OutputSlice(Section):
 
 
 class MergeConfig(Section):
-    """A merge in mergekit's YAML layout (see docs/compress.md for the methods and their parameters)."""
+    """A merge in mergekit's YAML layout (see docs/compress.md for the methods and their parameters).
 
-    merge_method: Literal["linear", "slerp", "task_arithmetic", "ties", "dare_ties", "dare_linear"]
+    What a method allows (its name, whether it needs `base_model`, how many models it merges, which
+    `parameters:` keys it reads and where) comes from its row in `compress.merge_methods`, imported only here
+    in the validators so that reading a recipe without a merge does not load torch."""
+
+    merge_method: str = Field(description="A registered method: see biomamba.compress.merge_methods.METHODS.")
     base_model: str | None = None
     models: list[InputModel] | None = None
     slices: list[OutputSlice] | None = None
@@ -97,27 +100,67 @@ class MergeConfig(Section):
     max_shard_size: PositiveInt = Field(2 * 1024**3, description="Bytes per output safetensors shard.")
     output_dir: str | None = None
 
+    @field_validator("merge_method")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        from biomamba.compress.merge_methods import method_named
+
+        method_named(value)
+        return value
+
     @model_validator(mode="after")
     def _check_layout(self) -> MergeConfig:
+        from biomamba.compress.merge_methods import method_named
+
         if bool(self.models) == bool(self.slices):
             raise ValueError("give exactly one of `models:` or `slices:`")
-        needs_base = self.merge_method in ("slerp", "task_arithmetic", "ties", "dare_ties", "dare_linear")
+        method = method_named(self.merge_method)
         if (
-            needs_base
+            method.needs_base
             and not self.base_model
             and not (self.slices and all(s.base_model for s in self.slices))
         ):
             raise ValueError(f"merge_method {self.merge_method} needs base_model")
-        if self.merge_method == "slerp":
+        if method.non_base_inputs is not None:
+            others = method.non_base_inputs
             for group in self._input_groups():
-                if len((set(group) | {self.base_model}) - {None}) != 2:
-                    raise ValueError("slerp merges exactly two models: base_model and one other")
+                if len((set(group) | {self.base_model}) - {None}) != others + 1:
+                    raise ValueError(
+                        f"{self.merge_method} merges exactly {_in_words(others + 1)} models: base_model and "
+                        f"{_in_words(others)} other{'s' if others > 1 else ''}"
+                    )
+        self._check_parameter_names(set(method.shared_params()), set(method.per_model_params()))
         return self
+
+    def _check_parameter_names(self, shared: set[str], per_model: set[str]) -> None:
+        """A key the method does not read would be silently ignored (a typo'd `densty` keeps density 1)."""
+        scopes: list[tuple[str, dict[str, Any] | None, set[str]]] = [
+            ("parameters", self.parameters, shared | per_model)
+        ]
+        for i, model in enumerate(self.models or []):
+            scopes.append((f"models.{i}.parameters", model.parameters, per_model))
+        for i, out in enumerate(self.slices or []):
+            scopes.append((f"slices.{i}.parameters", out.parameters, shared | per_model))
+            for j, source in enumerate(out.sources):
+                scopes.append((f"slices.{i}.sources.{j}.parameters", source.parameters, per_model))
+        for where, given, allowed in scopes:
+            for key in sorted(set(given or {}) - allowed):
+                if key in shared:
+                    raise ValueError(
+                        f"{where}: '{key}' is one value for all models of {self.merge_method}; set it in "
+                        "the global or the slice's parameters"
+                    )
+                known = ", ".join(sorted(shared | per_model))
+                raise ValueError(f"{where}: {self.merge_method} has no parameter '{key}' (known: {known})")
 
     def _input_groups(self) -> list[list[str]]:
         if self.models:
             return [[m.model for m in self.models]]
         return [[s.model for s in out.sources] for out in self.slices or []]
+
+
+def _in_words(count: int) -> str:
+    return ("no", "one", "two", "three", "four")[count] if count < 5 else str(count)
 
 
 class ExportConfig(Section):

@@ -34,9 +34,23 @@ import torch
 import yaml
 
 from biomamba.compress.config import MergeConfig, OutputSlice, SliceSource
+from biomamba.compress.merge_methods import REQUIRED, MergeInputs, method_named, random_prune
 from biomamba.compress.safetensors_io import CheckpointReader, StreamingShardWriter, TensorSpec, torch_dtype
+from biomamba.config import load_recipe_or_merge_file, load_section
 from biomamba.errors import CheckpointError, RecipeError
 from biomamba.utils.atomic import atomic_dir
+
+__all__ = [
+    "TensorGroup",
+    "check_compatible",
+    "evaluate_setting",
+    "load_merge_config",
+    "merge",
+    "merge_group",
+    "plan_merge",
+    "random_prune",  # DARE's drop, whose statistics tests/compress/test_merge.py checks; from merge_methods
+    "tensor_generator",
+]
 
 LAYER_RE = re.compile(r"^(?P<prefix>(?:.*\.)?(?:layers|h|blocks|layer)\.)(?P<index>\d+)(?P<suffix>\..+)$")
 POST_RE = re.compile(r"(lm_head|norm_f|ln_f|final_layer_norm|(^|\.)norm\.)")
@@ -51,15 +65,6 @@ TOKENIZER_FILES = (
     "added_tokens.json",
     "chat_template.jinja",
 )
-
-# (default normalize, default rescale, consensus, sparsification) of the task-arithmetic family.
-_TASK_METHODS: dict[str, tuple[bool, bool, str | None, str | None]] = {
-    "task_arithmetic": (False, False, None, None),
-    "ties": (True, False, "sum", "magnitude"),
-    "dare_ties": (False, True, "sum", "random"),
-    "dare_linear": (False, True, None, "random"),
-}
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Parameter resolution (mergekit's filters and gradients)
@@ -100,12 +105,9 @@ def _resolve(
             value = evaluate_setting(tensor, scope[name], t)
             if value is not None:
                 return value
-    if default is _REQUIRED:
+    if default is REQUIRED:
         raise RecipeError("merge config", "parameters", f"parameter '{name}' is required for {where}")
     return default
-
-
-_REQUIRED = object()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -121,17 +123,6 @@ class TensorGroup:
     base: str | None
     shared: dict[str, Any]
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def _method_params(method: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(shared parameter defaults, per-input parameter defaults) of a method."""
-    if method == "linear":
-        return {"normalize": True}, {"weight": _REQUIRED}
-    if method == "slerp":
-        return {"t": _REQUIRED}, {}
-    normalize, rescale, _, _ = _TASK_METHODS[method]
-    shared = {"int8_mask": False, "normalize": normalize, "rescale": rescale, "lambda": 1.0}
-    return shared, {"weight": _REQUIRED, "density": 1.0}
 
 
 def _num_layers(reader: CheckpointReader) -> int:
@@ -169,13 +160,12 @@ def _check_same_layer_count(sources: list[SliceSource]) -> None:
 def plan_merge(cfg: MergeConfig, readers: Mapping[str, CheckpointReader]) -> list[TensorGroup]:
     """Every output tensor with its inputs and parameters, in output order (embeddings, layers, head)."""
     slices = _normalized_slices(cfg, readers)
-    shared_defaults, input_defaults = _method_params(cfg.merge_method)
+    method = method_named(cfg.merge_method)
+    shared_defaults, input_defaults = method.shared_params(), method.per_model_params()
     groups: list[TensorGroup] = []
 
     def add(out_name: str, out_slice: OutputSlice, names: dict[str, str], t: float) -> None:
-        base = out_slice.base_model or cfg.base_model
-        if cfg.merge_method == "linear":
-            base = None
+        base = (out_slice.base_model or cfg.base_model) if method.needs_base else None
         shared_scopes = [out_slice.parameters, cfg.parameters]
         shared = {k: _resolve(k, shared_scopes, out_name, t, d, out_name) for k, d in shared_defaults.items()}
         group = TensorGroup(out_name, list(names.items()), base, shared)
@@ -246,124 +236,7 @@ def check_compatible(groups: list[TensorGroup], readers: Mapping[str, Checkpoint
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The formulas (each mirrors mergekit's kernel, in the same order of float operations)
-
-
-def linear(tensors: list[torch.Tensor], weights: list[float], normalize: bool) -> torch.Tensor:
-    """Weighted average sum(w_i x_i) / sum(w_i) (or the plain weighted sum without normalize)."""
-    first = tensors[0]
-    dtype = torch.float64 if first.dtype == torch.float64 else torch.float32
-    result = torch.zeros_like(first, dtype=dtype)
-    for tensor, weight in zip(tensors, weights, strict=True):
-        result.add_(tensor.to(dtype) * torch.tensor(weight, dtype=dtype))
-    if normalize:
-        result.div_(torch.tensor(sum(weights), dtype=dtype))
-    return result.to(first.dtype)
-
-
-def slerp(
-    t: float, v0: torch.Tensor, v1: torch.Tensor, dot_threshold: float = 0.9995, eps: float = 1e-8
-) -> torch.Tensor:
-    """Spherical interpolation between two whole tensors (t=0 gives v0); near-collinear falls back to lerp."""
-    dtype = torch.float64 if v0.dtype == torch.float64 else torch.float32
-    a = v0.reshape(1, -1).to(dtype)
-    b = v1.reshape(1, -1).to(dtype)
-    tt = torch.tensor([[t]], dtype=dtype)
-    if not a.shape[1]:
-        return ((1 - tt) * a + tt * b).reshape(v0.shape).to(v0.dtype)
-    norm_a = torch.linalg.vector_norm(torch.linalg.vector_norm(a, dim=1, keepdim=True)[None], dim=0)
-    norm_b = torch.linalg.vector_norm(torch.linalg.vector_norm(b, dim=1, keepdim=True)[None], dim=0)
-    norm_a = torch.where(norm_a > eps, norm_a, 1)
-    norm_b = torch.where(norm_b > eps, norm_b, 1)
-    dot = ((a / norm_a) * (b / norm_b)).sum(dim=1, keepdim=True).clamp(-1, 1)
-    is_linear = dot.abs() > dot_threshold
-    theta = torch.acos(torch.where(is_linear, 0, dot))
-    sin_theta = torch.sin(theta)
-    coef_a = torch.where(is_linear, 1 - tt, torch.sin((1 - tt) * theta) / sin_theta)
-    coef_b = torch.where(is_linear, tt, torch.sin(tt * theta) / sin_theta)
-    return (coef_a * a + coef_b * b).reshape(v0.shape).to(v0.dtype)
-
-
-def _rescaled(delta: torch.Tensor, mask: torch.Tensor, rescale: bool, eps: float = 1e-7) -> torch.Tensor:
-    masked = delta * mask
-    if not rescale:
-        return masked
-    before, after = delta.abs().sum(), masked.abs().sum()
-    if before < eps or after < eps:
-        return masked
-    return masked * (before / after)
-
-
-def magnitude_prune(delta: torch.Tensor, density: float, rescale: bool) -> torch.Tensor:
-    """TIES trimming: keep the `density` fraction of entries with the largest magnitude."""
-    if density >= 1:
-        return delta
-    if density <= 0 or delta.numel() == 0:
-        return torch.zeros_like(delta)
-    k = max(1, int(density * delta.numel()))
-    mask = torch.zeros(delta.numel(), dtype=delta.dtype)
-    magnitudes = delta.abs().reshape(-1).float()
-    mask[torch.argsort(magnitudes, descending=True)[:k]] = 1
-    return _rescaled(delta, mask.reshape_as(delta), rescale)
-
-
-def random_prune(
-    delta: torch.Tensor, density: float, rescale: bool, generator: torch.Generator
-) -> torch.Tensor:
-    """DARE: drop each entry with probability 1 - density, rescaling to keep the l1 norm (rescale=True)."""
-    if density >= 1:
-        return delta
-    work = delta.dtype if delta.dtype == torch.bfloat16 else torch.float32
-    mask = torch.bernoulli(torch.full(delta.shape, density, dtype=work), generator=generator)
-    return _rescaled(delta.to(work), mask, rescale).to(delta.dtype)
-
-
-def sign_consensus_mask(deltas: torch.Tensor) -> torch.Tensor:
-    """TIES sign election: keep entries whose sign agrees with the sign of the summed deltas."""
-    sign = deltas.sign().to(deltas.dtype)
-    majority = (deltas.sum(dim=0) >= 0).to(deltas.dtype) * 2 - 1
-    return sign == majority
-
-
-def task_arithmetic_family(
-    method: str,
-    base: torch.Tensor,
-    others: list[torch.Tensor],
-    params: list[dict[str, Any]],
-    shared: dict[str, Any],
-    generators: list[torch.Generator] | None = None,
-) -> torch.Tensor:
-    """base + lambda * combine(w_i * sparsify(x_i - base)) for task arithmetic, TIES, DARE-TIES, DARE-linear."""
-    if not others:
-        return base
-    _, _, consensus, sparsify = _TASK_METHODS[method]
-    deltas = base.new_empty((len(others), *base.shape))
-    for i, (tensor, p) in enumerate(zip(others, params, strict=True)):
-        delta = tensor - base
-        if sparsify == "magnitude":
-            delta = magnitude_prune(delta, p["density"], shared["rescale"])
-        elif sparsify == "random":
-            assert generators is not None
-            delta = random_prune(delta, p["density"], shared["rescale"], generators[i])
-        deltas[i] = delta
-    weights = torch.tensor([p["weight"] for p in params], dtype=deltas.dtype)
-    while deltas.dim() > weights.dim():
-        weights.unsqueeze_(-1)
-    deltas.mul_(weights)
-    if consensus:
-        mask = sign_consensus_mask(deltas)
-        mixed = (deltas * mask).sum(dim=0)
-        divisor = (weights * mask).sum(dim=0)
-        divisor[divisor == 0] = 1
-    else:
-        mixed = deltas.sum(dim=0)
-        divisor = weights.sum(dim=0)
-        divisor[divisor.abs() < 1e-8] = 1
-    if shared["normalize"]:
-        mixed /= divisor
-    if shared["lambda"] != 1:
-        mixed *= shared["lambda"]
-    return (base + mixed).to(base.dtype)
+# Computing one tensor with its method (compress.merge_methods holds the formulas)
 
 
 def tensor_generator(seed: int, tensor_name: str, model: str) -> torch.Generator:
@@ -375,24 +248,21 @@ def tensor_generator(seed: int, tensor_name: str, model: str) -> torch.Generator
 def merge_group(
     cfg: MergeConfig, group: TensorGroup, load: Callable[[str, str], torch.Tensor]
 ) -> torch.Tensor:
-    """Compute one output tensor."""
+    """Compute one output tensor with the configured method's formula.
+
+    Integer tensors (position ids, masks saved as buffers) have no meaningful average: the base's is kept."""
     tensors = {model: load(model, name) for model, name in group.inputs}
     if not next(iter(tensors.values())).is_floating_point():
         return tensors[group.base or group.inputs[0][0]]
-    method = cfg.merge_method
-    if method == "linear":
-        models = [m for m, _ in group.inputs]
-        weights = [float(group.per_model[m]["weight"]) for m in models]
-        return linear([tensors[m] for m in models], weights, bool(group.shared["normalize"]))
-    assert group.base is not None
-    base = tensors[group.base]
     others = [m for m, _ in group.inputs if m != group.base]
-    if method == "slerp":
-        return slerp(float(group.shared["t"]), base, tensors[others[0]])
-    params = [{k: float(v) for k, v in group.per_model[m].items()} for m in others]
-    gens = [tensor_generator(cfg.seed, group.out_name, m) for m in others]
-    shared = {**group.shared, "lambda": float(group.shared["lambda"])}
-    return task_arithmetic_family(method, base, [tensors[m] for m in others], params, shared, gens)
+    inputs = MergeInputs(
+        base=tensors[group.base] if group.base is not None else None,
+        others=[tensors[m] for m in others],
+        per_model=[group.per_model[m] for m in others],
+        shared=group.shared,
+        generators=[tensor_generator(cfg.seed, group.out_name, m) for m in others],
+    )
+    return method_named(cfg.merge_method).merge(inputs)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -400,22 +270,11 @@ def merge_group(
 
 
 def load_merge_config(path: str | Path) -> MergeConfig:
-    """Read a mergekit-style YAML file, or a biomamba recipe with a `merge:` section."""
-    from biomamba.config import load_recipe_dict, load_section
-
-    source = str(path)
-    if not Path(path).is_file():
-        raise RecipeError(source, None, "merge config not found")
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RecipeError(source, None, f"invalid YAML: {str(exc).splitlines()[0]}") from None
-    if isinstance(raw, dict) and "merge_method" in raw:
-        return load_section({"merge": raw}, "merge", MergeConfig, source)
-    recipe = load_recipe_dict(path)
+    """Read a mergekit-style YAML file, or a biomamba recipe with a `merge:` section (the file parsed once)."""
+    recipe = load_recipe_or_merge_file(path, missing="merge config not found")
     if "merge" not in recipe:
-        raise RecipeError(source, "merge", "no merge section (and no top-level merge_method)")
-    return load_section(recipe, "merge", MergeConfig, source)
+        raise RecipeError(str(path), "merge", "no merge section (and no top-level merge_method)")
+    return load_section(recipe, "merge", MergeConfig, str(path))
 
 
 def _referenced_models(cfg: MergeConfig) -> list[str]:

@@ -67,12 +67,12 @@ ExistingFile = Annotated[Path, AfterValidator(_must_be_file)]
 ExistingDir = Annotated[Path, AfterValidator(_must_be_dir)]
 
 
-def load_recipe_dict(path: str | Path) -> dict[str, Any]:
-    """Read a recipe file into a dict, checking only that it is a YAML mapping with known top-level keys."""
+def read_yaml_mapping(path: str | Path, missing: str = "recipe file not found") -> dict[str, Any]:
+    """Parse a YAML file that must hold a mapping (an empty file is {}); every problem is one line."""
     source = str(path)
     recipe_path = Path(path)
     if not recipe_path.is_file():
-        raise RecipeError(source, None, "recipe file not found")
+        raise RecipeError(source, None, missing)
     try:
         data = yaml.safe_load(recipe_path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -86,7 +86,32 @@ def load_recipe_dict(path: str | Path) -> dict[str, Any]:
         data = {}
     if not isinstance(data, dict):
         raise RecipeError(source, None, f"a recipe must be a mapping of keys, got {type(data).__name__}")
-    _check_top_level(data, source)
+    return data
+
+
+def load_recipe_dict(path: str | Path) -> dict[str, Any]:
+    """Read a recipe file into a dict, checking only that it is a YAML mapping with known top-level keys."""
+    data = read_yaml_mapping(path)
+    _check_top_level(data, str(path))
+    return data
+
+
+def is_mergekit_merge(data: Mapping[str, Any]) -> bool:
+    """Whether a parsed file is in mergekit's layout: the merge section's keys at the top level.
+
+    Told by shape (`merge_method` is a merge key, never a recipe key), so this layer needs nothing of the
+    compress stage to know a merge file when it sees one."""
+    return "merge_method" in data
+
+
+def load_recipe_or_merge_file(path: str | Path, missing: str = "recipe file not found") -> dict[str, Any]:
+    """Read a recipe, or a mergekit-style merge file as the recipe `{merge: <file>}`; the file is parsed once.
+
+    What `biomamba merge` and `biomamba recipe check` accept."""
+    data = read_yaml_mapping(path, missing)
+    if is_mergekit_merge(data):
+        return {"merge": data}
+    _check_top_level(data, str(path))
     return data
 
 
@@ -194,12 +219,8 @@ def check_recipe(path: str | Path, overrides: Mapping[str, Any] | None = None) -
 
     A mergekit-style merge file (top-level `merge_method`, as `biomamba merge` accepts) is checked as the
     merge section it is. In the demo recipe the demo writes `data.sources` itself, so they may be empty."""
-    source = str(path)
-    if _is_mergekit_file(path):
-        from biomamba.compress.merge import load_merge_config
-
-        return {"merge": load_merge_config(path)}
-    return validate_recipe(merge_overrides(load_recipe_dict(path), overrides or {}), source)
+    recipe = load_recipe_or_merge_file(path)
+    return validate_recipe(merge_overrides(recipe, overrides or {}), str(path))
 
 
 def validate_recipe(recipe: Mapping[str, Any], source: str = "recipe") -> dict[str, BaseModel]:
@@ -210,11 +231,3 @@ def validate_recipe(recipe: Mapping[str, Any], source: str = "recipe") -> dict[s
         for name in SECTION_SCHEMAS
         if name in recipe
     }
-
-
-def _is_mergekit_file(path: str | Path) -> bool:
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return False  # load_recipe_dict reports it with the file name
-    return isinstance(raw, dict) and "merge_method" in raw

@@ -27,7 +27,16 @@ Python API (what a demo or notebook calls):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from biomamba.utils.lazy import lazy_exports
+
+if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and readers; never run
+    from biomamba.eval.domain_perplexity import perplexity, stream_perplexity  # noqa: F401
+    from biomamba.eval.results import compare_results, read_results, write_results  # noqa: F401
+    from biomamba.eval.runner import evaluate  # noqa: F401
+    from biomamba.eval.tasks import TASKS, TaskFile, label_balance, load_questions, parse_task_file  # noqa: F401
+    from biomamba.eval.translate import translate_task_file  # noqa: F401
 
 _EXPORTS = {
     "evaluate": "biomamba.eval.runner",

@@ -11,7 +11,17 @@ Public API:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from biomamba.utils.lazy import lazy_exports
+
+if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and readers; never run
+    from biomamba.train.batches import BatchSource, PackedBatches  # noqa: F401
+    from biomamba.train.config import TrainConfig  # noqa: F401
+    from biomamba.train.evaluate import HeldoutPerplexity  # noqa: F401
+    from biomamba.train.loss import CausalLMLoss, LossOutput  # noqa: F401
+    from biomamba.train.run import TrainSummary, train  # noqa: F401
+    from biomamba.train.trainer import Trainer, TrainingAborted, TrainResult  # noqa: F401
 
 _LOCATIONS = {
     "BatchSource": "biomamba.train.batches",

@@ -28,8 +28,6 @@ from biomamba.errors import CheckpointError, DataError, RecipeError
 from biomamba.train.config import TrainConfig
 from biomamba.utils.atomic import atomic_dir, write_json
 
-TRANSFORMERS_TYPES = ("gpt2", "llama", "mistral", "gpt_neox", "qwen2", "phi3")
-
 
 @dataclass
 class TrainSummary:
