@@ -82,6 +82,24 @@ class _KVState:
     lengths: torch.Tensor  # [B] real tokens so far
 
 
+def _cache_keyword(model: Any) -> str:
+    """transformers 5.24 renamed the forward's `past_key_values` to `cache` (the old name warns and goes in
+    5.40); older releases only know `past_key_values`."""
+    return "cache" if _accepts(model, "cache") else "past_key_values"
+
+
+def _returned_cache(out: Any) -> Any:
+    """The cache a forward returned: `out.cache` (transformers >= 5.24), else `out.past_key_values`."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
+def _suffix_mask(suffixes: list[list[int]], width: int, device: torch.device) -> torch.Tensor:
+    """[N, width] 1 on each suffix's real tokens, 0 on the right padding up to the widest suffix."""
+    lengths = torch.tensor([len(s) for s in suffixes], device=device)
+    return (torch.arange(width, device=device)[None] < lengths[:, None]).long()
+
+
 class HFKVBackend:
     """transformers causal LMs, continuing from the KV cache."""
 
@@ -93,6 +111,7 @@ class HFKVBackend:
         # Only the prompt's last position needs logits: skipping the LM head elsewhere saves a
         # [prompt x vocab] matmul per question (lm-eval computes them all).
         self.last_only = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
+        self.cache_keyword = _cache_keyword(model)
 
     @torch.no_grad()
     def prefill(self, prompts: list[list[int]]) -> tuple[_KVState, torch.Tensor]:
@@ -108,28 +127,38 @@ class HFKVBackend:
             input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **self.last_only
         )
         lengths = mask.sum(-1)
-        return _KVState(out.past_key_values, mask, lengths), _log_probs(out.logits[:, -1], None)
+        return _KVState(_returned_cache(out), mask, lengths), _log_probs(out.logits[:, -1], None)
 
     @torch.no_grad()
     def extend(
         self, state: _KVState, rows: list[int], suffixes: list[list[int]]
     ) -> tuple[torch.Tensor, _KVState]:
-        """Log-probs [N, T, V] of the suffixes continuing rows `rows` of the state (the state is consumed)."""
+        """Log-probs [N, T, V] of the suffixes continuing rows `rows` of the state (the state is consumed).
+
+        Suffixes are right-padded to the widest; a padded position's id is clamped to the last position
+        the model has (a row whose prompt sits at the context limit would otherwise index past GPT-2's
+        learned positions) and masked out of the returned state. Causal attention keeps padding from
+        touching the real positions before it.
+        """
         index = torch.tensor(rows, dtype=torch.long, device=self.device)
         cache = state.cache
         cache.batch_select_indices(index)
         ids = _right_pad(suffixes, self.pad_id, self.device)
         width = ids.shape[1]
-        mask = torch.cat(
-            [state.mask[index], torch.ones((len(rows), width), dtype=torch.long, device=self.device)], 1
-        )
+        mask = torch.cat([state.mask[index], _suffix_mask(suffixes, width, self.device)], 1)
         lengths = state.lengths[index]
-        positions = lengths[:, None] + torch.arange(width, device=self.device)[None]
-        out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+        positions = (lengths[:, None] + torch.arange(width, device=self.device)[None]).clamp(
+            max=self.max_length - 1
         )
-        new_state = _KVState(out.past_key_values, mask, lengths + width)
-        return _log_probs(out.logits, None), new_state
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            **{self.cache_keyword: cache},
+        )
+        new_lengths = lengths + torch.tensor([len(s) for s in suffixes], device=self.device)
+        return _log_probs(out.logits, None), _KVState(_returned_cache(out), mask, new_lengths)
 
 
 class Mamba2StateBackend:
