@@ -94,3 +94,52 @@ def test_an_output_that_is_not_a_results_file_is_refused_not_overwritten(tmp_pat
     with pytest.raises(DataError, match="not a biomamba results file"):
         _run(tiny_gpt2, tiny_tokenizer, _files(tmp_path / "data")[:1], output)
     assert json.loads(output.read_text()) == {"my": "notes"}
+
+
+def test_cli_run_killed_by_sigkill_after_task_3_then_rerun_redoes_4_to_6(tmp_path, tiny_dir):
+    """The real thing: `biomamba eval run` in a subprocess, SIGKILLed once the file holds three tasks while
+    task 4 (a 120-question MedMCQA dev file) is being scored; the rerun scores only tasks 4-6."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    files = _files(tmp_path / "data")
+    record = json.loads((FIXTURES / "medmcqa_dev.json").read_text().splitlines()[0])
+    lines = [
+        json.dumps({**record, "id": f"mm{i}", "question": f"Q{i}: {record['question']}"}) for i in range(120)
+    ]
+    files[3].path.write_text("\n".join(lines) + "\n")
+    output = tmp_path / "results.json"
+    args = [
+        sys.executable,
+        "-m",
+        "biomamba.cli.main",
+        "eval",
+        "run",
+        str(tiny_dir / "gpt2"),
+        "--output",
+        str(output),
+    ]
+    args += [a for f in files for a in ("--task-file", f"{f.task}={f.path}")] + ["--batch-size", "2"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if output.exists() and len(json.loads(output.read_text())["tasks"]) >= 3:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert list(json.loads(output.read_text())["tasks"]) == ["pubmedqa", "medqa_4options", "medqa_5options"]
+    rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    scored = {
+        line.split(":")[0] for line in rerun.stderr.splitlines() if line.count("/") == 1 and ": " in line
+    }
+    assert scored == {"medmcqa", "mmlu_anatomy", "arc_easy"}
+    assert list(json.loads(output.read_text())["tasks"]) == [task for task, _ in SIX]
