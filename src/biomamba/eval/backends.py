@@ -12,12 +12,14 @@ prompt is run once per question and the choices continue from the saved state:
 - anything else: a plain full-sequence fallback (correct, not faster).
 
 Every backend has the same two calls: `prefill(prompts)` -> (state, last-position log-probs) and
-`extend(state, rows, suffixes)` -> (log-probs of each suffix position, new state). Right-padded suffixes
+`extend(state, rows, suffixes)` -> (log-probs of each suffix position, new state); `extend` leaves `state`
+as it was, so one prefill can feed several extends. Right-padded suffixes
 never influence the real positions before them (causal models), so they need no mask.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -94,6 +96,22 @@ def _returned_cache(out: Any) -> Any:
     return cache if cache is not None else out.past_key_values
 
 
+def _select_rows(cache: Any, index: torch.Tensor, config: Any) -> Any:
+    """A new cache holding the given rows (repeats allowed); `cache` is left as it was, so several extends
+    (answers bucketed by length) can all start from one prefill."""
+    layers = getattr(cache, "layers", None)
+    if layers is None:  # transformers before per-layer caches: copy, then select in place
+        cache = copy.deepcopy(cache)
+        cache.batch_select_indices(index)
+        return cache
+    from transformers import DynamicCache
+
+    selected = DynamicCache(config=config)
+    for number, layer in enumerate(layers):
+        selected.update(layer.keys[index], layer.values[index], number)
+    return selected
+
+
 def _suffix_mask(suffixes: list[list[int]], width: int, device: torch.device) -> torch.Tensor:
     """[N, width] 1 on each suffix's real tokens, 0 on the right padding up to the widest suffix."""
     lengths = torch.tensor([len(s) for s in suffixes], device=device)
@@ -133,7 +151,7 @@ class HFKVBackend:
     def extend(
         self, state: _KVState, rows: list[int], suffixes: list[list[int]]
     ) -> tuple[torch.Tensor, _KVState]:
-        """Log-probs [N, T, V] of the suffixes continuing rows `rows` of the state (the state is consumed).
+        """Log-probs [N, T, V] of the suffixes continuing rows `rows` of the state (left unchanged).
 
         Suffixes are right-padded to the widest; a padded position's id is clamped to the last position
         the model has (a row whose prompt sits at the context limit would otherwise index past GPT-2's
@@ -141,8 +159,7 @@ class HFKVBackend:
         touching the real positions before it.
         """
         index = torch.tensor(rows, dtype=torch.long, device=self.device)
-        cache = state.cache
-        cache.batch_select_indices(index)
+        cache = _select_rows(state.cache, index, getattr(self.model, "config", None))
         ids = _right_pad(suffixes, self.pad_id, self.device)
         width = ids.shape[1]
         mask = torch.cat([state.mask[index], _suffix_mask(suffixes, width, self.device)], 1)
