@@ -97,22 +97,7 @@ def evaluate(
         bootstrap_resamples=bootstrap_resamples,
         ece_bins=ece_bins,
     )
-    results = {
-        "format": FORMAT,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "model": _model_info(model, model_name),
-        "protocol": {
-            "name": protocol,
-            "shots": shots,
-            "seeds": seed_list,
-            "batch_size": batch_size,
-            "max_length": engine.max_length,
-            "backend": type(engine).__name__,
-            "target_delimiter": " ",
-            "fewshot_delimiter": "\n\n",
-        },
-        "tasks": {},
-    }
+    results = _results_header(model, model_name, engine, settings, batch_size)
     fewshot_files = fewshot_files or {}
     for item in task_files:
         task_file = _as_task_file(item)
@@ -148,6 +133,28 @@ def evaluate(
         if target is not None:
             write_results(target, results)
     return results
+
+
+def _results_header(
+    model: Any, model_name: str | None, engine: Any, settings: dict[str, Any], batch_size: int
+) -> dict[str, Any]:
+    """Everything of a results file but its tasks (docs/formats.md, "Results JSON")."""
+    return {
+        "format": FORMAT,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": _model_info(model, model_name),
+        "protocol": {
+            "name": settings["protocol"],
+            "shots": settings["shots"],
+            "seeds": settings["seeds"],
+            "batch_size": batch_size,
+            "max_length": engine.max_length,
+            "backend": type(engine).__name__,
+            "target_delimiter": " ",
+            "fewshot_delimiter": "\n\n",
+        },
+        "tasks": {},
+    }
 
 
 def _model_info(model: Any, name: str | None) -> dict[str, Any]:
