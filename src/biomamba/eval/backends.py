@@ -32,7 +32,7 @@ DEFAULT_MAX_LENGTH = 2048  # lm-eval's default when the config names no context 
 class PrefixBackend(Protocol):
     max_length: int
 
-    def prefill(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor]: ...
+    def prefill(self, prompts: list[list[int]], keep_state: bool = True) -> tuple[Any, torch.Tensor]: ...
 
     def extend(self, state: Any, rows: list[int], suffixes: list[list[int]]) -> tuple[torch.Tensor, Any]: ...
 
@@ -112,6 +112,11 @@ def _select_rows(cache: Any, index: torch.Tensor, config: Any) -> Any:
     return selected
 
 
+def _only_if_padded(mask: torch.Tensor) -> torch.Tensor | None:
+    """The mask, or None when nothing is padded: attention then takes its plain causal path, as lm-eval's."""
+    return None if bool(mask.all()) else mask
+
+
 def _suffix_mask(suffixes: list[list[int]], width: int, device: torch.device) -> torch.Tensor:
     """[N, width] 1 on each suffix's real tokens, 0 on the right padding up to the widest suffix."""
     lengths = torch.tensor([len(s) for s in suffixes], device=device)
@@ -132,7 +137,8 @@ class HFKVBackend:
         self.cache_keyword = _cache_keyword(model)
 
     @torch.no_grad()
-    def prefill(self, prompts: list[list[int]]) -> tuple[_KVState, torch.Tensor]:
+    def prefill(self, prompts: list[list[int]], keep_state: bool = True) -> tuple[_KVState, torch.Tensor]:
+        """Run the prompts; without `keep_state` (single-token answers: nothing to extend) no cache is kept."""
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -142,10 +148,15 @@ class HFKVBackend:
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **self.last_only
+            input_ids=ids,
+            attention_mask=_only_if_padded(mask),
+            position_ids=positions,
+            use_cache=keep_state,
+            **self.last_only,
         )
         lengths = mask.sum(-1)
-        return _KVState(_returned_cache(out), mask, lengths), _log_probs(out.logits[:, -1], None)
+        cache = _returned_cache(out) if keep_state else None
+        return _KVState(cache, mask, lengths), _log_probs(out.logits[:, -1], None)
 
     @torch.no_grad()
     def extend(
@@ -169,7 +180,7 @@ class HFKVBackend:
         )
         out = self.model(
             input_ids=ids,
-            attention_mask=mask,
+            attention_mask=_only_if_padded(mask),
             position_ids=positions,
             use_cache=True,
             **{self.cache_keyword: cache},
@@ -191,7 +202,7 @@ class Mamba2StateBackend:
         self.min_padded_length = int(getattr(model.config, "d_conv", 4))
 
     @torch.no_grad()
-    def prefill(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor]:
+    def prefill(self, prompts: list[list[int]], keep_state: bool = True) -> tuple[Any, torch.Tensor]:
         width = max(len(p) for p in prompts)
         ragged = any(len(p) != width for p in prompts)
         if ragged and any(len(p) < self.min_padded_length for p in prompts):
@@ -252,7 +263,7 @@ class FullSequenceBackend:
         return _log_probs(self.model(input_ids=_right_pad(seqs, self.pad_id, self.device)).logits, None)
 
     @torch.no_grad()
-    def prefill(self, prompts: list[list[int]]) -> tuple[_FullState, torch.Tensor]:
+    def prefill(self, prompts: list[list[int]], keep_state: bool = True) -> tuple[_FullState, torch.Tensor]:
         lp = self._run(prompts)
         last = torch.tensor([len(p) - 1 for p in prompts], device=lp.device)
         return _FullState(prompts), lp[torch.arange(len(prompts), device=lp.device), last]

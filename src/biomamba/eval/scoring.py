@@ -170,9 +170,9 @@ def score_groups(
 
 
 def _score_batch(backend: PrefixBackend, batch: list[_Plan], results: list[Any]) -> None:
-    state, last = backend.prefill([p.prefix for p in batch])
     members = [(row, index, enc) for row, plan in enumerate(batch) for index, enc in plan.members]
     suffix = {index: enc.inputs[len(batch[row].prefix) :] for row, index, enc in members}
+    state, last = backend.prefill([p.prefix for p in batch], keep_state=any(suffix.values()))
     extended: dict[int, torch.Tensor] = {}
     waiting = sorted((m for m in members if suffix[m[1]]), key=lambda m: len(suffix[m[1]]))
     for chunk in padded_chunks([len(suffix[m[1]]) for m in waiting], max(1, len(waiting))):
