@@ -42,7 +42,11 @@ SIZES = {
 }
 
 
-def build_models(folder: Path, texts: list[str], size: str, vocab: int) -> dict[str, Path]:
+def build_models(
+    folder: Path, texts: list[str], size: str, vocab: int, model_vocab: int = 0
+) -> dict[str, Path]:
+    """A BPE of `vocab` tokens trained on the texts; models whose embedding is padded to `model_vocab` rows
+    (real models have 32k-50k: the LM head and log-softmax over it are part of the real cost)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
@@ -62,12 +66,18 @@ def build_models(folder: Path, texts: list[str], size: str, vocab: int) -> dict[
     torch.manual_seed(0)
     gpt2 = GPT2LMHeadModel(
         GPT2Config(
-            vocab_size=len(fast), n_positions=2048, bos_token_id=0, eos_token_id=0, **SIZES[size]["gpt2"]
+            vocab_size=max(len(fast), model_vocab),
+            n_positions=2048,
+            bos_token_id=0,
+            eos_token_id=0,
+            **SIZES[size]["gpt2"],
         )
     )
     gpt2.save_pretrained(folder / "gpt2")
     fast.save_pretrained(folder / "gpt2")
-    mamba = create_model({"vocab_size": len(fast), "chunk_size": 64, **SIZES[size]["mamba2"]}, seed=0)
+    mamba = create_model(
+        {"vocab_size": max(len(fast), model_vocab), "chunk_size": 64, **SIZES[size]["mamba2"]}, seed=0
+    )
     save_model(mamba, folder / "mamba2", tokenizer=fast)
     return {"gpt2": folder / "gpt2", "mamba2": folder / "mamba2"}
 
@@ -166,6 +176,7 @@ def run(
     vocab: int,
     families: list[str],
     mmlu_dev: Path | None = None,
+    model_vocab: int = 0,
 ) -> dict:
     """Per family, task and batch size: biomamba's and lm-eval's HF backend's seconds on the same requests."""
     import numpy as np
@@ -184,7 +195,7 @@ def run(
         if path.stat().st_size:
             tasks[task] = load_questions(TaskFile(task, path))
     texts = [q.stem + " " + " ".join(q.options) for qs in tasks.values() for q in qs]
-    dirs = build_models(folder, texts + [q.context for q in tasks["pubmedqa"]], size, vocab)
+    dirs = build_models(folder, texts + [q.context for q in tasks["pubmedqa"]], size, vocab, model_vocab)
     rows = []
     for family in families:
         for batch_size in batch_sizes:
@@ -211,7 +222,7 @@ def run(
                         "max_ll_gap": gap,
                     }
                 )
-    return {"size": size, "rows": rows}
+    return {"size": size, "model_vocab": model_vocab, "rows": rows}
 
 
 def markdown(result: dict, command: str) -> str:
@@ -219,7 +230,8 @@ def markdown(result: dict, command: str) -> str:
         f"Command: `{command}`  ",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
         f"torch threads {os.environ.get('OMP_NUM_THREADS', '2')}, CPU only  ",
-        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, model size `{result['size']}`",
+        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, model size `{result['size']}`, "
+        f"embedding rows {result.get('model_vocab') or 'as the tokenizer'}",
         "",
         "| model | task | questions (requests) | batch | biomamba s | lm-eval HF s | biomamba speed-up | max abs Δ loglik |",
         "|---|---|---|---|---|---|---|---|",
@@ -240,6 +252,9 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="1,4,16")
     parser.add_argument("--mmlu-dev", type=Path, default=ROOT.parent / "shared" / "data" / "mcq" / "mmlu_dev")
     parser.add_argument("--vocab", type=int, default=2000)
+    parser.add_argument(
+        "--model-vocab", type=int, default=32000, help="embedding rows (Llama/Mistral: 32000)"
+    )
     parser.add_argument("--families", default="gpt2,mamba2")
     parser.add_argument(
         "--tiny", action="store_true", help="seconds-long smoke run (fixture data, tiny models)"
@@ -248,7 +263,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.tiny:
         args.pubmedqa = ROOT / "tests" / "eval" / "fixtures" / "pubmedqa_ori_pqal.json"
-        args.questions, args.size, args.vocab, args.batch_sizes = 4, "tiny", 300, "4"
+        args.questions, args.size, args.vocab, args.batch_sizes, args.model_vocab = 4, "tiny", 300, "4", 0
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     result = run(
         args.pubmedqa,
@@ -258,6 +273,7 @@ def main() -> None:
         args.vocab,
         args.families.split(","),
         args.mmlu_dev,
+        args.model_vocab,
     )
     table = markdown(result, "python " + " ".join(sys.argv))
     print(table)
