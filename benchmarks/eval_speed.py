@@ -1,14 +1,14 @@
-"""Questions/s of biomamba's evaluator vs lm-evaluation-harness's HF backend, same model and questions.
+"""Seconds of biomamba's evaluator vs lm-evaluation-harness's HF backend, same model, same requests.
 
-    .venv/bin/python benchmarks/eval_speed.py --pubmedqa ../shared/data/pubmedqa --questions 60
+    .venv/bin/python benchmarks/eval_speed.py --questions 60 --batch-sizes 1,4,16
 
 Models are built here (no downloads): a small GPT-2 and a small biomamba Mamba2 with a BPE tokenizer
-trained on the questions. Both harnesses score the same PubMedQA test questions (lm-eval's own pubmedqa
-prompt template, 3 choices each) with the log-likelihood protocol; model loading is excluded from both
-timings (lm-eval gets an already-built HFLM object). lm-eval is timed at its default batch size 1 and at
-the same batch size as biomamba. "biomamba full" is biomamba with prefix sharing switched off (every
-choice re-runs the prompt), to separate the prefix-sharing gain from everything else. Accuracy must agree
-between harnesses (same work); the script fails otherwise.
+trained on the questions. Tasks, each in its own file layout and read by biomamba's reader: PubMedQA test
+questions (real, 3 single-token answers), and the 30 real MMLU medical dev questions as MMLU, MedQA and
+MedMCQA (answer letters: single tokens) and as ARC (lm-eval scores ARC on the answer TEXTS: the
+multi-token-choice case). Both harnesses get the same (context, continuation) requests through lm-eval's
+`loglikelihood` (biomamba via its lm-eval adapter, `BiomambaLM`), at the same batch size, tokenization
+included and model loading excluded; per-request log-likelihoods must agree (the script fails otherwise).
 
 `--tiny` runs a seconds-long version (used by tests/eval/test_benchmarks.py so the script cannot rot).
 """
@@ -42,7 +42,11 @@ SIZES = {
 }
 
 
-def build_models(folder: Path, texts: list[str], size: str, vocab: int) -> dict[str, Path]:
+def build_models(
+    folder: Path, texts: list[str], size: str, vocab: int, model_vocab: int = 0
+) -> dict[str, Path]:
+    """A BPE of `vocab` tokens trained on the texts; models whose embedding is padded to `model_vocab` rows
+    (real models have 32k-50k: the LM head and log-softmax over it are part of the real cost)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
@@ -62,21 +66,91 @@ def build_models(folder: Path, texts: list[str], size: str, vocab: int) -> dict[
     torch.manual_seed(0)
     gpt2 = GPT2LMHeadModel(
         GPT2Config(
-            vocab_size=len(fast), n_positions=2048, bos_token_id=0, eos_token_id=0, **SIZES[size]["gpt2"]
+            vocab_size=max(len(fast), model_vocab),
+            n_positions=2048,
+            bos_token_id=0,
+            eos_token_id=0,
+            **SIZES[size]["gpt2"],
         )
     )
     gpt2.save_pretrained(folder / "gpt2")
     fast.save_pretrained(folder / "gpt2")
-    mamba = create_model({"vocab_size": len(fast), "chunk_size": 64, **SIZES[size]["mamba2"]}, seed=0)
+    mamba = create_model(
+        {"vocab_size": max(len(fast), model_vocab), "chunk_size": 64, **SIZES[size]["mamba2"]}, seed=0
+    )
     save_model(mamba, folder / "mamba2", tokenizer=fast)
     return {"gpt2": folder / "gpt2", "mamba2": folder / "mamba2"}
 
 
-def lm_eval_task(folder: Path, questions, source: dict) -> str:
-    from tests.eval.lmeval_tasks import write_lmeval_task
+MMLU_SUBJECTS = (
+    "anatomy",
+    "clinical_knowledge",
+    "college_biology",
+    "college_medicine",
+    "medical_genetics",
+    "professional_medicine",
+)
 
-    records = [source[q.qid] for q in questions]  # bigbio's source schema is the PQA-L record itself
-    return write_lmeval_task(folder, "pubmedqa", records)
+
+def write_task_files(folder: Path, pubmedqa: Path, mmlu_dev: Path, n_pubmedqa: int) -> dict[str, Path]:
+    """Real questions in each benchmark's own layout: PubMedQA test questions as they are, and the 30 real
+    MMLU medical dev questions as MMLU CSV, MedQA JSON lines, MedMCQA `dev.json` and ARC JSON lines (the
+    last one is the multi-token-choice case: lm-eval scores ARC on the answer texts)."""
+    import csv
+
+    source_file = pubmedqa / "test_set.json" if pubmedqa.is_dir() else pubmedqa
+    source = json.loads(source_file.read_text())
+    (folder / "pubmedqa.json").write_text(json.dumps(dict(list(source.items())[:n_pubmedqa])))
+    rows = []
+    for subject in MMLU_SUBJECTS:
+        path = mmlu_dev / f"{subject}_dev.csv"
+        if path.is_file():
+            rows += list(csv.reader(path.open(encoding="utf-8")))
+    with (folder / "mmlu.csv").open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    medqa, medmcqa, arc = [], [], []
+    for i, (question, *options, answer) in enumerate(rows):
+        letters = "ABCD"
+        medqa.append(
+            {
+                "question": question,
+                "options": dict(zip(letters, options, strict=True)),
+                "answer_idx": answer,
+                "answer": options[letters.index(answer)],
+                "meta_info": "step1",
+            }
+        )
+        medmcqa.append(
+            {
+                "question": question,
+                **{f"op{c}": o for c, o in zip("abcd", options, strict=True)},
+                "cop": letters.index(answer) + 1,
+                "id": f"m{i}",
+                "exp": "",
+                "subject_name": "Medicine",
+                "topic_name": "",
+                "choice_type": "single",
+            }
+        )
+        arc.append(
+            {
+                "id": f"q{i}",
+                "question": {
+                    "stem": question,
+                    "choices": [{"text": o, "label": c} for c, o in zip(letters, options, strict=True)],
+                },
+                "answerKey": answer,
+            }
+        )
+    for name, records in (("medqa.jsonl", medqa), ("dev.json", medmcqa), ("arc.jsonl", arc)):
+        (folder / name).write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return {
+        "pubmedqa": folder / "pubmedqa.json",
+        "mmlu_anatomy": folder / "mmlu.csv",
+        "medqa_4options": folder / "medqa.jsonl",
+        "medmcqa": folder / "dev.json",
+        "arc_easy": folder / "arc.jsonl",
+    }
 
 
 def _instances(questions):
@@ -94,29 +168,17 @@ def time_requests(lm, questions) -> tuple[float, list[float]]:
     return time.perf_counter() - start, [s[0] for s in scores]
 
 
-def time_end_to_end_biomamba(model_dir: Path, task_file, batch_size: int) -> tuple[float, float]:
-    from biomamba.eval import evaluate
-    from biomamba.models import load_model, load_tokenizer
-
-    model, tok = load_model(model_dir), load_tokenizer(model_dir)
-    start = time.perf_counter()
-    out = evaluate(model, tok, [task_file], batch_size=batch_size, bootstrap_resamples=100)
-    return time.perf_counter() - start, out["tasks"]["pubmedqa"]["metrics"]["acc"]
-
-
-def time_end_to_end_lm_eval(lm, task_dir: Path, name: str) -> tuple[float, float]:
-    from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
-
-    manager = TaskManager(include_path=str(task_dir), include_defaults=False, verbosity="ERROR")
-    start = time.perf_counter()
-    out = simple_evaluate(model=lm, tasks=[name], task_manager=manager, verbosity="ERROR")
-    return time.perf_counter() - start, out["results"][name]["acc,none"]
-
-
 def run(
-    pubmedqa: Path, n_questions: int, size: str, batch_size: int, vocab: int, families: list[str]
+    pubmedqa: Path,
+    n_questions: int,
+    size: str,
+    batch_sizes: list[int],
+    vocab: int,
+    families: list[str],
+    mmlu_dev: Path | None = None,
+    model_vocab: int = 0,
 ) -> dict:
+    """Per family, task and batch size: biomamba's and lm-eval's HF backend's seconds on the same requests."""
     import numpy as np
     import torch
     from lm_eval.models.huggingface import HFLM
@@ -126,63 +188,41 @@ def run(
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     folder = Path(tempfile.mkdtemp(prefix="eval_speed_"))
-    source_file = pubmedqa / "test_set.json" if pubmedqa.is_dir() else pubmedqa
-    source = json.loads(source_file.read_text())
-    subset = dict(list(source.items())[:n_questions])
-    (folder / "pubmedqa.json").write_text(json.dumps(subset))
-    task_file = TaskFile("pubmedqa", folder / "pubmedqa.json")
-    questions = load_questions(task_file)
-    texts = [q.context for q in questions] + [" yes no maybe"] * 10
-    dirs = build_models(folder, texts, size, vocab)
-    name = lm_eval_task(folder / "tasks", questions, subset)
+    mmlu_dev = mmlu_dev or ROOT.parent / "shared" / "data" / "mcq" / "mmlu_dev"
+    files = write_task_files(folder, pubmedqa, mmlu_dev, n_questions)
+    tasks = {}
+    for task, path in files.items():
+        if path.stat().st_size:
+            tasks[task] = load_questions(TaskFile(task, path))
+    texts = [q.stem + " " + " ".join(q.options) for qs in tasks.values() for q in qs]
+    dirs = build_models(folder, texts + [q.context for q in tasks["pubmedqa"]], size, vocab, model_vocab)
     rows = []
     for family in families:
-        reference = HFLM(pretrained=str(dirs[family]), device="cpu", batch_size=1, dtype="float32")
-        batched = HFLM(pretrained=str(dirs[family]), device="cpu", batch_size=batch_size, dtype="float32")
-        ours = BiomambaLM(pretrained=str(dirs[family]), batch_size=batch_size)
-        full = BiomambaLM(pretrained=str(dirs[family]), batch_size=batch_size, backend="full")
-        timed = {
-            "biomamba (prefix sharing)": time_requests(ours, questions),
-            "biomamba, sharing off": time_requests(full, questions),
-            "lm-eval HF bs1": time_requests(reference, questions),
-            f"lm-eval HF bs{batch_size}": time_requests(batched, questions),
-        }
-        base = np.array(timed["lm-eval HF bs1"][1])
-        for harness, (seconds, lls) in timed.items():
-            gap = float(np.abs(np.array(lls) - base).max())
-            if gap > 1e-3:
-                raise SystemExit(f"{family}: {harness} log-likelihoods differ from lm-eval's by {gap}")
-            rows.append(
-                {
-                    "family": family,
-                    "scope": "model calls",
-                    "harness": harness,
-                    "seconds": seconds,
-                    "qps": len(questions) / seconds,
-                    "max_ll_gap": gap,
-                }
-            )
-        e2e = {
-            "biomamba evaluate()": time_end_to_end_biomamba(dirs[family], task_file, batch_size),
-            f"lm-eval simple_evaluate bs{batch_size}": time_end_to_end_lm_eval(
-                batched, folder / "tasks", name
-            ),
-        }
-        accs = {k: round(v[1], 6) for k, v in e2e.items()}
-        if len(set(accs.values())) != 1:
-            raise SystemExit(f"{family}: harnesses disagree on accuracy: {accs}")
-        for harness, (seconds, _) in e2e.items():
-            rows.append(
-                {
-                    "family": family,
-                    "scope": "end to end",
-                    "harness": harness,
-                    "seconds": seconds,
-                    "qps": len(questions) / seconds,
-                    "max_ll_gap": None,
-                }
-            )
-    return {"questions": len(questions), "size": size, "batch_size": batch_size, "rows": rows}
+        for batch_size in batch_sizes:
+            ours = BiomambaLM(pretrained=str(dirs[family]), batch_size=batch_size)
+            theirs = HFLM(pretrained=str(dirs[family]), device="cpu", batch_size=batch_size, dtype="float32")
+            for task, questions in tasks.items():
+                (mine, ll_mine), (ref, ll_ref) = (
+                    time_requests(ours, questions),
+                    time_requests(theirs, questions),
+                )
+                gap = float(np.abs(np.array(ll_mine) - np.array(ll_ref)).max())
+                if gap > 1e-3:
+                    raise SystemExit(f"{family} {task} bs{batch_size}: log-likelihoods differ by {gap}")
+                rows.append(
+                    {
+                        "family": family,
+                        "task": task,
+                        "batch_size": batch_size,
+                        "questions": len(questions),
+                        "choices": sum(len(q.requests()) for q in questions),
+                        "biomamba_s": mine,
+                        "lm_eval_s": ref,
+                        "speedup": ref / mine,
+                        "max_ll_gap": gap,
+                    }
+                )
+    return {"size": size, "model_vocab": model_vocab, "rows": rows}
 
 
 def markdown(result: dict, command: str) -> str:
@@ -190,23 +230,17 @@ def markdown(result: dict, command: str) -> str:
         f"Command: `{command}`  ",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
         f"torch threads {os.environ.get('OMP_NUM_THREADS', '2')}, CPU only  ",
-        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
-        f"Questions: {result['questions']} PubMedQA test questions (3 choices), model size `{result['size']}`, "
-        f"batch size {result['batch_size']}",
+        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, model size `{result['size']}`, "
+        f"embedding rows {result.get('model_vocab') or 'as the tokenizer'}",
         "",
-        "| model | scope | harness | seconds | questions/s | biomamba speed-up | max abs Δ loglik vs lm-eval bs1 |",
-        "|---|---|---|---|---|---|---|",
+        "| model | task | questions (requests) | batch | biomamba s | lm-eval HF s | biomamba speed-up | max abs Δ loglik |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for family in dict.fromkeys(r["family"] for r in result["rows"]):
-        for scope in ("model calls", "end to end"):
-            rows = [r for r in result["rows"] if r["family"] == family and r["scope"] == scope]
-            ours = rows[0]
-            for r in rows:
-                gap = "-" if r["max_ll_gap"] is None else f"{r['max_ll_gap']:.1e}"
-                lines.append(
-                    f"| {family} | {scope} | {r['harness']} | {r['seconds']:.2f} | {r['qps']:.2f} | "
-                    f"{ours['qps'] / r['qps']:.2f}x | {gap} |"
-                )
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['family']} | {r['task']} | {r['questions']} ({r['choices']}) | {r['batch_size']} | "
+            f"{r['biomamba_s']:.2f} | {r['lm_eval_s']:.2f} | **{r['speedup']:.2f}x** | {r['max_ll_gap']:.1e} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -215,8 +249,12 @@ def main() -> None:
     parser.add_argument("--pubmedqa", type=Path, default=ROOT.parent / "shared" / "data" / "pubmedqa")
     parser.add_argument("--questions", type=int, default=60)
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-sizes", default="1,4,16")
+    parser.add_argument("--mmlu-dev", type=Path, default=ROOT.parent / "shared" / "data" / "mcq" / "mmlu_dev")
     parser.add_argument("--vocab", type=int, default=2000)
+    parser.add_argument(
+        "--model-vocab", type=int, default=32000, help="embedding rows (Llama/Mistral: 32000)"
+    )
     parser.add_argument("--families", default="gpt2,mamba2")
     parser.add_argument(
         "--tiny", action="store_true", help="seconds-long smoke run (fixture data, tiny models)"
@@ -225,9 +263,17 @@ def main() -> None:
     args = parser.parse_args()
     if args.tiny:
         args.pubmedqa = ROOT / "tests" / "eval" / "fixtures" / "pubmedqa_ori_pqal.json"
-        args.questions, args.size, args.vocab, args.batch_size = 4, "tiny", 300, 4
+        args.questions, args.size, args.vocab, args.batch_sizes, args.model_vocab = 4, "tiny", 300, "4", 0
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     result = run(
-        args.pubmedqa, args.questions, args.size, args.batch_size, args.vocab, args.families.split(",")
+        args.pubmedqa,
+        args.questions,
+        args.size,
+        batch_sizes,
+        args.vocab,
+        args.families.split(","),
+        args.mmlu_dev,
+        args.model_vocab,
     )
     table = markdown(result, "python " + " ".join(sys.argv))
     print(table)

@@ -12,12 +12,14 @@ prompt is run once per question and the choices continue from the saved state:
 - anything else: a plain full-sequence fallback (correct, not faster).
 
 Every backend has the same two calls: `prefill(prompts)` -> (state, last-position log-probs) and
-`extend(state, rows, suffixes)` -> (log-probs of each suffix position, new state). Right-padded suffixes
+`extend(state, rows, suffixes)` -> (log-probs of each suffix position, new state); `extend` leaves `state`
+as it was, so one prefill can feed several extends. Right-padded suffixes
 never influence the real positions before them (causal models), so they need no mask.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,7 +32,7 @@ DEFAULT_MAX_LENGTH = 2048  # lm-eval's default when the config names no context 
 class PrefixBackend(Protocol):
     max_length: int
 
-    def prefill(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor]: ...
+    def prefill(self, prompts: list[list[int]], keep_state: bool = True) -> tuple[Any, torch.Tensor]: ...
 
     def extend(self, state: Any, rows: list[int], suffixes: list[list[int]]) -> tuple[torch.Tensor, Any]: ...
 
@@ -82,6 +84,45 @@ class _KVState:
     lengths: torch.Tensor  # [B] real tokens so far
 
 
+def _cache_keyword(model: Any) -> str:
+    """transformers 5.24 renamed the forward's `past_key_values` to `cache` (the old name warns and goes in
+    5.40); older releases only know `past_key_values`."""
+    return "cache" if _accepts(model, "cache") else "past_key_values"
+
+
+def _returned_cache(out: Any) -> Any:
+    """The cache a forward returned: `out.cache` (transformers >= 5.24), else `out.past_key_values`."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
+def _select_rows(cache: Any, index: torch.Tensor, config: Any) -> Any:
+    """A new cache holding the given rows (repeats allowed); `cache` is left as it was, so several extends
+    (answers bucketed by length) can all start from one prefill."""
+    layers = getattr(cache, "layers", None)
+    if layers is None:  # transformers before per-layer caches: copy, then select in place
+        cache = copy.deepcopy(cache)
+        cache.batch_select_indices(index)
+        return cache
+    from transformers import DynamicCache
+
+    selected = DynamicCache(config=config)
+    for number, layer in enumerate(layers):
+        selected.update(layer.keys[index], layer.values[index], number)
+    return selected
+
+
+def _only_if_padded(mask: torch.Tensor) -> torch.Tensor | None:
+    """The mask, or None when nothing is padded: attention then takes its plain causal path, as lm-eval's."""
+    return None if bool(mask.all()) else mask
+
+
+def _suffix_mask(suffixes: list[list[int]], width: int, device: torch.device) -> torch.Tensor:
+    """[N, width] 1 on each suffix's real tokens, 0 on the right padding up to the widest suffix."""
+    lengths = torch.tensor([len(s) for s in suffixes], device=device)
+    return (torch.arange(width, device=device)[None] < lengths[:, None]).long()
+
+
 class HFKVBackend:
     """transformers causal LMs, continuing from the KV cache."""
 
@@ -93,9 +134,11 @@ class HFKVBackend:
         # Only the prompt's last position needs logits: skipping the LM head elsewhere saves a
         # [prompt x vocab] matmul per question (lm-eval computes them all).
         self.last_only = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
+        self.cache_keyword = _cache_keyword(model)
 
     @torch.no_grad()
-    def prefill(self, prompts: list[list[int]]) -> tuple[_KVState, torch.Tensor]:
+    def prefill(self, prompts: list[list[int]], keep_state: bool = True) -> tuple[_KVState, torch.Tensor]:
+        """Run the prompts; without `keep_state` (single-token answers: nothing to extend) no cache is kept."""
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -105,31 +148,45 @@ class HFKVBackend:
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **self.last_only
+            input_ids=ids,
+            attention_mask=_only_if_padded(mask),
+            position_ids=positions,
+            use_cache=keep_state,
+            **self.last_only,
         )
         lengths = mask.sum(-1)
-        return _KVState(out.past_key_values, mask, lengths), _log_probs(out.logits[:, -1], None)
+        cache = _returned_cache(out) if keep_state else None
+        return _KVState(cache, mask, lengths), _log_probs(out.logits[:, -1], None)
 
     @torch.no_grad()
     def extend(
         self, state: _KVState, rows: list[int], suffixes: list[list[int]]
     ) -> tuple[torch.Tensor, _KVState]:
-        """Log-probs [N, T, V] of the suffixes continuing rows `rows` of the state (the state is consumed)."""
+        """Log-probs [N, T, V] of the suffixes continuing rows `rows` of the state (left unchanged).
+
+        Suffixes are right-padded to the widest; a padded position's id is clamped to the last position
+        the model has (a row whose prompt sits at the context limit would otherwise index past GPT-2's
+        learned positions) and masked out of the returned state. Causal attention keeps padding from
+        touching the real positions before it.
+        """
         index = torch.tensor(rows, dtype=torch.long, device=self.device)
-        cache = state.cache
-        cache.batch_select_indices(index)
+        cache = _select_rows(state.cache, index, getattr(self.model, "config", None))
         ids = _right_pad(suffixes, self.pad_id, self.device)
         width = ids.shape[1]
-        mask = torch.cat(
-            [state.mask[index], torch.ones((len(rows), width), dtype=torch.long, device=self.device)], 1
-        )
+        mask = torch.cat([state.mask[index], _suffix_mask(suffixes, width, self.device)], 1)
         lengths = state.lengths[index]
-        positions = lengths[:, None] + torch.arange(width, device=self.device)[None]
-        out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+        positions = (lengths[:, None] + torch.arange(width, device=self.device)[None]).clamp(
+            max=self.max_length - 1
         )
-        new_state = _KVState(out.past_key_values, mask, lengths + width)
-        return _log_probs(out.logits, None), new_state
+        out = self.model(
+            input_ids=ids,
+            attention_mask=_only_if_padded(mask),
+            position_ids=positions,
+            use_cache=True,
+            **{self.cache_keyword: cache},
+        )
+        new_lengths = lengths + torch.tensor([len(s) for s in suffixes], device=self.device)
+        return _log_probs(out.logits, None), _KVState(_returned_cache(out), mask, new_lengths)
 
 
 class Mamba2StateBackend:
@@ -145,7 +202,7 @@ class Mamba2StateBackend:
         self.min_padded_length = int(getattr(model.config, "d_conv", 4))
 
     @torch.no_grad()
-    def prefill(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor]:
+    def prefill(self, prompts: list[list[int]], keep_state: bool = True) -> tuple[Any, torch.Tensor]:
         width = max(len(p) for p in prompts)
         ragged = any(len(p) != width for p in prompts)
         if ragged and any(len(p) < self.min_padded_length for p in prompts):
@@ -206,7 +263,7 @@ class FullSequenceBackend:
         return _log_probs(self.model(input_ids=_right_pad(seqs, self.pad_id, self.device)).logits, None)
 
     @torch.no_grad()
-    def prefill(self, prompts: list[list[int]]) -> tuple[_FullState, torch.Tensor]:
+    def prefill(self, prompts: list[list[int]], keep_state: bool = True) -> tuple[_FullState, torch.Tensor]:
         lp = self._run(prompts)
         last = torch.tensor([len(p) - 1 for p in prompts], device=lp.device)
         return _FullState(prompts), lp[torch.arange(len(prompts), device=lp.device), last]

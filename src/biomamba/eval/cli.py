@@ -14,7 +14,9 @@ for a translated copy, reported per language; NAME=hub:DATASET[:CONFIG[:SPLIT]] 
 online). --tasks limits which of them run (NAME: every language, NAME@LANG: that copy). Protocols: `loglikelihood` (lm-eval's acc and
 acc_norm; default 0-shot), `letter` (BioMistral: next-token answer letter, default 3 shots x 3 seeds),
 `generate` (greedy answer + extraction). Every accuracy gets a 95% bootstrap interval; the results JSON
-(per-question predictions, prompt hashes) feeds `biomamba eval compare` and `biomamba report`.
+(per-question predictions, prompt hashes) feeds `biomamba eval compare` and `biomamba report`. It is
+rewritten after every task; rerun with the same --output and the tasks it already holds for the same model,
+tokenizer, settings and file contents are kept, not rerun.
 
 Example:
   biomamba eval run runs/x/final --task-file pubmedqa_test=../shared/data/pubmedqa \\
@@ -97,7 +99,10 @@ def register(app: typer.Typer) -> None:
         shots: int = typer.Option(None, help="k-shot (default: 0 for loglikelihood/generate, 3 for letter)."),
         seeds: int = typer.Option(None, help="Number of shot draws (seeds) when shots > 0 (default 3)."),
         batch_size: int = typer.Option(None, help="Questions per forward pass (default 16)."),
-        limit: int = typer.Option(None, help="Only the first N questions per task (smoke runs)."),
+        limit: int = typer.Option(
+            None,
+            help="Score N questions per task, a sample stratified by label, drawn with eval.seed (smoke runs).",
+        ),
         backend: str = typer.Option(None, help="auto | kv | mamba2 | full (full = no prefix sharing)."),
         device: str = typer.Option(None, help="cpu, cuda, cuda:1 ..."),
         dtype: str = typer.Option(None, help="float32, bfloat16, float16 (default: as stored)."),
@@ -135,6 +140,7 @@ def register(app: typer.Typer) -> None:
         from biomamba.eval.results import write_results
         from biomamba.eval.runner import evaluate
 
+        target = Path(cfg.output) if cfg.output else Path("runs/eval") / Path(cfg.model).name / "results.json"
         loaded, tokenizer = load(cfg.model, device=cfg.device, dtype=cfg.dtype)
         results = evaluate(
             loaded,
@@ -154,6 +160,7 @@ def register(app: typer.Typer) -> None:
             ece_bins=cfg.ece_bins,
             model_name=cfg.model,
             progress=lambda key, done, total: typer.echo(f"{key}: {done}/{total}", err=True),
+            output=target,
         )
         if cfg.perplexity is not None:
             p = cfg.perplexity
@@ -170,7 +177,6 @@ def register(app: typer.Typer) -> None:
                 batch_size=p.batch_size,
                 max_tokens=p.max_tokens,
             )
-        target = Path(cfg.output) if cfg.output else Path("runs/eval") / Path(cfg.model).name / "results.json"
         write_results(target, results)
         _print_task_table(results)
         typer.echo(f"results: {target}")

@@ -56,7 +56,9 @@ class EvalConfig(Section):
     seeds: int = Field(3, ge=1, description="shot draws per task when shots > 0")
     seed: int = 0
     batch_size: int = Field(16, ge=1, description="questions per forward")
-    limit: int | None = Field(None, ge=1, description="first N questions per task (smoke runs)")
+    limit: int | None = Field(
+        None, ge=1, description="N questions per task: a sample stratified by label, drawn with `seed`"
+    )
     max_length: int | None = Field(None, ge=8, description="context length (default: the model's)")
     max_new_tokens: int = Field(16, ge=1, description="generation protocol budget")
     bootstrap_resamples: int = Field(1000, ge=100)

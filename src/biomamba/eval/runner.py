@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -11,10 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from biomamba.errors import DataError
+from biomamba.eval import resume
 from biomamba.eval.backends import make_backend
 from biomamba.eval.metrics import bootstrap_interval, expected_calibration_error
 from biomamba.eval.protocols import DEFAULT_SHOTS, PROTOCOLS, RUNNERS, ProtocolRun
-from biomamba.eval.results import FORMAT
+from biomamba.eval.results import FORMAT, write_results
+from biomamba.eval.sampling import stratified_sample
 from biomamba.eval.scoring import RequestEncoder
 from biomamba.eval.tasks import (
     Question,
@@ -22,9 +26,34 @@ from biomamba.eval.tasks import (
     get_task,
     group_task_files,
     label_balance,
+    label_of,
     load_questions,
     parse_task_file,
 )
+
+log = logging.getLogger(__name__)
+
+
+def _file_sha256(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _sources_sha256(task_file: TaskFile) -> str | None:
+    """One checksum over every file a task reads (a file, a folder, a glob, or several of them), so a rerun
+    can tell whether a finished task's inputs changed; None (never reused) when they cannot be listed."""
+    from biomamba.benchmarks.registry import expand_paths
+
+    try:
+        specs = (task_file.raw or str(task_file.path), *task_file.more)
+        paths = sorted({path for spec in specs for path in expand_paths(spec)})
+    except DataError:
+        return None  # a hub copy or a missing file: read (and reported) by the task itself
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(f"{path}\0{_file_sha256(path)}\n".encode())
+    return digest.hexdigest()
 
 
 def _as_task_file(item: TaskFile | str) -> TaskFile:
@@ -50,12 +79,17 @@ def evaluate(
     ece_bins: int = 10,
     model_name: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    output: str | Path | None = None,
 ) -> dict[str, Any]:
     """Score every task file with one protocol; returns the results dict (write it with `write_results`).
 
     `task_files` are `TaskFile`s or strings `NAME=PATH` / `NAME@LANG=PATH`. With `shots` > 0 the shots
     are drawn by `seeds` seeds (seed, seed+1, ...) from the task's fewshot file (`fewshot_files[NAME]`)
-    or else from the other questions of the same file; accuracy is then also given per seed.
+    or else from the other questions of the same file; accuracy is then also given per seed. `limit`
+    scores a sample of N questions per task, stratified by label and drawn with `seed`.
+
+    With `output`, the results so far are written there (atomically) after every task, and tasks an
+    earlier run already wrote there with the same fingerprint (biomamba.eval.resume) are reused, not rerun.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r} (one of {', '.join(PROTOCOLS)})")
@@ -64,9 +98,40 @@ def evaluate(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     engine = make_backend(model, max_length=max_length, pad_id=pad_id, kind=backend)
     encoder = RequestEncoder(tokenizer, engine.max_length)
-    tasks: dict[str, Any] = {}
+    target = Path(output) if output is not None else None
+    previous = resume.finished_tasks(target)
+    identity = {
+        "model": resume.model_fingerprint(model),
+        "tokenizer": resume.tokenizer_fingerprint(tokenizer),
+    }
+    settings = dict(
+        protocol=protocol,
+        shots=shots,
+        seeds=seed_list,
+        limit=limit,
+        seed=seed,
+        max_length=engine.max_length,
+        max_new_tokens=max_new_tokens,
+        bootstrap_resamples=bootstrap_resamples,
+        ece_bins=ece_bins,
+    )
+    results = _results_header(model, model_name, engine, settings, batch_size)
+    fewshot_files = fewshot_files or {}
     for task_file in group_task_files(_as_task_file(item) for item in task_files):
-        tasks[task_file.key] = _evaluate_task(
+        fewshot = fewshot_files.get(task_file.task)
+        task_settings = {
+            **settings,
+            "key": task_file.key,
+            "fewshot_sha256": fewshot and _file_sha256(Path(fewshot)),
+        }
+        fingerprint = resume.task_fingerprint(identity, task_settings, _sources_sha256(task_file))
+        if resume.reusable(previous.get(task_file.key), fingerprint):
+            log.info(
+                "%s: finished by an earlier run into %s (same fingerprint), not rerun", task_file.key, target
+            )
+            results["tasks"][task_file.key] = previous[task_file.key]
+            continue
+        task = _evaluate_task(
             task_file,
             engine,
             encoder,
@@ -75,27 +140,37 @@ def evaluate(
             seed_list,
             batch_size,
             limit,
-            fewshot_files or {},
+            fewshot_files,
             max_new_tokens,
             bootstrap_resamples,
             ece_bins,
             progress,
         )
+        results["tasks"][task_file.key] = {**task, "fingerprint": fingerprint}
+        if target is not None:
+            write_results(target, results)
+    return results
+
+
+def _results_header(
+    model: Any, model_name: str | None, engine: Any, settings: dict[str, Any], batch_size: int
+) -> dict[str, Any]:
+    """Everything of a results file but its tasks (docs/formats.md, "Results JSON")."""
     return {
         "format": FORMAT,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": _model_info(model, model_name),
         "protocol": {
-            "name": protocol,
-            "shots": shots,
-            "seeds": seed_list,
+            "name": settings["protocol"],
+            "shots": settings["shots"],
+            "seeds": settings["seeds"],
             "batch_size": batch_size,
             "max_length": engine.max_length,
             "backend": type(engine).__name__,
             "target_delimiter": " ",
             "fewshot_delimiter": "\n\n",
         },
-        "tasks": tasks,
+        "tasks": {},
     }
 
 
@@ -124,7 +199,10 @@ def _evaluate_task(
     progress: Callable[[str, int, int], None] | None,
 ) -> dict[str, Any]:
     spec = get_task(task_file.task)
-    questions = load_questions(task_file, limit=limit)
+    questions: Sequence[Question] = load_questions(task_file)
+    sample = None
+    if limit:
+        questions, sample = stratified_sample(questions, limit, label_of, seed=seed_list[0])
     pool: list[Question] | None = None
     if shots and task_file.task in fewshot_files:
         pool = load_questions(
@@ -158,6 +236,7 @@ def _evaluate_task(
         "file_sha256": questions.file_sha256,  # {file: sha256} when a folder or glob was read
         "format": questions.format,
         "n": len(questions),
+        "limit": sample,
         "label_balance": label_balance(questions),
         "prompt_hash": hashlib.sha256("".join(p["prompt_sha"] for p in predictions).encode()).hexdigest()[
             :16

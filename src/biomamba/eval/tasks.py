@@ -560,12 +560,18 @@ def _report(task_file: TaskFile, spec: TaskSpec, questions: QuestionList) -> Non
         log.warning("%s: %s: skipped %s", task_file.path, spec.name, skipped)
 
 
+def label_of(question: Question) -> str:
+    """The gold answer as a label: the word for tasks answered by a fixed word set (yes/no/maybe), else the
+    option letter. ARC-style choices are free texts, so keying by them would give one label per question."""
+    spec = TASKS.get(question.task)
+    if spec is not None and spec.answer_words:
+        return question.choices[question.gold].strip()
+    return LETTERS[question.gold]
+
+
 def label_balance(questions: Iterable[Question]) -> dict[str, int]:
-    """Counts of gold answers (yes/no/maybe for word answers, else the option letter), to check a split."""
-    counts: Counter[str] = Counter()
-    for q in questions:
-        words = q.choices == q.options and max(len(c) for c in q.choices) <= 10
-        counts[q.choices[q.gold] if words else LETTERS[q.gold]] += 1
+    """Counts of gold answers by `label_of` (yes/no/maybe, else the option letter), to check a split."""
+    counts: Counter[str] = Counter(label_of(q) for q in questions)
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 

@@ -1,0 +1,99 @@
+"""`--limit N` takes a seeded sample stratified by label, and label balances are keyed by label, not text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tests.eval.conftest import FIXTURES, write_jsonl
+
+from biomamba.eval.runner import evaluate
+from biomamba.eval.sampling import stratified_sample, stratum_sizes
+from biomamba.eval.tasks import TaskFile, label_balance, label_of, load_questions
+
+
+def _pubmedqa_test_folder(folder: Path, counts: dict[str, int]) -> Path:
+    """The official PubMedQA test layout: test_ground_truth.json (here, as the real one, sorted by label)
+    and test_set.json (PMID -> {QUESTION, CONTEXTS, LABELS, MESHES, YEAR, final_decision, LONG_ANSWER})."""
+    folder.mkdir()
+    truth, records = {}, {}
+    pmid = 10000
+    for label, n in counts.items():
+        for _ in range(n):
+            pmid += 1
+            truth[str(pmid)] = label
+            records[str(pmid)] = {
+                "QUESTION": f"Does treatment {pmid} improve outcome?",
+                "CONTEXTS": [f"We studied {pmid % 97} patients.", "Outcomes were recorded."],
+                "LABELS": ["METHODS", "RESULTS"],
+                "MESHES": ["Humans"],
+                "YEAR": "2010",
+                "reasoning_required_pred": label,
+                "reasoning_free_pred": label,
+                "final_decision": label,
+                "LONG_ANSWER": "See results.",
+            }
+    (folder / "test_ground_truth.json").write_text(json.dumps(truth, indent=1))
+    (folder / "test_set.json").write_text(json.dumps(records, indent=4))
+    return folder
+
+
+def test_limit_is_a_seeded_sample_stratified_by_label(tmp_path, tiny_gpt2, tiny_tokenizer):
+    folder = _pubmedqa_test_folder(tmp_path / "pubmedqa", {"yes": 30, "no": 20, "maybe": 10})
+    task_file = TaskFile("pubmedqa_test", folder)
+    assert [label_of(q) for q in load_questions(task_file)][:30] == [
+        "yes"
+    ] * 30  # the first N would be all yes
+    out = evaluate(tiny_gpt2, tiny_tokenizer, [task_file], limit=12, seed=3, bootstrap_resamples=10)
+    task = out["tasks"]["pubmedqa_test"]
+    assert task["n"] == 12 and task["label_balance"] == {"yes": 6, "no": 4, "maybe": 2}
+    assert task["limit"] == {"n": 12, "of": 60, "seed": 3, "strategy": "stratified by label"}
+    again = evaluate(tiny_gpt2, tiny_tokenizer, [task_file], limit=12, seed=3, bootstrap_resamples=10)
+    other = evaluate(tiny_gpt2, tiny_tokenizer, [task_file], limit=12, seed=4, bootstrap_resamples=10)
+    ids = [[p["id"] for p in r["tasks"]["pubmedqa_test"]["predictions"]] for r in (out, again, other)]
+    assert ids[0] == ids[1] and ids[0] != ids[2]
+    assert ids[0] == sorted(ids[0])  # file order kept
+
+
+def test_stratum_sizes_add_up_and_keep_every_label():
+    assert stratum_sizes({"yes": 276, "no": 169, "maybe": 55}, 50) == {"yes": 28, "no": 17, "maybe": 5}
+    sizes = stratum_sizes({"a": 1, "b": 1, "c": 1}, 2)
+    assert sum(sizes.values()) == 2
+    items = list(range(9))
+    sample, info = stratified_sample(items, 100, lambda i: str(i % 3))
+    assert sample == items and info["n"] == 9
+    with pytest.raises(ValueError):
+        stratified_sample(items, 0, str)
+
+
+def test_real_pubmedqa_smoke_run_sees_every_label(shared_data):
+    questions = load_questions(TaskFile("pubmedqa_test", shared_data / "pubmedqa"))
+    sample, _ = stratified_sample(questions, 50, label_of, seed=0)
+    assert label_balance(sample) == {"yes": 28, "no": 17, "maybe": 5}  # 276/169/55 of 500, scaled to 50
+
+
+def test_label_balance_of_arc_is_keyed_by_answer_letter(tmp_path):
+    """ARC choices are free texts (often under 10 characters): the balance must count answer positions."""
+    records = [
+        {
+            "id": f"Mercury_{i}",
+            "question": {
+                "stem": f"Which is a source of energy number {i}?",
+                "choices": [{"text": t, "label": lab} for t, lab in zip(texts, "ABCD", strict=False)],
+            },
+            "answerKey": key,
+        }
+        for i, (texts, key) in enumerate(
+            [
+                (["sun", "rock", "sand", "ice"], "A"),
+                (["wind", "salt", "soil"], "A"),
+                (["coal", "tin", "gas", "oil"], "C"),
+            ]
+        )
+    ]
+    path = write_jsonl(tmp_path / "ARC-Easy-Test.jsonl", records)
+    assert label_balance(load_questions(TaskFile("arc_easy", path))) == {"A": 2, "C": 1}
+    assert set(label_balance(load_questions(TaskFile("arc_easy", FIXTURES / "arc_easy.jsonl")))) <= set(
+        "ABCD"
+    )
