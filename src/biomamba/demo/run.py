@@ -291,20 +291,20 @@ def _summary(results: dict[str, Any]) -> list[str]:
         f"on general text with {pubmed_share:.0f}% PubMed-style abstracts, then {runs['continued']['steps']} steps "
         "of continued pretraining on the 80/10/10 PubMed/C4/Wikipedia mixture (synthetic data)."
     )
-    gains = (
-        [
-            f"PubMed perplexity {ppl['pubmed']['before']:.2f} -> {ppl['pubmed']['after']:.2f} "
-            f"({100 * ppl['pubmed']['change']:+.1f}%)"
-        ]
-        if "pubmed" in ppl
-        else []
-    )
+    gains, losses = [], []
+    if "pubmed" in ppl:
+        row = ppl["pubmed"]
+        text = f"PubMed perplexity {row['before']:.2f} -> {row['after']:.2f} ({100 * row['change']:+.1f}%)"
+        (gains if row["change"] < 0 else losses).append(text)
     for task, row in results["multiple_choice"].items():
         paired = row["paired"]
-        gains.append(
+        text = (
             f"{task} acc {100 * paired['before']:.1f} -> {100 * paired['after']:.1f} "
             f"(paired diff {100 * paired['diff']:+.1f} [{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}])"
         )
+        if any(reason for metrics in row["degenerate"].values() for reason in metrics.values()):
+            text += ", degenerate (the same answer to every question)"
+        (gains if paired["low"] > 0 else losses).append(text)  # a gain only when its interval excludes 0
     general = ", ".join(f"{d} {100 * r['change']:+.1f}%" for d, r in ppl.items() if r["general"])
     tolerance = 100 * claim["tolerance"]
     if claim["within"]:
@@ -314,7 +314,9 @@ def _summary(results: dict[str, Any]) -> list[str]:
     else:
         verdict = f"better than the +/-{tolerance:.0f}% claim (general text fell too)"
     cost = f"Cost: general perplexity {general} ({verdict})"
-    return [trained, "Improved: " + "; ".join(gains) + ".", cost]
+    if losses:
+        cost += "; no gain: " + "; ".join(losses)
+    return [trained, "Improved: " + ("; ".join(gains) or "nothing") + ".", cost]
 
 
 def render_markdown(results: dict[str, Any]) -> str:
