@@ -62,7 +62,7 @@ def test_biomedical_multiple_choice_does_not_regress(story: dict[str, Any]) -> N
 
 @pytest.mark.xfail(
     reason="issue 15, not reached yet: at this scale (0.6M parameters, ~300k tokens) the model answers every "
-    "PubMedQA question 'yes' and nearly every MedQA question alike, before and after; the report says so",
+    "PubMedQA question 'yes' before and after, and (before) every MedQA question 'A'; the report says so",
 )
 def test_no_metric_is_degenerate(story: dict[str, Any]) -> None:
     reasons = [
