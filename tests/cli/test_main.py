@@ -172,3 +172,9 @@ def test_exit_codes_of_commands_reach_the_shell(capsys: pytest.CaptureFixture[st
             patch.setattr("biomamba.cli.main.build_app", lambda: app)
             run(["exit-with", str(code)])
         assert exit_info.value.code == code
+
+
+def test_unknown_option_is_a_usage_error_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    """typer ships its own copy of click: its usage errors are user errors too."""
+    code, _, err = _run(["generate", "some-model", "--prompt", "hi"], capsys)
+    assert code == 2 and "No such option: --prompt" in err and "Traceback" not in err

@@ -33,26 +33,30 @@ def test_demo_writes_results_report_and_plot(tmp_path: Path) -> None:
     assert saved["perplexity"] == results["perplexity"]
     assert set(saved["perplexity"]) == {"pubmed", "c4", "wikipedia"}
     pubmed = saved["perplexity"]["pubmed"]
-    assert pubmed["after"] < pubmed["before"]  # the base model never saw a PubMed-style document
+    assert pubmed["after"] < pubmed["before"]  # 80% PubMed after 10%
     assert saved["runs"]["base"]["steps"] == 6 and saved["runs"]["continued"]["steps"] == 6
+    assert [line.split(":")[0] for line in saved["summary"]] == ["Trained", "Improved", "Cost"]
+    assert set(saved["stage_seconds"]) == {
+        "corpus and tokenizer", "corpus build", "base pretraining", "continued pretraining", "evaluation", "report"
+    }  # fmt: skip
+    assert lines[-2].startswith("stage timings: corpus and tokenizer ")
     mix = saved["mixture"]
     assert mix, "the corpus manifest's mixture summary is carried into the results"
     for task in ("pubmedqa", "medqa_4options"):
         row = saved["multiple_choice"][task]
         assert 0.0 <= row["after"]["acc"] <= 1.0 and 0.0 < row["majority_baseline"] <= 1.0
+        assert row["paired"]["n"] == row["n"] and set(row["degenerate"]) == {"before", "after"}
 
     report = (tmp_path / "demo" / "report.md").read_text()
-    assert "SYNTHETIC DEMO DATA" in report
+    assert "SYNTHETIC DEMO DATA" in report and report.splitlines()[2].startswith("- Trained: ")
     assert "| pubmed |" in report and "| c4 |" in report and "| wikipedia |" in report
     assert (tmp_path / "demo" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [line for line in lines if line.startswith("[")][-1] == "[5/5] report"
 
 
 def test_demo_recipe_errors_name_the_key(tmp_path: Path) -> None:
-    with pytest.raises(RecipeError, match=r"demo\.yaml: demo\.general_ratios: .*sum to 1 \(got 0\.7\)"):
-        run_demo(
-            RECIPE, output_dir=tmp_path, overrides={"demo.general_ratios": {"c4": 0.5, "wikipedia": 0.2}}
-        )
+    with pytest.raises(RecipeError, match=r"demo\.yaml: demo\.base_ratios: .*sum to 1 \(got 0\.7\)"):
+        run_demo(RECIPE, output_dir=tmp_path, overrides={"demo.base_ratios": {"c4": 0.5, "wikipedia": 0.2}})
     with pytest.raises(RecipeError, match=r"demo\.mc_tasks: the demo has questions for .*'hellaswag'"):
         run_demo(RECIPE, output_dir=tmp_path, overrides={"demo.mc_tasks": ["hellaswag"]})
     with pytest.raises(

@@ -70,3 +70,39 @@ def test_single_run_report(tmp_path):
     run = _run(tmp_path / "r.json", "m", {"arc_easy": ("general", "en", [1.0, 0.0])})
     text = render_report([run], tmp_path / "o")["markdown"].read_text()
     assert "Δ" not in text and "| arc_easy | 2 | 50.0" in text
+
+
+def test_general_perplexity_rise_is_flagged_as_forgetting(tmp_path):
+    from biomamba.report.render import perplexity_changes
+
+    before = _run(
+        tmp_path / "b.json",
+        "base",
+        {},
+        {"pubmed": {"ppl": 10.0}, "c4": {"ppl": 2.0}, "wikipedia": {"ppl": 4.0}},
+    )
+    after = _run(
+        tmp_path / "a.json",
+        "cpt",
+        {},
+        {"pubmed": {"ppl": 6.0}, "c4": {"ppl": 2.1}, "wikipedia": {"ppl": 4.04}},
+    )
+    changes = perplexity_changes(json.loads(before.read_text()), json.loads(after.read_text()))
+    assert changes["c4"]["forgetting"] and not changes["c4"]["within_claim"]  # +5%
+    assert changes["wikipedia"]["within_claim"] and not changes["wikipedia"]["forgetting"]  # +1%
+    assert not changes["pubmed"]["general"] and not changes["pubmed"]["forgetting"]  # -40% is the point
+    text = render_report([before, after], tmp_path / "out")["markdown"].read_text()
+    assert "| c4 | 2.00 | 2.10 | +5.0% **forgetting > 3%** |" in text
+    assert "| wikipedia | 4.00 | 4.04 | +1.0% |" in text and "| pubmed | 10.00 | 6.00 | -40.0% |" in text
+
+
+def test_a_constant_answer_is_reported_as_degenerate_not_as_a_score(tmp_path):
+    path = _run(tmp_path / "r.json", "m", {"pubmedqa": ("biomedical", "en", [1.0] * 6 + [0.0] * 4)})
+    data = json.loads(path.read_text())
+    for i, pred in enumerate(data["tasks"]["pubmedqa"]["predictions"]):
+        pred.update(pred=0, pred_norm=i % 3)  # acc: always the first choice; acc_norm: varies
+    path.write_text(json.dumps(data))
+    text = render_report([path], tmp_path / "o")["markdown"].read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| pubmedqa | en |"))
+    assert "degenerate: the same answer (choice 1) to all 10 questions" in row
+    assert row.count("degenerate") == 1  # acc_norm's answers vary: it stays a number

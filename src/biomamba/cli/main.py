@@ -15,7 +15,10 @@ Heavy imports (torch, transformers) happen inside commands, keeping `--help` fas
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
+import warnings
 
 import typer
 
@@ -47,6 +50,51 @@ HELP = "\n\n".join(  # one line per paragraph: rich keeps line breaks, so the te
 )
 
 
+# Libraries whose start-up notices (torchao's "Failed to load ..._C_mxfp8", torch's `_pytree` deprecation,
+# transformers' "falling back to its reference PyTorch implementation") are not news to a biomamba user.
+THIRD_PARTY_LOGGERS = ("torch", "torchao", "transformers", "huggingface_hub", "accelerate", "datasets")
+# Read when the library is first imported, so they also cover imports that happen inside a command.
+QUIET_ENVIRONMENT = {
+    "TORCH_LOGS": "-torch",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # transformers' "Loading weights" bar follows it
+}
+_quieted: dict[str, object] = {}
+
+
+def quiet_third_party() -> None:
+    """Keep third-party warnings and log notices out of normal output; `--verbose` shows them again.
+
+    Only third-party output is held back: biomamba's own warnings and errors, and anything at ERROR level
+    from the libraries, still reach stderr. Idempotent; `show_third_party_output` undoes it.
+    """
+    if _quieted:
+        return
+    _quieted["env"] = {name: os.environ.get(name) for name in QUIET_ENVIRONMENT}
+    _quieted["levels"] = {name: logging.getLogger(name).level for name in THIRD_PARTY_LOGGERS}
+    _quieted["filters"] = list(warnings.filters)
+    for name, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    for name in THIRD_PARTY_LOGGERS:  # torch resets its own logger's level on import: TORCH_LOGS covers that
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"(?!biomamba\b)")
+
+
+def show_third_party_output() -> None:
+    """Undo `quiet_third_party` (the global `--verbose` flag)."""
+    if not _quieted:
+        return
+    for name, value in _quieted.pop("env").items():  # type: ignore[attr-defined]
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    for name, level in _quieted.pop("levels").items():  # type: ignore[attr-defined]
+        logging.getLogger(name).setLevel(level)
+    warnings.filters[:] = _quieted.pop("filters")  # type: ignore[index]
+    _quieted.clear()
+
+
 def build_app() -> typer.Typer:
     app = typer.Typer(
         name="biomamba",
@@ -61,7 +109,12 @@ def build_app() -> typer.Typer:
     @app.callback(invoke_without_command=True)
     def _root(
         version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+        verbose: bool = typer.Option(
+            False, "--verbose", help="Also show third-party libraries' warnings and log notices."
+        ),
     ) -> None:
+        if verbose:
+            show_third_party_output()
         if version:
             typer.echo(f"biomamba {__version__}")
             raise typer.Exit()
@@ -71,8 +124,23 @@ def build_app() -> typer.Typer:
     return app
 
 
+def _click_exception_types() -> tuple[type[Exception], ...]:
+    """Usage errors (unknown option, missing argument): click's, and those of the copy of click typer ships."""
+    import click
+
+    types: list[type[Exception]] = [click.exceptions.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as TyperClickException  # typer >= 0.25
+
+        types.append(TyperClickException)
+    except ImportError:
+        pass
+    return tuple(types)
+
+
 def run(argv: list[str] | None = None) -> None:
     """Run the CLI, turning user errors into one line and exit status 2."""
+    quiet_third_party()
     app = build_app()
     try:
         # Without standalone mode click returns a typer.Exit's code instead of exiting: keep it.
@@ -89,9 +157,7 @@ def run(argv: list[str] | None = None) -> None:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        if isinstance(exc, _click_exception_types()):
             exc.show()
             sys.exit(exc.exit_code)
         raise  # a bug, not a user error: keep the traceback

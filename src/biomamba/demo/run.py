@@ -4,12 +4,14 @@ It calls exactly the stage APIs a real recipe uses (tokenizer training, corpus b
 evaluation suite); only the sizes are small. Steps:
 
 1. write the synthetic corpus (biomamba.demo.synthetic) and train a small byte-level BPE on it;
-2. build two corpora with the corpus stage: the general-only one (C4 + Wikipedia) and the 80/10/10
-   PubMed/C4/Wikipedia mixture; both hold out the same documents per domain (split by a stable hash of the id);
-3. pretrain a tiny Mamba2 "base" from scratch on the general corpus, then continue pretraining it on the mixture;
+2. build two corpora with the corpus stage: the base model's (general text with a little PubMed, as the Pile
+   has) and the 80/10/10 PubMed/C4/Wikipedia mixture; both hold out the same documents per domain (split by a
+   stable hash of the id);
+3. pretrain a tiny Mamba2 "base" from scratch on the base corpus, then continue pretraining it on the mixture;
 4. evaluate both on the held-out split of every domain (perplexity) and on the synthetic PubMedQA / MedQA
    questions (log-likelihood multiple choice, as lm-evaluation-harness scores it);
-5. write `results.json`, `report.md` (the before/after table) and `curves.png` under the output directory.
+5. write `results.json`, `report.md` (a three-line summary, then the before/after tables) and `curves.png` under
+   the output directory, and print the time each stage took.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,32 +49,77 @@ def run_demo(
     sections = validate_recipe(raw, source)  # every section, before anything is written
     demo = sections.get("demo") or DemoConfig()
     out = Path(output_dir or raw.get("output_dir") or "runs/demo")
-    started = time.perf_counter()
+    clock = _StageClock()
+    with _torch_threads(demo.threads):
+        say(f"[1/5] synthetic corpus and tokenizer -> {out}")
+        with clock("corpus and tokenizer"):
+            sources, tokenizer_dir = _corpus_and_tokenizer(sections.get("tokenizer"), demo, out)
 
-    say(f"[1/5] synthetic corpus and tokenizer -> {out}")
-    sources, tokenizer_dir = _corpus_and_tokenizer(sections.get("tokenizer"), demo, out)
+        say(
+            "[2/5] corpus build: the base model's corpus and the 80/10/10 mixture (held-out split per domain)"
+        )
+        with clock("corpus build"):
+            corpora = _build_corpora(raw, demo, sources, tokenizer_dir, out, source, say)
 
-    say("[2/5] corpus build: general-only and the 80/10/10 mixture (token ratios, held-out split per domain)")
-    corpora = _build_corpora(raw, demo, sources, tokenizer_dir, out, source, say)
+        say(
+            "[3/5] pretraining the base model (mostly general text), then continued pretraining on the mixture"
+        )
+        runs = _train_phases(raw, demo, corpora, tokenizer_dir, out, clock)
 
-    say("[3/5] pretraining the base model on general text, then continued pretraining on the mixture")
-    runs = _train_phases(raw, demo, corpora, tokenizer_dir, out)
+        say("[4/5] evaluation before and after continued pretraining")
+        with clock("evaluation"):
+            evaluations = {
+                phase: _evaluate(
+                    runs[phase]["final_dir"], corpora["mixture"], sources, demo, out / "eval" / phase
+                )
+                for phase in ("base", "continued")
+            }
 
-    say("[4/5] evaluation before and after continued pretraining")
-    evaluations = {
-        phase: _evaluate(runs[phase]["final_dir"], corpora["mixture"], sources, demo, out / "eval" / phase)
-        for phase in ("base", "continued")
-    }
-
-    say("[5/5] report")
-    results = _results(raw, demo, corpora, runs, evaluations, time.perf_counter() - started)
+        say("[5/5] report")
+        with clock("report"):
+            results = _results(raw, demo, corpora, runs, evaluations)
+            plot_curves(runs, out / "curves.png")
+    results["stage_seconds"] = clock.seconds
+    results["seconds"] = round(sum(clock.seconds.values()), 1)
+    results["summary"][-1] += f"; the demo took {results['seconds']:.0f} s."
     write_json(out / "results.json", results)
     write_text(out / "report.md", render_markdown(results))
-    plot_curves(runs, out / "curves.png")
+    for line in results["summary"]:
+        say(line)
+    say("stage timings: " + ", ".join(f"{name} {sec:.0f} s" for name, sec in clock.seconds.items()))
     say(
         f"done in {results['seconds']:.0f} s: {out / 'report.md'}, {out / 'results.json'}, {out / 'curves.png'}"
     )
     return results
+
+
+class _StageClock:
+    """Wall-clock seconds per demo stage, in the order they ran (printed at the end and kept in results)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 1)
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with `threads` torch CPU threads, restoring the caller's setting afterwards."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _corpus_and_tokenizer(
@@ -107,52 +155,55 @@ def _build_corpora(
         raw, {f"data.sources.{d}": [{"type": "jsonl", "path": str(sources[d])}] for d in DOMAINS}
     )
     mixture_cfg = load_section(mixture_raw, "data", DataConfig, source)
-    general_cfg = mixture_cfg.model_copy(
+    base_cfg = mixture_cfg.model_copy(
         update={
-            "sources": {d: mixture_cfg.sources[d] for d in demo.general_ratios},
-            "ratios": dict(demo.general_ratios),
+            "sources": {d: mixture_cfg.sources[d] for d in demo.base_ratios},
+            "ratios": dict(demo.base_ratios),
         }
     )
-    general_cfg = DataConfig.model_validate(general_cfg.model_dump())
-    corpora = {"general": out / "corpus" / "general", "mixture": out / "corpus" / "mixture"}
-    build_corpus(general_cfg, str(tokenizer_dir), corpora["general"], progress=lambda m: say(f"    {m}"))
+    base_cfg = DataConfig.model_validate(base_cfg.model_dump())
+    corpora = {"base": out / "corpus" / "base", "mixture": out / "corpus" / "mixture"}
+    build_corpus(base_cfg, str(tokenizer_dir), corpora["base"], progress=lambda m: say(f"    {m}"))
     build_corpus(mixture_cfg, str(tokenizer_dir), corpora["mixture"], progress=lambda m: say(f"    {m}"))
     return corpora
 
 
 def _train_phases(
-    raw: dict, demo: DemoConfig, corpora: dict[str, Path], tokenizer_dir: Path, out: Path
+    raw: dict, demo: DemoConfig, corpora: dict[str, Path], tokenizer_dir: Path, out: Path, clock: _StageClock
 ) -> dict:
     from biomamba.train import train
 
-    base = train(
-        raw,
-        output_dir=out / "base",
-        overrides={
-            "train.corpus": str(corpora["general"]),
-            "train.tokenizer": str(tokenizer_dir),
-            "train.max_steps": demo.base.max_steps,
-            "train.lr": demo.base.lr,
-        },
-    )
+    with clock("base pretraining"):
+        base = train(
+            raw,
+            output_dir=out / "base",
+            overrides={
+                "train.corpus": str(corpora["base"]),
+                "train.tokenizer": str(tokenizer_dir),
+                "train.max_steps": demo.base.max_steps,
+                "train.lr": demo.base.lr,
+            },
+        )
     continued_raw = copy.deepcopy(raw)
     continued_raw.pop("model", None)  # the continued phase starts from the base checkpoint instead
     continued_raw["train"].pop("architecture", None)
-    continued = train(
-        continued_raw,
-        output_dir=out / "continued",
-        overrides={
-            "train.corpus": str(corpora["mixture"]),
-            "train.base_model": str(base.final_dir),
-            "train.max_steps": demo.continued.max_steps,
-            "train.lr": demo.continued.lr,
-        },
-    )
+    with clock("continued pretraining"):
+        continued = train(
+            continued_raw,
+            output_dir=out / "continued",
+            overrides={
+                "train.corpus": str(corpora["mixture"]),
+                "train.base_model": str(base.final_dir),
+                "train.max_steps": demo.continued.max_steps,
+                "train.lr": demo.continued.lr,
+            },
+        )
     return {"base": base.to_json(), "continued": continued.to_json()}
 
 
 def _evaluate(model_dir: str, corpus: Path, sources: dict[str, Path], demo: DemoConfig, out: Path) -> dict:
     from biomamba.eval import evaluate, perplexity, write_results
+    from biomamba.eval.tasks import load_questions, parse_task_file
     from biomamba.models import load_model, load_tokenizer
 
     model = load_model(model_dir)
@@ -165,78 +216,170 @@ def _evaluate(model_dir: str, corpus: Path, sources: dict[str, Path], demo: Demo
         protocol="loglikelihood",
         model_name=str(model_dir),
     )
+    for task in demo.mc_tasks:  # the choice strings, so a degenerate metric names the answer it is stuck on
+        questions = load_questions(parse_task_file(f"{task}={task_paths[task]}"), limit=1)
+        results["tasks"][task]["choices"] = questions[0].choices
     results["perplexity"] = perplexity(model, corpus=corpus, seq_len=demo.eval_seq_len)
     write_results(out / "results.json", results)
     return results
 
 
 def _results(
-    raw: dict, demo: DemoConfig, corpora: dict[str, Path], runs: dict, evaluations: dict, seconds: float
+    raw: dict, demo: DemoConfig, corpora: dict[str, Path], runs: dict, evaluations: dict
 ) -> dict[str, Any]:
     from biomamba.data import read_manifest
+    from biomamba.report.render import perplexity_changes
 
-    manifest = read_manifest(corpora["mixture"])
-    rows = {}
-    for domain in DOMAINS:
-        before = evaluations["base"]["perplexity"][domain]["ppl"]
-        after = evaluations["continued"]["perplexity"][domain]["ppl"]
-        rows[domain] = {"before": before, "after": after, "change_pct": 100.0 * (after - before) / before}
-    mc = {}
-    for task in demo.mc_tasks:
-        before = evaluations["base"]["tasks"][task]["metrics"]
-        after = evaluations["continued"]["tasks"][task]["metrics"]
-        balance = evaluations["base"]["tasks"][task].get("label_balance") or {}
-        majority = max(balance.values()) / sum(balance.values()) if balance else None
-        mc[task] = {"before": before, "after": after, "majority_baseline": majority}
-    return {
-        "format": "biomamba-demo-results/1",
+    before, after = evaluations["base"], evaluations["continued"]
+    perplexity = perplexity_changes(before, after)
+    results = {
+        "format": "biomamba-demo-results/2",
         "recipe": raw.get("name", "demo"),
-        "seconds": round(seconds, 1),
-        "mixture": manifest.get("mixture", {}),
-        "perplexity": rows,
-        "multiple_choice": mc,
+        "base_mixture": dict(demo.base_ratios),
+        "mixture": read_manifest(corpora["mixture"]).get("mixture", {}),
+        "parameters": before["model"]["parameters"],
+        "perplexity": perplexity,
+        "general_claim": _general_claim(perplexity),
+        "multiple_choice": {task: _mc_row(before, after, task) for task in demo.mc_tasks},
         "runs": runs,
         "evaluations": {phase: str(Path(r["final_dir"])) for phase, r in runs.items()},
     }
+    results["summary"] = _summary(results)
+    return results
+
+
+def _general_claim(perplexity: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """BioMamba's claim, checked: did every general domain's perplexity stay within the tolerance?"""
+    from biomamba.report.render import PERPLEXITY_TOLERANCE
+
+    general = {d: row for d, row in perplexity.items() if row["general"]}
+    return {
+        "tolerance": PERPLEXITY_TOLERANCE,
+        "within": all(row["within_claim"] for row in general.values()),
+        "forgetting": sorted(d for d, row in general.items() if row["forgetting"]),
+        "improved": sorted(d for d, row in general.items() if row["change"] < -PERPLEXITY_TOLERANCE),
+    }
+
+
+def _mc_row(before: dict, after: dict, task: str) -> dict[str, Any]:
+    """Before/after scores of one task on the same questions, their paired difference, degenerate metrics."""
+    from biomamba.eval.results import compare_results
+    from biomamba.report.render import degenerate_metric
+
+    b, a = before["tasks"][task], after["tasks"][task]
+    balance = b.get("label_balance") or {}
+    choices = b.get("choices")
+    return {
+        "n": b["n"],
+        "before": b["metrics"],
+        "after": a["metrics"],
+        "majority_baseline": max(balance.values()) / sum(balance.values()) if balance else None,
+        "paired": compare_results(before, after)[task],
+        "degenerate": {
+            phase: {m: degenerate_metric(t, m, choices) for m in ("acc", "acc_norm") if m in t["metrics"]}
+            for phase, t in (("before", b), ("after", a))
+        },
+    }
+
+
+def _summary(results: dict[str, Any]) -> list[str]:
+    """Three lines a newcomer reads first: what was trained, what improved, what it cost."""
+    runs, ppl, claim = results["runs"], results["perplexity"], results["general_claim"]
+    pubmed_share = 100 * results["base_mixture"].get("pubmed", 0.0)
+    trained = (
+        f"Trained: a {results['parameters'] / 1e6:.1f}M-parameter Mamba2, pretrained {runs['base']['steps']} steps "
+        f"on general text with {pubmed_share:.0f}% PubMed-style abstracts, then {runs['continued']['steps']} steps "
+        "of continued pretraining on the 80/10/10 PubMed/C4/Wikipedia mixture (synthetic data)."
+    )
+    gains, losses = [], []
+    if "pubmed" in ppl:
+        row = ppl["pubmed"]
+        text = f"PubMed perplexity {row['before']:.2f} -> {row['after']:.2f} ({100 * row['change']:+.1f}%)"
+        (gains if row["change"] < 0 else losses).append(text)
+    for task, row in results["multiple_choice"].items():
+        paired = row["paired"]
+        text = (
+            f"{task} acc {100 * paired['before']:.1f} -> {100 * paired['after']:.1f} "
+            f"(paired diff {100 * paired['diff']:+.1f} [{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}])"
+        )
+        if any(reason for metrics in row["degenerate"].values() for reason in metrics.values()):
+            text += ", degenerate (the same answer to every question)"
+        (gains if paired["low"] > 0 else losses).append(text)  # a gain only when its interval excludes 0
+    general = ", ".join(f"{d} {100 * r['change']:+.1f}%" for d, r in ppl.items() if r["general"])
+    tolerance = 100 * claim["tolerance"]
+    if claim["within"]:
+        verdict = f"within BioMamba's +/-{tolerance:.0f}% claim"
+    elif claim["forgetting"]:
+        verdict = f"forgetting: {', '.join(claim['forgetting'])} rose by more than {tolerance:.0f}%"
+    else:
+        verdict = f"better than the +/-{tolerance:.0f}% claim (general text fell too)"
+    cost = f"Cost: general perplexity {general} ({verdict})"
+    if losses:
+        cost += "; no gain: " + "; ".join(losses)
+    return [trained, "Improved: " + ("; ".join(gains) or "nothing") + ".", cost]
 
 
 def render_markdown(results: dict[str, Any]) -> str:
-    """The demo's before/after table, in the shape of BioMamba's perplexity table."""
+    """The demo's report: the three-line summary, then BioMamba's perplexity table and the MC table."""
     lines = [
         "# biomamba demo: continued pretraining of a tiny Mamba2 on a synthetic biomedical mixture",
+        "",
+        *[f"- {line}" for line in results["summary"]],
         "",
         "SYNTHETIC DEMO DATA: the corpus and questions are generated by biomamba.demo.synthetic; the numbers show",
         "the pipeline working end to end, not anything about real biomedical text.",
         "",
         "## Held-out perplexity per domain (lower is better)",
         "",
-        "| domain | base (general only) | after continued pretraining | change |",
-        "|---|---:|---:|---:|",
+        "| domain | base | after continued pretraining | change | BioMamba's claim (general: within +/-3%) |",
+        "|---|---:|---:|---:|---|",
     ]
     for domain, row in results["perplexity"].items():
-        lines.append(f"| {domain} | {row['before']:.2f} | {row['after']:.2f} | {row['change_pct']:+.1f}% |")
+        claim = (
+            "-"
+            if not row["general"]
+            else (
+                "within" if row["within_claim"] else ("**forgetting**" if row["forgetting"] else "improved")
+            )
+        )
+        lines.append(
+            f"| {domain} | {row['before']:.2f} | {row['after']:.2f} | {100 * row['change']:+.1f}% | {claim} |"
+        )
     lines += [
         "",
-        "## Multiple choice (log-likelihood scoring, 95% bootstrap interval)",
+        "## Multiple choice (lm-eval log-likelihood protocol, 95% bootstrap intervals; same questions before/after)",
         "",
-        "| task | majority answer | acc before | acc after | acc_norm before | acc_norm after |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| task | n | majority answer | acc before | acc after | paired diff | acc_norm before | acc_norm after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for task, row in results["multiple_choice"].items():
-        b, a = row["before"], row["after"]
         majority = row.get("majority_baseline")
-        lines.append(
-            f"| {task} | {'n/a' if majority is None else f'{100 * majority:.1f}'} | {_acc(b, 'acc')} | "
-            f"{_acc(a, 'acc')} | {_acc(b, 'acc_norm')} | {_acc(a, 'acc_norm')} |"
-        )
+        paired = row["paired"]
+        cells = [
+            task,
+            str(row["n"]),
+            "n/a" if majority is None else f"{100 * majority:.1f}",
+            _acc(row, "before", "acc"),
+            _acc(row, "after", "acc"),
+            f"{100 * paired['diff']:+.1f} [{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}]",
+            _acc(row, "before", "acc_norm"),
+            _acc(row, "after", "acc_norm"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     summary = results.get("mixture", {}).get("summary")
     if summary:
         lines += ["", "## Training mixture", "", summary]
-    lines += ["", f"Total time: {results['seconds']:.0f} s. Training curves: curves.png.", ""]
+    timings = ", ".join(f"{name} {sec:.0f} s" for name, sec in results.get("stage_seconds", {}).items())
+    lines += ["", f"Total time: {results['seconds']:.0f} s ({timings}). Training curves: curves.png.", ""]
     return "\n".join(lines)
 
 
-def _acc(metrics: dict[str, Any], key: str) -> str:
+def _acc(row: dict[str, Any], phase: str, key: str) -> str:
+    """One metric with its interval, or the reason it is degenerate (never a bare 0.0 [0.0, 0.0])."""
+    reason = row.get("degenerate", {}).get(phase, {}).get(key)
+    if reason:
+        return reason
+    metrics = row[phase]
     value = metrics.get(key)
     if value is None:
         return "n/a"

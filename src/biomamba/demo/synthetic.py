@@ -72,49 +72,71 @@ WIKI_KINDS = ["village", "river", "castle", "painter", "composer", "bridge"]
 SYLLABLES = ["ka", "lo", "mer", "vin", "ta", "ros", "bel", "dun", "sa", "ri", "tor", "el", "wyn", "ba"]
 
 
+VERDICTS = ("yes", "yes", "no", "yes", "maybe", "no", "yes", "no", "yes", "yes", "no", "maybe", "yes", "no",
+            "yes", "no")  # fmt: skip  # about PubMedQA's own mix: 55% yes, 34% no, 11% maybe
+FINDINGS = {  # how an abstract's results state each verdict (PubMedQA contexts reuse them)
+    "yes": "{drug} reduced {outcome} by {change}% compared with placebo (p = {p})",
+    "no": "{drug} did not change {outcome} compared with placebo (difference {small}%, p = 0.{ns})",
+    "maybe": "{outcome} was {change}% lower with {drug}, but the difference was not significant (p = 0.0{ns})",
+}
+CONCLUSIONS = {
+    "yes": "{Drug} reduces {outcome} in {population} with {condition}.",
+    "no": "{Drug} does not reduce {outcome} in {population} with {condition}.",
+    "maybe": "Whether {drug} reduces {outcome} in {population} with {condition} remains uncertain.",
+}
+
+
 @dataclass(frozen=True)
 class Fact:
-    """One fact of the synthetic world: drug treats condition, changing outcome (or not), via biomarker."""
+    """One fact of the synthetic world: does `drug` (first-line for `condition`) reduce `outcome`?"""
 
     drug: str
     condition: str
     outcome: str
     biomarker: str
-    effective: bool
+    verdict: str  # "yes", "no" or "maybe": the PubMedQA answer the corpus supports
+
+    @property
+    def effective(self) -> bool:
+        return self.verdict == "yes"
 
 
 def world_facts() -> list[Fact]:
-    """The fixed world: drug i is first-line for condition i; about two thirds of its trials succeed."""
-    return [
-        Fact(drug, condition, outcome, marker, effective=(index % 3 != 2))
-        for index, (drug, condition, outcome, marker) in enumerate(
-            zip(DRUGS, CONDITIONS, OUTCOMES, BIOMARKERS, strict=True)
-        )
-    ]
+    """The fixed world: drug i is first-line for condition i; each drug is tested on two outcomes.
+
+    Two outcomes per drug (its own and another drug's) give 32 yes/no/maybe facts, so a model cannot answer
+    PubMedQA from the drug name alone.
+    """
+    facts = []
+    for index, (drug, condition, marker) in enumerate(zip(DRUGS, CONDITIONS, BIOMARKERS, strict=True)):
+        for shift, outcome_index in enumerate((index, (index + 7) % len(OUTCOMES))):
+            verdict = VERDICTS[(index + 5 * shift) % len(VERDICTS)]
+            facts.append(Fact(drug, condition, OUTCOMES[outcome_index], marker, verdict))
+    return facts
+
+
+def _wording(fact: Fact, rng: random.Random, population: str) -> dict[str, str]:
+    return {
+        "drug": fact.drug,
+        "Drug": fact.drug.capitalize(),
+        "outcome": fact.outcome,
+        "condition": fact.condition,
+        "population": population,
+        "change": str(rng.randrange(8, 41)),
+        "small": f"{rng.randrange(1, 30) / 10:.1f}",
+        "p": rng.choice(["0.001", "0.003", "0.01", "0.02"]),
+        "ns": str(rng.randrange(30, 90)),
+    }
 
 
 def _abstract(fact: Fact, rng: random.Random, pmid: int) -> dict:
     design = rng.choice(DESIGNS)
     population = rng.choice(POPULATIONS)
+    words = _wording(fact, rng, population)
     n = rng.randrange(80, 4000)
     weeks = rng.choice([12, 24, 26, 48, 52, 104])
     country = rng.choice(COUNTRIES)
-    change = rng.randrange(8, 41)
-    p_value = rng.choice(["0.001", "0.003", "0.01", "0.02"])
-    if fact.effective:
-        result = (
-            f"Compared with placebo, {fact.drug} reduced {fact.outcome} by {change}% (p = {p_value}), "
-            f"and {fact.biomarker} fell in parallel."
-        )
-        conclusion = f"{fact.drug.capitalize()} reduces {fact.outcome} in {population} with {fact.condition}."
-    else:
-        result = (
-            f"{fact.drug.capitalize()} did not change {fact.outcome} compared with placebo "
-            f"(difference {change / 10:.1f}%, p = 0.{rng.randrange(30, 90)}), although {fact.biomarker} varied."
-        )
-        conclusion = (
-            f"{fact.drug.capitalize()} does not reduce {fact.outcome} in {population} with {fact.condition}."
-        )
+    finding = FINDINGS[fact.verdict].format(**words)
     sections = [
         f"BACKGROUND: {fact.condition.capitalize()} is common among {population}, and {fact.drug} is "
         f"the recommended first-line therapy for {fact.condition}. Its effect on {fact.outcome} is debated.",
@@ -122,10 +144,12 @@ def _abstract(fact: Fact, rng: random.Random, pmid: int) -> dict:
         f"METHODS: In this {design} in {country}, {n} {population} with {fact.condition} received {fact.drug} "
         f"or placebo for {weeks} weeks. The primary outcome was {fact.outcome}; {fact.biomarker} was measured "
         "at baseline and at the end of follow-up.",
-        f"RESULTS: {result} Adverse events were mild and similar between groups.",
-        f"CONCLUSIONS: {conclusion}",
+        f"RESULTS: {finding[0].upper() + finding[1:]}. Adverse events were mild and similar between groups.",
+        f"CONCLUSIONS: {CONCLUSIONS[fact.verdict].format(**words)}",
     ]
     title = f"Effect of {fact.drug} on {fact.outcome} in {population} with {fact.condition}: a {design}"
+    if rng.random() < 0.5:  # question titles, as the abstracts PubMedQA was built from have
+        title = f"Does {fact.drug} reduce {fact.outcome} in {population} with {fact.condition}? A {design}"
     return {"id": f"demo-pubmed-{pmid}", "title": title, "sections": sections, "fact": fact}
 
 
@@ -144,6 +168,46 @@ def _c4_paragraph(rng: random.Random, index: int) -> dict:
     ]
     rng.shuffle(sentences)
     return {"id": f"demo-c4-{index}", "text": " ".join(sentences[: rng.randrange(4, 7)])}
+
+
+FAQ_TRIALS = [  # (what was tried, what it should reduce): general-web question-and-answer pages
+    ("soaking the beans overnight", "cooking time"), ("preheating the oven", "baking time"),
+    ("a thinner coat of paint", "drying time"), ("mulching the beds", "watering needs"),
+    ("dimming the screen", "battery drain"), ("taking the early train", "travel time"),
+    ("a sharper knife", "preparation time"), ("sealing the window frames", "heating costs"),
+]  # fmt: skip
+FAQ_RESULTS = {  # the same three kinds of answer as PubMedQA, stated the way a blog states them
+    "yes": "In our test, {trial} reduced the {measure} by {n}%.",
+    "no": "In our test, {trial} did not change the {measure} (a difference of {small}%).",
+    "maybe": "In our test, the {measure} was {n}% lower with {trial}, but the difference may be chance.",
+}
+FAQ_ANSWERS = {
+    "yes": "yes, {trial} reduces the {measure}.",
+    "no": "no, {trial} does not reduce the {measure}.",
+    "maybe": "maybe; we are not sure that {trial} reduces the {measure}.",
+}
+
+
+def _faq_page(rng: random.Random, index: int) -> dict:
+    """A general-web FAQ page: a small home experiment, then questions answered yes / no / maybe."""
+    lines = [f"Frequently asked questions, part {rng.randrange(2, 40)}."]
+    for trial, measure in rng.sample(FAQ_TRIALS, 4):
+        verdict = rng.choice(VERDICTS)
+        words = {
+            "trial": trial,
+            "measure": measure,
+            "n": rng.randrange(8, 41),
+            "small": rng.randrange(1, 30) / 10,
+        }
+        lines.append(FAQ_RESULTS[verdict].format(**words))
+        lines.append(f"Question: Does {trial} reduce the {measure}?")
+        lines.append("Answer: " + FAQ_ANSWERS[verdict].format(**words))
+    return {"id": f"demo-c4-{index}", "text": "\n".join(lines)}
+
+
+def _c4_document(rng: random.Random, index: int) -> dict:
+    """A C4-style web document: a blog paragraph, or (half of them) an FAQ page."""
+    return _faq_page(rng, index) if rng.random() < 0.5 else _c4_paragraph(rng, index)
 
 
 def _name(rng: random.Random) -> str:
@@ -165,39 +229,37 @@ def _wiki_article(rng: random.Random, index: int) -> dict:
     return {"id": f"demo-wiki-{index}", "text": "\n".join(lines)}
 
 
-def _pubmedqa_entry(fact: Fact, rng: random.Random) -> tuple[str, dict]:
+def _pubmedqa_entry(fact: Fact, rng: random.Random, pmid: int) -> tuple[str, dict]:
+    """A PQA-L record about `fact`: background, methods and the result, as PubMedQA's contexts hold."""
     population = rng.choice(POPULATIONS)
-    design = rng.choice(DESIGNS)
+    words = _wording(fact, rng, population)
     n = rng.randrange(60, 900)
-    finding = "decreased" if fact.effective else "was unchanged"
     context = [
         f"{fact.condition.capitalize()} is frequent in {population}; {fact.drug} is widely prescribed for it.",
-        f"In a {design} of {n} {population}, {fact.biomarker} was recorded and {fact.outcome} {finding} "
-        f"in the {fact.drug} group.",
+        f"In a {rng.choice(DESIGNS)} of {n} {population}, {fact.biomarker} and {fact.outcome} were recorded.",
     ]
-    answer = "yes" if fact.effective else "no"
-    long_answer = (
-        f"{fact.drug.capitalize()} {'reduces' if fact.effective else 'does not reduce'} {fact.outcome} "
-        f"in {population} with {fact.condition}."
-    )
+    finding = FINDINGS[fact.verdict].format(**words)
+    context.append(finding[0].upper() + finding[1:] + ".")
+    labels = ["BACKGROUND", "METHODS", "RESULTS"]
     entry = {
         "QUESTION": f"Does {fact.drug} reduce {fact.outcome} in {population} with {fact.condition}?",
         "CONTEXTS": context,
-        "LABELS": ["BACKGROUND", "RESULTS"],
+        "LABELS": labels,
         "MESHES": [fact.condition.title(), fact.drug.capitalize()],
         "YEAR": str(rng.randrange(1995, 2024)),
-        "reasoning_required_pred": answer,
-        "reasoning_free_pred": answer,
-        "final_decision": answer,
-        "LONG_ANSWER": long_answer,
+        "reasoning_required_pred": fact.verdict,
+        "reasoning_free_pred": fact.verdict,
+        "final_decision": fact.verdict,
+        "LONG_ANSWER": CONCLUSIONS[fact.verdict].format(**words),
     }
-    return str(90_000_000 + rng.randrange(1, 9_999_999)), entry
+    return str(pmid), entry
 
 
 def _medqa_entry(fact: Fact, facts: list[Fact], rng: random.Random) -> dict:
     age = rng.randrange(25, 85)
     sex = rng.choice(["man", "woman"])
-    distractors = rng.sample([f.drug for f in facts if f.drug != fact.drug], 3)
+    drugs = sorted({f.drug for f in facts})
+    distractors = rng.sample([drug for drug in drugs if drug != fact.drug], 3)
     options = [fact.drug, *distractors]
     rng.shuffle(options)
     letters = "ABCD"
@@ -217,17 +279,25 @@ def _medqa_entry(fact: Fact, facts: list[Fact], rng: random.Random) -> dict:
 
 
 def generate(
-    seed: int = 1234, n_abstracts: int = 320, n_c4: int = 240, n_wiki: int = 240
+    seed: int = 1234,
+    n_abstracts: int = 480,
+    n_c4: int = 320,
+    n_wiki: int = 240,
+    n_questions: int = 320,
 ) -> dict[str, object]:
-    """Generate the whole demo corpus in memory, deterministically for `seed`."""
+    """Generate the whole demo corpus in memory, deterministically for `seed`.
+
+    `n_questions` per task: enough for 95% intervals of about +/-5 points, so before and after can differ.
+    """
     rng = random.Random(seed)
     facts = world_facts()
     abstracts = [_abstract(facts[i % len(facts)], rng, 80_000_000 + i) for i in range(n_abstracts)]
     pubmed = [{"id": a["id"], "text": a["title"] + ".\n" + "\n".join(a["sections"])} for a in abstracts]
-    c4 = [_c4_paragraph(rng, i) for i in range(n_c4)]
+    c4 = [_c4_document(rng, i) for i in range(n_c4)]
     wiki = [_wiki_article(rng, i) for i in range(n_wiki)]
-    pubmedqa = dict(_pubmedqa_entry(facts[i % len(facts)], rng) for i in range(48))
-    medqa = [_medqa_entry(facts[i % len(facts)], facts, rng) for i in range(48)]
+    pubmedqa = dict(_pubmedqa_entry(facts[i % len(facts)], rng, 90_000_000 + i) for i in range(n_questions))
+    first_line = facts[::2]  # one fact per drug: MedQA asks for the drug, not the outcome
+    medqa = [_medqa_entry(first_line[i % len(first_line)], facts, rng) for i in range(n_questions)]
     return {"pubmed": pubmed, "c4": c4, "wikipedia": wiki, "pubmedqa": pubmedqa, "medqa": medqa}
 
 

@@ -14,6 +14,55 @@ from typing import Any
 from biomamba.eval.results import compare_results, model_label, read_results
 from biomamba.utils.atomic import atomic_write, write_text
 
+# BioMamba's claim: after continued pretraining, general-domain held-out perplexity stays within +/-3%.
+PERPLEXITY_TOLERANCE = 0.03
+GENERAL_PERPLEXITY_DOMAINS = ("c4", "wikipedia", "general")  # held-out domains that measure forgetting
+PREDICTION_KEYS = {"acc": "pred", "acc_norm": "pred_norm"}  # the per-question prediction behind each metric
+
+
+def perplexity_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per held-out domain: perplexity before and after, relative change, and the forgetting flag.
+
+    `forgetting` is set on general domains whose perplexity rose by more than PERPLEXITY_TOLERANCE;
+    `within_claim` says whether a general domain stayed within +/- that tolerance.
+    """
+    a, b = before.get("perplexity") or {}, after.get("perplexity") or {}
+    out: dict[str, dict[str, Any]] = {}
+    for domain in sorted(set(a) & set(b)):
+        old, new = float(a[domain]["ppl"]), float(b[domain]["ppl"])
+        change = (new - old) / old
+        general = domain in GENERAL_PERPLEXITY_DOMAINS
+        out[domain] = {
+            "before": old,
+            "after": new,
+            "change": change,
+            "general": general,
+            "within_claim": bool(general and abs(change) <= PERPLEXITY_TOLERANCE),
+            "forgetting": bool(general and change > PERPLEXITY_TOLERANCE),
+        }
+    return out
+
+
+def degenerate_metric(
+    task: dict[str, Any], metric: str = "acc", choices: list[str] | None = None
+) -> str | None:
+    """Why `metric` of a task says nothing about the model, or None when it does.
+
+    A model that gives every question the same answer scores exactly that answer's share of the gold labels
+    (e.g. acc_norm 0.0 when it always picks "maybe" and no gold answer is "maybe"); its interval is no
+    interval either. Reported as such instead of as a number.
+    """
+    key = PREDICTION_KEYS.get(metric)
+    preds = [p[key] for p in task.get("predictions", []) if key and key in p]
+    if not preds:
+        return None
+    if len(set(preds)) == 1:
+        choice = preds[0]
+        labels = choices or []
+        name = repr(labels[choice]) if 0 <= choice < len(labels) else f"choice {choice + 1}"
+        return f"degenerate: the same answer ({name}) to all {len(preds)} questions"
+    return None
+
 
 def _fmt_acc(metrics: dict[str, Any], key: str = "acc") -> str:
     if key not in metrics:
@@ -23,6 +72,11 @@ def _fmt_acc(metrics: dict[str, Any], key: str = "acc") -> str:
     if key == "acc" and "acc_seed_std" in metrics:
         text += f" ±{100 * metrics['acc_seed_std']:.1f}"
     return text
+
+
+def _task_cell(task: dict[str, Any], key: str = "acc") -> str:
+    """A task's metric with its interval, or why it is degenerate (a number that says nothing)."""
+    return degenerate_metric(task, key) or _fmt_acc(task["metrics"], key)
 
 
 def _labels(runs: list[dict[str, Any]]) -> list[str]:
@@ -52,7 +106,7 @@ def _score_table(runs: list[dict[str, Any]], labels: list[str], domain: str) -> 
     lines.append("|" + "---|" * len(header))
     for key in keys:
         n = next((str(r["tasks"][key]["n"]) for r in runs if key in r["tasks"]), "-")
-        cells = [key, n] + [_fmt_acc(r["tasks"][key]["metrics"]) if key in r["tasks"] else "-" for r in runs]
+        cells = [key, n] + [_task_cell(r["tasks"][key]) if key in r["tasks"] else "-" for r in runs]
         for comparison in comparisons:
             row = comparison.get(key)
             if row is None:
@@ -79,7 +133,8 @@ def _detail_table(run: dict[str, Any], label: str) -> list[str]:
         m = task["metrics"]
         ece = f"{m['ece']:.3f}" if "ece" in m else "-"
         lines.append(
-            f"| {task['task']} | {task['language']} | {task['n']} | {_fmt_acc(m)} | {_fmt_acc(m, 'acc_norm')} | "
+            f"| {task['task']} | {task['language']} | {task['n']} | {_task_cell(task)} | "
+            f"{_task_cell(task, 'acc_norm')} | "
             f"{ece} | `{task['prompt_hash']}` |"
         )
     return [*lines, ""]
@@ -113,12 +168,27 @@ def _perplexity_table(runs: list[dict[str, Any]], labels: list[str]) -> list[str
         "| domain | " + " | ".join(labels) + " |",
         "|" + "---|" * (len(labels) + 1),
     ]
+    changes = [perplexity_changes(runs[0], run) for run in runs[1:]]
+    for label in labels[1:]:
+        lines[2] = lines[2] + f" change {label} vs {labels[0]} |"
+        lines[3] = lines[3] + "---|"
     for domain in domains:
         cells = [
             f"{r['perplexity'][domain]['ppl']:.2f}" if domain in (r.get("perplexity") or {}) else "-"
             for r in runs
         ]
+        for change in changes:
+            row = change.get(domain)
+            flag = " **forgetting > 3%**" if row and row["forgetting"] else ""
+            cells.append(f"{100 * row['change']:+.1f}%{flag}" if row else "-")
         lines.append(f"| {domain} | " + " | ".join(cells) + " |")
+    if changes:
+        lines += [
+            "",
+            f"General domains ({', '.join(GENERAL_PERPLEXITY_DOMAINS)}) rising by more than "
+            f"{100 * PERPLEXITY_TOLERANCE:.0f}% are flagged as forgetting (BioMamba's claim: within "
+            f"+/-{100 * PERPLEXITY_TOLERANCE:.0f}%).",
+        ]
     return [*lines, ""]
 
 
