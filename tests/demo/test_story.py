@@ -1,8 +1,10 @@
 """The demo's numbers tell BioMamba's story, asserted on one run of the shipped recipe (`recipes/demo.yaml`).
 
-Continued pretraining must lower PubMed perplexity by a margin, keep general perplexity within a tolerance, and
-not lose biomedical multiple-choice accuracy on the same questions; no metric may be degenerate (the same
-answer to every question). A regression in any stage (corpus, tokenizer, trainer, evaluation) that breaks
+Continued pretraining must lower PubMed perplexity by a margin and keep general perplexity within a tolerance,
+and the report must open with its summary and name every degenerate metric (the same answer to every
+question). Not reached yet at this scale (issue 15): the tiny model does not answer from the corpus's facts,
+so multiple-choice accuracy is the majority answer before and after; `test_no_metric_is_degenerate` is a strict
+expected failure that turns into a failure the day it passes. A regression in any stage (corpus, tokenizer, trainer, evaluation) that breaks
 the story fails here. One seeded run serves every assertion; it is the suite's longest test (about two
 minutes of CPU on 2 cores).
 """
@@ -51,18 +53,9 @@ def test_general_perplexity_stays_within_tolerance(story: dict[str, Any]) -> Non
 
 
 @pytest.mark.xfail(
-    reason="issue 15, not reached yet: the tiny model does not learn to answer from the corpus's facts, so "
-    "after vs before is noise around the majority answer (a 250-step base run measured -1.9 points on PubMedQA)",
-)
-def test_biomedical_multiple_choice_does_not_regress(story: dict[str, Any]) -> None:
-    for task, row in story["multiple_choice"].items():
-        assert row["n"] >= 200 and row["paired"]["n"] == row["n"], task  # the same questions, hundreds
-        assert row["after"]["acc"] >= row["before"]["acc"], (task, row["paired"])
-
-
-@pytest.mark.xfail(
     reason="issue 15, not reached yet: at this scale (0.6M parameters, ~300k tokens) the model answers every "
     "PubMedQA question 'yes' before and after, and (before) every MedQA question 'A'; the report says so",
+    strict=True,  # the day the demo's model answers from the facts, this passes and the marker must go
 )
 def test_no_metric_is_degenerate(story: dict[str, Any]) -> None:
     reasons = [
