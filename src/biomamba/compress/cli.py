@@ -133,16 +133,31 @@ def register(app: typer.Typer) -> None:
             None, "--training-recipe", help="Recipe the model was trained with."
         ),
         results: list[Path] = typer.Option(None, "--results", help="Evaluation results JSON (repeatable)."),
-        fmt: list[str] = typer.Option(None, "--format", help="transformers | mamba_ssm (repeatable)."),
+        fmt: list[str] = typer.Option(
+            None, "--format", help="transformers | mamba_ssm | gguf (repeatable; gguf adds OUT/gguf/*.gguf)."
+        ),
+        quant: list[str] = typer.Option(
+            None,
+            "--quant",
+            help="GGUF type with --format gguf: f16 | q8_0 | q4_k_m (repeatable) [q8_0]. q4_k_m is "
+            "quantized by llama.cpp (llama-cpp-python).",
+        ),
         name: str = typer.Option(None, "--name", help="Model name shown in the model card."),
         set_: list[str] = typer.Option(None, "--set", help="Override a key: --set export.license=mit."),
     ) -> None:
         """Write a release directory: weights (transformers format, and mamba-ssm format for Mamba2),
         tokenizer, generation_config.json and a model card (README.md) filled from the training recipe
-        and the evaluation results."""
+        and the evaluation results. --format gguf adds llama.cpp files (GPT-2, Llama, Mistral, Mamba2)
+        for fast private inference on CPU: `biomamba generate OUT/gguf/NAME-Q8_0.gguf "..."`."""
         from biomamba.compress.export import export
 
-        flags = dict(recipe=training_recipe, results=results or None, formats=fmt or None, model_name=name)
+        flags = dict(
+            recipe=training_recipe,
+            results=results or None,
+            formats=fmt or None,
+            gguf_quant=quant or None,
+            model_name=name,
+        )
         cfg, _ = _section(recipe, "export", "biomamba.compress.config:ExportConfig", flags, set_)
         out = export(model, cfg, output)
         typer.echo(f"release directory: {out}", err=True)

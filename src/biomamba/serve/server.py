@@ -424,14 +424,16 @@ def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
 
 
 def make_server(
-    model: Any, tokenizer: Any, config: ServeConfig, model_name: str
+    model: Any, tokenizer: Any, config: ServeConfig, model_name: str, decoder: Any = None
 ) -> tuple[ThreadingHTTPServer, BatchingEngine]:
-    """Bind the server (not yet serving) and start its engine; the caller runs serve_forever."""
+    """Bind the server (not yet serving) and start its engine; the caller runs serve_forever.
+
+    `decoder` replaces the PyTorch `BatchDecoder` (e.g. `serve.gguf_engine.GgufDecoder` for llama.cpp)."""
     from biomamba.serve.engine import BatchDecoder
 
     vocab = len(tokenizer) if hasattr(tokenizer, "__len__") else None
     engine = BatchingEngine(
-        BatchDecoder(model, vocab_size=vocab),
+        decoder or BatchDecoder(model, vocab_size=vocab),
         max_batch_size=config.max_batch_size,
         batch_wait_s=config.batch_wait_ms / 1000,
         max_queue=config.max_queue,

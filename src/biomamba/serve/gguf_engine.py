@@ -1,0 +1,199 @@
+"""Run a GGUF file (from `biomamba export --format gguf`) through llama.cpp, for `biomamba generate/serve`.
+
+Why: llama.cpp's Q8_0/Q4_K CPU kernels decode faster than PyTorch fp32, while biomamba's own int8/int4
+decode slower on CPU (BENCHMARKS.md). llama-cpp-python gives llama.cpp's forward pass; everything around it
+stays biomamba's: the sampler (`sample_next`: same temperature/top-p/seed semantics as the PyTorch path), the
+request/stream objects and the HTTP server. The tokenizer is the one inside the GGUF file, so a single file
+is all a hospital desktop needs.
+
+Pieces (the interface an engine needs from a backend):
+- `GgufModel`: `prefill(ids) -> logits`, `step(token) -> logits`, `logits(ids)` (all positions, for tests);
+- `GgufTokenizer`: the subset of a transformers tokenizer that generate/serve use;
+- `GgufDecoder`: `run(requests)` with the contract of `serve.engine.BatchDecoder` (one request at a time:
+  llama-cpp-python's `Llama` holds one sequence).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from biomamba.errors import BiomambaError
+
+DEFAULT_MAX_CONTEXT = 4096
+
+
+def is_gguf(path: str | Path) -> bool:
+    """A GGUF file (by its magic bytes), as opposed to a model directory or hub name."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"GGUF"
+    except OSError:
+        return False
+
+
+def _llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError:
+        raise BiomambaError(
+            "running a GGUF file needs llama-cpp-python: pip install 'biomamba[gguf]'"
+        ) from None
+    return llama_cpp
+
+
+class GgufModel:
+    """llama.cpp's forward pass over a GGUF file; logits come back as float32 numpy arrays."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        n_ctx: int | None = None,
+        n_threads: int | None = None,
+        logits_all: bool = False,
+    ) -> None:
+        llama_cpp = _llama_cpp()
+        self.path = Path(path)
+        if not is_gguf(self.path):
+            raise BiomambaError(f"{self.path}: not a GGUF file")
+        try:
+            probe = llama_cpp.Llama(str(self.path), vocab_only=True, verbose=False)
+        except ValueError as exc:
+            raise BiomambaError(f"{self.path}: llama.cpp cannot load it ({exc})") from None
+        arch = probe.metadata.get("general.architecture", "")
+        trained = int(probe.metadata.get(f"{arch}.context_length", DEFAULT_MAX_CONTEXT))
+        probe.close()
+        self.llm = llama_cpp.Llama(
+            str(self.path),
+            n_ctx=n_ctx or min(trained, DEFAULT_MAX_CONTEXT),
+            n_batch=512,
+            n_threads=n_threads or os.cpu_count(),
+            logits_all=logits_all,
+            verbose=False,
+        )
+        self.architecture = arch
+        # `serve.server.context_limit` reads config.n_ctx: llama.cpp allocates exactly this many positions
+        self.config = SimpleNamespace(n_ctx=self.llm.n_ctx())
+
+    def prefill(self, ids: Sequence[int]) -> np.ndarray:
+        """Start a new sequence from `ids`; the next-token logits [V]."""
+        self.llm.reset()
+        self.llm.eval(list(ids))
+        return np.array(self.llm.scores[self.llm.n_tokens - 1], dtype=np.float32)
+
+    def step(self, token: int) -> np.ndarray:
+        """Append one token to the sequence; the next-token logits [V]."""
+        self.llm.eval([int(token)])
+        return np.array(self.llm.scores[self.llm.n_tokens - 1], dtype=np.float32)
+
+    def logits(self, ids: Sequence[int]) -> np.ndarray:
+        """Logits at every position [T, V] (open with logits_all=True), as `model(input_ids).logits[0]`."""
+        self.prefill(ids)
+        return np.array(self.llm.scores[: self.llm.n_tokens], dtype=np.float32)
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+class GgufTokenizer:
+    """The tokenizer stored in the GGUF file, with the transformers methods generate/serve call."""
+
+    def __init__(self, model: GgufModel) -> None:
+        self.llm = model.llm
+        eos, bos = self.llm.token_eos(), self.llm.token_bos()
+        self.eos_token_id = eos if eos >= 0 else None
+        self.bos_token_id = bos if bos >= 0 else None
+        self.chat_template = self.llm.metadata.get("tokenizer.chat_template")
+        self._adds_bos = self.llm.metadata.get("tokenizer.ggml.add_bos_token") == "true"
+        self._size = _real_vocab_size(self.llm)
+
+    def __len__(self) -> int:
+        """Tokens that are not padding ([PAD<i>] rows of a padded embedding are never sampled)."""
+        return self._size
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
+        ids = self.llm.tokenize(text.encode("utf-8"), add_bos=add_special_tokens and self._adds_bos, special=True)
+        return {"input_ids": list(ids)}
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
+        data = self.llm.detokenize(list(ids), special=not skip_special_tokens)
+        return data.decode("utf-8", errors="replace")
+
+    def apply_chat_template(
+        self,
+        messages: list[dict[str, str]],
+        chat_template: str | None = None,
+        tokenize: bool = False,
+        add_generation_prompt: bool = True,
+    ) -> str:
+        """Render the template with jinja2, the engine transformers uses for chat templates."""
+        import jinja2
+
+        template = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(
+            chat_template or self.chat_template or ""
+        )
+        special = {"bos_token": self._piece(self.bos_token_id), "eos_token": self._piece(self.eos_token_id)}
+        text = template.render(messages=messages, add_generation_prompt=add_generation_prompt, **special)
+        return self(text, add_special_tokens=False)["input_ids"] if tokenize else text
+
+    def _piece(self, token: int | None) -> str:
+        return "" if token is None else self.decode([token])
+
+
+def _real_vocab_size(llm: Any) -> int:
+    """One past the last token that is not an UNUSED padding entry."""
+    llama_cpp = _llama_cpp()
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    n = llm.n_vocab()
+    while n > 0 and llama_cpp.llama_vocab_get_attr(vocab, n - 1) & llama_cpp.LLAMA_TOKEN_ATTR_UNUSED:
+        n -= 1
+    return n
+
+
+class GgufDecoder:
+    """`BatchDecoder.run`'s contract over llama.cpp: stream each request's tokens to its queue."""
+
+    def __init__(self, model: GgufModel, vocab_size: int | None = None) -> None:
+        self.model = model
+        self.vocab_size = vocab_size
+
+    def run(self, requests: Sequence[Any]) -> None:
+        """Decode the requests one after the other (one llama.cpp sequence), honouring cancellation."""
+        for request in requests:
+            self._run_one(request)
+
+    def _run_one(self, request: Any) -> None:
+        import torch
+
+        from biomamba.serve.engine import _Row, sample_next
+
+        row = _Row(request, torch.device("cpu"))  # the same per-request seeding as the PyTorch engine
+        try:
+            logits = self.model.prefill(request.prompt_ids)
+            while not request.cancelled.is_set():
+                scores = torch.from_numpy(logits[: self.vocab_size] if self.vocab_size else logits)
+                token = sample_next(scores, request.temperature, request.top_p, row.generator)
+                row.produced += 1
+                if token in request.stop_token_ids:
+                    break
+                request.tokens.put(token)
+                if row.produced >= request.max_new_tokens:
+                    break
+                logits = self.model.step(token)
+        except Exception as exc:  # the error belongs to the waiting request, not to the worker
+            request.error = exc
+        finally:
+            row.finish()
+
+
+def open_gguf(path: str | Path, *, n_ctx: int | None = None) -> tuple[GgufModel, GgufTokenizer, GgufDecoder]:
+    """What `biomamba generate/serve` need to run a GGUF file: model, tokenizer, decoder."""
+    model = GgufModel(path, n_ctx=n_ctx)
+    tokenizer = GgufTokenizer(model)
+    return model, tokenizer, GgufDecoder(model, vocab_size=len(tokenizer))
