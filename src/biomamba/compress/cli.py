@@ -7,6 +7,12 @@ from pathlib import Path
 import typer
 
 SET_HELP = "Override a recipe key: --set quantize.group_size=64 (repeatable)."
+CPU_HINT = (
+    "hint: for CPU deployment, PyTorch's weight-only int8/int4 dequantize the weights inside every matmul and "
+    "decode slower than fp32 (BENCHMARKS.md); llama.cpp's Q8_0/Q4_K kernels are fast: export a GGUF file with "
+    "`biomamba export {model} -o OUT --format gguf --quant q8_0` (or q4_k_m) and run it with "
+    "`biomamba generate OUT/gguf/<name>-Q8_0.gguf`, `biomamba serve`, llama.cpp, Ollama or LM Studio"
+)
 
 
 def _section(recipe: Path | None, name: str, schema_path: str, flags: dict, set_: list[str] | None):  # noqa: ANN202
@@ -80,6 +86,8 @@ def register(app: typer.Typer) -> None:
         typer.echo((out / "quantization_report.md").read_text(), nl=False)
         where = ", ".join(str(out / n) for n in names) if len(names) > 1 else str(out)
         typer.echo(f"quantized model: {where}", err=True)
+        if cfg.device == "cpu":
+            typer.echo(CPU_HINT.format(model=model), err=True)
 
     @app.command("merge")
     def merge_cmd(

@@ -123,7 +123,9 @@ class MergeConfig(Section):
 class ExportConfig(Section):
     """A release directory: weights, tokenizer, generation config and a model card."""
 
-    formats: list[Literal["transformers", "mamba_ssm", "gguf"]] = Field(default_factory=lambda: ["transformers"])
+    formats: list[Literal["transformers", "mamba_ssm", "gguf"]] = Field(
+        default_factory=lambda: ["transformers"]
+    )
     gguf_quant: list[Literal["f16", "q8_0", "q4_k_m"]] = Field(
         default_factory=lambda: ["q8_0"], description="GGUF files to write (format gguf): one per type."
     )
@@ -147,5 +149,7 @@ class ExportConfig(Section):
     @model_validator(mode="after")
     def _quant_needs_gguf(self) -> ExportConfig:
         if "gguf_quant" in self.model_fields_set and "gguf" not in self.formats:
-            raise ValueError("gguf_quant (--quant) applies to GGUF files: add gguf to formats (--format gguf)")
+            raise ValueError(
+                "gguf_quant (--quant) applies to GGUF files: add gguf to formats (--format gguf)"
+            )
         return self

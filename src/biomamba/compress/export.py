@@ -38,6 +38,11 @@ def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> 
     model_dir = Path(model_dir)
     tokenizer = load_tokenizer(model_dir)
     quantization = _read_quantization(model_dir) if is_quantized_dir(model_dir) else None
+    if "gguf" in cfg.formats and quantization:
+        raise BiomambaError(
+            f"{model_dir}: GGUF is written from the unquantized model (its own q8_0/q4_k_m come from "
+            "--quant); export the directory `biomamba quantize` read"
+        )
     model = load_quantized(model_dir) if quantization else load_model(model_dir)
     fam = family(model)
     if "mamba_ssm" in cfg.formats and quantization:
@@ -47,11 +52,6 @@ def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> 
         )
     if "mamba_ssm" in cfg.formats and fam != "mamba2":
         raise BiomambaError(f"{model_dir}: the mamba_ssm format exists for Mamba2 only (this is {fam})")
-    if "gguf" in cfg.formats and quantization:
-        raise BiomambaError(
-            f"{model_dir}: GGUF is written from the unquantized model (its own q8_0/q4_k_m come from "
-            "--quant); export the directory `biomamba quantize` read"
-        )
     recipe = _read_recipe(cfg.recipe) if cfg.recipe else None
     results = [_read_results(p) for p in cfg.results]
     out = Path(output_dir)

@@ -41,9 +41,7 @@ def require_gguf() -> Any:
     try:
         import gguf
     except ImportError:
-        raise BiomambaError(
-            "GGUF export needs the `gguf` package: pip install 'biomamba[gguf]'"
-        ) from None
+        raise BiomambaError("GGUF export needs the `gguf` package: pip install 'biomamba[gguf]'") from None
     return gguf
 
 
@@ -262,10 +260,18 @@ def _mamba2_tensors(model: Any) -> Iterator[tuple[str, np.ndarray]]:
         yield key, data
     if not cfg.conv_bias:  # llama.cpp requires the conv bias
         for i in range(cfg.n_layer):
-            yield f"backbone.layers.{i}.mixer.conv1d.bias", np.zeros(cfg.d_inner + 2 * cfg.ngroups * cfg.d_state)
+            yield (
+                f"backbone.layers.{i}.mixer.conv1d.bias",
+                np.zeros(cfg.d_inner + 2 * cfg.ngroups * cfg.d_state),
+            )
 
 
-_HPARAMS = {"gpt2": _gpt2_hparams, "llama": _llama_hparams, "mistral": _llama_hparams, "mamba2": _mamba2_hparams}
+_HPARAMS = {
+    "gpt2": _gpt2_hparams,
+    "llama": _llama_hparams,
+    "mistral": _llama_hparams,
+    "mamba2": _mamba2_hparams,
+}
 _FAMILY_TENSORS = {
     "gpt2": _gpt2_tensors,
     "llama": _llama_tensors,

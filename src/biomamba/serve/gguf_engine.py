@@ -118,7 +118,9 @@ class GgufTokenizer:
         return self._size
 
     def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
-        ids = self.llm.tokenize(text.encode("utf-8"), add_bos=add_special_tokens and self._adds_bos, special=True)
+        ids = self.llm.tokenize(
+            text.encode("utf-8"), add_bos=add_special_tokens and self._adds_bos, special=True
+        )
         return {"input_ids": list(ids)}
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:

@@ -1,0 +1,171 @@
+"""GGUF export checked by its consumer: llama.cpp (llama-cpp-python) loads each family's file, and its
+logits, tokenization and greedy text match the PyTorch model the file was written from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from biomamba.cli.main import build_app
+
+from .helpers import TEXT, build_model
+
+gguf = pytest.importorskip("gguf")
+llama_cpp = pytest.importorskip("llama_cpp")
+
+FAMILIES = ["gpt2", "llama", "mistral", "mamba2"]
+# in-distribution text: what the tiny models were trained on, long enough for ~100 next-token predictions
+EVAL_TEXT = " ".join(dict.fromkeys(TEXT)) + " " + " ".join(list(dict.fromkeys(TEXT))[::-1])
+
+
+def _tiny(family: str, vocab: int, hidden: int = 64):
+    """Rows of 64 values, so Q8_0 (blocks of 32) really quantizes every matrix."""
+    if family == "mamba2":
+        from tests.models.conftest import tiny_model
+
+        return tiny_model(d_model=hidden, vocab_size=vocab, headdim=16, d_state=16, ngroups=1, chunk_size=16)
+    return build_model(family, vocab=vocab, layers=2, hidden=hidden).eval()
+
+
+def _train(model, tokenizer, steps: int = 60):
+    """A few steps on the helper corpus: a trained model has the peaked predictions quantization is
+    judged on (a random model's near-ties say nothing about Q8_0)."""
+    ids = torch.tensor([tokenizer(EVAL_TEXT)["input_ids"]])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        logits = model(input_ids=ids).logits[0, :-1, : len(tokenizer)]
+        loss = torch.nn.functional.cross_entropy(logits, ids[0, 1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def trained(request, tokenizer, tmp_path_factory):
+    """(family, model dir, model, q8_0 and f16 files written by `biomamba export --format gguf`)."""
+    from biomamba.models import save_model
+
+    torch.manual_seed(0)
+    model = _train(_tiny(request.param, len(tokenizer)), tokenizer)
+    root = tmp_path_factory.mktemp(request.param)
+    src = save_model(model, root / "model", tokenizer)
+    out = root / "release"
+    args = ["export", str(src), "-o", str(out), "--format", "gguf", "--quant", "f16", "--quant", "q8_0"]
+    args += ["--name", f"tiny-{request.param}"]
+    result = CliRunner().invoke(build_app(), args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    files = {q: out / "gguf" / f"tiny-{request.param}-{q.upper()}.gguf" for q in ("f16", "q8_0")}
+    return request.param, src, model, files, out
+
+
+def _torch_logits(model, ids: list[int], vocab: int) -> np.ndarray:
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([ids])).logits[0, :, :vocab].float().numpy()
+
+
+def _gguf_logits(path: Path, ids: list[int], vocab: int) -> np.ndarray:
+    from biomamba.serve.gguf_engine import GgufModel
+
+    model = GgufModel(path, logits_all=True)
+    try:
+        return model.logits(ids)[:, :vocab]
+    finally:
+        model.close()
+
+
+def test_f16_logits_match_pytorch(trained, tokenizer) -> None:
+    family, _, model, files, _ = trained
+    ids = tokenizer(EVAL_TEXT)["input_ids"]
+    ref = _torch_logits(model, ids, len(tokenizer))
+    got = _gguf_logits(files["f16"], ids, len(tokenizer))
+    assert got.shape == ref.shape
+    assert (got.argmax(-1) == ref.argmax(-1)).all(), f"{family}: f16 top-1 differs"
+    scale = np.abs(ref).max()
+    assert np.abs(got - ref).max() <= 0.02 * scale, f"{family}: f16 logits error {np.abs(got - ref).max()}"
+
+
+def test_q8_0_top1_agreement(trained, tokenizer) -> None:
+    family, _, model, files, _ = trained
+    reader = gguf.GGUFReader(str(files["q8_0"]))
+    assert any(t.tensor_type == gguf.GGMLQuantizationType.Q8_0 for t in reader.tensors)
+    ids = tokenizer(EVAL_TEXT)["input_ids"]
+    ref = _torch_logits(model, ids, len(tokenizer)).argmax(-1)
+    got = _gguf_logits(files["q8_0"], ids, len(tokenizer)).argmax(-1)
+    assert len(ids) >= 100
+    assert (got == ref).mean() >= 0.99, f"{family}: q8_0 top-1 agreement {(got == ref).mean():.3f}"
+
+
+def test_tokenizer_inside_the_file_encodes_like_the_original(trained, tokenizer) -> None:
+    from biomamba.serve.gguf_engine import GgufModel, GgufTokenizer
+
+    _, _, _, files, _ = trained
+    model = GgufModel(files["f16"])
+    try:
+        tok = GgufTokenizer(model)
+        for text in [EVAL_TEXT, "β-blockers: 5 mg/kg, twice daily!\n  (n=12)", "<eos>aspirin"]:
+            assert tok(text, add_special_tokens=False)["input_ids"] == tokenizer(text)["input_ids"], text
+        ids = tokenizer(EVAL_TEXT)["input_ids"]
+        assert tok.decode(ids) == tokenizer.decode(ids)
+        assert tok.eos_token_id == tokenizer.eos_token_id and len(tok) == len(tokenizer)
+    finally:
+        model.close()
+
+
+def test_generate_greedy_text_matches_pytorch(trained) -> None:
+    _, src, _, files, _ = trained
+    prompt = ["generate", "-n", "12", "--temperature", "0", "metformin lowers"]
+    runner = CliRunner()
+    want = runner.invoke(build_app(), [prompt[0], str(src), *prompt[1:]], catch_exceptions=False)
+    got = runner.invoke(build_app(), [prompt[0], str(files["q8_0"]), *prompt[1:]], catch_exceptions=False)
+    assert want.exit_code == 0 and got.exit_code == 0, got.output
+    assert got.stdout == want.stdout and got.stdout.strip()
+
+
+def test_release_card_points_to_the_gguf_files(trained) -> None:
+    family, _, _, files, out = trained
+    card = (out / "README.md").read_text()
+    assert f"gguf/tiny-{family}-Q8_0.gguf" in card and (out / "config.json").is_file()
+    assert files["q8_0"].stat().st_size < files["f16"].stat().st_size
+
+
+def test_q4_k_m_is_quantized_by_llama_cpp(tmp_path: Path, tokenizer) -> None:
+    """256-wide rows, so llama.cpp's Q4_K (super-blocks of 256) applies instead of its fallbacks."""
+    from biomamba.compress.gguf_export import export_gguf
+    from biomamba.serve.gguf_engine import GgufModel
+
+    model = _tiny("gpt2", len(tokenizer), hidden=256)
+    path = export_gguf(model, tokenizer, tmp_path / "m-Q4_K_M.gguf", "q4_k_m")
+    types = {t.tensor_type for t in gguf.GGUFReader(str(path)).tensors}
+    assert gguf.GGMLQuantizationType.Q4_K in types
+    assert [p.name for p in tmp_path.iterdir()] == ["m-Q4_K_M.gguf"]  # no f16 intermediate left behind
+    runner = GgufModel(path)
+    try:
+        assert np.isfinite(runner.prefill(tokenizer(EVAL_TEXT)["input_ids"][:20])).all()
+    finally:
+        runner.close()
+
+
+def test_bad_requests_exit_2_with_one_line(tmp_path: Path, tokenizer) -> None:
+    from biomamba.compress.quantize import QUANT_FILE
+    from biomamba.models import save_model
+
+    src = save_model(_tiny("llama", len(tokenizer), hidden=16), tmp_path / "m", tokenizer)
+    runner = CliRunner()
+    no_format = runner.invoke(build_app(), ["export", str(src), "-o", str(tmp_path / "r"), "--quant", "q8_0"])
+    assert no_format.exit_code == 2 and "--format gguf" in no_format.output
+    (src / QUANT_FILE).write_text('{"method": "int8", "weights": "model.safetensors", "group_size": 32}')
+    quantized = runner.invoke(
+        build_app(), ["export", str(src), "-o", str(tmp_path / "r"), "--format", "gguf"]
+    )
+    assert quantized.exit_code == 2 and "unquantized" in quantized.output
+    assert not (tmp_path / "r").exists()
+    not_gguf = tmp_path / "x.gguf"
+    not_gguf.write_bytes(b"nope")
+    bad = runner.invoke(build_app(), ["generate", str(not_gguf), "hi"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
