@@ -202,7 +202,6 @@ def _child_main(argv: Sequence[str] | None = None) -> int:
     from biomamba.compress.quantize import QUANT_FILE, TORCH_FILE, is_quantized_dir, load_any
     from biomamba.models.checkpoint import detect_format
     from biomamba.serve.engine import BatchDecoder, GenerationRequest
-
     from biomamba.serve.gguf_engine import is_gguf, open_gguf
 
     gguf_file = is_gguf(args.model_dir)  # a GGUF file runs through llama.cpp, as `biomamba generate` does
