@@ -151,21 +151,30 @@ def test_q4_k_m_is_quantized_by_llama_cpp(tmp_path: Path, tokenizer) -> None:
         runner.close()
 
 
-def test_bad_requests_exit_2_with_one_line(tmp_path: Path, tokenizer) -> None:
+def _exit_and_error(args: list[str], capsys) -> tuple[int, str]:
+    """Run the real entry point (`biomamba ...`), which turns user errors into exit 2 and one line."""
+    from biomamba.cli.main import run
+
+    with pytest.raises(SystemExit) as stopped:
+        run(args)
+    return stopped.value.code, capsys.readouterr().err
+
+
+def test_bad_requests_exit_2_with_one_line(tmp_path: Path, tokenizer, capsys) -> None:
     from biomamba.compress.quantize import QUANT_FILE
     from biomamba.models import save_model
 
     src = save_model(_tiny("llama", len(tokenizer), hidden=16), tmp_path / "m", tokenizer)
-    runner = CliRunner()
-    no_format = runner.invoke(build_app(), ["export", str(src), "-o", str(tmp_path / "r"), "--quant", "q8_0"])
-    assert no_format.exit_code == 2 and "--format gguf" in no_format.output
+    out = str(tmp_path / "r")
+    code, err = _exit_and_error(["export", str(src), "-o", out, "--quant", "q8_0"], capsys)
+    assert code == 2 and "--format gguf" in err and len(err.strip().splitlines()) == 1
+    code, err = _exit_and_error(["export", str(src), "-o", out, "--format", "gguf", "--quant", "q5"], capsys)
+    assert code == 2 and "q4_k_m" in err
     (src / QUANT_FILE).write_text('{"method": "int8", "weights": "model.safetensors", "group_size": 32}')
-    quantized = runner.invoke(
-        build_app(), ["export", str(src), "-o", str(tmp_path / "r"), "--format", "gguf"]
-    )
-    assert quantized.exit_code == 2 and "unquantized" in quantized.output
+    code, err = _exit_and_error(["export", str(src), "-o", out, "--format", "gguf"], capsys)
+    assert code == 2 and "unquantized" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()
-    not_gguf = tmp_path / "x.gguf"
-    not_gguf.write_bytes(b"nope")
-    bad = runner.invoke(build_app(), ["generate", str(not_gguf), "hi"])
-    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    truncated = tmp_path / "x.gguf"
+    truncated.write_bytes(b"GGUF\x03\x00")
+    code, err = _exit_and_error(["generate", str(truncated), "hi"], capsys)
+    assert code == 2 and str(truncated) in err and "Traceback" not in err
