@@ -178,3 +178,60 @@ def test_bad_requests_exit_2_with_one_line(tmp_path: Path, tokenizer, capsys) ->
     truncated.write_bytes(b"GGUF\x03\x00")
     code, err = _exit_and_error(["generate", str(truncated), "hi"], capsys)
     assert code == 2 and str(truncated) in err and "Traceback" not in err
+
+
+def llama_style_tokenizer(vocab_size: int = 300):
+    """Llama 2's tokenizer.json layout: `▁` normalizer, BPE with byte fallback, <0xNN> tokens at 3..258,
+    `<s>` prepended by the post-processor (trained here on the helper text)."""
+    import json
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<unk>", "<s>", "</s>"]
+    norm = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    probe = Tokenizer(models.BPE(unk_token="<unk>"))
+    probe.normalizer = norm
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size - 256, special_tokens=specials, show_progress=False)
+    probe.train_from_iterator(TEXT, trainer)
+    merges = [
+        tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
+        for m in json.loads(probe.to_str())["model"]["merges"]
+    ]
+    vocab = {t: i for i, t in enumerate(specials + [f"<0x{b:02X}>" for b in range(256)])}
+    for token, _ in sorted(probe.get_vocab().items(), key=lambda kv: kv[1]):
+        vocab.setdefault(token, len(vocab))
+    tok = Tokenizer(
+        models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True)
+    )
+    tok.normalizer = norm
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+    )
+    tok.add_special_tokens(specials)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+
+
+def test_llama_sentencepiece_style_tokenizer_and_logits(tmp_path: Path) -> None:
+    """The Llama-2/Mistral tokenizer layout goes in as `llama` (scores, byte tokens, BOS added)."""
+    from biomamba.compress.gguf_export import export_gguf, tokenizer_kind
+    from biomamba.serve.gguf_engine import GgufModel, GgufTokenizer
+
+    tokenizer = llama_style_tokenizer()
+    assert tokenizer_kind(tokenizer) == "llama"
+    model = _train(_tiny("llama", len(tokenizer)), tokenizer)
+    path = export_gguf(model, tokenizer, tmp_path / "spm-F16.gguf", "f16")
+    runner = GgufModel(path, logits_all=True)
+    try:
+        tok = GgufTokenizer(runner)
+        for text in [EVAL_TEXT, "β-blockers: 5 mg/kg (n=12)"]:
+            assert tok(text)["input_ids"] == tokenizer(text)["input_ids"], text  # BOS included
+        ids = tokenizer(EVAL_TEXT)["input_ids"]
+        assert tok.decode(ids, skip_special_tokens=True) == tokenizer.decode(ids, skip_special_tokens=True)
+        ref = _torch_logits(model, ids, len(tokenizer))
+        assert (runner.logits(ids)[:, : len(tokenizer)].argmax(-1) == ref.argmax(-1)).all()
+    finally:
+        runner.close()
