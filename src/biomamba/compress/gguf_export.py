@@ -315,7 +315,8 @@ def write_vocab(writer: Any, tokenizer: Any, n_vocab: int) -> None:
             writer.add_tokenizer_pre("gpt-2")
         else:
             vocab = gguf.LlamaHfVocab(Path(tmp))
-            tokens, scores, types = (list(x) for x in zip(*vocab.all_tokens(), strict=True))
+            tokens, _, types = (list(x) for x in zip(*vocab.all_tokens(), strict=True))
+            scores = _merge_scores(tokenizer, tokens)
             pad = range(len(tokens), n_vocab)
             tokens += [f"[PAD{i}]".encode() for i in pad]
             scores += [-1000.0] * len(pad)
@@ -328,6 +329,22 @@ def write_vocab(writer: Any, tokenizer: Any, n_vocab: int) -> None:
         special = gguf.SpecialVocab(Path(tmp), load_merges=kind == "gpt2", n_vocab=n_vocab)
     special.add_special_token.update(_adds_special(tokenizer))
     special.add_to_gguf(writer, quiet=True)
+
+
+def _merge_scores(tokenizer: Any, tokens: list[bytes]) -> list[float]:
+    """SentencePiece-style scores from the BPE merge order: llama.cpp's `llama` tokenizer merges the pair
+    whose result scores highest, so -rank reproduces the BPE's merge order (the `gguf` package's
+    LlamaHfVocab leaves a -1000 placeholder on every token, which tokenizes differently)."""
+    merges = json.loads(tokenizer.backend_tokenizer.to_str())["model"].get("merges") or []
+    rank = {}
+    for i, merge in enumerate(merges):
+        left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
+        rank.setdefault(left + right, i)
+    out = []
+    for token in tokens:
+        text = token.decode("utf-8", errors="replace") if isinstance(token, bytes) else token
+        out.append(-float(rank[text]) - 1.0 if text in rank else 0.0)
+    return out
 
 
 def _bpe_tokens(gguf: Any, tokenizer: Any, n_vocab: int) -> tuple[list[str], list[int]]:

@@ -15,8 +15,10 @@ Pieces (the interface an engine needs from a backend):
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -37,14 +39,53 @@ def is_gguf(path: str | Path) -> bool:
         return False
 
 
+_QUIET: list[Any] = []  # llama.cpp's log callback, kept alive for as long as the library may call it
+
+
 def _llama_cpp() -> Any:
+    """llama-cpp-python, with llama.cpp's own log lines silenced (generate prints only the text)."""
     try:
         import llama_cpp
     except ImportError:
         raise BiomambaError(
             "running a GGUF file needs llama-cpp-python: pip install 'biomamba[gguf]'"
         ) from None
+    if not _QUIET:
+        _QUIET.append(llama_cpp.llama_log_callback(lambda level, text, user_data: None))
+        llama_cpp.llama_log_set(_QUIET[0], None)
     return llama_cpp
+
+
+def _architecture_and_context(path: Path) -> tuple[str, int]:
+    """`general.architecture` and its trained context length, read from the header (no weights loaded)."""
+    from gguf import GGUFReader
+
+    try:
+        fields = GGUFReader(str(path)).fields
+        arch = str(fields["general.architecture"].contents())
+    except (ValueError, KeyError, IndexError, OSError) as exc:
+        raise BiomambaError(f"{path}: not a readable GGUF file ({exc})") from None
+    context = fields.get(f"{arch}.context_length")
+    return arch, int(context.contents()) if context is not None else DEFAULT_MAX_CONTEXT
+
+
+@contextlib.contextmanager
+def _model_params(llama_cpp: Any, **fields: Any) -> Iterator[None]:
+    """Set llama_model_params fields that `llama_cpp.Llama` does not expose, while a model is opened."""
+    module = llama_cpp.llama_cpp
+    default = module.llama_model_default_params
+
+    def patched() -> Any:
+        params = default()
+        for key, value in fields.items():
+            setattr(params, key, value)
+        return params
+
+    module.llama_model_default_params = patched
+    try:
+        yield
+    finally:
+        module.llama_model_default_params = default
 
 
 class GgufModel:
@@ -57,40 +98,52 @@ class GgufModel:
         n_ctx: int | None = None,
         n_threads: int | None = None,
         logits_all: bool = False,
+        extra_buffers: bool = False,
     ) -> None:
+        """`extra_buffers`: llama.cpp's repacked/AMX CPU weight buffers. Off by default: with them,
+        llama-cpp-python 0.3.36 crashes (SIGSEGV) on any Q8_0 prompt of 2+ tokens on an AVX-512/AMX Xeon
+        (tests/compress/test_gguf.py found it); without them llama.cpp uses its plain CPU kernels."""
         llama_cpp = _llama_cpp()
         self.path = Path(path)
         if not is_gguf(self.path):
             raise BiomambaError(f"{self.path}: not a GGUF file")
+        arch, trained = _architecture_and_context(self.path)
         try:
-            probe = llama_cpp.Llama(str(self.path), vocab_only=True, verbose=False)
+            with _model_params(llama_cpp, use_extra_bufts=extra_buffers):
+                self.llm = llama_cpp.Llama(
+                    str(self.path),
+                    n_ctx=n_ctx or min(trained, DEFAULT_MAX_CONTEXT),
+                    n_batch=512,
+                    n_threads=n_threads or os.cpu_count(),
+                    logits_all=logits_all,
+                    verbose=False,
+                )
         except ValueError as exc:
             raise BiomambaError(f"{self.path}: llama.cpp cannot load it ({exc})") from None
-        arch = probe.metadata.get("general.architecture", "")
-        trained = int(probe.metadata.get(f"{arch}.context_length", DEFAULT_MAX_CONTEXT))
-        probe.close()
-        self.llm = llama_cpp.Llama(
-            str(self.path),
-            n_ctx=n_ctx or min(trained, DEFAULT_MAX_CONTEXT),
-            n_batch=512,
-            n_threads=n_threads or os.cpu_count(),
-            logits_all=logits_all,
-            verbose=False,
-        )
         self.architecture = arch
-        # `serve.server.context_limit` reads config.n_ctx: llama.cpp allocates exactly this many positions
-        self.config = SimpleNamespace(n_ctx=self.llm.n_ctx())
+        self._llama_cpp = llama_cpp
+        # freed before interpreter shutdown (llama-cpp-python's __del__ fails once its module is torn down)
+        weakref.finalize(self, self.llm.close)
+        # `serve.server.context_limit` reads config.n_ctx: the positions llama.cpp allocated (it may round
+        # up), but never beyond the trained context
+        self.config = SimpleNamespace(n_ctx=min(self.llm.n_ctx(), trained))
 
     def prefill(self, ids: Sequence[int]) -> np.ndarray:
         """Start a new sequence from `ids`; the next-token logits [V]."""
         self.llm.reset()
         self.llm.eval(list(ids))
-        return np.array(self.llm.scores[self.llm.n_tokens - 1], dtype=np.float32)
+        return self._last_logits()
 
     def step(self, token: int) -> np.ndarray:
         """Append one token to the sequence; the next-token logits [V]."""
         self.llm.eval([int(token)])
-        return np.array(self.llm.scores[self.llm.n_tokens - 1], dtype=np.float32)
+        return self._last_logits()
+
+    def _last_logits(self) -> np.ndarray:
+        """The last position's logits, read from the context (llama-cpp-python keeps its `scores` only
+        with logits_all)."""
+        pointer = self._llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(self.llm.n_vocab(),)).astype(np.float32)
 
     def logits(self, ids: Sequence[int]) -> np.ndarray:
         """Logits at every position [T, V] (open with logits_all=True), as `model(input_ids).logits[0]`."""
