@@ -42,11 +42,16 @@ def vocab_tokenizer(size: int):
     from tokenizers import decoders as dec
     from transformers import PreTrainedTokenizerFast
 
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    vocab = {t: i for i, t in enumerate(sorted(alphabet))}
-    while len(vocab) < size - 1:
-        vocab[f"tok{len(vocab)}"] = len(vocab)
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {t: i for i, t in enumerate(alphabet)}
+    merges = []
+    for left in alphabet:  # two-character merges fill the vocabulary (llama.cpp's BPE needs merges)
+        for right in alphabet:
+            if len(vocab) >= size - 1:
+                break
+            merges.append((left, right))
+            vocab[left + right] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = dec.ByteLevel()
     tok.add_special_tokens(["<|endoftext|>"])
