@@ -237,3 +237,19 @@ def test_llama_sentencepiece_style_tokenizer_and_logits(tmp_path: Path) -> None:
         assert (runner.logits(ids)[:, : len(tokenizer)].argmax(-1) == ref.argmax(-1)).all()
     finally:
         runner.close()
+
+
+def test_gguf_decode_benchmark_runs(capsys) -> None:
+    """The benchmark script runs (tiny, no child processes), so it cannot rot; no speed is asserted."""
+    import importlib.util
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "gguf_decode.py"
+    spec = importlib.util.spec_from_file_location("gguf_decode", bench)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(["--tiny", "--families", "llama", "--no-process-peak"])
+    rows = {r["variant"]: r for r in result["rows"]}
+    assert set(rows) == {"fp32", "int8", "gguf-q8_0", "gguf-q4_k_m"}
+    assert rows["gguf-q8_0"]["kernel"] == "llama.cpp ggml" and rows["int8"]["kernel"] == "torchao"
+    assert rows["gguf-q4_k_m"]["file_bytes"] < rows["gguf-q8_0"]["file_bytes"] < rows["fp32"]["file_bytes"]
+    assert "| llama | gguf-q4_k_m |" in capsys.readouterr().out
