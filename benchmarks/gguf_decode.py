@@ -131,6 +131,7 @@ def measure(family: str, size: str, new_tokens: int, repeats: int, folder: Path,
                 file_bytes=size_bytes,
             )
         )
+        print(f"measured: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)  # partial runs keep rows
         del decoder
         gc.collect()
     base = rows[0]

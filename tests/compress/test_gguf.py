@@ -253,3 +253,38 @@ def test_gguf_decode_benchmark_runs(capsys) -> None:
     assert rows["gguf-q8_0"]["kernel"] == "llama.cpp ggml" and rows["int8"]["kernel"] == "torchao"
     assert rows["gguf-q4_k_m"]["file_bytes"] < rows["gguf-q8_0"]["file_bytes"] < rows["fp32"]["file_bytes"]
     assert "| llama | gguf-q4_k_m |" in capsys.readouterr().out
+
+
+def test_serve_answers_from_the_gguf_file_like_from_the_model_dir(trained) -> None:
+    """`make_server(..., decoder=GgufDecoder)`: the same greedy completion over HTTP as the PyTorch engine."""
+    import threading
+
+    import httpx
+
+    from biomamba.compress.quantize import load_any
+    from biomamba.models import load_tokenizer
+    from biomamba.serve.config import ServeConfig
+    from biomamba.serve.gguf_engine import open_gguf
+    from biomamba.serve.server import make_server
+
+    _, src, _, files, _ = trained
+    body = {"prompt": "the patient was given", "max_tokens": 8, "temperature": 0}
+    answers = []
+    gguf_model, gguf_tokenizer, gguf_decoder = open_gguf(files["f16"])
+    for model, tokenizer, decoder in [
+        (load_any(src), load_tokenizer(src), None),
+        (gguf_model, gguf_tokenizer, gguf_decoder),
+    ]:
+        server, engine = make_server(model, tokenizer, ServeConfig(port=0), "tiny", decoder=decoder)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread.start()
+        try:
+            host, port = server.server_address[:2]
+            reply = httpx.post(f"http://{host}:{port}/v1/completions", json=body, timeout=60)
+            assert reply.status_code == 200, reply.text
+            answers.append(reply.json()["choices"][0]["text"])
+        finally:
+            server.shutdown()
+            server.server_close()
+            engine.close()
+    assert answers[0] == answers[1] and answers[0]
