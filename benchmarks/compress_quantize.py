@@ -47,6 +47,14 @@ SIZES = {
     },
 }
 VOCAB = 8192
+# What each quantized kernel does per matmul, and so why weight-only int8/int4 decodes slower than fp32 on CPU
+KERNELS = {
+    "torchao": "torchao int8 weight-only (AffineQuantizedTensor, plain layout): the int8 weight is cast to the "
+    "activation dtype inside every matmul, then a dense fp32 GEMM runs; the cast costs more than the "
+    "smaller read saves when decoding is not memory-bound",
+    "biomamba": "biomamba QuantLinear: the whole weight is dequantized (unpack, x scale) to fp32 on every call, "
+    "then F.linear; a full fp32 copy is rebuilt per token, so it is slower than fp32 and peaks higher",
+}
 
 
 def build(family: str, size: str):
@@ -172,6 +180,19 @@ def peak_known(row: dict, base: dict) -> bool:
     return row["peak_memory_bytes"] is not None and bool(base["peak_memory_bytes"])
 
 
+def kernel_notes(rows: list[dict], device: str) -> str:
+    """One line per quantized kernel that ran: what it does, hence why it is slower on CPU."""
+    used = sorted({k for r in rows for k in r["backend"].split("+") if k in KERNELS})
+    where = " on CPU" if not device.startswith("cuda") else ""
+    lines = [f"- kernel `{k}`{where}: {KERNELS[k]}." for k in used]
+    if used and not device.startswith("cuda"):
+        lines.append(
+            "- for fast CPU decoding use llama.cpp's Q8_0/Q4_K kernels: `biomamba export MODEL -o OUT --format "
+            "gguf --quant q4_k_m` (benchmarks/gguf_decode.py)."
+        )
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def table(rows: list[dict], device: str) -> str:
     kinds = {r["peak_memory"] for r in rows} - {"-"}
     peak = f"peak memory ({kinds.pop()})" if len(kinds) == 1 else "peak memory"
@@ -239,7 +260,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, size {args.size}, "
         f"{args.new_tokens} new tokens, best of {args.repeats}\n"
     )
-    print(header + "\n" + table(rows, args.device))
+    print(header + "\n" + table(rows, args.device) + "\n" + kernel_notes(rows, args.device))
     result = {"header": header, "rows": rows}
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -23,7 +23,7 @@ def tiny_tokenizer():
     )
 
 
-def build_model(family: str, seed: int = 0, vocab: int = 300, layers: int = 3):
+def build_model(family: str, seed: int = 0, vocab: int = 300, layers: int = 3, hidden: int = 16):
     from transformers import (
         GPT2Config,
         GPT2LMHeadModel,
@@ -35,12 +35,12 @@ def build_model(family: str, seed: int = 0, vocab: int = 300, layers: int = 3):
 
     torch.manual_seed(seed)
     if family == "gpt2":
-        cfg = GPT2Config(vocab_size=vocab, n_embd=16, n_layer=layers, n_head=2, n_positions=128)
+        cfg = GPT2Config(vocab_size=vocab, n_embd=hidden, n_layer=layers, n_head=2, n_positions=128)
         return GPT2LMHeadModel(cfg)
     common = dict(
         vocab_size=vocab,
-        hidden_size=16,
-        intermediate_size=32,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
         num_hidden_layers=layers,
         num_attention_heads=2,
         num_key_value_heads=2,

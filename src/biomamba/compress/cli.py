@@ -7,6 +7,12 @@ from pathlib import Path
 import typer
 
 SET_HELP = "Override a recipe key: --set quantize.group_size=64 (repeatable)."
+CPU_HINT = (
+    "hint: for CPU deployment, PyTorch's weight-only int8/int4 dequantize the weights inside every matmul and "
+    "decode slower than fp32 (BENCHMARKS.md); llama.cpp's Q8_0/Q4_K kernels are fast: export a GGUF file with "
+    "`biomamba export {model} -o OUT --format gguf --quant q8_0` (or q4_k_m) and run it with "
+    "`biomamba generate OUT/gguf/<name>-Q8_0.gguf`, `biomamba serve`, llama.cpp, Ollama or LM Studio"
+)
 
 
 def _section(recipe: Path | None, name: str, schema_path: str, flags: dict, set_: list[str] | None):  # noqa: ANN202
@@ -80,6 +86,8 @@ def register(app: typer.Typer) -> None:
         typer.echo((out / "quantization_report.md").read_text(), nl=False)
         where = ", ".join(str(out / n) for n in names) if len(names) > 1 else str(out)
         typer.echo(f"quantized model: {where}", err=True)
+        if cfg.device == "cpu":
+            typer.echo(CPU_HINT.format(model=model), err=True)
 
     @app.command("merge")
     def merge_cmd(
@@ -136,17 +144,31 @@ def register(app: typer.Typer) -> None:
         fmt: list[str] = typer.Option(
             None,
             "--format",
-            help="transformers | mamba_ssm (repeatable); default: both for an unquantized Mamba2, else transformers.",
+            help="transformers | mamba_ssm | gguf (repeatable; gguf adds OUT/gguf/*.gguf); default: "
+            "transformers, plus mamba_ssm for an unquantized Mamba2.",
+        ),
+        quant: list[str] = typer.Option(
+            None,
+            "--quant",
+            help="GGUF type with --format gguf: f16 | q8_0 | q4_k_m (repeatable) [q8_0]. q4_k_m is "
+            "quantized by llama.cpp (llama-cpp-python).",
         ),
         name: str = typer.Option(None, "--name", help="Model name shown in the model card."),
         set_: list[str] = typer.Option(None, "--set", help="Override a key: --set export.license=mit."),
     ) -> None:
         """Write a release directory: weights (transformers format, and mamba-ssm format for Mamba2),
         tokenizer, generation_config.json and a model card (README.md) filled from the training recipe
-        and the evaluation results."""
+        and the evaluation results. --format gguf adds llama.cpp files (GPT-2, Llama, Mistral, Mamba2)
+        for fast private inference on CPU: `biomamba generate OUT/gguf/NAME-Q8_0.gguf "..."`."""
         from biomamba.compress.export import export
 
-        flags = dict(recipe=training_recipe, results=results or None, formats=fmt or None, model_name=name)
+        flags = dict(
+            recipe=training_recipe,
+            results=results or None,
+            formats=fmt or None,
+            gguf_quant=quant or None,
+            model_name=name,
+        )
         cfg, _ = _section(recipe, "export", "biomamba.compress.config:ExportConfig", flags, set_)
         out = export(model, cfg, output)
         typer.echo(f"release directory: {out}", err=True)

@@ -166,9 +166,12 @@ def _in_words(count: int) -> str:
 class ExportConfig(Section):
     """A release directory: weights, tokenizer, generation config and a model card."""
 
-    formats: list[Literal["transformers", "mamba_ssm"]] | None = Field(
+    formats: list[Literal["transformers", "mamba_ssm", "gguf"]] | None = Field(
         None,
         description="Weight formats to write; default: transformers, plus mamba_ssm for an unquantized Mamba2.",
+    )
+    gguf_quant: list[Literal["f16", "q8_0", "q4_k_m"]] = Field(
+        default_factory=lambda: ["q8_0"], description="GGUF files to write (format gguf): one per type."
     )
     recipe: Path | None = Field(None, description="Training recipe whose settings fill the model card.")
     results: list[Path] = Field(default_factory=list, description="Evaluation results JSON files.")
@@ -184,5 +187,13 @@ class ExportConfig(Section):
     @classmethod
     def _nonempty(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and not value:
-            raise ValueError("list at least one format (transformers, mamba_ssm)")
+            raise ValueError("list at least one format (transformers, mamba_ssm, gguf)")
         return value
+
+    @model_validator(mode="after")
+    def _quant_needs_gguf(self) -> ExportConfig:
+        if "gguf_quant" in self.model_fields_set and "gguf" not in (self.formats or []):
+            raise ValueError(
+                "gguf_quant (--quant) applies to GGUF files: add gguf to formats (--format gguf)"
+            )
+        return self

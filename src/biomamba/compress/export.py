@@ -4,6 +4,7 @@ Layout:
     OUT/README.md                 model card: what, how trained (from the recipe), how good (from results)
     OUT/config.json, model.safetensors, tokenizer files, generation_config.json   (transformers format)
     OUT/mamba_ssm/                Mamba2 only: config.json + pytorch_model.bin for mamba-ssm's from_pretrained
+    OUT/gguf/NAME-Q8_0.gguf       with --format gguf: one file per --quant for llama.cpp / Ollama / LM Studio
     OUT/biomamba/recipe.yaml      the training recipe, verbatim
     OUT/biomamba/results/*.json   the evaluation results the card quotes
 
@@ -43,6 +44,11 @@ def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> 
     model_dir = Path(model_dir)
     tokenizer = load_tokenizer(model_dir)
     quantization = _read_quantization(model_dir) if is_quantized_dir(model_dir) else None
+    if "gguf" in (cfg.formats or ()) and quantization:
+        raise BiomambaError(
+            f"{model_dir}: GGUF is written from the unquantized model (its own q8_0/q4_k_m come from "
+            "--quant); export the directory `biomamba quantize` read"
+        )
     model = load_quantized(model_dir) if quantization else load_model(model_dir)
     fam = family(model)
     formats = cfg.formats or _default_formats(fam, quantized=quantization is not None)
@@ -65,6 +71,7 @@ def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> 
             from biomamba.models.checkpoint import save_mamba2
 
             save_mamba2(model, tmp / "mamba_ssm", fmt="mamba-ssm", tokenizer=tokenizer)
+        gguf_files = _write_gguf(model, tokenizer, cfg, formats, tmp, cfg.model_name or model_dir.name)
         _generation_config(cfg, tokenizer).save_pretrained(str(tmp))
         extra = tmp / "biomamba"
         extra.mkdir()
@@ -83,9 +90,26 @@ def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> 
             results,
             name=cfg.model_name or model_dir.name,
             quantization=quantization,
+            gguf_files=gguf_files,
         )
         (tmp / "README.md").write_text(card, encoding="utf-8")
     return out
+
+
+def _write_gguf(
+    model: Any, tokenizer: Any, cfg: ExportConfig, formats: list[str], out: Path, name: str
+) -> list[str]:
+    """OUT/gguf/NAME-<QUANT>.gguf for each requested type (none unless --format gguf)."""
+    if "gguf" not in formats:
+        return []
+    from biomamba.compress.gguf_export import export_gguf, gguf_name
+
+    (out / "gguf").mkdir()
+    files = []
+    for quant in dict.fromkeys(cfg.gguf_quant):
+        path = export_gguf(model, tokenizer, out / "gguf" / gguf_name(name, quant), quant, name=name)
+        files.append(f"gguf/{path.name}")
+    return files
 
 
 def _read_quantization(model_dir: Path) -> dict[str, Any]:
@@ -157,6 +181,7 @@ def model_card(
     results: Sequence[dict[str, Any]],
     name: str,
     quantization: dict[str, Any] | None = None,
+    gguf_files: Sequence[str] = (),
 ) -> str:
     from biomamba import __version__
 
@@ -186,7 +211,7 @@ def model_card(
         "## Evaluation\n",
         _evaluation_section(results),
         "## Usage\n",
-        _usage(fam, quantized=quantization is not None),
+        _usage(fam, quantized=quantization is not None, gguf_files=gguf_files),
         "## Intended use and limitations\n",
         "A research model for biomedical NLP. It can state false medical facts fluently: it must not be used "
         "for diagnosis, treatment or any clinical decision. Run it locally (`biomamba serve` binds to "
@@ -278,7 +303,7 @@ def _evaluation_section(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(out) or "The results files hold no task or perplexity entries.\n"
 
 
-def _usage(fam: str, quantized: bool = False) -> str:
+def _usage(fam: str, quantized: bool = False, gguf_files: Sequence[str] = ()) -> str:
     code = [
         "```bash",
         "biomamba generate ./this-directory < prompt.txt   # stdin: the prompt never shows in `ps`",
@@ -308,5 +333,15 @@ def _usage(fam: str, quantized: bool = False) -> str:
             "model, tokenizer = load_model('./this-directory'), load_tokenizer('./this-directory')",
             "```",
             "`mamba_ssm/` holds the same weights for `mamba_ssm.models.mixer_seq_simple.MambaLMHeadModel`.",
+        ]
+    if gguf_files:
+        code += [
+            "On a laptop or desktop CPU, run a GGUF file (tokenizer included) with llama.cpp, Ollama, LM Studio "
+            "or biomamba itself:",
+            "```bash",
+            f'biomamba generate ./this-directory/{gguf_files[0]} "Metformin is a first-line treatment for"',
+            f"llama-cli -m ./this-directory/{gguf_files[0]} -p 'Metformin is'",
+            "```",
+            "GGUF files: " + ", ".join(f"`{f}`" for f in gguf_files) + ".",
         ]
     return "\n".join(code) + "\n"

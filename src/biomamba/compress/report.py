@@ -202,19 +202,26 @@ def _child_main(argv: Sequence[str] | None = None) -> int:
     from biomamba.compress.quantize import QUANT_FILE, TORCH_FILE, is_quantized_dir, load_any
     from biomamba.models.checkpoint import detect_format
     from biomamba.serve.engine import BatchDecoder, GenerationRequest
+    from biomamba.serve.gguf_engine import is_gguf, open_gguf
 
+    gguf_file = is_gguf(args.model_dir)  # a GGUF file runs through llama.cpp, as `biomamba generate` does
     # libraries the load will import count in the baseline, so peak - baseline is the model's own
-    if detect_format(args.model_dir) == "transformers":
+    if gguf_file:
+        import llama_cpp  # noqa: F401
+    elif detect_format(args.model_dir) == "transformers":
         import transformers  # noqa: F401
-    if is_quantized_dir(args.model_dir):
+    if not gguf_file and is_quantized_dir(args.model_dir):
         record = json.loads((Path(args.model_dir) / QUANT_FILE).read_text())
         if record.get("weights") == TORCH_FILE:
             import torchao  # noqa: F401
 
     baseline = _current_rss()
-    model = load_any(args.model_dir, device=args.device, dtype=args.dtype)
     prompt = [int(i) for i in args.prompt.split(",")]
-    decoder = BatchDecoder(model, vocab_size=args.vocab_size)
+    if gguf_file:
+        decoder = open_gguf(args.model_dir, n_ctx=len(prompt) + args.new_tokens + 8)[2]
+    else:
+        model = load_any(args.model_dir, device=args.device, dtype=args.dtype)
+        decoder = BatchDecoder(model, vocab_size=args.vocab_size)
     with torch.inference_mode():
         decoder.run([GenerationRequest(list(prompt), max_new_tokens=2)])
         request = GenerationRequest(list(prompt), max_new_tokens=args.new_tokens)

@@ -24,7 +24,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("generate")
     def generate_cmd(
-        model: str = typer.Argument(..., help="Model directory (any biomamba family) or hub name."),
+        model: str = typer.Argument(
+            ..., help="Model directory (any biomamba family), hub name, or .gguf file (llama.cpp)."
+        ),
         prompt: str = typer.Argument(None, help="Prompt text; read from stdin when omitted or '-'."),
         max_new_tokens: int = typer.Option(128, "--max-new-tokens", "-n", min=1, help="Tokens to generate."),
         temperature: float = typer.Option(0.0, min=0.0, help="0 = greedy; higher = more random."),
@@ -43,6 +45,7 @@ def register(app: typer.Typer) -> None:
         from biomamba.compress.quantize import load_any
         from biomamba.models import load_tokenizer
         from biomamba.serve.engine import BatchDecoder, check_seed, generate_text
+        from biomamba.serve.gguf_engine import is_gguf, open_gguf
         from biomamba.serve.server import check_context, context_limit
 
         try:
@@ -52,11 +55,14 @@ def register(app: typer.Typer) -> None:
         text = sys.stdin.read() if prompt in (None, "-") else prompt
         if not text.strip():
             raise BiomambaError("empty prompt: pass PROMPT or pipe text on stdin")
-        tokenizer = load_tokenizer(model)
-        loaded = load_any(model, dtype=dtype, device=device)
+        if is_gguf(model):  # llama.cpp runs the file; the tokenizer is the one inside it
+            loaded, tokenizer, decoder = open_gguf(model)
+        else:
+            tokenizer = load_tokenizer(model)
+            loaded = load_any(model, dtype=dtype, device=device)
+            decoder = BatchDecoder(loaded, vocab_size=len(tokenizer))
         n_prompt = len(tokenizer(text, add_special_tokens=False)["input_ids"]) or 1  # as generate_text
         check_context(context_limit(loaded), n_prompt, max_new_tokens)  # ContextLengthError: one line
-        decoder = BatchDecoder(loaded, vocab_size=len(tokenizer))
         for piece in generate_text(
             decoder,
             tokenizer,
@@ -73,7 +79,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("serve")
     def serve_cmd(
-        model: str = typer.Argument(..., help="Model directory (any biomamba family) or hub name."),
+        model: str = typer.Argument(
+            ..., help="Model directory (any biomamba family), hub name, or .gguf file (llama.cpp)."
+        ),
         recipe: Path = typer.Option(
             None, "--recipe", "-r", help="Recipe whose `serve:` section sets defaults."
         ),
@@ -101,7 +109,8 @@ def register(app: typer.Typer) -> None:
 
         from biomamba.compress.quantize import load_any
         from biomamba.models import load_tokenizer
-        from biomamba.serve.server import make_server
+        from biomamba.serve.gguf_engine import is_gguf, open_gguf
+        from biomamba.serve.server import make_engine, make_server
 
         flags = dict(
             host=host,
@@ -115,11 +124,17 @@ def register(app: typer.Typer) -> None:
         )
         cfg = _serve_config(recipe, flags, set_)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-        tokenizer = load_tokenizer(model)
-        loaded = load_any(model, dtype=cfg.dtype, device=cfg.device)
+        decoder = None
+        if is_gguf(model):  # llama.cpp runs the file; the tokenizer is the one inside it
+            loaded, tokenizer, decoder = open_gguf(model)
+        else:
+            tokenizer = load_tokenizer(model)
+            loaded = load_any(model, dtype=cfg.dtype, device=cfg.device)
         name = cfg.model_name or Path(model).name
         try:
-            server, engine = make_server(loaded, tokenizer, cfg, name)
+            server, engine = make_server(
+                loaded, tokenizer, cfg, name, make_engine(loaded, tokenizer, cfg, decoder)
+            )
         except OSError as exc:
             raise BiomambaError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from None
         host_, port_ = server.server_address[:2]

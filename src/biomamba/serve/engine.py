@@ -158,7 +158,7 @@ class DecodingBatch:
 
     def __init__(self, decoder: BatchDecoder) -> None:
         self.decoder = decoder
-        self.state = decode_state(decoder.model)
+        self.state = decoder.new_state()
         self.rows: list[_Row] = []
 
     def __len__(self) -> int:
@@ -223,12 +223,12 @@ class DecodingBatch:
             row.request.error = row.request.error or exc
             row.finish()
         self.rows = []
-        self.state = decode_state(self.decoder.model)
+        self.state = self.decoder.new_state()
 
     def _restart_if_broken(self) -> None:
         """A failed join may have left a half-built state; with no rows, start afresh."""
         if not self.rows:
-            self.state = decode_state(self.decoder.model)
+            self.state = self.decoder.new_state()
 
     def _emit(self, rows: list[_Row], logits: torch.Tensor) -> None:
         vocab = self.decoder.vocab_size
@@ -262,7 +262,12 @@ class DecodingBatch:
 
 
 class BatchDecoder:
-    """The model and what decoding needs to know about it; makes `DecodingBatch`es."""
+    """The model and what decoding needs to know about it; makes `DecodingBatch`es.
+
+    Another backend (serve.gguf_engine: llama.cpp) subclasses it and supplies its own `new_state()` (a
+    `models.generation.DecodeState`: join / step / keep / can_join) and `max_rows`."""
+
+    max_rows: int | None = None  # most requests one batch can hold (None: the engine's max_batch_size)
 
     def __init__(self, model: torch.nn.Module, vocab_size: int | None = None) -> None:
         from biomamba.models import family
@@ -271,6 +276,10 @@ class BatchDecoder:
         self.family = family(model)
         self.device = next(model.parameters()).device
         self.vocab_size = vocab_size  # logits beyond the tokenizer's vocabulary (padding) are never sampled
+
+    def new_state(self) -> Any:
+        """A fresh decoding state over the model (the KV cache or Mamba2's recurrent state)."""
+        return decode_state(self.model)
 
     def start(self) -> DecodingBatch:
         """An empty batch to add requests to."""

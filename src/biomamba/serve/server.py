@@ -609,14 +609,16 @@ def _check_values(payload: dict[str, Any]) -> None:
             pending.extend((v, f"{where}.{i}", depth + 1) for i, v in enumerate(value))
 
 
-def make_engine(model: Any, tokenizer: Any, config: ServeConfig) -> BatchingEngine:
-    """The default engine: biomamba's continuous-batching decoder over a torch model."""
+def make_engine(model: Any, tokenizer: Any, config: ServeConfig, decoder: Any = None) -> BatchingEngine:
+    """The continuous-batching engine over `decoder`: by default biomamba's `BatchDecoder` over a torch model;
+    `serve.gguf_engine.GgufDecoder` runs a GGUF file through llama.cpp (one request at a time)."""
     from biomamba.serve.engine import BatchDecoder
 
     vocab = len(tokenizer) if hasattr(tokenizer, "__len__") else None
+    decoder = decoder or BatchDecoder(model, vocab_size=vocab)
     return BatchingEngine(
-        BatchDecoder(model, vocab_size=vocab),
-        max_batch_size=config.max_batch_size,
+        decoder,
+        max_batch_size=min(config.max_batch_size, decoder.max_rows or config.max_batch_size),
         batch_wait_s=config.batch_wait_ms / 1000,
         max_queue=config.max_queue,
         continuous=config.continuous_batching,

@@ -1,0 +1,42 @@
+"""CPU deployment advice: the quantize benchmark says which kernel ran and why it is slower; `biomamba
+quantize` on CPU points to the GGUF path (llama.cpp)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from biomamba.cli.main import build_app
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "compress_quantize.py"
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("compress_quantize", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_kernel_notes_explain_each_cpu_kernel_that_ran() -> None:
+    bench = _bench_module()
+    rows = [{"backend": "-"}, {"backend": "torchao"}, {"backend": "biomamba"}]
+    notes = bench.kernel_notes(rows, "cpu")
+    assert "kernel `torchao` on CPU: " in notes and "kernel `biomamba` on CPU: " in notes
+    assert "every matmul" in notes and "every call" in notes  # why: dequantized on the fly
+    assert "--format gguf --quant q4_k_m" in notes
+    assert bench.kernel_notes([{"backend": "-"}], "cpu") == ""  # nothing quantized, nothing to explain
+    assert "gguf" not in bench.kernel_notes(rows, "cuda")
+
+
+def test_quantize_on_cpu_recommends_gguf(tmp_path: Path, tokenizer) -> None:
+    from biomamba.models import create_model, save_model
+
+    spec = dict(d_model=32, n_layer=1, d_state=16, headdim=16, chunk_size=16, vocab_size=len(tokenizer))
+    model_dir = save_model(create_model(spec, seed=0), tmp_path / "m", tokenizer)
+    args = ["quantize", str(model_dir), "--method", "int8", "--group-size", "16", "-o", str(tmp_path / "q")]
+    result = CliRunner().invoke(build_app(), [*args, "--set", "quantize.bench_new_tokens=2"])
+    assert result.exit_code == 0, result.output
+    assert f"biomamba export {model_dir} -o OUT --format gguf --quant q8_0" in result.output
