@@ -256,7 +256,8 @@ def test_gguf_decode_benchmark_runs(capsys) -> None:
 
 
 def test_serve_answers_from_the_gguf_file_like_from_the_model_dir(trained) -> None:
-    """`make_server(..., decoder=GgufDecoder)`: the same greedy completion over HTTP as the PyTorch engine."""
+    """`make_server(..., engine=make_engine(..., GgufDecoder))`: the same greedy completion over HTTP as the
+    PyTorch engine, through the same continuous-batching engine."""
     import threading
 
     import httpx
@@ -265,7 +266,7 @@ def test_serve_answers_from_the_gguf_file_like_from_the_model_dir(trained) -> No
     from biomamba.models import load_tokenizer
     from biomamba.serve.config import ServeConfig
     from biomamba.serve.gguf_engine import open_gguf
-    from biomamba.serve.server import make_server
+    from biomamba.serve.server import make_engine, make_server
 
     _, src, _, files, _ = trained
     body = {"prompt": "the patient was given", "max_tokens": 8, "temperature": 0}
@@ -275,7 +276,10 @@ def test_serve_answers_from_the_gguf_file_like_from_the_model_dir(trained) -> No
         (load_any(src), load_tokenizer(src), None),
         (gguf_model, gguf_tokenizer, gguf_decoder),
     ]:
-        server, engine = make_server(model, tokenizer, ServeConfig(port=0), "tiny", decoder=decoder)
+        config = ServeConfig(port=0)
+        server, engine = make_server(
+            model, tokenizer, config, "tiny", make_engine(model, tokenizer, config, decoder)
+        )
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()
         try:

@@ -199,10 +199,11 @@ def _evaluate_task(
     progress: Callable[[str, int, int], None] | None,
 ) -> dict[str, Any]:
     spec = get_task(task_file.task)
-    questions: Sequence[Question] = load_questions(task_file)
+    read = load_questions(task_file)  # what was read (files, format); `questions` may be a sample of it
+    questions: Sequence[Question] = read
     sample = None
     if limit:
-        questions, sample = stratified_sample(questions, limit, label_of, seed=seed_list[0])
+        questions, sample = stratified_sample(read, limit, label_of, seed=seed_list[0])
     pool: list[Question] | None = None
     if shots and task_file.task in fewshot_files:
         pool = load_questions(
@@ -233,8 +234,8 @@ def _evaluate_task(
         "language": task_file.language,
         "domain": spec.domain,
         "file": str(task_file.path),
-        "file_sha256": questions.file_sha256,  # {file: sha256} when a folder or glob was read
-        "format": questions.format,
+        "file_sha256": read.file_sha256,  # {file: sha256} when a folder or glob was read
+        "format": read.format,
         "n": len(questions),
         "limit": sample,
         "label_balance": label_balance(questions),
