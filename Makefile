@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.biomamba-installed
 # mamba-ssm as the reference implementation the contract tests load our checkpoints with (not a dependency)
 MAMBA_SSM_REF := $(VENV)/mamba-ssm-ref
-MAMBA_SSM_STAMP := $(MAMBA_SSM_REF)/.complete-2.3.2.post1
+MAMBA_SSM_STAMP := $(MAMBA_SSM_REF)/.complete-2.3.2.post1-2
 
 .PHONY: setup demo test lint format bench clean
 

@@ -14,7 +14,8 @@ set -euo pipefail
 DIR=${1:?usage: mamba-ssm-reference.sh DIR [PYTHON]}
 PY=${2:-python3}
 VERSION=2.3.2.post1
-if [ -f "$DIR/.complete-$VERSION" ]; then exit 0; fi
+STAMP="$DIR/.complete-$VERSION-2"  # -2: the install that drops the stale bytecode
+if [ -f "$STAMP" ]; then exit 0; fi
 rm -rf "$DIR" && mkdir -p "$DIR"
 WHEELS=$(mktemp -d)
 trap 'rm -rf "$WHEELS"' EXIT
@@ -24,4 +25,7 @@ MAMBA_SKIP_CUDA_BUILD=TRUE MAMBA_FORCE_BUILD=TRUE \
 "$PY" -m pip install -q --no-deps --target "$DIR" "$WHEELS"/mamba_ssm-*.whl "triton==3.9.0" "einops>=0.7"
 echo "__version__ = \"$VERSION\"" > "$DIR/mamba_ssm/__init__.py"
 sed -i 's/^import selective_scan_cuda/selective_scan_cuda = None/' "$DIR/mamba_ssm/ops/selective_scan_interface.py"
-touch "$DIR/.complete-$VERSION"
+# pip compiled the unpatched files: the patched line has the same length and may have the same mtime second,
+# so Python would keep running the stale bytecode
+find "$DIR/mamba_ssm" -name __pycache__ -type d -prune -exec rm -rf {} +
+touch "$STAMP"
