@@ -82,27 +82,19 @@ def build_models(
     return {"gpt2": folder / "gpt2", "mamba2": folder / "mamba2"}
 
 
-MMLU_SUBJECTS = (
-    "anatomy",
-    "clinical_knowledge",
-    "college_biology",
-    "college_medicine",
-    "medical_genetics",
-    "professional_medicine",
-)
-
-
 def write_task_files(folder: Path, pubmedqa: Path, mmlu_dev: Path, n_pubmedqa: int) -> dict[str, Path]:
     """Real questions in each benchmark's own layout: PubMedQA test questions as they are, and the 30 real
     MMLU medical dev questions as MMLU CSV, MedQA JSON lines, MedMCQA `dev.json` and ARC JSON lines (the
     last one is the multi-token-choice case: lm-eval scores ARC on the answer texts)."""
     import csv
 
+    from biomamba.eval.tasks import MMLU_MEDICAL  # the six medical subjects of the BioMistral benchmark
+
     source_file = pubmedqa / "test_set.json" if pubmedqa.is_dir() else pubmedqa
     source = json.loads(source_file.read_text())
     (folder / "pubmedqa.json").write_text(json.dumps(dict(list(source.items())[:n_pubmedqa])))
     rows = []
-    for subject in MMLU_SUBJECTS:
+    for subject in MMLU_MEDICAL:
         path = mmlu_dev / f"{subject}_dev.csv"
         if path.is_file():
             rows += list(csv.reader(path.open(encoding="utf-8")))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from biomamba.utils.atomic import atomic_dir, write_json, write_text
+from biomamba.utils.atomic import atomic_dir, atomic_path, write_json, write_text
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -45,13 +45,17 @@ def test_outputs_get_the_permissions_of_ordinary_files(
 ) -> None:
     umask(mask)
     write_json(tmp_path / "results.json", {"a": 1})
+    with atomic_path(tmp_path / "model.gguf") as tmp:  # a writer that opens the file by name
+        tmp.write_bytes(b"GGUF")
     with open(tmp_path / "plain.txt", "w") as handle:  # what an ordinary write gives: the reference
         handle.write("x")
     with atomic_dir(tmp_path / "release") as tmp:
         (tmp / "model.safetensors").write_bytes(b"w")
     assert _mode(tmp_path / "results.json") == _mode(tmp_path / "plain.txt") == file_mode
+    assert _mode(tmp_path / "model.gguf") == file_mode
     assert _mode(tmp_path / "release") == dir_mode
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "model.gguf",
         "plain.txt",
         "release",
         "results.json",
