@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from biomamba.benchmarks.io import file_sha256
 from biomamba.errors import DataError
 from biomamba.eval import resume
 from biomamba.eval.backends import make_backend
@@ -35,9 +36,8 @@ log = logging.getLogger(__name__)
 
 
 def _file_sha256(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The benchmark reader's streamed checksum, or None where there is no file (e.g. a hub copy)."""
+    return file_sha256(path) if path.is_file() else None
 
 
 def _sources_sha256(task_file: TaskFile) -> str | None:
