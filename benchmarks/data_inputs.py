@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from biomamba.data.config import SourceConfig
+from biomamba.data.readers import FileReport, read_source_file, read_verified_file
 from biomamba.data.records import RecordEvents, apply_record_identity, record_keys
-from biomamba.data.sources import FileReport, read_source_file, read_verified_file
 
 ROOT = Path(__file__).resolve().parents[1]
 C4_SAMPLE = ROOT.parent / "shared" / "data" / "general" / "c4" / "olmo_c4-sample.00000-of-00001.json.gz"

@@ -61,7 +61,7 @@ def make_input(folder: Path, size_mb: float, files: int, sample: Path = SAMPLE) 
 
 def train_bench_tokenizer(folder: Path, vocab_size: int) -> Path:
     from biomamba.data.config import SourceConfig
-    from biomamba.data.sources import FileReport, read_source_file
+    from biomamba.data.readers import FileReport, read_source_file
     from biomamba.tokenizer.train import train_tokenizer
 
     source = SourceConfig(type="pubmed_xml", path=str(SAMPLE))
@@ -98,7 +98,7 @@ def run_datasets(files: list[str], tokenizer: str, out: str, workers: int) -> di
 
     from biomamba.data.clean import normalize_text
     from biomamba.data.config import SourceConfig
-    from biomamba.data.sources import FileReport, read_source_file
+    from biomamba.data.readers import FileReport, read_source_file
 
     datasets.disable_progress_bars()
     started = time.perf_counter()

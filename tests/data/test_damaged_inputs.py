@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 from biomamba.data import DataConfig, TokenShards, build_corpus
-from biomamba.data import sources as sources_module
 from biomamba.data.clean import normalize_text
-from biomamba.data.sources import DAMAGED_REASON, iter_text_documents
+from biomamba.data.readers import DAMAGED_REASON, iter_text_documents, streams
 from biomamba.errors import DataError
 
 from .helpers import random_documents
@@ -28,7 +27,7 @@ MEDLINE_SAMPLE = "pubmed/medline16n0902_sample.xml.gz"
 
 @pytest.fixture(autouse=True)
 def _small_read_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources_module, "READ_CHUNK_BYTES", 16 * 1024)
+    monkeypatch.setattr(streams, "READ_CHUNK_BYTES", 16 * 1024)
 
 
 def damage(data: bytes, path: Path, at: float = 0.5, length: int = 64, seed: int = 0) -> Path:
@@ -145,7 +144,7 @@ def test_tools_reading_documents_directly_get_nothing_from_a_damaged_file(tmp_pa
 
 def test_valid_gzip_with_empty_content_is_an_empty_file(tmp_path):
     from biomamba.data.config import SourceConfig
-    from biomamba.data.sources import FileReport, read_source_file
+    from biomamba.data.readers import FileReport, read_source_file
 
     path = tmp_path / "empty.json.gz"
     path.write_bytes(gzip.compress(b""))

@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from biomamba.cli.main import build_app
-from biomamba.data.detect import detect_source_type
+from biomamba.data.readers import detect_source_type
 from biomamba.errors import DataError
 
 from .helpers import random_documents, write_jsonl

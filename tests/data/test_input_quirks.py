@@ -10,7 +10,7 @@ import yaml
 
 from biomamba.data import DataConfig, TokenShards, build_corpus
 from biomamba.data.config import SourceConfig
-from biomamba.data.sources import FileReport, read_source_file
+from biomamba.data.readers import FileReport, read_source_file
 
 
 def _article(pmid: int, text: str, revised: str | None = None, close: bool = True) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from biomamba.data.config import SourceConfig
-from biomamba.data.sources import FileReport, read_source_file, resolve_paths
+from biomamba.data.readers import FileReport, read_source_file, resolve_paths
 from biomamba.errors import DataError
 
 

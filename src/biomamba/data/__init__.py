@@ -21,18 +21,24 @@ Public API (see docs/data.md):
 - `build_corpus(config, tokenizer, output_dir, *, only_part=None, progress=None) -> manifest dict`
 - `iter_documents(config, split="train"|"heldout", domains=None, limit=None)` -> (domain, text), no tokenizer
 - `NgramIndex.build(DecontamConfig)` / `NgramIndex.matches(text)`: benchmark n-gram decontamination
-- `read_source_file(path, SourceConfig, FileReport)`: the streaming readers (a damaged .gz sets
-  `FileReport.damaged` at its end); `read_verified_file(...)`: the same, but a damaged .gz yields nothing
-- `detect_source_type(path)`: pubmed_xml | pmc_jats | pubtator | jsonl | wikitext | text, from the content
+- `read_source_file(path, SourceConfig, FileReport)`: the streaming readers, one per source type in the
+  registry `biomamba.data.readers` (a damaged .gz sets `FileReport.damaged` at its end);
+  `read_verified_file(...)`: the same, but a damaged .gz yields nothing
+- `detect_source_type(path)`: the registered source type a file's content shows
 - `TokenShards`, `ShardWriter`, `write_shard`, `read_manifest`: the shard format
 """
 
 from biomamba.data.config import BenchmarkConfig, DataConfig, DecontamConfig, DedupConfig, SourceConfig
 from biomamba.data.decontam import NgramIndex
-from biomamba.data.detect import detect_source_type
 from biomamba.data.pipeline import build_corpus, iter_documents
+from biomamba.data.readers import (
+    Document,
+    FileReport,
+    detect_source_type,
+    read_source_file,
+    read_verified_file,
+)
 from biomamba.data.shards import ShardWriter, TokenShards, read_manifest, write_shard
-from biomamba.data.sources import Document, FileReport, read_source_file, read_verified_file
 
 __all__ = [
     "BenchmarkConfig",

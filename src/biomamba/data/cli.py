@@ -142,8 +142,7 @@ def _checked_documents(path: str, source_type: str | None, text_field: str, repo
     """The documents of one input of `data decontaminate`, its type detected unless given; a file that gives
     no document at all is an error naming it and why, so that it is never reported as clean."""
     from biomamba.data.config import SourceConfig
-    from biomamba.data.detect import detect_source_type
-    from biomamba.data.sources import FileReport, read_verified_file
+    from biomamba.data.readers import FileReport, detect_source_type, read_verified_file
     from biomamba.errors import DataError
 
     kind = source_type or detect_source_type(path)

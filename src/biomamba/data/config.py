@@ -27,13 +27,14 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from biomamba.benchmarks.registry import FAMILIES
 from biomamba.config.recipe import Section
+from biomamba.data.readers import READERS
 
-SourceType = Literal["pubmed_xml", "pmc_jats", "pubtator", "jsonl", "wikitext", "text", "hf"]
-BenchmarkFormat = Literal[
-    "pubmedqa", "medqa", "medmcqa", "mmlu", "bioasq",
-    "boolq", "arc", "openbookqa", "hellaswag", "piqa", "winogrande", "lambada",
-]  # fmt: skip
+# Derived from the registries (one home): a new reader or benchmark family is accepted here without an edit,
+# and pydantic's message for an unknown value lists every registered one.
+SourceType = Literal[tuple(READERS)]  # type: ignore[valid-type]
+BenchmarkFormat = Literal[tuple(FAMILIES)]  # type: ignore[valid-type]
 
 
 class SourceConfig(Section):

@@ -40,9 +40,16 @@ from biomamba.data.decontam import NO_BENCHMARKS_WARNING, NgramIndex, check_benc
 from biomamba.data.dedup import deduplicate, minhash_signatures, text_hash
 from biomamba.data.dedup_buckets import SignatureFile, write_signature_file
 from biomamba.data.mixture import heldout_hash, plan_mixture
+from biomamba.data.readers import (
+    FileReport,
+    damaged_line,
+    get_reader,
+    read_source_file,
+    read_verified_file,
+    resolve_paths,
+)
 from biomamba.data.records import (
     IDENTITY_NAME,
-    IDENTITY_NAMESPACE,
     RecordEvents,
     apply_record_identity,
     load_identity,
@@ -51,13 +58,6 @@ from biomamba.data.records import (
 from biomamba.data.shard_jobs import plan_shard_jobs, remove_stale_shards, run_shard_jobs
 from biomamba.data.shards import FORMAT_VERSION, MANIFEST_NAME, ShardRecord, ShardWriter, token_dtype
 from biomamba.data.shortfall import FAILED_MANIFEST_NAME, explain_empty_domains
-from biomamba.data.sources import (
-    FileReport,
-    damaged_line,
-    read_source_file,
-    read_verified_file,
-    resolve_paths,
-)
 from biomamba.data.tokenize import TokenizerSpec, tokenizer_spec
 from biomamba.errors import DataError
 from biomamba.utils.atomic import atomic_write, write_json
@@ -276,7 +276,7 @@ class _PartBuilder:
         }
         np.savez(self.part_dir / "meta.npz", **meta)
         write_json(self.part_dir / "ids.json", {"ids": self.ids, "deleted": report.deleted_ids})
-        namespace = IDENTITY_NAMESPACE.get(self.unit.source.type)
+        namespace = get_reader(self.unit.source.type).identity
         if namespace is not None:  # int64 keys: the merge never loads every PMID as a Python string
             save_identity(
                 self.part_dir / IDENTITY_NAME, namespace, self.ids, self.revised, report.deleted_ids
@@ -360,8 +360,7 @@ def _load_catalog(units: list[Unit], work_dir: Path, near: bool) -> _Catalog:
         unit_ids.append(np.full(count, number, dtype=np.int32))
         local.append(np.arange(count, dtype=np.int64))
         domains.extend([unit.domain] * count)
-        namespace = IDENTITY_NAMESPACE.get(unit.source.type)
-        if namespace is not None:
+        if get_reader(unit.source.type).identity is not None:
             record_events.append(load_identity(part / IDENTITY_NAME, offset))
         offset += count
     alive = np.ones(offset, dtype=bool)

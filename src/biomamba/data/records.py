@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-# Source type -> namespace of its document ids (other types have no shared identity: C4 urls, wiki titles).
-IDENTITY_NAMESPACE = {"pubmed_xml": "pmid", "pubtator": "pmid", "pmc_jats": "pmc"}
+# The namespace of a source type's ids is its reader's `identity` (biomamba.data.readers); types without one
+# (C4 urls, wiki titles) have no shared identity.
 _PMC_BASE = 1 << 40  # numeric PMC ids live above every PMID (PMIDs are below 10^9)
 _HASHED = 1 << 62  # other ids (DOIs, file names): a 61-bit hash, above both
 

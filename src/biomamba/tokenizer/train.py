@@ -133,7 +133,7 @@ def _texts(texts: Iterable[str] | None, files: Iterable[str | Path] | None, text
 
 def _file_texts(path: str, text_field: str) -> Iterator[str]:
     from biomamba.data.config import SourceConfig
-    from biomamba.data.sources import FileReport, read_verified_file
+    from biomamba.data.readers import FileReport, read_verified_file
 
     if not Path(path).is_file():
         raise DataError(f"{path}: tokenizer training file not found")
