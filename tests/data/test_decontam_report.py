@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from biomamba.cli.main import build_app
-from biomamba.data.readers import detect_source_type
+from biomamba.data.readers import READERS, Probe, detect_source_type
 from biomamba.errors import DataError
 
 from .helpers import random_documents, write_jsonl
@@ -65,6 +65,16 @@ def test_decontaminate_refuses_to_call_an_unreadable_file_clean(tmp_path):
     ]
 
 
+def test_decontaminate_names_a_misspelt_type_and_the_registered_ones(tmp_path):
+    pubtator = _pubtator(tmp_path / "CDR_TestSet.PubTator.txt")
+    proc = subprocess.run([sys.executable, "-m", "biomamba", "data", "decontaminate", str(_recipe(tmp_path)),
+                           str(pubtator), "--type", "pubtater"], capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"error: unknown source type 'pubtater' (known: {', '.join(READERS)})"
+    ]
+
+
 @pytest.mark.parametrize(("name", "content", "expected"), [
     ("pubmed24n0001.xml.gz", b'<?xml version="1.0"?>\n<!DOCTYPE PubmedArticleSet>\n<PubmedArticleSet><PubmedArticle>',
      "pubmed_xml"),
@@ -79,6 +89,9 @@ def test_source_type_is_detected_from_the_content(tmp_path, name, content, expec
     path = tmp_path / name
     path.write_bytes(gzip.compress(content) if name.endswith(".gz") else content)
     assert detect_source_type(path) == expected
+    probe = Probe(path)
+    claims = [reader.name for reader in READERS.values() if not reader.fallback and reader.detect(probe)]
+    assert claims == ([] if READERS[expected].fallback else [expected])  # no other reader claims the file
 
 
 def test_detecting_an_empty_file_is_an_error(tmp_path):

@@ -7,10 +7,23 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from biomamba.data import DataConfig, TokenShards, build_corpus
 from biomamba.data.config import SourceConfig
-from biomamba.data.readers import FileReport, read_source_file, resolve_paths
+from biomamba.data.readers import (
+    READERS,
+    FileReport,
+    Probe,
+    detect_source_type,
+    read_source_file,
+    resolve_paths,
+)
 from biomamba.errors import DataError
+
+from .helpers import random_documents
+
+ARCHITECTURE = Path(__file__).resolve().parents[2] / "docs" / "ARCHITECTURE.md"
 
 
 def _read(path: Path, source_type: str, **fields) -> tuple[list, FileReport]:
@@ -186,3 +199,60 @@ def test_hf_source_reads_local_dataset_dir(tmp_path):
     source = SourceConfig(type="hf", path=str(tmp_path / "ds"))
     docs = list(read_source_file(str(tmp_path / "ds"), source, FileReport("ds")))
     assert [(d.id, d.text) for d in docs] == [("a", "one doc"), ("b", "two doc")]
+
+
+def test_an_unknown_source_type_is_refused_naming_every_registered_one():
+    with pytest.raises(ValidationError, match="unknown source type 'medline'") as refused:
+        SourceConfig(type="medline", path="x")
+    assert all(name in str(refused.value) for name in READERS)
+
+
+@pytest.mark.parametrize(("sample", "expected"), [
+    ("pubmed/medline16n0902_sample.xml.gz", "pubmed_xml"),
+    ("pubmed/test_current_medline.xml.gz", "pubmed_xml"),
+    ("pubmed/pubmed-29768149.xml", "pubmed_xml"),
+    ("pubmed/bc5cdr/CDR_TestSet.PubTator.txt", "pubtator"),
+    ("general/c4/olmo_c4-sample.01.json.gz", "jsonl"),
+    ("general/c4/olmo_c4_100_domains_5_theguardian_val.jsonl.gz", "jsonl"),
+    ("general/wikitext/wikitext-2-raw_wiki.test.raw", "wikitext"),
+    ("general/wikitext/README.pytorch_examples", "text"),
+])  # fmt: skip
+def test_each_real_sample_is_claimed_by_its_reader_alone(shared_data, sample, expected):
+    probe = Probe(shared_data / sample)
+    claims = [reader.name for reader in READERS.values() if not reader.fallback and reader.detect(probe)]
+    assert claims == ([] if READERS[expected].fallback else [expected])  # the fallback takes what none claims
+    assert detect_source_type(shared_data / sample) == expected
+
+
+@pytest.fixture
+def restored_readers():
+    """The registry as it was after the test (the worked example registers a reader of its own)."""
+    saved = dict(READERS)
+    yield
+    READERS.clear()
+    READERS.update(saved)
+
+
+def _architecture_example() -> str:
+    """The code block of docs/ARCHITECTURE.md's "Adding a data source" section, as a developer copies it."""
+    section = ARCHITECTURE.read_text(encoding="utf-8").split("## Adding a data source", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_architecture_example_is_one_place(restored_readers, tiny_tokenizer, tmp_path):
+    exec(compile(_architecture_example(), str(ARCHITECTURE), "exec"), {"__name__": "tsv_example"})
+    docs = random_documents("pubmed", 40, seed=4)
+    export = tmp_path / "export.tsv.gz"
+    lines = [f"{d['id']}\t{d['text']}" for d in docs]
+    export.write_bytes(gzip.compress("\n".join([*lines[:5], "no tab on this line", *lines[5:]]).encode()))
+    assert detect_source_type(export) == "tsv"
+    read, report = _read(export, "tsv")
+    assert [(d.id, d.text) for d in read] == [(d["id"], d["text"]) for d in docs]
+    assert report.warnings == [f"{export}:line 6: line without id<TAB>text"]
+    config = DataConfig.model_validate({"sources": {"pubmed": [{"type": "tsv", "path": str(export)}]},
+                                        "ratios": {"pubmed": 1.0}, "heldout_fraction": 0,
+                                        "dedup": {"near": False}, "decontam": {"enabled": False}})  # fmt: skip
+    manifest = build_corpus(config, tiny_tokenizer, tmp_path / "corpus")
+    assert manifest["sources"][0]["type"] == "tsv"
+    assert manifest["splits"]["train"]["documents"] == len(docs)
+    assert len(list(TokenShards(tmp_path / "corpus", "train").documents())) == len(docs)

@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
         source_type: str = typer.Option(
             None,
             "--type",
-            help="pubmed_xml|pmc_jats|pubtator|jsonl|wikitext|text (default: from the content)",
+            help="A source type of data.sources (biomamba.data.readers; default: from the content).",
         ),
         text_field: str = typer.Option("text", help="JSON field with the text (jsonl)."),
         output: Path = typer.Option(None, help="Write the per-benchmark report as JSON here."),
@@ -114,7 +114,11 @@ def register(app: typer.Typer) -> None:
 
         A file from which no document could be read is an error (exit status 2), never reported as clean."""
         from biomamba.data.decontam import NgramIndex
+        from biomamba.data.readers import get_reader
         from biomamba.utils.atomic import write_json
+
+        if source_type is not None:  # a misspelt --type is one line before the index is built
+            get_reader(source_type)
 
         config, _ = _load_data_config(recipe, {}, None)
         index = NgramIndex.build(config.decontam)
