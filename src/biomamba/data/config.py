@@ -29,13 +29,15 @@ from pydantic import AfterValidator, Field, ValidationInfo, field_validator, mod
 
 from biomamba.benchmarks.registry import FAMILIES
 from biomamba.config.recipe import Section
-from biomamba.data.readers import get_reader
 from biomamba.errors import DataError
 
 
 def _registered_source_type(name: str) -> str:
     """A type some reader registered (biomamba.data.readers), asked at validation time: a reader module added
-    to the package, or registered later by a test or plugin, is accepted without an edit here."""
+    to the package, or registered later by a test or plugin, is accepted without an edit here. (Imported
+    here, not above: the readers import this schema.)"""
+    from biomamba.data.readers import get_reader
+
     try:
         return get_reader(name).name
     except DataError as exc:

@@ -1,20 +1,13 @@
 """The registry of source types: one module per type in this package, each registering one `Reader`.
 
-    from biomamba.data.readers import READERS, get_reader, read_source_file, detect_source_type
+Every module here is imported with the package (`pkgutil`, like lm-eval's task folders), so a new source
+type is one new module plus its tests (docs/ARCHITECTURE.md, "Adding a data source").
 
-    READERS                                    # name -> Reader, in name order: what `SourceConfig.type` accepts
-    get_reader("pubmed_xml").identity          # "pmid": ids shared across sources (newest version wins)
-    for doc in read_source_file(path, source, report): ...
-
-Every module here is imported when the package is (`pkgutil`, like lm-eval's task folders), so a new source
-type is one new module plus its tests (docs/ARCHITECTURE.md, "Adding a data source"). Readers import only
-the standard library: the recipe schema imports this registry for its names.
-
-- `read_source_file(path, SourceConfig, FileReport)`: the documents of one input (`max_documents` applied);
-  a damaged .gz sets `FileReport.damaged` at its end; `read_verified_file(...)`: the same, but a damaged .gz
+- `READERS` (name -> Reader, in name order), `get_reader(name)`: `.identity`, `.detect`, `.read`, `.resolve`
+- `read_source_file(path, SourceConfig, FileReport)`: the documents of one input (`max_documents` applied; a
+  damaged .gz sets `FileReport.damaged` at its end); `read_verified_file(...)`: the same, but a damaged .gz
   yields nothing (for tools that consume documents at once); `iter_text_documents(path, type, **fields)`
-- `resolve_paths(SourceConfig, domain)`: the inputs a source names; `detect_source_type(path)`: the type a
-  file's content shows
+- `resolve_paths(SourceConfig, domain)`: the inputs a source names; `detect_source_type(path)`
 """
 
 from __future__ import annotations
@@ -24,14 +17,12 @@ import logging
 import pkgutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from biomamba.data.config import SourceConfig
 from biomamba.data.readers.base import READERS, Probe, Reader, get_reader, register
 from biomamba.data.readers.streams import DAMAGED_REASON, Document, FileReport, damaged_line, gzip_damage
 from biomamba.errors import DataError
-
-if TYPE_CHECKING:
-    from biomamba.data.config import SourceConfig
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +62,6 @@ def read_verified_file(path: str, source: SourceConfig, report: FileReport) -> I
 
 def iter_text_documents(path: str, source_type: str = "jsonl", **fields: Any) -> Iterator[Document]:
     """Convenience for tools (tokenizer training, fertility): documents of one file, skips counted silently."""
-    from biomamba.data.config import SourceConfig
-
     source = SourceConfig(type=source_type, path=path, **fields)  # type: ignore[arg-type]
     yield from read_verified_file(path, source, FileReport(path))
 

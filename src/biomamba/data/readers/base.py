@@ -14,13 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
+from biomamba.data.config import SourceConfig
 from biomamba.data.readers.streams import Document, FileReport
 from biomamba.errors import DataError
-
-if TYPE_CHECKING:  # the recipe schema imports this registry for its names, not the other way round
-    from biomamba.data.config import SourceConfig
 
 SNIFF_BYTES = 64 * 1024
 

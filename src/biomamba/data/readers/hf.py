@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from biomamba.data.config import SourceConfig
 from biomamba.data.readers.base import Reader, register
 from biomamba.data.readers.jsonl import text_field
 from biomamba.data.readers.streams import Document, FileReport
 from biomamba.errors import DataError
-
-if TYPE_CHECKING:
-    from biomamba.data.config import SourceConfig
 
 
 @register

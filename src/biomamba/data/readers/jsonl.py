@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from biomamba.data.config import SourceConfig
 from biomamba.data.readers.base import Probe, Reader, register
 from biomamba.data.readers.streams import Document, FileReport, text_lines
-
-if TYPE_CHECKING:
-    from biomamba.data.config import SourceConfig
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")  # the names JSON lines files go by (C4: .json.gz)
 

@@ -8,14 +8,11 @@ import tarfile
 import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
+from biomamba.data.config import SourceConfig
 from biomamba.data.readers import streams
 from biomamba.data.readers.base import Probe, Reader, register
 from biomamba.data.readers.streams import Document, FileReport, element_text, read_whole
-
-if TYPE_CHECKING:
-    from biomamba.data.config import SourceConfig
 
 _JATS_DROP = {"ref-list", "table-wrap", "table", "fig", "fig-group", "disp-formula", "inline-formula",
               "supplementary-material", "graphic", "media", "table-wrap-foot", "ack", "fn-group", "app-group"}  # fmt: skip

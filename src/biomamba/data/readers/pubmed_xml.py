@@ -10,13 +10,10 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
+from biomamba.data.config import SourceConfig
 from biomamba.data.readers.base import Probe, Reader, register
 from biomamba.data.readers.streams import Document, FileReport, element_text, file_chunks
-
-if TYPE_CHECKING:
-    from biomamba.data.config import SourceConfig
 
 _MARKERS = (b"<PubmedArticle", b"<MedlineCitation")  # also the start of their ...Set roots
 _PUBMED_RECORD = re.compile(rb"<(PubmedArticle|PubmedBookArticle|MedlineCitation|DeleteCitation)[\s>]")

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from biomamba.data.config import SourceConfig
 from biomamba.data.readers.base import Probe, Reader, register
 from biomamba.data.readers.streams import Document, FileReport, decode, read_whole
-
-if TYPE_CHECKING:
-    from biomamba.data.config import SourceConfig
 
 
 @register

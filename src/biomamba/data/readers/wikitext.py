@@ -5,13 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from biomamba.data.config import SourceConfig
 from biomamba.data.readers.base import Probe, Reader, register
 from biomamba.data.readers.streams import Document, FileReport, text_lines
-
-if TYPE_CHECKING:
-    from biomamba.data.config import SourceConfig
 
 _WIKI_TITLE = re.compile(r"^ = ([^=].*?) = $")
 _SENTENCE_END = (".", "?", "!", '"', "\u201d", ")", ":", ";", "=")
