@@ -1,9 +1,6 @@
-"""What a reader declares (the registry's contract, after datatrove's readers and lm-eval's task registry).
+"""What a reader declares: the registry's contract (datatrove's readers, lm-eval's task registry).
 
-A reader is one source type (`SourceConfig.type`): its name, how its files are recognised from their content
-(`biomamba data decontaminate` without --type), how their records are read, and its hooks. Everything else is
-asked of the registry: the recipe schema's `SourceType`, the corpus build, decontamination's type detection,
-tokenizer training. docs/ARCHITECTURE.md, "Adding a data source", has a worked example.
+docs/ARCHITECTURE.md, "Adding a data source", has a worked example.
 """
 
 from __future__ import annotations

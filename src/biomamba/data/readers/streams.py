@@ -204,8 +204,10 @@ def text_lines(path: str, report: FileReport) -> Iterator[tuple[int, str]]:
         *complete, pending = pending.split(b"\n")
         for raw in complete:
             lineno += 1
-            if (text := decode(raw, report, f"line {lineno}")) is not None:
-                yield lineno, text
+            try:  # inline, and the location only built for a bad line: this loop runs once per line
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                report.skip("invalid UTF-8", f"line {lineno}", f"byte {exc.start}")
     if pending and (text := decode(pending, report, f"line {lineno + 1}")) is not None:
         yield lineno + 1, text
 
