@@ -47,7 +47,7 @@ class Probe:
     def first_line(self) -> str:
         """The first non-blank line, decoded leniently, without its line ending."""
         lines = self.head.decode("utf-8", "replace").splitlines()
-        return next((line for line in lines if line.strip()), "").rstrip("\r")
+        return next((line for line in lines if line.strip()), "")
 
     def looks_like_xml(self) -> bool:
         return b"<" in self.head[:200]
