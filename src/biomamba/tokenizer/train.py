@@ -132,16 +132,13 @@ def _texts(texts: Iterable[str] | None, files: Iterable[str | Path] | None, text
 
 
 def _file_texts(path: str, text_field: str) -> Iterator[str]:
-    from biomamba.data.config import SourceConfig
-    from biomamba.data.readers import FileReport, read_verified_file
+    from biomamba.data.readers import iter_text_documents
     from biomamba.data.readers.jsonl import SUFFIXES
 
     if not Path(path).is_file():
         raise DataError(f"{path}: tokenizer training file not found")
     if path.lower().endswith(SUFFIXES):
-        source = SourceConfig(type="jsonl", path=path, text_field=text_field)
-        for doc in read_verified_file(path, source, FileReport(path)):
-            yield doc.text
+        yield from (doc.text for doc in iter_text_documents(path, "jsonl", text_field=text_field))
         return
     with open(path, encoding="utf-8", errors="strict") as handle:
         try:
