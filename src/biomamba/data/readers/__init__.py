@@ -62,7 +62,7 @@ def read_verified_file(path: str, source: SourceConfig, report: FileReport) -> I
 
 def iter_text_documents(path: str, source_type: str = "jsonl", **fields: Any) -> Iterator[Document]:
     """Convenience for tools (tokenizer training, fertility): documents of one file, skips counted silently."""
-    source = SourceConfig(type=source_type, path=path, **fields)  # type: ignore[arg-type]
+    source = SourceConfig(type=source_type, path=path, **fields)
     yield from read_verified_file(path, source, FileReport(path))
 
 
