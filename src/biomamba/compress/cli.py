@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from biomamba.config.command_line import PRECEDENCE
+
 SET_HELP = "Override a recipe key: --set quantize.group_size=64 (repeatable)."
 CPU_HINT = (
     "hint: for CPU deployment, PyTorch's weight-only int8/int4 dequantize the weights inside every matmul and "
@@ -15,22 +17,10 @@ CPU_HINT = (
 )
 
 
-def _section(recipe: Path | None, name: str, schema_path: str, flags: dict, set_: list[str] | None):  # noqa: ANN202
-    import importlib
-
-    from biomamba.config import load_recipe_dict, load_section, merge_overrides, parse_set_options
-
-    module, _, cls = schema_path.partition(":")
-    schema = getattr(importlib.import_module(module), cls)
-    raw = load_recipe_dict(recipe) if recipe else {}
-    merged = merge_overrides(raw, {**{f"{name}.{k}": v for k, v in flags.items()}, **parse_set_options(set_)})
-    return load_section(merged, name, schema, str(recipe or "flags")), raw
-
-
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
 
-    @app.command("quantize")
+    @app.command("quantize", epilog=PRECEDENCE)
     def quantize_cmd(
         model: str = typer.Argument(..., help="Model directory to quantize (any family; Mamba2 included)."),
         method: list[str] = typer.Option(
@@ -62,21 +52,21 @@ def register(app: typer.Typer) -> None:
         that loads the directory and decodes), decode tokens/s and, with --eval-corpus / --eval-task,
         perplexity and accuracy deltas measured by the evaluation stage against the unquantized model.
         """
+        from biomamba.compress.config import QuantizeConfig
         from biomamba.compress.quantize import quantize
+        from biomamba.config import load_stage_config
 
-        flags = dict(
-            group_size=group_size,
-            backend=backend,
-            device=device,
-            eval_corpus=eval_corpus,
-            eval_tasks=eval_task or None,
-        )
+        flags = {
+            "quantize.group_size": group_size,
+            "quantize.backend": backend,
+            "quantize.device": device,
+            "quantize.eval_corpus": eval_corpus,
+            "quantize.eval_tasks": eval_task or None,
+        }
         methods = list(dict.fromkeys(method or []))
         # each --method is validated like the recipe's `quantize.method` (the flag wins over the recipe)
         configs = [
-            _section(
-                recipe, "quantize", "biomamba.compress.config:QuantizeConfig", {**flags, "method": m}, set_
-            )
+            load_stage_config(recipe, "quantize", QuantizeConfig, {**flags, "quantize.method": m}, set_)
             for m in methods or [None]
         ]
         cfg, raw = configs[0]
@@ -132,7 +122,7 @@ def register(app: typer.Typer) -> None:
             members = ", ".join(f"{k} {v:.3f}" for k, v in entry["metrics"]["member_acc"].items())
             typer.echo(f"{task}: ensemble acc {entry['metrics']['acc']:.3f} ({members})")
 
-    @app.command("export")
+    @app.command("export", epilog=PRECEDENCE)
     def export_cmd(
         model: str = typer.Argument(..., help="Trained model directory (e.g. runs/x/final)."),
         output: Path = typer.Option(..., "--output", "-o", help="Release directory to write."),
@@ -160,15 +150,17 @@ def register(app: typer.Typer) -> None:
         tokenizer, generation_config.json and a model card (README.md) filled from the training recipe
         and the evaluation results. --format gguf adds llama.cpp files (GPT-2, Llama, Mistral, Mamba2)
         for fast private inference on CPU: `biomamba generate OUT/gguf/NAME-Q8_0.gguf "..."`."""
+        from biomamba.compress.config import ExportConfig
         from biomamba.compress.export import export
+        from biomamba.config import load_stage_config
 
-        flags = dict(
-            recipe=training_recipe,
-            results=results or None,
-            formats=fmt or None,
-            gguf_quant=quant or None,
-            model_name=name,
-        )
-        cfg, _ = _section(recipe, "export", "biomamba.compress.config:ExportConfig", flags, set_)
+        flags = {
+            "export.recipe": training_recipe,
+            "export.results": results or None,
+            "export.formats": fmt or None,
+            "export.gguf_quant": quant or None,
+            "export.model_name": name,
+        }
+        cfg, _ = load_stage_config(recipe, "export", ExportConfig, flags, set_)
         out = export(model, cfg, output)
         typer.echo(f"release directory: {out}", err=True)
