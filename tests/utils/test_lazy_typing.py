@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 PACKAGES = {
-    "biomamba.config": "_EXPORTS",
     "biomamba.eval": "_EXPORTS",
     "biomamba.models": "_EXPORTS",
     "biomamba.train": "_LOCATIONS",

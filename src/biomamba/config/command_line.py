@@ -1,20 +1,20 @@
-"""How a command turns its recipe, `--set` options and flags into one config: the one rule every CLI follows.
-
-Light on purpose (the recipe machinery is imported inside the functions): every command's `--help` epilog
-reads `PRECEDENCE` while the CLI is being built, and `biomamba --help` must not pay for pydantic.
-See docs/ARCHITECTURE.md, "How a command reads its config".
+"""How a command turns its recipe, `--set` options and flags into one config: the one rule every CLI follows
+(docs/ARCHITECTURE.md, "How a command reads its config"); `PRECEDENCE` states it in every command's --help.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
-if TYPE_CHECKING:
-    from pydantic import BaseModel
-
-SectionT = TypeVar("SectionT", bound="BaseModel")
+from biomamba.config.recipe import (
+    SectionT,
+    load_recipe_dict,
+    load_section,
+    merge_overrides,
+    parse_set_options,
+)
 
 PRECEDENCE = (
     "A setting given more than once: a flag beats --set section.key=value, and --set beats the recipe file."
@@ -26,8 +26,6 @@ def command_line_overrides(flags: Mapping[str, Any], sets: Iterable[str] | None)
 
     `flags` maps dotted recipe keys to flag values, None meaning "not given" (so it never erases a value).
     Why a flag wins: it is the most specific thing the user typed, naming one key of one command."""
-    from biomamba.config.recipe import parse_set_options
-
     return {**parse_set_options(sets), **{key: value for key, value in flags.items() if value is not None}}
 
 
@@ -35,8 +33,6 @@ def command_line_recipe(
     recipe: str | Path | None, flags: Mapping[str, Any], sets: Iterable[str] | None
 ) -> dict[str, Any]:
     """The recipe a command runs: the file (or nothing, without one) under `command_line_overrides`."""
-    from biomamba.config.recipe import load_recipe_dict, merge_overrides
-
     raw = load_recipe_dict(recipe) if recipe is not None else {}
     return merge_overrides(raw, command_line_overrides(flags, sets))
 
@@ -50,7 +46,5 @@ def load_stage_config(
 ) -> tuple[SectionT, dict[str, Any]]:
     """(the validated `section`, the whole recipe as the command line left it); errors name the recipe file,
     or "flags" when the command was given none."""
-    from biomamba.config.recipe import load_section
-
     raw = command_line_recipe(recipe, flags, sets)
     return load_section(raw, section, schema, str(recipe) if recipe is not None else "flags"), raw
