@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import typer
+from typer.core import TyperCommand
 
 from biomamba.config.command_line import PRECEDENCE
 
@@ -15,6 +17,41 @@ CPU_HINT = (
     "`biomamba export {model} -o OUT --format gguf --quant q8_0` (or q4_k_m) and run it with "
     "`biomamba generate OUT/gguf/<name>-Q8_0.gguf`, `biomamba serve`, llama.cpp, Ollama or LM Studio"
 )
+
+
+def merge_methods_help() -> str:
+    """One paragraph per registered merge method: its base-model rule and its parameters with their defaults,
+    read from the registry (compress/merge_methods.py), so a new method's row is its documentation here too."""
+    from biomamba.compress.merge_methods import METHODS, REQUIRED
+
+    def describe(param) -> str:  # noqa: ANN001 - a merge_methods.Param
+        default = "" if param.default is REQUIRED else f"={param.default}"
+        return f"{param.name}{default}" + (" (per model)" if param.per_model else "")
+
+    rows = []
+    for method in METHODS.values():
+        inputs = (
+            "base_model + 1 model"
+            if method.non_base_inputs == 1
+            else "base_model"
+            if method.needs_base
+            else "no base"
+        )
+        rows.append(f"{method.name} ({inputs}): {', '.join(describe(p) for p in method.params)}")
+    return "Methods and their parameters:\n\n" + "\n\n".join(rows)
+
+
+class MergeCommand(TyperCommand):
+    """`biomamba merge`, whose help ends with `merge_methods_help`, built only when the help is shown: the
+    registry imports torch, which the rest of the CLI (`biomamba --help` included) must not pay for."""
+
+    @property
+    def help(self) -> str | None:  # type: ignore[override]
+        return inspect.cleandoc(self._help or "") + "\n\n" + merge_methods_help()
+
+    @help.setter
+    def help(self, value: str | None) -> None:
+        self._help = value
 
 
 def register(app: typer.Typer) -> None:
@@ -79,7 +116,9 @@ def register(app: typer.Typer) -> None:
         if cfg.device == "cpu":
             typer.echo(CPU_HINT.format(model=model), err=True)
 
-    @app.command("merge")
+    @app.command(
+        "merge", cls=MergeCommand, short_help="Merge checkpoints tensor by tensor (mergekit's methods)."
+    )
     def merge_cmd(
         config: Path = typer.Argument(
             ..., help="mergekit-style YAML (merge_method, models/slices, ...) or a recipe."
@@ -89,7 +128,7 @@ def register(app: typer.Typer) -> None:
         ),
         seed: int = typer.Option(None, help="Seed of DARE's random drops."),
     ) -> None:
-        """Merge checkpoints (linear, slerp, task_arithmetic, ties, dare_ties, dare_linear), tensor by tensor.
+        """Merge checkpoints tensor by tensor, with mergekit's methods and YAML layout.
 
         Works for every family (GPT-2, Llama, Mistral, Mamba2) from safetensors; memory stays near one
         tensor per input model. Configs use mergekit's layout, e.g. BioMistral's SLERP with per-layer `t`
