@@ -12,11 +12,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGES = {
-    "biomamba.eval": "_EXPORTS",
-    "biomamba.models": "_EXPORTS",
-    "biomamba.train": "_LOCATIONS",
-}
+PACKAGES = {"biomamba.eval": "_EXPORTS", "biomamba.models": "_EXPORTS", "biomamba.train": "_LOCATIONS"}
 
 
 def _type_checking_imports(source: Path) -> dict[str, str]:

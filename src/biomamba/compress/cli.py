@@ -24,20 +24,16 @@ def merge_methods_help() -> str:
     read from the registry (compress/merge_methods.py), so a new method's row is its documentation here too."""
     from biomamba.compress.merge_methods import METHODS, REQUIRED
 
-    def describe(param) -> str:  # noqa: ANN001 - a merge_methods.Param
-        default = "" if param.default is REQUIRED else f"={param.default}"
-        return f"{param.name}{default}" + (" (per model)" if param.per_model else "")
-
     rows = []
     for method in METHODS.values():
-        inputs = (
-            "base_model + 1 model"
-            if method.non_base_inputs == 1
-            else "base_model"
-            if method.needs_base
-            else "no base"
+        inputs = "base_model" if method.needs_base else "no base"
+        if method.non_base_inputs is not None:
+            inputs += f" + {method.non_base_inputs} model{'s' * (method.non_base_inputs != 1)}"
+        params = (
+            p.name + ("" if p.default is REQUIRED else f"={p.default}") + " (per model)" * p.per_model
+            for p in method.params
         )
-        rows.append(f"{method.name} ({inputs}): {', '.join(describe(p) for p in method.params)}")
+        rows.append(f"{method.name} ({inputs}): {', '.join(params)}")
     return "Methods and their parameters:\n\n" + "\n\n".join(rows)
 
 

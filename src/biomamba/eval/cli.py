@@ -167,11 +167,10 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", help="cpu, cuda ..."),
         output: Path = typer.Option(None, help="Also write the numbers as JSON here."),
     ) -> None:
-        from biomamba.config.recipe import load_section
+        from biomamba.config import load_section
         from biomamba.errors import BiomambaError
-        from biomamba.eval.config import PerplexityConfig
-        from biomamba.eval.domain_perplexity import check_tokenizer, perplexity
-        from biomamba.eval.loading import load
+        from biomamba.eval.config import EvalConfig
+        from biomamba.eval.runner import run_eval
         from biomamba.utils.atomic import write_json
 
         texts = {}
@@ -180,26 +179,10 @@ def register(app: typer.Typer) -> None:
             texts[name] = path
         if corpus is None and not texts:
             raise BiomambaError("give --corpus DIR or --text FILE")
-        cfg = load_section(
-            {"p": {"seq_len": seq_len, "stride": stride, "batch_size": batch_size, "max_tokens": max_tokens}},
-            "p",
-            PerplexityConfig,
-            "command line",
-        )
-        if corpus is not None:
-            check_tokenizer(corpus, model if Path(model).is_dir() else None)
-        loaded, tokenizer = load(model, device=device)
-        result = perplexity(
-            loaded,
-            corpus=corpus,
-            texts=texts,
-            tokenizer=tokenizer,
-            domains=domain or None,
-            seq_len=cfg.seq_len,
-            stride=cfg.stride,
-            batch_size=cfg.batch_size,
-            max_tokens=cfg.max_tokens,
-        )
+        ppl = {"corpus": corpus and str(corpus), "texts": texts, "domains": domain or None, "seq_len": seq_len,
+               "stride": stride, "batch_size": batch_size, "max_tokens": max_tokens}  # fmt: skip
+        section = {"model": model, "device": device, "perplexity": ppl}
+        result = run_eval(load_section({"eval": section}, "eval", EvalConfig, "flags"))["perplexity"]
         for name, stats in result.items():
             typer.echo(
                 f"{name}: ppl {stats['ppl']:.3f}  (bits/token {stats['bits_per_token']:.3f}, {stats['tokens']} tokens; "

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +18,8 @@ from biomamba.benchmarks.io import file_sha256
 from biomamba.errors import BiomambaError, DataError
 from biomamba.eval import resume
 from biomamba.eval.backends import make_backend
+from biomamba.eval.config import EvalConfig
+from biomamba.eval.domain_perplexity import check_tokenizer, perplexity
 from biomamba.eval.metrics import bootstrap_interval, expected_calibration_error
 from biomamba.eval.protocols import DEFAULT_SHOTS, PROTOCOLS, RUNNERS, ProtocolRun
 from biomamba.eval.results import FORMAT, write_results
@@ -33,9 +35,6 @@ from biomamba.eval.tasks import (
     load_questions,
     parse_task_file,
 )
-
-if TYPE_CHECKING:
-    from biomamba.eval.config import EvalConfig
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +53,16 @@ def run_eval(
     tokenizer: Any = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the evaluation `config` describes and return its results dict (written to `config.output` if set).
+    """The evaluation `config` describes -> its results dict (also written to `config.output` when set).
 
-    Picks the task files (`config.task_files`, then `task_files`, which replace a recipe entry of the same
-    key; `config.tasks` selects among them), loads `config.model` unless `model` and `tokenizer` are given
-    (a variant already in memory), scores the tasks (resuming from `config.output`), and measures held-out
-    perplexity when `config.perplexity` is set. One orchestration, so the CLI, the demo and the quantization
-    table cannot drift apart in how they evaluate."""
-    recipe_files = _by_key(f"{name}={path}" for name, path in config.task_files.items())
-    given = {**recipe_files, **_by_key(task_files)}
+    `task_files` (the CLI's --task-file) replace recipe entries of the same key; `model` and `tokenizer`: a
+    variant already in memory instead of loading `config.model`. One orchestration, so the CLI, the demo and
+    the quantization table cannot drift apart in how they evaluate."""
+    given = {**_by_key(f"{k}={v}" for k, v in config.task_files.items()), **_by_key(task_files)}
     if model is None and not config.model:
         raise BiomambaError("no model: give MODEL or eval.model in the recipe")
     selected = select_task_files(config.tasks, given, required=config.perplexity is None)
     if config.perplexity is not None and config.perplexity.corpus and config.model:
-        from biomamba.eval.domain_perplexity import check_tokenizer
-
         check_tokenizer(config.perplexity.corpus, config.model if Path(config.model).is_dir() else None)
     if model is None:
         from biomamba.eval.loading import load
@@ -77,8 +71,6 @@ def run_eval(
     settings = config.model_dump(include=set(EVALUATE_SETTINGS))
     results = evaluate(model, tokenizer, selected, **settings, model_name=config.model, progress=progress)
     if config.perplexity is not None:
-        from biomamba.eval.domain_perplexity import perplexity
-
         results["perplexity"] = perplexity(model, tokenizer=tokenizer, **config.perplexity.model_dump())
     if config.output:
         write_results(config.output, results)
