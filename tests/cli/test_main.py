@@ -178,3 +178,34 @@ def test_unknown_option_is_a_usage_error_not_a_traceback(capsys: pytest.CaptureF
     """typer ships its own copy of click: its usage errors are user errors too."""
     code, _, err = _run(["generate", "some-model", "--prompt", "hi"], capsys)
     assert code == 2 and "No such option: --prompt" in err and "Traceback" not in err
+
+
+def test_merge_help_comes_from_the_method_registry(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registered row is documented in `biomamba merge --help` (base rule, parameters, defaults), and the
+    registry's torch is loaded only then: `biomamba --help` lists `merge` without it."""
+    import subprocess
+    import sys
+
+    from biomamba.compress.merge_methods import METHODS, TaskArithmetic
+
+    row = TaskArithmetic(
+        "dare_row_under_test", "random", False, default_normalize=False, default_rescale=True
+    )
+    monkeypatch.setitem(METHODS, row.name, row)
+    code, out, _ = _run(["merge", "--help"], capsys)
+    text = " ".join(out.split())
+    assert (
+        code == 0
+        and "slerp (base_model + 1 model): t " in text
+        and "linear (no base): weight (per model)" in text
+    )
+    assert (
+        "dare_row_under_test (base_model): int8_mask=False, normalize=False, rescale=True, lambda=1.0" in text
+    )
+    script = "import sys; from biomamba.cli.main import run\ntry: run(['--help'])\nfinally: print('torch' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env={"PYTHONPATH": ":".join(sys.path)}
+    )
+    assert "merge" in done.stdout and done.stdout.split()[-1] == "False", done.stdout + done.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGES = {"biomamba.eval": "_EXPORTS", "biomamba.train": "_LOCATIONS"}
+PACKAGES = {"biomamba.eval": "_EXPORTS", "biomamba.models": "_EXPORTS", "biomamba.train": "_LOCATIONS"}
 
 
 def _type_checking_imports(source: Path) -> dict[str, str]:
@@ -34,10 +34,8 @@ def test_type_checking_imports_mirror_the_lazy_table(package_name: str, table: s
 
 def test_type_checking_imports_stay_lazy_at_run_time() -> None:
     """In a fresh interpreter, importing the packages loads none of the modules the block names."""
-    code = (
-        "import sys, biomamba.train, biomamba.eval; "
-        "print(sorted(m for m in sys.modules if m.startswith(('biomamba.train.', 'biomamba.eval.'))))"
-    )
+    prefixes = tuple(f"{name}." for name in PACKAGES)
+    code = f"import sys, {', '.join(PACKAGES)}; print(sorted(m for m in sys.modules if m.startswith({prefixes})))"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.strip() == "[]"

@@ -4,7 +4,8 @@ Grammar (kept the same everywhere):
 - `biomamba STAGE VERB [ARGS] [--recipe FILE] [--flag ...] [--set section.key=value ...]` for stages with
   several verbs (data, tokenizer, models, eval), and `biomamba COMMAND [RECIPE|MODEL] [flags]` for stages
   with one action (train, finetune, quantize, merge, export, generate, serve, report, demo);
-- every flag may also come from the recipe, and the flag wins;
+- every flag may also come from the recipe; a flag beats `--set`, which beats the recipe
+  (biomamba.config.command_line, docs/ARCHITECTURE.md);
 - outputs go under `--output-dir` (default `runs/<recipe name>/...`), written atomically;
 - a user error prints ONE line `error: <file>: <key>: <problem>` on stderr and exits with status 2.
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import typer
+from typer.core import TyperCommand
+
+from biomamba.config.command_line import PRECEDENCE
 
 SET_HELP = "Override a recipe key: --set quantize.group_size=64 (repeatable)."
 CPU_HINT = (
@@ -15,22 +19,41 @@ CPU_HINT = (
 )
 
 
-def _section(recipe: Path | None, name: str, schema_path: str, flags: dict, set_: list[str] | None):  # noqa: ANN202
-    import importlib
+def merge_methods_help() -> str:
+    """One paragraph per registered merge method: its base-model rule and its parameters with their defaults,
+    read from the registry (compress/merge_methods.py), so a new method's row is its documentation here too."""
+    from biomamba.compress.merge_methods import METHODS, REQUIRED
 
-    from biomamba.config import load_recipe_dict, load_section, merge_overrides, parse_set_options
+    rows = []
+    for method in METHODS.values():
+        inputs = "base_model" if method.needs_base else "no base"
+        if method.non_base_inputs is not None:
+            inputs += f" + {method.non_base_inputs} model{'s' * (method.non_base_inputs != 1)}"
+        params = (
+            p.name + ("" if p.default is REQUIRED else f"={p.default}") + " (per model)" * p.per_model
+            for p in method.params
+        )
+        rows.append(f"{method.name} ({inputs}): {', '.join(params)}")
+    return "Methods and their parameters:\n\n" + "\n\n".join(rows)
 
-    module, _, cls = schema_path.partition(":")
-    schema = getattr(importlib.import_module(module), cls)
-    raw = load_recipe_dict(recipe) if recipe else {}
-    merged = merge_overrides(raw, {**{f"{name}.{k}": v for k, v in flags.items()}, **parse_set_options(set_)})
-    return load_section(merged, name, schema, str(recipe or "flags")), raw
+
+class MergeCommand(TyperCommand):
+    """`biomamba merge`, whose help ends with `merge_methods_help`, built only when the help is shown: the
+    registry imports torch, which the rest of the CLI (`biomamba --help` included) must not pay for."""
+
+    @property
+    def help(self) -> str | None:  # type: ignore[override]
+        return inspect.cleandoc(self._help or "") + "\n\n" + merge_methods_help()
+
+    @help.setter
+    def help(self, value: str | None) -> None:
+        self._help = value
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
 
-    @app.command("quantize")
+    @app.command("quantize", epilog=PRECEDENCE)
     def quantize_cmd(
         model: str = typer.Argument(..., help="Model directory to quantize (any family; Mamba2 included)."),
         method: list[str] = typer.Option(
@@ -62,21 +85,21 @@ def register(app: typer.Typer) -> None:
         that loads the directory and decodes), decode tokens/s and, with --eval-corpus / --eval-task,
         perplexity and accuracy deltas measured by the evaluation stage against the unquantized model.
         """
+        from biomamba.compress.config import QuantizeConfig
         from biomamba.compress.quantize import quantize
+        from biomamba.config import load_stage_config
 
-        flags = dict(
-            group_size=group_size,
-            backend=backend,
-            device=device,
-            eval_corpus=eval_corpus,
-            eval_tasks=eval_task or None,
-        )
+        flags = {
+            "quantize.group_size": group_size,
+            "quantize.backend": backend,
+            "quantize.device": device,
+            "quantize.eval_corpus": eval_corpus,
+            "quantize.eval_tasks": eval_task or None,
+        }
         methods = list(dict.fromkeys(method or []))
         # each --method is validated like the recipe's `quantize.method` (the flag wins over the recipe)
         configs = [
-            _section(
-                recipe, "quantize", "biomamba.compress.config:QuantizeConfig", {**flags, "method": m}, set_
-            )
+            load_stage_config(recipe, "quantize", QuantizeConfig, {**flags, "quantize.method": m}, set_)
             for m in methods or [None]
         ]
         cfg, raw = configs[0]
@@ -89,7 +112,9 @@ def register(app: typer.Typer) -> None:
         if cfg.device == "cpu":
             typer.echo(CPU_HINT.format(model=model), err=True)
 
-    @app.command("merge")
+    @app.command(
+        "merge", cls=MergeCommand, short_help="Merge checkpoints tensor by tensor (mergekit's methods)."
+    )
     def merge_cmd(
         config: Path = typer.Argument(
             ..., help="mergekit-style YAML (merge_method, models/slices, ...) or a recipe."
@@ -99,7 +124,7 @@ def register(app: typer.Typer) -> None:
         ),
         seed: int = typer.Option(None, help="Seed of DARE's random drops."),
     ) -> None:
-        """Merge checkpoints (linear, slerp, task_arithmetic, ties, dare_ties, dare_linear), tensor by tensor.
+        """Merge checkpoints tensor by tensor, with mergekit's methods and YAML layout.
 
         Works for every family (GPT-2, Llama, Mistral, Mamba2) from safetensors; memory stays near one
         tensor per input model. Configs use mergekit's layout, e.g. BioMistral's SLERP with per-layer `t`
@@ -132,7 +157,7 @@ def register(app: typer.Typer) -> None:
             members = ", ".join(f"{k} {v:.3f}" for k, v in entry["metrics"]["member_acc"].items())
             typer.echo(f"{task}: ensemble acc {entry['metrics']['acc']:.3f} ({members})")
 
-    @app.command("export")
+    @app.command("export", epilog=PRECEDENCE)
     def export_cmd(
         model: str = typer.Argument(..., help="Trained model directory (e.g. runs/x/final)."),
         output: Path = typer.Option(..., "--output", "-o", help="Release directory to write."),
@@ -160,15 +185,17 @@ def register(app: typer.Typer) -> None:
         tokenizer, generation_config.json and a model card (README.md) filled from the training recipe
         and the evaluation results. --format gguf adds llama.cpp files (GPT-2, Llama, Mistral, Mamba2)
         for fast private inference on CPU: `biomamba generate OUT/gguf/NAME-Q8_0.gguf "..."`."""
+        from biomamba.compress.config import ExportConfig
         from biomamba.compress.export import export
+        from biomamba.config import load_stage_config
 
-        flags = dict(
-            recipe=training_recipe,
-            results=results or None,
-            formats=fmt or None,
-            gguf_quant=quant or None,
-            model_name=name,
-        )
-        cfg, _ = _section(recipe, "export", "biomamba.compress.config:ExportConfig", flags, set_)
+        flags = {
+            "export.recipe": training_recipe,
+            "export.results": results or None,
+            "export.formats": fmt or None,
+            "export.gguf_quant": quant or None,
+            "export.model_name": name,
+        }
+        cfg, _ = load_stage_config(recipe, "export", ExportConfig, flags, set_)
         out = export(model, cfg, output)
         typer.echo(f"release directory: {out}", err=True)

@@ -293,25 +293,14 @@ def measure_variant(
         tokens_per_s=float(speed["tokens_per_s"]),
         process_baseline_bytes=baseline,
     )
-    if corpus is not None:
-        from biomamba.eval.domain_perplexity import (
-            perplexity,  # (the package attribute is shadowed by the submodule)
-        )
+    if corpus is not None or task_files:
+        from biomamba.eval.config import EvalConfig
+        from biomamba.eval.runner import run_eval
 
-        stats = perplexity(model, corpus=corpus, seq_len=seq_len, max_tokens=max_tokens)
-        row.perplexity = {domain: float(s["ppl"]) for domain, s in stats.items()}
-    if task_files:
-        from biomamba.eval.runner import evaluate
-
-        results = evaluate(
-            model,
-            tokenizer,
-            list(task_files),
-            protocol="loglikelihood",
-            shots=0,
-            seeds=1,
-            bootstrap_resamples=200,
-        )
+        ppl = {"corpus": str(corpus), "seq_len": seq_len, "max_tokens": max_tokens}
+        config = EvalConfig(shots=0, seeds=1, bootstrap_resamples=200, perplexity=ppl if corpus else None)
+        results = run_eval(config, task_files=task_files, model=model, tokenizer=tokenizer)
+        row.perplexity = {domain: float(s["ppl"]) for domain, s in results.get("perplexity", {}).items()}
         row.accuracy = {task: float(r["metrics"]["acc"]) for task, r in results["tasks"].items()}
     return row
 

@@ -1,8 +1,15 @@
 """Recipe files: YAML validated against pydantic schemas, with CLI flags that override recipe values.
 
-See `biomamba.config.recipe` for the rules, and docs/recipes.md for the user-facing description.
+See `biomamba.config.recipe` for the rules, `biomamba.config.command_line` for the one way a command combines
+its recipe, `--set` and flags, and docs/ARCHITECTURE.md ("How a command reads its config").
 """
 
+from biomamba.config.command_line import (
+    PRECEDENCE,
+    command_line_overrides,
+    command_line_recipe,
+    load_stage_config,
+)
 from biomamba.config.recipe import (
     ExistingDir,
     ExistingFile,
@@ -18,6 +25,10 @@ from biomamba.config.recipe import (
 )
 
 __all__ = [
+    "PRECEDENCE",
+    "command_line_overrides",
+    "command_line_recipe",
+    "load_stage_config",
     "ExistingDir",
     "ExistingFile",
     "Section",

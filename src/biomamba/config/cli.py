@@ -18,9 +18,9 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Validate every section of RECIPE; print the sections found, or one line naming the bad key."""
-        from biomamba.config.recipe import check_recipe, parse_set_options
+        from biomamba.config import check_recipe, command_line_overrides
 
-        sections = check_recipe(recipe, parse_set_options(set_))
+        sections = check_recipe(recipe, command_line_overrides({}, set_))
         typer.echo(f"{recipe}: ok ({', '.join(sections) or 'no sections'})")
 
     app.add_typer(recipe_app, name="recipe")

@@ -8,8 +8,9 @@ those schemas live (SECTION_SCHEMAS), so a stage can evolve its schema without t
 Rules a user can rely on:
 - an unknown key, a wrong type, a missing file or an impossible value is ONE line naming the file and the
   dotted key (raised as `RecipeError`, which the CLI prints and exits with status 2);
-- every CLI flag may also come from the recipe; a flag given on the command line wins;
-- `--set section.key=value` overrides any key, the value parsed as YAML (so `--set train.lr=1e-4` is a float);
+- every CLI flag may also come from the recipe, and `--set section.key=value` sets any key, the value parsed
+  as YAML (so `--set train.lr=1e-4` is a float); a flag beats `--set`, which beats the recipe
+  (`biomamba.config.command_line`, the one place that applies this rule);
 - relative paths are relative to the current working directory (as for every other CLI tool).
 """
 
@@ -145,9 +146,9 @@ def parse_set_options(options: Iterable[str] | None) -> dict[str, Any]:
 
 
 def merge_overrides(recipe: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Return a copy of `recipe` with dotted-key overrides applied; None values (flag not given) are skipped.
+    """Return a copy of `recipe` with dotted-key overrides applied in order; None values are skipped.
 
-    Flags win over the recipe: that is why a flag left at None must not erase a recipe value.
+    Overrides win over the recipe: that is why a flag left at None (not given) must not erase a recipe value.
     """
     merged = copy.deepcopy(recipe)
     for dotted, value in overrides.items():

@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from biomamba.config.command_line import PRECEDENCE
+
 BUILD_HELP = """Build a training corpus from RECIPE's `data:` section: read the sources, clean, deduplicate,
 decontaminate against the benchmarks, split off held-out documents, mix by TOKEN ratios, tokenize with
 --tokenizer (or the recipe's tokenizer.name_or_path) and write token shards + manifest.json.
@@ -15,14 +17,6 @@ decontaminate against the benchmarks, split off held-out documents, mix by TOKEN
 Re-running resumes: finished per-file parts and shards are reused. To spread the work over machines run
 `--part i/n` on each (same recipe and file paths), copy the `.work/parts/` folders into one output directory
 and run once more without --part (docs/data.md)."""
-
-
-def _load_data_config(recipe: Path, overrides: dict[str, Any], set_: list[str] | None) -> tuple[Any, dict]:
-    from biomamba.config.recipe import load_recipe_dict, load_section, merge_overrides, parse_set_options
-    from biomamba.data.config import DataConfig
-
-    raw = merge_overrides(load_recipe_dict(recipe), {**overrides, **parse_set_options(set_)})
-    return load_section(raw, "data", DataConfig, str(recipe)), raw
 
 
 def _parse_part(part: str | None) -> tuple[int, int] | None:
@@ -44,7 +38,7 @@ def register(app: typer.Typer) -> None:
         no_args_is_help=True,
     )
 
-    @data_app.command("build", help=BUILD_HELP)
+    @data_app.command("build", help=BUILD_HELP, epilog=PRECEDENCE)
     def build(
         recipe: Path = typer.Argument(..., help="Recipe YAML with a `data:` section."),
         tokenizer: str = typer.Option(
@@ -67,13 +61,14 @@ def register(app: typer.Typer) -> None:
             None, "--set", help="Override any key: --set data.dedup.threshold=0.9."
         ),
     ) -> None:
-        from biomamba.data.config import stage_output_dir
+        from biomamba.config import load_stage_config
+        from biomamba.data.config import DataConfig, stage_output_dir
         from biomamba.data.pipeline import build_corpus
         from biomamba.errors import BiomambaError
 
-        overrides = {"data.workers": workers, "data.seed": seed, "data.heldout_fraction": heldout_fraction,
-                     "data.total_tokens": total_tokens, "tokenizer.name_or_path": tokenizer}  # fmt: skip
-        config, raw = _load_data_config(recipe, overrides, set_)
+        flags = {"data.workers": workers, "data.seed": seed, "data.heldout_fraction": heldout_fraction,
+                 "data.total_tokens": total_tokens, "tokenizer.name_or_path": tokenizer}  # fmt: skip
+        config, raw = load_stage_config(recipe, "data", DataConfig, flags, set_)
         tok = (raw.get("tokenizer") or {}).get("name_or_path")
         if not tok:
             raise BiomambaError(f"{recipe}: no tokenizer: pass --tokenizer or set tokenizer.name_or_path")
@@ -113,6 +108,8 @@ def register(app: typer.Typer) -> None:
         """Report which documents of INPUTS share an n-gram with the recipe's benchmarks (INPUTS are not changed).
 
         A file from which no document could be read is an error (exit status 2), never reported as clean."""
+        from biomamba.config import load_stage_config
+        from biomamba.data.config import DataConfig
         from biomamba.data.decontam import NgramIndex
         from biomamba.data.readers import get_reader
         from biomamba.utils.atomic import write_json
@@ -120,7 +117,7 @@ def register(app: typer.Typer) -> None:
         if source_type is not None:  # a misspelt --type is one line before the index is built
             get_reader(source_type)
 
-        config, _ = _load_data_config(recipe, {}, None)
+        config, _ = load_stage_config(recipe, "data", DataConfig, {}, None)
         index = NgramIndex.build(config.decontam)
         report: dict[str, Any] = {"ngram": index.n, "benchmarks": index.stats, "documents": 0, "matches": {},
                                   "files": {}}  # fmt: skip

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from biomamba.config.command_line import PRECEDENCE
+
 DEMO_HELP = "\n\n".join(
     [
         "The whole BioMamba recipe at toy scale, in a few minutes on a CPU (SYNTHETIC demo data).",
@@ -20,7 +22,7 @@ DEMO_HELP = "\n\n".join(
 def register(app: typer.Typer) -> None:
     """Add `biomamba demo` to the root app."""
 
-    @app.command("demo", help=DEMO_HELP)
+    @app.command("demo", help=DEMO_HELP, epilog=PRECEDENCE)
     def demo(
         recipe: Path = typer.Option(Path("recipes/demo.yaml"), "--recipe", "-r", help="The demo recipe."),
         output_dir: Path = typer.Option(None, "--output-dir", "-o", help="Default: the recipe's output_dir."),
@@ -30,10 +32,9 @@ def register(app: typer.Typer) -> None:
             None, "--set", help="Override any recipe key: --set train.seq_len=128."
         ),
     ) -> None:
-
-        from biomamba.config import parse_set_options
+        from biomamba.config import command_line_overrides
         from biomamba.demo.run import run_demo
 
-        overrides = {"demo.base.max_steps": base_steps, "demo.continued.max_steps": continued_steps}
-        overrides.update(parse_set_options(set_))
+        flags = {"demo.base.max_steps": base_steps, "demo.continued.max_steps": continued_steps}
+        overrides = command_line_overrides(flags, set_)
         run_demo(recipe, output_dir=output_dir, overrides=overrides, say=typer.echo)

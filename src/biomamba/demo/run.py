@@ -202,24 +202,20 @@ def _train_phases(
 
 
 def _evaluate(model_dir: str, corpus: Path, sources: dict[str, Path], demo: DemoConfig, out: Path) -> dict:
-    from biomamba.eval import evaluate, perplexity, write_results
+    from biomamba.eval import run_eval, write_results
+    from biomamba.eval.config import EvalConfig
     from biomamba.eval.tasks import load_questions, parse_task_file
-    from biomamba.models import load_model, load_tokenizer
 
-    model = load_model(model_dir)
-    tokenizer = load_tokenizer(model_dir)
     task_paths = {"pubmedqa": sources["pubmedqa"], "medqa_4options": sources["medqa"]}
-    results = evaluate(
-        model,
-        tokenizer,
-        [f"{task}={task_paths[task]}" for task in demo.mc_tasks],
-        protocol="loglikelihood",
-        model_name=str(model_dir),
+    config = EvalConfig(
+        model=str(model_dir),
+        task_files={task: str(task_paths[task]) for task in demo.mc_tasks},
+        perplexity={"corpus": str(corpus), "seq_len": demo.eval_seq_len},
     )
+    results = run_eval(config)
     for task in demo.mc_tasks:  # the choice strings, so a degenerate metric names the answer it is stuck on
         questions = load_questions(parse_task_file(f"{task}={task_paths[task]}"), limit=1)
         results["tasks"][task]["choices"] = questions[0].choices
-    results["perplexity"] = perplexity(model, corpus=corpus, seq_len=demo.eval_seq_len)
     write_results(out / "results.json", results)
     return results
 

@@ -17,6 +17,8 @@ Python API (what a demo or notebook calls):
     from biomamba.report import render_report
     render_report(["before.json", "after.json"], "runs/x/report")
 
+- `run_eval(EvalConfig, *, task_files=(), model=None, tokenizer=None)` -> results dict: what `biomamba eval run`
+  does with a recipe's `eval:` section (load, select tasks, score, perplexity, write `output`)
 - `evaluate(model, tokenizer, task_files, *, protocol, shots, seeds, ...)` -> results dict (biomamba-results/1)
 - `perplexity(model, *, corpus=None, texts=None, tokenizer=None, seq_len, stride, ...)` -> {domain: stats}
 - `load_questions(TaskFile)`, `parse_task_file("NAME[@LANG][:FORMAT]=PATH")` (PATH: a file, folder or glob;
@@ -34,12 +36,13 @@ from biomamba.utils.lazy import lazy_exports
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and readers; never run
     from biomamba.eval.domain_perplexity import perplexity, stream_perplexity  # noqa: F401
     from biomamba.eval.results import compare_results, read_results, write_results  # noqa: F401
-    from biomamba.eval.runner import evaluate  # noqa: F401
+    from biomamba.eval.runner import evaluate, run_eval  # noqa: F401
     from biomamba.eval.tasks import TASKS, TaskFile, label_balance, load_questions, parse_task_file  # noqa: F401
     from biomamba.eval.translate import translate_task_file  # noqa: F401
 
 _EXPORTS = {
     "evaluate": "biomamba.eval.runner",
+    "run_eval": "biomamba.eval.runner",
     "perplexity": "biomamba.eval.domain_perplexity",
     "stream_perplexity": "biomamba.eval.domain_perplexity",
     "load_questions": "biomamba.eval.tasks",

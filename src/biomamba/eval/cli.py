@@ -7,6 +7,8 @@ from typing import Any
 
 import typer
 
+from biomamba.config.command_line import PRECEDENCE
+
 RUN_HELP = """Score MODEL (a model directory or hub name) on benchmark files in their ORIGINAL formats.
 
 Give each task its file with --task-file NAME=PATH (repeatable; NAME@LANG=PATH or a file named *.LANG.EXT
@@ -33,24 +35,6 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
         key, _, path = value.partition("=")
         out[key.strip()] = path.strip()
     return out
-
-
-def _task_files(values: list[str] | None, flag: str) -> dict[str, Any]:
-    """Parsed task files keyed by `TaskFile.key` (task + language); one key given twice reads both files."""
-    from biomamba.eval.tasks import group_task_files, parse_task_file
-
-    return {tf.key: tf for tf in group_task_files(parse_task_file(value) for value in values or [])}
-
-
-def _load_config(recipe: Path | None, overrides: dict[str, Any], set_: list[str] | None):
-    from biomamba.config.recipe import load_recipe_dict, load_section, merge_overrides, parse_set_options
-    from biomamba.eval.config import EvalConfig
-
-    raw = load_recipe_dict(recipe) if recipe else {}
-    merged = merge_overrides(
-        raw, {**{f"eval.{k}": v for k, v in overrides.items()}, **parse_set_options(set_)}
-    )
-    return load_section(merged, "eval", EvalConfig, str(recipe or "command line"))
 
 
 def _print_task_table(results: dict[str, Any]) -> None:
@@ -83,7 +67,7 @@ def register(app: typer.Typer) -> None:
         no_args_is_help=True,
     )
 
-    @eval_app.command("run", help=RUN_HELP)
+    @eval_app.command("run", help=RUN_HELP, epilog=PRECEDENCE)
     def run(
         model: str = typer.Argument(None, help="Model directory or hub name (or eval.model in the recipe)."),
         tasks: str = typer.Option(
@@ -110,76 +94,34 @@ def register(app: typer.Typer) -> None:
         recipe: Path = typer.Option(None, help="Recipe YAML with an `eval:` section; flags win."),
         set_: list[str] = typer.Option(None, "--set", help="Override a recipe key, e.g. --set eval.seeds=5."),
     ) -> None:
-        from biomamba.errors import BiomambaError
+        from biomamba.config import load_stage_config
+        from biomamba.eval.config import EvalConfig
+        from biomamba.eval.runner import run_eval
 
-        overrides = {
-            "model": model,
-            "protocol": protocol,
-            "shots": shots,
-            "seeds": seeds,
-            "batch_size": batch_size,
-            "limit": limit,
-            "backend": backend,
-            "device": device,
-            "dtype": dtype,
-            "output": str(output) if output else None,
-            "tasks": [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
+        flags = {
+            "eval.model": model,
+            "eval.protocol": protocol,
+            "eval.shots": shots,
+            "eval.seeds": seeds,
+            "eval.batch_size": batch_size,
+            "eval.limit": limit,
+            "eval.backend": backend,
+            "eval.device": device,
+            "eval.dtype": dtype,
+            "eval.output": str(output) if output else None,
+            "eval.tasks": [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
         }
-        cfg = _load_config(recipe, overrides, set_)
-        # keyed by task AND language: medqa_4options=x.jsonl and medqa_4options=x.fr.jsonl both run
-        task_files = {
-            **_task_files([f"{k}={v}" for k, v in cfg.task_files.items()], "eval.task_files"),
-            **_task_files(task_file, "--task-file"),
-        }
-        fewshot = {**cfg.fewshot_files, **_pairs(fewshot_file, "--fewshot-file")}
-        if not cfg.model:
-            raise BiomambaError("no model: give MODEL or eval.model in the recipe")
-        selected = _select_task_files(cfg.tasks, task_files)
-        from biomamba.eval.domain_perplexity import check_tokenizer, perplexity
-        from biomamba.eval.loading import load
-        from biomamba.eval.results import write_results
-        from biomamba.eval.runner import evaluate
+        cfg, _ = load_stage_config(recipe, "eval", EvalConfig, flags, set_)
+        cfg.fewshot_files = {**cfg.fewshot_files, **_pairs(fewshot_file, "--fewshot-file")}
+        if cfg.model and not cfg.output:
+            cfg.output = str(Path("runs/eval") / Path(cfg.model).name / "results.json")
 
-        target = Path(cfg.output) if cfg.output else Path("runs/eval") / Path(cfg.model).name / "results.json"
-        loaded, tokenizer = load(cfg.model, device=cfg.device, dtype=cfg.dtype)
-        results = evaluate(
-            loaded,
-            tokenizer,
-            selected,
-            protocol=cfg.protocol,
-            shots=cfg.shots,
-            seeds=cfg.seeds,
-            seed=cfg.seed,
-            batch_size=cfg.batch_size,
-            limit=cfg.limit,
-            fewshot_files=fewshot,
-            max_length=cfg.max_length,
-            backend=cfg.backend,
-            max_new_tokens=cfg.max_new_tokens,
-            bootstrap_resamples=cfg.bootstrap_resamples,
-            ece_bins=cfg.ece_bins,
-            model_name=cfg.model,
-            progress=lambda key, done, total: typer.echo(f"{key}: {done}/{total}", err=True),
-            output=target,
-        )
-        if cfg.perplexity is not None:
-            p = cfg.perplexity
-            if p.corpus:
-                check_tokenizer(p.corpus, cfg.model if Path(cfg.model).is_dir() else None)
-            results["perplexity"] = perplexity(
-                loaded,
-                corpus=p.corpus,
-                texts=p.texts,
-                tokenizer=tokenizer,
-                domains=p.domains,
-                seq_len=p.seq_len,
-                stride=p.stride,
-                batch_size=p.batch_size,
-                max_tokens=p.max_tokens,
-            )
-        write_results(target, results)
+        def progress(key: str, done: int, total: int) -> None:
+            typer.echo(f"{key}: {done}/{total}", err=True)
+
+        results = run_eval(cfg, task_files=task_file or (), progress=progress)
         _print_task_table(results)
-        typer.echo(f"results: {target}")
+        typer.echo(f"results: {cfg.output}")
 
     @eval_app.command("tasks", help="List the benchmark tasks, their domain and the file format each reads.")
     def list_tasks() -> None:
@@ -225,11 +167,10 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", help="cpu, cuda ..."),
         output: Path = typer.Option(None, help="Also write the numbers as JSON here."),
     ) -> None:
-        from biomamba.config.recipe import load_section
+        from biomamba.config import load_section
         from biomamba.errors import BiomambaError
-        from biomamba.eval.config import PerplexityConfig
-        from biomamba.eval.domain_perplexity import check_tokenizer, perplexity
-        from biomamba.eval.loading import load
+        from biomamba.eval.config import EvalConfig
+        from biomamba.eval.runner import run_eval
         from biomamba.utils.atomic import write_json
 
         texts = {}
@@ -238,26 +179,10 @@ def register(app: typer.Typer) -> None:
             texts[name] = path
         if corpus is None and not texts:
             raise BiomambaError("give --corpus DIR or --text FILE")
-        cfg = load_section(
-            {"p": {"seq_len": seq_len, "stride": stride, "batch_size": batch_size, "max_tokens": max_tokens}},
-            "p",
-            PerplexityConfig,
-            "command line",
-        )
-        if corpus is not None:
-            check_tokenizer(corpus, model if Path(model).is_dir() else None)
-        loaded, tokenizer = load(model, device=device)
-        result = perplexity(
-            loaded,
-            corpus=corpus,
-            texts=texts,
-            tokenizer=tokenizer,
-            domains=domain or None,
-            seq_len=cfg.seq_len,
-            stride=cfg.stride,
-            batch_size=cfg.batch_size,
-            max_tokens=cfg.max_tokens,
-        )
+        ppl = {"corpus": corpus and str(corpus), "texts": texts, "domains": domain or None, "seq_len": seq_len,
+               "stride": stride, "batch_size": batch_size, "max_tokens": max_tokens}  # fmt: skip
+        section = {"model": model, "device": device, "perplexity": ppl}
+        result = run_eval(load_section({"eval": section}, "eval", EvalConfig, "flags"))["perplexity"]
         for name, stats in result.items():
             typer.echo(
                 f"{name}: ppl {stats['ppl']:.3f}  (bits/token {stats['bits_per_token']:.3f}, {stats['tokens']} tokens; "
@@ -336,23 +261,3 @@ def register(app: typer.Typer) -> None:
             typer.echo("warning: a general benchmark regressed by more than 3 points (forgetting)", err=True)
 
     app.add_typer(eval_app, name="eval")
-
-
-def _select_task_files(tasks: list[str], task_files: dict[str, Any]) -> list[Any]:
-    """All task files, or those whose task (every language) or key (NAME@LANG) is in `tasks`."""
-    from biomamba.errors import BiomambaError
-
-    parsed = list(task_files.values())
-    if not tasks:
-        if not parsed:
-            raise BiomambaError(
-                "no tasks: give --task-file NAME=PATH (list tasks with `biomamba eval tasks`)"
-            )
-        return parsed
-    missing = [t for t in tasks if not any(t in (p.task, p.key) for p in parsed)]
-    if missing:
-        raise BiomambaError(
-            f"no file for task(s) {', '.join(missing)}: give --task-file NAME=PATH (a local file in the "
-            "original format) or NAME=hub:DATASET[:CONFIG[:SPLIT]] (a hub copy, read when online)"
-        )
-    return [p for p in parsed if p.task in tasks or p.key in tasks]

@@ -1,11 +1,13 @@
-"""`evaluate`: run benchmark tasks on a loaded model and return a results dict (biomamba-results/1)."""
+"""`run_eval`: an evaluation as a recipe's `eval:` section describes it (what `biomamba eval run`, the demo and
+the quantization table call), and `evaluate`: benchmark tasks on a loaded model -> a results dict
+(biomamba-results/1)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,11 @@ from typing import Any
 import numpy as np
 
 from biomamba.benchmarks.io import file_sha256
-from biomamba.errors import DataError
+from biomamba.errors import BiomambaError, DataError
 from biomamba.eval import resume
 from biomamba.eval.backends import make_backend
+from biomamba.eval.config import EvalConfig
+from biomamba.eval.domain_perplexity import check_tokenizer, perplexity
 from biomamba.eval.metrics import bootstrap_interval, expected_calibration_error
 from biomamba.eval.protocols import DEFAULT_SHOTS, PROTOCOLS, RUNNERS, ProtocolRun
 from biomamba.eval.results import FORMAT, write_results
@@ -33,6 +37,70 @@ from biomamba.eval.tasks import (
 )
 
 log = logging.getLogger(__name__)
+
+# the keys of an `eval:` section that are `evaluate`'s keyword arguments of the same name
+EVALUATE_SETTINGS = (
+    "protocol shots seeds seed batch_size limit fewshot_files max_length backend max_new_tokens "
+    "bootstrap_resamples ece_bins output"
+).split()
+
+
+def run_eval(
+    config: EvalConfig,
+    *,
+    task_files: Sequence[TaskFile | str] = (),
+    model: Any = None,
+    tokenizer: Any = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """The evaluation `config` describes -> its results dict (also written to `config.output` when set).
+
+    `task_files` (the CLI's --task-file) replace recipe entries of the same key; `model` and `tokenizer`: a
+    variant already in memory instead of loading `config.model`. One orchestration, so the CLI, the demo and
+    the quantization table cannot drift apart in how they evaluate."""
+    given = {**_by_key(f"{k}={v}" for k, v in config.task_files.items()), **_by_key(task_files)}
+    if model is None and not config.model:
+        raise BiomambaError("no model: give MODEL or eval.model in the recipe")
+    selected = select_task_files(config.tasks, given, required=config.perplexity is None)
+    if config.perplexity is not None and config.perplexity.corpus and config.model:
+        check_tokenizer(config.perplexity.corpus, config.model if Path(config.model).is_dir() else None)
+    if model is None:
+        from biomamba.eval.loading import load
+
+        model, tokenizer = load(config.model, device=config.device, dtype=config.dtype)
+    settings = config.model_dump(include=set(EVALUATE_SETTINGS))
+    results = evaluate(model, tokenizer, selected, **settings, model_name=config.model, progress=progress)
+    if config.perplexity is not None:
+        results["perplexity"] = perplexity(model, tokenizer=tokenizer, **config.perplexity.model_dump())
+    if config.output:
+        write_results(config.output, results)
+    return results
+
+
+def _by_key(specs: Iterable[TaskFile | str]) -> dict[str, TaskFile]:
+    """Task files keyed by `TaskFile.key` (task + language); one key given twice reads both files."""
+    return {tf.key: tf for tf in group_task_files(_as_task_file(spec) for spec in specs)}
+
+
+def select_task_files(
+    tasks: Sequence[str], task_files: dict[str, TaskFile], required: bool = True
+) -> list[TaskFile]:
+    """All task files, or those whose task (every language) or key (NAME@LANG) is in `tasks`; with none at
+    all, an error when `required` (nothing else, e.g. perplexity, is to be measured)."""
+    parsed = list(task_files.values())
+    if not tasks:
+        if not parsed and required:
+            raise BiomambaError(
+                "no tasks: give --task-file NAME=PATH (list tasks with `biomamba eval tasks`)"
+            )
+        return parsed
+    missing = [t for t in tasks if not any(t in (p.task, p.key) for p in parsed)]
+    if missing:
+        raise BiomambaError(
+            f"no file for task(s) {', '.join(missing)}: give --task-file NAME=PATH (a local file in the "
+            "original format) or NAME=hub:DATASET[:CONFIG[:SPLIT]] (a hub copy, read when online)"
+        )
+    return [p for p in parsed if p.task in tasks or p.key in tasks]
 
 
 def _file_sha256(path: Path) -> str | None:
@@ -100,10 +168,8 @@ def evaluate(
     encoder = RequestEncoder(tokenizer, engine.max_length)
     target = Path(output) if output is not None else None
     previous = resume.finished_tasks(target)
-    identity = {
-        "model": resume.model_fingerprint(model),
-        "tokenizer": resume.tokenizer_fingerprint(tokenizer),
-    }
+    # hashed at the first task, so a run of no tasks (perplexity only) does not read every weight for nothing
+    identity: dict[str, str] = {}
     settings = dict(
         protocol=protocol,
         shots=shots,
@@ -123,6 +189,10 @@ def evaluate(
             **settings,
             "key": task_file.key,
             "fewshot_sha256": fewshot and _file_sha256(Path(fewshot)),
+        }
+        identity = identity or {
+            "model": resume.model_fingerprint(model),
+            "tokenizer": resume.tokenizer_fingerprint(tokenizer),
         }
         fingerprint = resume.task_fingerprint(identity, task_settings, _sources_sha256(task_file))
         if resume.reusable(previous.get(task_file.key), fingerprint):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from biomamba.config.command_line import PRECEDENCE
+
 HELP = """Fine-tune a model on a task and evaluate it before and after.
 
 Tasks (finetune.task in the recipe): sft-qa (PubMedQA, BioASQ yes/no, MedQA, MedMCQA, any question/answer
@@ -25,7 +27,7 @@ Example: biomamba finetune recipes/finetune-biomamba-pubmedqa.yaml --base-model 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
 
-    @app.command("finetune", help=HELP)
+    @app.command("finetune", help=HELP, epilog=PRECEDENCE)
     def finetune_command(
         recipe: Path = typer.Argument(
             ..., help="Recipe YAML with a finetune: section (see recipes/finetune-*.yaml)."
@@ -49,18 +51,16 @@ def register(app: typer.Typer) -> None:
             [], "--set", help="Override any recipe key, e.g. --set finetune.lora.r=16 (repeatable)."
         ),
     ) -> None:
-        from biomamba.config import load_recipe_dict, merge_overrides, parse_set_options
+        from biomamba.config import command_line_recipe
         from biomamba.finetune.run import finetune
 
-        data = load_recipe_dict(recipe)
-        overrides = {
+        flags = {
             "finetune.base_model": base_model,
             "finetune.method": method,
             "finetune.on_bad_record": on_bad_record,
             "train.max_steps": max_steps,
             "train.lr": lr,
-            **parse_set_options(set_),
         }
-        data = merge_overrides(data, overrides)
+        data = command_line_recipe(recipe, flags, set_)
         results = finetune(data, source=str(recipe), output_dir=output_dir, resume=resume, log=typer.echo)
         typer.echo(f"results: {results.get('final_model', '')} and results.json beside it")

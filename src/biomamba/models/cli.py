@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
+
+from biomamba.config.command_line import PRECEDENCE
 
 HELP = (
     "Mamba2 presets, model directories and checkpoint formats.\n\n"
@@ -150,7 +151,7 @@ def register(app: typer.Typer) -> None:
         out = convert_checkpoint(src, dst, to=to)
         typer.echo(f"wrote {out} ({to} format)")
 
-    @models_app.command("create")
+    @models_app.command("create", epilog=PRECEDENCE)
     def create(
         recipe: Path = typer.Argument(None, help="Recipe whose `model:` section names a preset (optional)."),
         preset: str = typer.Option(None, help="Mamba2 preset: 130m, 370m, 780m, 1.3b, 2.7b, tiny."),
@@ -163,25 +164,17 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = typer.Option(None, "--set", help="Override any key: --set model.n_layer=12."),
     ) -> None:
         """Write a freshly initialised Mamba2 (mamba-ssm's initialisation) as a model directory."""
-        from biomamba.config.recipe import load_recipe_dict, load_section, merge_overrides, parse_set_options
+        from biomamba.config import load_stage_config
         from biomamba.errors import RecipeError
         from biomamba.models.config import ModelConfig
         from biomamba.models.loading import load_tokenizer, save_model
 
-        raw: dict[str, Any] = load_recipe_dict(recipe) if recipe is not None else {}
-        raw = merge_overrides(
-            raw,
-            {
-                "model.preset": preset,
-                "model.vocab_size": vocab_size,
-                "model.seed": seed,
-                **parse_set_options(set_),
-            },
-        )
-        source = str(recipe or "flags")
-        config = load_section(raw, "model", ModelConfig, source)
+        flags = {"model.preset": preset, "model.vocab_size": vocab_size, "model.seed": seed}
+        config, raw = load_stage_config(recipe, "model", ModelConfig, flags, set_)
         if config.preset is None:
-            raise RecipeError(source, "model.preset", "required: which preset to build (e.g. --preset 130m)")
+            raise RecipeError(
+                str(recipe or "flags"), "model.preset", "required: which preset to build (e.g. --preset 130m)"
+            )
         tok = load_tokenizer(tokenizer) if tokenizer is not None else None
         model = config.build(seed=raw.get("seed"), vocab_size=len(tok) if tok is not None else None)
         out = output_dir or Path("runs") / str(raw.get("name") or f"mamba2-{config.preset}") / "model"

@@ -7,16 +7,8 @@ from pathlib import Path
 
 import typer
 
+from biomamba.config.command_line import PRECEDENCE
 from biomamba.errors import BiomambaError
-
-
-def _serve_config(recipe: Path | None, flags: dict, set_: list[str] | None):  # noqa: ANN202
-    from biomamba.config import load_recipe_dict, load_section, merge_overrides, parse_set_options
-    from biomamba.serve.config import ServeConfig
-
-    raw = load_recipe_dict(recipe) if recipe else {}
-    merged = merge_overrides(raw, {**{f"serve.{k}": v for k, v in flags.items()}, **parse_set_options(set_)})
-    return load_section(merged, "serve", ServeConfig, str(recipe or "flags"))
 
 
 def register(app: typer.Typer) -> None:
@@ -77,7 +69,7 @@ def register(app: typer.Typer) -> None:
             sys.stdout.flush()
         sys.stdout.write("\n")
 
-    @app.command("serve")
+    @app.command("serve", epilog=PRECEDENCE)
     def serve_cmd(
         model: str = typer.Argument(
             ..., help="Model directory (any biomamba family), hub name, or .gguf file (llama.cpp)."
@@ -108,21 +100,23 @@ def register(app: typer.Typer) -> None:
         import logging
 
         from biomamba.compress.quantize import load_any
+        from biomamba.config import load_stage_config
         from biomamba.models import load_tokenizer
+        from biomamba.serve.config import ServeConfig
         from biomamba.serve.gguf_engine import is_gguf, open_gguf
         from biomamba.serve.server import make_engine, make_server
 
-        flags = dict(
-            host=host,
-            port=port,
-            device=device,
-            dtype=dtype,
-            max_batch_size=max_batch_size,
-            max_new_tokens=max_new_tokens,
-            max_prompt_tokens=max_prompt_tokens,
-            log_requests=log_requests,
-        )
-        cfg = _serve_config(recipe, flags, set_)
+        flags = {
+            "serve.host": host,
+            "serve.port": port,
+            "serve.device": device,
+            "serve.dtype": dtype,
+            "serve.max_batch_size": max_batch_size,
+            "serve.max_new_tokens": max_new_tokens,
+            "serve.max_prompt_tokens": max_prompt_tokens,
+            "serve.log_requests": log_requests,
+        }
+        cfg, _ = load_stage_config(recipe, "serve", ServeConfig, flags, set_)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         decoder = None
         if is_gguf(model):  # llama.cpp runs the file; the tokenizer is the one inside it

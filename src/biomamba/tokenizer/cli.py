@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
-
-def _recipe(recipe: Path | None, overrides: dict[str, Any], set_: list[str] | None) -> dict:
-    from biomamba.config.recipe import load_recipe_dict, merge_overrides, parse_set_options
-
-    raw = load_recipe_dict(recipe) if recipe is not None else {}
-    return merge_overrides(raw, {**overrides, **parse_set_options(set_)})
+from biomamba.config.command_line import PRECEDENCE
 
 
 def _named(values: list[str] | None, what: str) -> dict[str, str]:
@@ -30,7 +24,7 @@ def register(app: typer.Typer) -> None:
         help="Train a byte-level BPE tokenizer; compare tokenizers' fertility.", no_args_is_help=True
     )
 
-    @tok_app.command("train")
+    @tok_app.command("train", epilog=PRECEDENCE)
     def train(
         recipe: Path = typer.Argument(
             None, help="Recipe: trains on its data sources' TRAIN split (held-out excluded)."
@@ -50,16 +44,15 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Train a byte-level BPE and save it in the transformers format (AutoTokenizer.from_pretrained loads it)."""
-        from biomamba.config.recipe import load_section
+        from biomamba.config import load_section, load_stage_config
         from biomamba.data.config import stage_output_dir
         from biomamba.errors import BiomambaError
         from biomamba.tokenizer.config import TokenizerConfig
         from biomamba.tokenizer.train import train_tokenizer
 
-        overrides = {"tokenizer.vocab_size": vocab_size, "tokenizer.min_frequency": min_frequency,
-                     "tokenizer.max_documents": max_documents}  # fmt: skip
-        raw = _recipe(recipe, overrides, set_)
-        config = load_section(raw, "tokenizer", TokenizerConfig, str(recipe or "flags"))
+        flags = {"tokenizer.vocab_size": vocab_size, "tokenizer.min_frequency": min_frequency,
+                 "tokenizer.max_documents": max_documents}  # fmt: skip
+        config, raw = load_stage_config(recipe, "tokenizer", TokenizerConfig, flags, set_)
         texts = None
         if recipe is not None and raw.get("data"):
             from biomamba.data.config import DataConfig
@@ -98,11 +91,11 @@ def register(app: typer.Typer) -> None:
 
         by_domain: dict[str, list[str]] = {}
         if recipe is not None:
-            from biomamba.config.recipe import load_section
+            from biomamba.config import load_stage_config
             from biomamba.data.config import DataConfig
             from biomamba.data.pipeline import iter_documents
 
-            data = load_section(_recipe(recipe, {}, None), "data", DataConfig, str(recipe))
+            data, _ = load_stage_config(recipe, "data", DataConfig, {}, None)
             for domain in data.sources:
                 by_domain[domain] = [t for _, t in iter_documents(data, "heldout", [domain], max_documents)]
         for domain, path in _named(texts, "text").items():

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from biomamba.config.command_line import PRECEDENCE
+
 HELP = """Pretrain or continue pretraining a model on a packed corpus, as the recipe's train: section says.
 
 Writes OUTPUT_DIR/checkpoints/step-N/ (atomic; the last train.keep_last kept), OUTPUT_DIR/final/ (a model
@@ -23,7 +25,7 @@ Examples:
 def register(app: typer.Typer) -> None:
     """Add `biomamba train` to the root app."""
 
-    @app.command("train", help=HELP, no_args_is_help=True)
+    @app.command("train", help=HELP, epilog=PRECEDENCE, no_args_is_help=True)
     def train_command(
         recipe: Path = typer.Argument(..., help="Recipe YAML with a train: section (see recipes/)."),
         output_dir: Path | None = typer.Option(
@@ -47,10 +49,9 @@ def register(app: typer.Typer) -> None:
             None, "--set", help="Override any key: --set train.warmup_ratio=0.05 (repeatable)."
         ),
     ) -> None:
-        from biomamba.config import load_recipe_dict, merge_overrides, parse_set_options
+        from biomamba.config import command_line_recipe
         from biomamba.train.run import train
 
-        raw = load_recipe_dict(recipe)
         flags = {
             "train.corpus": str(corpus) if corpus else None,
             "train.base_model": base_model,
@@ -59,7 +60,7 @@ def register(app: typer.Typer) -> None:
             "train.device": device,
             "train.progress": False if no_progress else None,
         }
-        raw = merge_overrides(merge_overrides(raw, parse_set_options(set_)), flags)
+        raw = command_line_recipe(recipe, flags, set_)
         if "name" not in raw:
             raw["name"] = recipe.stem
         summary = train(raw, output_dir=output_dir, resume=resume_from or resume, source=str(recipe))

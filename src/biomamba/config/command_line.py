@@ -1,0 +1,50 @@
+"""How a command turns its recipe, `--set` options and flags into one config: the one rule every CLI follows
+(docs/ARCHITECTURE.md, "How a command reads its config"); `PRECEDENCE` states it in every command's --help.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from biomamba.config.recipe import (
+    SectionT,
+    load_recipe_dict,
+    load_section,
+    merge_overrides,
+    parse_set_options,
+)
+
+PRECEDENCE = (
+    "A setting given more than once: a flag beats --set section.key=value, and --set beats the recipe file."
+)
+
+
+def command_line_overrides(flags: Mapping[str, Any], sets: Iterable[str] | None) -> dict[str, Any]:
+    """The dotted overrides a command applies to its recipe, ordered by PRECEDENCE: `--set`, then the flags.
+
+    `flags` maps dotted recipe keys to flag values, None meaning "not given" (so it never erases a value).
+    Why a flag wins: it is the most specific thing the user typed, naming one key of one command."""
+    return {**parse_set_options(sets), **{key: value for key, value in flags.items() if value is not None}}
+
+
+def command_line_recipe(
+    recipe: str | Path | None, flags: Mapping[str, Any], sets: Iterable[str] | None
+) -> dict[str, Any]:
+    """The recipe a command runs: the file (or nothing, without one) under `command_line_overrides`."""
+    raw = load_recipe_dict(recipe) if recipe is not None else {}
+    return merge_overrides(raw, command_line_overrides(flags, sets))
+
+
+def load_stage_config(
+    recipe: str | Path | None,
+    section: str,
+    schema: type[SectionT],
+    flags: Mapping[str, Any],
+    sets: Iterable[str] | None,
+) -> tuple[SectionT, dict[str, Any]]:
+    """(the validated `section`, the whole recipe as the command line left it); errors name the recipe file,
+    or "flags" when the command was given none."""
+    raw = command_line_recipe(recipe, flags, sets)
+    return load_section(raw, section, schema, str(recipe) if recipe is not None else "flags"), raw
