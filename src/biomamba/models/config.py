@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from biomamba.config.recipe import Section
+from biomamba.models.kernels import KernelChoice
 
 ARCH_FIELDS = (
     "d_model",
@@ -50,9 +51,10 @@ class ModelConfig(Section):
     chunk_size: int | None = Field(
         None, ge=1, description="SSD chunk length (Mamba2 only); changes speed/memory, not results."
     )
-    kernels: Literal["auto", "torch", "triton"] = Field(
+    kernels: KernelChoice = Field(
         "auto",
-        description="Mamba2 scan: auto uses mamba-ssm's Triton kernels when importable on CUDA, else PyTorch.",
+        description="Mamba2 scan: torch, torch_compile, triton (mamba-ssm), fla (fla-core); auto: the first "
+        "Triton kernel installed, on CUDA, else torch (biomamba.models.kernels).",
     )
     seed: int | None = Field(
         None, description="Initialisation seed of a fresh model (default: the recipe's)."
