@@ -564,11 +564,34 @@ class Suite:
             corpus = throughput.write_corpus(Path(tmp) / "corpus", args.vocab, tokens)
             return self._top_kernels(lambda: throughput.biomamba_trainer(args, device, corpus, Path(tmp)))
 
+    def parity_section(self) -> None:
+        """The GPU-marked parity tests of the kernels (fla vs the torch scan, bf16 and fp32, packed documents)."""
+
+        def run() -> dict:
+            if not self.cuda:
+                return {
+                    "status": "skipped",
+                    "reason": "no CUDA: the CPU suite runs them under Triton's interpreter",
+                }
+            tests = ["tests/models/test_kernels_fla.py", "-m", "gpu", "-q", "-p", "no:cacheprovider"]
+            done = subprocess.run(
+                [sys.executable, "-m", "pytest", *tests], cwd=ROOT, capture_output=True, text=True,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join([os.environ.get("PYTHONPATH", ""), str(ROOT / "src")])},
+            )  # fmt: skip
+            summary = (done.stdout.strip().splitlines() or [""])[-1]
+            status = "ok" if done.returncode == 0 else "error"
+            return {"status": status, "reason": summary, "output_tail": (done.stdout + done.stderr)[-3000:]}
+
+        self.run_row(
+            "parity", {"tests": "tests/models/test_kernels_fla.py -m gpu"}, 60.0 if self.cuda else 0, run
+        )
+
     def presets(self) -> list[str]:
         return ["tiny"] if self.args.tiny else ["130m", "370m"]
 
     def run(self) -> dict[str, Any]:
         first, *rest = self.presets()
+        self.parity_section()
         self.train_section(first)
         self.trainer_section()
         self.decode_section()
@@ -657,6 +680,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         if r.get("status") != "ok":
             lines.append(f"| - | - | - | - | - | {_status(r)} |")
         lines.append("")
+    for r in sections.get("parity", []):
+        lines += [f"**Kernel parity** (`{r['tests']}`): {r.get('status')}: {r.get('reason', '')}", ""]
     if results["targets"]:
         lines += ["**Targets**", "", "| target | value | bar | met |", "|---|---:|---:|---|"]
         for t in results["targets"]:

@@ -30,6 +30,8 @@ def test_gpu_suite_tiny_on_cpu_writes_every_section(suite, tmp_path, capsys):
     assert on_disk["sections"].keys() == results["sections"].keys()
     sections = on_disk["sections"]
 
+    (parity,) = sections["parity"]
+    assert parity["status"] == "skipped" and "no CUDA" in parity["reason"]
     train = {r["impl"]: r for r in sections["train tiny"]}
     assert list(train) == suite.TRAIN_IMPLS
     for impl in ("biomamba-fla", "biomamba-triton", "mamba-ssm"):

@@ -109,3 +109,17 @@ def test_torch_compile_kernels_compile_the_scan_in_one_graph_with_the_same_resul
     assert [(fn, kw.get("fullgraph")) for fn, kw in compiled] == [(ssd_chunked, True)]
     for key, want in grads["torch"].items():
         torch.testing.assert_close(grads["torch_compile"][key], want, rtol=1e-5, atol=1e-6, msg=key)
+
+
+@pytest.mark.parametrize("source", ["name_or_path", "preset"])
+def test_recipe_kernels_reach_the_model_the_trainer_trains(tmp_path, source):
+    """`model: {kernels: ...}` is a recipe switch for continued pretraining from a checkpoint too."""
+    from biomamba.models import save_model
+    from biomamba.train.config import TrainConfig
+    from biomamba.train.run import build_model
+
+    save_model(tiny_model(), tmp_path / "base")
+    where = {"name_or_path": str(tmp_path / "base")} if source == "name_or_path" else {"preset": "tiny"}
+    recipe = {"model": {**where, "kernels": "torch_compile", "chunk_size": 4}}
+    model, family = build_model(TrainConfig(), "recipe.yaml", vocab_size=90, seed=0, recipe=recipe)
+    assert family == "mamba2" and (model.config.kernels, model.config.chunk_size) == ("torch_compile", 4)
