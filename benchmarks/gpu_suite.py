@@ -327,7 +327,7 @@ class Suite:
             batch, probe = (eager["batch"] if eager else 8), {"batch_from": "biomamba"}
         else:
             batch, probe = self.largest_batch(impl, model_dir, preset)
-        steps = self.args.steps
+        steps = eager["steps"] if impl == "biomamba-compile" and eager else self.args.steps
         if self.cuda and probe.get("step_s_b2"):  # about 6 s of timed steps
             steps = max(2, min(self.args.steps, int(6.0 / max(probe["step_s_b2"] * batch / 2, 1e-3))))
         for _ in range(3):
