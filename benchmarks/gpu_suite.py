@@ -565,7 +565,7 @@ class Suite:
             return self._top_kernels(lambda: throughput.biomamba_trainer(args, device, corpus, Path(tmp)))
 
     def parity_section(self) -> None:
-        """The GPU-marked parity tests of the kernels (fla vs the torch scan, bf16 and fp32, packed documents)."""
+        """The GPU-marked parity tests of the Triton kernels (fla, mamba-ssm) vs the torch scan, bf16 and fp32."""
 
         def run() -> dict:
             if not self.cuda:
@@ -573,7 +573,7 @@ class Suite:
                     "status": "skipped",
                     "reason": "no CUDA: the CPU suite runs them under Triton's interpreter",
                 }
-            tests = ["tests/models/test_kernels_fla.py", "-m", "gpu", "-q", "-p", "no:cacheprovider"]
+            tests = ["tests/models/test_kernels_parity.py", "-m", "gpu", "-q", "-p", "no:cacheprovider"]
             done = subprocess.run(
                 [sys.executable, "-m", "pytest", *tests], cwd=ROOT, capture_output=True, text=True,
                 env={**os.environ, "PYTHONPATH": os.pathsep.join([os.environ.get("PYTHONPATH", ""), str(ROOT / "src")])},
@@ -583,7 +583,7 @@ class Suite:
             return {"status": status, "reason": summary, "output_tail": (done.stdout + done.stderr)[-3000:]}
 
         self.run_row(
-            "parity", {"tests": "tests/models/test_kernels_fla.py -m gpu"}, 60.0 if self.cuda else 0, run
+            "parity", {"tests": "tests/models/test_kernels_parity.py -m gpu"}, 60.0 if self.cuda else 0, run
         )
 
     def presets(self) -> list[str]:

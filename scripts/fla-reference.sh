@@ -6,7 +6,7 @@
 #
 #   bash scripts/fla-reference.sh DIR [PYTHON]
 #
-# tests/models/test_kernels_fla.py puts DIR and the mamba-ssm reference on PYTHONPATH in a child process and
+# tests/models/test_kernels_parity.py puts DIR and the mamba-ssm reference on PYTHONPATH in a child process and
 # runs fla's kernels on CPU tensors under Triton's interpreter (TRITON_INTERPRET=1).
 set -euo pipefail
 DIR=${1:?usage: fla-reference.sh DIR [PYTHON]}

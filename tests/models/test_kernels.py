@@ -1,5 +1,5 @@
 """The scan backends on CPU: the choice of backend, the fla mapping against the recurrence fla computes, and
-the compiled torch scan. fla's real kernels are compared in test_kernels_fla.py."""
+the compiled torch scan. fla's real kernels are compared in test_kernels_parity.py."""
 
 from __future__ import annotations
 
