@@ -378,6 +378,8 @@ class Suite:
                     section, base, needs, lambda i=impl: self.train_row(preset, i, model_dir, n_params, flops)
                 )
         self._ratios(section)
+        self.results.setdefault("auto", {})[preset] = self.auto_order(section)
+        self.write()
 
     def _ratios(self, section: str) -> None:
         rows = [r for r in self.results["sections"].get(section, []) if r.get("status") == "ok"]
@@ -509,7 +511,6 @@ class Suite:
                 None,
             )
             value = fastest["tokens_per_s"] / reference["tokens_per_s"] if fastest and reference else None
-            self.results.setdefault("auto", {})[preset] = self.auto_order(section)
             if fastest:
                 self._target(
                     "fastest_vs_reference",
