@@ -262,7 +262,7 @@ class Suite:
             row.setdefault("status", "ok")
         except Exception as error:  # a failed row is a result: keep its reason and go on
             row = {**base, "status": "error", "reason": f"{type(error).__name__}: {str(error)[:300]}"}
-            self._free()
+        self._free()  # after the except block, whose traceback held the failed row's tensors
         row["seconds"] = round(time.monotonic() - started, 1)
         return self.add(section, row)
 
@@ -424,8 +424,9 @@ class Suite:
                 try:
                     return throughput.main(argv)
                 except self.torch.OutOfMemoryError:  # the Trainer holds more than the bare step: halve
-                    self._free()
-                    argv[argv.index("--batch") + 1] = str(max(1, int(argv[argv.index("--batch") + 1]) // 2))
+                    pass
+                self._free()  # out of the except block: its traceback no longer holds the tensors
+                argv[argv.index("--batch") + 1] = str(max(1, int(argv[argv.index("--batch") + 1]) // 2))
             raise RuntimeError("out of memory at every batch tried")
 
         row = self.run_row(
