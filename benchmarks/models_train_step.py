@@ -32,6 +32,8 @@ from biomamba.models import create_model, save_model
 from biomamba.models.mamba2 import Mamba2Config
 
 H100_BF16_FLOPS = 989e12
+# biomamba with another scan backend (config.kernels): torch.compile'd scan, mamba-ssm's or fla's Triton kernels
+BIOMAMBA_KERNELS = {"biomamba-compile": "torch_compile", "biomamba-triton": "triton", "biomamba-fla": "fla"}
 
 
 def _config(args: argparse.Namespace) -> Mamba2Config:
@@ -55,11 +57,11 @@ def _build(impl: str, model_dir: Path, device: str, compile_model: bool) -> torc
 
         model = load_model(model_dir, device=device)
         model.config.kernels = "torch"
-    elif impl == "biomamba-triton":
+    elif impl in BIOMAMBA_KERNELS:
         from biomamba.models import load_model
 
         model = load_model(model_dir, device=device)
-        model.config.kernels = "triton"
+        model.config.kernels = BIOMAMBA_KERNELS[impl]
     elif impl == "transformers":
         from transformers import Mamba2ForCausalLM
 
@@ -166,6 +168,10 @@ def _available(impl: str, device: str) -> bool:
         from biomamba.models.kernels import triton_chunk_scan
 
         return device.startswith("cuda") and triton_chunk_scan() is not None
+    if impl == "biomamba-fla":
+        from biomamba.models.kernels import fla_chunk_scan
+
+        return device.startswith("cuda") and fla_chunk_scan() is not None
     return True
 
 
@@ -230,7 +236,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         del model
         for impl in args.impl:
             if not _available(impl, args.device):
-                print(f"skip {impl}: needs mamba-ssm Triton kernels on CUDA", file=sys.stderr)
+                print(
+                    f"skip {impl}: needs its Triton kernels (mamba-ssm or fla-core) on CUDA", file=sys.stderr
+                )
                 continue
             batch = (
                 args.transformers_batch if impl == "transformers" and args.transformers_batch else args.batch

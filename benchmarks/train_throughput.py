@@ -40,7 +40,7 @@ from biomamba.data.shards import FORMAT_VERSION, TokenShards, token_dtype, write
 from biomamba.utils.atomic import write_json
 
 
-def build_model(name: str, vocab: int, seq_len: int, seed: int = 0) -> torch.nn.Module:
+def build_model(name: str, vocab: int, seq_len: int, seed: int = 0, kernels: str = "auto") -> torch.nn.Module:
     torch.manual_seed(seed)
     if name.startswith("gpt2"):
         from transformers import GPT2Config, GPT2LMHeadModel
@@ -54,10 +54,13 @@ def build_model(name: str, vocab: int, seq_len: int, seed: int = 0) -> torch.nn.
     from biomamba.models import create_model
 
     if name == "mamba2-tiny":
-        return create_model(
+        model = create_model(
             {"d_model": 64, "n_layer": 2, "vocab_size": vocab, "d_state": 16, "headdim": 16}, seed=seed
         )
-    return create_model(name.removeprefix("mamba2-"), seed=seed, vocab_size=vocab)
+    else:
+        model = create_model(name.removeprefix("mamba2-"), seed=seed, vocab_size=vocab)
+    model.config.kernels = kernels  # the Mamba2 scan backend (biomamba.models.kernels)
+    return model
 
 
 def write_corpus(root: Path, vocab: int, tokens: int, seed: int = 0) -> Path:
@@ -91,7 +94,7 @@ def _rate(stamps: list[float], tokens_per_step: int, warmup: int) -> float:
 def bare_step(args: argparse.Namespace, device: torch.device, corpus: Path) -> dict[str, Any]:
     from biomamba.train.batches import PackedBatches
 
-    model = build_model(args.model, args.vocab, args.seq_len).to(device).train()
+    model = build_model(args.model, args.vocab, args.seq_len, kernels=args.kernels).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), fused=device.type == "cuda")
     source = PackedBatches(TokenShards(corpus), args.seq_len, args.batch, seed=0)
     batches = [{k: v.to(device) for k, v in source.next_batch().items()} for _ in range(args.steps)]
@@ -117,7 +120,7 @@ def biomamba_trainer(
 ) -> dict[str, Any]:
     from biomamba.train import CausalLMLoss, PackedBatches, TrainConfig, Trainer
 
-    model = build_model(args.model, args.vocab, args.seq_len)
+    model = build_model(args.model, args.vocab, args.seq_len, kernels=args.kernels)
     config = TrainConfig(
         seq_len=args.seq_len, micro_batch_size=args.batch, global_batch_size=args.batch, max_steps=args.steps,
         lr=1e-4, schedule="constant", device=str(device), progress=False, compile=args.compile,
@@ -182,6 +185,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--vocab", type=int, default=50304)
     parser.add_argument("--compile", action="store_true", help="torch.compile in biomamba's Trainer")
     parser.add_argument("--no-hf", action="store_true", help="skip transformers' Trainer")
+    parser.add_argument("--kernels", default="auto", help="Mamba2 scan backend (model.kernels of a recipe)")
     parser.add_argument("--tiny", action="store_true", help="tiny model and sizes: a seconds-long CPU check")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
@@ -209,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "model": args.model, "params": params, "device": device.type,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
         "threads": torch.get_num_threads(), "batch": args.batch, "seq_len": args.seq_len, "steps": args.steps,
-        "warmup": args.warmup, "compile": args.compile,
+        "warmup": args.warmup, "compile": args.compile, "kernels": args.kernels,
         "bare_tokens_per_s": bare["tokens_per_s"], "biomamba_tokens_per_s": ours["tokens_per_s"],
         "biomamba_mfu": ours["mfu"], "trainer_vs_bare": ours["tokens_per_s"] / bare["tokens_per_s"],
     }  # fmt: skip

@@ -39,8 +39,8 @@ Mamba2 only (`Mamba2LMHeadModel`)
   continuations from copies of its state.
 - ``logits_to_keep=k`` computes logits for the last k positions only.
 - ``model.config`` (`Mamba2Config`): d_model, n_layer, vocab_size (unpadded), padded_vocab_size, d_state,
-  headdim, expand, ngroups, nheads, chunk_size (speed/memory only, not results), kernels ("auto"/"torch"/
-  "triton"), eos/bos/pad ids. ``model.gradient_checkpointing_enable()``, ``model.num_parameters()``.
+  headdim, expand, ngroups, nheads, chunk_size (speed/memory only, not results), kernels (auto/torch/
+  torch_compile/triton/fla: `biomamba.models.kernels`), eos/bos/pad ids. ``model.gradient_checkpointing_enable()``, ``model.num_parameters()``.
 - Works under bf16 autocast (decays, norms, states and the residual stream stay fp32) and torch.compile.
 
 Generation (every family)

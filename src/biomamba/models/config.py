@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from biomamba.config.recipe import Section
+from biomamba.models.kernels import KernelChoice
 
 ARCH_FIELDS = (
     "d_model",
@@ -50,9 +51,10 @@ class ModelConfig(Section):
     chunk_size: int | None = Field(
         None, ge=1, description="SSD chunk length (Mamba2 only); changes speed/memory, not results."
     )
-    kernels: Literal["auto", "torch", "triton"] = Field(
+    kernels: KernelChoice = Field(
         "auto",
-        description="Mamba2 scan: auto uses mamba-ssm's Triton kernels when importable on CUDA, else PyTorch.",
+        description="Mamba2 scan: torch, torch_compile, triton (mamba-ssm), fla (fla-core); auto: the first "
+        "Triton kernel installed, on CUDA, else torch (biomamba.models.kernels).",
     )
     seed: int | None = Field(
         None, description="Initialisation seed of a fresh model (default: the recipe's)."
@@ -114,7 +116,6 @@ class ModelConfig(Section):
     def build(self, *, device: str = "cpu", seed: int | None = None, vocab_size: int | None = None):
         """Load or create the model this section describes (eval mode for loaded, init'd for fresh)."""
         from biomamba.models.loading import create_model, load_model
-        from biomamba.models.mamba2 import Mamba2LMHeadModel
 
         dtype = None if self.dtype == "auto" else self.dtype
         if self.name_or_path is not None:
@@ -126,6 +127,14 @@ class ModelConfig(Section):
             )
         else:
             raise ValueError("the model section needs name_or_path or preset")
+        return self.apply_scan_settings(model)
+
+    def apply_scan_settings(self, model):
+        """Set this section's ``chunk_size`` and ``kernels`` on a Mamba2 (runtime only; others pass through).
+
+        For callers that load the checkpoint themselves (the trainer, for its own error messages)."""
+        from biomamba.models.mamba2 import Mamba2LMHeadModel
+
         if isinstance(model, Mamba2LMHeadModel):
             if self.chunk_size is not None:
                 model.config.chunk_size = self.chunk_size

@@ -12,8 +12,8 @@ Layout (parameter names follow transformers' Mamba2ForCausalLM, so its safetenso
     backbone.norm_f                        final RMSNorm
     lm_head                                tied to the embeddings unless tie_embeddings=False
 
-The SSD scan lives in `biomamba.models.ssd`. When mamba-ssm's Triton kernels import and the tensors are on
-CUDA, `biomamba.models.kernels` may take the fast path; nothing here requires them.
+The SSD scan lives in `biomamba.models.ssd`. `biomamba.models.kernels` may take a faster path (compiled, or
+mamba-ssm's or fla's Triton kernels on CUDA) as ``config.kernels`` says; nothing here requires them.
 """
 
 from __future__ import annotations
@@ -28,7 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from biomamba.models.kernels import triton_ssd, use_triton
+from biomamba.models.kernels import KERNEL_CHOICES
+from biomamba.models.kernels.compiled import compiled_ssd
+from biomamba.models.kernels.dispatch import scan_backend
+from biomamba.models.kernels.fla_kernel import fla_ssd
+from biomamba.models.kernels.mamba_ssm_kernel import triton_ssd
 from biomamba.models.ssd import segment_ids, ssd_chunked, ssd_step
 
 
@@ -64,7 +68,7 @@ class Mamba2Config:
     bos_token_id: int | None = 0
     eos_token_id: int | None = 0
     pad_token_id: int | None = 0
-    # runtime only (never saved): scan implementation "auto" | "torch" | "triton" (biomamba.models.kernels),
+    # runtime only (never saved): scan implementation, one of KERNEL_CHOICES (biomamba.models.kernels),
     # and whether training recomputes the scan's chunk x chunk intermediates in backward (saves memory)
     kernels: str = "auto"
     recompute_scan: bool = True
@@ -83,8 +87,8 @@ class Mamba2Config:
         for name in ("d_model", "n_layer", "vocab_size", "d_state", "d_conv", "chunk_size", "ngroups"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive (got {getattr(self, name)})")
-        if self.kernels not in ("auto", "torch", "triton"):
-            problems.append(f"kernels must be auto, torch or triton (got {self.kernels!r})")
+        if self.kernels not in KERNEL_CHOICES:
+            problems.append(f"kernels must be one of {', '.join(KERNEL_CHOICES)} (got {self.kernels!r})")
         if self.pad_vocab_size_multiple < 1:
             problems.append("pad_vocab_size_multiple must be >= 1")
         if problems:
@@ -333,16 +337,19 @@ class Mamba2Mixer(nn.Module):
             x = x.reshape(b, length, self.nheads, c.headdim)
             B = B.reshape(b, length, c.ngroups, c.d_state)
             C = C.reshape(b, length, c.ngroups, c.d_state)
-            if cache is None and use_triton(c.kernels, x):
+            backend = scan_backend(c.kernels, x) if cache is None else "torch"
+            if backend == "triton":
                 y = triton_ssd(x, dt_raw, self.dt_bias, A, B, C, self.D, c.chunk_size, c.dt_limit, seg)
+            elif backend == "fla":
+                y = fla_ssd(x, dt, A, B, C, self.D, seg)
             elif cache is None and c.recompute_scan and torch.is_grad_enabled():
                 # Keep only the scan's inputs for backward and recompute its chunk x chunk intermediates
                 # there: they are the largest activations of the model (as mamba-ssm's kernels do).
                 y = torch.utils.checkpoint.checkpoint(
-                    _scan_output, x, dt, A, B, C, c.chunk_size, self.D, seg, use_reentrant=False
+                    _scan_output, x, dt, A, B, C, c.chunk_size, self.D, seg, backend, use_reentrant=False
                 )
             else:
-                y, final = ssd_chunked(
+                y, final = _torch_scan(backend)(
                     x,
                     dt,
                     A,
@@ -385,9 +392,22 @@ class Mamba2Mixer(nn.Module):
 
 
 def _scan_output(
-    x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk: int, D: Tensor, seg: Tensor | None
+    x: Tensor,
+    dt: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    chunk: int,
+    D: Tensor,
+    seg: Tensor | None,
+    backend: str = "torch",
 ) -> Tensor:
-    return ssd_chunked(x, dt, A, B, C, chunk, D=D, seg=seg)[0]
+    return _torch_scan(backend)(x, dt, A, B, C, chunk, D=D, seg=seg)[0]
+
+
+def _torch_scan(backend: str):
+    """`ssd_chunked`, compiled when ``kernels: torch_compile`` chose it for this forward."""
+    return compiled_ssd() if backend == "torch_compile" else ssd_chunked
 
 
 class Mamba2Block(nn.Module):

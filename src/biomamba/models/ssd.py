@@ -174,3 +174,14 @@ def ssd_step(
     if D is not None:
         y = y + x.float() * D.float()[:, None]
     return y
+
+
+def ssd_flops_per_token(config) -> float:
+    """Training FLOPs per token of the SSD scans of every layer (forward + backward = 3 x forward), the term
+    that 6 x parameters leaves out, for MFU. Counts the matmuls of the chunked algorithm with the config's
+    chunk length Q (2 FLOPs per multiply-add), per layer and token: C.B scores 2Q*g*n, scores x inputs 2Q*h*p,
+    chunk states 2h*p*n, entering states to outputs 2h*p*n. Depends on Q, so it is a model-FLOPs convention
+    (the same count for every implementation of the same config), not what a given kernel executes."""
+    q, g, n, h, p = config.chunk_size, config.ngroups, config.d_state, config.nheads, config.headdim
+    forward = 2 * q * (g * n + h * p) + 4 * h * p * n
+    return 3.0 * config.n_layer * forward

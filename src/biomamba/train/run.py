@@ -202,7 +202,9 @@ def build_model(
 
         section = load_section(recipe or {}, "model", ModelConfig, source)
         if section.name_or_path is not None:
-            model = load_base_model(section.name_or_path, source, "model.name_or_path")
+            model = section.apply_scan_settings(
+                load_base_model(section.name_or_path, source, "model.name_or_path")
+            )
         else:
             model = section.build(seed=seed, vocab_size=section.vocab_size or vocab_size or None)
     else:

@@ -1,9 +1,7 @@
-"""Optional fast path: mamba-ssm's Triton SSD kernel, used only when it imports and tensors are on CUDA.
+"""mamba-ssm's Triton SSD kernel (``kernels: triton``): the reference implementation, used on CUDA tensors.
 
-Never required: the default pure-PyTorch scan (`biomamba.models.ssd`) computes the same function. The
-kernel is used for whole-sequence forwards without a cache (training, scoring); decoding always uses the
-PyTorch recurrence. ``config.kernels`` selects: ``auto`` (kernel when available), ``torch`` (never),
-``triton`` (required: an error if it cannot be used).
+mamba-ssm builds without its CUDA extensions (its Mamba2 SSD kernels are Triton), see
+scripts/mamba-ssm-reference.sh. The kernel takes the raw dt and applies bias, softplus and the clamp itself.
 """
 
 from __future__ import annotations
@@ -20,19 +18,9 @@ def triton_chunk_scan() -> Callable | None:
     """mamba-ssm's ``mamba_chunk_scan_combined`` if importable, else None (imported once)."""
     try:
         from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
-    except Exception:  # not installed, no triton, or a broken CUDA build: the torch path serves
+    except Exception:  # not installed, no triton, or a broken CUDA build: another backend serves
         return None
     return mamba_chunk_scan_combined
-
-
-def use_triton(mode: str, x: Tensor) -> bool:
-    """Whether this forward should take the Triton path."""
-    if mode == "torch":
-        return False
-    available = x.is_cuda and triton_chunk_scan() is not None
-    if mode == "triton" and not available:
-        raise RuntimeError("kernels='triton' needs mamba-ssm's Triton kernels and CUDA tensors")
-    return available
 
 
 def triton_ssd(
