@@ -108,9 +108,10 @@ def measure(
 
     import torch
 
-    from biomamba.compress.quantize import load_any, quantize_model, save_quantized
+    from biomamba.compress.quantize import quantize_model
     from biomamba.compress.report import model_bytes, process_peak_memory, weights_size
-    from biomamba.models import save_model
+    from biomamba.models import load_model, save_model
+    from biomamba.models.quantized import save_quantized
     from biomamba.serve.engine import BatchDecoder, GenerationRequest
 
     src = save_model(build(family, size), folder / f"{family}-fp32")
@@ -138,7 +139,7 @@ def measure(
             load_dtype = dtype if not method else None
             peak = process_peak_memory(out, prompt, new_tokens, device=device, dtype=load_dtype)["peak_bytes"]
             kind = "process"
-        model = load_any(out, device=device, dtype=dtype if not method else None)
+        model = load_model(out, device=device, dtype=dtype if not method else None)
         decoder = BatchDecoder(model)
         decoder.run([GenerationRequest(prompt, 4)])  # warm-up
         best = float("inf")

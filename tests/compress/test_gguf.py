@@ -163,8 +163,8 @@ def _exit_and_error(args: list[str], capsys) -> tuple[int, str]:
 
 
 def test_bad_requests_exit_2_with_one_line(tmp_path: Path, tokenizer, capsys) -> None:
-    from biomamba.compress.quantize import QUANT_FILE
     from biomamba.models import save_model
+    from biomamba.models.quantized import QUANT_FILE
 
     src = save_model(_tiny("llama", len(tokenizer), hidden=16), tmp_path / "m", tokenizer)
     out = str(tmp_path / "r")
@@ -262,8 +262,7 @@ def test_serve_answers_from_the_gguf_file_like_from_the_model_dir(trained) -> No
 
     import httpx
 
-    from biomamba.compress.quantize import load_any
-    from biomamba.models import load_tokenizer
+    from biomamba.models import load_model, load_tokenizer
     from biomamba.serve.config import ServeConfig
     from biomamba.serve.gguf_engine import open_gguf
     from biomamba.serve.server import make_engine, make_server
@@ -273,7 +272,7 @@ def test_serve_answers_from_the_gguf_file_like_from_the_model_dir(trained) -> No
     answers = []
     gguf_model, gguf_tokenizer, gguf_decoder = open_gguf(files["f16"])
     for model, tokenizer, decoder in [
-        (load_any(src), load_tokenizer(src), None),
+        (load_model(src), load_tokenizer(src), None),
         (gguf_model, gguf_tokenizer, gguf_decoder),
     ]:
         config = ServeConfig(port=0)

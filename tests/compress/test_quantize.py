@@ -9,18 +9,17 @@ import pytest
 import torch
 from torch import nn
 
-from biomamba.compress.quantize import (
+from biomamba.compress.quantize import load_bitsandbytes, quantize_model
+from biomamba.errors import BiomambaError
+from biomamba.models import load_model
+from biomamba.models.quantized import (
     QuantLinear,
-    load_any,
-    load_bitsandbytes,
     load_quantized,
     pack_int4,
-    quantize_model,
     quantize_weight,
     save_quantized,
     unpack_int4,
 )
-from biomamba.errors import BiomambaError
 
 
 def test_int8_kernel_matches_torchao() -> None:
@@ -94,7 +93,7 @@ def test_quantize_save_reload(family: str, method: str, tmp_path: Path, tokenize
     out = save_quantized(model, record, src, tmp_path / "q")
     assert json.loads((out / "quantization.json").read_text())["method"] == method
     assert (out / "tokenizer.json").is_file()
-    reloaded = load_any(out)
+    reloaded = load_model(out)
     with torch.no_grad():
         again = reloaded(input_ids=ids).logits
     torch.testing.assert_close(again, quant)

@@ -286,12 +286,12 @@ def make_backend(
     model: Any, *, max_length: int | None = None, pad_id: int = 0, kind: str = "auto"
 ) -> PrefixBackend:
     """Pick the fastest correct backend for `model` ("auto"), or force "kv", "mamba2" or "full"."""
-    if kind == "auto":
-        if hasattr(model, "allocate_cache"):
-            kind = "mamba2"
-        elif getattr(getattr(model, "config", None), "model_type", "") in ("mamba", "mamba2"):
-            kind = "full"  # transformers' own Mamba caches cannot continue several tokens at once
-        else:
+    if kind == "auto":  # the family's `FamilySpec.eval_backend` (transformers' Mamba caches: "full")
+        from biomamba.models import family_spec
+
+        try:
+            kind = family_spec(model).eval_backend
+        except TypeError:  # a model with no family (no config.model_type): a KV cache is the default
             kind = "kv"
     backends = {"kv": HFKVBackend, "mamba2": Mamba2StateBackend, "full": FullSequenceBackend}
     if kind not in backends:

@@ -136,12 +136,13 @@ def register(app: typer.Typer) -> None:
             raise BiomambaError("no model: give MODEL or eval.model in the recipe")
         selected = _select_task_files(cfg.tasks, task_files)
         from biomamba.eval.domain_perplexity import check_tokenizer, perplexity
-        from biomamba.eval.loading import load
         from biomamba.eval.results import write_results
         from biomamba.eval.runner import evaluate
+        from biomamba.models import load_model, load_tokenizer
 
         target = Path(cfg.output) if cfg.output else Path("runs/eval") / Path(cfg.model).name / "results.json"
-        loaded, tokenizer = load(cfg.model, device=cfg.device, dtype=cfg.dtype)
+        loaded = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype)
+        tokenizer = load_tokenizer(cfg.model)
         results = evaluate(
             loaded,
             tokenizer,
@@ -229,7 +230,7 @@ def register(app: typer.Typer) -> None:
         from biomamba.errors import BiomambaError
         from biomamba.eval.config import PerplexityConfig
         from biomamba.eval.domain_perplexity import check_tokenizer, perplexity
-        from biomamba.eval.loading import load
+        from biomamba.models import load_model, load_tokenizer
         from biomamba.utils.atomic import write_json
 
         texts = {}
@@ -246,7 +247,7 @@ def register(app: typer.Typer) -> None:
         )
         if corpus is not None:
             check_tokenizer(corpus, model if Path(model).is_dir() else None)
-        loaded, tokenizer = load(model, device=device)
+        loaded, tokenizer = load_model(model, device=device), load_tokenizer(model)
         result = perplexity(
             loaded,
             corpus=corpus,

@@ -175,12 +175,16 @@ def _results_header(
 
 
 def _model_info(model: Any, name: str | None) -> dict[str, Any]:
-    from biomamba.eval.loading import model_family
+    from biomamba.models import family
 
+    try:
+        fam = family(model)
+    except TypeError:  # a model no family names (the "full" backend's stand-ins)
+        fam = str(getattr(getattr(model, "config", None), "model_type", type(model).__name__))
     params = sum(p.numel() for p in model.parameters())
     config = getattr(model, "config", None)
     label = name or getattr(config, "_name_or_path", None) or type(model).__name__
-    return {"name": str(label), "family": model_family(model), "parameters": int(params)}
+    return {"name": str(label), "family": fam, "parameters": int(params)}
 
 
 def _evaluate_task(

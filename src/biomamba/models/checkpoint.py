@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,28 @@ FORMATS = ("hf", "mamba-ssm")
 SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 TORCH_BIN = "pytorch_model.bin"
+# What every model directory carries besides config and weights; merge, quantize and convert copy these.
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "added_tokens.json",
+    "chat_template.jinja",
+)
+
+
+def copy_files(src: str | Path, dst: str | Path, names: tuple[str, ...] = TOKENIZER_FILES) -> list[str]:
+    """Copy those of `names` that exist in directory `src` into `dst`; returns the names copied."""
+    copied = []
+    for name in names:
+        if (Path(src) / name).is_file():
+            shutil.copy2(Path(src) / name, Path(dst) / name)
+            copied.append(name)
+    return copied
+
 
 # mamba-ssm ssm_cfg keys that change the architecture in ways this implementation does not have.
 _SSM_UNSUPPORTED = {
@@ -437,31 +460,8 @@ def save_mamba2(
 
             save_tokenizer(tokenizer, tmp)
         elif tokenizer_from is not None:
-            copy_tokenizer_files(tokenizer_from, tmp)
+            copy_files(tokenizer_from, tmp, (*TOKENIZER_FILES, "generation_config.json"))
     return out
-
-
-def copy_tokenizer_files(src: str | Path, dst: Path) -> list[str]:
-    """Copy tokenizer files (if any) from one model directory into another; returns the names copied."""
-    import shutil
-
-    names = [
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "tokenizer.model",
-        "vocab.json",
-        "merges.txt",
-        "added_tokens.json",
-        "chat_template.jinja",
-        "generation_config.json",
-    ]
-    copied = []
-    for name in names:
-        if (Path(src) / name).is_file():
-            shutil.copy2(Path(src) / name, dst / name)
-            copied.append(name)
-    return copied
 
 
 def convert_checkpoint(src: str | Path, dst: str | Path, *, to: str) -> Path:

@@ -42,8 +42,7 @@ def register(app: typer.Typer) -> None:
 
         Runs entirely on this machine. Example: echo "Metformin is" | biomamba generate runs/demo/final
         """
-        from biomamba.compress.quantize import load_any
-        from biomamba.models import load_tokenizer
+        from biomamba.models import load_model, load_tokenizer
         from biomamba.serve.engine import BatchDecoder, check_seed, generate_text
         from biomamba.serve.gguf_engine import is_gguf, open_gguf
         from biomamba.serve.server import check_context, context_limit
@@ -59,7 +58,7 @@ def register(app: typer.Typer) -> None:
             loaded, tokenizer, decoder = open_gguf(model)
         else:
             tokenizer = load_tokenizer(model)
-            loaded = load_any(model, dtype=dtype, device=device)
+            loaded = load_model(model, dtype=dtype, device=device)
             decoder = BatchDecoder(loaded, vocab_size=len(tokenizer))
         n_prompt = len(tokenizer(text, add_special_tokens=False)["input_ids"]) or 1  # as generate_text
         check_context(context_limit(loaded), n_prompt, max_new_tokens)  # ContextLengthError: one line
@@ -107,8 +106,7 @@ def register(app: typer.Typer) -> None:
         """
         import logging
 
-        from biomamba.compress.quantize import load_any
-        from biomamba.models import load_tokenizer
+        from biomamba.models import load_model, load_tokenizer
         from biomamba.serve.gguf_engine import is_gguf, open_gguf
         from biomamba.serve.server import make_engine, make_server
 
@@ -129,7 +127,7 @@ def register(app: typer.Typer) -> None:
             loaded, tokenizer, decoder = open_gguf(model)
         else:
             tokenizer = load_tokenizer(model)
-            loaded = load_any(model, dtype=cfg.dtype, device=cfg.device)
+            loaded = load_model(model, dtype=cfg.dtype, device=cfg.device)
         name = cfg.model_name or Path(model).name
         try:
             server, engine = make_server(

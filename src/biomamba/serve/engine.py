@@ -270,10 +270,7 @@ class BatchDecoder:
     max_rows: int | None = None  # most requests one batch can hold (None: the engine's max_batch_size)
 
     def __init__(self, model: torch.nn.Module, vocab_size: int | None = None) -> None:
-        from biomamba.models import family
-
         self.model = model.eval()
-        self.family = family(model)
         self.device = next(model.parameters()).device
         self.vocab_size = vocab_size  # logits beyond the tokenizer's vocabulary (padding) are never sampled
 

@@ -251,7 +251,6 @@ class GgufDecoder(BatchDecoder):
         import torch
 
         self.model = model
-        self.family = "gguf"
         self.device = torch.device("cpu")
         self.vocab_size = vocab_size
 

@@ -72,14 +72,15 @@ def context_limit(model: Any) -> int | None:
     """Most positions (prompt + generated tokens) the model can take; None where there is no such limit.
 
     transformers models declare it in their config (GPT-2 `n_positions`, Llama/Mistral
-    `max_position_embeddings`); biomamba's Mamba2 is recurrent and has none.
+    `max_position_embeddings`); a family without one (`FamilySpec.positional_limit`: biomamba's Mamba2 is
+    recurrent) has none. Engines that are no torch model (llama.cpp's) are read from their config alone.
     """
-    try:
-        from biomamba.models import family
+    from biomamba.models import family_spec
 
-        if family(model) == "mamba2":
+    try:
+        if not family_spec(model).positional_limit:
             return None
-    except (ImportError, TypeError):
+    except TypeError:
         pass
     config = getattr(model, "config", None)
     for attr in ("n_positions", "max_position_embeddings", "n_ctx"):

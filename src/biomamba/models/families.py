@@ -1,0 +1,155 @@
+"""One spec per model family: everything a consumer must know about a family, asked instead of compared.
+
+Why: code that differs per family (packing, decoding state, LoRA targets, FLOPs, context limits, export
+formats, eval backends) used to test ``family == "mamba2"`` in a dozen files, so a new family touched all of
+them. Each consumer now asks the family's `FamilySpec` a question (``spec.takes_seq_idx``,
+``spec.lora_targets``, ...), and a new family is one row of `FAMILIES` plus its tests (torchtitan's
+``ModelSpec`` pattern). docs/ARCHITECTURE.md, "Adding a model family", walks through one.
+
+Lookups: `family_spec(model)` (sees through torch.compile, DDP and peft wrappers), `family_named(name)` (a
+name `family` returned, or a recipe's ``model_type``) and `family_of_dir(model_dir)` (without loading it).
+A transformers ``model_type`` with no row gets a generic transformer spec named after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:  # torch is imported by whoever holds a model; reading a spec needs none
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """What consumers ask about one model family.
+
+    - ``native``: biomamba's own module (`Mamba2LMHeadModel`), loaded and saved by biomamba.models; other
+      families are transformers' ``AutoModelForCausalLM`` classes.
+    - ``model_types``: the transformers ``config.model_type`` values this row covers (non-native rows).
+    - ``takes_seq_idx``: the forward accepts ``seq_idx`` (document index per position), so packed rows need
+      no block-diagonal mask (train's packing, finetune's collate).
+    - ``decode_state``: how generation keeps and reuses state between steps, and joins/drops rows
+      (`biomamba.models.generation.decode_state`): "recurrent" (one fixed-size state per row) or "kv".
+    - ``eval_backend``: the prefix-reusing scorer of `biomamba.eval.backends.make_backend` ("mamba2": cached
+      state; "kv": KV cache; "full": one forward per sequence, for caches that cannot continue).
+    - ``attention``: FLOPs per token carry attention's 12 x layers x d_model x seq term (train's MFU).
+    - ``positional_limit``: the config names a maximum number of positions (``n_positions``,
+      ``max_position_embeddings``); False for recurrent models, whose context is unbounded.
+    - ``lora_targets``: module names LoRA wraps by default; ``lora_fan_in_fan_out``: they are GPT-2's
+      Conv1D (weights stored transposed).
+    - ``gguf_architecture``: the llama.cpp architecture its GGUF export writes (None: no GGUF export).
+    - ``release_formats``: what `biomamba export` writes by default ("transformers", "mamba_ssm").
+    - ``card_fields``: extra (label, config attribute) rows of the exported model card.
+    """
+
+    name: str
+    native: bool = False
+    model_types: tuple[str, ...] = ()
+    takes_seq_idx: bool = False
+    decode_state: Literal["recurrent", "kv"] = "kv"
+    eval_backend: Literal["mamba2", "kv", "full"] = "kv"
+    attention: bool = True
+    positional_limit: bool = True
+    lora_targets: tuple[str, ...] = ()
+    lora_fan_in_fan_out: bool = False
+    gguf_architecture: str | None = None
+    release_formats: tuple[str, ...] = ("transformers",)
+    card_fields: tuple[tuple[str, str], ...] = ()
+
+
+_ATTENTION_MLP = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+MAMBA2 = FamilySpec(
+    "mamba2",
+    native=True,
+    takes_seq_idx=True,
+    decode_state="recurrent",
+    eval_backend="mamba2",
+    attention=False,  # the scan is linear in the sequence: counted in the parameter term
+    positional_limit=False,
+    lora_targets=("in_proj", "out_proj"),  # the mixer's two large matrices; conv, dt and A stay frozen
+    gguf_architecture="MAMBA2",
+    release_formats=("transformers", "mamba_ssm"),
+    card_fields=(("SSM state size", "d_state"), ("head dim", "headdim")),
+)
+
+FAMILIES: tuple[FamilySpec, ...] = (
+    MAMBA2,
+    FamilySpec(
+        "gpt2",
+        model_types=("gpt2",),
+        lora_targets=("c_attn", "c_proj", "c_fc"),
+        lora_fan_in_fan_out=True,
+        gguf_architecture="GPT2",
+    ),
+    FamilySpec("llama", model_types=("llama",), lora_targets=_ATTENTION_MLP, gguf_architecture="LLAMA"),
+    FamilySpec("mistral", model_types=("mistral",), lora_targets=_ATTENTION_MLP, gguf_architecture="LLAMA"),
+    FamilySpec("mixtral", model_types=("mixtral",), lora_targets=("q_proj", "k_proj", "v_proj", "o_proj")),
+    FamilySpec("qwen2", model_types=("qwen2",), lora_targets=_ATTENTION_MLP),
+    FamilySpec(
+        "gpt_neox",
+        model_types=("gpt_neox",),
+        lora_targets=("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"),
+    ),
+    # transformers' own Mamba classes: their caches cannot continue several tokens at once
+    *(
+        FamilySpec(
+            f"transformers-{t}",
+            model_types=(t,),
+            eval_backend="full",
+            attention=False,
+            positional_limit=False,
+        )
+        for t in ("mamba", "mamba2")
+    ),
+)
+
+GENERIC = FamilySpec("transformers")  # any other transformers causal LM: attention with a KV cache
+
+
+def family_named(name: str) -> FamilySpec:
+    """The row called `name` (what `family` returns; "mamba2" is biomamba's own), else the row covering that
+    transformers ``model_type``, else a generic transformer spec with that name."""
+    for spec in FAMILIES:
+        if spec.name == name:
+            return spec
+    return _by_model_type(name)
+
+
+def _by_model_type(model_type: str) -> FamilySpec:
+    for spec in FAMILIES:
+        if model_type in spec.model_types:
+            return spec
+    return replace(GENERIC, name=model_type, model_types=(model_type,))
+
+
+def family_spec(model: nn.Module) -> FamilySpec:
+    """The spec of a loaded model (torch.compile, DDP and peft wrappers seen through)."""
+    from biomamba.models.loading import unwrap
+    from biomamba.models.mamba2 import Mamba2LMHeadModel
+
+    model = unwrap(model)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if isinstance(model, Mamba2LMHeadModel) or isinstance(base, Mamba2LMHeadModel):
+        return MAMBA2
+    model_type = getattr(getattr(base, "config", None), "model_type", None)
+    if not model_type:
+        raise TypeError(f"cannot tell the family of {type(model).__name__}")
+    return _by_model_type(str(model_type))
+
+
+def family(model: nn.Module) -> str:
+    """The family's name: ``"mamba2"`` for biomamba's Mamba2, else the transformers ``model_type``'s row
+    (``gpt2``, ``llama``, ..., or the model_type itself)."""
+    return family_spec(model).name
+
+
+def family_of_dir(model_dir: str | Path) -> FamilySpec:
+    """The spec of a model directory, read from its config.json without loading the weights."""
+    from biomamba.models.checkpoint import detect_format, read_config
+
+    if detect_format(model_dir) in ("hf", "mamba-ssm"):
+        return MAMBA2
+    return _by_model_type(str(read_config(model_dir).get("model_type", "unknown")))
