@@ -80,7 +80,7 @@ def save_variant(family: str, size: str, variant: str, tokenizer, folder: Path) 
 
 def open_decoder(path: Path):
     """(decoder, kernel label) for a saved variant."""
-    from biomamba.serve.gguf_engine import is_gguf, open_gguf
+    from biomamba.models.gguf import is_gguf, open_gguf
 
     if is_gguf(path):
         _, _, decoder = open_gguf(path, n_ctx=512)

@@ -71,7 +71,7 @@ def _torch_logits(model, ids: list[int], vocab: int) -> np.ndarray:
 
 
 def _gguf_logits(path: Path, ids: list[int], vocab: int) -> np.ndarray:
-    from biomamba.serve.gguf_engine import GgufModel
+    from biomamba.models.gguf import GgufModel
 
     model = GgufModel(path, logits_all=True)
     try:
@@ -103,7 +103,7 @@ def test_q8_0_top1_agreement(trained, tokenizer) -> None:
 
 
 def test_tokenizer_inside_the_file_encodes_like_the_original(trained, tokenizer) -> None:
-    from biomamba.serve.gguf_engine import GgufModel, GgufTokenizer
+    from biomamba.models.gguf import GgufModel, GgufTokenizer
 
     _, _, _, files, _ = trained
     model = GgufModel(files["f16"])
@@ -138,7 +138,7 @@ def test_release_card_points_to_the_gguf_files(trained) -> None:
 def test_q4_k_m_is_quantized_by_llama_cpp(tmp_path: Path, tokenizer) -> None:
     """256-wide rows, so llama.cpp's Q4_K (super-blocks of 256) applies instead of its fallbacks."""
     from biomamba.compress.gguf_export import export_gguf
-    from biomamba.serve.gguf_engine import GgufModel
+    from biomamba.models.gguf import GgufModel
 
     model = _tiny("gpt2", len(tokenizer), hidden=256)
     path = export_gguf(model, tokenizer, tmp_path / "m-Q4_K_M.gguf", "q4_k_m")
@@ -220,7 +220,7 @@ def llama_style_tokenizer(vocab_size: int = 300):
 def test_llama_sentencepiece_style_tokenizer_and_logits(tmp_path: Path) -> None:
     """The Llama-2/Mistral tokenizer layout goes in as `llama` (scores, byte tokens, BOS added)."""
     from biomamba.compress.gguf_export import export_gguf, tokenizer_kind
-    from biomamba.serve.gguf_engine import GgufModel, GgufTokenizer
+    from biomamba.models.gguf import GgufModel, GgufTokenizer
 
     tokenizer = llama_style_tokenizer()
     assert tokenizer_kind(tokenizer) == "llama"
@@ -263,8 +263,8 @@ def test_serve_answers_from_the_gguf_file_like_from_the_model_dir(trained) -> No
     import httpx
 
     from biomamba.models import load_model, load_tokenizer
+    from biomamba.models.gguf import open_gguf
     from biomamba.serve.config import ServeConfig
-    from biomamba.serve.gguf_engine import open_gguf
     from biomamba.serve.server import make_engine, make_server
 
     _, src, _, files, _ = trained

@@ -44,12 +44,12 @@ def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> 
 
     model_dir = Path(model_dir)
     tokenizer = load_tokenizer(model_dir)
-    quantization = read_quantization(model_dir) if is_quantized_dir(model_dir) else None
-    if "gguf" in (cfg.formats or ()) and quantization:
+    if "gguf" in (cfg.formats or ()) and is_quantized_dir(model_dir):
         raise BiomambaError(
             f"{model_dir}: GGUF is written from the unquantized model (its own q8_0/q4_k_m come from "
             "--quant); export the directory `biomamba quantize` read"
         )
+    quantization = read_quantization(model_dir) if is_quantized_dir(model_dir) else None
     model = load_model(model_dir)
     spec = family_spec(model)
     fam = spec.name

@@ -75,7 +75,7 @@ def decode_speed(
     `reset_peak` resets the CUDA peak counter after the warm-up, so the peak covers generation only; pass
     False after resetting it yourself before loading the model, to cover load + generation.
     """
-    from biomamba.serve.engine import BatchDecoder, GenerationRequest
+    from biomamba.models.decoding import BatchDecoder, GenerationRequest
 
     decoder = BatchDecoder(model, vocab_size=vocab_size)
     device = decoder.device
@@ -201,9 +201,9 @@ def _child_main(argv: Sequence[str] | None = None) -> int:
 
     from biomamba.models import load_model
     from biomamba.models.checkpoint import detect_format
+    from biomamba.models.decoding import BatchDecoder, GenerationRequest
+    from biomamba.models.gguf import is_gguf, open_gguf
     from biomamba.models.quantized import QUANT_FILE, TORCH_FILE, is_quantized_dir
-    from biomamba.serve.engine import BatchDecoder, GenerationRequest
-    from biomamba.serve.gguf_engine import is_gguf, open_gguf
 
     gguf_file = is_gguf(args.model_dir)  # a GGUF file runs through llama.cpp, as `biomamba generate` does
     # libraries the load will import count in the baseline, so peak - baseline is the model's own

@@ -43,8 +43,9 @@ def register(app: typer.Typer) -> None:
         Runs entirely on this machine. Example: echo "Metformin is" | biomamba generate runs/demo/final
         """
         from biomamba.models import load_model, load_tokenizer
-        from biomamba.serve.engine import BatchDecoder, check_seed, generate_text
-        from biomamba.serve.gguf_engine import is_gguf, open_gguf
+        from biomamba.models.decoding import BatchDecoder, check_seed
+        from biomamba.models.gguf import is_gguf, open_gguf
+        from biomamba.serve.engine import generate_text
         from biomamba.serve.server import check_context, context_limit
 
         try:
@@ -107,7 +108,7 @@ def register(app: typer.Typer) -> None:
         import logging
 
         from biomamba.models import load_model, load_tokenizer
-        from biomamba.serve.gguf_engine import is_gguf, open_gguf
+        from biomamba.models.gguf import is_gguf, open_gguf
         from biomamba.serve.server import make_engine, make_server
 
         flags = dict(

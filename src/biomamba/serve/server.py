@@ -32,17 +32,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from biomamba.errors import BiomambaError
+from biomamba.models.decoding import SEED_MAX, SEED_MIN, GenerationRequest
+from biomamba.models.generation import TextStream
 from biomamba.serve.config import ServeConfig
-from biomamba.serve.engine import (
-    SEED_MAX,
-    SEED_MIN,
-    BatchingEngine,
-    Engine,
-    EngineStopped,
-    GenerationRequest,
-    TextStream,
-    eos_id,
-)
+from biomamba.serve.engine import BatchingEngine, Engine, EngineStopped, eos_id
 
 log = logging.getLogger("biomamba.serve")
 
@@ -612,8 +605,8 @@ def _check_values(payload: dict[str, Any]) -> None:
 
 def make_engine(model: Any, tokenizer: Any, config: ServeConfig, decoder: Any = None) -> BatchingEngine:
     """The continuous-batching engine over `decoder`: by default biomamba's `BatchDecoder` over a torch model;
-    `serve.gguf_engine.GgufDecoder` runs a GGUF file through llama.cpp (one request at a time)."""
-    from biomamba.serve.engine import BatchDecoder
+    `models.gguf.GgufDecoder` runs a GGUF file through llama.cpp (one request at a time)."""
+    from biomamba.models.decoding import BatchDecoder
 
     vocab = len(tokenizer) if hasattr(tokenizer, "__len__") else None
     decoder = decoder or BatchDecoder(model, vocab_size=vocab)
