@@ -111,8 +111,8 @@ def measure(
     from biomamba.compress.quantize import quantize_model
     from biomamba.compress.report import model_bytes, process_peak_memory, weights_size
     from biomamba.models import load_model, save_model
+    from biomamba.models.decoding import BatchDecoder, GenerationRequest
     from biomamba.models.quantized import save_quantized
-    from biomamba.serve.engine import BatchDecoder, GenerationRequest
 
     src = save_model(build(family, size), folder / f"{family}-fp32")
     prompt = list(range(5, 37))

@@ -86,8 +86,8 @@ def open_decoder(path: Path):
         _, _, decoder = open_gguf(path, n_ctx=512)
         return decoder, "llama.cpp ggml"
     from biomamba.models import load_model
+    from biomamba.models.decoding import BatchDecoder
     from biomamba.models.quantized import QUANT_FILE
-    from biomamba.serve.engine import BatchDecoder
 
     kernel = "torch fp32 matmul"
     if (path / QUANT_FILE).is_file():
@@ -97,7 +97,7 @@ def open_decoder(path: Path):
 
 
 def decode_speed(decoder, prompt: list[int], new_tokens: int, repeats: int) -> float:
-    from biomamba.serve.engine import GenerationRequest
+    from biomamba.models.decoding import GenerationRequest
 
     decoder.run([GenerationRequest(list(prompt), 4)])  # warm-up
     best = float("inf")

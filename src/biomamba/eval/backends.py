@@ -287,12 +287,9 @@ def make_backend(
 ) -> PrefixBackend:
     """Pick the fastest correct backend for `model` ("auto"), or force "kv", "mamba2" or "full"."""
     if kind == "auto":  # the family's `FamilySpec.eval_backend` (transformers' Mamba caches: "full")
-        from biomamba.models import family_spec
+        from biomamba.models.families import GENERIC, family_spec
 
-        try:
-            kind = family_spec(model).eval_backend
-        except TypeError:  # a model with no family (no config.model_type): a KV cache is the default
-            kind = "kv"
+        kind = family_spec(model, default=GENERIC).eval_backend
     backends = {"kv": HFKVBackend, "mamba2": Mamba2StateBackend, "full": FullSequenceBackend}
     if kind not in backends:
         raise ValueError(f"unknown backend {kind!r} (auto, kv, mamba2, full)")

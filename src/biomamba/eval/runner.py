@@ -175,12 +175,12 @@ def _results_header(
 
 
 def _model_info(model: Any, name: str | None) -> dict[str, Any]:
-    from biomamba.models import family
+    from dataclasses import replace
 
-    try:
-        fam = family(model)
-    except TypeError:  # a model no family names (the "full" backend's stand-ins)
-        fam = str(getattr(getattr(model, "config", None), "model_type", type(model).__name__))
+    from biomamba.models.families import GENERIC, family_spec
+
+    # a model no family names (the "full" backend's stand-ins) is recorded by its class name
+    fam = family_spec(model, default=replace(GENERIC, name=type(model).__name__)).name
     params = sum(p.numel() for p in model.parameters())
     config = getattr(model, "config", None)
     label = name or getattr(config, "_name_or_path", None) or type(model).__name__

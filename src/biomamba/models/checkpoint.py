@@ -390,19 +390,24 @@ def skip_init() -> Iterator[None]:
             cls.reset_parameters = original  # type: ignore[method-assign]
 
 
+def mamba2_config(model_dir: str | Path) -> Mamba2Config:
+    """The `Mamba2Config` of a Mamba2 directory in either format (CheckpointError for any other)."""
+    fmt, data, source = detect_format(model_dir), read_config(model_dir), f"{Path(model_dir)}/config.json"
+    if fmt == "hf":
+        return config_from_hf(data, source)
+    if fmt == "mamba-ssm":
+        return config_from_ssm(data, source)
+    raise CheckpointError(
+        f"{Path(model_dir)}: not a Mamba2 checkpoint (model_type {data.get('model_type')!r})"
+    )
+
+
 def load_mamba2(
     model_dir: str | Path, *, dtype: torch.dtype | None = None, device: str | torch.device = "cpu"
 ) -> Mamba2LMHeadModel:
     """Load a Mamba2 directory in either format into biomamba's model (eval mode)."""
-    fmt = detect_format(model_dir)
-    data = read_config(model_dir)
+    cfg = mamba2_config(model_dir)
     source = str(Path(model_dir))
-    if fmt == "hf":
-        cfg = config_from_hf(data, f"{source}/config.json")
-    elif fmt == "mamba-ssm":
-        cfg = config_from_ssm(data, f"{source}/config.json")
-    else:
-        raise CheckpointError(f"{source}: not a Mamba2 checkpoint (model_type {data.get('model_type')!r})")
     weights = ssm_to_hf_keys(read_weights(model_dir))
     with skip_init():
         model = Mamba2LMHeadModel(cfg)

@@ -18,7 +18,7 @@ HELP = (
 
 def _info(model_dir: Path) -> list[tuple[str, str]]:
     """Facts about a model directory, read from its config and weight headers (nothing is built)."""
-    from biomamba.models.checkpoint import config_from_hf, config_from_ssm, detect_format, read_config
+    from biomamba.models.checkpoint import detect_format, mamba2_config, read_config
     from biomamba.models.families import family_of_dir
     from biomamba.models.presets import count_parameters, format_count
 
@@ -27,7 +27,7 @@ def _info(model_dir: Path) -> list[tuple[str, str]]:
     family = ("family", family_of_dir(model_dir).name)
     rows: list[tuple[str, str]] = [("directory", str(model_dir))]
     if fmt in ("hf", "mamba-ssm"):
-        cfg = config_from_hf(data) if fmt == "hf" else config_from_ssm(data)
+        cfg = mamba2_config(model_dir)
         n = count_parameters(cfg)
         rows += [
             ("format", "Mamba2, transformers format" if fmt == "hf" else "Mamba2, mamba-ssm format"),

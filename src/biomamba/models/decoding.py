@@ -7,10 +7,9 @@ steps and leave it when they finish or are cancelled (continuous batching). The 
 surgery (Mamba2's stacked recurrent states, transformers' left-padded KV caches) is
 `biomamba.models.generation.DecodeState`, shared with `biomamba.models.generate`.
 
-It lives in the models stage because every stage that decodes uses it the same way: the server
-(`biomamba.serve.engine.BatchingEngine` runs it on a worker thread), `biomamba generate`, and the
-quantization table's decode-speed and peak-memory columns (`biomamba.compress.report`), so a measured
-tokens/s is what serving gets. `biomamba.models.gguf.GgufDecoder` runs a GGUF file through it.
+In the models stage so every stage decodes alike: the server (`serve.engine.BatchingEngine`), `biomamba
+generate`, and the quantization table's speed and memory columns (`compress.report`); `models.gguf` runs
+GGUF files through it.
 """
 
 from __future__ import annotations

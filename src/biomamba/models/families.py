@@ -1,21 +1,17 @@
-"""One spec per model family: everything a consumer must know about a family, asked instead of compared.
+"""One spec per model family: what consumers ask (``spec.takes_seq_idx``, ``spec.lora_targets``, ...)
+instead of comparing family names, so a new family is one row of `FAMILIES` plus its tests (torchtitan's
+``ModelSpec`` pattern; docs/ARCHITECTURE.md, "Adding a model family", walks through one).
 
-Why: code that differs per family (packing, decoding state, LoRA targets, FLOPs, context limits, export
-formats, eval backends) used to test ``family == "mamba2"`` in a dozen files, so a new family touched all of
-them. Each consumer now asks the family's `FamilySpec` a question (``spec.takes_seq_idx``,
-``spec.lora_targets``, ...), and a new family is one row of `FAMILIES` plus its tests (torchtitan's
-``ModelSpec`` pattern). docs/ARCHITECTURE.md, "Adding a model family", walks through one.
-
-Lookups: `family_spec(model)` (sees through torch.compile, DDP and peft wrappers), `family_named(name)` (a
-name `family` returned, or a recipe's ``model_type``) and `family_of_dir(model_dir)` (without loading it).
-A transformers ``model_type`` with no row gets a generic transformer spec named after it.
+Lookups: `family_spec(model)` (through torch.compile, DDP and peft wrappers), `family_named(name)` (what
+`family` returned, or a recipe's ``model_type``), `family_of_dir(model_dir)` (without loading it). A
+transformers ``model_type`` with no row gets a generic transformer spec named after it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # torch is imported by whoever holds a model; reading a spec needs none
     from torch import nn
@@ -59,6 +55,7 @@ class FamilySpec:
     card_fields: tuple[tuple[str, str], ...] = ()
 
 
+_TRANSFORMERS_MAMBA: dict[str, Any] = dict(eval_backend="full", attention=False, positional_limit=False)
 _ATTENTION_MLP = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 MAMBA2 = FamilySpec(
@@ -94,16 +91,8 @@ FAMILIES: tuple[FamilySpec, ...] = (
         lora_targets=("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"),
     ),
     # transformers' own Mamba classes: their caches cannot continue several tokens at once
-    *(
-        FamilySpec(
-            f"transformers-{t}",
-            model_types=(t,),
-            eval_backend="full",
-            attention=False,
-            positional_limit=False,
-        )
-        for t in ("mamba", "mamba2")
-    ),
+    FamilySpec("transformers-mamba", model_types=("mamba",), **_TRANSFORMERS_MAMBA),
+    FamilySpec("transformers-mamba2", model_types=("mamba2",), **_TRANSFORMERS_MAMBA),
 )
 
 GENERIC = FamilySpec("transformers")  # any other transformers causal LM: attention with a KV cache
@@ -125,8 +114,9 @@ def _by_model_type(model_type: str) -> FamilySpec:
     return replace(GENERIC, name=model_type, model_types=(model_type,))
 
 
-def family_spec(model: nn.Module) -> FamilySpec:
-    """The spec of a loaded model (torch.compile, DDP and peft wrappers seen through)."""
+def family_spec(model: nn.Module, default: FamilySpec | None = None) -> FamilySpec:
+    """The spec of a loaded model (torch.compile, DDP and peft wrappers seen through); for an object no
+    family names (no config.model_type, e.g. llama.cpp's model) `default`, or TypeError without one."""
     from biomamba.models.loading import unwrap
     from biomamba.models.mamba2 import Mamba2LMHeadModel
 
@@ -135,9 +125,11 @@ def family_spec(model: nn.Module) -> FamilySpec:
     if isinstance(model, Mamba2LMHeadModel) or isinstance(base, Mamba2LMHeadModel):
         return MAMBA2
     model_type = getattr(getattr(base, "config", None), "model_type", None)
-    if not model_type:
+    if model_type:
+        return _by_model_type(str(model_type))
+    if default is None:
         raise TypeError(f"cannot tell the family of {type(model).__name__}")
-    return _by_model_type(str(model_type))
+    return default
 
 
 def family(model: nn.Module) -> str:

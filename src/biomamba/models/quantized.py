@@ -1,20 +1,8 @@
-"""biomamba's quantized model directory: its layers (`QuantLinear`), packing, writing and reading.
+"""biomamba's quantized model directory: its layers (`QuantLinear`), int4 packing, writing and reading.
 
-The format lives here, with every other on-disk model format, so `biomamba.models.load_model` reads it
-like any model directory; `biomamba.compress.quantize` only produces it (choosing layers and backends).
-The layout is documented in docs/formats.md ("Quantized model directory"):
-
-- ``quantization.json`` (the marker): ``format`` ("biomamba-quantized/1"), ``method``, ``group_size``,
-  ``skip_modules``, per layer ``{"backend": "biomamba" | "torchao", "bits", "group_size"}``, ``tied_head`` and
-  ``weights`` (the weights file's name);
-- ``model.safetensors`` when every quantized layer is biomamba's (plain tensors), or ``model.pt`` (torch.save
-  of the state dict, read with weights_only=True) when torchao tensor subclasses, which safetensors cannot
-  hold, are present;
-- the source model's ``config.json``, ``generation_config.json`` and tokenizer files, copied.
-
-`QuantLinear` stores int8 (symmetric) or int4 (asymmetric, two per byte) weights with per-group scales and
-dequantizes on the fly. Loading builds the architecture on the meta device and assigns every saved tensor,
-so an unquantized copy is never held in memory.
+The format (layout in docs/formats.md, "Quantized model directory") lives here with every other on-disk
+model format, so `biomamba.models.load_model` reads it like any model directory; `biomamba.compress.quantize`
+only produces it (choosing the layers and the backend of each).
 """
 
 from __future__ import annotations
@@ -219,14 +207,13 @@ def _skeleton(model_dir: Path) -> nn.Module:
 
 
 def _architecture(model_dir: Path) -> nn.Module:
-    from biomamba.models.checkpoint import config_from_hf, config_from_ssm, detect_format, read_config
+    from biomamba.models.families import family_of_dir
 
-    fmt = detect_format(model_dir)
-    if fmt in ("hf", "mamba-ssm"):
+    if family_of_dir(model_dir).native:
+        from biomamba.models.checkpoint import mamba2_config
         from biomamba.models.mamba2 import Mamba2LMHeadModel
 
-        data = read_config(model_dir)
-        cfg = config_from_hf(data) if fmt == "hf" else config_from_ssm(data)
+        cfg = mamba2_config(model_dir)
         model = Mamba2LMHeadModel(cfg)
         if cfg.tie_embeddings:
             model.lm_head.weight = model.backbone.embeddings.weight

@@ -2,7 +2,7 @@
 
 The decoding itself (`BatchDecoder`, `DecodingBatch`, `GenerationRequest`, `sample_next`: one forward pass
 per step for all rows, each request's tokens streamed to its own queue) is the models stage's, shared with
-the quantization table's speed measurement; it is re-exported here for the server's callers.
+the quantization table's speed measurement.
 
 The server talks to an `Engine` (submit / alive / close); `BatchingEngine` is the one here, and another
 backend (e.g. a llama.cpp model) can implement the same three members.
@@ -20,28 +20,10 @@ from typing import Any, Protocol
 
 import torch
 
-from biomamba.models.decoding import (
-    _DONE,
-    BatchDecoder,
-    DecodingBatch,
-    GenerationRequest,
-    check_seed,
-    sample_next,
-)
+from biomamba.models.decoding import _DONE, BatchDecoder, DecodingBatch, GenerationRequest
 from biomamba.models.generation import TextStream
 
-__all__ = [
-    "BatchDecoder",
-    "BatchingEngine",
-    "DecodingBatch",
-    "Engine",
-    "EngineStopped",
-    "GenerationRequest",
-    "TextStream",
-    "check_seed",
-    "generate_text",
-    "sample_next",
-]
+__all__ = ["BatchingEngine", "Engine", "EngineStopped", "generate_text"]
 
 log = logging.getLogger("biomamba.serve")
 

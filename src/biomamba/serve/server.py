@@ -68,13 +68,10 @@ def context_limit(model: Any) -> int | None:
     `max_position_embeddings`); a family without one (`FamilySpec.positional_limit`: biomamba's Mamba2 is
     recurrent) has none. Engines that are no torch model (llama.cpp's) are read from their config alone.
     """
-    from biomamba.models import family_spec
+    from biomamba.models.families import GENERIC, family_spec
 
-    try:
-        if not family_spec(model).positional_limit:
-            return None
-    except TypeError:
-        pass
+    if not family_spec(model, default=GENERIC).positional_limit:
+        return None
     config = getattr(model, "config", None)
     for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
         value = getattr(config, attr, None) if config is not None else None
