@@ -4,10 +4,8 @@ Target modules per family are the projections the published adapters used (`Fami
 biomamba.models.families): Mamba2's `in_proj` and `out_proj` (the mixer's two large matrices; the conv, dt and
 A parameters stay frozen), GPT-2's fused `c_attn`, `c_proj` and `c_fc` (Conv1D layers, hence
 `fan_in_fan_out`), and the attention + MLP projections of Llama/Mistral (BioMistral's SFT adapters). peft
-works on biomamba's own Mamba2 module as on any torch module, so one code path serves every family. (peft
-refuses LoRA on `out_proj` for `model_type == "mamba2"`, because transformers' fused CUDA path bypasses that
-Linear; biomamba's Mamba2 calls it normally and its config's model_type is "biomamba-mamba2", so the guard,
-which does not apply, is not triggered: the LoRA test checks that merged weights reproduce adapted logits.)
+works on biomamba's own Mamba2 module as on any torch module, so one code path serves every family (its
+model_type "biomamba-mamba2" keeps peft's guard for transformers' fused Mamba2 `out_proj` from applying).
 
 QLoRA keeps the frozen base weights in 4-bit NF4 (bitsandbytes) and trains LoRA adapters on top. It needs
 bitsandbytes and a CUDA GPU; anywhere else it is a clear error rather than a silent fall back to fp32.

@@ -207,10 +207,9 @@ def _skeleton(model_dir: Path) -> nn.Module:
 
 
 def _architecture(model_dir: Path) -> nn.Module:
-    from biomamba.models.families import family_of_dir
+    from biomamba.models.checkpoint import detect_format, mamba2_config
 
-    if family_of_dir(model_dir).native:
-        from biomamba.models.checkpoint import mamba2_config
+    if detect_format(model_dir) in ("hf", "mamba-ssm"):
         from biomamba.models.mamba2 import Mamba2LMHeadModel
 
         cfg = mamba2_config(model_dir)
