@@ -6,7 +6,7 @@
 Models are built here (random weights, no downloads): a Mamba2 (biomamba's) and a Llama of the chosen size.
 Each variant is saved with biomamba's own code and reloaded from disk before timing (the table measures
 what a user gets). Decode: greedy, batch 1, `--new-tokens` tokens after a short prompt, through the serving
-decoder (`biomamba.serve.engine.BatchDecoder`), best of `--repeats` runs. Peak memory, measured: on a GPU
+decoder (`biomamba.models.decoding.BatchDecoder`), best of `--repeats` runs. Peak memory, measured: on a GPU
 torch.cuda.max_memory_allocated over load + decode (reset before each variant); on CPU the peak RSS of a
 fresh process that loads the saved directory and runs the same decode (`report.process_peak_memory`; it
 includes the interpreter and libraries, the same for every variant, so compare differences). Weight bytes

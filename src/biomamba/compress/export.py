@@ -40,7 +40,8 @@ def _default_formats(spec: FamilySpec, *, quantized: bool) -> list[str]:
 def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> Path:
     """Write the release directory for `model_dir` (atomically: complete or absent)."""
     from biomamba.models import family_spec, load_model, load_tokenizer, save_model
-    from biomamba.models.quantized import is_quantized_dir, read_quantization
+    from biomamba.models.checkpoint import copy_files
+    from biomamba.models.quantized import COPIED_FILES, QUANT_FILE, is_quantized_dir, read_quantization
 
     model_dir = Path(model_dir)
     tokenizer = load_tokenizer(model_dir)
@@ -66,7 +67,7 @@ def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> 
     out = Path(output_dir)
     with atomic_dir(out) as tmp:
         if quantization:
-            _copy_quantized(model_dir, tmp, quantization)
+            copy_files(model_dir, tmp, (*COPIED_FILES, QUANT_FILE, quantization["weights"]))  # as stored
         else:
             save_model(model, tmp, tokenizer)  # the transformers format at the top level
         if "mamba_ssm" in formats:
@@ -112,14 +113,6 @@ def _write_gguf(
         path = export_gguf(model, tokenizer, out / "gguf" / gguf_name(name, quant), quant, name=name)
         files.append(f"gguf/{path.name}")
     return files
-
-
-def _copy_quantized(model_dir: Path, out: Path, quantization: dict[str, Any]) -> None:
-    """The quantized directory's own files (weights as stored, quantization.json, config, tokenizer)."""
-    from biomamba.models.checkpoint import copy_files
-    from biomamba.models.quantized import COPIED_FILES, QUANT_FILE
-
-    copy_files(model_dir, out, (*COPIED_FILES, QUANT_FILE, quantization["weights"]))
 
 
 def _count_parameters(model: Any) -> int:

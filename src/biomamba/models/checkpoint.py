@@ -39,25 +39,17 @@ SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 TORCH_BIN = "pytorch_model.bin"
 # What every model directory carries besides config and weights; merge, quantize and convert copy these.
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.json",
-    "merges.txt",
-    "tokenizer.model",
-    "added_tokens.json",
-    "chat_template.jinja",
+TOKENIZER_FILES = tuple(
+    "tokenizer.json tokenizer_config.json special_tokens_map.json vocab.json merges.txt tokenizer.model "
+    "added_tokens.json chat_template.jinja".split()
 )
 
 
 def copy_files(src: str | Path, dst: str | Path, names: tuple[str, ...] = TOKENIZER_FILES) -> list[str]:
     """Copy those of `names` that exist in directory `src` into `dst`; returns the names copied."""
-    copied = []
-    for name in names:
-        if (Path(src) / name).is_file():
-            shutil.copy2(Path(src) / name, Path(dst) / name)
-            copied.append(name)
+    copied = [name for name in names if (Path(src) / name).is_file()]
+    for name in copied:
+        shutil.copy2(Path(src) / name, Path(dst) / name)
     return copied
 
 

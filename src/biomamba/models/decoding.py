@@ -1,15 +1,11 @@
 """Batched token decoding for every model family, with per-request sampling and streaming.
 
 Why not `model.generate`: a server batches requests that differ in length, temperature, top-p, seed and
-stopping point, and must stream each one's tokens as they appear. A `DecodingBatch` runs ONE forward pass
-per step for all its rows and hands each row's token to that request's own queue; requests join it between
-steps and leave it when they finish or are cancelled (continuous batching). The family-specific state
-surgery (Mamba2's stacked recurrent states, transformers' left-padded KV caches) is
-`biomamba.models.generation.DecodeState`, shared with `biomamba.models.generate`.
-
-In the models stage so every stage decodes alike: the server (`serve.engine.BatchingEngine`), `biomamba
-generate`, and the quantization table's speed and memory columns (`compress.report`); `models.gguf` runs
-GGUF files through it.
+stopping point, and streams each one's tokens. A `DecodingBatch` runs ONE forward pass per step for all its
+rows and hands each row's token to that request's own queue; requests join between steps and leave when
+they finish or are cancelled (continuous batching). The per-family state surgery is
+`biomamba.models.generation.DecodeState`. Here, in models, so the server (`serve.engine`), `biomamba
+generate` and the quantization table (`compress.report`) decode alike; `models.gguf` runs GGUF through it.
 """
 
 from __future__ import annotations

@@ -19,40 +19,23 @@ if TYPE_CHECKING:  # torch is imported by whoever holds a model; reading a spec 
 
 @dataclass(frozen=True)
 class FamilySpec:
-    """What consumers ask about one model family.
-
-    - ``native``: biomamba's own module (`Mamba2LMHeadModel`), loaded and saved by biomamba.models; other
-      families are transformers' ``AutoModelForCausalLM`` classes.
-    - ``model_types``: the transformers ``config.model_type`` values this row covers (non-native rows).
-    - ``takes_seq_idx``: the forward accepts ``seq_idx`` (document index per position), so packed rows need
-      no block-diagonal mask (train's packing, finetune's collate).
-    - ``decode_state``: how generation keeps and reuses state between steps, and joins/drops rows
-      (`biomamba.models.generation.decode_state`): "recurrent" (one fixed-size state per row) or "kv".
-    - ``eval_backend``: the prefix-reusing scorer of `biomamba.eval.backends.make_backend` ("mamba2": cached
-      state; "kv": KV cache; "full": one forward per sequence, for caches that cannot continue).
-    - ``attention``: FLOPs per token carry attention's 12 x layers x d_model x seq term (train's MFU).
-    - ``positional_limit``: the config names a maximum number of positions (``n_positions``,
-      ``max_position_embeddings``); False for recurrent models, whose context is unbounded.
-    - ``lora_targets``: module names LoRA wraps by default; ``lora_fan_in_fan_out``: they are GPT-2's
-      Conv1D (weights stored transposed).
-    - ``gguf_architecture``: the llama.cpp architecture its GGUF export writes (None: no GGUF export).
-    - ``release_formats``: what `biomamba export` writes by default ("transformers", "mamba_ssm").
-    - ``card_fields``: extra (label, config attribute) rows of the exported model card.
-    """
+    """What consumers ask about one model family (docs/ARCHITECTURE.md lists who asks what)."""
 
     name: str
-    native: bool = False
-    model_types: tuple[str, ...] = ()
-    takes_seq_idx: bool = False
+    native: bool = False  # biomamba's own module (Mamba2LMHeadModel), else transformers' AutoModelForCausalLM
+    model_types: tuple[str, ...] = ()  # the transformers config.model_type values a non-native row covers
+    takes_seq_idx: bool = False  # forward(seq_idx=...) isolates packed documents: no block-diagonal mask
+    # generation's state (models.generation.decode_state): one fixed-size state per row, or a KV cache
     decode_state: Literal["recurrent", "kv"] = "kv"
+    # eval's scorer: cached Mamba2 state, KV cache, or one forward per sequence (caches that cannot continue)
     eval_backend: Literal["mamba2", "kv", "full"] = "kv"
-    attention: bool = True
-    positional_limit: bool = True
-    lora_targets: tuple[str, ...] = ()
-    lora_fan_in_fan_out: bool = False
-    gguf_architecture: str | None = None
-    release_formats: tuple[str, ...] = ("transformers",)
-    card_fields: tuple[tuple[str, str], ...] = ()
+    attention: bool = True  # FLOPs per token carry attention's 12 x layers x d_model x seq term
+    positional_limit: bool = True  # the config caps positions (n_positions, max_position_embeddings)
+    lora_targets: tuple[str, ...] = ()  # module names LoRA wraps by default
+    lora_fan_in_fan_out: bool = False  # those modules are GPT-2's Conv1D (weights stored transposed)
+    gguf_architecture: str | None = None  # the llama.cpp architecture GGUF export writes (None: no GGUF)
+    release_formats: tuple[str, ...] = ("transformers",)  # `biomamba export`'s default formats
+    card_fields: tuple[tuple[str, str], ...] = ()  # extra (label, config attribute) rows of the model card
 
 
 _TRANSFORMERS_MAMBA: dict[str, Any] = dict(eval_backend="full", attention=False, positional_limit=False)

@@ -5,7 +5,7 @@ its own (no padding ever enters the state; rows may have different lengths), the
 stacked, and finished rows are dropped from the batch. transformers models decode with their KV cache,
 prompts left-padded with an attention mask and matching position ids. Both live behind `DecodeState`
 (`decode_state(model)`), whose rows may also join a batch that is already decoding: the server's
-continuous batching (`biomamba.serve.engine`) uses the same state classes.
+continuous batching (`biomamba.models.decoding`) uses the same state classes.
 
 Stop strings end a row at their first occurrence in the generated text; the stop string itself is not
 returned. While streaming, text that could still turn out to be the start of a stop string (or an

@@ -1,8 +1,5 @@
-"""The serving engine: continuous batching on a worker thread, over `biomamba.models.decoding`.
-
-The decoding itself (`BatchDecoder`, `DecodingBatch`, `GenerationRequest`, `sample_next`: one forward pass
-per step for all rows, each request's tokens streamed to its own queue) is the models stage's, shared with
-the quantization table's speed measurement.
+"""The serving engine: continuous batching on a worker thread over `biomamba.models.decoding` (one forward
+pass per step for all rows, each request's tokens streamed to its own queue).
 
 The server talks to an `Engine` (submit / alive / close); `BatchingEngine` is the one here, and another
 backend (e.g. a llama.cpp model) can implement the same three members.
