@@ -38,11 +38,16 @@ FORMATS = ("hf", "mamba-ssm")
 SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 TORCH_BIN = "pytorch_model.bin"
-# What every model directory carries besides config and weights; merge, quantize and convert copy these.
-TOKENIZER_FILES = tuple(
-    "tokenizer.json tokenizer_config.json special_tokens_map.json vocab.json merges.txt tokenizer.model "
-    "added_tokens.json chat_template.jinja".split()
-)
+# A model directory's tokenizer: AutoTokenizer starts from one of the first files, the others complete it.
+# merge, quantize and convert copy them all.
+TOKENIZER_ENTRY_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+_TOKENIZER_EXTRAS = ("special_tokens_map.json", "merges.txt", "added_tokens.json", "chat_template.jinja")
+TOKENIZER_FILES = (*TOKENIZER_ENTRY_FILES, *_TOKENIZER_EXTRAS)
+
+
+def has_tokenizer(model_dir: str | Path) -> bool:
+    """Whether the directory holds a tokenizer (a file AutoTokenizer starts from)."""
+    return any((Path(model_dir) / f).is_file() for f in TOKENIZER_ENTRY_FILES)
 
 
 def copy_files(src: str | Path, dst: str | Path, names: tuple[str, ...] = TOKENIZER_FILES) -> list[str]:

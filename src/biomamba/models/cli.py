@@ -18,7 +18,7 @@ HELP = (
 
 def _info(model_dir: Path) -> list[tuple[str, str]]:
     """Facts about a model directory, read from its config and weight headers (nothing is built)."""
-    from biomamba.models.checkpoint import detect_format, mamba2_config, read_config
+    from biomamba.models.checkpoint import detect_format, has_tokenizer, mamba2_config, read_config
     from biomamba.models.families import family_of_dir
     from biomamba.models.presets import count_parameters, format_count
 
@@ -62,10 +62,7 @@ def _info(model_dir: Path) -> list[tuple[str, str]]:
     dtype = _stored_dtype(model_dir)
     if dtype:
         rows.append(("stored dtype", dtype))
-    has_tok = any(
-        (model_dir / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
-    )
-    rows.append(("tokenizer", "included" if has_tok else "none in the directory"))
+    rows.append(("tokenizer", "included" if has_tokenizer(model_dir) else "none in the directory"))
     return rows
 
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from biomamba.errors import CheckpointError, refused_pickle
-from biomamba.models.checkpoint import detect_format, load_mamba2, save_mamba2
+from biomamba.models.checkpoint import detect_format, has_tokenizer, load_mamba2, save_mamba2
 from biomamba.models.mamba2 import Mamba2Config, Mamba2LMHeadModel
 from biomamba.models.presets import preset_config
 from biomamba.models.quantized import is_quantized_dir, load_quantized
@@ -100,12 +100,8 @@ def load_tokenizer(name_or_path: str | Path) -> Any:
     from transformers import AutoTokenizer
 
     model_dir = resolve_model_dir(name_or_path)
-    has_files = any(
-        (model_dir / f).is_file()
-        for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
-    )
     source: str | Path = model_dir
-    if not has_files:
+    if not has_tokenizer(model_dir):
         if detect_format(model_dir) != "mamba-ssm":
             raise CheckpointError(f"{model_dir}: no tokenizer files (tokenizer.json / tokenizer_config.json)")
         source = resolve_model_dir(MAMBA_SSM_TOKENIZER)
