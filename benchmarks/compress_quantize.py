@@ -6,7 +6,7 @@
 Models are built here (random weights, no downloads): a Mamba2 (biomamba's) and a Llama of the chosen size.
 Each variant is saved with biomamba's own code and reloaded from disk before timing (the table measures
 what a user gets). Decode: greedy, batch 1, `--new-tokens` tokens after a short prompt, through the serving
-decoder (`biomamba.serve.engine.BatchDecoder`), best of `--repeats` runs. Peak memory, measured: on a GPU
+decoder (`biomamba.models.decoding.BatchDecoder`), best of `--repeats` runs. Peak memory, measured: on a GPU
 torch.cuda.max_memory_allocated over load + decode (reset before each variant); on CPU the peak RSS of a
 fresh process that loads the saved directory and runs the same decode (`report.process_peak_memory`; it
 includes the interpreter and libraries, the same for every variant, so compare differences). Weight bytes
@@ -108,10 +108,11 @@ def measure(
 
     import torch
 
-    from biomamba.compress.quantize import load_any, quantize_model, save_quantized
+    from biomamba.compress.quantize import quantize_model
     from biomamba.compress.report import model_bytes, process_peak_memory, weights_size
-    from biomamba.models import save_model
-    from biomamba.serve.engine import BatchDecoder, GenerationRequest
+    from biomamba.models import load_model, save_model
+    from biomamba.models.decoding import BatchDecoder, GenerationRequest
+    from biomamba.models.quantized import save_quantized
 
     src = save_model(build(family, size), folder / f"{family}-fp32")
     prompt = list(range(5, 37))
@@ -138,7 +139,7 @@ def measure(
             load_dtype = dtype if not method else None
             peak = process_peak_memory(out, prompt, new_tokens, device=device, dtype=load_dtype)["peak_bytes"]
             kind = "process"
-        model = load_any(out, device=device, dtype=dtype if not method else None)
+        model = load_model(out, device=device, dtype=dtype if not method else None)
         decoder = BatchDecoder(model)
         decoder.run([GenerationRequest(prompt, 4)])  # warm-up
         best = float("inf")

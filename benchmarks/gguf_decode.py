@@ -60,8 +60,9 @@ def vocab_tokenizer(size: int):
 
 def save_variant(family: str, size: str, variant: str, tokenizer, folder: Path) -> Path:
     from biomamba.compress.gguf_export import export_gguf
-    from biomamba.compress.quantize import quantize_model, save_quantized
+    from biomamba.compress.quantize import quantize_model
     from biomamba.models import save_model
+    from biomamba.models.quantized import save_quantized
 
     src = folder / f"{family}-fp32"
     if not src.exists():
@@ -79,23 +80,24 @@ def save_variant(family: str, size: str, variant: str, tokenizer, folder: Path) 
 
 def open_decoder(path: Path):
     """(decoder, kernel label) for a saved variant."""
-    from biomamba.serve.gguf_engine import is_gguf, open_gguf
+    from biomamba.models.gguf import is_gguf, open_gguf
 
     if is_gguf(path):
         _, _, decoder = open_gguf(path, n_ctx=512)
         return decoder, "llama.cpp ggml"
-    from biomamba.compress.quantize import QUANT_FILE, load_any
-    from biomamba.serve.engine import BatchDecoder
+    from biomamba.models import load_model
+    from biomamba.models.decoding import BatchDecoder
+    from biomamba.models.quantized import QUANT_FILE
 
     kernel = "torch fp32 matmul"
     if (path / QUANT_FILE).is_file():
         record = json.loads((path / QUANT_FILE).read_text())
         kernel = "+".join(sorted({layer["backend"] for layer in record["layers"].values()}))
-    return BatchDecoder(load_any(path)), kernel
+    return BatchDecoder(load_model(path)), kernel
 
 
 def decode_speed(decoder, prompt: list[int], new_tokens: int, repeats: int) -> float:
-    from biomamba.serve.engine import GenerationRequest
+    from biomamba.models.decoding import GenerationRequest
 
     decoder.run([GenerationRequest(list(prompt), 4)])  # warm-up
     best = float("inf")

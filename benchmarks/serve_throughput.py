@@ -50,8 +50,9 @@ def run(family: str, size: str, clients: int, new_tokens: int, tokenizer) -> dic
     import httpx
     from compress_quantize import SIZES, build
 
+    from biomamba.models.decoding import BatchDecoder
     from biomamba.serve.config import ServeConfig
-    from biomamba.serve.engine import BatchDecoder, generate_text
+    from biomamba.serve.engine import generate_text
     from biomamba.serve.server import RunningServer
 
     compress_quantize.VOCAB = len(tokenizer)

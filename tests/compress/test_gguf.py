@@ -71,7 +71,7 @@ def _torch_logits(model, ids: list[int], vocab: int) -> np.ndarray:
 
 
 def _gguf_logits(path: Path, ids: list[int], vocab: int) -> np.ndarray:
-    from biomamba.serve.gguf_engine import GgufModel
+    from biomamba.models.gguf import GgufModel
 
     model = GgufModel(path, logits_all=True)
     try:
@@ -103,7 +103,7 @@ def test_q8_0_top1_agreement(trained, tokenizer) -> None:
 
 
 def test_tokenizer_inside_the_file_encodes_like_the_original(trained, tokenizer) -> None:
-    from biomamba.serve.gguf_engine import GgufModel, GgufTokenizer
+    from biomamba.models.gguf import GgufModel, GgufTokenizer
 
     _, _, _, files, _ = trained
     model = GgufModel(files["f16"])
@@ -138,7 +138,7 @@ def test_release_card_points_to_the_gguf_files(trained) -> None:
 def test_q4_k_m_is_quantized_by_llama_cpp(tmp_path: Path, tokenizer) -> None:
     """256-wide rows, so llama.cpp's Q4_K (super-blocks of 256) applies instead of its fallbacks."""
     from biomamba.compress.gguf_export import export_gguf
-    from biomamba.serve.gguf_engine import GgufModel
+    from biomamba.models.gguf import GgufModel
 
     model = _tiny("gpt2", len(tokenizer), hidden=256)
     path = export_gguf(model, tokenizer, tmp_path / "m-Q4_K_M.gguf", "q4_k_m")
@@ -163,8 +163,8 @@ def _exit_and_error(args: list[str], capsys) -> tuple[int, str]:
 
 
 def test_bad_requests_exit_2_with_one_line(tmp_path: Path, tokenizer, capsys) -> None:
-    from biomamba.compress.quantize import QUANT_FILE
     from biomamba.models import save_model
+    from biomamba.models.quantized import QUANT_FILE
 
     src = save_model(_tiny("llama", len(tokenizer), hidden=16), tmp_path / "m", tokenizer)
     out = str(tmp_path / "r")
@@ -220,7 +220,7 @@ def llama_style_tokenizer(vocab_size: int = 300):
 def test_llama_sentencepiece_style_tokenizer_and_logits(tmp_path: Path) -> None:
     """The Llama-2/Mistral tokenizer layout goes in as `llama` (scores, byte tokens, BOS added)."""
     from biomamba.compress.gguf_export import export_gguf, tokenizer_kind
-    from biomamba.serve.gguf_engine import GgufModel, GgufTokenizer
+    from biomamba.models.gguf import GgufModel, GgufTokenizer
 
     tokenizer = llama_style_tokenizer()
     assert tokenizer_kind(tokenizer) == "llama"
@@ -262,10 +262,9 @@ def test_serve_answers_from_the_gguf_file_like_from_the_model_dir(trained) -> No
 
     import httpx
 
-    from biomamba.compress.quantize import load_any
-    from biomamba.models import load_tokenizer
+    from biomamba.models import load_model, load_tokenizer
+    from biomamba.models.gguf import open_gguf
     from biomamba.serve.config import ServeConfig
-    from biomamba.serve.gguf_engine import open_gguf
     from biomamba.serve.server import make_engine, make_server
 
     _, src, _, files, _ = trained
@@ -273,7 +272,7 @@ def test_serve_answers_from_the_gguf_file_like_from_the_model_dir(trained) -> No
     answers = []
     gguf_model, gguf_tokenizer, gguf_decoder = open_gguf(files["f16"])
     for model, tokenizer, decoder in [
-        (load_any(src), load_tokenizer(src), None),
+        (load_model(src), load_tokenizer(src), None),
         (gguf_model, gguf_tokenizer, gguf_decoder),
     ]:
         config = ServeConfig(port=0)

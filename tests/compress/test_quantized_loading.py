@@ -10,7 +10,8 @@ import torch
 from typer.testing import CliRunner
 
 from biomamba.cli.main import build_app
-from biomamba.compress.quantize import load_quantized, quantize_model, save_quantized
+from biomamba.compress.quantize import quantize_model
+from biomamba.models.quantized import load_quantized, save_quantized
 
 from .helpers import build_model
 
@@ -34,13 +35,11 @@ def _quantized_dir(tmp_path: Path, tokenizer, family: str, method: str) -> tuple
 
 
 @pytest.mark.parametrize(("family", "method"), [("llama", "int4"), ("gpt2", "int4"), ("mamba2", "int8")])
-def test_eval_loader_scores_the_quantized_weights(
-    family: str, method: str, tmp_path: Path, tokenizer
-) -> None:
-    from biomamba.eval.loading import load
+def test_load_model_scores_the_quantized_weights(family: str, method: str, tmp_path: Path, tokenizer) -> None:
+    from biomamba.models import load_model, load_tokenizer
 
     out, expected = _quantized_dir(tmp_path, tokenizer, family, method)
-    model, tok = load(str(out))
+    model, tok = load_model(str(out)), load_tokenizer(str(out))
     assert not model.training and len(tok) == len(tokenizer)
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids=IDS).logits, expected)
@@ -58,7 +57,7 @@ def test_export_of_a_quantized_dir_keeps_its_weights(tmp_path: Path, tokenizer) 
     with torch.no_grad():
         torch.testing.assert_close(load_quantized(release)(input_ids=IDS).logits, expected)
     card = (release / "README.md").read_text()
-    assert "int4 weight-only" in card and "load_quantized" in card
+    assert "int4 weight-only" in card and "load_model('./this-directory')" in card
     assert "library_name" not in card.split("---")[1]
     full = build_model("llama", seed=0)
     assert f"| parameters | {sum(p.numel() for p in full.parameters()):,} |" in card

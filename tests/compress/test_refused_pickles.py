@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from biomamba.compress.quantize import QUANT_FILE, TORCH_FILE, load_quantized, quantize_model, save_quantized
+from biomamba.compress.quantize import quantize_model
 from biomamba.errors import CheckpointError
+from biomamba.models.quantized import QUANT_FILE, TORCH_FILE, load_quantized, save_quantized
 
 from .helpers import build_model
 

@@ -27,7 +27,8 @@ def model_dir(tmp_path: Path, tokenizer) -> Path:
 
 def test_generate_from_argument_and_stdin(model_dir: Path, tokenizer) -> None:
     from biomamba.models import load_model
-    from biomamba.serve.engine import BatchDecoder, generate_text
+    from biomamba.models.decoding import BatchDecoder
+    from biomamba.serve.engine import generate_text
 
     runner = CliRunner()
     app = build_app()

@@ -8,8 +8,9 @@ import time
 import httpx
 import pytest
 
+from biomamba.models.decoding import _DONE, BatchDecoder, GenerationRequest
 from biomamba.serve.config import ServeConfig
-from biomamba.serve.engine import _DONE, BatchDecoder, BatchingEngine, GenerationRequest
+from biomamba.serve.engine import BatchingEngine
 from biomamba.serve.server import RunningServer
 
 from .helpers import raw_post, tiny_model, wait_for

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from biomamba.serve.engine import BatchDecoder, GenerationRequest, TextStream, generate_text, sample_next
+from biomamba.models.decoding import BatchDecoder, GenerationRequest, sample_next
+from biomamba.models.generation import TextStream
+from biomamba.serve.engine import generate_text
 
 from .helpers import tiny_model
 

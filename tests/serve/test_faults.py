@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from biomamba.cli.main import run as cli_run
+from biomamba.models.decoding import BatchDecoder, DecodingBatch, GenerationRequest
 from biomamba.serve.config import ServeConfig
-from biomamba.serve.engine import BatchDecoder, BatchingEngine, DecodingBatch, GenerationRequest
+from biomamba.serve.engine import BatchingEngine
 from biomamba.serve.server import RunningServer
 
 from .helpers import tiny_model

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from biomamba.models.decoding import BatchDecoder, GenerationRequest
 from biomamba.serve.config import ServeConfig
-from biomamba.serve.engine import BatchDecoder, GenerationRequest
 from biomamba.serve.server import RunningServer
 
 from .helpers import raw_post, tiny_model, wait_for

@@ -10,7 +10,7 @@ Layout:
 
 A directory written by `biomamba quantize` (it holds quantization.json) is exported as it is stored: its
 quantized weights, quantization.json, config and tokenizer are copied verbatim (they load with
-`biomamba.compress.quantize.load_quantized`, which `biomamba generate/serve/eval` use); no mamba_ssm copy.
+`biomamba.models.load_model`, as in `biomamba generate/serve/eval`); no mamba_ssm copy.
 
 Every number in the card is read from those results files; nothing is typed in by hand.
 """
@@ -27,44 +27,47 @@ import yaml
 
 from biomamba.compress.config import ExportConfig
 from biomamba.errors import BiomambaError
+from biomamba.models.families import FamilySpec, family_named
 from biomamba.utils.atomic import atomic_dir
 
 
-def _default_formats(fam: str, *, quantized: bool) -> list[str]:
-    """Every format the model can be released in: a Mamba2 also gets the mamba-ssm copy (what
-    ``state-spaces/mamba2-*`` users load), unless it is quantized (only biomamba reads that format)."""
-    return ["transformers", "mamba_ssm"] if fam == "mamba2" and not quantized else ["transformers"]
+def _default_formats(spec: FamilySpec, *, quantized: bool) -> list[str]:
+    """Every format the family is released in (`FamilySpec.release_formats`: a Mamba2 also gets the
+    mamba-ssm copy that ``state-spaces/mamba2-*`` users load), or only biomamba's own when quantized."""
+    return ["transformers"] if quantized else list(spec.release_formats)
 
 
 def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> Path:
     """Write the release directory for `model_dir` (atomically: complete or absent)."""
-    from biomamba.compress.quantize import is_quantized_dir, load_quantized
-    from biomamba.models import family, load_model, load_tokenizer, save_model
+    from biomamba.models import family_spec, load_model, load_tokenizer, save_model
+    from biomamba.models.checkpoint import copy_files
+    from biomamba.models.quantized import COPIED_FILES, QUANT_FILE, is_quantized_dir, read_quantization
 
     model_dir = Path(model_dir)
     tokenizer = load_tokenizer(model_dir)
-    quantization = _read_quantization(model_dir) if is_quantized_dir(model_dir) else None
-    if "gguf" in (cfg.formats or ()) and quantization:
+    if "gguf" in (cfg.formats or ()) and is_quantized_dir(model_dir):
         raise BiomambaError(
             f"{model_dir}: GGUF is written from the unquantized model (its own q8_0/q4_k_m come from "
             "--quant); export the directory `biomamba quantize` read"
         )
-    model = load_quantized(model_dir) if quantization else load_model(model_dir)
-    fam = family(model)
-    formats = cfg.formats or _default_formats(fam, quantized=quantization is not None)
+    quantization = read_quantization(model_dir) if is_quantized_dir(model_dir) else None
+    model = load_model(model_dir)
+    spec = family_spec(model)
+    fam = spec.name
+    formats = cfg.formats or _default_formats(spec, quantized=quantization is not None)
     if "mamba_ssm" in formats and quantization:
         raise BiomambaError(
             f"{model_dir}: a quantized directory is exported in biomamba's quantized format only "
             "(drop --format mamba_ssm, or export the unquantized model)"
         )
-    if "mamba_ssm" in formats and fam != "mamba2":
+    if "mamba_ssm" in formats and "mamba_ssm" not in spec.release_formats:
         raise BiomambaError(f"{model_dir}: the mamba_ssm format exists for Mamba2 only (this is {fam})")
     recipe = _read_recipe(cfg.recipe) if cfg.recipe else None
     results = [_read_results(p) for p in cfg.results]
     out = Path(output_dir)
     with atomic_dir(out) as tmp:
         if quantization:
-            _copy_quantized(model_dir, tmp, quantization)
+            copy_files(model_dir, tmp, (*COPIED_FILES, QUANT_FILE, quantization["weights"]))  # as stored
         else:
             save_model(model, tmp, tokenizer)  # the transformers format at the top level
         if "mamba_ssm" in formats:
@@ -112,28 +115,9 @@ def _write_gguf(
     return files
 
 
-def _read_quantization(model_dir: Path) -> dict[str, Any]:
-    from biomamba.compress.quantize import QUANT_FILE
-    from biomamba.errors import CheckpointError
-
-    try:
-        return json.loads((model_dir / QUANT_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{model_dir / QUANT_FILE}: cannot read ({exc})") from None
-
-
-def _copy_quantized(model_dir: Path, out: Path, quantization: dict[str, Any]) -> None:
-    """The quantized directory's own files (weights as stored, quantization.json, config, tokenizer)."""
-    from biomamba.compress.quantize import COPIED_FILES, QUANT_FILE
-
-    for name in (*COPIED_FILES, QUANT_FILE, quantization["weights"]):
-        if (model_dir / name).is_file():
-            shutil.copy2(model_dir / name, out / name)
-
-
 def _count_parameters(model: Any) -> int:
     """Parameters of the model as trained: a quantized layer counts its logical in x out weight."""
-    from biomamba.compress.quantize import QuantLinear
+    from biomamba.models.quantized import QuantLinear
 
     unique = {id(p): p for p in model.parameters()}
     total = sum(p.numel() for p in unique.values())
@@ -232,8 +216,7 @@ def _model_table(
         ("hidden size", get("d_model") or get("hidden_size") or get("n_embd")),
         ("vocabulary (tokenizer)", len(tokenizer)),
     ]
-    if fam == "mamba2":
-        rows += [("SSM state size", get("d_state")), ("head dim", get("headdim"))]
+    rows += [(label, get(attr)) for label, attr in family_named(fam).card_fields]
     if quantization:
         method, group = quantization.get("method"), quantization.get("group_size")
         rows.append(("quantization", f"{method} weight-only, group size {group} (`biomamba quantize`)"))
@@ -313,12 +296,11 @@ def _usage(fam: str, quantized: bool = False, gguf_files: Sequence[str] = ()) ->
     if quantized:
         code += [
             "```python",
-            "from biomamba.compress.quantize import load_quantized   # quantized weights: biomamba only",
-            "from biomamba.models import load_tokenizer",
-            "model, tokenizer = load_quantized('./this-directory'), load_tokenizer('./this-directory')",
+            "from biomamba.models import load_model, load_tokenizer   # quantized weights: biomamba only",
+            "model, tokenizer = load_model('./this-directory'), load_tokenizer('./this-directory')",
             "```",
         ]
-    elif fam != "mamba2":
+    elif not family_named(fam).native:
         code += [
             "```python",
             "from transformers import AutoModelForCausalLM, AutoTokenizer",

@@ -31,7 +31,6 @@ import numpy as np
 from biomamba.errors import BiomambaError
 
 QUANTS = ("f16", "q8_0", "q4_k_m")
-ARCHITECTURES = {"gpt2": "GPT2", "llama": "LLAMA", "mistral": "LLAMA", "mamba2": "MAMBA2"}
 # buffers some transformers versions keep in the state dict: not weights
 _SKIPPED = (".attn.bias", ".attn.masked_bias", "rotary_emb.inv_freq")
 
@@ -52,14 +51,15 @@ def gguf_name(stem: str, quant: str) -> str:
 
 def export_gguf(model: Any, tokenizer: Any, path: str | Path, quant: str = "q8_0", name: str = "") -> Path:
     """Write `model` + `tokenizer` as one GGUF file at `path` (atomically: complete or absent)."""
-    from biomamba.models import family
+    from biomamba.models.families import FAMILIES, family_spec
     from biomamba.utils.atomic import atomic_path
 
     if quant not in QUANTS:
         raise BiomambaError(f"--quant {quant!r}: choose one of {', '.join(QUANTS)}")
-    fam = family(model)
-    if fam not in ARCHITECTURES:
-        raise BiomambaError(f"GGUF export supports {', '.join(ARCHITECTURES)} models (this is {fam})")
+    spec = family_spec(model)
+    if spec.gguf_architecture not in _WRITERS:
+        supported = [s.name for s in FAMILIES if s.gguf_architecture in _WRITERS]
+        raise BiomambaError(f"GGUF export supports {', '.join(supported)} models (this is {spec.name})")
     path = Path(path)
     if quant == "q4_k_m":  # llama.cpp quantizes from an f16 file
         with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
@@ -68,21 +68,22 @@ def export_gguf(model: Any, tokenizer: Any, path: str | Path, quant: str = "q8_0
                 _llama_quantize(f16, tmp_path, "q4_k_m")
         return path
     with atomic_path(path) as tmp_path:
-        _write(model, fam, tokenizer, tmp_path, quant, name)
+        _write(model, spec.name, spec.gguf_architecture, tokenizer, tmp_path, quant, name)
     return path
 
 
-def _write(model: Any, fam: str, tokenizer: Any, path: Path, quant: str, name: str) -> None:
+def _write(model: Any, fam: str, arch_name: str, tokenizer: Any, path: Path, quant: str, name: str) -> None:
     gguf = require_gguf()
-    arch = getattr(gguf.MODEL_ARCH, ARCHITECTURES[fam])
+    hparams, tensors = _WRITERS[arch_name]
+    arch = getattr(gguf.MODEL_ARCH, arch_name)
     writer = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[arch])
     writer.add_name(name or fam)
     file_type = gguf.LlamaFileType.MOSTLY_F16 if quant == "f16" else gguf.LlamaFileType.MOSTLY_Q8_0
     writer.add_file_type(int(file_type))
-    n_vocab = _HPARAMS[fam](writer, model)
+    n_vocab = hparams(writer, model)
     write_vocab(writer, tokenizer, n_vocab)
     name_map = gguf.get_tensor_name_map(arch, _n_layers(model))
-    for hf_name, data in _FAMILY_TENSORS[fam](model):
+    for hf_name, data in tensors(model):
         target = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if target is None:
             raise BiomambaError(f"GGUF export: no llama.cpp tensor for {hf_name} ({fam})")
@@ -266,17 +267,11 @@ def _mamba2_tensors(model: Any) -> Iterator[tuple[str, np.ndarray]]:
             )
 
 
-_HPARAMS = {
-    "gpt2": _gpt2_hparams,
-    "llama": _llama_hparams,
-    "mistral": _llama_hparams,
-    "mamba2": _mamba2_hparams,
-}
-_FAMILY_TENSORS = {
-    "gpt2": _gpt2_tensors,
-    "llama": _llama_tensors,
-    "mistral": _llama_tensors,
-    "mamba2": _mamba2_tensors,
+# Per llama.cpp architecture (`FamilySpec.gguf_architecture`): hyperparameters, then tensors in HF names.
+_WRITERS = {
+    "GPT2": (_gpt2_hparams, _gpt2_tensors),
+    "LLAMA": (_llama_hparams, _llama_tensors),
+    "MAMBA2": (_mamba2_hparams, _mamba2_tensors),
 }
 
 

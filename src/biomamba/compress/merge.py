@@ -38,6 +38,7 @@ from biomamba.compress.merge_methods import REQUIRED, MergeInputs, method_named,
 from biomamba.compress.safetensors_io import CheckpointReader, StreamingShardWriter, TensorSpec, torch_dtype
 from biomamba.config import load_recipe_or_merge_file, load_section
 from biomamba.errors import CheckpointError, RecipeError
+from biomamba.models.checkpoint import copy_files
 from biomamba.utils.atomic import atomic_dir
 
 __all__ = [
@@ -55,16 +56,6 @@ __all__ = [
 LAYER_RE = re.compile(r"^(?P<prefix>(?:.*\.)?(?:layers|h|blocks|layer)\.)(?P<index>\d+)(?P<suffix>\..+)$")
 POST_RE = re.compile(r"(lm_head|norm_f|ln_f|final_layer_norm|(^|\.)norm\.)")
 LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.json",
-    "merges.txt",
-    "tokenizer.model",
-    "added_tokens.json",
-    "chat_template.jinja",
-)
 
 # ---------------------------------------------------------------------------------------------------------
 # Parameter resolution (mergekit's filters and gradients)
@@ -311,7 +302,7 @@ def merge(cfg: MergeConfig, output_dir: str | Path) -> Path:
             writer.write(group.out_name, tensor.to(spec.dtype))
         writer.close()
         _write_config(config_source, tmp, out_layers=_output_layers(groups), dtype=out_name)
-        _copy_tokenizer(_tokenizer_dir(cfg, config_source), tmp)
+        copy_files(_tokenizer_dir(cfg, config_source), tmp)  # the tokenizer files
         (tmp / "merge_config.yaml").write_text(
             yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False)
         )
@@ -344,9 +335,3 @@ def _tokenizer_dir(cfg: MergeConfig, config_source: Path) -> Path:
     if cfg.tokenizer_source in (None, "base"):
         return config_source
     return Path(cfg.tokenizer_source)
-
-
-def _copy_tokenizer(source: Path, out: Path) -> None:
-    for name in TOKENIZER_FILES:
-        if (source / name).is_file():
-            shutil.copy2(source / name, out / name)

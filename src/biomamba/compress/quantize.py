@@ -12,158 +12,30 @@ Backends, per Linear layer:
 Only nn.Linear layers are quantized (Mamba2's in_proj/out_proj, attention and MLP projections); embeddings,
 norms, Mamba2's conv1d and SSM parameters stay in full precision, as does the output head by default.
 
-A quantized directory holds `config.json`, the tokenizer, `quantization.json` (method and, per layer, the
-backend used) and the weights: `model.safetensors` when every layer is biomamba's (plain tensors), or
-`model.pt` (torch.save of the state dict, loaded with weights_only=True) when torchao tensor subclasses,
-which safetensors cannot hold, are present. `load_quantized` rebuilds the model from that directory.
+This module only produces quantized models: the directory format (`QuantLinear`, int4 packing, writing and
+reading, docs/formats.md) belongs to `biomamba.models.quantized`, and `biomamba.models.load_model` reads it.
 """
 
 from __future__ import annotations
 
 import copy
 import gc
-import json
-import math
-import pickle
-import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from biomamba.errors import BiomambaError, CheckpointError, refused_pickle
+from biomamba.errors import BiomambaError
+from biomamba.models.quantized import FORMAT, QuantLinear, in_out, is_conv1d, save_quantized, set_module
 from biomamba.utils.atomic import atomic_dir, write_json
 
-FORMAT = "biomamba-quantized/1"
-QUANT_FILE = "quantization.json"
-TORCH_FILE = "model.pt"
-SAFETENSORS_FILE = "model.safetensors"
 BNB_METHODS = ("bnb-int8", "bnb-nf4", "bnb-fp4")
-COPIED_FILES = (
-    "config.json",
-    "generation_config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.json",
-    "merges.txt",
-    "tokenizer.model",
-    "chat_template.jinja",
-)
-
-
-class QuantLinear(nn.Module):
-    """Weight-only quantized Linear: int8 (symmetric) or int4 (asymmetric, packed two per byte), per group.
-
-    Why dequantize-then-matmul: it is exact to the stored values and works on every device and dtype; the
-    memory at rest is what shrinks (int4: ~1/8 of fp32 plus scales). torchao's kernels are used instead
-    wherever they apply.
-    """
-
-    def __init__(
-        self, in_features: int, out_features: int, bits: int, group_size: int, bias: bool, dtype: torch.dtype
-    ) -> None:
-        super().__init__()
-        if bits not in (4, 8):
-            raise ValueError("bits must be 4 or 8")
-        self.in_features, self.out_features, self.bits = in_features, out_features, bits
-        self.group_size = group_size if in_features % group_size == 0 else in_features
-        groups = in_features // self.group_size
-        if bits == 8:
-            self.register_buffer("qweight", torch.zeros(out_features, in_features, dtype=torch.int8))
-        else:
-            self.register_buffer(
-                "qweight", torch.zeros(out_features, math.ceil(in_features / 2), dtype=torch.uint8)
-            )
-            self.register_buffer("zeros", torch.zeros(out_features, groups, dtype=dtype))
-        self.register_buffer("scales", torch.ones(out_features, groups, dtype=dtype))
-        self.bias = (
-            nn.Parameter(torch.zeros(out_features, dtype=dtype), requires_grad=False) if bias else None
-        )
-
-    @classmethod
-    def from_linear(cls, linear: nn.Module, bits: int, group_size: int) -> QuantLinear:
-        """From an nn.Linear, or transformers' GPT-2 Conv1D (a Linear with its weight stored transposed)."""
-        weight = linear.weight.detach()
-        if _is_conv1d(linear):
-            weight = weight.T
-        in_features, out_features = _in_out(linear)
-        layer = cls(in_features, out_features, bits, group_size, linear.bias is not None, weight.dtype)
-        layer.to(weight.device)
-        q, scales, zeros = quantize_weight(weight.float(), bits, layer.group_size)
-        layer.qweight.copy_(q if bits == 8 else pack_int4(q))
-        layer.scales.copy_(scales.to(weight.dtype))
-        if bits == 4:
-            layer.zeros.copy_(zeros.to(weight.dtype))
-        if linear.bias is not None:
-            layer.bias.data.copy_(linear.bias.detach())
-        return layer
-
-    def dequantize(self, dtype: torch.dtype | None = None) -> torch.Tensor:
-        dtype = dtype or self.scales.dtype
-        q = self.qweight if self.bits == 8 else unpack_int4(self.qweight, self.in_features)
-        grouped = q.to(dtype).view(self.out_features, -1, self.group_size)
-        weight = grouped * self.scales.to(dtype)[..., None]
-        if self.bits == 4:
-            weight = weight + self.zeros.to(dtype)[..., None]
-        return weight.view(self.out_features, self.in_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bias = self.bias.to(x.dtype) if self.bias is not None else None
-        return F.linear(x, self.dequantize(x.dtype), bias)
-
-    def extra_repr(self) -> str:
-        return f"in={self.in_features}, out={self.out_features}, int{self.bits}, group_size={self.group_size}"
-
-
-def quantize_weight(
-    weight: torch.Tensor, bits: int, group_size: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(integer values, scales, zero points) of a [out, in] weight, one scale per `group_size` inputs.
-
-    int8: symmetric, scale = max|w| / 127.5 (torchao's int8 weight-only scheme). int4: asymmetric over [min, max]
-    with 16 levels, w ~ q * scale + min (torchao/tinygemm's scheme), q in 0..15.
-    """
-    out_features, in_features = weight.shape
-    grouped = weight.reshape(out_features, in_features // group_size, group_size)
-    eps = torch.finfo(torch.float32).eps
-    if bits == 8:
-        scales = (grouped.abs().amax(dim=-1) / 127.5).clamp(min=eps)
-        q = torch.round(grouped / scales[..., None]).clamp(-128, 127).to(torch.int8)
-        return q.reshape(out_features, in_features), scales, None
-    low, high = grouped.amin(dim=-1), grouped.amax(dim=-1)
-    scales = ((high - low) / 15.0).clamp(min=eps)
-    q = torch.round((grouped - low[..., None]) / scales[..., None]).clamp(0, 15).to(torch.uint8)
-    return q.reshape(out_features, in_features), scales, low
-
-
-def pack_int4(q: torch.Tensor) -> torch.Tensor:
-    """Two 4-bit values per byte (even column in the low nibble); odd widths padded with one zero."""
-    if q.shape[-1] % 2:
-        q = F.pad(q, (0, 1))
-    return (q[..., 0::2] | (q[..., 1::2] << 4)).to(torch.uint8)
-
-
-def unpack_int4(packed: torch.Tensor, width: int) -> torch.Tensor:
-    low, high = packed & 0x0F, packed >> 4
-    return torch.stack([low, high], dim=-1).reshape(*packed.shape[:-1], -1)[..., :width]
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Applying quantization
-
-
-def _is_conv1d(module: nn.Module) -> bool:
-    return type(module).__name__ == "Conv1D" and hasattr(module, "nf")
-
-
-def _in_out(module: nn.Module) -> tuple[int, int]:
-    if _is_conv1d(module):
-        return module.weight.shape[0], module.weight.shape[1]
-    return module.in_features, module.out_features
 
 
 def _linears(model: nn.Module, skip: Iterable[str]) -> list[tuple[str, nn.Module]]:
@@ -172,13 +44,8 @@ def _linears(model: nn.Module, skip: Iterable[str]) -> list[tuple[str, nn.Module
     return [
         (n, m)
         for n, m in model.named_modules()
-        if (type(m) is nn.Linear or _is_conv1d(m)) and not any(s in n for s in skip)
+        if (type(m) is nn.Linear or is_conv1d(m)) and not any(s in n for s in skip)
     ]
-
-
-def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
 
 
 def _torchao_config(bits: int, group_size: int) -> Any:
@@ -212,7 +79,7 @@ def _torchao_quantize_one(model: nn.Module, name: str, bits: int, group_size: in
             trial(torch.zeros(1, linear.in_features, device=weight.device, dtype=weight.dtype))
     except Exception:  # noqa: BLE001 - any torchao refusal means: use biomamba's kernel for this layer
         return False
-    _set_module(model, name, trial)
+    set_module(model, name, trial)
     return True
 
 
@@ -237,8 +104,8 @@ def quantize_model(
         elif backend == "torchao":
             raise BiomambaError(f"torchao cannot quantize layer {name} to {method} here; use --backend auto")
         else:
-            _set_module(model, name, QuantLinear.from_linear(linear, bits, group_size))
-        in_features = _in_out(linear)[0]
+            set_module(model, name, QuantLinear.from_linear(linear, bits, group_size))
+        in_features = in_out(linear)[0]
         actual_group = group_size if in_features % group_size == 0 else in_features
         layers[name] = {"backend": used, "bits": bits, "group_size": actual_group}
     if not layers:
@@ -252,120 +119,6 @@ def quantize_model(
     }
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Saving and loading
-
-
-def save_quantized(
-    model: nn.Module, record: dict[str, Any], source_dir: str | Path, out_dir: str | Path
-) -> Path:
-    """Write a quantized model directory (config and tokenizer copied from the source model directory)."""
-    source = Path(source_dir)
-    state = {k: v for k, v in model.state_dict().items()}
-    tied = _tied_head(model)
-    if tied:
-        state.pop("lm_head.weight", None)
-    uses_torchao = any(layer["backend"] == "torchao" for layer in record["layers"].values())
-    with atomic_dir(out_dir) as tmp:
-        for name in COPIED_FILES:
-            if (source / name).is_file():
-                shutil.copy2(source / name, tmp / name)
-        if uses_torchao:
-            torch.save(state, tmp / TORCH_FILE)
-        else:
-            from safetensors.torch import save_file
-
-            save_file(
-                {k: v.contiguous() for k, v in state.items()},
-                str(tmp / SAFETENSORS_FILE),
-                metadata={"format": "pt"},
-            )
-        write_json(
-            tmp / QUANT_FILE,
-            {**record, "tied_head": tied, "weights": TORCH_FILE if uses_torchao else SAFETENSORS_FILE},
-        )
-    return Path(out_dir)
-
-
-def _tied_head(model: nn.Module) -> bool:
-    head = getattr(model, "lm_head", None)
-    embed = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-    return bool(head is not None and embed is not None and getattr(head, "weight", None) is embed.weight)
-
-
-def is_quantized_dir(path: str | Path) -> bool:
-    return (Path(path) / QUANT_FILE).is_file()
-
-
-def _skeleton(model_dir: Path) -> nn.Module:
-    """The directory's architecture with its parameters on the meta device (no memory, no init): every
-    parameter is then assigned from the saved state, so loading never holds an unquantized copy. Buffers stay
-    real, since some are not saved (rotary frequencies) and must keep their computed values."""
-    from accelerate import init_empty_weights
-
-    with init_empty_weights(include_buffers=False):
-        return _architecture(model_dir)
-
-
-def _architecture(model_dir: Path) -> nn.Module:
-    from biomamba.models.checkpoint import config_from_hf, config_from_ssm, detect_format, read_config
-
-    fmt = detect_format(model_dir)
-    if fmt in ("hf", "mamba-ssm"):
-        from biomamba.models import Mamba2LMHeadModel
-
-        data = read_config(model_dir)
-        cfg = config_from_hf(data) if fmt == "hf" else config_from_ssm(data)
-        model = Mamba2LMHeadModel(cfg)
-        if cfg.tie_embeddings:
-            model.lm_head.weight = model.backbone.embeddings.weight
-        return model
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(model_dir)))
-
-
-def load_quantized(model_dir: str | Path, device: str = "cpu") -> nn.Module:
-    """Rebuild a model saved by `save_quantized` (eval mode)."""
-    model_dir = Path(model_dir)
-    try:
-        record = json.loads((model_dir / QUANT_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{model_dir / QUANT_FILE}: cannot read ({exc})") from None
-    if record.get("format") != FORMAT:
-        raise CheckpointError(f"{model_dir / QUANT_FILE}: unknown format {record.get('format')!r}")
-    model = _skeleton(model_dir)
-    weights_file = model_dir / record["weights"]
-    if record["weights"] == TORCH_FILE:
-        import torchao  # noqa: F401 - registers torchao's tensor subclasses as safe to unpickle
-
-        try:
-            state = torch.load(weights_file, map_location=device, weights_only=True)
-        except pickle.UnpicklingError as exc:
-            raise (refused_pickle(weights_file, exc) or exc) from None
-    else:
-        from safetensors.torch import load_file
-
-        state = load_file(str(weights_file))
-    for name, layer in record["layers"].items():
-        if layer["backend"] == "biomamba":
-            linear = model.get_submodule(name)
-            dtype = state[f"{name}.scales"].dtype
-            in_f, out_f = _in_out(linear)
-            ql = QuantLinear(in_f, out_f, layer["bits"], layer["group_size"], linear.bias is not None, dtype)
-            _set_module(model, name, ql)
-    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
-    missing = [k for k in missing if not (record.get("tied_head") and k == "lm_head.weight")]
-    if missing or unexpected:
-        raise CheckpointError(f"{weights_file}: missing {missing[:5]} unexpected {unexpected[:5]}")
-    if record.get("tied_head"):
-        model.lm_head.weight = model.get_input_embeddings().weight
-    left = [name for name, param in model.named_parameters() if param.is_meta]
-    if left:
-        raise CheckpointError(f"{weights_file}: no saved values for {left[:5]}")
-    return model.to(device).eval()
-
-
 def load_bitsandbytes(model_dir: str | Path, method: str, device: str = "cuda") -> nn.Module:
     """Load a model with bitsandbytes 8-bit or 4-bit (NF4/FP4) Linear layers; CUDA only."""
     if not torch.cuda.is_available() or not str(device).startswith("cuda"):
@@ -374,12 +127,10 @@ def load_bitsandbytes(model_dir: str | Path, method: str, device: str = "cuda") 
         import bitsandbytes as bnb
     except ImportError:
         raise BiomambaError(f"{method} needs bitsandbytes: pip install bitsandbytes") from None
-    from biomamba.models import family, load_model
+    from biomamba.models import family_of_dir, load_model
 
     model_dir = Path(model_dir)
-    from biomamba.models.checkpoint import detect_format
-
-    if detect_format(model_dir) == "transformers":
+    if not family_of_dir(model_dir).native:
         from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
         qcfg = (
@@ -395,7 +146,6 @@ def load_bitsandbytes(model_dir: str | Path, method: str, device: str = "cuda") 
             str(model_dir), quantization_config=qcfg, device_map=device
         ).eval()
     model = load_model(model_dir, dtype="float16" if method == "bnb-int8" else "bfloat16")
-    assert family(model) == "mamba2"
     for name, linear in _linears(model, ("lm_head",)):
         if method == "bnb-int8":
             new = bnb.nn.Linear8bitLt(
@@ -417,17 +167,8 @@ def load_bitsandbytes(model_dir: str | Path, method: str, device: str = "cuda") 
             )
         if linear.bias is not None:
             new.bias = nn.Parameter(linear.bias.data, requires_grad=False)
-        _set_module(model, name, new)
+        set_module(model, name, new)
     return model.to(device).eval()  # bitsandbytes quantizes the weights as they move to the GPU
-
-
-def load_any(model_dir: str | Path, *, device: str = "cpu", dtype: str | None = None) -> nn.Module:
-    """A quantized directory through `load_quantized`, anything else through `biomamba.models.load_model`."""
-    if is_quantized_dir(model_dir):
-        return load_quantized(model_dir, device=device)
-    from biomamba.models import load_model
-
-    return load_model(model_dir, dtype=dtype, device=device)
 
 
 def quantize(
@@ -511,7 +252,7 @@ def quantize(
 
             reloaded = AutoModelForCausalLM.from_pretrained(str(target), device_map=device).eval()
         else:
-            reloaded = load_quantized(target, device=device)
+            reloaded = load_model(target, device=device)
         name = f"{mcfg.method} (g{mcfg.group_size})"
         rows.append(
             measure_variant(

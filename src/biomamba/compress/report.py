@@ -75,7 +75,7 @@ def decode_speed(
     `reset_peak` resets the CUDA peak counter after the warm-up, so the peak covers generation only; pass
     False after resetting it yourself before loading the model, to cover load + generation.
     """
-    from biomamba.serve.engine import BatchDecoder, GenerationRequest
+    from biomamba.models.decoding import BatchDecoder, GenerationRequest
 
     decoder = BatchDecoder(model, vocab_size=vocab_size)
     device = decoder.device
@@ -199,10 +199,11 @@ def _child_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dtype", default=None, help="Load dtype of an unquantized model [stored].")
     args = parser.parse_args(argv)
 
-    from biomamba.compress.quantize import QUANT_FILE, TORCH_FILE, is_quantized_dir, load_any
+    from biomamba.models import load_model
     from biomamba.models.checkpoint import detect_format
-    from biomamba.serve.engine import BatchDecoder, GenerationRequest
-    from biomamba.serve.gguf_engine import is_gguf, open_gguf
+    from biomamba.models.decoding import BatchDecoder, GenerationRequest
+    from biomamba.models.gguf import is_gguf, open_gguf
+    from biomamba.models.quantized import QUANT_FILE, TORCH_FILE, is_quantized_dir
 
     gguf_file = is_gguf(args.model_dir)  # a GGUF file runs through llama.cpp, as `biomamba generate` does
     # libraries the load will import count in the baseline, so peak - baseline is the model's own
@@ -220,7 +221,7 @@ def _child_main(argv: Sequence[str] | None = None) -> int:
     if gguf_file:
         decoder = open_gguf(args.model_dir, n_ctx=len(prompt) + args.new_tokens + 8)[2]
     else:
-        model = load_any(args.model_dir, device=args.device, dtype=args.dtype)
+        model = load_model(args.model_dir, device=args.device, dtype=args.dtype)
         decoder = BatchDecoder(model, vocab_size=args.vocab_size)
     with torch.inference_mode():
         decoder.run([GenerationRequest(list(prompt), max_new_tokens=2)])

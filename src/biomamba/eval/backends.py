@@ -286,13 +286,10 @@ def make_backend(
     model: Any, *, max_length: int | None = None, pad_id: int = 0, kind: str = "auto"
 ) -> PrefixBackend:
     """Pick the fastest correct backend for `model` ("auto"), or force "kv", "mamba2" or "full"."""
-    if kind == "auto":
-        if hasattr(model, "allocate_cache"):
-            kind = "mamba2"
-        elif getattr(getattr(model, "config", None), "model_type", "") in ("mamba", "mamba2"):
-            kind = "full"  # transformers' own Mamba caches cannot continue several tokens at once
-        else:
-            kind = "kv"
+    if kind == "auto":  # the family's `FamilySpec.eval_backend` (transformers' Mamba caches: "full")
+        from biomamba.models.families import GENERIC, family_spec
+
+        kind = family_spec(model, default=GENERIC).eval_backend
     backends = {"kv": HFKVBackend, "mamba2": Mamba2StateBackend, "full": FullSequenceBackend}
     if kind not in backends:
         raise ValueError(f"unknown backend {kind!r} (auto, kv, mamba2, full)")

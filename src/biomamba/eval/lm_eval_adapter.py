@@ -22,7 +22,6 @@ from lm_eval.api.registry import register_model
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
 from biomamba.eval.backends import make_backend
-from biomamba.eval.loading import load
 from biomamba.eval.protocols import greedy_generate
 from biomamba.eval.scoring import Encoded, RequestEncoder, score_groups
 
@@ -51,7 +50,10 @@ class BiomambaLM(TemplateLM):
         **_: Any,
     ) -> None:
         super().__init__()
-        self.model, self.tokenizer = load(str(pretrained), device=device or "cpu", dtype=dtype)
+        from biomamba.models import load_model, load_tokenizer
+
+        self.model = load_model(str(pretrained), device=device or "cpu", dtype=dtype)
+        self.tokenizer = load_tokenizer(str(pretrained))
         pad = (
             self.tokenizer.pad_token_id
             if self.tokenizer.pad_token_id is not None

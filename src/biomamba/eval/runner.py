@@ -65,9 +65,10 @@ def run_eval(
     if config.perplexity is not None and config.perplexity.corpus and config.model:
         check_tokenizer(config.perplexity.corpus, config.model if Path(config.model).is_dir() else None)
     if model is None:
-        from biomamba.eval.loading import load
+        from biomamba.models import load_model, load_tokenizer
 
-        model, tokenizer = load(config.model, device=config.device, dtype=config.dtype)
+        model = load_model(config.model, device=config.device, dtype=config.dtype)
+        tokenizer = load_tokenizer(config.model)
     settings = config.model_dump(include=set(EVALUATE_SETTINGS))
     results = evaluate(model, tokenizer, selected, **settings, model_name=config.model, progress=progress)
     if config.perplexity is not None:
@@ -245,12 +246,16 @@ def _results_header(
 
 
 def _model_info(model: Any, name: str | None) -> dict[str, Any]:
-    from biomamba.eval.loading import model_family
+    from dataclasses import replace
 
+    from biomamba.models.families import GENERIC, family_spec
+
+    # a model no family names (the "full" backend's stand-ins) is recorded by its class name
+    fam = family_spec(model, default=replace(GENERIC, name=type(model).__name__)).name
     params = sum(p.numel() for p in model.parameters())
     config = getattr(model, "config", None)
     label = name or getattr(config, "_name_or_path", None) or type(model).__name__
-    return {"name": str(label), "family": model_family(model), "parameters": int(params)}
+    return {"name": str(label), "family": fam, "parameters": int(params)}
 
 
 def _evaluate_task(

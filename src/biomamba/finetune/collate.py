@@ -186,7 +186,9 @@ def lm_forward(model: Any, batch: dict[str, torch.Tensor], family: str) -> torch
     seq_idx = batch.get("seq_idx")
     if seq_idx is None or not is_packed(seq_idx, batch.get("documents")):
         return model(input_ids=input_ids).logits
-    if family == "mamba2":
+    from biomamba.models import family_named
+
+    if family_named(family).takes_seq_idx:
         return model(input_ids=input_ids, seq_idx=seq_idx.to(torch.int32)).logits
     return model(
         input_ids=input_ids, attention_mask=block_causal_mask(seq_idx), position_ids=batch["position_ids"]

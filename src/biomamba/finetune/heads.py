@@ -45,10 +45,10 @@ def hidden_size(model: nn.Module) -> int:
 
 def final_hidden(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
     """Final (normalised) hidden states [B, T, H] of a causal LM, without computing vocabulary logits."""
-    from biomamba.models.mamba2 import Mamba2LMHeadModel
+    from biomamba.models import family_spec
 
     lm = _base_lm(model)
-    if isinstance(lm, Mamba2LMHeadModel):
+    if family_spec(lm).native:  # biomamba's Mamba2: its backbone returns the final-normed hidden states
         return lm.backbone(input_ids)
     prefix = getattr(lm, "base_model_prefix", "")
     body = getattr(lm, prefix, None) if prefix else None

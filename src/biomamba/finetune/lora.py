@@ -1,10 +1,11 @@
 """LoRA and QLoRA through peft, for every family biomamba loads, and merge-and-unload to a plain checkpoint.
 
-Target modules per family are the projections the published adapters used: Mamba2's `in_proj` and `out_proj`
-(the mixer's two large matrices; the conv, dt and A parameters stay frozen), GPT-2's fused `c_attn`, `c_proj`
-and `c_fc` (Conv1D layers, hence `fan_in_fan_out`), and the attention + MLP projections of Llama/Mistral
-(BioMistral's SFT adapters). peft works on biomamba's own Mamba2 module as on any torch module, so one code
-path serves every family.
+Target modules per family are the projections the published adapters used (`FamilySpec.lora_targets` in
+biomamba.models.families): Mamba2's `in_proj` and `out_proj` (the mixer's two large matrices; the conv, dt and
+A parameters stay frozen), GPT-2's fused `c_attn`, `c_proj` and `c_fc` (Conv1D layers, hence
+`fan_in_fan_out`), and the attention + MLP projections of Llama/Mistral (BioMistral's SFT adapters). peft
+works on biomamba's own Mamba2 module as on any torch module, so one code path serves every family (its
+model_type "biomamba-mamba2" keeps peft's guard for transformers' fused Mamba2 `out_proj` from applying).
 
 QLoRA keeps the frozen base weights in 4-bit NF4 (bitsandbytes) and trains LoRA adapters on top. It needs
 bitsandbytes and a CUDA GPU; anywhere else it is a clear error rather than a silent fall back to fp32.
@@ -12,35 +13,28 @@ bitsandbytes and a CUDA GPU; anywhere else it is a clear error rather than a sil
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
 from biomamba.errors import BiomambaError
 
-LORA_TARGETS: dict[str, list[str]] = {
-    "mamba2": ["in_proj", "out_proj"],
-    "gpt2": ["c_attn", "c_proj", "c_fc"],
-    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-    "mistral": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-    "mixtral": ["q_proj", "k_proj", "v_proj", "o_proj"],
-    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-    "gpt_neox": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
-}
-
 
 def lora_targets(family: str, override: Sequence[str] | None = None) -> list[str]:
     """The module names LoRA wraps for a family (or the recipe's explicit list)."""
+    from biomamba.models.families import FAMILIES, family_named
+
     if override:
         return list(override)
-    if family not in LORA_TARGETS:
+    targets = family_named(family).lora_targets
+    if not targets:
+        known = sorted(spec.name for spec in FAMILIES if spec.lora_targets)
         raise BiomambaError(
             f"finetune.lora.target_modules: no default LoRA targets for model family '{family}' "
-            f"(known: {', '.join(sorted(LORA_TARGETS))}); list the module names in the recipe"
+            f"(known: {', '.join(known)}); list the module names in the recipe"
         )
-    return LORA_TARGETS[family]
+    return list(targets)
 
 
 def apply_lora(
@@ -55,6 +49,8 @@ def apply_lora(
     """Wrap `model` with LoRA adapters (base weights frozen); returns the peft model."""
     from peft import LoraConfig, get_peft_model
 
+    from biomamba.models.families import family_named
+
     targets = lora_targets(family, target_modules)
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     missing = [t for t in targets if t not in present]
@@ -68,34 +64,10 @@ def apply_lora(
         lora_alpha=alpha,
         lora_dropout=dropout,
         target_modules=targets,
-        fan_in_fan_out=family == "gpt2",
+        fan_in_fan_out=family_named(family).lora_fan_in_fan_out,
         bias="none",
     )
-    with _pure_pytorch_mamba_type(model, family):
-        return get_peft_model(model, config)
-
-
-@contextlib.contextmanager
-def _pure_pytorch_mamba_type(model: nn.Module, family: str) -> Iterator[None]:
-    """Let peft wrap biomamba Mamba2's `out_proj`, which peft refuses for `model_type == "mamba2"`.
-
-    peft's guard exists because transformers' Mamba2 CUDA path reads `out_proj.weight` inside a fused kernel,
-    bypassing the module (and so the adapter). biomamba's Mamba2 always calls `self.out_proj(y)` (checked by
-    the LoRA test: the merged weights reproduce the adapted logits), so the guard does not apply; the
-    config's model_type is renamed only for the duration of the injection.
-    """
-    config = getattr(model, "config", None)
-    from biomamba.models.mamba2 import Mamba2LMHeadModel
-
-    if family != "mamba2" or not isinstance(model, Mamba2LMHeadModel) or config is None:
-        yield
-        return
-    original = config.model_type
-    config.model_type = "biomamba-mamba2"
-    try:
-        yield
-    finally:
-        config.model_type = original
+    return get_peft_model(model, config)
 
 
 def _linear_names(model: nn.Module) -> set[str]:
@@ -150,7 +122,9 @@ def load_model_4bit(model_dir: str, family: str, targets: Sequence[str]) -> nn.M
     check_qlora_available()
     import torch
 
-    if family != "mamba2":
+    from biomamba.models.families import family_named
+
+    if not family_named(family).native:
         from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
         quant = BitsAndBytesConfig(

@@ -391,21 +391,13 @@ def _load_base(config: FinetuneConfig) -> Any:
     if config.method != "qlora":
         return load_model(config.base_model, dtype="float32")
     from biomamba.finetune.lora import check_qlora_available, load_model_4bit, lora_targets
+    from biomamba.models.families import family_of_dir
     from biomamba.models.loading import resolve_model_dir
 
     check_qlora_available()
-    fam = _family_of_dir(resolve_model_dir(config.base_model))
-    return load_model_4bit(
-        str(resolve_model_dir(config.base_model)), fam, lora_targets(fam, config.lora.target_modules)
-    )
-
-
-def _family_of_dir(model_dir: Path) -> str:
-    from biomamba.models.checkpoint import detect_format, read_config
-
-    if detect_format(model_dir) in ("hf", "mamba-ssm"):
-        return "mamba2"
-    return str(read_config(model_dir).get("model_type", "unknown"))
+    model_dir = resolve_model_dir(config.base_model)
+    fam = family_of_dir(model_dir).name
+    return load_model_4bit(str(model_dir), fam, lora_targets(fam, config.lora.target_modules))
 
 
 def _apply_method(config: FinetuneConfig, lm: Any, fam: str) -> Any:

@@ -7,7 +7,8 @@ Loading and saving
 - ``load_model(name_or_path, *, dtype=None, device="cpu") -> nn.Module`` (eval mode). A local directory or a
   hub name (when online). Mamba2 in the transformers format (config.json ``model_type: mamba2`` +
   model.safetensors) or the mamba-ssm format (config.json with ``d_model``/``ssm_cfg`` + pytorch_model.bin,
-  read with ``weights_only=True``) -> `Mamba2LMHeadModel`; anything else -> transformers
+  read with ``weights_only=True``) -> `Mamba2LMHeadModel`; a quantized directory (`biomamba.models.quantized`;
+  ``dtype`` ignored) -> its model with the saved quantized layers; anything else -> transformers
   ``AutoModelForCausalLM`` (GPT-2, Llama, Mistral, ...). ``dtype``: torch dtype or "float32"/"bfloat16"/
   "float16"/"auto"; None keeps the stored dtype. Bad directories raise `biomamba.errors.CheckpointError`
   (missing/unexpected keys and wrong shapes are all listed).
@@ -17,9 +18,9 @@ Loading and saving
 - ``create_model(config_or_preset, *, seed=0, dtype=None, device="cpu", **overrides)`` -> a fresh Mamba2
   (presets "130m", "370m", "780m", "1.3b", "2.7b", "tiny"; or a `Mamba2Config`; overrides e.g.
   ``vocab_size=len(tokenizer)``).
-- ``family(model) -> "mamba2" | "gpt2" | "llama" | "mistral" | ...`` (sees through torch.compile and peft).
-  Note: ``Mamba2LMHeadModel.config.model_type`` is "biomamba-mamba2" (so peft allows LoRA on out_proj);
-  always use ``family``.
+- ``family_spec(model)``, ``family_named(name)``, ``family_of_dir(model_dir)`` -> the family's `FamilySpec`
+  (`biomamba.models.families`): ask it, never compare names. ``family(model) -> "mamba2" | "gpt2" | ...`` is
+  its name (sees through torch.compile and peft; Mamba2's ``config.model_type`` is "biomamba-mamba2").
 
 Calling a model (every family)
 - ``out = model(input_ids=LongTensor[B, T])``; ``out.logits`` is ``[B, T, V]`` fp32 for Mamba2, where V is the
@@ -78,7 +79,10 @@ _EXPORTS = {
     "load_tokenizer": "biomamba.models.loading",
     "save_model": "biomamba.models.loading",
     "create_model": "biomamba.models.loading",
-    "family": "biomamba.models.loading",
+    "family": "biomamba.models.families",
+    "family_spec": "biomamba.models.families",
+    "family_named": "biomamba.models.families",
+    "family_of_dir": "biomamba.models.families",
     "preset_config": "biomamba.models.presets",
     "count_parameters": "biomamba.models.presets",
     "generate": "biomamba.models.generation",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,25 @@ FORMATS = ("hf", "mamba-ssm")
 SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 TORCH_BIN = "pytorch_model.bin"
+# A model directory's tokenizer: AutoTokenizer starts from one of the first files, the others complete it.
+# merge, quantize and convert copy them all.
+TOKENIZER_ENTRY_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+_TOKENIZER_EXTRAS = ("special_tokens_map.json", "merges.txt", "added_tokens.json", "chat_template.jinja")
+TOKENIZER_FILES = (*TOKENIZER_ENTRY_FILES, *_TOKENIZER_EXTRAS)
+
+
+def has_tokenizer(model_dir: str | Path) -> bool:
+    """Whether the directory holds a tokenizer (a file AutoTokenizer starts from)."""
+    return any((Path(model_dir) / f).is_file() for f in TOKENIZER_ENTRY_FILES)
+
+
+def copy_files(src: str | Path, dst: str | Path, names: tuple[str, ...] = TOKENIZER_FILES) -> list[str]:
+    """Copy those of `names` that exist in directory `src` into `dst`; returns the names copied."""
+    copied = [name for name in names if (Path(src) / name).is_file()]
+    for name in copied:
+        shutil.copy2(Path(src) / name, Path(dst) / name)
+    return copied
+
 
 # mamba-ssm ssm_cfg keys that change the architecture in ways this implementation does not have.
 _SSM_UNSUPPORTED = {
@@ -367,19 +387,24 @@ def skip_init() -> Iterator[None]:
             cls.reset_parameters = original  # type: ignore[method-assign]
 
 
+def mamba2_config(model_dir: str | Path) -> Mamba2Config:
+    """The `Mamba2Config` of a Mamba2 directory in either format (CheckpointError for any other)."""
+    fmt, data, source = detect_format(model_dir), read_config(model_dir), f"{Path(model_dir)}/config.json"
+    if fmt == "hf":
+        return config_from_hf(data, source)
+    if fmt == "mamba-ssm":
+        return config_from_ssm(data, source)
+    raise CheckpointError(
+        f"{Path(model_dir)}: not a Mamba2 checkpoint (model_type {data.get('model_type')!r})"
+    )
+
+
 def load_mamba2(
     model_dir: str | Path, *, dtype: torch.dtype | None = None, device: str | torch.device = "cpu"
 ) -> Mamba2LMHeadModel:
     """Load a Mamba2 directory in either format into biomamba's model (eval mode)."""
-    fmt = detect_format(model_dir)
-    data = read_config(model_dir)
+    cfg = mamba2_config(model_dir)
     source = str(Path(model_dir))
-    if fmt == "hf":
-        cfg = config_from_hf(data, f"{source}/config.json")
-    elif fmt == "mamba-ssm":
-        cfg = config_from_ssm(data, f"{source}/config.json")
-    else:
-        raise CheckpointError(f"{source}: not a Mamba2 checkpoint (model_type {data.get('model_type')!r})")
     weights = ssm_to_hf_keys(read_weights(model_dir))
     with skip_init():
         model = Mamba2LMHeadModel(cfg)
@@ -437,31 +462,8 @@ def save_mamba2(
 
             save_tokenizer(tokenizer, tmp)
         elif tokenizer_from is not None:
-            copy_tokenizer_files(tokenizer_from, tmp)
+            copy_files(tokenizer_from, tmp, (*TOKENIZER_FILES, "generation_config.json"))
     return out
-
-
-def copy_tokenizer_files(src: str | Path, dst: Path) -> list[str]:
-    """Copy tokenizer files (if any) from one model directory into another; returns the names copied."""
-    import shutil
-
-    names = [
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "tokenizer.model",
-        "vocab.json",
-        "merges.txt",
-        "added_tokens.json",
-        "chat_template.jinja",
-        "generation_config.json",
-    ]
-    copied = []
-    for name in names:
-        if (Path(src) / name).is_file():
-            shutil.copy2(Path(src) / name, dst / name)
-            copied.append(name)
-    return copied
 
 
 def convert_checkpoint(src: str | Path, dst: str | Path, *, to: str) -> Path:

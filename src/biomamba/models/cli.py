@@ -19,18 +19,20 @@ HELP = (
 
 def _info(model_dir: Path) -> list[tuple[str, str]]:
     """Facts about a model directory, read from its config and weight headers (nothing is built)."""
-    from biomamba.models.checkpoint import config_from_hf, config_from_ssm, detect_format, read_config
+    from biomamba.models.checkpoint import detect_format, has_tokenizer, mamba2_config, read_config
+    from biomamba.models.families import family_of_dir
     from biomamba.models.presets import count_parameters, format_count
 
     fmt = detect_format(model_dir)
     data = read_config(model_dir)
+    family = ("family", family_of_dir(model_dir).name)
     rows: list[tuple[str, str]] = [("directory", str(model_dir))]
     if fmt in ("hf", "mamba-ssm"):
-        cfg = config_from_hf(data) if fmt == "hf" else config_from_ssm(data)
+        cfg = mamba2_config(model_dir)
         n = count_parameters(cfg)
         rows += [
             ("format", "Mamba2, transformers format" if fmt == "hf" else "Mamba2, mamba-ssm format"),
-            ("family", "mamba2"),
+            family,
             ("parameters", f"{n:,} ({format_count(n)})"),
             ("d_model / n_layer", f"{cfg.d_model} / {cfg.n_layer}"),
             (
@@ -43,7 +45,7 @@ def _info(model_dir: Path) -> list[tuple[str, str]]:
             ("chunk size", str(cfg.chunk_size)),
         ]
     else:
-        rows += [("format", "transformers"), ("family", str(data.get("model_type")))]
+        rows += [("format", "transformers"), family]
         n = _count_from_headers(model_dir)
         if n is not None:
             rows.append(("parameters", f"{n:,} ({format_count(n)})"))
@@ -61,10 +63,7 @@ def _info(model_dir: Path) -> list[tuple[str, str]]:
     dtype = _stored_dtype(model_dir)
     if dtype:
         rows.append(("stored dtype", dtype))
-    has_tok = any(
-        (model_dir / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
-    )
-    rows.append(("tokenizer", "included" if has_tok else "none in the directory"))
+    rows.append(("tokenizer", "included" if has_tokenizer(model_dir) else "none in the directory"))
     return rows
 
 

@@ -5,7 +5,7 @@ its own (no padding ever enters the state; rows may have different lengths), the
 stacked, and finished rows are dropped from the batch. transformers models decode with their KV cache,
 prompts left-padded with an attention mask and matching position ids. Both live behind `DecodeState`
 (`decode_state(model)`), whose rows may also join a batch that is already decoding: the server's
-continuous batching (`biomamba.serve.engine`) uses the same state classes.
+continuous batching (`biomamba.models.decoding`) uses the same state classes.
 
 Stop strings end a row at their first occurrence in the generated text; the stop string itself is not
 returned. While streaming, text that could still turn out to be the start of a stop string (or an
@@ -22,8 +22,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from biomamba.models.loading import family, unwrap
-from biomamba.models.mamba2 import Mamba2Cache, Mamba2LMHeadModel
+from biomamba.models.families import family_spec
+from biomamba.models.loading import unwrap
+from biomamba.models.mamba2 import Mamba2Cache
 
 
 @dataclass
@@ -308,8 +309,8 @@ def _stack_caches(cache: Any, mask: Tensor, other: Any, other_mask: Tensor) -> t
 
 
 def decode_state(model: nn.Module, pad_id: int = 0) -> DecodeState:
-    """An empty `DecodeState` for this model's family."""
-    if isinstance(unwrap(model), Mamba2LMHeadModel) or family(model) == "mamba2":
+    """An empty `DecodeState` of the kind the model's family declares (`FamilySpec.decode_state`)."""
+    if family_spec(model).decode_state == "recurrent":
         return Mamba2State(model)
     return KVCacheState(model, pad_id)
 

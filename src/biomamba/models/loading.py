@@ -1,4 +1,5 @@
-"""One loading interface over biomamba's Mamba2 and transformers' causal LMs (GPT-2, Llama, Mistral, ...)."""
+"""One loading interface over every on-disk model format: biomamba's Mamba2 (transformers and mamba-ssm
+formats), biomamba's quantized directories, and transformers' causal LMs (GPT-2, Llama, Mistral, ...)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import torch
 from torch import nn
 
 from biomamba.errors import CheckpointError, refused_pickle
-from biomamba.models.checkpoint import detect_format, load_mamba2, save_mamba2
+from biomamba.models.checkpoint import detect_format, has_tokenizer, load_mamba2, save_mamba2
 from biomamba.models.mamba2 import Mamba2Config, Mamba2LMHeadModel
 from biomamba.models.presets import preset_config
+from biomamba.models.quantized import is_quantized_dir, load_quantized
 
 DTYPES = {
     "float32": torch.float32,
@@ -67,11 +69,15 @@ def load_model(
 ) -> nn.Module:
     """Load any supported model directory (or hub name) in eval mode.
 
-    Mamba2 (transformers or mamba-ssm format) -> `Mamba2LMHeadModel`; anything else goes through
-    transformers' ``AutoModelForCausalLM`` (GPT-2, Llama, Mistral, ...). ``dtype`` None keeps the stored
-    dtype for Mamba2 and transformers' default for the others."""
+    A quantized directory (`biomamba quantize`'s, holding quantization.json) -> its architecture with the
+    saved quantized layers (`biomamba.models.quantized`; ``dtype`` does not apply: the stored dtypes are the
+    quantization's own). Mamba2 (transformers or mamba-ssm format) -> `Mamba2LMHeadModel`; anything else goes
+    through transformers' ``AutoModelForCausalLM`` (GPT-2, Llama, Mistral, ...). ``dtype`` None keeps the
+    stored dtype for Mamba2 and transformers' default for the others."""
     model_dir = resolve_model_dir(name_or_path)
     torch_dtype = resolve_dtype(dtype)
+    if is_quantized_dir(model_dir):
+        return load_quantized(model_dir, device=device)
     fmt = detect_format(model_dir)
     if fmt in ("hf", "mamba-ssm"):
         return load_mamba2(model_dir, dtype=torch_dtype, device=device)
@@ -94,12 +100,8 @@ def load_tokenizer(name_or_path: str | Path) -> Any:
     from transformers import AutoTokenizer
 
     model_dir = resolve_model_dir(name_or_path)
-    has_files = any(
-        (model_dir / f).is_file()
-        for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
-    )
     source: str | Path = model_dir
-    if not has_files:
+    if not has_tokenizer(model_dir):
         if detect_format(model_dir) != "mamba-ssm":
             raise CheckpointError(f"{model_dir}: no tokenizer files (tokenizer.json / tokenizer_config.json)")
         source = resolve_model_dir(MAMBA_SSM_TOKENIZER)
@@ -138,20 +140,6 @@ def unwrap(model: nn.Module) -> nn.Module:
         if inner is None:
             return model
         model = inner
-
-
-def family(model: nn.Module) -> str:
-    """``"mamba2"`` for biomamba's Mamba2, else transformers' ``model_type`` (``gpt2``, ``llama``, ...)."""
-    model = unwrap(model)
-    if isinstance(model, Mamba2LMHeadModel):
-        return "mamba2"
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if isinstance(base, Mamba2LMHeadModel):
-        return "mamba2"
-    model_type = getattr(getattr(base, "config", None), "model_type", None)
-    if not model_type:
-        raise TypeError(f"cannot tell the family of {type(model).__name__}")
-    return str(model_type)
 
 
 def create_model(

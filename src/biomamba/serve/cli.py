@@ -11,6 +11,19 @@ from biomamba.config.command_line import PRECEDENCE
 from biomamba.errors import BiomambaError
 
 
+def _open(model: str, dtype: str | None, device: str):  # noqa: ANN202 - (model, tokenizer, BatchDecoder)
+    """A GGUF file through llama.cpp (its tokenizer is the one inside it), anything else through load_model."""
+    from biomamba.models import load_model, load_tokenizer
+    from biomamba.models.decoding import BatchDecoder
+    from biomamba.models.gguf import is_gguf, open_gguf
+
+    if is_gguf(model):
+        return open_gguf(model)
+    tokenizer = load_tokenizer(model)
+    loaded = load_model(model, dtype=dtype, device=device)
+    return loaded, tokenizer, BatchDecoder(loaded, vocab_size=len(tokenizer))
+
+
 def register(app: typer.Typer) -> None:
     """Add `generate` and `serve` to the root app."""
 
@@ -34,10 +47,8 @@ def register(app: typer.Typer) -> None:
 
         Runs entirely on this machine. Example: echo "Metformin is" | biomamba generate runs/demo/final
         """
-        from biomamba.compress.quantize import load_any
-        from biomamba.models import load_tokenizer
-        from biomamba.serve.engine import BatchDecoder, check_seed, generate_text
-        from biomamba.serve.gguf_engine import is_gguf, open_gguf
+        from biomamba.models.decoding import check_seed
+        from biomamba.serve.engine import generate_text
         from biomamba.serve.server import check_context, context_limit
 
         try:
@@ -47,12 +58,7 @@ def register(app: typer.Typer) -> None:
         text = sys.stdin.read() if prompt in (None, "-") else prompt
         if not text.strip():
             raise BiomambaError("empty prompt: pass PROMPT or pipe text on stdin")
-        if is_gguf(model):  # llama.cpp runs the file; the tokenizer is the one inside it
-            loaded, tokenizer, decoder = open_gguf(model)
-        else:
-            tokenizer = load_tokenizer(model)
-            loaded = load_any(model, dtype=dtype, device=device)
-            decoder = BatchDecoder(loaded, vocab_size=len(tokenizer))
+        loaded, tokenizer, decoder = _open(model, dtype, device)
         n_prompt = len(tokenizer(text, add_special_tokens=False)["input_ids"]) or 1  # as generate_text
         check_context(context_limit(loaded), n_prompt, max_new_tokens)  # ContextLengthError: one line
         for piece in generate_text(
@@ -99,11 +105,8 @@ def register(app: typer.Typer) -> None:
         """
         import logging
 
-        from biomamba.compress.quantize import load_any
         from biomamba.config import load_stage_config
-        from biomamba.models import load_tokenizer
         from biomamba.serve.config import ServeConfig
-        from biomamba.serve.gguf_engine import is_gguf, open_gguf
         from biomamba.serve.server import make_engine, make_server
 
         flags = {
@@ -118,12 +121,7 @@ def register(app: typer.Typer) -> None:
         }
         cfg, _ = load_stage_config(recipe, "serve", ServeConfig, flags, set_)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-        decoder = None
-        if is_gguf(model):  # llama.cpp runs the file; the tokenizer is the one inside it
-            loaded, tokenizer, decoder = open_gguf(model)
-        else:
-            tokenizer = load_tokenizer(model)
-            loaded = load_any(model, dtype=cfg.dtype, device=cfg.device)
+        loaded, tokenizer, decoder = _open(model, cfg.dtype, cfg.device)
         name = cfg.model_name or Path(model).name
         try:
             server, engine = make_server(

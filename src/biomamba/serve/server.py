@@ -32,17 +32,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from biomamba.errors import BiomambaError
+from biomamba.models.decoding import SEED_MAX, SEED_MIN, GenerationRequest
+from biomamba.models.generation import TextStream
 from biomamba.serve.config import ServeConfig
-from biomamba.serve.engine import (
-    SEED_MAX,
-    SEED_MIN,
-    BatchingEngine,
-    Engine,
-    EngineStopped,
-    GenerationRequest,
-    TextStream,
-    eos_id,
-)
+from biomamba.serve.engine import BatchingEngine, Engine, EngineStopped, eos_id
 
 log = logging.getLogger("biomamba.serve")
 
@@ -72,15 +65,13 @@ def context_limit(model: Any) -> int | None:
     """Most positions (prompt + generated tokens) the model can take; None where there is no such limit.
 
     transformers models declare it in their config (GPT-2 `n_positions`, Llama/Mistral
-    `max_position_embeddings`); biomamba's Mamba2 is recurrent and has none.
+    `max_position_embeddings`); a family without one (`FamilySpec.positional_limit`: biomamba's Mamba2 is
+    recurrent) has none. Engines that are no torch model (llama.cpp's) are read from their config alone.
     """
-    try:
-        from biomamba.models import family
+    from biomamba.models.families import GENERIC, family_spec
 
-        if family(model) == "mamba2":
-            return None
-    except (ImportError, TypeError):
-        pass
+    if not family_spec(model, default=GENERIC).positional_limit:
+        return None
     config = getattr(model, "config", None)
     for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
         value = getattr(config, attr, None) if config is not None else None
@@ -611,8 +602,8 @@ def _check_values(payload: dict[str, Any]) -> None:
 
 def make_engine(model: Any, tokenizer: Any, config: ServeConfig, decoder: Any = None) -> BatchingEngine:
     """The continuous-batching engine over `decoder`: by default biomamba's `BatchDecoder` over a torch model;
-    `serve.gguf_engine.GgufDecoder` runs a GGUF file through llama.cpp (one request at a time)."""
-    from biomamba.serve.engine import BatchDecoder
+    `models.gguf.GgufDecoder` runs a GGUF file through llama.cpp (one request at a time)."""
+    from biomamba.models.decoding import BatchDecoder
 
     vocab = len(tokenizer) if hasattr(tokenizer, "__len__") else None
     decoder = decoder or BatchDecoder(model, vocab_size=vocab)

@@ -33,13 +33,16 @@ def detect_peak_tflops(device: torch.device) -> float | None:
 def flops_per_token(model: nn.Module, seq_len: int, family: str | None = None) -> float:
     """Training FLOPs per token: 6 x parameters, plus attention's 12 x layers x d_model x seq for transformers.
 
-    The attention term follows the PaLM appendix; Mamba2's scan is linear in the sequence and its cost is
-    counted in the parameter term (the convention of the Mamba2 benchmarks).
+    The attention term follows the PaLM appendix, for families whose `FamilySpec.attention` says so (None:
+    assume attention); Mamba2's scan is linear in the sequence and its cost is counted in the parameter term
+    (the convention of the Mamba2 benchmarks).
     """
+    from biomamba.models import family_named
+
     params = sum(p.numel() for p in model.parameters())
     flops = 6.0 * params
     config = getattr(model, "config", None)
-    if family != "mamba2" and config is not None:
+    if (family is None or family_named(family).attention) and config is not None:
         layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
         hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", None)
         if layers and hidden:

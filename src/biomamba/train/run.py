@@ -25,6 +25,7 @@ from torch import nn
 
 from biomamba.config import load_recipe_dict, load_section, merge_overrides
 from biomamba.errors import CheckpointError, DataError, RecipeError
+from biomamba.models.families import family_named
 from biomamba.train.config import TrainConfig
 from biomamba.utils.atomic import atomic_dir, write_json
 
@@ -101,7 +102,7 @@ def train(
     )
     _check_vocab(model, shards, config)
     tokenizer = _load_tokenizer(config, shards, (raw.get("model") or {}).get("name_or_path"), source)
-    use_seq_idx = family == "mamba2"
+    use_seq_idx = family_named(family).takes_seq_idx
     batches = PackedBatches(
         shards, config.seq_len, config.micro_batch_size, seed=seed, rank=info.rank, world_size=info.world_size
     )
@@ -253,7 +254,7 @@ def create_architecture(
     fields = dict(arch)
     fields.setdefault("vocab_size", vocab_size)
     model_type = fields.pop("model_type", "mamba2")
-    if model_type == "mamba2":
+    if family_named(model_type).native:
         try:
             return create_model(fields, seed=seed)
         except TypeError as exc:

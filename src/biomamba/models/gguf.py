@@ -1,5 +1,9 @@
 """Run a GGUF file (from `biomamba export --format gguf`) through llama.cpp, for `biomamba generate/serve`.
 
+Here, in the models stage, because GGUF is one of the on-disk model formats and every stage that runs one
+(serve, and the quantization table's measurements in compress) reads it the same way. It is opened with
+`open_gguf`, not `load_model`: llama.cpp runs it, so there is no torch module to return.
+
 Why: llama.cpp's Q8_0/Q4_K CPU kernels decode faster than PyTorch fp32, while biomamba's own int8/int4
 decode slower on CPU (BENCHMARKS.md). llama-cpp-python gives llama.cpp's forward pass; everything around it
 stays biomamba's: the sampler (`sample_next`: same temperature/top-p/seed semantics as the PyTorch path), the
@@ -9,7 +13,7 @@ is all a hospital desktop needs.
 Pieces (the interface an engine needs from a backend):
 - `GgufModel`: `prefill(ids) -> logits`, `step(token) -> logits`, `logits(ids)` (all positions, for tests);
 - `GgufTokenizer`: the subset of a transformers tokenizer that generate/serve use;
-- `GgufDecoder`: a `serve.engine.BatchDecoder` whose decoding state (`GgufState`) is one llama.cpp
+- `GgufDecoder`: a `biomamba.models.decoding.BatchDecoder` whose decoding state (`GgufState`) is one llama.cpp
   sequence, so the engine admits one request at a time (llama-cpp-python's `Llama` holds one sequence).
 """
 
@@ -26,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from biomamba.errors import BiomambaError
-from biomamba.serve.engine import BatchDecoder
+from biomamba.models.decoding import BatchDecoder
 
 DEFAULT_MAX_CONTEXT = 4096
 
@@ -242,7 +246,7 @@ class GgufState:
 
 
 class GgufDecoder(BatchDecoder):
-    """`serve.engine.BatchDecoder` over llama.cpp: the same batches, rows, sampling and fault handling as the
+    """`models.decoding.BatchDecoder` over llama.cpp: the same batches, rows, sampling and fault handling as the
     PyTorch path (so seeds, stop tokens and cancellation behave alike), one request at a time."""
 
     max_rows = 1
@@ -251,7 +255,6 @@ class GgufDecoder(BatchDecoder):
         import torch
 
         self.model = model
-        self.family = "gguf"
         self.device = torch.device("cpu")
         self.vocab_size = vocab_size
 
