@@ -27,6 +27,7 @@ import numpy as np
 from biomamba.data import dedup_buckets as buckets
 from biomamba.data.clean import words_for_matching
 from biomamba.data.dedup_buckets import SignatureFile, write_signature_file
+from biomamba.utils.atomic import atomic_write
 
 MINHASH_SEED = 1
 MINHASH_SCHEME = "affine32"  # datasketch >= 2: 32-bit hash values, stored as uint32
@@ -78,50 +79,101 @@ def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     return lsh.b, lsh.r
 
 
-def deduplicate(
+@dataclass(frozen=True)
+class DedupFindings:
+    """What resolving (some of) the buckets found; the findings of all parts together decide (`decide`)."""
+
+    exact: np.ndarray  # int64 documents whose text hash an earlier candidate has
+    copies: np.ndarray  # int64 documents whose whole signature an earlier candidate has
+    pairs: np.ndarray  # uint32 [m, 2] verified near pairs (earlier, later) among the other documents
+
+    def save(self, path: Path, fingerprint: str) -> None:
+        """One `.npz`, written atomically: a findings file is either complete or absent."""
+        with atomic_write(path) as handle:
+            np.savez(handle, exact=self.exact, copies=self.copies, pairs=self.pairs,
+                     fingerprint=np.asarray(fingerprint))  # fmt: skip
+
+    @classmethod
+    def load(cls, path: Path) -> tuple[DedupFindings, str]:
+        with np.load(path) as data:
+            return cls(data["exact"], data["copies"], data["pairs"]), str(data["fingerprint"])
+
+    @classmethod
+    def union(cls, parts: Sequence[DedupFindings]) -> DedupFindings:
+        """The findings of disjoint bucket sets together (a pair found in several parts counted once)."""
+        empty = DedupFindings(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2), np.uint32))
+        parts = list(parts) or [empty]
+        return cls(np.unique(np.concatenate([p.exact for p in parts])).astype(np.int64),
+                   np.unique(np.concatenate([p.copies for p in parts])).astype(np.int64),
+                   buckets.unique_pairs([p.pairs for p in parts]))  # fmt: skip
+
+
+def find_duplicates(
     hashes: np.ndarray,
     signatures: np.ndarray | SignatureFile | None,
-    domains: Sequence[str],
     *,
     exact: bool,
     near: bool,
     threshold: float,
     alive: np.ndarray | None = None,
+    part: tuple[int, int] = (0, 1),
     work_dir: str | Path | None = None,
     pool: Any = None,
     workers: int = 1,
     records_per_bucket: int = buckets.RECORDS_PER_BUCKET,
     docs_per_task: int = buckets.DOCS_PER_TASK,
-) -> DedupResult:
-    """Keep the first occurrence of each exact and near duplicate group (in the given document order).
+) -> DedupFindings:
+    """Resolve the buckets that `part=(i, n)` owns (all of them for (0, 1)): exact and near candidates.
 
-    `alive` marks documents still candidates (e.g. not deleted by a later DeleteCitation): others are ignored.
+    Exact and near duplicates are resolved independently, over every `alive` document (a document that
+    is an exact copy has its earlier twin's signature, so it is a near copy as well and changes no other
+    decision), so the n parts need no step between them: docs/data.md "Deduplication at scale".
     `signatures`: `[documents, num_perm]` uint32, in memory or (at scale) a `SignatureFile` on disk.
     `work_dir`: scratch folder for the bucket files (emptied first, removed after; a temporary folder if None).
     `pool` (anything with `imap`, e.g. the build's worker pool) or `workers` > 1 (a pool of its own) resolve
-    buckets in parallel; the decisions do not depend on workers, buckets or tasks.
+    buckets in parallel; the findings do not depend on workers or tasks.
     """
     count = len(hashes)
     if count > buckets.MAX_DOCUMENTS:
         raise ValueError(f"{count} documents: deduplication indexes at most {buckets.MAX_DOCUMENTS}")
-    keep = np.ones(count, dtype=bool) if alive is None else alive.copy()
-    by_domain: dict[str, dict[str, int]] = {d: {"exact": 0, "near": 0} for d in _distinct(domains)}
-    sizes = {"records_per_bucket": records_per_bucket, "docs_per_task": docs_per_task}
-    exact_count = near_count = 0
+    candidates = np.ones(count, dtype=bool) if alive is None else np.asarray(alive, dtype=bool)
+    found = DedupFindings.union([])
+    sizes = {"records_per_bucket": records_per_bucket, "docs_per_task": docs_per_task, "part": part}
     with _scratch(work_dir) as folder, _runner(pool, workers) as (runner, parallel):
+        exact_docs, copies, pairs = found.exact, found.copies, found.pairs
         if exact and count:
-            duplicates = _exact_duplicates(hashes, keep, folder, runner, parallel, **sizes)
-            _count(by_domain, domains, duplicates, "exact")
-            keep[duplicates] = False
-            exact_count = int(duplicates.size)
-        if near and signatures is not None and count and keep.any():
+            exact_docs = _exact_duplicates(hashes, candidates, folder, runner, parallel, **sizes)
+        if near and signatures is not None and count and candidates.any():
             source = signatures if isinstance(signatures, SignatureFile) else _to_file(signatures, folder)
-            near_mask = _near_duplicates(source, keep, threshold, folder, runner, parallel, **sizes)
-            duplicates = np.flatnonzero(near_mask)
-            _count(by_domain, domains, duplicates, "near")
-            keep[duplicates] = False
-            near_count = int(duplicates.size)
-    return DedupResult(keep, exact_count, near_count, by_domain)
+            copies, pairs = _near_candidates(source, candidates, threshold, folder, runner, parallel, **sizes)
+    return DedupFindings(exact_docs, copies, pairs)
+
+
+def decide(findings: DedupFindings, domains: Sequence[str], alive: np.ndarray | None = None) -> DedupResult:
+    """Keep the first occurrence of each exact and near duplicate group (in document order), as the
+    sequential datasketch loop does: near duplicates only of an earlier document that was kept."""
+    count = len(domains)
+    keep = np.ones(count, dtype=bool) if alive is None else np.asarray(alive, dtype=bool).copy()
+    by_domain: dict[str, dict[str, int]] = {d: {"exact": 0, "near": 0} for d in _distinct(domains)}
+    keep[findings.exact] = False
+    near = buckets.greedy_duplicates(findings.pairs, count, findings.copies) & keep
+    near_docs = np.flatnonzero(near)
+    keep[near_docs] = False
+    _count(by_domain, domains, findings.exact, "exact")
+    _count(by_domain, domains, near_docs, "near")
+    return DedupResult(keep, int(findings.exact.size), int(near_docs.size), by_domain)
+
+
+def deduplicate(
+    hashes: np.ndarray,
+    signatures: np.ndarray | SignatureFile | None,
+    domains: Sequence[str],
+    *,
+    alive: np.ndarray | None = None,
+    **options: Any,
+) -> DedupResult:
+    """`find_duplicates` over every bucket in this process, then `decide` (options: find_duplicates')."""
+    return decide(find_duplicates(hashes, signatures, alive=alive, **options), domains, alive)
 
 
 def _distinct(domains: Sequence[str]) -> list[str]:
@@ -134,36 +186,37 @@ def _count(by_domain: dict[str, dict[str, int]], domains: Sequence[str], docs: n
         by_domain[domains[index]][kind] += 1
 
 
-def _exact_duplicates(hashes: np.ndarray, candidates: np.ndarray, folder: Path, runner: Any, parallel: int,
-                      *, records_per_bucket: int, docs_per_task: int) -> np.ndarray:  # fmt: skip
+def _exact_duplicates(hashes: np.ndarray, candidates: np.ndarray, folder: Path, runner: Any, parallel: int, *,
+                      records_per_bucket: int, docs_per_task: int, part: tuple[int, int]) -> np.ndarray:  # fmt: skip
     """Indices of candidates whose text hash an earlier candidate has: partition by hash, sort each bucket."""
     ranges = buckets.task_ranges(candidates.size, docs_per_task, parallel)
-    count = buckets.bucket_count(int(candidates.sum()), records_per_bucket, parallel)
+    plan = buckets.Buckets.for_records(int(candidates.sum()), records_per_bucket, *part)
     partitions = (buckets.ExactPartition(str(folder), task, start, np.asarray(hashes[start:stop], np.uint64),
-                                         candidates[start:stop], count)
+                                         candidates[start:stop], plan)
                   for task, (start, stop) in enumerate(ranges))  # fmt: skip
     buckets.run_tasks(buckets.partition_exact, partitions, runner)
     found = buckets.run_tasks(
-        buckets.resolve_exact, ((str(folder), len(ranges), b) for b in range(count)), runner
+        buckets.resolve_exact, ((str(folder), len(ranges), b) for b in range(plan.owned)), runner
     )
     return np.sort(np.concatenate(found)).astype(np.int64)
 
 
-def _near_duplicates(signatures: SignatureFile, candidates: np.ndarray, threshold: float, folder: Path,
-                     runner: Any, parallel: int, *, records_per_bucket: int, docs_per_task: int) -> np.ndarray:  # fmt: skip
-    """Bool mask of candidates similar to an earlier kept candidate: band keys -> buckets -> pairs -> decision."""
+def _near_candidates(signatures: SignatureFile, candidates: np.ndarray, threshold: float, folder: Path,
+                     runner: Any, parallel: int, *, records_per_bucket: int, docs_per_task: int,
+                     part: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(copies, verified pairs) of the owned buckets: band keys -> buckets -> sorted groups -> checks."""
     bands, rows = lsh_bands(threshold, signatures.shape[1])
     ranges = buckets.task_ranges(candidates.size, docs_per_task, parallel)
-    count = buckets.bucket_count(int(candidates.sum()) * bands, records_per_bucket, parallel)
-    partitions = (buckets.NearPartition(str(folder), task, start, stop, str(signatures.path),
-                                        candidates[start:stop], bands, rows, count)
+    plan = buckets.Buckets.for_records(int(candidates.sum()) * bands, records_per_bucket, *part)
+    partitions = (buckets.NearPartition(str(folder), task, start, stop, signatures, candidates[start:stop],
+                                        bands, rows, plan)
                   for task, (start, stop) in enumerate(ranges))  # fmt: skip
     buckets.run_tasks(buckets.partition_near, partitions, runner)
-    resolve = (
-        (str(folder), len(ranges), b, str(signatures.path), bands, rows, threshold) for b in range(count)
-    )
-    pairs = buckets.unique_pairs(buckets.run_tasks(buckets.resolve_near, resolve, runner))
-    return buckets.greedy_duplicates(pairs, candidates.size)
+    resolve = (buckets.NearResolve(str(folder), len(ranges), b, signatures, bands, rows, threshold)
+               for b in range(plan.owned))  # fmt: skip
+    found = buckets.run_tasks(buckets.resolve_near, resolve, runner)
+    copies = np.unique(np.concatenate([c for c, _ in found] or [np.zeros(0, np.uint32)])).astype(np.int64)
+    return copies, buckets.unique_pairs([p for _, p in found])
 
 
 def _to_file(signatures: np.ndarray, folder: Path) -> SignatureFile:

@@ -37,8 +37,8 @@ import numpy as np
 from biomamba.data.clean import filter_reason, normalize_text
 from biomamba.data.config import DataConfig, SourceConfig
 from biomamba.data.decontam import NO_BENCHMARKS_WARNING, NgramIndex, check_benchmark_paths
-from biomamba.data.dedup import deduplicate, minhash_signatures, text_hash
-from biomamba.data.dedup_buckets import SignatureFile, write_signature_file
+from biomamba.data.dedup import DedupFindings, decide, find_duplicates, minhash_signatures, text_hash
+from biomamba.data.dedup_buckets import SignatureFile
 from biomamba.data.mixture import heldout_hash, plan_mixture
 from biomamba.data.records import (
     IDENTITY_NAME,
@@ -65,10 +65,12 @@ from biomamba.utils.atomic import atomic_write, write_json
 log = logging.getLogger(__name__)
 
 WORK_DIR = ".work"
-PART_VERSION = 3
+PART_VERSION = 4  # 4: signatures in their own signatures.npy (read in place by the dedup)
 MAX_MANIFEST_WARNINGS = 200
 MAX_FLAGGED_IDS = 1000
 DECONTAM_IDS_NAME = "decontamination-ids.jsonl"
+SIGNATURES_NAME = "signatures.npy"  # per part: [documents, num_perm] uint32 MinHash signatures
+FINDINGS_DIR = "dedup-parts"  # findings-IIII-of-NNNN.npz: what resolving bucket part i of n found
 
 
 @dataclass(frozen=True)
@@ -270,11 +272,11 @@ class _PartBuilder:
             "lengths": np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int64),
             "hashes": np.asarray(self.hashes, dtype=np.uint64),
             "heldout": np.asarray(self.heldout, dtype=bool),
-            "signatures": np.concatenate(self.signatures)
-            if self.signatures
-            else np.zeros((0, num_perm), np.uint32),
         }
         np.savez(self.part_dir / "meta.npz", **meta)
+        if num_perm:
+            signatures = np.concatenate(self.signatures) if self.signatures else np.zeros((0, num_perm))
+            np.save(self.part_dir / SIGNATURES_NAME, signatures.astype("<u4"))
         write_json(self.part_dir / "ids.json", {"ids": self.ids, "deleted": report.deleted_ids})
         namespace = IDENTITY_NAMESPACE.get(self.unit.source.type)
         if namespace is not None:  # int64 keys: the merge never loads every PMID as a Python string
@@ -338,14 +340,13 @@ class _Catalog:
     lengths: np.ndarray
     hashes: np.ndarray
     heldout: np.ndarray
-    signatures: np.ndarray | None
     alive: np.ndarray
     deleted: int
     superseded: int
 
 
-def _load_catalog(units: list[Unit], work_dir: Path, near: bool) -> _Catalog:
-    unit_ids, local, domains, lengths, hashes, heldout, sigs = [], [], [], [], [], [], []
+def _load_catalog(units: list[Unit], work_dir: Path) -> _Catalog:
+    unit_ids, local, domains, lengths, hashes, heldout = [], [], [], [], [], []
     record_events: list[RecordEvents] = []
     offset = 0
     for number, unit in enumerate(units):
@@ -355,8 +356,6 @@ def _load_catalog(units: list[Unit], work_dir: Path, near: bool) -> _Catalog:
             lengths.append(meta["lengths"])
             hashes.append(meta["hashes"])
             heldout.append(meta["heldout"])
-            if near:
-                sigs.append(meta["signatures"])
         unit_ids.append(np.full(count, number, dtype=np.int32))
         local.append(np.arange(count, dtype=np.int64))
         domains.extend([unit.domain] * count)
@@ -373,7 +372,6 @@ def _load_catalog(units: list[Unit], work_dir: Path, near: bool) -> _Catalog:
         np.concatenate(lengths) if lengths else np.zeros(0, np.int64),
         np.concatenate(hashes) if hashes else np.zeros(0, np.uint64),
         np.concatenate(heldout) if heldout else np.zeros(0, bool),
-        np.concatenate(sigs) if near and sigs else None,
         alive,
         deleted,
         superseded,
@@ -390,6 +388,7 @@ def build_corpus(
     output_dir: str | Path,
     *,
     only_part: tuple[int, int] | None = None,
+    dedup_part: tuple[int, int] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Build (or resume) a corpus directory; return its manifest (also written to `output_dir/manifest.json`).
@@ -397,6 +396,8 @@ def build_corpus(
     `tokenizer`: a tokenizer directory / hub name, a transformers fast tokenizer or a `tokenizers.Tokenizer`.
     `only_part=(i, n)`: build only the parts of every n-th input file starting at i (0-based) and stop; used to
     spread phase 1 over machines (docs/data.md). Returns a summary of those parts instead of a manifest.
+    `dedup_part=(i, n)`: once every part is built, resolve dedup bucket part i of n into its findings file
+    and stop (the merge reads the findings of all n parts); returns a summary of what it found.
     """
     say = progress or (lambda message: log.info(message))
     warn = progress or (lambda message: log.warning(message))
@@ -412,6 +413,8 @@ def build_corpus(
     settings_hash = _settings_hash(config, spec)
     fingerprint = _build_fingerprint(units, settings_hash, config)
     existing = _up_to_date(output, fingerprint)
+    if dedup_part is not None:
+        return _run_dedup_part(config, units, output / WORK_DIR, settings_hash, dedup_part, say)
     if existing is not None and only_part is None:
         say(f"{output}: corpus is up to date (same inputs, settings and tokenizer): nothing to do")
         return existing
@@ -452,10 +455,32 @@ def _worker_pool(workers: int, context: PartContext) -> Iterator[Any]:
 
 
 def _select_units(units: list[Unit], only_part: tuple[int, int]) -> list[Unit]:
-    index, count = only_part
-    if count < 1 or not 0 <= index < count:
-        raise DataError(f"--part {index}/{count}: expected 0 <= i < n")
+    index, count = _checked_part("--part", only_part)
     return units[index::count]
+
+
+def _checked_part(flag: str, part: tuple[int, int]) -> tuple[int, int]:
+    index, count = part
+    if count < 1 or not 0 <= index < count:
+        raise DataError(f"{flag} {index}/{count}: expected 0 <= i < n")
+    return index, count
+
+
+def _run_dedup_part(config: DataConfig, units: list[Unit], work_dir: Path, settings_hash: str,
+                    part: tuple[int, int], say: Callable[[str], None]) -> dict:  # fmt: skip
+    """Step 2 of a build spread over machines: resolve dedup bucket part i of n, write its findings, stop."""
+    _checked_part("--dedup-part", part)
+    _check_parts_built(units, work_dir, settings_hash)
+    started = time.perf_counter()
+    catalog = _load_catalog(units, work_dir)
+    found = _resolve_dedup_part(config, units, work_dir, catalog, part, _dedup_fingerprint(units, settings_hash),
+                                None)  # fmt: skip
+    summary = {"dedup_part": list(part), "path": str(_findings_path(work_dir, part)),
+               "exact": int(found.exact.size), "copies": int(found.copies.size), "pairs": int(len(found.pairs)),
+               "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
+    say(f"dedup part {part[0]}/{part[1]}: {summary['exact']} exact duplicates, {summary['copies']} signature "
+        f"copies, {summary['pairs']} near pairs -> {summary['path']}")  # fmt: skip
+    return summary
 
 
 def _settings_hash(config: DataConfig, spec: TokenizerSpec) -> str:
@@ -496,14 +521,13 @@ def _up_to_date(output: Path, fingerprint: str) -> dict | None:
 
 def _finish(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: list[dict], index: NgramIndex,
             output: Path, work_dir: Path, say: Callable[[str], None], pool: Any) -> dict:  # fmt: skip
-    catalog = _load_catalog(units, work_dir, near=False)  # signatures stay on disk: _signature_file
+    catalog = _load_catalog(units, work_dir)
     domains = list(config.sources)
-    signatures = _signature_file(units, work_dir, catalog.hashes.size, config) if config.dedup.near else None
-    dedup = deduplicate(catalog.hashes, signatures, catalog.domain_of_doc, exact=config.dedup.exact,
-                        near=config.dedup.near, threshold=config.dedup.threshold, alive=catalog.alive,
-                        work_dir=work_dir / "dedup", pool=pool, workers=config.workers)  # fmt: skip
-    if signatures is not None:
-        signatures.path.unlink()
+    fingerprint = _dedup_fingerprint(units, _settings_hash(config, spec))
+    findings = _collected_findings(work_dir, fingerprint)
+    if findings is None:  # no --dedup-part run: resolve every bucket here, in the worker pool
+        findings = _resolve_dedup_part(config, units, work_dir, catalog, (0, 1), fingerprint, pool)
+    dedup = decide(findings, catalog.domain_of_doc, catalog.alive)
     keep = dedup.keep
     domain_array = np.asarray(catalog.domain_of_doc, dtype=object)
     train_mask = keep & ~catalog.heldout
@@ -563,15 +587,73 @@ def _stop_when_a_domain_is_empty(config: DataConfig, spec: TokenizerSpec, units:
     raise DataError(message)
 
 
-def _signature_file(units: list[Unit], work_dir: Path, documents: int, config: DataConfig) -> SignatureFile:
-    """Every part's MinHash signatures, in canonical order, streamed into one on-disk file (one part in RAM)."""
+def _signatures(units: list[Unit], work_dir: Path) -> SignatureFile:
+    """Every part's MinHash signatures in canonical order, read in place (never copied into one file)."""
+    return SignatureFile([work_dir / "parts" / unit.name / SIGNATURES_NAME for unit in units])
 
-    def chunks() -> Iterator[np.ndarray]:
-        for unit in units:
-            with np.load(work_dir / "parts" / unit.name / "meta.npz") as meta:
-                yield meta["signatures"]
 
-    return write_signature_file(work_dir / "signatures.npy", chunks(), documents, config.dedup.num_perm)
+def _dedup_fingerprint(units: list[Unit], settings_hash: str) -> str:
+    """What the dedup findings depend on: every part (input identity and settings), not the mixture."""
+    payload = json.dumps([settings_hash, [_unit_fingerprint(u, settings_hash) for u in units]])
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _findings_path(work_dir: Path, part: tuple[int, int]) -> Path:
+    return work_dir / FINDINGS_DIR / f"findings-{part[0]:04d}-of-{part[1]:04d}.npz"
+
+
+def _resolve_dedup_part(config: DataConfig, units: list[Unit], work_dir: Path, catalog: _Catalog,
+                        part: tuple[int, int], fingerprint: str, pool: Any) -> DedupFindings:  # fmt: skip
+    """Resolve the buckets of `part` (i, n) into its findings file; an up-to-date file is reused as is."""
+    path = _findings_path(work_dir, part)
+    if path.is_file():
+        found, stored = DedupFindings.load(path)
+        if stored == fingerprint:
+            return found
+    dedup = config.dedup
+    try:
+        found = find_duplicates(catalog.hashes, _signatures(units, work_dir) if dedup.near else None,
+                                exact=dedup.exact, near=dedup.near, threshold=dedup.threshold,
+                                alive=catalog.alive, part=part, work_dir=work_dir / "dedup" / path.stem,
+                                pool=pool, workers=config.workers)  # fmt: skip
+    finally:
+        with contextlib.suppress(OSError):
+            (work_dir / "dedup").rmdir()  # (kept while other parts still resolve in it)
+    found.save(path, fingerprint)
+    return found
+
+
+def _collected_findings(work_dir: Path, fingerprint: str) -> DedupFindings | None:
+    """The union of the findings of parts 0..n-1 when `--dedup-part` runs wrote them all (for this build's
+    inputs and settings); None when there are none; one line naming what is missing when some are."""
+    found: dict[int, dict[int, Path]] = {}
+    for path in sorted((work_dir / FINDINGS_DIR).glob("findings-*-of-*.npz")):
+        index, count = (int(x) for x in path.stem.removeprefix("findings-").split("-of-"))
+        with np.load(path) as data:
+            if str(data["fingerprint"]) == fingerprint:
+                found.setdefault(count, {})[index] = path
+    if not found:
+        return None
+    complete = [count for count, paths in found.items() if len(paths) == count]
+    if not complete:
+        count, paths = max(found.items(), key=lambda item: len(item[1]) / item[0])
+        missing = ", ".join(f"{i}/{count}" for i in range(count) if i not in paths)
+        raise DataError(f"{work_dir / FINDINGS_DIR}: dedup part(s) {missing} missing ({len(paths)} of {count} "
+                        f"found): run `biomamba data build --dedup-part I/{count}` for each, then merge")  # fmt: skip
+    paths = found[min(complete)]
+    return DedupFindings.union([DedupFindings.load(paths[i])[0] for i in range(len(paths))])
+
+
+def _check_parts_built(units: list[Unit], work_dir: Path, settings_hash: str) -> None:
+    """A dedup part reads every part: one line naming the first that is not built (and how many are not)."""
+    missing = [
+        u
+        for u in units
+        if _part_done(work_dir / "parts" / u.name, _unit_fingerprint(u, settings_hash)) is None
+    ]
+    if missing:
+        raise DataError(f"{missing[0].path}: part {missing[0].name} not built ({len(missing)} of {len(units)} "
+                        f"parts missing): run phase 1 (`--part i/n`) for every file before `--dedup-part`")  # fmt: skip
 
 
 def _write_decontam_ids(path: Path, units: list[Unit], parts: list[dict], action: str) -> None:
