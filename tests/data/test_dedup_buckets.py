@@ -217,3 +217,33 @@ def test_documents_not_alive_are_ignored_as_if_absent():
     expected[alive] = _bench().baseline_deduplicate(hashes[alive], signatures[alive], 0.8)
     np.testing.assert_array_equal(result.keep, expected)
     assert (~expected[alive]).sum() > 0
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_a_document_copied_thousands_of_times_costs_checks_per_copy_not_per_pair(monkeypatch, exact):
+    """3,000 copies of one abstract (one LSH group of 3,000 per band: 4.5M pairs) among real documents and
+    edited copies: the decisions are datasketch's, and the signature checks grow with the copies, not their square."""
+    from biomamba.data import dedup_buckets as buckets
+
+    texts = _corpus(200)
+    signatures = minhash_signatures(texts, 128, 5)
+    copies = 3000
+    signatures = np.concatenate(
+        [signatures[:50], np.repeat(signatures[50:51], copies, axis=0), signatures[50:]]
+    )
+    hashes = np.asarray([text_hash(t) for t in texts], dtype=np.uint64)
+    hashes = np.concatenate([hashes[:50], np.repeat(hashes[50:51], copies), hashes[50:]])
+    checked = []
+    original = buckets._verified
+
+    def counting(pairs, *args):
+        checked.append(len(pairs))
+        return original(pairs, *args)
+
+    monkeypatch.setattr(buckets, "_verified", counting)
+    result = deduplicate(hashes, signatures, ["d"] * len(hashes), exact=exact, near=True, threshold=0.8,
+                         records_per_bucket=5000, docs_per_task=700)  # fmt: skip
+    np.testing.assert_array_equal(result.keep, _bench().baseline_deduplicate(hashes, signatures, 0.8))
+    bands, _ = lsh_bands(0.8, 128)
+    assert result.near_duplicates + result.exact_duplicates >= copies
+    assert sum(checked) < 2 * bands * copies < copies**2 // 2

@@ -472,14 +472,17 @@ def _run_dedup_part(config: DataConfig, units: list[Unit], work_dir: Path, setti
     _checked_part("--dedup-part", part)
     _check_parts_built(units, work_dir, settings_hash)
     started = time.perf_counter()
-    catalog = _load_catalog(units, work_dir)
-    found = _resolve_dedup_part(config, units, work_dir, catalog, part, _dedup_fingerprint(units, settings_hash),
-                                None)  # fmt: skip
+    fingerprint = _dedup_fingerprint(units, settings_hash)
+    found = _stored_findings(_findings_path(work_dir, part), fingerprint)
+    reused = found is not None
+    if found is None:
+        catalog = _load_catalog(units, work_dir)
+        found = _resolve_dedup_part(config, units, work_dir, catalog, part, fingerprint, None)
     summary = {"dedup_part": list(part), "path": str(_findings_path(work_dir, part)),
                "exact": int(found.exact.size), "copies": int(found.copies.size), "pairs": int(len(found.pairs)),
-               "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
+               "seconds": round(time.perf_counter() - started, 3), "reused": reused}  # fmt: skip
     say(f"dedup part {part[0]}/{part[1]}: {summary['exact']} exact duplicates, {summary['copies']} signature "
-        f"copies, {summary['pairs']} near pairs -> {summary['path']}")  # fmt: skip
+        f"copies, {summary['pairs']} near pairs -> {summary['path']} ({'reused' if reused else 'new'})")  # fmt: skip
     return summary
 
 
@@ -524,9 +527,12 @@ def _finish(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: l
     catalog = _load_catalog(units, work_dir)
     domains = list(config.sources)
     fingerprint = _dedup_fingerprint(units, _settings_hash(config, spec))
-    findings = _collected_findings(work_dir, fingerprint)
+    findings, parts_read = _collected_findings(work_dir, fingerprint)
     if findings is None:  # no --dedup-part run: resolve every bucket here, in the worker pool
         findings = _resolve_dedup_part(config, units, work_dir, catalog, (0, 1), fingerprint, pool)
+        say("dedup: buckets resolved in this process")
+    else:
+        say(f"dedup: the findings of {parts_read} dedup part(s) read from {work_dir / FINDINGS_DIR}")
     dedup = decide(findings, catalog.domain_of_doc, catalog.alive)
     keep = dedup.keep
     domain_array = np.asarray(catalog.domain_of_doc, dtype=object)
@@ -606,10 +612,9 @@ def _resolve_dedup_part(config: DataConfig, units: list[Unit], work_dir: Path, c
                         part: tuple[int, int], fingerprint: str, pool: Any) -> DedupFindings:  # fmt: skip
     """Resolve the buckets of `part` (i, n) into its findings file; an up-to-date file is reused as is."""
     path = _findings_path(work_dir, part)
-    if path.is_file():
-        found, stored = DedupFindings.load(path)
-        if stored == fingerprint:
-            return found
+    stored = _stored_findings(path, fingerprint)
+    if stored is not None:
+        return stored
     dedup = config.dedup
     try:
         found = find_duplicates(catalog.hashes, _signatures(units, work_dir) if dedup.near else None,
@@ -623,9 +628,17 @@ def _resolve_dedup_part(config: DataConfig, units: list[Unit], work_dir: Path, c
     return found
 
 
-def _collected_findings(work_dir: Path, fingerprint: str) -> DedupFindings | None:
+def _stored_findings(path: Path, fingerprint: str) -> DedupFindings | None:
+    """A findings file of this build's inputs and settings (None if absent or from another build)."""
+    if not path.is_file():
+        return None
+    found, stored = DedupFindings.load(path)
+    return found if stored == fingerprint else None
+
+
+def _collected_findings(work_dir: Path, fingerprint: str) -> tuple[DedupFindings | None, int]:
     """The union of the findings of parts 0..n-1 when `--dedup-part` runs wrote them all (for this build's
-    inputs and settings); None when there are none; one line naming what is missing when some are."""
+    inputs and settings) and n; (None, 0) when there are none; one line naming what is missing when some are."""
     found: dict[int, dict[int, Path]] = {}
     for path in sorted((work_dir / FINDINGS_DIR).glob("findings-*-of-*.npz")):
         index, count = (int(x) for x in path.stem.removeprefix("findings-").split("-of-"))
@@ -633,7 +646,7 @@ def _collected_findings(work_dir: Path, fingerprint: str) -> DedupFindings | Non
             if str(data["fingerprint"]) == fingerprint:
                 found.setdefault(count, {})[index] = path
     if not found:
-        return None
+        return None, 0
     complete = [count for count, paths in found.items() if len(paths) == count]
     if not complete:
         count, paths = max(found.items(), key=lambda item: len(item[1]) / item[0])
@@ -641,7 +654,7 @@ def _collected_findings(work_dir: Path, fingerprint: str) -> DedupFindings | Non
         raise DataError(f"{work_dir / FINDINGS_DIR}: dedup part(s) {missing} missing ({len(paths)} of {count} "
                         f"found): run `biomamba data build --dedup-part I/{count}` for each, then merge")  # fmt: skip
     paths = found[min(complete)]
-    return DedupFindings.union([DedupFindings.load(paths[i])[0] for i in range(len(paths))])
+    return DedupFindings.union([DedupFindings.load(paths[i])[0] for i in range(len(paths))]), len(paths)
 
 
 def _check_parts_built(units: list[Unit], work_dir: Path, settings_hash: str) -> None:
