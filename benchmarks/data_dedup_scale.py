@@ -41,19 +41,6 @@ DOMAINS = ("pubmed", "c4", "wikipedia")
 CHUNK = 1 << 17
 
 
-class CodedDomains:
-    """A domain name per document from one byte per document (a list of 16M strings would dwarf the merge)."""
-
-    def __init__(self, codes: np.ndarray, names: tuple[str, ...]) -> None:
-        self.codes, self.names = codes, names
-
-    def __len__(self) -> int:
-        return self.codes.size
-
-    def __getitem__(self, index: int) -> str:
-        return self.names[self.codes[index]]
-
-
 def make_input(folder: Path, documents: int, seed: int = 0) -> None:
     """Write signatures.npy, hashes.npy and domains.npy for `documents` synthetic documents."""
     from biomamba.data.dedup_buckets import SignatureFile
@@ -115,7 +102,7 @@ def baseline_deduplicate(hashes: np.ndarray, signatures: np.ndarray, threshold: 
 
 def run_one(side: str, folder: Path, workers: int) -> dict:
     """One measurement (in its own process): seconds, peak RSS, and a digest of the decisions."""
-    from biomamba.data.dedup import deduplicate
+    from biomamba.data.dedup import CodedDomains, deduplicate
     from biomamba.data.dedup_buckets import SignatureFile
 
     started = time.perf_counter()
@@ -123,7 +110,7 @@ def run_one(side: str, folder: Path, workers: int) -> dict:
     if side == "baseline":
         keep = baseline_deduplicate(hashes, np.load(folder / "signatures.npy"), THRESHOLD)
     else:
-        domains = CodedDomains(np.load(folder / "domains.npy"), DOMAINS)
+        domains = CodedDomains(np.load(folder / "domains.npy"), DOMAINS)  # what the build's catalog holds
         result = deduplicate(hashes, SignatureFile(folder / "signatures.npy"), domains, exact=True, near=True,
                              threshold=THRESHOLD, work_dir=folder / "work", workers=workers)  # fmt: skip
         keep = result.keep

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from biomamba.data.dedup import deduplicate, lsh_bands, minhash_signatures, text_hash
+from biomamba.data.dedup import CodedDomains, deduplicate, lsh_bands, minhash_signatures, text_hash
 from biomamba.data.dedup_buckets import SignatureFile, greedy_duplicates, write_signature_file
 
 from .helpers import WORDS, random_documents
@@ -128,7 +128,7 @@ def test_scale_benchmark_smoke(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "CHUNK", 2000)
     bench.make_input(tmp_path, 8000)
     hashes = np.load(tmp_path / "hashes.npy")
-    domains = bench.CodedDomains(np.load(tmp_path / "domains.npy"), bench.DOMAINS)
+    domains = CodedDomains(np.load(tmp_path / "domains.npy"), bench.DOMAINS)
     ours = deduplicate(hashes, SignatureFile(tmp_path / "signatures.npy"), domains, exact=True, near=True,
                        threshold=bench.THRESHOLD, work_dir=tmp_path / "work")  # fmt: skip
     assert ours.exact_duplicates > 0 and ours.near_duplicates > 0
