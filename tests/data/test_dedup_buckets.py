@@ -247,3 +247,14 @@ def test_a_document_copied_thousands_of_times_costs_checks_per_copy_not_per_pair
     bands, _ = lsh_bands(0.8, 128)
     assert result.near_duplicates + result.exact_duplicates >= copies
     assert sum(checked) < 2 * bands * copies < copies**2 // 2
+
+
+def test_identity_scale_benchmark_smoke(tmp_path, monkeypatch):
+    """The identity benchmark's PubMed-like files have revisions and deletions, and both sides decide the same."""
+    bench = _bench()
+    monkeypatch.setattr(bench, "PER_FILE", 3000)
+    bench.make_identity_input(tmp_path, 40_000)
+    ours, base = bench.run_identity("biomamba", tmp_path), bench.run_identity("baseline", tmp_path)
+    assert ours["deleted"] > 0 and ours["superseded"] > 0 and ours["kept"] < 40_000
+    assert (ours["deleted"], ours["superseded"], ours["kept"]) == (base["deleted"], base["superseded"], base["kept"])
+    np.testing.assert_array_equal(np.load(tmp_path / "alive-biomamba.npy"), np.load(tmp_path / "alive-baseline.npy"))
