@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import multiprocessing
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,7 +163,10 @@ def find_duplicates(
     candidates = np.ones(count, dtype=bool) if alive is None else np.asarray(alive, dtype=bool)
     found = DedupFindings.union([])
     sizes = {"records_per_bucket": records_per_bucket, "docs_per_task": docs_per_task, "part": part}
-    with _scratch(work_dir) as folder, _runner(pool, workers) as (runner, parallel):
+    with (
+        buckets.scratch_folder(work_dir, "biomamba-dedup-") as folder,
+        _runner(pool, workers) as (runner, parallel),
+    ):
         exact_docs, copies, pairs = found.exact, found.copies, found.pairs
         if exact and count:
             exact_docs = _exact_duplicates(hashes, candidates, folder, runner, parallel, **sizes)
@@ -253,22 +254,6 @@ def _to_file(signatures: np.ndarray, folder: Path) -> SignatureFile:
     step = buckets.CHUNK_DOCS
     chunks = (rows[i : i + step] for i in range(0, rows.shape[0], step))
     return write_signature_file(folder / "signatures.npy", chunks, rows.shape[0], rows.shape[1])
-
-
-@contextlib.contextmanager
-def _scratch(work_dir: str | Path | None) -> Iterator[Path]:
-    """An empty folder for bucket files, removed afterwards (also when the merge fails or is interrupted)."""
-    if work_dir is None:
-        with tempfile.TemporaryDirectory(prefix="biomamba-dedup-") as folder:
-            yield Path(folder)
-        return
-    folder = Path(work_dir)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -21,8 +21,11 @@ number of buckets, tasks or workers, and equal those of `datasketch.MinHashLSH` 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,9 +169,9 @@ class Buckets:
     parts: int = 1
 
     @classmethod
-    def for_records(cls, records: int, per_bucket: int, part: int = 0, parts: int = 1) -> Buckets:
-        at_least = parts * MIN_BUCKETS_PER_PART
-        return cls(max(at_least, math.ceil(records / max(per_bucket, 1)), 1), part, parts)
+    def for_records(cls, records: int, per_bucket: int, part: int = 0, parts: int = 1,
+                    min_buckets: int = MIN_BUCKETS_PER_PART) -> Buckets:  # fmt: skip
+        return cls(max(parts * min_buckets, math.ceil(records / max(per_bucket, 1)), 1), part, parts)
 
     @property
     def owned(self) -> int:
@@ -182,7 +185,7 @@ class Buckets:
         return mine, (bucket[mine] // np.uint64(self.parts)).astype(np.int64)
 
 
-def _write_buckets(folder: Path, prefix: str, records: np.ndarray, keys: np.ndarray, plan: Buckets) -> None:
+def write_buckets(folder: Path, prefix: str, records: np.ndarray, keys: np.ndarray, plan: Buckets) -> None:
     """Append the owned records to their bucket files (`prefix-BBBB.bin`), in order within each bucket."""
     mine, buckets = plan.local(keys)
     records = records[mine]
@@ -198,7 +201,24 @@ def _write_buckets(folder: Path, prefix: str, records: np.ndarray, keys: np.ndar
                 handle.write(records[begin:end].tobytes())
 
 
-def _read_bucket(folder: Path, kind: str, tasks: int, bucket: int, dtype: np.dtype) -> np.ndarray:
+@contextlib.contextmanager
+def scratch_folder(work_dir: str | os.PathLike[str] | None, prefix: str) -> Iterator[Path]:
+    """An empty folder for bucket files, removed afterwards (also when the step fails or is interrupted);
+    a temporary folder when `work_dir` is None. A folder left by a killed run is emptied first."""
+    if work_dir is None:
+        with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+            yield Path(folder)
+        return
+    folder = Path(work_dir)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def read_bucket(folder: Path, kind: str, tasks: int, bucket: int, dtype: np.dtype) -> np.ndarray:
     """One bucket's records from every partition task, in task (so document) order."""
     parts = []
     for task in range(tasks):
@@ -235,14 +255,14 @@ def partition_exact(task: ExactPartition) -> int:
     records = np.empty(docs.size, dtype=EXACT_RECORD)
     records["hash"] = task.hashes[docs]
     records["doc"] = docs + task.start
-    _write_buckets(Path(task.folder), f"exact-{task.task:04d}", records, records["hash"], task.buckets)
+    write_buckets(Path(task.folder), f"exact-{task.task:04d}", records, records["hash"], task.buckets)
     return int(docs.size)
 
 
 def resolve_exact(args: tuple[str, int, int]) -> np.ndarray:
     """Documents of one bucket whose hash an earlier document already has (sorted uint32 indices)."""
     folder, tasks, bucket = args
-    records = _read_bucket(Path(folder), "exact", tasks, bucket, EXACT_RECORD)
+    records = read_bucket(Path(folder), "exact", tasks, bucket, EXACT_RECORD)
     order = np.argsort(records["hash"])
     hashes, docs = records["hash"][order], records["doc"][order]
     starts = ~_later_duplicates(hashes)
@@ -308,7 +328,7 @@ def partition_near(task: NearPartition) -> int:
         records = np.empty(keys.size, dtype=NEAR_RECORD)
         records["key"] = keys.ravel()
         records["doc"] = np.repeat(local + begin, task.bands)
-        _write_buckets(Path(task.folder), f"near-{task.task:04d}", records, records["key"], task.buckets)
+        write_buckets(Path(task.folder), f"near-{task.task:04d}", records, records["key"], task.buckets)
         written += records.size
     return written
 
@@ -330,7 +350,7 @@ def resolve_near(task: NearResolve) -> tuple[np.ndarray, np.ndarray]:
 
     Copies are settled without pairs (`greedy_duplicates`' `copies`): a document copied 10,000 times costs
     a sort of its group and one check per copy, not the 5e7 checks of all its pairs."""
-    records = _read_bucket(Path(task.folder), "near", task.tasks, task.bucket, NEAR_RECORD)
+    records = read_bucket(Path(task.folder), "near", task.tasks, task.bucket, NEAR_RECORD)
     order = np.lexsort((records["doc"], records["key"]))
     keys, docs = records["key"][order], records["doc"][order]
     once = ~(_later_duplicates(keys) & _later_duplicates(docs))  # one document twice under a key: a collision

@@ -19,16 +19,14 @@ is one part's records plus one partition's (`apply_record_identity`).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import math
-import shutil
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from biomamba.data.dedup_buckets import Buckets, read_bucket, scratch_folder, write_buckets
 
 # Source type -> namespace of its document ids (other types have no shared identity: C4 urls, wiki titles).
 IDENTITY_NAMESPACE = {"pubmed_xml": "pmid", "pubtator": "pmid", "pmc_jats": "pmc"}
@@ -112,42 +110,17 @@ def apply_record_identity(
     hash-partitioned by key into files under `work_dir` (a temporary folder if None; removed after), and
     each partition, holding every event of its keys, is decided on its own (`_decide`). The number of
     partitions comes from `alive.size` (an event per document, plus the few deletions)."""
-    count = max(1, math.ceil(alive.size / max(per_partition, 1)))
+    partitions = Buckets.for_records(alive.size, per_partition, min_buckets=1)
     deleted = superseded = 0
-    with _scratch(work_dir) as folder:
-        files = [open(folder / f"events-{p:04d}.bin", "wb") for p in range(count)]  # noqa: SIM115
-        try:
-            for event in events:
-                records = _event_records(event)
-                partition = records["key"] % count
-                order = np.argsort(partition, kind="stable")
-                edges = np.searchsorted(partition[order], np.arange(count + 1))
-                for number, handle in enumerate(files):
-                    handle.write(records[order[edges[number] : edges[number + 1]]].tobytes())
-        finally:
-            for handle in files:
-                handle.close()
-        for number in range(count):
-            records = np.fromfile(folder / f"events-{number:04d}.bin", dtype=EVENT_RECORD)
-            dead, gone, replaced = _decide(records)
+    with scratch_folder(work_dir, "biomamba-identity-") as folder:
+        for event in events:
+            records = _event_records(event)
+            write_buckets(folder, "events-0000", records, records["key"].view(np.uint64), partitions)
+        for number in range(partitions.owned):
+            dead, gone, replaced = _decide(read_bucket(folder, "events", 1, number, EVENT_RECORD))
             alive[dead] = False
             deleted, superseded = deleted + gone, superseded + replaced
     return deleted, superseded
-
-
-@contextlib.contextmanager
-def _scratch(work_dir: str | Path | None) -> Iterator[Path]:
-    if work_dir is None:
-        with tempfile.TemporaryDirectory(prefix="biomamba-identity-") as folder:
-            yield Path(folder)
-        return
-    folder = Path(work_dir)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _decide(events: np.ndarray) -> tuple[np.ndarray, int, int]:
