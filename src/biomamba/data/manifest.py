@@ -124,10 +124,7 @@ def build_manifest(build: Build, parts: list[dict], index: NgramIndex, catalog: 
                 "path": u.path,
                 "size": p["input"]["size"],
                 "mtime_ns": p["input"]["mtime_ns"],
-                **{k: p[k] for k in ("documents", "tokens")},
-                "read": p["read"],
-                "filtered": p["filtered"],
-                "contaminated": p["contaminated"],
+                **{k: p[k] for k in ("documents", "tokens", "read", "filtered", "contaminated")},
             }
             for u, p in zip(units, parts, strict=True)
         ],  # fmt: skip

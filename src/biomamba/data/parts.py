@@ -164,12 +164,8 @@ def build_part(unit: Unit) -> dict:
     except BaseException:
         builder.abort()
         raise
-    summary.update(
-        fingerprint=fingerprint,
-        input=identity,
-        seconds=round(time.perf_counter() - started, 3),
-        resumed=False,
-    )
+    summary.update(fingerprint=fingerprint, input=identity, seconds=round(time.perf_counter() - started, 3),
+                   resumed=False)  # fmt: skip
     write_json(part_dir / "done.json", summary)
     return summary
 
@@ -252,12 +248,9 @@ class _PartBuilder:
         self._flush()
         record = self.writer.close()
         num_perm = self.config.dedup.num_perm if self.config.dedup.near else 0
-        meta = {
-            "lengths": np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int64),
-            "hashes": np.asarray(self.hashes, dtype=np.uint64),
-            "heldout": np.asarray(self.heldout, dtype=bool),
-        }
-        np.savez(self.part_dir / "meta.npz", **meta)
+        lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int64)
+        np.savez(self.part_dir / "meta.npz", lengths=lengths, hashes=np.asarray(self.hashes, dtype=np.uint64),
+                 heldout=np.asarray(self.heldout, dtype=bool))  # fmt: skip
         if num_perm:
             signatures = np.concatenate(self.signatures) if self.signatures else np.zeros((0, num_perm))
             np.save(self.part_dir / SIGNATURES_NAME, signatures.astype("<u4"))
