@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 EXACT_RECORD = np.dtype([("hash", "<u8"), ("doc", "<u4")])  # 12 bytes a record, no padding
-NEAR_RECORD = np.dtype([("key", "<u8"), ("doc", "<u4")])
+NEAR_RECORD = np.dtype([("key", "<u8"), ("doc", "<u4"), ("digest", "<u8")])  # digest: of the whole signature
 RECORDS_PER_BUCKET = 4_000_000  # ~48 MB a bucket file: what one resolve task sorts in memory
 DOCS_PER_TASK = 2_000_000  # documents per partition task
 CHUNK_DOCS = 1 << 17  # documents read at once inside a task (128 perms: 64 MB of signatures)
@@ -324,10 +324,12 @@ def partition_near(task: NearPartition) -> int:
         local = np.flatnonzero(task.candidates[begin - task.start : end - task.start])
         if local.size == 0:
             continue
-        keys = band_keys(task.signatures.rows(begin, end)[local], task.bands, task.rows_per_band)
+        rows = task.signatures.rows(begin, end)[local]
+        keys = band_keys(rows, task.bands, task.rows_per_band)
         records = np.empty(keys.size, dtype=NEAR_RECORD)
         records["key"] = keys.ravel()
         records["doc"] = np.repeat(local + begin, task.bands)
+        records["digest"] = np.repeat(band_keys(rows, 1, rows.shape[1])[:, 0], task.bands)
         write_buckets(Path(task.folder), f"near-{task.task:04d}", records, records["key"], task.buckets)
         written += records.size
     return written
@@ -352,10 +354,10 @@ def resolve_near(task: NearResolve) -> tuple[np.ndarray, np.ndarray]:
     a sort of its group and one check per copy, not the 5e7 checks of all its pairs."""
     records = read_bucket(Path(task.folder), "near", task.tasks, task.bucket, NEAR_RECORD)
     order = np.lexsort((records["doc"], records["key"]))
-    keys, docs = records["key"][order], records["doc"][order]
+    keys, docs, digests = records["key"][order], records["doc"][order], records["digest"][order]
     once = ~(_later_duplicates(keys) & _later_duplicates(docs))  # one document twice under a key: a collision
-    keys, docs = keys[once], docs[once]
-    copies = _signature_copies(keys, docs, task.signatures)
+    keys, docs, digests = keys[once], docs[once], digests[once]
+    copies = _signature_copies(keys, docs, digests, task.signatures)
     if copies.size:
         rest = ~np.isin(docs, copies)
         keys, docs = keys[rest], docs[rest]
@@ -368,30 +370,25 @@ def resolve_near(task: NearResolve) -> tuple[np.ndarray, np.ndarray]:
     return copies, unique_pairs(found)
 
 
-def _signature_copies(keys: np.ndarray, docs: np.ndarray, signatures: SignatureFile) -> np.ndarray:
+def _signature_copies(
+    keys: np.ndarray, docs: np.ndarray, digests: np.ndarray, signatures: SignatureFile
+) -> np.ndarray:
     """Sorted documents whose whole signature equals that of an earlier document of one of their groups.
 
     Such a copy is a duplicate whatever else is decided (its earlier twin is either kept, or dropped for a
     kept partner that the copy shares, having the same signature), and it never drops anything itself, so
-    it needs no pairs. Candidates are found by a digest of the signature, then checked value by value."""
-    grouped = np.flatnonzero(_later_duplicates(keys[::-1])[::-1] | _later_duplicates(keys))  # groups > 1
-    if grouped.size == 0:
-        return np.zeros(0, np.uint32)
-    members, inverse = np.unique(docs[grouped], return_inverse=True)
-    digests = np.concatenate([
-        band_keys(signatures.gather(members[i : i + CHUNK_DOCS]), 1, signatures.shape[1])[:, 0]
-        for i in range(0, members.size, CHUNK_DOCS)
-    ])[inverse]  # fmt: skip
-    group = np.cumsum(~_later_duplicates(keys))[grouped]
-    order = np.lexsort((docs[grouped], digests, group))  # within (group, digest): ascending documents
-    group, digests, members_sorted = group[order], digests[order], docs[grouped][order]
+    it needs no pairs. Candidates share a group and the digest of the whole signature (computed while
+    partitioning, so finding them reads no signature); only they are then checked value by value."""
+    group = np.cumsum(~_later_duplicates(keys))
+    order = np.lexsort((docs, digests, group))  # within (group, digest): ascending documents
+    group, digests, members = group[order], digests[order], docs[order]
     same = np.zeros(order.size, dtype=bool)
     same[1:] = (group[1:] == group[:-1]) & (digests[1:] == digests[:-1])
-    head = np.maximum.accumulate(np.where(same, 0, np.arange(order.size)))  # first of each (group, digest)
-    candidates = np.stack([members_sorted[head[same]], members_sorted[same]], axis=1)
-    if candidates.size == 0:
+    if not same.any():
         return np.zeros(0, np.uint32)
-    equal = _verified(np.unique(candidates, axis=0), signatures, 1, signatures.shape[1], 1.0)
+    head = np.maximum.accumulate(np.where(same, 0, np.arange(order.size)))  # first of each (group, digest)
+    candidates = np.unique(np.stack([members[head[same]], members[same]], axis=1), axis=0)
+    equal = _verified(candidates, signatures, 1, signatures.shape[1], 1.0)
     return np.unique(equal[:, 1]).astype(np.uint32)
 
 
