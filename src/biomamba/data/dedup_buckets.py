@@ -302,6 +302,15 @@ def band_keys(signatures: np.ndarray, bands: int, rows_per_band: int) -> np.ndar
     return keys
 
 
+def signature_digests(signatures: np.ndarray, keys: np.ndarray, banded: int) -> np.ndarray:
+    """A uint64 digest of each whole signature (equal signatures, equal digests), from its band keys and the
+    values no band covers: the band keys are computed anyway, so this costs one pass over a few columns."""
+    tail = signatures[:, banded:]
+    rest = band_keys(tail, 1, tail.shape[1])[:, 0] if tail.shape[1] else np.zeros(len(keys), np.uint64)
+    mixed = keys * _multipliers(4095, keys.shape[1])  # a band number no real band has: its own constants
+    return _mix64(mixed.sum(axis=1, dtype=np.uint64) + rest)
+
+
 def _multipliers(band: int, rows_per_band: int) -> np.ndarray:
     seeds = np.arange(rows_per_band, dtype=np.uint64) + np.uint64(band * 1024 + 1)
     return _mix64(seeds * _GOLDEN) | np.uint64(1)
@@ -329,7 +338,9 @@ def partition_near(task: NearPartition) -> int:
         records = np.empty(keys.size, dtype=NEAR_RECORD)
         records["key"] = keys.ravel()
         records["doc"] = np.repeat(local + begin, task.bands)
-        records["digest"] = np.repeat(band_keys(rows, 1, rows.shape[1])[:, 0], task.bands)
+        records["digest"] = np.repeat(
+            signature_digests(rows, keys, task.bands * task.rows_per_band), task.bands
+        )
         write_buckets(Path(task.folder), f"near-{task.task:04d}", records, records["key"], task.buckets)
         written += records.size
     return written
