@@ -115,6 +115,21 @@ def test_signature_file_is_a_memory_mappable_npy_read_by_ranges(tmp_path):
         write_signature_file(tmp_path / "t.npy", [rows[:999]], 1000, 16)
 
 
+def test_signatures_of_several_parts_read_as_one_array(tmp_path):
+    """The parts' own files (one of them empty, as a part with no documents) read in place, in order."""
+    rows = np.random.default_rng(2).integers(0, 2**32, size=(700, 16), dtype=np.uint32)
+    paths = []
+    for number, (start, stop) in enumerate([(0, 250), (250, 250), (250, 700)]):
+        paths.append(tmp_path / f"{number}.npy")
+        np.save(paths[-1], rows[start:stop])
+    signatures = SignatureFile(paths)
+    assert signatures.shape == (700, 16)
+    np.testing.assert_array_equal(signatures.rows(200, 300), rows[200:300])
+    np.testing.assert_array_equal(signatures.rows(0, 700), rows)
+    docs = np.array([0, 249, 250, 699])
+    np.testing.assert_array_equal(signatures.gather(docs), rows[docs])
+
+
 def test_bands_are_datasketch_own():
     from datasketch import MinHashLSH
 
@@ -256,5 +271,11 @@ def test_identity_scale_benchmark_smoke(tmp_path, monkeypatch):
     bench.make_identity_input(tmp_path, 40_000)
     ours, base = bench.run_identity("biomamba", tmp_path), bench.run_identity("baseline", tmp_path)
     assert ours["deleted"] > 0 and ours["superseded"] > 0 and ours["kept"] < 40_000
-    assert (ours["deleted"], ours["superseded"], ours["kept"]) == (base["deleted"], base["superseded"], base["kept"])
-    np.testing.assert_array_equal(np.load(tmp_path / "alive-biomamba.npy"), np.load(tmp_path / "alive-baseline.npy"))
+    assert (ours["deleted"], ours["superseded"], ours["kept"]) == (
+        base["deleted"],
+        base["superseded"],
+        base["kept"],
+    )
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "alive-biomamba.npy"), np.load(tmp_path / "alive-baseline.npy")
+    )
