@@ -364,8 +364,11 @@ def resolve_near(task: NearResolve) -> tuple[np.ndarray, np.ndarray]:
     Copies are settled without pairs (`greedy_duplicates`' `copies`): a document copied 10,000 times costs
     a sort of its group and one check per copy, not the 5e7 checks of all its pairs."""
     records = read_bucket(Path(task.folder), "near", task.tasks, task.bucket, NEAR_RECORD)
-    order = np.lexsort((records["doc"], records["key"]))
-    keys, docs, digests = records["key"][order], records["doc"][order], records["digest"][order]
+    records = records[np.argsort(records["key"])]
+    keys = records["key"]
+    records = records[_later_duplicates(keys[::-1])[::-1] | _later_duplicates(keys)]  # groups of 2 or more
+    records = records[np.lexsort((records["doc"], records["digest"], records["key"]))]
+    keys, docs, digests = records["key"], records["doc"], records["digest"]
     once = ~(_later_duplicates(keys) & _later_duplicates(docs))  # one document twice under a key: a collision
     keys, docs, digests = keys[once], docs[once], digests[once]
     copies = _signature_copies(keys, docs, digests, task.signatures)
@@ -376,7 +379,8 @@ def resolve_near(task: NearResolve) -> tuple[np.ndarray, np.ndarray]:
     sizes = np.diff(np.append(starts, keys.size))
     found = [np.zeros((0, 2), dtype=np.uint32)]
     for first, second in _group_pairs(starts[sizes > 1], sizes[sizes > 1]):
-        pairs = np.stack([docs[first], docs[second]], axis=1)  # docs ascend within a group: (earlier, later)
+        one, other = docs[first], docs[second]
+        pairs = np.stack([np.minimum(one, other), np.maximum(one, other)], axis=1)
         found.append(_verified(pairs, task.signatures, task.bands, task.rows_per_band, task.threshold))
     return copies, unique_pairs(found)
 
@@ -384,21 +388,18 @@ def resolve_near(task: NearResolve) -> tuple[np.ndarray, np.ndarray]:
 def _signature_copies(
     keys: np.ndarray, docs: np.ndarray, digests: np.ndarray, signatures: SignatureFile
 ) -> np.ndarray:
-    """Sorted documents whose whole signature equals that of an earlier document of one of their groups.
+    """Sorted documents whose whole signature equals that of an earlier document of one of their groups
+    (records sorted by key, digest, document).
 
     Such a copy is a duplicate whatever else is decided (its earlier twin is either kept, or dropped for a
     kept partner that the copy shares, having the same signature), and it never drops anything itself, so
     it needs no pairs. Candidates share a group and the digest of the whole signature (computed while
     partitioning, so finding them reads no signature); only they are then checked value by value."""
-    group = np.cumsum(~_later_duplicates(keys))
-    order = np.lexsort((docs, digests, group))  # within (group, digest): ascending documents
-    group, digests, members = group[order], digests[order], docs[order]
-    same = np.zeros(order.size, dtype=bool)
-    same[1:] = (group[1:] == group[:-1]) & (digests[1:] == digests[:-1])
+    same = _later_duplicates(keys) & _later_duplicates(digests)
     if not same.any():
         return np.zeros(0, np.uint32)
-    head = np.maximum.accumulate(np.where(same, 0, np.arange(order.size)))  # first of each (group, digest)
-    candidates = np.unique(np.stack([members[head[same]], members[same]], axis=1), axis=0)
+    head = np.maximum.accumulate(np.where(same, 0, np.arange(keys.size)))  # first of each (key, digest)
+    candidates = np.unique(np.stack([docs[head[same]], docs[same]], axis=1), axis=0)
     equal = _verified(candidates, signatures, 1, signatures.shape[1], 1.0)
     return np.unique(equal[:, 1]).astype(np.uint32)
 
