@@ -87,7 +87,7 @@ class SignatureFile:
                 offset = self.offsets[number] + int(begin - self.starts[number]) * self.row_bytes
                 count = int(end - begin) * self.shape[1]
                 pieces.append(np.fromfile(self.paths[number], dtype="<u4", count=count, offset=offset))
-        data = np.concatenate(pieces) if pieces else np.zeros(0, "<u4")
+        data = pieces[0] if len(pieces) == 1 else np.concatenate(pieces or [np.zeros(0, "<u4")])
         return data.reshape(stop - start, self.shape[1])
 
     def gather(self, docs: np.ndarray) -> np.ndarray:
@@ -181,19 +181,20 @@ class Buckets:
     def local(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(mask of the keys this part owns, their local bucket numbers)."""
         bucket = keys % np.uint64(self.count)
+        if self.parts == 1:
+            return np.ones(keys.size, dtype=bool), bucket
         mine = bucket % np.uint64(self.parts) == self.part
-        return mine, (bucket[mine] // np.uint64(self.parts)).astype(np.int64)
+        return mine, bucket[mine] // np.uint64(self.parts)
 
 
 def write_buckets(folder: Path, prefix: str, records: np.ndarray, keys: np.ndarray, plan: Buckets) -> None:
     """Append the owned records to their bucket files (`prefix-BBBB.bin`), in order within each bucket."""
     mine, buckets = plan.local(keys)
-    records = records[mine]
-    order = np.argsort(
-        buckets.astype(np.uint16 if plan.owned <= 2**16 else np.uint32), kind="stable"
-    )  # radix
+    records = records if plan.parts == 1 else records[mine]
+    buckets = buckets.astype(np.uint16 if plan.owned <= 2**16 else np.uint32)  # a radix sort, small keys
+    order = np.argsort(buckets, kind="stable")
     records, buckets = records[order], buckets[order]
-    edges = np.searchsorted(buckets, np.arange(plan.owned + 1))
+    edges = np.searchsorted(buckets, np.arange(plan.owned + 1, dtype=buckets.dtype))
     for bucket in range(plan.owned):
         begin, end = edges[bucket], edges[bucket + 1]
         if end > begin:
