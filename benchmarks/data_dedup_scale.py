@@ -13,7 +13,14 @@ LSH candidates; copies of copies make chains and clusters). Three domains, coded
 Each measurement runs in a fresh subprocess; peak RSS is `ru_maxrss` of that process (and, separately, of its
 largest worker); CPU seconds are user + system of the process and its workers (robust on a shared CPU). Both sides' decisions are compared at every size where both run (the script fails otherwise).
 
+`--identity`: the merge's other per-document step, MEDLINE record identity (`apply_record_identity`), on
+identity.npz files of 30,000 records each (a MEDLINE file's size), shaped like PubMed: 80% baseline files of
+unique PMIDs, then update files in which 10% of the records revise an earlier PMID and 1% are deletions (the
+stream of benchmarks/data_inputs.py, as arrays). biomamba: events hash-partitioned on disk; baseline: the same
+decision over every event at once (one partition: how it ran before). Decisions compared at every size.
+
     .venv/bin/python benchmarks/data_dedup_scale.py --sizes 250000 1000000 4000000 16000000 --baseline-max 1000000
+    .venv/bin/python benchmarks/data_dedup_scale.py --identity --sizes 250000 1000000 4000000 16000000 --baseline-max 16000000
     .venv/bin/python benchmarks/data_dedup_scale.py --sizes 20000 --no-write     # smoke run (tests)
 """
 
@@ -39,19 +46,6 @@ NUM_PERM = 128
 THRESHOLD = 0.8
 DOMAINS = ("pubmed", "c4", "wikipedia")
 CHUNK = 1 << 17
-
-
-class CodedDomains:
-    """A domain name per document from one byte per document (a list of 16M strings would dwarf the merge)."""
-
-    def __init__(self, codes: np.ndarray, names: tuple[str, ...]) -> None:
-        self.codes, self.names = codes, names
-
-    def __len__(self) -> int:
-        return self.codes.size
-
-    def __getitem__(self, index: int) -> str:
-        return self.names[self.codes[index]]
 
 
 def make_input(folder: Path, documents: int, seed: int = 0) -> None:
@@ -113,9 +107,53 @@ def baseline_deduplicate(hashes: np.ndarray, signatures: np.ndarray, threshold: 
     return keep
 
 
+PER_FILE = 30_000  # about a MEDLINE file's citations
+
+
+def make_identity_input(folder: Path, records: int, seed: int = 0) -> None:
+    """identity-NNNNN.npz files (what phase 1 writes per part) for a PubMed-like stream of `records`."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    baseline, offset, next_pmid, number = int(records * 0.8), 0, 1, 0
+    while offset < records:
+        count = min(PER_FILE, (baseline if offset < baseline else records) - offset)
+        revised = (
+            rng.integers(1, next_pmid, size=count // 10) if offset >= baseline else np.zeros(0, np.int64)
+        )
+        keys = np.concatenate([revised, np.arange(next_pmid, next_pmid + count - revised.size)]).astype(
+            np.int64
+        )
+        gone = rng.integers(1, next_pmid, size=count // 100 if offset >= baseline else 0).astype(np.int64)
+        version = 20250101 if offset >= baseline else 20240101
+        np.savez(folder / f"identity-{number:05d}.npz", keys=keys, revised=np.full(count, version, np.int64),
+                 deleted=gone)  # fmt: skip
+        offset, next_pmid, number = offset + count, next_pmid + count - revised.size, number + 1
+
+
+def run_identity(side: str, folder: Path) -> dict:
+    """One identity measurement (in its own process): what `_load_catalog` does with the parts' files."""
+    from biomamba.data.records import apply_record_identity, load_identity
+
+    started = time.perf_counter()
+    paths = sorted(folder.glob("identity-*.npz"))
+    sizes = [np.load(p)["keys"].size for p in paths]  # the catalog knows these from meta.npz
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    alive = np.ones(int(offsets[-1]), dtype=bool)
+    events = (load_identity(p, int(o)) for p, o in zip(paths, offsets, strict=False))
+    per_partition = 10**15 if side == "baseline" else None
+    options = {} if per_partition is None else {"per_partition": per_partition}
+    deleted, superseded = apply_record_identity(events, alive, folder / "work", **options)
+    seconds = time.perf_counter() - started
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    np.save(folder / f"alive-{side}.npy", alive)
+    return {"side": side, "documents": int(alive.size), "seconds": round(seconds, 2),
+            "cpu_seconds": round(own.ru_utime + own.ru_stime, 2), "peak_rss_mib": round(own.ru_maxrss / 1024, 1),
+            "worker_peak_rss_mib": 0, "kept": int(alive.sum()), "deleted": deleted, "superseded": superseded}  # fmt: skip
+
+
 def run_one(side: str, folder: Path, workers: int) -> dict:
     """One measurement (in its own process): seconds, peak RSS, and a digest of the decisions."""
-    from biomamba.data.dedup import deduplicate
+    from biomamba.data.dedup import CodedDomains, deduplicate
     from biomamba.data.dedup_buckets import SignatureFile
 
     started = time.perf_counter()
@@ -123,7 +161,7 @@ def run_one(side: str, folder: Path, workers: int) -> dict:
     if side == "baseline":
         keep = baseline_deduplicate(hashes, np.load(folder / "signatures.npy"), THRESHOLD)
     else:
-        domains = CodedDomains(np.load(folder / "domains.npy"), DOMAINS)
+        domains = CodedDomains(np.load(folder / "domains.npy"), DOMAINS)  # what the build's catalog holds
         result = deduplicate(hashes, SignatureFile(folder / "signatures.npy"), domains, exact=True, near=True,
                              threshold=THRESHOLD, work_dir=folder / "work", workers=workers)  # fmt: skip
         keep = result.keep
@@ -141,7 +179,7 @@ def run_one(side: str, folder: Path, workers: int) -> dict:
             "kept": int(keep.sum())}  # fmt: skip
 
 
-def _subprocess(side: str, folder: Path, workers: int) -> dict:
+def _subprocess(side: str, folder: Path, workers: int, identity: bool = False) -> dict:
     command = [
         sys.executable,
         __file__,
@@ -152,24 +190,31 @@ def _subprocess(side: str, folder: Path, workers: int) -> dict:
         "--workers",
         str(workers),
     ]
+    command += ["--identity"] if identity else []
     out = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure(sizes: list[int], baseline_max: int, workers: int, scratch: Path) -> list[dict]:
+def measure(
+    sizes: list[int], baseline_max: int, workers: int, scratch: Path, identity: bool = False
+) -> list[dict]:
     rows = []
     for size in sizes:
         folder = Path(tempfile.mkdtemp(prefix=f"dedup-{size}-", dir=scratch))
         try:
-            make_input(folder, size)
-            ours = _subprocess("biomamba", folder, workers)
+            (make_identity_input if identity else make_input)(folder, size)
+            ours = _subprocess("biomamba", folder, workers, identity)
             print(json.dumps(ours), flush=True)
             rows.append(ours)
             if size <= baseline_max:
-                base = _subprocess("baseline", folder, workers)
+                base = _subprocess("baseline", folder, workers, identity)
                 print(json.dumps(base), flush=True)
+                mask = "alive" if identity else "keep"
                 same = np.array_equal(
-                    np.load(folder / "keep-biomamba.npy"), np.load(folder / "keep-baseline.npy")
+                    np.load(folder / f"{mask}-biomamba.npy"), np.load(folder / f"{mask}-baseline.npy")
+                ) and (
+                    not identity
+                    or (ours["deleted"], ours["superseded"]) == (base["deleted"], base["superseded"])
                 )
                 if not same:
                     raise SystemExit(f"{size} documents: decisions differ from the baseline")
@@ -205,11 +250,18 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--run-one", choices=["biomamba", "baseline"])
     parser.add_argument("--folder", type=Path)
+    parser.add_argument("--identity", action="store_true", help="measure record identity instead of dedup")
     args = parser.parse_args()
     if args.run_one:
-        print(json.dumps(run_one(args.run_one, args.folder, args.workers)))
+        one = (
+            run_identity(args.run_one, args.folder)
+            if args.identity
+            else run_one(args.run_one, args.folder, args.workers)
+        )
+        print(json.dumps(one))
         return
-    table = markdown(measure(args.sizes, args.baseline_max, args.workers, args.scratch), args.workers)
+    rows = measure(args.sizes, args.baseline_max, args.workers, args.scratch, args.identity)
+    table = markdown(rows, 1 if args.identity else args.workers)
     print(table)
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

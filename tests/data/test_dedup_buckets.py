@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from biomamba.data.dedup import deduplicate, lsh_bands, minhash_signatures, text_hash
+from biomamba.data.dedup import CodedDomains, deduplicate, lsh_bands, minhash_signatures, text_hash
 from biomamba.data.dedup_buckets import SignatureFile, greedy_duplicates, write_signature_file
 
 from .helpers import WORDS, random_documents
@@ -115,6 +115,21 @@ def test_signature_file_is_a_memory_mappable_npy_read_by_ranges(tmp_path):
         write_signature_file(tmp_path / "t.npy", [rows[:999]], 1000, 16)
 
 
+def test_signatures_of_several_parts_read_as_one_array(tmp_path):
+    """The parts' own files (one of them empty, as a part with no documents) read in place, in order."""
+    rows = np.random.default_rng(2).integers(0, 2**32, size=(700, 16), dtype=np.uint32)
+    paths = []
+    for number, (start, stop) in enumerate([(0, 250), (250, 250), (250, 700)]):
+        paths.append(tmp_path / f"{number}.npy")
+        np.save(paths[-1], rows[start:stop])
+    signatures = SignatureFile(paths)
+    assert signatures.shape == (700, 16)
+    np.testing.assert_array_equal(signatures.rows(200, 300), rows[200:300])
+    np.testing.assert_array_equal(signatures.rows(0, 700), rows)
+    docs = np.array([0, 249, 250, 699])
+    np.testing.assert_array_equal(signatures.gather(docs), rows[docs])
+
+
 def test_bands_are_datasketch_own():
     from datasketch import MinHashLSH
 
@@ -128,7 +143,7 @@ def test_scale_benchmark_smoke(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "CHUNK", 2000)
     bench.make_input(tmp_path, 8000)
     hashes = np.load(tmp_path / "hashes.npy")
-    domains = bench.CodedDomains(np.load(tmp_path / "domains.npy"), bench.DOMAINS)
+    domains = CodedDomains(np.load(tmp_path / "domains.npy"), bench.DOMAINS)
     ours = deduplicate(hashes, SignatureFile(tmp_path / "signatures.npy"), domains, exact=True, near=True,
                        threshold=bench.THRESHOLD, work_dir=tmp_path / "work")  # fmt: skip
     assert ours.exact_duplicates > 0 and ours.near_duplicates > 0
@@ -217,3 +232,50 @@ def test_documents_not_alive_are_ignored_as_if_absent():
     expected[alive] = _bench().baseline_deduplicate(hashes[alive], signatures[alive], 0.8)
     np.testing.assert_array_equal(result.keep, expected)
     assert (~expected[alive]).sum() > 0
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_a_document_copied_thousands_of_times_costs_checks_per_copy_not_per_pair(monkeypatch, exact):
+    """3,000 copies of one abstract (one LSH group of 3,000 per band: 4.5M pairs) among real documents and
+    edited copies: the decisions are datasketch's, and the signature checks grow with the copies, not their square."""
+    from biomamba.data import dedup_buckets as buckets
+
+    texts = _corpus(200)
+    signatures = minhash_signatures(texts, 128, 5)
+    copies = 3000
+    signatures = np.concatenate(
+        [signatures[:50], np.repeat(signatures[50:51], copies, axis=0), signatures[50:]]
+    )
+    hashes = np.asarray([text_hash(t) for t in texts], dtype=np.uint64)
+    hashes = np.concatenate([hashes[:50], np.repeat(hashes[50:51], copies), hashes[50:]])
+    checked = []
+    original = buckets._verified
+
+    def counting(pairs, *args):
+        checked.append(len(pairs))
+        return original(pairs, *args)
+
+    monkeypatch.setattr(buckets, "_verified", counting)
+    result = deduplicate(hashes, signatures, ["d"] * len(hashes), exact=exact, near=True, threshold=0.8,
+                         records_per_bucket=5000, docs_per_task=700)  # fmt: skip
+    np.testing.assert_array_equal(result.keep, _bench().baseline_deduplicate(hashes, signatures, 0.8))
+    bands, _ = lsh_bands(0.8, 128)
+    assert result.near_duplicates + result.exact_duplicates >= copies
+    assert sum(checked) < 2 * bands * copies < copies**2 // 2
+
+
+def test_identity_scale_benchmark_smoke(tmp_path, monkeypatch):
+    """The identity benchmark's PubMed-like files have revisions and deletions, and both sides decide the same."""
+    bench = _bench()
+    monkeypatch.setattr(bench, "PER_FILE", 3000)
+    bench.make_identity_input(tmp_path, 40_000)
+    ours, base = bench.run_identity("biomamba", tmp_path), bench.run_identity("baseline", tmp_path)
+    assert ours["deleted"] > 0 and ours["superseded"] > 0 and ours["kept"] < 40_000
+    assert (ours["deleted"], ours["superseded"], ours["kept"]) == (
+        base["deleted"],
+        base["superseded"],
+        base["kept"],
+    )
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "alive-biomamba.npy"), np.load(tmp_path / "alive-baseline.npy")
+    )

@@ -75,3 +75,22 @@ def test_bulk_keys_equal_single_keys():
     for namespace in ("pmid", "pmc"):
         assert record_keys(namespace, ids).tolist() == [record_key(namespace, i) for i in ids]
     assert record_keys("pmid", ["1", "2"]).tolist() == [1, 2]
+
+
+def test_hash_partitioned_decision_equals_the_one_partition_decision(tmp_path):
+    """Events spread over many on-disk partitions (every key's events in one of them) decide as one does."""
+    rng = np.random.default_rng(3)
+    events, offset = [], 0
+    for _ in range(12):
+        count = int(rng.integers(0, 300))
+        keys = rng.integers(1, 400, size=count).astype(np.int64)
+        revised = rng.choice([0, 20200101, 20230301], size=count).astype(np.int64)
+        events.append(RecordEvents(offset, keys, revised, rng.integers(1, 400, size=5).astype(np.int64)))
+        offset += count
+    one, many = np.ones(offset, bool), np.ones(offset, bool)
+    counts = apply_record_identity(events, one)
+    assert (
+        apply_record_identity(iter(events), many, work_dir=tmp_path / "identity", per_partition=97) == counts
+    )
+    assert (one == many).all() and 0 < (~one).sum() < offset and counts[0] > 0 and counts[1] > 0
+    assert not (tmp_path / "identity").exists()

@@ -18,7 +18,8 @@ Public API (see docs/data.md):
                                                                      # tokenizers.Tokenizer
     train = TokenShards("runs/demo/corpus", "train")                 # and "heldout/pubmed", ...
 
-- `build_corpus(config, tokenizer, output_dir, *, only_part=None, progress=None) -> manifest dict`
+- `build_corpus(config, tokenizer, output_dir, *, only_part=None, dedup_part=None, progress=None) -> manifest`
+  (only_part / dedup_part: the per-machine steps of a spread build, docs/data.md)
 - `iter_documents(config, split="train"|"heldout", domains=None, limit=None)` -> (domain, text), no tokenizer
 - `NgramIndex.build(DecontamConfig)` / `NgramIndex.matches(text)`: benchmark n-gram decontamination
 - `read_source_file(path, SourceConfig, FileReport)`: the streaming readers, one per source type in the

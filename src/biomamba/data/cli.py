@@ -16,10 +16,11 @@ decontaminate against the benchmarks, split off held-out documents, mix by TOKEN
 
 Re-running resumes: finished per-file parts and shards are reused. To spread the work over machines run
 `--part i/n` on each (same recipe and file paths), copy the `.work/parts/` folders into one output directory
-and run once more without --part (docs/data.md)."""
+and run once more without --part (docs/data.md). On a shared filesystem the dedup can be spread as well:
+after every part is built, `--dedup-part j/m` on each machine, then the merge (docs/data.md, Slurm)."""
 
 
-def _parse_part(part: str | None) -> tuple[int, int] | None:
+def _parse_part(part: str | None, flag: str = "--part") -> tuple[int, int] | None:
     from biomamba.errors import BiomambaError
 
     if part is None:
@@ -27,7 +28,7 @@ def _parse_part(part: str | None) -> tuple[int, int] | None:
     try:
         index, count = (int(x) for x in part.split("/"))
     except ValueError:
-        raise BiomambaError(f"--part {part}: expected I/N, e.g. --part 0/4") from None
+        raise BiomambaError(f"{flag} {part}: expected I/N, e.g. {flag} 0/4") from None
     return index, count
 
 
@@ -57,6 +58,10 @@ def register(app: typer.Typer) -> None:
         part: str = typer.Option(
             None, help="Only build the per-file parts I/N (multi-machine runs), then stop."
         ),
+        dedup_part: str = typer.Option(
+            None,
+            help="Once every part is built: only resolve dedup bucket part I/N into its findings, then stop.",
+        ),
         set_: list[str] = typer.Option(
             None, "--set", help="Override any key: --set data.dedup.threshold=0.9."
         ),
@@ -73,7 +78,12 @@ def register(app: typer.Typer) -> None:
         if not tok:
             raise BiomambaError(f"{recipe}: no tokenizer: pass --tokenizer or set tokenizer.name_or_path")
         out = output_dir or stage_output_dir(raw, config.output_dir, "corpus", recipe.stem)
-        result = build_corpus(config, tok, out, only_part=_parse_part(part), progress=typer.echo)
+        if part is not None and dedup_part is not None:
+            raise BiomambaError("--part and --dedup-part: one step at a time (parts first, then dedup parts)")
+        result = build_corpus(config, tok, out, only_part=_parse_part(part),
+                              dedup_part=_parse_part(dedup_part, "--dedup-part"), progress=typer.echo)  # fmt: skip
+        if dedup_part is not None:
+            return
         if part is not None:
             typer.echo(f"built {len(result['parts'])} parts under {out}/.work/parts in {result['seconds']}s")
             return

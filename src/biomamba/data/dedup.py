@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import multiprocessing
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np
 from biomamba.data import dedup_buckets as buckets
 from biomamba.data.clean import words_for_matching
 from biomamba.data.dedup_buckets import SignatureFile, write_signature_file
+from biomamba.utils.atomic import atomic_write
 
 MINHASH_SEED = 1
 MINHASH_SCHEME = "affine32"  # datasketch >= 2: 32-bit hash values, stored as uint32
@@ -60,6 +59,32 @@ def minhash_signatures(texts: Sequence[str], num_perm: int, shingle_words: int) 
     return np.stack([h.hashvalues for h in hashes]).astype(np.uint32)
 
 
+class CodedDomains(Sequence[str]):
+    """The domain of each document as one byte, not a Python string reference (8 bytes, 288 MB at 36M).
+
+    Reads like the list of names it replaces (`len`, `[i]`), and `== name` gives the bool mask a numpy
+    array of names would (what per-domain counts and masks need)."""
+
+    def __init__(self, codes: np.ndarray, names: Sequence[str]) -> None:
+        self.codes, self.names = np.asarray(codes, dtype=np.uint8), tuple(names)
+
+    def __len__(self) -> int:
+        return self.codes.size
+
+    def __getitem__(self, index: int) -> str:  # type: ignore[override]
+        return self.names[self.codes[index]]
+
+    def __eq__(self, name: object) -> np.ndarray:  # type: ignore[override]
+        return self.codes == self.names.index(name) if name in self.names else np.zeros(self.codes.size, bool)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def counts(self, docs: np.ndarray) -> dict[str, int]:
+        """How many of the given documents each domain has."""
+        found = np.bincount(self.codes[docs], minlength=len(self.names))
+        return {name: int(found[i]) for i, name in enumerate(self.names)}
+
+
 @dataclass
 class DedupResult:
     """Which documents to keep, and why the others went."""
@@ -78,92 +103,150 @@ def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     return lsh.b, lsh.r
 
 
-def deduplicate(
+@dataclass(frozen=True)
+class DedupFindings:
+    """What resolving (some of) the buckets found; the findings of all parts together decide (`decide`)."""
+
+    exact: np.ndarray  # int64 documents whose text hash an earlier candidate has
+    copies: np.ndarray  # int64 documents whose whole signature an earlier candidate has
+    pairs: np.ndarray  # uint32 [m, 2] verified near pairs (earlier, later) among the other documents
+
+    def save(self, path: Path, fingerprint: str) -> None:
+        """One `.npz`, written atomically: a findings file is either complete or absent."""
+        with atomic_write(path) as handle:
+            np.savez(handle, exact=self.exact, copies=self.copies, pairs=self.pairs,
+                     fingerprint=np.asarray(fingerprint))  # fmt: skip
+
+    @classmethod
+    def load(cls, path: Path) -> tuple[DedupFindings, str]:
+        with np.load(path) as data:
+            return cls(data["exact"], data["copies"], data["pairs"]), str(data["fingerprint"])
+
+    @classmethod
+    def union(cls, parts: Sequence[DedupFindings]) -> DedupFindings:
+        """The findings of disjoint bucket sets together (a pair found in several parts counted once)."""
+        empty = DedupFindings(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2), np.uint32))
+        parts = list(parts) or [empty]
+        return cls(np.unique(np.concatenate([p.exact for p in parts])).astype(np.int64),
+                   np.unique(np.concatenate([p.copies for p in parts])).astype(np.int64),
+                   buckets.unique_pairs([p.pairs for p in parts]))  # fmt: skip
+
+
+def find_duplicates(
     hashes: np.ndarray,
     signatures: np.ndarray | SignatureFile | None,
-    domains: Sequence[str],
     *,
     exact: bool,
     near: bool,
     threshold: float,
     alive: np.ndarray | None = None,
+    part: tuple[int, int] = (0, 1),
     work_dir: str | Path | None = None,
     pool: Any = None,
     workers: int = 1,
     records_per_bucket: int = buckets.RECORDS_PER_BUCKET,
     docs_per_task: int = buckets.DOCS_PER_TASK,
-) -> DedupResult:
-    """Keep the first occurrence of each exact and near duplicate group (in the given document order).
+) -> DedupFindings:
+    """Resolve the buckets that `part=(i, n)` owns (all of them for (0, 1)): exact and near candidates.
 
-    `alive` marks documents still candidates (e.g. not deleted by a later DeleteCitation): others are ignored.
+    Exact and near duplicates are resolved independently, over every `alive` document (a document that
+    is an exact copy has its earlier twin's signature, so it is a near copy as well and changes no other
+    decision), so the n parts need no step between them: docs/data.md "Deduplication at scale".
     `signatures`: `[documents, num_perm]` uint32, in memory or (at scale) a `SignatureFile` on disk.
     `work_dir`: scratch folder for the bucket files (emptied first, removed after; a temporary folder if None).
     `pool` (anything with `imap`, e.g. the build's worker pool) or `workers` > 1 (a pool of its own) resolve
-    buckets in parallel; the decisions do not depend on workers, buckets or tasks.
+    buckets in parallel; the findings do not depend on workers or tasks.
     """
     count = len(hashes)
     if count > buckets.MAX_DOCUMENTS:
         raise ValueError(f"{count} documents: deduplication indexes at most {buckets.MAX_DOCUMENTS}")
-    keep = np.ones(count, dtype=bool) if alive is None else alive.copy()
-    by_domain: dict[str, dict[str, int]] = {d: {"exact": 0, "near": 0} for d in _distinct(domains)}
-    sizes = {"records_per_bucket": records_per_bucket, "docs_per_task": docs_per_task}
-    exact_count = near_count = 0
-    with _scratch(work_dir) as folder, _runner(pool, workers) as (runner, parallel):
+    candidates = np.ones(count, dtype=bool) if alive is None else np.asarray(alive, dtype=bool)
+    found = DedupFindings.union([])
+    sizes = {"records_per_bucket": records_per_bucket, "docs_per_task": docs_per_task, "part": part}
+    with (
+        buckets.scratch_folder(work_dir, "biomamba-dedup-") as folder,
+        _runner(pool, workers) as (runner, parallel),
+    ):
+        exact_docs, copies, pairs = found.exact, found.copies, found.pairs
         if exact and count:
-            duplicates = _exact_duplicates(hashes, keep, folder, runner, parallel, **sizes)
-            _count(by_domain, domains, duplicates, "exact")
-            keep[duplicates] = False
-            exact_count = int(duplicates.size)
-        if near and signatures is not None and count and keep.any():
+            exact_docs = _exact_duplicates(hashes, candidates, folder, runner, parallel, **sizes)
+        if near and signatures is not None and count and candidates.any():
             source = signatures if isinstance(signatures, SignatureFile) else _to_file(signatures, folder)
-            near_mask = _near_duplicates(source, keep, threshold, folder, runner, parallel, **sizes)
-            duplicates = np.flatnonzero(near_mask)
-            _count(by_domain, domains, duplicates, "near")
-            keep[duplicates] = False
-            near_count = int(duplicates.size)
-    return DedupResult(keep, exact_count, near_count, by_domain)
+            copies, pairs = _near_candidates(source, candidates, threshold, folder, runner, parallel, **sizes)
+    return DedupFindings(exact_docs, copies, pairs)
+
+
+def decide(findings: DedupFindings, domains: Sequence[str], alive: np.ndarray | None = None) -> DedupResult:
+    """Keep the first occurrence of each exact and near duplicate group (in document order), as the
+    sequential datasketch loop does: near duplicates only of an earlier document that was kept."""
+    count = len(domains)
+    keep = np.ones(count, dtype=bool) if alive is None else np.asarray(alive, dtype=bool).copy()
+    by_domain: dict[str, dict[str, int]] = {d: {"exact": 0, "near": 0} for d in _distinct(domains)}
+    keep[findings.exact] = False
+    near = buckets.greedy_duplicates(findings.pairs, count, findings.copies) & keep
+    near_docs = np.flatnonzero(near)
+    keep[near_docs] = False
+    _count(by_domain, domains, findings.exact, "exact")
+    _count(by_domain, domains, near_docs, "near")
+    return DedupResult(keep, int(findings.exact.size), int(near_docs.size), by_domain)
+
+
+def deduplicate(
+    hashes: np.ndarray,
+    signatures: np.ndarray | SignatureFile | None,
+    domains: Sequence[str],
+    *,
+    alive: np.ndarray | None = None,
+    **options: Any,
+) -> DedupResult:
+    """`find_duplicates` over every bucket in this process, then `decide` (options: find_duplicates')."""
+    return decide(find_duplicates(hashes, signatures, alive=alive, **options), domains, alive)
 
 
 def _distinct(domains: Sequence[str]) -> list[str]:
-    names = getattr(domains, "names", None)  # a coded sequence (benchmarks) lists its names
-    return list(names) if names is not None else list(dict.fromkeys(domains))
+    return list(domains.names) if isinstance(domains, CodedDomains) else list(dict.fromkeys(domains))
 
 
 def _count(by_domain: dict[str, dict[str, int]], domains: Sequence[str], docs: np.ndarray, kind: str) -> None:
+    if isinstance(domains, CodedDomains):
+        for name, found in domains.counts(docs).items():
+            by_domain[name][kind] += found
+        return
     for index in docs.tolist():
         by_domain[domains[index]][kind] += 1
 
 
-def _exact_duplicates(hashes: np.ndarray, candidates: np.ndarray, folder: Path, runner: Any, parallel: int,
-                      *, records_per_bucket: int, docs_per_task: int) -> np.ndarray:  # fmt: skip
+def _exact_duplicates(hashes: np.ndarray, candidates: np.ndarray, folder: Path, runner: Any, parallel: int, *,
+                      records_per_bucket: int, docs_per_task: int, part: tuple[int, int]) -> np.ndarray:  # fmt: skip
     """Indices of candidates whose text hash an earlier candidate has: partition by hash, sort each bucket."""
     ranges = buckets.task_ranges(candidates.size, docs_per_task, parallel)
-    count = buckets.bucket_count(int(candidates.sum()), records_per_bucket, parallel)
+    plan = buckets.Buckets.for_records(int(candidates.sum()), records_per_bucket, *part)
     partitions = (buckets.ExactPartition(str(folder), task, start, np.asarray(hashes[start:stop], np.uint64),
-                                         candidates[start:stop], count)
+                                         candidates[start:stop], plan)
                   for task, (start, stop) in enumerate(ranges))  # fmt: skip
     buckets.run_tasks(buckets.partition_exact, partitions, runner)
     found = buckets.run_tasks(
-        buckets.resolve_exact, ((str(folder), len(ranges), b) for b in range(count)), runner
+        buckets.resolve_exact, ((str(folder), len(ranges), b) for b in range(plan.owned)), runner
     )
     return np.sort(np.concatenate(found)).astype(np.int64)
 
 
-def _near_duplicates(signatures: SignatureFile, candidates: np.ndarray, threshold: float, folder: Path,
-                     runner: Any, parallel: int, *, records_per_bucket: int, docs_per_task: int) -> np.ndarray:  # fmt: skip
-    """Bool mask of candidates similar to an earlier kept candidate: band keys -> buckets -> pairs -> decision."""
+def _near_candidates(signatures: SignatureFile, candidates: np.ndarray, threshold: float, folder: Path,
+                     runner: Any, parallel: int, *, records_per_bucket: int, docs_per_task: int,
+                     part: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(copies, verified pairs) of the owned buckets: band keys -> buckets -> sorted groups -> checks."""
     bands, rows = lsh_bands(threshold, signatures.shape[1])
     ranges = buckets.task_ranges(candidates.size, docs_per_task, parallel)
-    count = buckets.bucket_count(int(candidates.sum()) * bands, records_per_bucket, parallel)
-    partitions = (buckets.NearPartition(str(folder), task, start, stop, str(signatures.path),
-                                        candidates[start:stop], bands, rows, count)
+    plan = buckets.Buckets.for_records(int(candidates.sum()) * bands, records_per_bucket, *part)
+    partitions = (buckets.NearPartition(str(folder), task, start, stop, signatures, candidates[start:stop],
+                                        bands, rows, plan)
                   for task, (start, stop) in enumerate(ranges))  # fmt: skip
     buckets.run_tasks(buckets.partition_near, partitions, runner)
-    resolve = (
-        (str(folder), len(ranges), b, str(signatures.path), bands, rows, threshold) for b in range(count)
-    )
-    pairs = buckets.unique_pairs(buckets.run_tasks(buckets.resolve_near, resolve, runner))
-    return buckets.greedy_duplicates(pairs, candidates.size)
+    resolve = (buckets.NearResolve(str(folder), len(ranges), b, signatures, bands, rows, threshold)
+               for b in range(plan.owned))  # fmt: skip
+    found = buckets.run_tasks(buckets.resolve_near, resolve, runner)
+    copies = np.unique(np.concatenate([c for c, _ in found] or [np.zeros(0, np.uint32)])).astype(np.int64)
+    return copies, buckets.unique_pairs([p for _, p in found])
 
 
 def _to_file(signatures: np.ndarray, folder: Path) -> SignatureFile:
@@ -171,22 +254,6 @@ def _to_file(signatures: np.ndarray, folder: Path) -> SignatureFile:
     step = buckets.CHUNK_DOCS
     chunks = (rows[i : i + step] for i in range(0, rows.shape[0], step))
     return write_signature_file(folder / "signatures.npy", chunks, rows.shape[0], rows.shape[1])
-
-
-@contextlib.contextmanager
-def _scratch(work_dir: str | Path | None) -> Iterator[Path]:
-    """An empty folder for bucket files, removed afterwards (also when the merge fails or is interrupted)."""
-    if work_dir is None:
-        with tempfile.TemporaryDirectory(prefix="biomamba-dedup-") as folder:
-            yield Path(folder)
-        return
-    folder = Path(work_dir)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -21,9 +21,12 @@ number of buckets, tasks or workers, and equal those of `datasketch.MinHashLSH` 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,33 +34,42 @@ from typing import Any
 import numpy as np
 
 EXACT_RECORD = np.dtype([("hash", "<u8"), ("doc", "<u4")])  # 12 bytes a record, no padding
-NEAR_RECORD = np.dtype([("key", "<u8"), ("doc", "<u4")])
+NEAR_RECORD = np.dtype([("key", "<u8"), ("doc", "<u4"), ("digest", "<u8")])  # digest: of the whole signature
 RECORDS_PER_BUCKET = 4_000_000  # ~48 MB a bucket file: what one resolve task sorts in memory
 DOCS_PER_TASK = 2_000_000  # documents per partition task
 CHUNK_DOCS = 1 << 17  # documents read at once inside a task (128 perms: 64 MB of signatures)
 PAIRS_PER_BATCH = 1 << 18  # candidate pairs verified at once
 MAX_DOCUMENTS = 2**32 - 1  # document indices are stored as uint32
+MIN_BUCKETS_PER_PART = 16  # so that every worker of a small build still gets buckets to resolve
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 class SignatureFile:
-    """A `[documents, num_perm]` uint32 `.npy` file, read by row ranges and row gathers.
+    """`[documents, num_perm]` uint32 signatures stored as one or several `.npy` files (one per build part, in
+    document order), read by row ranges and row gathers as if they were one array.
 
-    Rows are read into small buffers instead of mapping the file: pages of a memory map count in the process's
-    resident memory once touched, so mapping an 8 GB file and reading it all would show 8 GB of RSS.
-    `np.load(path, mmap_mode="r")` opens the same file as an ordinary memory-mapped array.
+    Rows are read into small buffers instead of mapping the files: pages of a memory map count in the
+    process's resident memory once touched, so mapping 8 GB of signatures and reading them all would show
+    8 GB of RSS. Several files, not one concatenated copy: the parts' own files are read where they lie, so
+    resolve tasks on several machines need no shared 18 GB copy. `np.load(path, mmap_mode="r")` opens each
+    file as an ordinary memory-mapped array.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        with open(self.path, "rb") as handle:
-            major, _ = np.lib.format.read_magic(handle)
-            read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = read(handle)
-            self.offset = handle.tell()
-        if len(shape) != 2 or fortran or dtype != np.dtype("<u4"):
-            raise ValueError(f"{self.path}: expected a 2-d C-order uint32 array, got {dtype} {shape}")
-        self.shape: tuple[int, int] = (int(shape[0]), int(shape[1]))
+    def __init__(self, paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> None:
+        many = not isinstance(paths, (str, os.PathLike))
+        self.paths = [Path(p) for p in paths] if many else [Path(paths)]  # type: ignore[union-attr]
+        if not self.paths:
+            raise ValueError("SignatureFile: no files")
+        counts, widths, self.offsets = [], set(), []
+        for path in self.paths:
+            rows, width, offset = _npy_header(path)
+            counts.append(rows)
+            widths.add(width)
+            self.offsets.append(offset)
+        if len(widths) != 1:
+            raise ValueError(f"{self.paths[0].parent}: signature files of different widths {sorted(widths)}")
+        self.starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)  # first row of each file
+        self.shape: tuple[int, int] = (int(self.starts[-1]), widths.pop())
 
     @property
     def row_bytes(self) -> int:
@@ -65,17 +77,43 @@ class SignatureFile:
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         """Rows [start, stop) as an in-memory array."""
-        count = (stop - start) * self.shape[1]
-        data = np.fromfile(self.path, dtype="<u4", count=count, offset=self.offset + start * self.row_bytes)
+        pieces = []
+        first = int(np.searchsorted(self.starts, start, side="right")) - 1
+        for number in range(max(first, 0), len(self.paths)):
+            begin, end = max(start, self.starts[number]), min(stop, self.starts[number + 1])
+            if begin >= stop:
+                break
+            if end > begin:
+                offset = self.offsets[number] + int(begin - self.starts[number]) * self.row_bytes
+                count = int(end - begin) * self.shape[1]
+                pieces.append(np.fromfile(self.paths[number], dtype="<u4", count=count, offset=offset))
+        data = pieces[0] if len(pieces) == 1 else np.concatenate(pieces or [np.zeros(0, "<u4")])
         return data.reshape(stop - start, self.shape[1])
 
     def gather(self, docs: np.ndarray) -> np.ndarray:
         """Rows of the given (sorted, unique) documents, one positioned read each."""
         size = self.row_bytes
-        with open(self.path, "rb", buffering=0) as handle:
-            fd = handle.fileno()
-            data = b"".join(os.pread(fd, size, self.offset + int(d) * size) for d in docs.tolist())
-        return np.frombuffer(data, dtype="<u4").reshape(len(docs), self.shape[1])
+        docs = np.asarray(docs, dtype=np.int64)
+        files = np.searchsorted(self.starts, docs, side="right") - 1
+        chunks = []
+        for number in np.unique(files).tolist():
+            mine = docs[files == number] - self.starts[number]
+            with open(self.paths[number], "rb", buffering=0) as handle:
+                fd, offset = handle.fileno(), self.offsets[number]
+                chunks.append(b"".join(os.pread(fd, size, offset + int(d) * size) for d in mine.tolist()))
+        return np.frombuffer(b"".join(chunks), dtype="<u4").reshape(len(docs), self.shape[1])
+
+
+def _npy_header(path: Path) -> tuple[int, int, int]:
+    """(rows, columns, data offset) of a 2-d C-order uint32 `.npy` file."""
+    with open(path, "rb") as handle:
+        major, _ = np.lib.format.read_magic(handle)
+        read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(handle)
+        offset = handle.tell()
+    if len(shape) != 2 or fortran or dtype != np.dtype("<u4"):
+        raise ValueError(f"{path}: expected a 2-d C-order uint32 array, got {dtype} {shape}")
+    return int(shape[0]), int(shape[1]), offset
 
 
 def write_signature_file(
@@ -101,7 +139,7 @@ def write_signature_file(
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Tasks and the pool that runs them
+# Tasks, buckets and which part of the buckets a process resolves
 
 
 def run_tasks(function: Callable[[Any], Any], tasks: Iterable[Any], pool: Any) -> list[Any]:
@@ -118,23 +156,70 @@ def task_ranges(documents: int, per_task: int = DOCS_PER_TASK, at_least: int = 1
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-def bucket_count(records: int, per_bucket: int, at_least: int = 1) -> int:
-    return max(at_least, math.ceil(records / max(per_bucket, 1)), 1)
+@dataclass(frozen=True)
+class Buckets:
+    """`count` buckets of a key space (bucket = key % count), of which this process owns every `parts`-th one
+    starting at `part` (bucket b belongs to part b % parts): each part resolves its own buckets only.
+
+    `count` depends only on the number of records and `parts`, never on workers, so that processes on
+    different machines (with different --workers) agree on which part owns which key."""
+
+    count: int
+    part: int = 0
+    parts: int = 1
+
+    @classmethod
+    def for_records(cls, records: int, per_bucket: int, part: int = 0, parts: int = 1,
+                    min_buckets: int = MIN_BUCKETS_PER_PART) -> Buckets:  # fmt: skip
+        return cls(max(parts * min_buckets, math.ceil(records / max(per_bucket, 1)), 1), part, parts)
+
+    @property
+    def owned(self) -> int:
+        """How many buckets this part owns (local numbers 0..owned-1)."""
+        return len(range(self.part, self.count, self.parts))
+
+    def local(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mask of the keys this part owns, their local bucket numbers)."""
+        bucket = keys % np.uint64(self.count)
+        if self.parts == 1:
+            return np.ones(keys.size, dtype=bool), bucket
+        mine = bucket % np.uint64(self.parts) == self.part
+        return mine, bucket[mine] // np.uint64(self.parts)
 
 
-def _write_buckets(folder: Path, prefix: str, records: np.ndarray, buckets: np.ndarray, count: int) -> None:
-    """Append records to their bucket files (`prefix-BBBB.bin`), keeping their order within each bucket."""
-    order = np.argsort(buckets.astype(np.uint16 if count <= 2**16 else np.uint32), kind="stable")  # radix
+def write_buckets(folder: Path, prefix: str, records: np.ndarray, keys: np.ndarray, plan: Buckets) -> None:
+    """Append the owned records to their bucket files (`prefix-BBBB.bin`), in order within each bucket."""
+    mine, buckets = plan.local(keys)
+    records = records if plan.parts == 1 else records[mine]
+    buckets = buckets.astype(np.uint16 if plan.owned <= 2**16 else np.uint32)  # a radix sort, small keys
+    order = np.argsort(buckets, kind="stable")
     records, buckets = records[order], buckets[order]
-    edges = np.searchsorted(buckets, np.arange(count + 1))
-    for bucket in range(count):
+    edges = np.searchsorted(buckets, np.arange(plan.owned + 1, dtype=buckets.dtype))
+    for bucket in range(plan.owned):
         begin, end = edges[bucket], edges[bucket + 1]
         if end > begin:
             with open(folder / f"{prefix}-{bucket:04d}.bin", "ab") as handle:
                 handle.write(records[begin:end].tobytes())
 
 
-def _read_bucket(folder: Path, kind: str, tasks: int, bucket: int, dtype: np.dtype) -> np.ndarray:
+@contextlib.contextmanager
+def scratch_folder(work_dir: str | os.PathLike[str] | None, prefix: str) -> Iterator[Path]:
+    """An empty folder for bucket files, removed afterwards (also when the step fails or is interrupted);
+    a temporary folder when `work_dir` is None. A folder left by a killed run is emptied first."""
+    if work_dir is None:
+        with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+            yield Path(folder)
+        return
+    folder = Path(work_dir)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def read_bucket(folder: Path, kind: str, tasks: int, bucket: int, dtype: np.dtype) -> np.ndarray:
     """One bucket's records from every partition task, in task (so document) order."""
     parts = []
     for task in range(tasks):
@@ -162,25 +247,23 @@ class ExactPartition:
     start: int
     hashes: np.ndarray  # text hash per document of the range
     candidates: np.ndarray  # bool per document of the range
-    buckets: int
+    buckets: Buckets
 
 
 def partition_exact(task: ExactPartition) -> int:
-    """Write the range's `(hash, doc)` records to their bucket files; returns how many."""
+    """Write the range's owned `(hash, doc)` records to their bucket files; returns how many it read."""
     docs = np.flatnonzero(task.candidates)
     records = np.empty(docs.size, dtype=EXACT_RECORD)
     records["hash"] = task.hashes[docs]
     records["doc"] = docs + task.start
-    _write_buckets(
-        Path(task.folder), f"exact-{task.task:04d}", records, records["hash"] % task.buckets, task.buckets
-    )
+    write_buckets(Path(task.folder), f"exact-{task.task:04d}", records, records["hash"], task.buckets)
     return int(docs.size)
 
 
 def resolve_exact(args: tuple[str, int, int]) -> np.ndarray:
     """Documents of one bucket whose hash an earlier document already has (sorted uint32 indices)."""
     folder, tasks, bucket = args
-    records = _read_bucket(Path(folder), "exact", tasks, bucket, EXACT_RECORD)
+    records = read_bucket(Path(folder), "exact", tasks, bucket, EXACT_RECORD)
     order = np.argsort(records["hash"])
     hashes, docs = records["hash"][order], records["doc"][order]
     starts = ~_later_duplicates(hashes)
@@ -200,11 +283,11 @@ class NearPartition:
     task: int
     start: int
     stop: int
-    signatures: str  # path of the SignatureFile
+    signatures: SignatureFile
     candidates: np.ndarray  # bool per document of the range
     bands: int
     rows_per_band: int
-    buckets: int
+    buckets: Buckets
 
 
 def band_keys(signatures: np.ndarray, bands: int, rows_per_band: int) -> np.ndarray:
@@ -218,6 +301,15 @@ def band_keys(signatures: np.ndarray, bands: int, rows_per_band: int) -> np.ndar
         block *= _multipliers(band, rows_per_band)
         keys[:, band] = _mix64(block.sum(axis=1, dtype=np.uint64))
     return keys
+
+
+def signature_digests(signatures: np.ndarray, keys: np.ndarray, banded: int) -> np.ndarray:
+    """A uint64 digest of each whole signature (equal signatures, equal digests), from its band keys and the
+    values no band covers: the band keys are computed anyway, so this costs one pass over a few columns."""
+    tail = signatures[:, banded:]
+    rest = band_keys(tail, 1, tail.shape[1])[:, 0] if tail.shape[1] else np.zeros(len(keys), np.uint64)
+    mixed = keys * _multipliers(4095, keys.shape[1])  # a band number no real band has: its own constants
+    return _mix64(mixed.sum(axis=1, dtype=np.uint64) + rest)
 
 
 def _multipliers(band: int, rows_per_band: int) -> np.ndarray:
@@ -235,41 +327,82 @@ def _mix64(value: np.ndarray) -> np.ndarray:
 
 
 def partition_near(task: NearPartition) -> int:
-    """Write one `(band key, doc)` record per band of every candidate in the range; returns how many."""
-    signatures = SignatureFile(task.signatures)
+    """Write the owned `(band key, doc)` records of every candidate in the range; returns how many bands."""
     written = 0
     for begin in range(task.start, task.stop, CHUNK_DOCS):
         end = min(begin + CHUNK_DOCS, task.stop)
         local = np.flatnonzero(task.candidates[begin - task.start : end - task.start])
         if local.size == 0:
             continue
-        keys = band_keys(signatures.rows(begin, end)[local], task.bands, task.rows_per_band)
+        rows = task.signatures.rows(begin, end)[local]
+        keys = band_keys(rows, task.bands, task.rows_per_band)
         records = np.empty(keys.size, dtype=NEAR_RECORD)
         records["key"] = keys.ravel()
         records["doc"] = np.repeat(local + begin, task.bands)
-        _write_buckets(
-            Path(task.folder), f"near-{task.task:04d}", records, records["key"] % task.buckets, task.buckets
+        records["digest"] = np.repeat(
+            signature_digests(rows, keys, task.bands * task.rows_per_band), task.bands
         )
+        write_buckets(Path(task.folder), f"near-{task.task:04d}", records, records["key"], task.buckets)
         written += records.size
     return written
 
 
-def resolve_near(args: tuple[str, int, int, str, int, int, float]) -> np.ndarray:
-    """Verified duplicate pairs `[m, 2]` (earlier, later) among the documents sharing a band key in one bucket."""
-    folder, tasks, bucket, signature_path, bands, rows_per_band, threshold = args
-    records = _read_bucket(Path(folder), "near", tasks, bucket, NEAR_RECORD)
-    order = np.argsort(records["key"])  # order within a group does not matter: pairs are (min, max)
-    keys, docs = records["key"][order], records["doc"][order]
+@dataclass(frozen=True)
+class NearResolve:
+    folder: str
+    tasks: int
+    bucket: int
+    signatures: SignatureFile
+    bands: int
+    rows_per_band: int
+    threshold: float
+
+
+def resolve_near(task: NearResolve) -> tuple[np.ndarray, np.ndarray]:
+    """One bucket's (copies, pairs): documents whose whole signature equals an earlier candidate's, and the
+    verified duplicate pairs `[m, 2]` (earlier, later) among the other documents sharing a band key.
+
+    Copies are settled without pairs (`greedy_duplicates`' `copies`): a document copied 10,000 times costs
+    a sort of its group and one check per copy, not the 5e7 checks of all its pairs."""
+    records = read_bucket(Path(task.folder), "near", task.tasks, task.bucket, NEAR_RECORD)
+    records = records[np.argsort(records["key"])]
+    keys = records["key"]
+    records = records[_later_duplicates(keys[::-1])[::-1] | _later_duplicates(keys)]  # groups of 2 or more
+    records = records[np.lexsort((records["doc"], records["digest"], records["key"]))]
+    keys, docs, digests = records["key"], records["doc"], records["digest"]
+    once = ~(_later_duplicates(keys) & _later_duplicates(docs))  # one document twice under a key: a collision
+    keys, docs, digests = keys[once], docs[once], digests[once]
+    copies = _signature_copies(keys, docs, digests, task.signatures)
+    if copies.size:
+        rest = ~np.isin(docs, copies)
+        keys, docs = keys[rest], docs[rest]
     starts = np.flatnonzero(~_later_duplicates(keys))
     sizes = np.diff(np.append(starts, keys.size))
-    signatures = SignatureFile(signature_path)
     found = [np.zeros((0, 2), dtype=np.uint32)]
     for first, second in _group_pairs(starts[sizes > 1], sizes[sizes > 1]):
         one, other = docs[first], docs[second]
         pairs = np.stack([np.minimum(one, other), np.maximum(one, other)], axis=1)
-        pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-        found.append(_verified(pairs, signatures, bands, rows_per_band, threshold))
-    return unique_pairs(found)
+        found.append(_verified(pairs, task.signatures, task.bands, task.rows_per_band, task.threshold))
+    return copies, unique_pairs(found)
+
+
+def _signature_copies(
+    keys: np.ndarray, docs: np.ndarray, digests: np.ndarray, signatures: SignatureFile
+) -> np.ndarray:
+    """Sorted documents whose whole signature equals that of an earlier document of one of their groups
+    (records sorted by key, digest, document).
+
+    Such a copy is a duplicate whatever else is decided (its earlier twin is either kept, or dropped for a
+    kept partner that the copy shares, having the same signature), and it never drops anything itself, so
+    it needs no pairs. Candidates share a group and the digest of the whole signature (computed while
+    partitioning, so finding them reads no signature); only they are then checked value by value."""
+    same = _later_duplicates(keys) & _later_duplicates(digests)
+    if not same.any():
+        return np.zeros(0, np.uint32)
+    head = np.maximum.accumulate(np.where(same, 0, np.arange(keys.size)))  # first of each (key, digest)
+    candidates = np.unique(np.stack([docs[head[same]], docs[same]], axis=1), axis=0)
+    equal = _verified(candidates, signatures, 1, signatures.shape[1], 1.0)
+    return np.unique(equal[:, 1]).astype(np.uint32)
 
 
 def unique_pairs(batches: list[np.ndarray]) -> np.ndarray:
@@ -289,7 +422,7 @@ def _group_pairs(starts: np.ndarray, sizes: np.ndarray) -> Iterator[tuple[np.nda
             chunk = group_starts[begin : begin + per_batch, None]
             yield (chunk + first).ravel(), (chunk + second).ravel()
     for start, size in zip(starts[sizes > 64].tolist(), sizes[sizes > 64].tolist(), strict=True):
-        yield from _large_group_pairs(start, size)  # quadratic: see docs/data.md "Deduplication at scale"
+        yield from _large_group_pairs(start, size)  # distinct near copies: see docs/data.md
 
 
 def _large_group_pairs(start: int, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -317,8 +450,9 @@ def _verified(pairs: np.ndarray, signatures: SignatureFile, bands: int, rows_per
     return pairs[similar & banded].astype(np.uint32)
 
 
-def greedy_duplicates(pairs: np.ndarray, documents: int) -> np.ndarray:
-    """Bool mask of documents similar to an earlier KEPT document, from (earlier, later) duplicate pairs.
+def greedy_duplicates(pairs: np.ndarray, documents: int, copies: np.ndarray | None = None) -> np.ndarray:
+    """Bool mask of documents similar to an earlier KEPT document, from (earlier, later) duplicate pairs and
+    `copies` (documents known to be duplicates already: `_signature_copies`).
 
     The sequential rule, decided without a loop over documents: a document with no earlier partner is kept;
     one with a kept earlier partner is a duplicate; one whose earlier partners are all duplicates is kept.
@@ -327,8 +461,12 @@ def greedy_duplicates(pairs: np.ndarray, documents: int) -> np.ndarray:
     unknown, kept, dropped = 0, 1, 2
     earlier, later = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
     state = np.full(documents, kept, dtype=np.int8)
+    state[later] = unknown
+    if copies is not None:
+        state[np.asarray(copies, dtype=np.int64)] = dropped
+    live = state[later] == unknown
+    earlier, later = earlier[live], later[live]
     pending = np.unique(later)
-    state[pending] = unknown
     while pending.size:
         state[later[state[earlier] == kept]] = dropped
         live = (state[earlier] == unknown) & (state[later] == unknown)

@@ -2,18 +2,17 @@
 
 Three phases, designed so that the expensive part scales out and every step can be resumed:
 
-1. PARTS (parallel, one unit per input file): read, normalise, filter, drop benchmark overlaps, tokenize, and
-   compute each document's exact-dup hash, MinHash signature and held-out hash. Each unit writes a "part" under
-   `CORPUS/.work/parts/<unit>/` (a shard-format token file plus metadata), `done.json` last. A re-run skips every
-   unit whose `done.json` matches the input file (path, size, mtime) and settings, so an interrupted build
-   resumes where it stopped, and parts built on other machines (`only_part=(i, n)`) can be copied in and merged
-   (docs/data.md).
-2. GLOBAL (metadata only): apply MEDLINE `DeleteCitation`s and supersede older versions of a PMID, exact +
-   near deduplication across all files and domains (on disk, hash-partitioned buckets resolved in the worker
-   pool: biomamba.data.dedup), then the token-ratio mixture plan.
+1. PARTS (biomamba.data.parts; parallel, one unit per input file): read, normalise, filter, drop benchmark
+   overlaps, tokenize, and compute each document's exact-dup hash, MinHash signature and held-out hash into
+   a "part" under `CORPUS/.work/parts/<unit>/`, `done.json` last; parts are reused when their input and
+   settings are unchanged, and can be built on other machines (`only_part=(i, n)`, docs/data.md).
+2. GLOBAL (biomamba.data.merge; metadata only): apply MEDLINE `DeleteCitation`s and supersede older versions
+   of a PMID, exact + near deduplication across all files and domains (on disk, hash-partitioned buckets
+   resolved in the worker pool or by `dedup_part=(i, n)` runs on other machines: biomamba.data.dedup), then
+   the token-ratio mixture plan.
 3. SHARDS (parallel, `shard_jobs.py`): copy the chosen documents' tokens into `train/` (shuffled mixture) and
-   `heldout/<domain>/` shards. A shard whose marker matches its plan is not rewritten. The manifest is written
-   last, atomically: a corpus directory without `manifest.json` is an unfinished build.
+   `heldout/<domain>/` shards. A shard whose marker matches its plan is not rewritten. The manifest
+   (biomamba.data.manifest) is written last, atomically: a directory without `manifest.json` is unfinished.
 """
 
 from __future__ import annotations
@@ -23,364 +22,43 @@ import hashlib
 import json
 import logging
 import multiprocessing
-import os
 import shutil
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from biomamba.data.clean import filter_reason, normalize_text
-from biomamba.data.config import DataConfig, SourceConfig
+from biomamba.data.config import DataConfig
 from biomamba.data.decontam import NO_BENCHMARKS_WARNING, NgramIndex, check_benchmark_paths
-from biomamba.data.dedup import deduplicate, minhash_signatures, text_hash
-from biomamba.data.dedup_buckets import SignatureFile, write_signature_file
+from biomamba.data.manifest import (
+    DECONTAM_IDS_NAME,
+    build_manifest,
+    stop_when_a_domain_is_empty,
+    up_to_date,
+    write_decontam_ids,
+)
+from biomamba.data.merge import Catalog, deduplicate_catalog, load_catalog, run_dedup_part
 from biomamba.data.mixture import heldout_hash, plan_mixture
-from biomamba.data.readers import (
-    FileReport,
-    damaged_line,
-    get_reader,
-    read_source_file,
-    read_verified_file,
-    resolve_paths,
+from biomamba.data.parts import (
+    Build,
+    PartContext,
+    init_worker,
+    plan_units,
+    run_parts,
+    select_units,
+    unit_fingerprint,
 )
-from biomamba.data.records import (
-    IDENTITY_NAME,
-    RecordEvents,
-    apply_record_identity,
-    load_identity,
-    save_identity,
-)
+from biomamba.data.readers import FileReport, read_verified_file
 from biomamba.data.shard_jobs import plan_shard_jobs, remove_stale_shards, run_shard_jobs
-from biomamba.data.shards import FORMAT_VERSION, MANIFEST_NAME, ShardRecord, ShardWriter, token_dtype
-from biomamba.data.shortfall import FAILED_MANIFEST_NAME, explain_empty_domains
+from biomamba.data.shards import MANIFEST_NAME, ShardRecord, token_dtype
 from biomamba.data.tokenize import TokenizerSpec, tokenizer_spec
 from biomamba.errors import DataError
-from biomamba.utils.atomic import atomic_write, write_json
+from biomamba.utils.atomic import write_json
 
 log = logging.getLogger(__name__)
-
-WORK_DIR = ".work"
-PART_VERSION = 3
-MAX_MANIFEST_WARNINGS = 200
-MAX_FLAGGED_IDS = 1000
-DECONTAM_IDS_NAME = "decontamination-ids.jsonl"
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One input file (or hub dataset) of one source of one domain: the unit of parallel work."""
-
-    name: str
-    domain: str
-    source_index: int
-    path: str
-    source: SourceConfig
-
-
-def plan_units(config: DataConfig) -> list[Unit]:
-    """All work units in the canonical order (domain, source, sorted file): dedup keeps the first occurrence."""
-    units = []
-    for domain, sources in config.sources.items():
-        for s_index, source in enumerate(sources):
-            for f_index, path in enumerate(resolve_paths(source, domain)):
-                units.append(Unit(f"{domain}-{s_index:02d}-{f_index:05d}", domain, s_index, path, source))
-    return units
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Phase 1: parts
-
-
-@dataclass(frozen=True)
-class PartContext:
-    """Settings shipped to each worker (picklable; the tokenizer travels as its JSON)."""
-
-    work_dir: str
-    tokenizer: TokenizerSpec
-    config_json: str
-    ngram: int
-    ngram_arrays: dict[str, np.ndarray]
-    settings_hash: str
-
-
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(context: PartContext, in_pool: bool = True) -> None:
-    if in_pool:  # one Rust thread per worker process; in-process (workers=1) the tokenizer may use all cores
-        os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    _WORKER["context"] = context
-    _WORKER["tokenizer"] = context.tokenizer.build()
-    _WORKER["config"] = DataConfig.model_validate_json(context.config_json)
-    _WORKER["index"] = NgramIndex.from_arrays(context.ngram, context.ngram_arrays)
-
-
-def _input_identity(unit: Unit) -> dict[str, int | None]:
-    """Size and modification time (ns) of a unit's input file; None for a hub dataset or a folder.
-
-    A file edited in place to the same size still gets a new mtime, so its part is rebuilt. Copies that keep
-    mtimes (`rsync -a`, `cp -p`) keep their parts valid on another machine (docs/data.md).
-    """
-    path = Path(unit.path)
-    if not path.is_file():
-        return {"size": None, "mtime_ns": None}
-    stat = path.stat()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-def _unit_fingerprint(unit: Unit, settings_hash: str, identity: dict[str, int | None] | None = None) -> str:
-    """Input identity (path, size, mtime_ns) plus the settings that shape a part's content."""
-    identity = identity if identity is not None else _input_identity(unit)
-    payload = json.dumps([PART_VERSION, unit.name, unit.path, identity["size"], identity["mtime_ns"],
-                          settings_hash, unit.source.model_dump()])  # fmt: skip
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def _part_done(part_dir: Path, fingerprint: str) -> dict | None:
-    marker = part_dir / "done.json"
-    if not marker.is_file():
-        return None
-    try:
-        done = json.loads(marker.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, OSError):
-        return None
-    return done if done.get("fingerprint") == fingerprint else None
-
-
-def build_part(unit: Unit) -> dict:
-    """Phase 1 for one unit (runs in a worker). Returns the part's summary (also saved as done.json)."""
-    context: PartContext = _WORKER["context"]
-    config: DataConfig = _WORKER["config"]
-    part_dir = Path(context.work_dir) / "parts" / unit.name
-    identity = _input_identity(unit)
-    fingerprint = _unit_fingerprint(unit, context.settings_hash, identity)
-    done = _part_done(part_dir, fingerprint)
-    if done is not None:
-        done["resumed"] = True
-        return done
-    if part_dir.exists():
-        shutil.rmtree(part_dir)
-    part_dir.mkdir(parents=True)
-    started = time.perf_counter()
-    builder = _PartBuilder(part_dir, unit, config, context)
-    report = FileReport(unit.path)
-    try:
-        for doc in read_source_file(unit.path, unit.source, report):
-            builder.add(doc.id, doc.text, doc.revised)
-        if report.damaged:
-            builder = _drop_damaged(builder, report, config)
-        summary = builder.finish(report)
-    except BaseException:
-        builder.abort()
-        raise
-    summary.update(
-        fingerprint=fingerprint,
-        input=identity,
-        seconds=round(time.perf_counter() - started, 3),
-        resumed=False,
-    )
-    write_json(part_dir / "done.json", summary)
-    return summary
-
-
-def _drop_damaged(builder: _PartBuilder, report: FileReport, config: DataConfig) -> _PartBuilder:
-    """The part of a file that failed its gzip check was built aside: discard it whole, or stop the build.
-
-    Its tokens only ever went to temporary files of the part folder (published by `done.json`, written
-    after this check), so dropping it leaves an empty part that records the file, its records and the reason.
-    """
-    builder.abort()
-    report.drop_damaged()
-    if config.on_damaged == "fail":
-        raise DataError(f"{damaged_line(report)} (data.on_damaged: fail)")
-    return _PartBuilder(builder.part_dir, builder.unit, builder.config, _WORKER["context"])
-
-
-class _PartBuilder:
-    """Accumulates one unit's documents in batches: filter, decontaminate, tokenize, hash, write."""
-
-    def __init__(self, part_dir: Path, unit: Unit, config: DataConfig, context: PartContext) -> None:
-        self.part_dir, self.unit, self.config = part_dir, unit, config
-        self.tokenizer = _WORKER["tokenizer"]
-        self.index: NgramIndex = _WORKER["index"]
-        self.eos = context.tokenizer.eos_token_id
-        self.writer = ShardWriter(part_dir, "tokens.bin", token_dtype(context.tokenizer.vocab_size))
-        self.batch: list[tuple[str, str, int]] = []
-        self.ids: list[str] = []
-        self.revised: list[int] = []
-        self.lengths: list[np.ndarray] = []
-        self.hashes: list[int] = []
-        self.heldout: list[bool] = []
-        self.signatures: list[np.ndarray] = []
-        self.filtered: Counter = Counter()
-        self.contaminated: Counter = Counter()
-        self.flagged: list[str] = []
-        self.matched: list[list] = []  # [id, [benchmark names]] of every document overlapping a benchmark
-
-    def add(self, doc_id: str, text: str, revised: int = 0) -> None:
-        clean = self.config.clean
-        if clean.normalize:
-            text = normalize_text(text)
-        reason = filter_reason(text, clean)
-        if reason is not None:
-            self.filtered[reason] += 1
-            return
-        if self.config.decontam.enabled:
-            hits = self.index.matches(text)
-            if hits:
-                for name in hits:
-                    self.contaminated[name] += 1
-                self.matched.append([doc_id, sorted(hits)])
-                if self.config.decontam.action == "drop":
-                    return
-                self.flagged.append(doc_id)
-        self.batch.append((doc_id, text, revised))
-        if len(self.batch) >= self.config.batch_documents:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self.batch:
-            return
-        ids, texts, revised = zip(*self.batch, strict=True)
-        self.batch = []
-        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        arrays = [np.append(np.asarray(e.ids, dtype=np.int64), self.eos) for e in encodings]
-        lengths = np.fromiter((a.size for a in arrays), dtype=np.int64, count=len(arrays))
-        self.writer.add(np.concatenate(arrays), lengths)
-        self.lengths.append(lengths)
-        self.ids.extend(ids)
-        self.revised.extend(revised)
-        self.hashes.extend(text_hash(t) for t in texts)
-        fraction = self.config.heldout_fraction
-        self.heldout.extend(heldout_hash(self.unit.domain, i) < fraction for i in ids)
-        dedup = self.config.dedup
-        if dedup.near:
-            self.signatures.append(minhash_signatures(texts, dedup.num_perm, dedup.shingle_words))
-
-    def finish(self, report: FileReport) -> dict:
-        self._flush()
-        record = self.writer.close()
-        num_perm = self.config.dedup.num_perm if self.config.dedup.near else 0
-        meta = {
-            "lengths": np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int64),
-            "hashes": np.asarray(self.hashes, dtype=np.uint64),
-            "heldout": np.asarray(self.heldout, dtype=bool),
-            "signatures": np.concatenate(self.signatures)
-            if self.signatures
-            else np.zeros((0, num_perm), np.uint32),
-        }
-        np.savez(self.part_dir / "meta.npz", **meta)
-        write_json(self.part_dir / "ids.json", {"ids": self.ids, "deleted": report.deleted_ids})
-        namespace = get_reader(self.unit.source.type).identity
-        if namespace is not None:  # int64 keys: the merge never loads every PMID as a Python string
-            save_identity(
-                self.part_dir / IDENTITY_NAME, namespace, self.ids, self.revised, report.deleted_ids
-            )
-        return {
-            "unit": self.unit.name,
-            "domain": self.unit.domain,
-            "path": self.unit.path,
-            "read": report.to_json(),
-            "filtered": dict(sorted(self.filtered.items())),
-            "contaminated": dict(sorted(self.contaminated.items())),
-            "flagged_ids": self.flagged[:MAX_FLAGGED_IDS],
-            "matched_ids": self.matched,
-            "documents": record.documents,
-            "tokens": record.tokens,
-        }
-
-    def abort(self) -> None:
-        self.writer.abort()
-
-
-def _run_parts(
-    units: list[Unit], context: PartContext, pool: Any, progress: Callable[[str], None]
-) -> list[dict]:
-    """Build every unit's part, in the worker pool when there is one (spawned processes: safe with Rust threads)."""
-    results: dict[str, dict] = {}
-    if pool is None or len(units) <= 1:
-        _init_worker(context, in_pool=False)
-        for unit in units:
-            results[unit.name] = build_part(unit)
-            progress(_part_line(results[unit.name]))
-    else:
-        for summary in pool.imap_unordered(build_part, units):
-            results[summary["unit"]] = summary
-            progress(_part_line(summary))
-    return [results[u.name] for u in units]
-
-
-def _part_line(summary: dict) -> str:
-    state = "reused" if summary.get("resumed") else f"{summary.get('seconds', 0):.1f}s"
-    line = f"part {summary['unit']}: {summary['documents']} docs, {summary['tokens']} tokens ({state})"
-    damaged = summary["read"].get("damaged")
-    if damaged:  # the manifest keeps it too (sources[i].read.damaged); the user must see it now
-        line += f"\nWARNING: {summary['read']['warnings'][0]}"
-    return line
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Phase 2: global decisions
-
-
-@dataclass
-class _Catalog:
-    """All parts' per-document metadata, concatenated in canonical order."""
-
-    unit_of_doc: np.ndarray
-    local_index: np.ndarray
-    domain_of_doc: list[str]
-    lengths: np.ndarray
-    hashes: np.ndarray
-    heldout: np.ndarray
-    signatures: np.ndarray | None
-    alive: np.ndarray
-    deleted: int
-    superseded: int
-
-
-def _load_catalog(units: list[Unit], work_dir: Path, near: bool) -> _Catalog:
-    unit_ids, local, domains, lengths, hashes, heldout, sigs = [], [], [], [], [], [], []
-    record_events: list[RecordEvents] = []
-    offset = 0
-    for number, unit in enumerate(units):
-        part = work_dir / "parts" / unit.name
-        with np.load(part / "meta.npz") as meta:
-            count = meta["lengths"].size
-            lengths.append(meta["lengths"])
-            hashes.append(meta["hashes"])
-            heldout.append(meta["heldout"])
-            if near:
-                sigs.append(meta["signatures"])
-        unit_ids.append(np.full(count, number, dtype=np.int32))
-        local.append(np.arange(count, dtype=np.int64))
-        domains.extend([unit.domain] * count)
-        if get_reader(unit.source.type).identity is not None:
-            record_events.append(load_identity(part / IDENTITY_NAME, offset))
-        offset += count
-    alive = np.ones(offset, dtype=bool)
-    deleted, superseded = apply_record_identity(record_events, alive)
-    return _Catalog(
-        np.concatenate(unit_ids) if unit_ids else np.zeros(0, np.int32),
-        np.concatenate(local) if local else np.zeros(0, np.int64),
-        domains,
-        np.concatenate(lengths) if lengths else np.zeros(0, np.int64),
-        np.concatenate(hashes) if hashes else np.zeros(0, np.uint64),
-        np.concatenate(heldout) if heldout else np.zeros(0, bool),
-        np.concatenate(sigs) if near and sigs else None,
-        alive,
-        deleted,
-        superseded,
-    )
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Public API
 
 
 def build_corpus(
@@ -389,6 +67,7 @@ def build_corpus(
     output_dir: str | Path,
     *,
     only_part: tuple[int, int] | None = None,
+    dedup_part: tuple[int, int] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Build (or resume) a corpus directory; return its manifest (also written to `output_dir/manifest.json`).
@@ -396,6 +75,8 @@ def build_corpus(
     `tokenizer`: a tokenizer directory / hub name, a transformers fast tokenizer or a `tokenizers.Tokenizer`.
     `only_part=(i, n)`: build only the parts of every n-th input file starting at i (0-based) and stop; used to
     spread phase 1 over machines (docs/data.md). Returns a summary of those parts instead of a manifest.
+    `dedup_part=(i, n)`: once every part is built, resolve dedup bucket part i of n into its findings file
+    and stop (the merge reads the findings of all n parts); returns a summary of what it found.
     """
     say = progress or (lambda message: log.info(message))
     warn = progress or (lambda message: log.warning(message))
@@ -403,38 +84,38 @@ def build_corpus(
         check_benchmark_paths(config.decontam)
         if not config.decontam.benchmarks:
             warn(f"WARNING: {NO_BENCHMARKS_WARNING}")
-    output = Path(output_dir)
     spec = tokenizer_spec(tokenizer)
     units = plan_units(config)
     if not units:
         raise DataError("data.sources: no input files")
-    settings_hash = _settings_hash(config, spec)
-    fingerprint = _build_fingerprint(units, settings_hash, config)
-    existing = _up_to_date(output, fingerprint)
+    build = Build(config, spec, units, _settings_hash(config, spec), Path(output_dir))
+    if dedup_part is not None:
+        return run_dedup_part(build, dedup_part, say)
+    fingerprint = _build_fingerprint(build)
+    existing = up_to_date(build.output, fingerprint)
     if existing is not None and only_part is None:
-        say(f"{output}: corpus is up to date (same inputs, settings and tokenizer): nothing to do")
+        say(f"{build.output}: corpus is up to date (same inputs, settings and tokenizer): nothing to do")
         return existing
-    (output / MANIFEST_NAME).unlink(missing_ok=True)
-    work_dir = output / WORK_DIR
+    (build.output / MANIFEST_NAME).unlink(missing_ok=True)
     index = (
         NgramIndex.build(config.decontam) if config.decontam.enabled else NgramIndex(config.decontam.ngram)
     )
     context = PartContext(
-        str(work_dir), spec, config.model_dump_json(), index.n, index.to_arrays(), settings_hash
+        str(build.work_dir), spec, config.model_dump_json(), index.n, index.to_arrays(), build.settings_hash
     )
-    selected_units = units if only_part is None else _select_units(units, only_part)
+    selected_units = units if only_part is None else select_units(units, only_part)
     started = time.perf_counter()
     with _worker_pool(config.workers, context) as pool:
-        parts = _run_parts(selected_units, context, pool, say)
+        parts = run_parts(selected_units, context, pool, say)
         phase1 = time.perf_counter() - started
         if only_part is not None:
             return {"only_part": list(only_part), "parts": parts, "seconds": round(phase1, 3)}
-        manifest = _finish(config, spec, units, parts, index, output, work_dir, say, pool)
+        manifest = _finish(build, parts, index, say, pool)
     manifest["build"] = {"fingerprint": fingerprint, "seconds_parts": round(phase1, 3),
                          "seconds_total": round(time.perf_counter() - started, 3), "workers": config.workers}  # fmt: skip
-    write_json(output / MANIFEST_NAME, manifest)
+    write_json(build.output / MANIFEST_NAME, manifest)
     if not config.keep_work:
-        shutil.rmtree(work_dir, ignore_errors=True)
+        shutil.rmtree(build.work_dir, ignore_errors=True)
     say(manifest["mixture"]["summary"])
     return manifest
 
@@ -446,15 +127,8 @@ def _worker_pool(workers: int, context: PartContext) -> Iterator[Any]:
         yield None
         return
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(context,)) as pool:
+    with ctx.Pool(workers, initializer=init_worker, initargs=(context,)) as pool:
         yield pool
-
-
-def _select_units(units: list[Unit], only_part: tuple[int, int]) -> list[Unit]:
-    index, count = only_part
-    if count < 1 or not 0 <= index < count:
-        raise DataError(f"--part {index}/{count}: expected 0 <= i < n")
-    return units[index::count]
 
 
 def _settings_hash(config: DataConfig, spec: TokenizerSpec) -> str:
@@ -468,63 +142,48 @@ def _settings_hash(config: DataConfig, spec: TokenizerSpec) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _build_fingerprint(units: list[Unit], settings_hash: str, config: DataConfig) -> str:
-    mixing = config.model_dump(include={"ratios", "total_tokens", "shard_tokens", "seed"})
-    payload = json.dumps(
-        [settings_hash, mixing, [_unit_fingerprint(u, settings_hash) for u in units]], sort_keys=True
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
+def _build_fingerprint(build: Build) -> str:
+    mixing = build.config.model_dump(include={"ratios", "total_tokens", "shard_tokens", "seed"})
+    units = [unit_fingerprint(u, build.settings_hash) for u in build.units]
+    return hashlib.sha256(
+        json.dumps([build.settings_hash, mixing, units], sort_keys=True).encode()
+    ).hexdigest()
 
 
-def _up_to_date(output: Path, fingerprint: str) -> dict | None:
-    path = output / MANIFEST_NAME
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, OSError):
-        return None
-    if manifest.get("build", {}).get("fingerprint") != fingerprint:
-        return None
-    for split in manifest.get("splits", {}).values():
-        for shard in split["shards"]:
-            if not (output / shard["path"]).is_file():
-                return None
-    return manifest
-
-
-def _finish(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: list[dict], index: NgramIndex,
-            output: Path, work_dir: Path, say: Callable[[str], None], pool: Any) -> dict:  # fmt: skip
-    catalog = _load_catalog(units, work_dir, near=False)  # signatures stay on disk: _signature_file
-    domains = list(config.sources)
-    signatures = _signature_file(units, work_dir, catalog.hashes.size, config) if config.dedup.near else None
-    dedup = deduplicate(catalog.hashes, signatures, catalog.domain_of_doc, exact=config.dedup.exact,
-                        near=config.dedup.near, threshold=config.dedup.threshold, alive=catalog.alive,
-                        work_dir=work_dir / "dedup", pool=pool, workers=config.workers)  # fmt: skip
-    if signatures is not None:
-        signatures.path.unlink()
-    keep = dedup.keep
-    domain_array = np.asarray(catalog.domain_of_doc, dtype=object)
-    train_mask = keep & ~catalog.heldout
-    candidates = {d: np.flatnonzero(train_mask & (domain_array == d)) for d in domains}
-    _stop_when_a_domain_is_empty(config, spec, units, parts, index, output, catalog, dedup, candidates,
-                                 domain_array)  # fmt: skip
+def _finish(
+    build: Build, parts: list[dict], index: NgramIndex, say: Callable[[str], None], pool: Any
+) -> dict:
+    """Phases 2 and 3 over every part: identity, dedup, the mixture plan, the shards; returns the manifest."""
+    config = build.config
+    catalog = load_catalog(build)
+    dedup = deduplicate_catalog(build, catalog, pool, say)
+    train_mask = dedup.keep & ~catalog.heldout
+    candidates = {d: np.flatnonzero(train_mask & (catalog.domain_of_doc == d)) for d in config.sources}
+    stop_when_a_domain_is_empty(build, parts, index, catalog, dedup, candidates)
     plan = plan_mixture({d: catalog.lengths[c] for d, c in candidates.items()}, config.ratios,
                         config.total_tokens, config.seed)  # fmt: skip
-    empty = [np.zeros(0, np.int64)]
+    splits = _write_shards(build, catalog, dedup.keep, candidates, plan, pool, say)
+    if config.decontam.enabled:
+        write_decontam_ids(build.output / DECONTAM_IDS_NAME, build.units, parts, config.decontam.action)
+    return build_manifest(build, parts, index, catalog, dedup, plan, splits)
+
+
+def _write_shards(build: Build, catalog: Catalog, keep: np.ndarray, candidates: dict[str, np.ndarray],
+                  plan: Any, pool: Any, say: Callable[[str], None]) -> dict[str, dict]:  # fmt: skip
+    """Phase 3: the shuffled mixture into `train/`, held-out documents into `heldout/<domain>/`; the splits."""
+    config, empty = build.config, [np.zeros(0, np.int64)]
     chosen = np.concatenate([candidates[d][p.selected] for d, p in plan.domains.items()] or empty)
     limits = np.concatenate([p.limits for p in plan.domains.values()] or empty)
     shuffle = np.random.default_rng([config.seed, 1_000_003]).permutation(chosen.size)
     chosen, limits = chosen[shuffle], limits[shuffle]
-    dtype = token_dtype(spec.vocab_size)
-    salt = _settings_hash(config, spec)
     jobs = plan_shard_jobs("train", catalog.unit_of_doc[chosen], catalog.local_index[chosen], limits,
-                       config.shard_tokens, salt)  # fmt: skip
-    for domain in domains:
-        held = np.flatnonzero(keep & catalog.heldout & (domain_array == domain))
+                           config.shard_tokens, build.settings_hash)  # fmt: skip
+    for domain in config.sources:
+        held = np.flatnonzero(keep & catalog.heldout & (catalog.domain_of_doc == domain))
         jobs += plan_shard_jobs(f"heldout/{domain}", catalog.unit_of_doc[held], catalog.local_index[held],
-                            catalog.lengths[held], config.shard_tokens, salt)  # fmt: skip
-    records = run_shard_jobs(jobs, output, work_dir, [u.name for u in units], dtype, pool)
+                                catalog.lengths[held], config.shard_tokens, build.settings_hash)  # fmt: skip
+    records = run_shard_jobs(jobs, build.output, build.work_dir, [u.name for u in build.units],
+                             token_dtype(build.spec.vocab_size), pool)  # fmt: skip
     splits: dict[str, dict] = {}
     for job, record in zip(jobs, records, strict=True):
         split = splits.setdefault(job.split_dir, {"shards": [], "tokens": 0, "documents": 0})
@@ -533,142 +192,11 @@ def _finish(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: l
         split["documents"] += record["documents"]
     splits.setdefault("train", {"shards": [], "tokens": 0, "documents": 0})
     if config.heldout_fraction > 0:  # consumers can rely on heldout/<domain> existing (possibly empty)
-        for domain in domains:
+        for domain in config.sources:
             splits.setdefault(f"heldout/{domain}", {"shards": [], "tokens": 0, "documents": 0})
-    remove_stale_shards(output, splits)
-    if config.decontam.enabled:
-        _write_decontam_ids(output / DECONTAM_IDS_NAME, units, parts, config.decontam.action)
+    remove_stale_shards(build.output, splits)
     say(f"wrote {len(records)} shards ({sum(not r['reused'] for r in records)} new)")
-    return _manifest(config, spec, units, parts, index, catalog, dedup, plan, splits, keep, domain_array)
-
-
-def _stop_when_a_domain_is_empty(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: list[dict],
-                                 index: NgramIndex, output: Path, catalog: _Catalog, dedup: Any, candidates: dict[str, np.ndarray],
-                                 domain_array: np.ndarray) -> None:  # fmt: skip
-    """A domain with a ratio but no training documents stops the build with one line saying which of its files
-    gave nothing and why; the manifest of what was read is written aside (`manifest.failed.json`), since a
-    `manifest.json` would mark the directory as a finished corpus."""
-    empty = [d for d, r in config.ratios.items() if r > 0 and not catalog.lengths[candidates[d]].sum()]
-    if not empty:
-        (output / FAILED_MANIFEST_NAME).unlink(missing_ok=True)
-        return
-    failed = output / FAILED_MANIFEST_NAME
-    message = explain_empty_domains(empty, [u.domain for u in units], parts, domain_array, catalog.alive,
-                                    dedup.keep, catalog.heldout, dedup.by_domain, failed)  # fmt: skip
-    manifest = _manifest(
-        config, spec, units, parts, index, catalog, dedup, None, {}, dedup.keep, domain_array
-    )
-    write_json(failed, {"error": message, **manifest})
-    raise DataError(message)
-
-
-def _signature_file(units: list[Unit], work_dir: Path, documents: int, config: DataConfig) -> SignatureFile:
-    """Every part's MinHash signatures, in canonical order, streamed into one on-disk file (one part in RAM)."""
-
-    def chunks() -> Iterator[np.ndarray]:
-        for unit in units:
-            with np.load(work_dir / "parts" / unit.name / "meta.npz") as meta:
-                yield meta["signatures"]
-
-    return write_signature_file(work_dir / "signatures.npy", chunks(), documents, config.dedup.num_perm)
-
-
-def _write_decontam_ids(path: Path, units: list[Unit], parts: list[dict], action: str) -> None:
-    """Every document that overlapped a benchmark (dropped or flagged), one JSON line each, in build order:
-    the manifest keeps counts only, and a dropped document is otherwise untraceable."""
-    with atomic_write(path, "w") as handle:
-        for unit, part in zip(units, parts, strict=True):
-            for doc_id, names in part["matched_ids"]:
-                handle.write(json.dumps({"id": doc_id, "domain": unit.domain, "path": unit.path,
-                                         "benchmarks": names, "action": action}) + "\n")  # fmt: skip
-
-
-def _manifest(config: DataConfig, spec: TokenizerSpec, units: list[Unit], parts: list[dict], index: NgramIndex,
-              catalog: _Catalog, dedup: Any, plan: Any, splits: dict, keep: np.ndarray,
-              domain_array: np.ndarray) -> dict:  # fmt: skip
-    per_domain: dict[str, dict[str, Any]] = {}
-    warnings: list[str] = []
-    for unit, part in zip(units, parts, strict=True):
-        stats = per_domain.setdefault(unit.domain, {"files": 0, "documents_read": 0, "skipped": Counter(),
-                                                     "filtered": Counter(), "contaminated": Counter(),
-                                                     "tokenized_documents": 0, "tokenized_tokens": 0})  # fmt: skip
-        stats["files"] += 1
-        stats["documents_read"] += part["read"]["documents"]
-        stats["skipped"].update(part["read"]["skipped"])
-        stats["filtered"].update(part["filtered"])
-        stats["contaminated"].update(part["contaminated"])
-        stats["tokenized_documents"] += part["documents"]
-        stats["tokenized_tokens"] += part["tokens"]
-        warnings.extend(part["read"]["warnings"])
-    for domain, stats in per_domain.items():
-        mask = domain_array == domain
-        stats["exact_duplicates"] = dedup.by_domain.get(domain, {}).get("exact", 0)
-        stats["near_duplicates"] = dedup.by_domain.get(domain, {}).get("near", 0)
-        stats["heldout_documents"] = int((keep & catalog.heldout & mask).sum())
-        stats["train_documents_available"] = int((keep & ~catalog.heldout & mask).sum())
-        for key in ("skipped", "filtered", "contaminated"):
-            stats[key] = dict(sorted(stats[key].items()))
-    unchecked = config.decontam.enabled and not config.decontam.benchmarks
-    decontam = {
-        "enabled": config.decontam.enabled,
-        "ngram": config.decontam.ngram,
-        "action": config.decontam.action,
-        "benchmarks": {
-            name: {**stats, "documents_matched": sum(p["contaminated"].get(name, 0) for p in parts)}
-            for name, stats in index.stats.items()
-        },
-        "flagged_ids": [i for p in parts for i in p["flagged_ids"]][:MAX_FLAGGED_IDS],
-        "documents_matched": sum(
-            len(p["matched_ids"]) for p in parts
-        ),  # unique: once however many benchmarks
-        "ids_file": DECONTAM_IDS_NAME if config.decontam.enabled else None,
-        "warning": NO_BENCHMARKS_WARNING if unchecked else None,
-    }
-    skipped_total = Counter()
-    for stats in per_domain.values():
-        skipped_total.update(stats["skipped"])
-    return {
-        "format": FORMAT_VERSION,
-        "dtype": token_dtype(spec.vocab_size).str,
-        "vocab_size": spec.vocab_size,
-        "eos_token_id": spec.eos_token_id,
-        "tokenizer": {"path": spec.path, "sha256": spec.sha256},
-        "splits": splits,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "config": json.loads(config.model_dump_json()),
-        "sources": [
-            {
-                "unit": u.name,
-                "domain": u.domain,
-                "type": u.source.type,
-                "path": u.path,
-                "size": p["input"]["size"],
-                "mtime_ns": p["input"]["mtime_ns"],
-                **{k: p[k] for k in ("documents", "tokens")},
-                "read": p["read"],
-                "filtered": p["filtered"],
-                "contaminated": p["contaminated"],
-            }
-            for u, p in zip(units, parts, strict=True)
-        ],  # fmt: skip
-        "domains": per_domain,
-        "medline_updates": {"deleted": catalog.deleted, "superseded": catalog.superseded},
-        "dedup": {
-            "exact": config.dedup.exact,
-            "near": config.dedup.near,
-            "threshold": config.dedup.threshold,
-            "exact_duplicates": dedup.exact_duplicates,
-            "near_duplicates": dedup.near_duplicates,
-        },  # fmt: skip
-        "decontamination": decontam,
-        "mixture": plan.report() if plan is not None else None,
-        "skipped": {
-            "total": sum(skipped_total.values()),
-            "by_reason": dict(sorted(skipped_total.items())),
-            "warnings": warnings[:MAX_MANIFEST_WARNINGS],
-            "warnings_truncated": max(0, len(warnings) - MAX_MANIFEST_WARNINGS),
-        },  # fmt: skip
-    }
+    return splits
 
 
 def iter_documents(config: DataConfig, split: str = "train", domains: Iterable[str] | None = None,

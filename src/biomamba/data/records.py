@@ -12,17 +12,21 @@ domain, and only one version stays in the corpus:
 - a MEDLINE `DeleteCitation` removes the PMID's record seen so far, from whichever source it came; a record
   of that PMID read after the deletion starts over.
 
-The decision is vectorised (one sort of all records and deletions by key then time), so 36M PMIDs cost a few
-int64 arrays, not a Python dict of 36M strings.
+The decision is vectorised (one sort of the records and deletions by key then time), and hash-partitioned by
+key on disk, so 36M PMIDs cost neither a Python dict of 36M strings nor arrays of every record at once: memory
+is one part's records plus one partition's (`apply_record_identity`).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from biomamba.data.dedup_buckets import Buckets, read_bucket, scratch_folder, write_buckets
 
 # The namespace of a source type's ids is its reader's `identity` (biomamba.data.readers); types without one
 # (C4 urls, wiki titles) have no shared identity.
@@ -77,39 +81,60 @@ def record_keys(namespace: str, ids: list[str]) -> np.ndarray:
     return np.fromiter((record_key(namespace, i) for i in ids), np.int64, len(ids))
 
 
-def _event_arrays(events: list[RecordEvents]) -> tuple[np.ndarray, ...]:
-    """keys, times, is_delete, versions, catalog index (-1 for a deletion) of every record and deletion.
-
-    Time orders a part's records by catalog index and puts its deletions after them (2i vs an odd number)."""
-    keys, times, deletes, versions, indices = [], [], [], [], []
-    for event in events:
-        count, gone = event.keys.size, event.deleted.size
-        index = np.arange(event.offset, event.offset + count, dtype=np.int64)
-        keys += [event.keys, event.deleted]
-        times += [2 * index, np.full(gone, 2 * (event.offset + count) - 1, dtype=np.int64)]
-        versions += [
-            event.revised if event.revised.size else np.zeros(count, np.int64),
-            np.zeros(gone, np.int64),
-        ]
-        indices += [index, np.full(gone, -1, dtype=np.int64)]
-        deletes += [np.zeros(count, bool), np.ones(gone, bool)]
-    if not keys:
-        return tuple(np.zeros(0, t) for t in (np.int64, np.int64, bool, np.int64, np.int64))
-    return tuple(np.concatenate(a) for a in (keys, times, deletes, versions, indices))
+EVENT_RECORD = np.dtype([("key", "<i8"), ("time", "<i8"), ("version", "<i4")])  # 20 bytes, no padding
+EVENTS_PER_PARTITION = 2_000_000  # what one partition's decision sorts in memory (~100 bytes per event)
 
 
-def apply_record_identity(events: list[RecordEvents], alive: np.ndarray) -> tuple[int, int]:
+def _event_records(event: RecordEvents) -> np.ndarray:
+    """A part's records and deletions as `EVENT_RECORD`s. Time orders a part's records by catalog index
+    (2i: even) and puts its deletions after them (an odd time, so a deletion is told by its time alone)."""
+    count, gone = event.keys.size, event.deleted.size
+    records = np.empty(count + gone, dtype=EVENT_RECORD)
+    records["key"] = np.concatenate([event.keys, event.deleted])
+    records["time"][:count] = 2 * np.arange(event.offset, event.offset + count, dtype=np.int64)
+    records["time"][count:] = 2 * (event.offset + count) - 1
+    records["version"][:count] = event.revised if event.revised.size else 0
+    records["version"][count:] = 0
+    return records
+
+
+def apply_record_identity(
+    events: Iterable[RecordEvents],
+    alive: np.ndarray,
+    work_dir: str | Path | None = None,
+    per_partition: int = EVENTS_PER_PARTITION,
+) -> tuple[int, int]:
     """Clear `alive` for every superseded or deleted record; return (deleted, superseded) counts.
+
+    Memory stays flat however many records there are: the events (one part at a time from `events`) are
+    hash-partitioned by key into files under `work_dir` (a temporary folder if None; removed after), and
+    each partition, holding every event of its keys, is decided on its own (`_decide`). The number of
+    partitions comes from `alive.size` (an event per document, plus the few deletions)."""
+    partitions = Buckets.for_records(alive.size, per_partition, min_buckets=1)
+    deleted = superseded = 0
+    with scratch_folder(work_dir, "biomamba-identity-") as folder:
+        for event in events:
+            records = _event_records(event)
+            write_buckets(folder, "events-0000", records, records["key"].view(np.uint64), partitions)
+        for number in range(partitions.owned):
+            dead, gone, replaced = _decide(read_bucket(folder, "events", 1, number, EVENT_RECORD))
+            alive[dead] = False
+            deleted, superseded = deleted + gone, superseded + replaced
+    return deleted, superseded
+
+
+def _decide(events: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """(catalog indices to clear, deleted, superseded) for `EVENT_RECORD`s holding every event of their keys.
 
     Per key, deletions cut the time line into epochs. Every record of an epoch that a deletion closes is
     dead (the one that held the key then counts as deleted); of the last epoch, the newest (version, time)
     survives and the others count as superseded."""
-    keys, times, is_delete, versions, indices = _event_arrays(events)
-    if keys.size == 0:
-        return 0, 0
-    order = np.lexsort((times, keys))
-    keys, is_delete, versions, indices = keys[order], is_delete[order], versions[order], indices[order]
-    times = times[order]
+    if events.size == 0:
+        return np.zeros(0, np.int64), 0, 0
+    order = np.lexsort((events["time"], events["key"]))
+    keys, times, versions = events["key"][order], events["time"][order], events["version"][order]
+    is_delete = (times & 1).astype(bool)
+    indices = times // 2
     group_start = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     group_of = np.repeat(np.arange(group_start.size), np.diff(np.r_[group_start, keys.size]))
     deletes_so_far = np.cumsum(is_delete)
@@ -120,7 +145,7 @@ def apply_record_identity(events: list[RecordEvents], alive: np.ndarray) -> tupl
     )
     records = ~is_delete
     final = records & (epoch == last_epoch[group_of])
-    alive[indices[records & ~final]] = False
+    dead = [indices[records & ~final]]
     # events are sorted by key then time, so an epoch's records directly precede the deletion closing it
     same_key_record_before = np.r_[False, (keys[1:] == keys[:-1]) & records[:-1]]
     deleted = int((is_delete & same_key_record_before).sum())
@@ -130,6 +155,6 @@ def apply_record_identity(events: list[RecordEvents], alive: np.ndarray) -> tupl
     newest = np.lexsort((f_times, f_versions, f_keys))
     f_keys, f_indices = f_keys[newest], f_indices[newest]
     is_last = np.r_[f_keys[1:] != f_keys[:-1], True] if f_keys.size else np.zeros(0, bool)
-    alive[f_indices[~is_last]] = False
+    dead.append(f_indices[~is_last])
     superseded = int(records.sum()) - epochs_with_records
-    return deleted, superseded
+    return np.concatenate(dead), deleted, superseded
