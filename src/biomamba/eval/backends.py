@@ -131,7 +131,8 @@ def _suffix_mask(suffixes: list[list[int]], width: int, device: torch.device) ->
 
 
 class HFKVBackend:
-    """transformers causal LMs, continuing from the KV cache."""
+    """transformers causal LMs, continuing from the KV cache; scoring in packed rows where that is exact
+    (`packs`: the model types and attention kernels `_packs` names)."""
 
     def __init__(self, model: Any, max_length: int | None = None, pad_id: int = 0) -> None:
         self.model = model
@@ -147,7 +148,8 @@ class HFKVBackend:
         self.window = getattr(config, "sliding_window", None)
         # sdpa reads a boolean mask (True: attend); eager adds the mask to its scores
         eager = getattr(config, "_attn_implementation", None) == "eager"
-        self.mask_dtype = next(model.parameters()).dtype if eager else torch.bool
+        weights = next(model.parameters()).dtype
+        self.mask_dtype = (weights if weights.is_floating_point else torch.float32) if eager else torch.bool
 
     @torch.no_grad()
     def prefill(self, prompts: list[list[int]], keep_state: bool = True) -> tuple[_KVState, torch.Tensor]:

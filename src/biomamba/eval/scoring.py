@@ -189,8 +189,11 @@ def score_groups(
 
 
 # A packed row holds several short questions up to this many tokens (a longer question has a row of its
-# own): fewer, fuller forwards, while the attention over the masked-out pairs of a row stays small.
-PACKED_ROW_TOKENS = 512
+# own): fewer, fuller forwards, while the attention over the masked-out pairs of a row stays small. Of
+# 128/256/512/1024, 128 and 256 were fastest, within noise of each other, on MedQA and ARC at batch 1, 4
+# and 16 (benchmarks/eval_speed.py's small GPT-2, 2000-row vocabulary, 2026-12-02); 512 cost up to 19%
+# more and 1024 up to 44%: the masked attention grows with the square of the row.
+PACKED_ROW_TOKENS = 256
 
 
 def pack_rows(plans: Sequence[_Plan], budget: int) -> list[list[_Plan]]:
