@@ -154,6 +154,8 @@ class HFKVBackend:
     @torch.no_grad()
     def prefill(self, prompts: list[list[int]], keep_state: bool = True) -> tuple[_KVState, torch.Tensor]:
         """Run the prompts; without `keep_state` (single-token answers: nothing to extend) no cache is kept."""
+        if not keep_state and self.last_only:
+            return self._last_positions(prompts)
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -172,6 +174,17 @@ class HFKVBackend:
         lengths = mask.sum(-1)
         cache = _returned_cache(out) if keep_state else None
         return _KVState(cache, mask, lengths), _log_probs(out.logits[:, -1], None)
+
+    def _last_positions(self, prompts: list[list[int]]) -> tuple[_KVState, torch.Tensor]:
+        """Last-position log-probs without a cache: prompts RIGHT-padded, as lm-eval pads, so attention keeps
+        its plain causal path (no mask: a real token never sees the padding after it), and the LM head runs
+        on each row's last real position only (`logits_to_keep` as a boolean mask)."""
+        ids = _right_pad(prompts, self.pad_id, self.device)
+        lengths = torch.tensor([len(p) for p in prompts], device=self.device)
+        last = torch.arange(ids.shape[1], device=self.device)[None] == (lengths - 1)[:, None]
+        out = self.model(input_ids=ids, use_cache=False, logits_to_keep=last)
+        mask = (torch.arange(ids.shape[1], device=self.device)[None] < lengths[:, None]).long()
+        return _KVState(None, mask, lengths), _log_probs(out.logits, None)
 
     @torch.no_grad()
     def extend(
