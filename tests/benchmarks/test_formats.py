@@ -54,6 +54,37 @@ def test_llm_foundry_icl_files_get_lm_eval_prompts(icl, original, tmp_path):
     assert [q.gold for q in mine] == [q.gold for q in reference]
 
 
+def test_pubmedqa_contexts_as_lm_eval_and_bigbio_join_them(tmp_path):
+    """lm-eval's pubmedqa joins CONTEXTS with newlines (source schema); bigbio's bigbio_qa schema already
+    joined them with spaces, and that string is read as the file holds it. Training contexts agree."""
+    from biomamba.finetune.records import load_pubmedqa
+
+    layouts = {n: fx.FACTORIES[n](tmp_path / n) for n in ("pubmedqa", "pubmedqa_bigbio", "pubmedqa_bigbio_qa")
+               if (tmp_path / n).mkdir() is None}  # fmt: skip
+    stems = {n: [q.stem for q in load_questions(TaskFile("pubmedqa", c.path))] for n, c in layouts.items()}
+    newline = [
+        f"Abstract: {chr(10).join(r['CONTEXTS'])}\nQuestion: {r['QUESTION']}" for r in fx.PUBMEDQA.values()
+    ]
+    spaced = [f"Abstract: {' '.join(r['CONTEXTS'])}\nQuestion: {r['QUESTION']}" for r in fx.PUBMEDQA.values()]
+    assert stems == {"pubmedqa": newline, "pubmedqa_bigbio": newline, "pubmedqa_bigbio_qa": spaced}
+    contexts = {n: [e.context for e in load_pubmedqa(c.path)] for n, c in layouts.items()}
+    assert contexts["pubmedqa"] == contexts["pubmedqa_bigbio"] == contexts["pubmedqa_bigbio_qa"]
+
+
+def test_bioasq_in_the_bigbio_qa_schema_is_refused_not_read_as_pubmedqa(tmp_path):
+    """bigbio's bioasq_task_b bigbio_qa rows (one per snippet) have PubMedQA bigbio_qa's columns."""
+    question = fx.bioasq_question("55031181e9bde69634000014")
+    question["snippets"].append({**question["snippets"][0], "text": "A second snippet."})
+    rows = [{"id": f"{question['id']}_{i}", "document_id": s["document"], "question_id": question["id"],
+             "question": question["body"], "type": question["type"], "choices": [], "context": s["text"],
+             "answer": [question["exact_answer"]]} for i, s in enumerate(question["snippets"])]  # fmt: skip
+    path = fx.jsonl(tmp_path / "bioasq_blurb_bigbio_qa.jsonl", rows)
+    with pytest.raises(
+        DataError, match=r"bioasq_blurb_bigbio_qa\.jsonl: is BioASQ in bigbio's bigbio_qa schema"
+    ):
+        load_questions(TaskFile("pubmedqa", path))
+
+
 def test_copa_prompt_is_lm_eval_superglue(tmp_path):
     import importlib.util
     from pathlib import Path

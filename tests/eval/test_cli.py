@@ -144,3 +144,20 @@ def test_run_reads_two_files_of_one_task_as_one_task(tiny_dir, tmp_path):
     task = json.loads(out.read_text())["tasks"]["bioasq_yesno"]
     assert task["n"] == 3  # 2 yes/no questions of 7b, 1 new one of 8b (the other is a duplicate id)
     assert set(task["file_sha256"]) == {str(first), str(second)} and task["format"] == "bioasq"
+
+
+def test_run_scores_a_bioasq_golden_folder_in_one_run(tiny_dir, tmp_path):
+    """BioASQ ships one golden file per year and batch: `NAME=FOLDER` scores them all as one task."""
+    folder = tmp_path / "golden"
+    folder.mkdir()
+    (folder / "7B1_golden.json").write_text((FIXTURES / "bioasq_taskb_golden.json").read_text())
+    data = json.loads((folder / "7B1_golden.json").read_text())
+    data["questions"][0]["id"] = "new-question-of-8b"
+    (folder / "8B1_golden.json").write_text(json.dumps(data, indent=1))
+    out = tmp_path / "r.json"
+    result = _invoke(["eval", "run", str(tiny_dir / "gpt2"), "--task-file", f"bioasq_yesno={folder}",
+                      "--output", str(out), "--set", "eval.bootstrap_resamples=100"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    task = json.loads(out.read_text())["tasks"]["bioasq_yesno"]
+    assert task["n"] == 3 and len(task["predictions"]) == 3  # 2 of 7B1, 1 new of 8B1 (one duplicate id)
+    assert set(task["file_sha256"]) == {str(folder / "7B1_golden.json"), str(folder / "8B1_golden.json")}

@@ -3,7 +3,8 @@
 Right-padding the answers of a batch to the widest one used to give the padded positions of a row whose
 prompt sits at max_length - 1 position ids past the last one (IndexError on GPT-2's learned positions).
 Every backend must give the `full` backend's log-likelihoods, which are checked against one plain forward
-per request.
+per request. The transformers backend is checked both ways it scores: packed (prompts and all their
+answers in one masked row, sdpa and eager attention) and prefill + extend from the KV cache.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ import pytest
 import torch
 
 from biomamba.eval.backends import FullSequenceBackend, make_backend
-from biomamba.eval.scoring import Encoded, RequestEncoder, score_groups
+from biomamba.eval.scoring import (
+    PACKED_ROW_TOKENS,
+    Encoded,
+    RequestEncoder,
+    pack_rows,
+    plan_groups,
+    score_groups,
+)
 
 BACKENDS = {"gpt2": ["kv", "full"], "llama": ["kv", "full"], "mamba2": ["mamba2", "full"]}
 
@@ -52,10 +60,32 @@ def test_prompts_at_the_context_limit_score_like_full_forwards(family, tiny_toke
     assert [s[0] for s in full] == pytest.approx(want, abs=1e-4)
     for kind in BACKENDS[family]:
         backend = make_backend(model, max_length=limit, kind=kind)
-        for batch_size in (2, 5):
-            got = score_groups(backend, groups, batch_size=batch_size)
-            assert [s[0] for s in got] == pytest.approx([s[0] for s in full], abs=1e-4), (kind, batch_size)
-            assert [s[1] for s in got] == [s[1] for s in full]
+        for packs in (True, False) if kind == "kv" else (False,):
+            if packs:  # transformers GPT-2 and Llama pack by default; the short prompts share a row
+                assert backend.packs
+                assert any(len(row) > 1 for row in pack_rows(plan_groups(groups), PACKED_ROW_TOKENS))
+            backend.packs = packs
+            for batch_size in (1, 2, 5):
+                got = score_groups(backend, groups, batch_size=batch_size)
+                want_ll = [s[0] for s in full]
+                assert [s[0] for s in got] == pytest.approx(want_ll, abs=1e-4), (kind, packs, batch_size)
+                assert [s[1] for s in got] == [s[1] for s in full]
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_packed_rows_score_like_full_forwards_under_eager_attention(family, tiny_tokenizer, request):
+    """Eager attention adds the mask to its scores (sdpa reads it as booleans): both must pack exactly."""
+    import copy
+
+    model = copy.deepcopy(request.getfixturevalue(f"tiny_{family}"))
+    model.set_attn_implementation("eager")
+    encoder = RequestEncoder(tiny_tokenizer, 512)
+    groups = _groups(encoder, len(tiny_tokenizer))
+    backend = make_backend(model, max_length=512, kind="kv")
+    assert backend.packs
+    got = score_groups(backend, groups, batch_size=2)
+    want = [_reference(model, e) for g in groups for e in g]
+    assert [s[0] for s in got] == pytest.approx(want, abs=1e-4)
 
 
 @pytest.mark.parametrize("family", ["gpt2", "llama"])

@@ -56,6 +56,20 @@ def test_limit_is_a_seeded_sample_stratified_by_label(tmp_path, tiny_gpt2, tiny_
     assert ids[0] == sorted(ids[0])  # file order kept
 
 
+def test_load_questions_limit_draws_the_same_stratified_sample_as_the_runner(tmp_path):
+    """One sampler for every limit: `load_questions(limit=)` is the runner's `--limit`, not the first N."""
+    folder = _pubmedqa_test_folder(tmp_path / "pubmedqa", {"yes": 30, "no": 20, "maybe": 10})
+    task_file = TaskFile("pubmedqa_test", folder)
+    every = load_questions(task_file)
+    limited = load_questions(task_file, limit=12, seed=3)
+    sample, drawn = stratified_sample(every, 12, label_of, seed=3)
+    assert [q.qid for q in limited] == [q.qid for q in sample]
+    assert label_balance(limited) == {"yes": 6, "no": 4, "maybe": 2}
+    assert limited.limit == drawn == {"n": 12, "of": 60, "seed": 3, "strategy": "stratified by label"}
+    assert limited.files == every.files and limited.format == every.format
+    assert [q.qid for q in load_questions(task_file, limit=12, seed=4)] != [q.qid for q in limited]
+
+
 def test_stratum_sizes_add_up_and_keep_every_label():
     assert stratum_sizes({"yes": 276, "no": 169, "maybe": 55}, 50) == {"yes": 28, "no": 17, "maybe": 5}
     sizes = stratum_sizes({"a": 1, "b": 1, "c": 1}, 2)

@@ -131,3 +131,28 @@ def test_qa_jsonl_missing_answer_and_invalid_line(tmp_path: Path) -> None:
     broken.write_text('{"q": "x"}\n{not json\n')
     with pytest.raises(DataError, match=r"broken\.jsonl:2: invalid JSON"):
         load_qa_jsonl(broken, question_field="q", bad=BadRecords("skip"))
+
+
+def test_bioasq_golden_folder_and_glob_train_like_eval_reads_them(tmp_path: Path) -> None:
+    """finetune takes the folder/glob forms eval takes (one reader): yearly golden files, ids de-duplicated."""
+    from tests.benchmarks import factories as fx
+
+    from biomamba.finetune.config import DataSource
+    from biomamba.finetune.datasets import load_qa_source
+
+    folder = tmp_path / "golden"
+    folder.mkdir()
+    fx.bioasq_golden(folder / "7B1_golden.json", [fx.bioasq_question("q1"), fx.bioasq_question("q2", "list")])
+    fx.bioasq_golden(
+        folder / "8B1_golden.json", [fx.bioasq_question("q1"), fx.bioasq_question("q3", answer="no")]
+    )
+    for path in (folder, folder / "*_golden.json"):
+        source = DataSource(format="bioasq", path=path)
+        examples = load_qa_source(source, BadRecords())
+        assert [(e.id, e.answer) for e in examples] == [("q1", "yes"), ("q3", "no")]
+    with pytest.raises(ValueError, match="no file matches this pattern"):
+        DataSource(format="bioasq", path=folder / "9B*_golden.json")
+    with pytest.raises(ValueError, match="folder without benchmark files"):
+        DataSource(format="bioasq", path=tmp_path)
+    with pytest.raises(ValueError, match="file not found"):
+        DataSource(format="qa-jsonl", path=folder)  # not a benchmark format: one file only

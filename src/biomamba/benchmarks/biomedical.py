@@ -164,7 +164,13 @@ def parse_pubmedqa_bigbio(rec: Any, where: str, _key: str | None) -> Record:
 
 
 def parse_pubmedqa_bigbio_qa(rec: Any, where: str, _key: str | None) -> Record:
-    """bigbio/pubmed_qa `bigbio_qa` schema: `{"id", "question", "context" (joined), "answer": [label]}`."""
+    """bigbio/pubmed_qa `bigbio_qa` schema: `{"id", "question", "context", "answer": [label]}`.
+
+    bigbio builds `context` as `" ".join(CONTEXTS)`, so the abstract's sections are one string here: it is
+    kept as the file holds it (the prompt reads "Abstract: <sections joined by spaces>"). lm-eval's
+    pubmedqa task reads the source schema and joins the sections with newlines; the `pubmedqa` and
+    `pubmedqa-bigbio` readers, which have the sections, do exactly that.
+    """
     question = bio.field(rec, "question", str, where)
     context = bio.field(rec, "context", str, where)
     answers = bio.field(rec, "answer", list, where)
@@ -181,6 +187,13 @@ def parse_pubmedqa_qiaojin(rec: Any, where: str, _key: str | None) -> Record:
     long_answer = rec.get("long_answer") if isinstance(rec.get("long_answer"), str) else ""
     decision = rec.get("final_decision")
     return _pubmedqa("pubmedqa-qiaojin", rid, where, question, contexts, decision, rec, long_answer)
+
+
+def is_bioasq_bigbio_qa(records: list[Any]) -> bool:
+    """bigbio's BioASQ `bigbio_qa` export has PubMedQA's bigbio_qa columns but one row per SNIPPET, its id
+    `<question_id>_<n>` (bigbio/hub bioasq_task_b.py); PubMedQA's rows are whole questions (id = PMID)."""
+    rows = [r for r in records if isinstance(r, dict)]
+    return bool(rows) and all(str(r.get("id", "")).startswith(f"{r.get('question_id')}_") for r in rows)
 
 
 def pubmedqa_ground_truth(path: Path) -> tuple[dict[str, str], Path, str]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from biomamba.benchmarks import io as bio
 from biomamba.benchmarks.biomedical import FORMATS as BIOMEDICAL
+from biomamba.benchmarks.biomedical import is_bioasq_bigbio_qa
 from biomamba.benchmarks.general import FORMATS as GENERAL
 from biomamba.benchmarks.general import iter_piqa
 from biomamba.benchmarks.record import Record
@@ -130,6 +131,11 @@ def detect_format(path: Path, accept: Iterable[str] | None = None) -> Format:
             return found
     records = _sample(path, layout)
     found = _record_format(records, layout)
+    if found is FORMATS["pubmedqa-bigbio-qa"] and is_bioasq_bigbio_qa(records):
+        raise DataError(
+            f"{path}: is BioASQ in bigbio's bigbio_qa schema (one row per snippet, ids <question>_<n>): "
+            "read the Task B golden JSON it was made from (format bioasq), whose questions keep all their snippets"
+        )
     first = next((r for r in records if isinstance(r, dict)), None)
     if found is None and first is not None and accept is not None:
         found = _closest(first, accept)

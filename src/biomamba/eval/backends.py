@@ -15,6 +15,13 @@ Every backend has the same two calls: `prefill(prompts)` -> (state, last-positio
 `extend(state, rows, suffixes)` -> (log-probs of each suffix position, new state); `extend` leaves `state`
 as it was, so one prefill can feed several extends. Right-padded suffixes
 never influence the real positions before them (causal models), so they need no mask.
+
+Scoring needs no state after the answers, so the transformers backend can do better than prefill + extend
+(two calls, a cache copied per choice, answers padded to the longest): `score_packed` puts a prompt and
+ALL its answers in one row, `[prompt, answer 1, answer 2, ...]`, with a 4D attention mask under which
+each answer sees the prompt and its own earlier tokens only, and position ids that restart after the
+prompt for every answer. Each answer is computed exactly as in its own prompt + answer sequence, in one
+forward per batch, and the LM head runs only on the positions whose log-probs are read.
 """
 
 from __future__ import annotations
@@ -124,7 +131,8 @@ def _suffix_mask(suffixes: list[list[int]], width: int, device: torch.device) ->
 
 
 class HFKVBackend:
-    """transformers causal LMs, continuing from the KV cache."""
+    """transformers causal LMs, continuing from the KV cache; scoring in packed rows where that is exact
+    (`packs`: the model types and attention kernels `_packs` names)."""
 
     def __init__(self, model: Any, max_length: int | None = None, pad_id: int = 0) -> None:
         self.model = model
@@ -135,10 +143,19 @@ class HFKVBackend:
         # [prompt x vocab] matmul per question (lm-eval computes them all).
         self.last_only = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
         self.cache_keyword = _cache_keyword(model)
+        self.packs = _packs(model, self.max_length)
+        config = getattr(model, "config", None)
+        self.window = getattr(config, "sliding_window", None)
+        # sdpa reads a boolean mask (True: attend); eager adds the mask to its scores
+        eager = getattr(config, "_attn_implementation", None) == "eager"
+        weights = next(model.parameters()).dtype
+        self.mask_dtype = (weights if weights.is_floating_point else torch.float32) if eager else torch.bool
 
     @torch.no_grad()
     def prefill(self, prompts: list[list[int]], keep_state: bool = True) -> tuple[_KVState, torch.Tensor]:
         """Run the prompts; without `keep_state` (single-token answers: nothing to extend) no cache is kept."""
+        if not keep_state and self.last_only:
+            return self._last_positions(prompts)
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -157,6 +174,17 @@ class HFKVBackend:
         lengths = mask.sum(-1)
         cache = _returned_cache(out) if keep_state else None
         return _KVState(cache, mask, lengths), _log_probs(out.logits[:, -1], None)
+
+    def _last_positions(self, prompts: list[list[int]]) -> tuple[_KVState, torch.Tensor]:
+        """Last-position log-probs without a cache: prompts RIGHT-padded, as lm-eval pads, so attention keeps
+        its plain causal path (no mask: a real token never sees the padding after it), and the LM head runs
+        on each row's last real position only (`logits_to_keep` as a boolean mask)."""
+        ids = _right_pad(prompts, self.pad_id, self.device)
+        lengths = torch.tensor([len(p) for p in prompts], device=self.device)
+        last = torch.arange(ids.shape[1], device=self.device)[None] == (lengths - 1)[:, None]
+        out = self.model(input_ids=ids, use_cache=False, logits_to_keep=last)
+        mask = (torch.arange(ids.shape[1], device=self.device)[None] < lengths[:, None]).long()
+        return _KVState(None, mask, lengths), _log_probs(out.logits, None)
 
     @torch.no_grad()
     def extend(
@@ -187,6 +215,119 @@ class HFKVBackend:
         )
         new_lengths = lengths + torch.tensor([len(s) for s in suffixes], device=self.device)
         return _log_probs(out.logits, None), _KVState(_returned_cache(out), mask, new_lengths)
+
+    @torch.no_grad()
+    def score_packed(
+        self, rows: list[list[tuple[list[int], list[list[int]]]]]
+    ) -> list[list[list[torch.Tensor]]]:
+        """Log-probs [1 + len(answer), V] at the prompt's last position and each answer position, per row,
+        per question, per answer, from ONE forward over rows `[prompt, answer 1, answer 2, ..., next
+        prompt, its answers, ...]` (each row a list of (prompt, answers); rows left-padded).
+
+        Under the 4D mask an answer token attends to its question's prompt and its own earlier tokens, at
+        the positions it would have after the prompt alone, and a prompt to itself only, so every answer
+        is scored as in its own sequence; only the positions read go through the LM head
+        (`logits_to_keep` as a boolean mask).
+        """
+        layouts = [_packed_row(row) for row in rows]
+        width = max(len(layout[0]) for layout in layouts)
+        # per position: token, position id, question (-1: padding), part (0: prompt, i: answer i)
+        grid = torch.full((4, len(rows), width), -1, dtype=torch.long)
+        grid[0], grid[1] = self.pad_id, 0
+        for i, layout in enumerate(layouts):
+            grid[:, i, width - len(layout[0]) :] = torch.tensor(layout, dtype=torch.long)
+        ids, positions, question, part = grid
+        keep = _last_prompt_and_answers(question, part)
+        mask = _packed_mask(question, part, positions, self.window, self.mask_dtype)
+        ids, positions, keep, mask = (t.to(self.device) for t in (ids, positions, keep, mask))
+        kwargs = {"logits_to_keep": keep} if self.last_only else {}
+        out = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, **kwargs
+        )
+        logp = _log_probs(out.logits if self.last_only else out.logits[keep], None)
+        result, offset = [], 0
+        for row in rows:
+            per_question = []
+            for _, suffixes in row:
+                last, offset = logp[offset], offset + 1
+                per_answer = []
+                for suffix in suffixes:
+                    per_answer.append(torch.cat([last[None], logp[offset : offset + len(suffix)]]))
+                    offset += len(suffix)
+                per_question.append(per_answer)
+            result.append(per_question)
+        return result
+
+
+# transformers model types whose attention takes a custom 4D mask as it is (masking_utils) and whose
+# positions come from position_ids only: packed scoring is exact for them (tests/eval/test_parity.py).
+PACKED_MODEL_TYPES = ("gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3")
+MASK_READERS = ("sdpa", "eager")
+
+
+def _packs(model: Any, max_length: int) -> bool:
+    """Whether `score_packed` is exact for this model: a known model type, an attention implementation
+    that reads a 4D mask, no sliding window narrower than the context (one mask serves every layer)."""
+    config = getattr(model, "config", None)
+    if getattr(config, "model_type", None) not in PACKED_MODEL_TYPES:
+        return False
+    if getattr(config, "_attn_implementation", None) not in MASK_READERS:
+        return False
+    window = getattr(config, "sliding_window", None)
+    return window is None or int(window) >= max_length
+
+
+def _packed_row(row: list[tuple[list[int], list[list[int]]]]) -> list[list[int]]:
+    """[tokens, position ids, question numbers, part numbers] of one packed row."""
+    tokens: list[int] = []
+    positions: list[int] = []
+    questions: list[int] = []
+    parts: list[int] = []
+    for number, (prefix, suffixes) in enumerate(row):
+        tokens += prefix
+        positions += range(len(prefix))
+        parts += [0] * len(prefix)
+        for answer, suffix in enumerate(suffixes, start=1):
+            tokens += suffix
+            positions += range(len(prefix), len(prefix) + len(suffix))
+            parts += [answer] * len(suffix)
+        questions += [number] * (len(tokens) - len(questions))
+    return [tokens, positions, questions, parts]
+
+
+def _last_prompt_and_answers(question: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+    """[B, T] True at every answer position and at each prompt's last position (a prompt token followed by
+    an answer, another question or the row's end)."""
+    next_question = torch.cat([question[:, 1:], torch.full_like(question[:, :1], -2)], 1)
+    next_part = torch.cat([part[:, 1:], torch.ones_like(part[:, :1])], 1)
+    prompt = (question >= 0) & (part == 0)
+    return (part > 0) | (prompt & ((next_part != 0) | (next_question != question)))
+
+
+def _packed_mask(
+    question: torch.Tensor,
+    part: torch.Tensor,
+    positions: torch.Tensor,
+    window: int | None,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """[B, 1, T, T] mask: a query sees the earlier keys of its own question's prompt and of its own answer
+    (never padding, never another question); a padding query sees itself only, so no softmax row is
+    empty. Boolean (sdpa), else additive."""
+    width = question.shape[1]
+    index = torch.arange(width)
+    same_question = (question[:, :, None] == question[:, None, :]) & (question[:, None, :] >= 0)
+    key_part, query_part = part[:, None, :], part[:, :, None]
+    allowed = (
+        (index[:, None] >= index[None, :]) & same_question & ((key_part == 0) | (key_part == query_part))
+    )
+    if window is not None:
+        allowed &= (positions[:, :, None] - positions[:, None, :]) < window
+    allowed |= torch.eye(width, dtype=torch.bool)
+    allowed = allowed[:, None]
+    if dtype == torch.bool:
+        return allowed
+    return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
 
 
 class Mamba2StateBackend:

@@ -31,6 +31,7 @@ from biomamba.benchmarks.general import hellaswag_clean, truthfulqa_targets
 from biomamba.benchmarks.registry import FAMILIES, iter_records, resolve_format
 from biomamba.errors import DataError
 from biomamba.eval import hub
+from biomamba.eval.sampling import stratified_sample
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class QuestionList(list[Question]):
         self.skipped = dict(skipped or {})
         self.skipped_what = skipped_what
         self.files = list(files or [])
+        self.limit: dict[str, Any] | None = None  # what `load_questions(limit=)` drew, as results record it
 
     @property
     def format(self) -> str:
@@ -509,12 +511,15 @@ def _pubmedqa_test(path: Path, fmt: str | None, what: str) -> Benchmark:
     return Benchmark(chosen, files)
 
 
-def load_questions(task_file: TaskFile, limit: int | None = None) -> QuestionList:
+def load_questions(task_file: TaskFile, limit: int | None = None, seed: int = 0) -> QuestionList:
     """Read and check every record of a task file (or folder, or glob); duplicate ids in one file are made
     unique, never merged; an id an earlier file already had is left out and counted per file.
 
     Records the task leaves out by design (BioASQ's non-yes/no questions) are counted in the returned list's
     `skipped` and logged as a warning; the detected format and the files read are on the list too.
+    `limit` keeps N questions drawn by the one `--limit` sampler (`biomamba.eval.sampling`: stratified by
+    label, seeded, file order kept), never the first N (benchmark files are often sorted by label); what
+    was drawn is on the list as `limit`.
     """
     spec = get_task(task_file.task)
     if hub.is_hub(task_file.raw or task_file.path):
@@ -539,7 +544,10 @@ def load_questions(task_file: TaskFile, limit: int | None = None) -> QuestionLis
         if seen[question.qid] > 1:
             question.qid = f"{question.qid}#{seen[question.qid]}"
     if limit:
-        return QuestionList(questions[:limit], questions.skipped, questions.skipped_what, questions.files)
+        sample, drawn = stratified_sample(questions, limit, label_of, seed=seed)
+        sampled = QuestionList(sample, questions.skipped, questions.skipped_what, questions.files)
+        sampled.limit = drawn
+        return sampled
     return questions
 
 

@@ -9,14 +9,17 @@ naming the key.
 
 from __future__ import annotations
 
+import glob
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from biomamba.config import ExistingFile, Section
 
 TaskType = Literal["sft-qa", "clinical-generation", "mc-classifier", "seq-classifier"]
 QA_FORMATS = ("pubmedqa", "bioasq", "medqa", "medmcqa", "qa-jsonl")
+BENCHMARK_FORMATS = ("pubmedqa", "bioasq", "medqa", "medmcqa")  # read through biomamba.benchmarks
 NOTE_FORMATS = ("mimic-iv-note", "mtsamples", "aci-bench")
 
 
@@ -26,7 +29,11 @@ class DataSource(Section):
     format: Literal[
         "pubmedqa", "bioasq", "medqa", "medmcqa", "qa-jsonl", "mimic-iv-note", "mtsamples", "aci-bench"
     ]
-    path: ExistingFile = Field(description="The file in its original format (see docs/finetune.md).")
+    path: Path = Field(
+        description="The file in its original format (see docs/finetune.md); for the benchmark formats "
+        "(pubmedqa, bioasq, medqa, medmcqa) also a folder or a glob, read as eval reads it (BioASQ's "
+        "yearly golden files: records de-duplicated by id)."
+    )
     split: Literal["all", "train", "validation", "test"] = Field(
         "all",
         description="pubmedqa: train = PQA-L minus the official test ids, test = those ids. Notes "
@@ -41,10 +48,17 @@ class DataSource(Section):
     context_field: str | None = None
     specialty: str | None = Field("Discharge Summary", description="mtsamples: medical_specialty to keep.")
 
+    @field_validator("path")
+    @classmethod
+    def _path_exists(cls, path: Path, info: ValidationInfo) -> Path:
+        _check_path(path, info.data.get("format", ""))
+        return path
+
     @model_validator(mode="after")
     def _check(self) -> DataSource:
         if self.format == "pubmedqa" and self.split in ("train", "test") and self.test_ids is None:
-            sibling = self.path.parent / "test_ground_truth.json"
+            folder = self.path if self.path.is_dir() else self.path.parent
+            sibling = folder / "test_ground_truth.json"
             if not sibling.is_file():
                 raise ValueError(f"split '{self.split}' needs test_ids (no {sibling})")
             self.test_ids = sibling
@@ -53,6 +67,23 @@ class DataSource(Section):
                 "pubmedqa has train and test splits; hold out validation with validation_fraction"
             )
         return self
+
+
+def _check_path(path: Path, format: str) -> None:
+    """A benchmark format's path may be what biomamba.benchmarks reads (a file, a folder of data files, a
+    glob), so finetune accepts exactly the forms eval does; other formats need one file."""
+    if path.is_file():
+        return
+    if format in BENCHMARK_FORMATS and (path.is_dir() or glob.has_magic(str(path))):
+        from biomamba.benchmarks import expand_paths
+        from biomamba.errors import DataError
+
+        try:
+            expand_paths(path)
+        except DataError as exc:  # a folder without data files, a glob matching nothing
+            raise ValueError(str(exc)) from None
+        return
+    raise ValueError(f"file not found: {path}")
 
 
 class LoraSection(Section):
