@@ -8,7 +8,7 @@ import logging
 import shutil
 
 import pytest
-from tests.benchmarks import factories as fx
+from tests.factories import benchmarks as fx
 
 from biomamba.benchmarks import FORMATS, detect_format, get_format, map_text, read_benchmark
 from biomamba.benchmarks.registry import iter_raw
