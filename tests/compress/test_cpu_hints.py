@@ -3,21 +3,16 @@ quantize` on CPU points to the GGUF path (llama.cpp)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+from tests.factories.scripts import benchmark_script
 from typer.testing import CliRunner
 
 from biomamba.cli.main import build_app
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "compress_quantize.py"
-
 
 def _bench_module():
-    spec = importlib.util.spec_from_file_location("compress_quantize", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("compress_quantize")
 
 
 def test_kernel_notes_explain_each_cpu_kernel_that_ran() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tests.factories.scripts import benchmark_script
 from typer.testing import CliRunner
 
 from biomamba.cli.main import build_app
@@ -241,12 +242,7 @@ def test_llama_sentencepiece_style_tokenizer_and_logits(tmp_path: Path) -> None:
 
 def test_gguf_decode_benchmark_runs(capsys) -> None:
     """The benchmark script runs (tiny, no child processes), so it cannot rot; no speed is asserted."""
-    import importlib.util
-
-    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "gguf_decode.py"
-    spec = importlib.util.spec_from_file_location("gguf_decode", bench)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = benchmark_script("gguf_decode")
     result = module.main(["--tiny", "--families", "llama", "--no-process-peak"])
     rows = {r["variant"]: r for r in result["rows"]}
     assert set(rows) == {"fp32", "int8", "gguf-q8_0", "gguf-q4_k_m"}
