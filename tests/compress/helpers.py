@@ -12,7 +12,10 @@ from tests.factories.tokenizers import bpe_tokenizer
 
 
 def build_model(family: str, seed: int = 0, vocab: int = 300, layers: int = 3, hidden: int = 16):
-    """gpt2, llama or mistral, three layers by default (so merges have layers to slice and interpolate)."""
+    """gpt2, llama or mistral, three layers by default (so merges have layers to slice and interpolate);
+    mamba2 is the "tiny" preset."""
+    if family == "mamba2":
+        return models.mamba2(vocab, preset="tiny", seed=seed)
     return models.tiny_model(family, vocab, seed=seed, layers=layers, hidden=hidden)
 
 

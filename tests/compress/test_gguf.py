@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tests.factories.models import mamba2_randomized
 from tests.factories.scripts import benchmark_script
 from typer.testing import CliRunner
 
@@ -27,9 +28,8 @@ EVAL_TEXT = " ".join(dict.fromkeys(TEXT))
 def _tiny(family: str, vocab: int, hidden: int = 64):
     """Rows of 64 values, so Q8_0 (blocks of 32) really quantizes every matrix."""
     if family == "mamba2":
-        from tests.models.conftest import tiny_model
-
-        return tiny_model(d_model=hidden, vocab_size=vocab, headdim=16, d_state=16, ngroups=1, chunk_size=16)
+        shape = {"d_model": hidden, "headdim": 16, "d_state": 16, "ngroups": 1, "chunk_size": 16}
+        return mamba2_randomized(vocab_size=vocab, **shape)
     return build_model(family, vocab=vocab, layers=2, hidden=hidden).eval()
 
 

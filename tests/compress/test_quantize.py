@@ -64,10 +64,6 @@ def test_group_size_falls_back_to_rows_when_it_does_not_divide() -> None:
 def _tiny(family: str) -> nn.Module:
     from .helpers import build_model
 
-    if family == "mamba2":
-        from biomamba.models import create_model
-
-        return create_model("tiny", vocab_size=300, seed=0).eval()
     return build_model(family, seed=0).eval()
 
 

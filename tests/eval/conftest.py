@@ -55,13 +55,10 @@ def tiny_llama(tiny_dir: Path):
 
 
 @pytest.fixture(scope="session")
-def tiny_mamba2_dir(tiny_dir: Path) -> Path:
+def tiny_mamba2_dir(tiny_dir: Path, tiny_tokenizer) -> Path:
     """biomamba's own Mamba2 saved in the transformers Mamba2 format (tokenizer included)."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(tiny_dir / "tokenizer")
-    model = models.mamba2(len(tok), d_state=16, headdim=16, chunk_size=16)
-    return models.save_dir(tiny_dir / "mamba2", model, tok)
+    model = models.mamba2(len(tiny_tokenizer), d_state=16, headdim=16, chunk_size=16)
+    return models.save_dir(tiny_dir / "mamba2", model, tiny_tokenizer)
 
 
 @pytest.fixture(scope="session")

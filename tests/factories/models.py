@@ -39,8 +39,21 @@ def gpt2(
     )
 
 
-def _llama_shape(vocab: int, hidden: int, layers: int, heads: int, kv_heads: int, positions: int) -> dict:
-    return {
+def _llama_like(
+    config_class,
+    model_class,
+    vocab: int,
+    *,
+    hidden: int = 32,
+    layers: int = 2,
+    heads: int = 2,
+    kv_heads: int = 2,
+    positions: int = 128,
+    seed: int = 0,
+    **config: Any,
+):
+    torch.manual_seed(seed)
+    shape = {
         "vocab_size": vocab,
         "hidden_size": hidden,
         "intermediate_size": 2 * hidden,
@@ -49,45 +62,21 @@ def _llama_shape(vocab: int, hidden: int, layers: int, heads: int, kv_heads: int
         "num_key_value_heads": kv_heads,
         "max_position_embeddings": positions,
     }
+    return model_class(config_class(**shape, **config))
 
 
-def llama(
-    vocab: int,
-    *,
-    hidden: int = 32,
-    layers: int = 2,
-    heads: int = 2,
-    kv_heads: int = 2,
-    positions: int = 128,
-    seed: int = 0,
-    **config: Any,
-):
-    """A random Llama (MLP twice the hidden width)."""
+def llama(vocab: int, **shape: Any):
+    """A random Llama (MLP twice the hidden width; `kv_heads` 2, so grouped-query when `heads` is more)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(
-        LlamaConfig(**_llama_shape(vocab, hidden, layers, heads, kv_heads, positions), **config)
-    )
+    return _llama_like(LlamaConfig, LlamaForCausalLM, vocab, **shape)
 
 
-def mistral(
-    vocab: int,
-    *,
-    hidden: int = 32,
-    layers: int = 2,
-    heads: int = 2,
-    kv_heads: int = 2,
-    positions: int = 128,
-    seed: int = 0,
-    **config: Any,
-):
+def mistral(vocab: int, **shape: Any):
     """A random Mistral: Llama's shape, plus `sliding_window` layers in its KV cache when given."""
     from transformers import MistralConfig, MistralForCausalLM
 
-    torch.manual_seed(seed)
-    shape = _llama_shape(vocab, hidden, layers, heads, kv_heads, positions)
-    return MistralForCausalLM(MistralConfig(**shape, **config))
+    return _llama_like(MistralConfig, MistralForCausalLM, vocab, **shape)
 
 
 def mamba2(vocab: int, *, seed: int = 0, preset: str | None = None, **fields: Any):
