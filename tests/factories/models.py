@@ -52,6 +52,7 @@ def _llama_like(
     seed: int = 0,
     **config: Any,
 ):
+    """Llama and Mistral from the same shape words (their configs share the field names)."""
     torch.manual_seed(seed)
     shape = {
         "vocab_size": vocab,
@@ -102,7 +103,8 @@ def mamba2_for(tokenizer, **fields: Any):
 
 def mamba2_randomized(seed: int = 0, **fields: Any):
     """A Mamba2 whose dt/D/norm weights are also random, so no code path hides behind initial values of 1
-    or 0 (what the numerics and parity tests need)."""
+    or 0 (what the numerics and parity tests need); 2 groups and the models tests' 90-token vocabulary
+    unless `fields` say otherwise."""
     from biomamba.models import create_model
 
     torch.manual_seed(seed)
