@@ -1,4 +1,5 @@
-"""Shared test fixtures: seeding, the ../shared/data location, and GPU skipping."""
+"""Shared test fixtures: seeding, the ../shared/data location, the tiny tokenizer, and GPU skipping
+(what the tests build lives in tests/factories/)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The 300-token byte-level BPE of `tests.factories.tokenizers` (`<eos>` doubling as BOS and pad); the
+    finetune and models folders override it with theirs."""
+    from tests.factories.tokenizers import bpe_tokenizer
+
+    return bpe_tokenizer()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

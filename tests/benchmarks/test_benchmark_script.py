@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.factories.scripts import ROOT, benchmark_script
 
 
 def test_benchmark_formats_smoke_run(shared_data, capsys):
-    spec = importlib.util.spec_from_file_location(
-        "benchmark_formats", ROOT / "benchmarks" / "benchmark_formats.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = benchmark_script("benchmark_formats")
     (row,) = module.main(["--src", str(ROOT / "src"), "--repeat", "1"])
     assert row["questions"] == 1000 + 500 and row["seconds"] > 0
     assert "| speed vs first |" in capsys.readouterr().out

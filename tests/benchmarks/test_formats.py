@@ -8,7 +8,8 @@ import logging
 import shutil
 
 import pytest
-from tests.benchmarks import factories as fx
+from tests.factories import benchmarks as fx
+from tests.factories.scripts import load_module
 
 from biomamba.benchmarks import FORMATS, detect_format, get_format, map_text, read_benchmark
 from biomamba.benchmarks.registry import iter_raw
@@ -86,16 +87,11 @@ def test_bioasq_in_the_bigbio_qa_schema_is_refused_not_read_as_pubmedqa(tmp_path
 
 
 def test_copa_prompt_is_lm_eval_superglue(tmp_path):
-    import importlib.util
     from pathlib import Path
 
     import lm_eval
 
-    spec = importlib.util.spec_from_file_location(
-        "copa_utils", Path(lm_eval.__file__).parent / "tasks/super_glue/copa/utils.py"
-    )
-    utils = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(utils)
+    utils = load_module(Path(lm_eval.__file__).parent / "tasks/super_glue/copa/utils.py", "copa_utils")
     q = load_questions(TaskFile("copa", fx.copa(tmp_path).path))[0]
     assert q.context == utils.doc_to_text(fx.COPA) and q.choices == utils.doc_to_choice(fx.COPA)
 

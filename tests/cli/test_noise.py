@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from tests.compress.helpers import save_tiny
+from tests.factories.benchmarks import pubmedqa_records
 
 REPO = Path(__file__).resolve().parents[2]
 NOISE = {  # what the libraries print at start-up or on first use, as issue 15 quotes it
@@ -42,8 +43,7 @@ def _noise(stderr: str) -> list[str]:
 def test_commands_print_no_third_party_noise_unless_verbose(tmp_path: Path) -> None:
     model = save_tiny(tmp_path / "llama")
     questions = tmp_path / "ori_pqal.json"  # PubMedQA's own layout
-    record = {"QUESTION": "Does aspirin help?", "CONTEXTS": ["Aspirin helped."], "final_decision": "yes"}
-    questions.write_text(json.dumps({"1": record, "2": {**record, "final_decision": "no"}}))
+    questions.write_text(json.dumps(pubmedqa_records(["yes", "no"], first_pmid=1)))
 
     verbose = _biomamba("--verbose", "generate", str(model), "the patient", "-n", "2")
     assert verbose.returncode == 0, verbose.stderr

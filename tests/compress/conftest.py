@@ -1,4 +1,4 @@
-"""Fixtures of the compress tests (helpers live in helpers.py)."""
+"""Fixtures of the compress tests (helpers live in helpers.py; `tokenizer` is tests/conftest.py's)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import save_tiny, tiny_tokenizer
-
-
-@pytest.fixture(scope="session")
-def tokenizer():
-    return tiny_tokenizer()
+from .helpers import save_tiny
 
 
 @pytest.fixture

@@ -1,64 +1,29 @@
-"""Helpers of the tests: tiny models and a tiny tokenizer, built and saved by the tests themselves (no downloads)."""
+"""Helpers of the compress tests: their model sizes, and a MedQA file and a corpus of the clinical text."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-TEXT = [
-    "the patient was given aspirin for chest pain",
-    "metformin lowers blood glucose in type 2 diabetes",
-    "the mitochondria is the powerhouse of the cell",
-    "randomized controlled trials reduce bias in medicine",
-] * 8
-
-
-def tiny_tokenizer():
-    """A 300-token byte-level BPE trained in-process by the tokenizer stage, wrapped for transformers."""
-    from biomamba.tokenizer import train_tokenizer
-
-    return train_tokenizer(
-        TEXT, vocab_size=300, min_frequency=0, special_tokens=["<eos>"], eos_token="<eos>", pad_token="<eos>"
-    )
+from tests.factories import models
+from tests.factories.benchmarks import medqa_file
+from tests.factories.corpora import token_corpus
+from tests.factories.tokenizers import CLINICAL_TEXT as TEXT
+from tests.factories.tokenizers import bpe_tokenizer
 
 
 def build_model(family: str, seed: int = 0, vocab: int = 300, layers: int = 3, hidden: int = 16):
-    from transformers import (
-        GPT2Config,
-        GPT2LMHeadModel,
-        LlamaConfig,
-        LlamaForCausalLM,
-        MistralConfig,
-        MistralForCausalLM,
-    )
-
-    torch.manual_seed(seed)
-    if family == "gpt2":
-        cfg = GPT2Config(vocab_size=vocab, n_embd=hidden, n_layer=layers, n_head=2, n_positions=128)
-        return GPT2LMHeadModel(cfg)
-    common = dict(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        tie_word_embeddings=False,
-    )
-    if family == "mistral":
-        return MistralForCausalLM(MistralConfig(**common))
-    return LlamaForCausalLM(LlamaConfig(**common))
+    """gpt2, llama or mistral, three layers by default (so merges have layers to slice and interpolate);
+    mamba2 is the "tiny" preset."""
+    if family == "mamba2":
+        return models.mamba2(vocab, preset="tiny", seed=seed)
+    return models.tiny_model(family, vocab, seed=seed, layers=layers, hidden=hidden)
 
 
 def save_tiny(path: Path, family: str = "llama", seed: int = 0, tokenizer=None, **kw) -> Path:
-    model = build_model(family, seed, **kw)
-    model.save_pretrained(path)
-    (tokenizer or tiny_tokenizer()).save_pretrained(path)
-    return path
+    return models.save_dir(path, build_model(family, seed, **kw), tokenizer or bpe_tokenizer())
 
 
+# in-distribution with TEXT, so a model trained on TEXT has something to get right
 MEDQA = [
     ("Which drug lowers blood glucose?", ["metformin", "aspirin", "heparin", "morphine"], "A"),
     ("Which organ produces insulin?", ["liver", "pancreas", "kidney", "spleen"], "B"),
@@ -70,35 +35,12 @@ MEDQA = [
 
 
 def write_medqa(path: Path) -> Path:
-    """A MedQA (4 options) task file in its original JSON-lines format."""
-    import json
-
-    lines = []
-    for question, options, answer in MEDQA:
-        opts = dict(zip("ABCD", options, strict=True))
-        lines.append(
-            json.dumps({"question": question, "options": opts, "answer_idx": answer, "answer": opts[answer]})
-        )
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return medqa_file(path, MEDQA)
 
 
 def write_corpus(path: Path, tokenizer) -> Path:
-    """A corpus dir with one held-out domain (biomamba-shards/1), tokenized with `tokenizer`."""
-    import json
-
-    import numpy as np
-
-    from biomamba.data.shards import write_shard
-
+    """A corpus dir with one held-out domain of TEXT, tokenized with `tokenizer`."""
     docs = [tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for t in TEXT]
-    record = write_shard(path, "heldout/pubmed/shard-00000.bin", docs, np.dtype("<u2"))
-    manifest = {
-        "format": "biomamba-shards/1",
-        "dtype": "<u2",
-        "vocab_size": len(tokenizer),
-        "eos_token_id": tokenizer.eos_token_id,
-        "splits": {"heldout/pubmed": {"shards": [record.to_json()]}},
-    }
-    (path / "manifest.json").write_text(json.dumps(manifest))
-    return path
+    return token_corpus(
+        path, {"heldout/pubmed": docs}, vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id
+    )

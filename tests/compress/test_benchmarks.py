@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "compress_quantize.py"
+from tests.factories.scripts import benchmark_script
 
 
 def test_compress_quantize_tiny(capsys) -> None:
-    spec = importlib.util.spec_from_file_location("compress_quantize", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = benchmark_script("compress_quantize")
     result = module.main(["--tiny", "--families", "mamba2", "--no-process-peak"])
     rows = {r["variant"]: r for r in result["rows"]}
     assert set(rows) == {"fp32", "bf16", "int8", "int4"}

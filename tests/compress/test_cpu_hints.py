@@ -3,21 +3,17 @@ quantize` on CPU points to the GGUF path (llama.cpp)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+from tests.factories import models
+from tests.factories.scripts import benchmark_script
 from typer.testing import CliRunner
 
 from biomamba.cli.main import build_app
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "compress_quantize.py"
-
 
 def _bench_module():
-    spec = importlib.util.spec_from_file_location("compress_quantize", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("compress_quantize")
 
 
 def test_kernel_notes_explain_each_cpu_kernel_that_ran() -> None:
@@ -32,10 +28,8 @@ def test_kernel_notes_explain_each_cpu_kernel_that_ran() -> None:
 
 
 def test_quantize_on_cpu_recommends_gguf(tmp_path: Path, tokenizer) -> None:
-    from biomamba.models import create_model, save_model
-
-    spec = dict(d_model=32, n_layer=1, d_state=16, headdim=16, chunk_size=16, vocab_size=len(tokenizer))
-    model_dir = save_model(create_model(spec, seed=0), tmp_path / "m", tokenizer)
+    model = models.mamba2(len(tokenizer), n_layer=1, d_state=16, headdim=16, chunk_size=16)
+    model_dir = models.save_dir(tmp_path / "m", model, tokenizer)
     args = ["quantize", str(model_dir), "--method", "int8", "--group-size", "16", "-o", str(tmp_path / "q")]
     result = CliRunner().invoke(build_app(), [*args, "--set", "quantize.bench_new_tokens=2"])
     assert result.exit_code == 0, result.output

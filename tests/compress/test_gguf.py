@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tests.factories.models import mamba2_randomized
+from tests.factories.scripts import benchmark_script
 from typer.testing import CliRunner
 
 from biomamba.cli.main import build_app
@@ -26,9 +28,8 @@ EVAL_TEXT = " ".join(dict.fromkeys(TEXT))
 def _tiny(family: str, vocab: int, hidden: int = 64):
     """Rows of 64 values, so Q8_0 (blocks of 32) really quantizes every matrix."""
     if family == "mamba2":
-        from tests.models.conftest import tiny_model
-
-        return tiny_model(d_model=hidden, vocab_size=vocab, headdim=16, d_state=16, ngroups=1, chunk_size=16)
+        shape = {"d_model": hidden, "headdim": 16, "d_state": 16, "ngroups": 1, "chunk_size": 16}
+        return mamba2_randomized(vocab_size=vocab, **shape)
     return build_model(family, vocab=vocab, layers=2, hidden=hidden).eval()
 
 
@@ -241,12 +242,7 @@ def test_llama_sentencepiece_style_tokenizer_and_logits(tmp_path: Path) -> None:
 
 def test_gguf_decode_benchmark_runs(capsys) -> None:
     """The benchmark script runs (tiny, no child processes), so it cannot rot; no speed is asserted."""
-    import importlib.util
-
-    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "gguf_decode.py"
-    spec = importlib.util.spec_from_file_location("gguf_decode", bench)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = benchmark_script("gguf_decode")
     result = module.main(["--tiny", "--families", "llama", "--no-process-peak"])
     rows = {r["variant"]: r for r in result["rows"]}
     assert set(rows) == {"fp32", "int8", "gguf-q8_0", "gguf-q4_k_m"}

@@ -19,10 +19,6 @@ from biomamba.models.quantized import load_quantized, save_quantized
 def _tiny(family: str) -> nn.Module:
     from .helpers import build_model
 
-    if family == "mamba2":
-        from biomamba.models import create_model
-
-        return create_model("tiny", vocab_size=300, seed=0).eval()
     return build_model(family, seed=0).eval()
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.factories import models
 from typer.testing import CliRunner
 
 from biomamba.cli.main import build_app
@@ -14,10 +15,8 @@ from .helpers import write_corpus, write_medqa
 
 
 def _mamba2_dir(path: Path, tokenizer, d_model: int, n_layer: int) -> Path:
-    from biomamba.models import create_model, save_model
-
-    spec = dict(d_model=d_model, n_layer=n_layer, d_state=16, headdim=16, chunk_size=16)
-    return save_model(create_model({**spec, "vocab_size": len(tokenizer)}, seed=0), path, tokenizer)
+    shape = dict(d_model=d_model, n_layer=n_layer, d_state=16, headdim=16, chunk_size=16)
+    return models.save_dir(path, models.mamba2(len(tokenizer), **shape), tokenizer)
 
 
 def test_quantize_command_writes_models_and_one_table(tmp_path: Path, tokenizer) -> None:

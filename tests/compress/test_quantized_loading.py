@@ -20,12 +20,9 @@ IDS = torch.tensor([[5, 17, 42, 9, 100, 3]])
 
 def _quantized_dir(tmp_path: Path, tokenizer, family: str, method: str) -> tuple[Path, torch.Tensor]:
     """A quantized directory of a tiny model, and the quantized model's logits on IDS."""
-    from biomamba.models import create_model, save_model
+    from biomamba.models import save_model
 
-    if family == "mamba2":
-        model = create_model("tiny", vocab_size=300, seed=0).eval()
-    else:
-        model = build_model(family, seed=0).eval()
+    model = build_model(family, seed=0).eval()
     src = save_model(model, tmp_path / "src", tokenizer)
     record = quantize_model(model, method, group_size=16)
     out = save_quantized(model, record, src, tmp_path / "q")

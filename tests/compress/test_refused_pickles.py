@@ -7,25 +7,17 @@ weights (`model.pt` of a quantized directory, `pytorch_model.bin` of a transform
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
+from tests.factories.pickles import HostilePayload as _Payload
 
 from biomamba.compress.quantize import quantize_model
 from biomamba.errors import CheckpointError
 from biomamba.models.quantized import QUANT_FILE, TORCH_FILE, load_quantized, save_quantized
 
 from .helpers import build_model
-
-
-class _Payload:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
 
 
 def _assert_refused(caught: pytest.ExceptionInfo[CheckpointError], path: Path, marker: Path) -> None:

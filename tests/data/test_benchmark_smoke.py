@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.factories.scripts import benchmark_script
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location(
-        "data_pipeline_bench", ROOT / "benchmarks" / "data_pipeline.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("data_pipeline")
 
 
 def test_tiny_benchmark_sides_agree(shared_data, tmp_path, tiny_tokenizer):
@@ -32,8 +24,6 @@ def test_tiny_benchmark_sides_agree(shared_data, tmp_path, tiny_tokenizer):
 
 
 def test_inputs_benchmark_runs_and_both_identity_sides_agree():
-    spec = importlib.util.spec_from_file_location("data_inputs_bench", ROOT / "benchmarks" / "data_inputs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = benchmark_script("data_inputs")
     rows = module.identity_rows([20_000])  # asserts that both sides take the same decisions
     assert len(rows) == 4 and "`apply_record_identity`" in rows[-1]

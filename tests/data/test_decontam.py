@@ -12,6 +12,8 @@ from biomamba.data.config import DecontamConfig
 from biomamba.data.decontam import NgramIndex, ngram_hashes
 from biomamba.errors import DataError
 
+from .helpers import write_jsonl
+
 QUESTION = "Which enzyme deficiency causes the accumulation of glucocerebroside in macrophages of the spleen and marrow?"
 
 
@@ -215,7 +217,7 @@ def test_general_benchmarks_are_indexed_in_their_original_formats(tmp_path):
     benchmarks = []
     for name, records in files.items():
         path = tmp_path / f"{name}.jsonl"
-        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        write_jsonl(path, records)
         benchmarks.append({"name": name, "format": name, "path": str(path)})
     arc_array = tmp_path / "arc.json"  # some releases are one JSON array
     arc_array.write_text(json.dumps(files["arc"]))

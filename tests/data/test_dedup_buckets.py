@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.factories.scripts import benchmark_script
 
 from biomamba.data.dedup import CodedDomains, deduplicate, lsh_bands, minhash_signatures, text_hash
 from biomamba.data.dedup_buckets import SignatureFile, greedy_duplicates, write_signature_file
 
 from .helpers import WORDS, random_documents
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def _bench():
-    spec = importlib.util.spec_from_file_location(
-        "data_dedup_scale", ROOT / "benchmarks" / "data_dedup_scale.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("data_dedup_scale")
 
 
 def _edited(text: str, rng: random.Random, edits: int) -> str:

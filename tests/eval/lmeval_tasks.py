@@ -10,6 +10,8 @@ import csv
 import json
 from pathlib import Path
 
+from tests.factories.corpora import write_jsonl
+
 # our task -> (lm-eval YAML relative to lm_eval/tasks)
 LMEVAL_YAML = {
     "pubmedqa": "pubmedqa/pubmedqa.yaml",
@@ -68,7 +70,7 @@ def write_lmeval_task(folder: Path, task: str, records: list[dict]) -> str:
 
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / f"{task}.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    write_jsonl(data, records)
     base = Path(lm_eval.__file__).parent / "tasks" / LMEVAL_YAML[task]
     name = f"bmparity_{task}"
     yaml = (

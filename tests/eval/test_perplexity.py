@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.factories.corpora import token_corpus
 
-from biomamba.data.shards import FORMAT_VERSION, token_dtype, write_shard
 from biomamba.errors import DataError
 from biomamba.eval.domain_perplexity import check_tokenizer, perplexity, stream_perplexity, windows
 
@@ -46,21 +45,9 @@ def test_token_weighted_perplexity_matches_a_direct_computation(tiny_gpt2):
 
 
 def _corpus(tmp_path, docs_by_domain, sha="x"):
-    dtype = token_dtype(400)
-    splits = {}
-    for domain, docs in docs_by_domain.items():
-        record = write_shard(tmp_path, f"heldout/{domain}/shard-00000.bin", docs, dtype)
-        splits[f"heldout/{domain}"] = {"shards": [record.to_json()]}
-    manifest = {
-        "format": FORMAT_VERSION,
-        "dtype": dtype.str,
-        "vocab_size": 400,
-        "eos_token_id": 0,
-        "tokenizer": {"path": "t", "sha256": sha},
-        "splits": splits,
-    }
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    return tmp_path
+    splits = {f"heldout/{domain}": docs for domain, docs in docs_by_domain.items()}
+    tokenizer = {"path": "t", "sha256": sha}
+    return token_corpus(tmp_path, splits, vocab_size=400, eos_token_id=0, tokenizer=tokenizer)
 
 
 def test_heldout_domains_from_corpus_shards(tmp_path, tiny_mamba2, tiny_dir):

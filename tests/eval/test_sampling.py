@@ -2,45 +2,18 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 from tests.eval.conftest import FIXTURES, write_jsonl
+from tests.factories.benchmarks import pubmedqa_folder, pubmedqa_records
 
 from biomamba.eval.runner import evaluate
 from biomamba.eval.sampling import stratified_sample, stratum_sizes
 from biomamba.eval.tasks import TaskFile, label_balance, label_of, load_questions
 
 
-def _pubmedqa_test_folder(folder: Path, counts: dict[str, int]) -> Path:
-    """The official PubMedQA test layout: test_ground_truth.json (here, as the real one, sorted by label)
-    and test_set.json (PMID -> {QUESTION, CONTEXTS, LABELS, MESHES, YEAR, final_decision, LONG_ANSWER})."""
-    folder.mkdir()
-    truth, records = {}, {}
-    pmid = 10000
-    for label, n in counts.items():
-        for _ in range(n):
-            pmid += 1
-            truth[str(pmid)] = label
-            records[str(pmid)] = {
-                "QUESTION": f"Does treatment {pmid} improve outcome?",
-                "CONTEXTS": [f"We studied {pmid % 97} patients.", "Outcomes were recorded."],
-                "LABELS": ["METHODS", "RESULTS"],
-                "MESHES": ["Humans"],
-                "YEAR": "2010",
-                "reasoning_required_pred": label,
-                "reasoning_free_pred": label,
-                "final_decision": label,
-                "LONG_ANSWER": "See results.",
-            }
-    (folder / "test_ground_truth.json").write_text(json.dumps(truth, indent=1))
-    (folder / "test_set.json").write_text(json.dumps(records, indent=4))
-    return folder
-
-
 def test_limit_is_a_seeded_sample_stratified_by_label(tmp_path, tiny_gpt2, tiny_tokenizer):
-    folder = _pubmedqa_test_folder(tmp_path / "pubmedqa", {"yes": 30, "no": 20, "maybe": 10})
+    labels = ["yes"] * 30 + ["no"] * 20 + ["maybe"] * 10  # sorted by label, as the real ground truth
+    folder = pubmedqa_folder(tmp_path / "pubmedqa", pubmedqa_records(labels))
     task_file = TaskFile("pubmedqa_test", folder)
     assert [label_of(q) for q in load_questions(task_file)][:30] == [
         "yes"

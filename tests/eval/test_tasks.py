@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from tests.eval.conftest import FIXTURES, write_jsonl
+from tests.factories.scripts import load_module
 
 from biomamba.errors import DataError
 from biomamba.eval.tasks import (
@@ -25,11 +25,7 @@ from biomamba.eval.tasks import (
 def _lm_eval_task_module(relative: str):
     import lm_eval
 
-    path = Path(lm_eval.__file__).parent / "tasks" / relative
-    spec = importlib.util.spec_from_file_location(relative.replace("/", "_"), path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(Path(lm_eval.__file__).parent / "tasks" / relative, relative.replace("/", "_"))
 
 
 def test_every_issue_task_is_registered():

@@ -6,20 +6,20 @@ import json
 
 import pytest
 from tests.eval.conftest import FIXTURES
+from tests.factories.models import save_dir
 
 from biomamba.eval.tasks import TaskFile, load_questions, parse_task_file
 from biomamba.eval.translate import Translator, default_output, translate_task_file
 
 
 @pytest.fixture(scope="module")
-def tiny_t5(tiny_dir):
+def tiny_t5(tiny_dir, tiny_tokenizer):
     import torch
-    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+    from transformers import T5Config, T5ForConditionalGeneration
 
-    tok = AutoTokenizer.from_pretrained(tiny_dir / "tokenizer")
     torch.manual_seed(0)
     config = T5Config(
-        vocab_size=len(tok),
+        vocab_size=len(tiny_tokenizer),
         d_model=16,
         d_ff=32,
         d_kv=8,
@@ -29,10 +29,7 @@ def tiny_t5(tiny_dir):
         eos_token_id=0,
         decoder_start_token_id=0,
     )
-    path = tiny_dir / "t5"
-    T5ForConditionalGeneration(config).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    return save_dir(tiny_dir / "t5", T5ForConditionalGeneration(config), tiny_tokenizer)
 
 
 @pytest.mark.parametrize("kind", ["seq2seq", "causal"])

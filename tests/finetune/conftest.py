@@ -1,4 +1,4 @@
-"""Fixtures of the finetune tests: a tiny byte-level BPE tokenizer trained on the fly, and tiny models."""
+"""Fixtures of the finetune tests: a tiny byte-level BPE with a pad token, and tiny models of both families."""
 
 from __future__ import annotations
 
@@ -6,22 +6,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from tests.factories import models
+from tests.factories.tokenizers import bpe_tokenizer
 
 SPECIALS = ["<|endoftext|>", "<pad>"]
 
 
 def build_tokenizer(texts: Iterable[str], vocab_size: int = 400):
-    """A byte-level BPE in the transformers format (what every biomamba tokenizer directory holds)."""
-    from biomamba.tokenizer import train_tokenizer
-
-    return train_tokenizer(
-        list(texts),
-        vocab_size=vocab_size,
-        min_frequency=0,
-        special_tokens=SPECIALS,
-        eos_token=SPECIALS[0],
-        pad_token=SPECIALS[1],
-    )
+    """A byte-level BPE with a pad token apart from EOS (padding must not look like the end of a text)."""
+    return bpe_tokenizer(texts, vocab_size, specials=SPECIALS, pad=SPECIALS[1])
 
 
 GENERIC_TEXT = [
@@ -46,43 +39,15 @@ def tokenizer():
 @pytest.fixture(scope="session")
 def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer) -> Path:
     """A tiny random GPT-2 saved as a model directory with its tokenizer."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        n_positions=256,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=tokenizer.eos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
     path = tmp_path_factory.mktemp("gpt2")
-    GPT2LMHeadModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return models.save_dir(path, models.gpt2_for(tokenizer, positions=256), tokenizer)
 
 
 @pytest.fixture(scope="session")
 def tiny_mamba2_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer) -> Path:
     """A tiny random biomamba Mamba2 saved as a model directory with its tokenizer."""
-    from biomamba.models import create_model, save_model
-
-    model = create_model(
-        "tiny",
-        seed=0,
-        vocab_size=len(tokenizer),
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
     path = tmp_path_factory.mktemp("mamba2") / "model"
-    save_model(model, path, tokenizer)
-    return path
+    return models.save_dir(path, models.mamba2_for(tokenizer), tokenizer)
 
 
 @pytest.fixture(params=["mamba2", "gpt2"])

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.factories.models import mamba2_for, save_dir
 
 
 @pytest.fixture(scope="module")
@@ -15,20 +16,10 @@ def clinical_model(tmp_path_factory: pytest.TempPathFactory, make_tokenizer) -> 
     if not shared.is_dir():
         pytest.skip("../shared/data is not present")
     from biomamba.finetune.clinical import load_mtsamples
-    from biomamba.models import create_model, save_model
 
     notes = load_mtsamples(shared / "clinical/mtsamples/mtsamples.rda")
     tokenizer = make_tokenizer([n.text for n in notes], vocab_size=1200)
-    model = create_model(
-        "tiny",
-        seed=0,
-        vocab_size=len(tokenizer),
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    path = tmp_path_factory.mktemp("clinical") / "base"
-    save_model(model, path, tokenizer)
-    return path
+    return save_dir(tmp_path_factory.mktemp("clinical") / "base", mamba2_for(tokenizer), tokenizer)
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.factories.benchmarks import pubmedqa_records
 
 from biomamba.errors import DataError
 from biomamba.finetune.run import finetune
@@ -255,10 +256,7 @@ def test_seq_classifier_on_pubmedqa_format(tiny_gpt2_dir: Path, tmp_path: Path) 
     from biomamba.finetune.heads import SequenceClassifier, load_classifier
 
     answers = ["yes", "no", "maybe", "yes", "no", "yes", "yes", "no"]
-    pqal = {
-        str(1000 + i): {"QUESTION": f"Does drug {i} help?", "CONTEXTS": ["A trial."], "final_decision": a}
-        for i, a in enumerate(answers)
-    }
+    pqal = pubmedqa_records(answers, first_pmid=1000)
     (tmp_path / "ori_pqal.json").write_text(json.dumps(pqal))
     (tmp_path / "test_ground_truth.json").write_text(json.dumps({"1006": "yes", "1007": "no"}))
     recipe = {

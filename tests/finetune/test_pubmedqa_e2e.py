@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.factories.models import gpt2_for, save_dir
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -20,26 +21,8 @@ def pubmedqa_model(tmp_path_factory: pytest.TempPathFactory, make_tokenizer) -> 
     data = json.loads((folder / "ori_pqal.json").read_text())
     texts = [r["QUESTION"] + " " + " ".join(r["CONTEXTS"]) for r in list(data.values())[:300]]
     tokenizer = make_tokenizer(texts + ["Context: Question: Answer: yes no maybe"], vocab_size=1000)
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_embd=64,
-        n_layer=2,
-        n_head=4,
-        n_positions=128,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=tokenizer.eos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    path = tmp_path_factory.mktemp("pqa") / "base"
-    GPT2LMHeadModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    model = gpt2_for(tokenizer, hidden=64, heads=4)
+    return save_dir(tmp_path_factory.mktemp("pqa") / "base", model, tokenizer)
 
 
 @pytest.mark.slow

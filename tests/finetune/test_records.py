@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.factories.corpora import write_jsonl as _jsonl
 
 from biomamba.errors import DataError
 from biomamba.finetune.records import (
@@ -15,11 +16,6 @@ from biomamba.finetune.records import (
     load_qa_jsonl,
     pubmedqa_test_ids,
 )
-
-
-def _jsonl(path: Path, rows: list[object]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def test_pubmedqa_train_split_excludes_official_test_ids(shared_data: Path) -> None:

@@ -7,12 +7,12 @@ Fine-tuning resumes through the trainer's checkpoint reader, so this is the same
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from pathlib import Path
 
 import pytest
 import yaml
+from tests.factories.pickles import HostilePayload as _Payload
 
 from biomamba.cli.main import run
 from biomamba.train.checkpoint import latest_checkpoint
@@ -29,14 +29,6 @@ def _medqa(path: Path, n: int) -> Path:
     ]  # fmt: skip
     path.write_text("".join(f"{json.dumps(line)}\n" for line in lines))
     return path
-
-
-class _Payload:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
 
 
 def test_finetune_resume_refuses_a_hostile_optimizer_metadata(

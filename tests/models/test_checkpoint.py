@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from tests.factories import models
 from tests.models.conftest import tiny_model
 from transformers import Mamba2ForCausalLM
 
@@ -143,14 +144,8 @@ def test_dtype_and_family(tmp_path):
 
 
 def test_transformers_models_load_through_the_same_call(tmp_path):
-    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
-
-    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=32))
-    llama = LlamaForCausalLM(
-        LlamaConfig(
-            hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=50
-        )
-    )
+    gpt2 = models.gpt2(50, hidden=16, layers=1, positions=32)
+    llama = models.llama(50, hidden=16, layers=1)
     for name, model in (("gpt2", gpt2), ("llama", llama)):
         save_model(model, tmp_path / name)
         loaded = load_model(tmp_path / name)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
+from tests.factories import models
 from tests.models.conftest import tiny_model
-from transformers import GPT2Config, GPT2LMHeadModel, Mamba2ForCausalLM
+from transformers import Mamba2ForCausalLM
 
 from biomamba.models import save_model
 from biomamba.models.generation import generate, stream_generate
@@ -49,10 +50,7 @@ def test_mamba2_greedy_matches_transformers_generate(tokenizer, tmp_path):
 
 
 def test_transformers_model_batched_left_padding_equals_single(tokenizer):
-    torch.manual_seed(0)
-    gpt2 = GPT2LMHeadModel(
-        GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=len(tokenizer), n_positions=64)
-    ).eval()
+    gpt2 = models.gpt2(len(tokenizer), positions=64).eval()
     batched = generate(gpt2, tokenizer, PROMPTS, max_new_tokens=8, greedy=True, stop_at_eos=False)
     for prompt, result in zip(PROMPTS, batched, strict=True):
         ids = tokenizer(prompt, return_tensors="pt")["input_ids"]

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.factories.scripts import BENCHMARKS, benchmark_script
 
 
 def _load(name: str):  # noqa: ANN202
-    sys.path.insert(0, str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    sys.path.insert(0, str(BENCHMARKS))  # the serve scripts import each other
+    return benchmark_script(name)
 
 
 def test_serve_throughput_tiny(capsys) -> None:

@@ -7,11 +7,12 @@ import json
 
 import httpx
 import pytest
+from tests.factories.tokenizers import bpe_tokenizer
 
 from biomamba.serve.config import ServeConfig
 from biomamba.serve.server import RunningServer
 
-from .helpers import tiny_model, tiny_tokenizer
+from .helpers import tiny_model
 
 # verbatim from mistralai/Mistral-7B-Instruct-v0.1 tokenizer_config.json: refuses a system message
 MISTRAL_TEMPLATE = (
@@ -110,7 +111,7 @@ def test_logprobs_are_refused_not_ignored(client, path: str, extra: dict) -> Non
 
 
 def test_a_chat_template_that_refuses_is_a_400() -> None:
-    tokenizer = tiny_tokenizer()
+    tokenizer = bpe_tokenizer()
     tokenizer.chat_template = MISTRAL_TEMPLATE
     cfg = ServeConfig(port=0, max_new_tokens=4, batch_wait_ms=0)
     with (

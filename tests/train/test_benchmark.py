@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "train_throughput.py"
+from tests.factories.scripts import benchmark_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("train_throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("train_throughput")
 
 
 @pytest.mark.parametrize("model", ["gpt2-124m", "mamba2-130m"])
@@ -33,11 +28,7 @@ def test_tiny_cpu_benchmark_reports_all_three_measurements(tmp_path: Path, model
 
 
 def test_tiny_checkpoint_integrity_benchmark_reports_both_ratios(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "checkpoint_integrity", SCRIPT.with_name("checkpoint_integrity.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = benchmark_script("checkpoint_integrity")
     results = module.main(["--tiny", "--repeats", "1", "--json", str(tmp_path / "r.json")])
     assert results["save_s"] > 0 and results["load_s"] > 0 and results["checkpoint_mb"] > 0
     assert 0 < results["checksums_vs_save"] and 0 < results["verify_vs_load"]

@@ -8,7 +8,6 @@ bytes record of `optimizer/__0_0.distcp`); the tests assert the file is never cr
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import shutil
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tests.factories.pickles import HostilePayload as _Payload
 
 from biomamba.cli.main import run
 from biomamba.train import train
@@ -23,16 +23,6 @@ from biomamba.train.checkpoint import list_checkpoints
 from biomamba.train.integrity import CHECKSUM_FILE, verify_checksums, write_checksums
 
 from .helpers import make_corpus
-
-
-class _Payload:
-    """Unpickling this runs a shell command that creates `marker` (what an attacker's file would do)."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
 
 
 def _recipe(corpus: Path) -> dict:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.factories.corpora import write_jsonl as jsonl
+
 
 @dataclass(frozen=True)
 class Case:
@@ -22,11 +24,6 @@ class Case:
     format: str
     task: str
     golds: list[int]  # gold index per record, in file order
-
-
-def jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 def parquet(path: Path, rows: list[dict]) -> Path:
@@ -63,6 +60,15 @@ def medqa_hf(tmp: Path) -> Case:
              "ending1": r["options"]["B"], "ending2": r["options"]["C"], "ending3": r["options"]["D"],
              "label": "ABCD".index(r["answer_idx"])} for i, r in enumerate(MEDQA)]  # fmt: skip
     return Case(parquet(tmp / "test-00000-of-00001.parquet", rows), "medqa-hf", "medqa_4options", [0, 1])
+
+
+def medqa_file(path: Path, questions: list[tuple[str, list[str], str]]) -> Path:
+    """A MedQA (4 options) file of (question, options, answer letter) triples."""
+    rows = []
+    for question, options, answer in questions:
+        opts = dict(zip("ABCD", options, strict=True))
+        rows.append({"question": question, "options": opts, "answer_idx": answer, "answer": opts[answer]})
+    return jsonl(path, rows)
 
 
 MEDMCQA = [
@@ -135,14 +141,27 @@ def pubmedqa(tmp: Path) -> Case:
     return Case(path, "pubmedqa", "pubmedqa", [0, 1, 2])
 
 
-def pubmedqa_test_folder(tmp: Path) -> Case:
-    folder = tmp / "pubmedqa"
+def pubmedqa_records(labels: list[str], first_pmid: int = 10001) -> dict[str, dict]:
+    """One record per label, PMIDs counting up from `first_pmid`, with every field of the release."""
+    return {str(pmid): {"QUESTION": f"Does treatment {pmid} improve outcome?", "CONTEXTS": [
+                f"We studied {pmid % 97} patients.", "Outcomes were recorded."], "LABELS": ["METHODS", "RESULTS"],
+                "MESHES": ["Humans"], "YEAR": "2010", "reasoning_required_pred": label, "reasoning_free_pred": label,
+                "final_decision": label, "LONG_ANSWER": "See results."}
+            for pmid, label in enumerate(labels, first_pmid)}  # fmt: skip
+
+
+def pubmedqa_folder(folder: Path, records: dict[str, dict]) -> Path:
+    """The official test layout: test_set.json (PMID -> record) and test_ground_truth.json (PMID -> label)."""
     folder.mkdir()
-    test = {k: PUBMEDQA[k] for k in ("16418930", "9488747")}
-    (folder / "test_set.json").write_text(json.dumps(test, indent=4), encoding="utf-8")
+    (folder / "test_set.json").write_text(json.dumps(records, indent=4), encoding="utf-8")
     (folder / "test_ground_truth.json").write_text(
-        json.dumps({k: v["final_decision"] for k, v in test.items()})
+        json.dumps({k: v["final_decision"] for k, v in records.items()})
     )
+    return folder
+
+
+def pubmedqa_test_folder(tmp: Path) -> Case:
+    folder = pubmedqa_folder(tmp / "pubmedqa", {k: PUBMEDQA[k] for k in ("16418930", "9488747")})
     return Case(folder, "pubmedqa", "pubmedqa_test", [1, 2])
 
 

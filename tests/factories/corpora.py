@@ -1,0 +1,64 @@
+"""Tiny corpora: JSON-lines documents as the data stage reads them, and corpus directories in the
+biomamba-shards/1 layout (docs/formats.md) as the trainer and eval read them."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+# Each domain's vocabulary, so documents of different domains are told apart by their words.
+WORDS = {
+    "pubmed": "patients treated metformin diabetes glycemic control randomized trial cohort serum insulin "
+    "thrombocytopenia hepatocellular carcinoma biopsy placebo outcome mortality".split(),
+    "c4": "the best deals shop online today free shipping news sports weather city council school "
+    "restaurant music video game travel hotel".split(),
+    "wikipedia": "the river flows through the valley and the city was founded in century by king army "
+    "battle church album band released song".split(),
+}
+
+
+def write_jsonl(path: Path, records: list) -> Path:
+    """One JSON value per line (the parent folder is created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def random_documents(
+    domain: str, count: int, seed: int, min_words: int = 20, max_words: int = 120
+) -> list[dict]:
+    """`count` documents `{"id", "text"}` of `domain`'s words, the same for the same seed."""
+    rng = random.Random(f"{domain}-{seed}")
+    words = WORDS[domain]
+    return [
+        {
+            "id": f"{domain}-{i}",
+            "text": " ".join(rng.choice(words) for _ in range(rng.randint(min_words, max_words))),
+        }
+        for i in range(count)
+    ]
+
+
+def token_corpus(
+    root: Path, splits: dict[str, list[list[int]]], *, vocab_size: int, eos_token_id: int, **manifest
+):
+    """A corpus directory: one shard per split (`"train"`, `"heldout/<domain>"`) of the given token
+    documents, and its manifest (`manifest` adds fields, e.g. `tokenizer`)."""
+    from biomamba.data.shards import FORMAT_VERSION, token_dtype, write_shard
+
+    dtype = token_dtype(vocab_size)
+    shards = {
+        split: {"shards": [write_shard(root, f"{split}/shard-00000.bin", docs, dtype).to_json()]}
+        for split, docs in splits.items()
+    }
+    header = {
+        "format": FORMAT_VERSION,
+        "dtype": dtype.str,
+        "vocab_size": vocab_size,
+        "eos_token_id": eos_token_id,
+    }
+    (root / "manifest.json").write_text(
+        json.dumps({**header, **manifest, "splits": shards}), encoding="utf-8"
+    )
+    return root

@@ -1,0 +1,24 @@
+"""Python files that are not in a package, imported as modules: the benchmark scripts (so a test runs their
+tiny mode and they cannot rot) and task utilities shipped as loose files (lm-eval's)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = ROOT / "benchmarks"
+
+
+def load_module(path: Path, name: str | None = None) -> ModuleType:
+    """The file at `path` executed as a fresh module named `name` (default: its stem)."""
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def benchmark_script(name: str) -> ModuleType:
+    """benchmarks/<name>.py as a module."""
+    return load_module(BENCHMARKS / f"{name}.py")
