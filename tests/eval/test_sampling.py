@@ -31,7 +31,8 @@ def test_limit_is_a_seeded_sample_stratified_by_label(tmp_path, tiny_gpt2, tiny_
 
 def test_load_questions_limit_draws_the_same_stratified_sample_as_the_runner(tmp_path):
     """One sampler for every limit: `load_questions(limit=)` is the runner's `--limit`, not the first N."""
-    folder = _pubmedqa_test_folder(tmp_path / "pubmedqa", {"yes": 30, "no": 20, "maybe": 10})
+    labels = ["yes"] * 30 + ["no"] * 20 + ["maybe"] * 10
+    folder = pubmedqa_folder(tmp_path / "pubmedqa", pubmedqa_records(labels))
     task_file = TaskFile("pubmedqa_test", folder)
     every = load_questions(task_file)
     limited = load_questions(task_file, limit=12, seed=3)

@@ -131,7 +131,7 @@ def test_qa_jsonl_missing_answer_and_invalid_line(tmp_path: Path) -> None:
 
 def test_bioasq_golden_folder_and_glob_train_like_eval_reads_them(tmp_path: Path) -> None:
     """finetune takes the folder/glob forms eval takes (one reader): yearly golden files, ids de-duplicated."""
-    from tests.benchmarks import factories as fx
+    from tests.factories import benchmarks as fx
 
     from biomamba.finetune.config import DataSource
     from biomamba.finetune.datasets import load_qa_source
