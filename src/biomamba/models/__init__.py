@@ -65,8 +65,9 @@ from biomamba.utils.lazy import lazy_exports
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and readers; never run
     from biomamba.models.checkpoint import convert_checkpoint  # noqa: F401
+    from biomamba.models.families import family, family_named, family_of_dir, family_spec  # noqa: F401
     from biomamba.models.generation import Generation, StreamEvent, generate, stream_generate  # noqa: F401
-    from biomamba.models.loading import create_model, family, load_model, load_tokenizer, save_model  # noqa: F401
+    from biomamba.models.loading import create_model, load_model, load_tokenizer, save_model  # noqa: F401
     from biomamba.models.mamba2 import CausalLMOutput, Mamba2Cache, Mamba2Config, Mamba2LMHeadModel  # noqa: F401
     from biomamba.models.presets import count_parameters, preset_config  # noqa: F401
 
