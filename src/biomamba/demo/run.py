@@ -125,14 +125,14 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
 def _corpus_and_tokenizer(
     tok_cfg: TokenizerConfig | None, demo: DemoConfig, out: Path
 ) -> tuple[dict[str, Path], Path]:
-    from biomamba.demo.synthetic import write_demo_corpus
+    from biomamba.demo.synthetic import TEXT_FILES, write_demo_corpus
     from biomamba.tokenizer import TokenizerConfig, train_tokenizer
 
     sources = write_demo_corpus(out / "sources", seed=demo.seed)
     tok_cfg = tok_cfg or TokenizerConfig()
     tokenizer_dir = out / "tokenizer"
     train_tokenizer(
-        files=[str(sources[d]) for d in DOMAINS],
+        files=[str(sources[name]) for name in TEXT_FILES],
         vocab_size=tok_cfg.vocab_size,
         output_dir=tokenizer_dir,
         min_frequency=tok_cfg.min_frequency,
@@ -155,12 +155,13 @@ def _build_corpora(
         raw, {f"data.sources.{d}": [{"type": "jsonl", "path": str(sources[d])}] for d in DOMAINS}
     )
     mixture_cfg = load_section(mixture_raw, "data", DataConfig, source)
-    base_cfg = mixture_cfg.model_copy(
-        update={
-            "sources": {d: mixture_cfg.sources[d] for d in demo.base_ratios},
-            "ratios": dict(demo.base_ratios),
-        }
-    )
+    base_sources = {d: mixture_cfg.sources[d] for d in demo.base_ratios}
+    if "pubmed" in base_sources:  # the base's PubMed-style text states the background world, not the demo's
+        base_sources["pubmed"] = [
+            spec.model_copy(update={"path": str(sources["pubmed_background"])})
+            for spec in mixture_cfg.sources["pubmed"]
+        ]
+    base_cfg = mixture_cfg.model_copy(update={"sources": base_sources, "ratios": dict(demo.base_ratios)})
     base_cfg = DataConfig.model_validate(base_cfg.model_dump())
     corpora = {"base": out / "corpus" / "base", "mixture": out / "corpus" / "mixture"}
     build_corpus(base_cfg, str(tokenizer_dir), corpora["base"], progress=lambda m: say(f"    {m}"))
