@@ -75,17 +75,25 @@ def test_medqa_answer_is_the_first_line_drug_the_demo_corpus_names() -> None:
     assert min(letters.values()) >= 0.15 * len(corpus["medqa"]), letters
 
 
-def test_the_base_models_biomedical_text_names_the_demo_world_but_states_none_of_its_facts() -> None:
+def test_the_base_models_biomedical_text_is_mostly_another_world_and_states_demo_facts_rarely() -> None:
     corpus = generate()
     background = corpus["pubmed_background"]
     text = "\n".join(d["text"] for d in background)
     demo_names = {*DEMO_WORLD.drugs, *DEMO_WORLD.conditions, *DEMO_WORLD.outcomes, *DEMO_WORLD.biomarkers}
     assert [name for name in demo_names if name not in text] == [], "no first contact in the held-out text"
-    assert set(_stated_verdicts(background)) == {
-        (f.drug, f.outcome.lower()) for f in world_facts(BACKGROUND_WORLD)
-    }
+    demo_facts = {(f.drug, f.outcome.lower()): f.verdict for f in world_facts()}
+    background_facts = {(f.drug, f.outcome.lower()): f.verdict for f in world_facts(BACKGROUND_WORLD)}
+    said = _stated_verdicts(background)
+    assert set(said) == set(demo_facts) | set(background_facts)
+    assert all(verdicts == {{**demo_facts, **background_facts}[fact]} for fact, verdicts in said.items())
+    opening = [d["text"].split("?")[0].split(".")[0] for d in background]  # names the document's condition
+    demo_world = [o for o in opening if any(condition in o for condition in DEMO_WORLD.conditions)]
+    assert len(demo_world) <= len(background) / 3, "the base's PubMed is mostly the background world"
+    assert 3 * len(demo_world) <= len(corpus["pubmed"]), (
+        "continued pretraining states the demo facts far more"
+    )
     first_line = {drug.lower() for d in background for drug, _ in FIRST_LINE.findall(d["text"])}
-    assert first_line == set(BACKGROUND_WORLD.drugs), "first-line statements name background drugs only"
+    assert first_line == set(BACKGROUND_WORLD.drugs) | set(DEMO_WORLD.drugs)
 
 
 def test_written_files_are_labelled_and_in_source_formats(tmp_path: Path) -> None:

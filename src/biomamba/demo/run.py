@@ -4,9 +4,10 @@ It calls exactly the stage APIs a real recipe uses (tokenizer training, corpus b
 evaluation suite); only the sizes are small. Steps:
 
 1. write the synthetic corpus (biomamba.demo.synthetic) and train a small byte-level BPE on it;
-2. build two corpora with the corpus stage: the base model's (general text with a little PubMed, as the Pile
-   has) and the 80/10/10 PubMed/C4/Wikipedia mixture; both hold out the same documents per domain (split by a
-   stable hash of the id);
+2. build two corpora with the corpus stage: the base model's (general text with a little PubMed-style text, as
+   the Pile has: mostly another world's facts, biomamba.demo.synthetic says why) and the 80/10/10
+   PubMed/C4/Wikipedia mixture; each holds out documents per domain by a stable hash of the id, and both models
+   are evaluated on the mixture's held-out split;
 3. pretrain a tiny Mamba2 "base" from scratch on the base corpus, then continue pretraining it on the mixture;
 4. evaluate both on the held-out split of every domain (perplexity) and on the synthetic PubMedQA / MedQA
    questions (log-likelihood multiple choice, as lm-evaluation-harness scores it);
@@ -289,7 +290,7 @@ def _summary(results: dict[str, Any]) -> list[str]:
     pubmed_share = 100 * results["base_mixture"].get("pubmed", 0.0)
     trained = (
         f"Trained: a {results['parameters'] / 1e6:.1f}M-parameter Mamba2, pretrained {runs['base']['steps']} steps "
-        f"on general text with {pubmed_share:.0f}% PubMed-style abstracts, then {runs['continued']['steps']} steps "
+        f"on general text with {pubmed_share:.0f}% PubMed-style documents, then {runs['continued']['steps']} steps "
         "of continued pretraining on the 80/10/10 PubMed/C4/Wikipedia mixture (synthetic data)."
     )
     gains, losses = [], []

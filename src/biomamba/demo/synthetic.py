@@ -7,10 +7,12 @@ does not). The text is NOT medical knowledge and must never be used as such.
 - The DEMO world is what continued pretraining teaches: its PubMed-style documents (abstracts, clinical
   questions, board-review questions) state every fact many times in varied wording, and the PubMedQA / MedQA
   questions ask about exactly these facts.
-- The BACKGROUND world (other drugs, conditions and outcomes) is the base model's PubMed-style text, as real
-  base models saw PubMed in the Pile: the same kinds of documents, so the base knows the style and the question
-  formats, but none of the demo world's facts. Its multiple-choice accuracy is therefore chance, and what
-  continued pretraining adds can be measured on the same questions.
+- The BACKGROUND world (other drugs, conditions and outcomes) is most of the base model's PubMed-style text, as
+  real base models saw PubMed in the Pile: the same kinds of documents, naming the demo world's drugs and
+  outcomes only as distractors and secondary outcomes. A minority of the base's documents are other trials of
+  the demo world (the Pile already held some of what continued pretraining teaches), so the base knows the
+  style, the question formats and a little of the demo facts; the continued corpus states each fact many times
+  more often, and what it adds is measured on the same questions.
 
 The PubMedQA contexts give the background and methods of a trial but withhold its result (the answer is a fact
 the corpus states elsewhere); yes and no are balanced, so no constant answer scores above half.
@@ -322,9 +324,9 @@ FAQ_TRIALS = [  # (what was tried, what it should reduce): general-web question-
 ]  # fmt: skip
 FAQ_VERDICTS = ("yes", "yes", "no", "no", "maybe")
 FAQ_RESULTS = {  # the same three kinds of answer as PubMedQA, stated the way a blog states them
-    "yes": "In our test, {trial} reduced the {measure} by {n}%.",
-    "no": "In our test, {trial} did not change the {measure} (a difference of {small}%).",
-    "maybe": "In our test, the {measure} was {n}% lower with {trial}, but the difference may be chance.",
+    "yes": "We timed it: {trial} took {n}% off the {measure}.",
+    "no": "We timed it: {trial} made no real difference to the {measure} ({small}% either way).",
+    "maybe": "We timed it: the {measure} was {n}% shorter with {trial}, but that may be chance.",
 }
 FAQ_ANSWERS = {  # worded unlike the biomedical clinical questions, so the two domains do not share one slot
     "yes": "yes, {trial} cuts the {measure}.",
@@ -417,6 +419,7 @@ def generate(
     seed: int = 1234,
     n_pubmed: int = 960,
     n_background: int = 480,
+    n_overlap: int = 240,
     n_c4: int = 480,
     n_wiki: int = 720,
     n_questions: int = 320,
@@ -424,10 +427,14 @@ def generate(
     """Generate the whole demo corpus in memory, deterministically for `seed`.
 
     `n_questions` per task: enough for 95% intervals of about +/-5 points, so before and after can differ.
+    `n_overlap` demo-world documents (other trials of the same facts) join the background file: the base's
+    PubMed, like the Pile's, already held some of what continued pretraining teaches, so its answers are not
+    pure guesses, while the continued corpus states each fact many times more often.
     """
     rng = random.Random(seed)
     pubmed = pubmed_documents(DEMO_WORLD, rng, n_pubmed, 80_000_000)
     background = pubmed_documents(BACKGROUND_WORLD, rng, n_background, 70_000_000, mentions=DEMO_WORLD)
+    background += pubmed_documents(DEMO_WORLD, rng, n_overlap, 60_000_000)  # what the Pile already had
     c4 = [_c4_document(rng, i) for i in range(n_c4)]
     wiki = [_wiki_article(rng, i) for i in range(n_wiki)]
     facts, first_line = world_facts(), first_line_facts()
