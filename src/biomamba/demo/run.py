@@ -304,8 +304,10 @@ def _summary(results: dict[str, Any]) -> list[str]:
             f"{task} acc {100 * paired['before']:.1f} -> {100 * paired['after']:.1f} "
             f"(paired diff {100 * paired['diff']:+.1f} [{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}])"
         )
-        if any(reason for metrics in row["degenerate"].values() for reason in metrics.values()):
-            text += ", degenerate (the same answer to every question)"
+        for phase, metrics in row["degenerate"].items():  # which model, under which metric
+            stuck = [metric for metric, reason in metrics.items() if reason]
+            if stuck:
+                text += f", {'/'.join(stuck)} {phase} degenerate (the same answer to every question)"
         (gains if paired["low"] > 0 else losses).append(text)  # a gain only when its interval excludes 0
     general = ", ".join(f"{d} {100 * r['change']:+.1f}%" for d, r in ppl.items() if r["general"])
     tolerance = 100 * claim["tolerance"]
