@@ -1,12 +1,17 @@
 """The demo's numbers tell BioMamba's story, asserted on one run of the shipped recipe (`recipes/demo.yaml`).
 
-Continued pretraining must lower PubMed perplexity by a margin and keep general perplexity within a tolerance,
-and the report must open with its summary and name every degenerate metric (the same answer to every
-question). Not reached yet at this scale (issue 15): the tiny model does not answer from the corpus's facts,
-so multiple-choice accuracy is the majority answer before and after; `test_no_metric_is_degenerate` is a strict
-expected failure that turns into a failure the day it passes. A regression in any stage (corpus, tokenizer, trainer, evaluation) that breaks
-the story fails here. One seeded run serves every assertion; it is the suite's longest test (about two
-minutes of CPU on 2 cores).
+Continued pretraining must lower PubMed perplexity by a margin, keep general perplexity within a tolerance,
+and teach the facts the PubMed-style corpus states: PubMedQA accuracy rises on the same questions (its paired
+interval above 0), no biomedical task gets worse, and after continued pretraining no metric is degenerate (the
+same answer to every question). A regression in any stage (corpus, tokenizer, trainer, evaluation) that breaks
+the story fails here. One seeded run serves every assertion; it is the suite's longest test (about 2.5 minutes
+of CPU).
+
+Not reached yet (issue 15), measured on seeds 0 and 1 (2026-12-02): C4 perplexity rises 2.4-3.1%, at the edge
+of BioMamba's +/-3% claim (the report flags it as forgetting when beyond); MedQA stays at chance (the tiny model
+does not learn to map the first-line drug to its option letter), which only the no-worse check covers; and
+the base model, which knows few of the demo facts, gives one answer to every question under some metrics
+(`test_no_metric_is_degenerate_before`, a strict expected failure).
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from biomamba.demo.run import run_demo
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
 PUBMED_GAIN = 0.10  # PubMed perplexity falls by at least 10%
-# C4 / Wikipedia move by at most 10%. The demo measures about +6% on Wikipedia: beyond BioMamba's +/-3% claim,
-# which the report flags as forgetting (general_claim); this bound catches a stage that breaks the story.
-GENERAL_TOLERANCE = 0.10
+# C4 / Wikipedia perplexity moves by at most 5%. BioMamba claims 3%; the demo measures C4 +2.4% to +3.1% and
+# Wikipedia +0.7% to +2.4% (seeds 1 and 0), so this bound catches a stage that breaks the story, and the
+# report's general_claim says whether the 3% held.
+GENERAL_TOLERANCE = 0.05
+PUBMEDQA_MARGIN = 0.10  # after continued pretraining, PubMedQA beats the majority answer by 10 points
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -52,20 +59,40 @@ def test_general_perplexity_stays_within_tolerance(story: dict[str, Any]) -> Non
     assert claim["within"] == all(abs(r["change"]) <= claim["tolerance"] for r in general.values())
 
 
-@pytest.mark.xfail(
-    reason="issue 15, not reached yet: at this scale (0.6M parameters, ~300k tokens) the model answers every "
-    "PubMedQA question 'yes' before and after, and (before) every MedQA question 'A'; the report says so",
-    strict=True,  # the day the demo's model answers from the facts, this passes and the marker must go
-)
-def test_no_metric_is_degenerate(story: dict[str, Any]) -> None:
-    reasons = [
-        (task, phase, metric, reason)
+def test_pubmedqa_is_answered_from_the_facts_the_corpus_states(story: dict[str, Any]) -> None:
+    row = story["multiple_choice"]["pubmedqa"]
+    paired = row["paired"]
+    assert paired["low"] > 0, paired  # after beats before on the same questions
+    assert paired["after"] >= row["majority_baseline"] + PUBMEDQA_MARGIN, row
+    assert row["after"]["acc_norm"] >= row["majority_baseline"] + PUBMEDQA_MARGIN, row
+
+
+def test_no_biomedical_task_gets_worse(story: dict[str, Any]) -> None:
+    for task, row in story["multiple_choice"].items():
+        assert row["paired"]["high"] >= 0, (task, row["paired"])  # its interval is not entirely below 0
+
+
+def _degenerate(story: dict[str, Any], phase: str) -> list[tuple[str, str, str]]:
+    return [
+        (task, metric, reason)
         for task, row in story["multiple_choice"].items()
-        for phase, metrics in row["degenerate"].items()
-        for metric, reason in metrics.items()
+        for metric, reason in row["degenerate"][phase].items()
         if reason
     ]
-    assert reasons == []
+
+
+def test_no_metric_is_degenerate_after_continued_pretraining(story: dict[str, Any]) -> None:
+    assert _degenerate(story, "after") == []
+
+
+@pytest.mark.xfail(
+    reason="issue 15, not reached yet: the base model answers every MedQA question 'A' and, under acc_norm "
+    "(log-likelihood per character favours the longer 'yes' when the model is unsure), every PubMedQA question "
+    "'yes'; the report names both",
+    strict=True,  # the day the base model's answers vary, this passes and the marker must go
+)
+def test_no_metric_is_degenerate_before(story: dict[str, Any]) -> None:
+    assert _degenerate(story, "before") == []
 
 
 def test_degenerate_metrics_are_named_in_the_report(story: dict[str, Any]) -> None:

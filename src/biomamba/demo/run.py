@@ -4,9 +4,10 @@ It calls exactly the stage APIs a real recipe uses (tokenizer training, corpus b
 evaluation suite); only the sizes are small. Steps:
 
 1. write the synthetic corpus (biomamba.demo.synthetic) and train a small byte-level BPE on it;
-2. build two corpora with the corpus stage: the base model's (general text with a little PubMed, as the Pile
-   has) and the 80/10/10 PubMed/C4/Wikipedia mixture; both hold out the same documents per domain (split by a
-   stable hash of the id);
+2. build two corpora with the corpus stage: the base model's (general text with a little PubMed-style text, as
+   the Pile has: mostly another world's facts, biomamba.demo.synthetic says why) and the 80/10/10
+   PubMed/C4/Wikipedia mixture; each holds out documents per domain by a stable hash of the id, and both models
+   are evaluated on the mixture's held-out split;
 3. pretrain a tiny Mamba2 "base" from scratch on the base corpus, then continue pretraining it on the mixture;
 4. evaluate both on the held-out split of every domain (perplexity) and on the synthetic PubMedQA / MedQA
    questions (log-likelihood multiple choice, as lm-evaluation-harness scores it);
@@ -125,14 +126,14 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
 def _corpus_and_tokenizer(
     tok_cfg: TokenizerConfig | None, demo: DemoConfig, out: Path
 ) -> tuple[dict[str, Path], Path]:
-    from biomamba.demo.synthetic import write_demo_corpus
+    from biomamba.demo.synthetic import TEXT_FILES, write_demo_corpus
     from biomamba.tokenizer import TokenizerConfig, train_tokenizer
 
     sources = write_demo_corpus(out / "sources", seed=demo.seed)
     tok_cfg = tok_cfg or TokenizerConfig()
     tokenizer_dir = out / "tokenizer"
     train_tokenizer(
-        files=[str(sources[d]) for d in DOMAINS],
+        files=[str(sources[name]) for name in TEXT_FILES],
         vocab_size=tok_cfg.vocab_size,
         output_dir=tokenizer_dir,
         min_frequency=tok_cfg.min_frequency,
@@ -155,12 +156,13 @@ def _build_corpora(
         raw, {f"data.sources.{d}": [{"type": "jsonl", "path": str(sources[d])}] for d in DOMAINS}
     )
     mixture_cfg = load_section(mixture_raw, "data", DataConfig, source)
-    base_cfg = mixture_cfg.model_copy(
-        update={
-            "sources": {d: mixture_cfg.sources[d] for d in demo.base_ratios},
-            "ratios": dict(demo.base_ratios),
-        }
-    )
+    base_sources = {d: mixture_cfg.sources[d] for d in demo.base_ratios}
+    if "pubmed" in base_sources:  # the base's PubMed-style text states the background world, not the demo's
+        base_sources["pubmed"] = [
+            spec.model_copy(update={"path": str(sources["pubmed_background"])})
+            for spec in mixture_cfg.sources["pubmed"]
+        ]
+    base_cfg = mixture_cfg.model_copy(update={"sources": base_sources, "ratios": dict(demo.base_ratios)})
     base_cfg = DataConfig.model_validate(base_cfg.model_dump())
     corpora = {"base": out / "corpus" / "base", "mixture": out / "corpus" / "mixture"}
     build_corpus(base_cfg, str(tokenizer_dir), corpora["base"], progress=lambda m: say(f"    {m}"))
@@ -284,7 +286,7 @@ def _summary(results: dict[str, Any]) -> list[str]:
     pubmed_share = 100 * results["base_mixture"].get("pubmed", 0.0)
     trained = (
         f"Trained: a {results['parameters'] / 1e6:.1f}M-parameter Mamba2, pretrained {runs['base']['steps']} steps "
-        f"on general text with {pubmed_share:.0f}% PubMed-style abstracts, then {runs['continued']['steps']} steps "
+        f"on general text with {pubmed_share:.0f}% PubMed-style documents, then {runs['continued']['steps']} steps "
         "of continued pretraining on the 80/10/10 PubMed/C4/Wikipedia mixture (synthetic data)."
     )
     gains, losses = [], []
@@ -298,8 +300,10 @@ def _summary(results: dict[str, Any]) -> list[str]:
             f"{task} acc {100 * paired['before']:.1f} -> {100 * paired['after']:.1f} "
             f"(paired diff {100 * paired['diff']:+.1f} [{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}])"
         )
-        if any(reason for metrics in row["degenerate"].values() for reason in metrics.values()):
-            text += ", degenerate (the same answer to every question)"
+        for phase, metrics in row["degenerate"].items():  # which model, under which metric
+            stuck = [metric for metric, reason in metrics.items() if reason]
+            if stuck:
+                text += f", {'/'.join(stuck)} {phase} degenerate (the same answer to every question)"
         (gains if paired["low"] > 0 else losses).append(text)  # a gain only when its interval excludes 0
     general = ", ".join(f"{d} {100 * r['change']:+.1f}%" for d, r in ppl.items() if r["general"])
     tolerance = 100 * claim["tolerance"]
