@@ -11,17 +11,10 @@ from biomamba.config.command_line import parse_named_values
 from biomamba.errors import BiomambaError
 
 
-def test_splits_at_the_first_equals_so_a_path_may_hold_one() -> None:
-    parsed = parse_named_values([" pubmed = runs/a=b/x.txt ", "c4=c4.txt"], "--text")
-    assert parsed == {"pubmed": "runs/a=b/x.txt", "c4": "c4.txt"}
-
-
-def test_a_bare_value_is_named_by_bare_name() -> None:
-    assert parse_named_values(["data/pubmed.txt"], "--text", lambda path: Path(path).stem) == {
-        "pubmed": "data/pubmed.txt"
-    }
-
-
-def test_a_bare_value_without_bare_name_is_one_line_naming_the_flag() -> None:
+def test_split_at_the_first_equals_and_bare_values_named_by_bare_name() -> None:
+    values = [" pubmed = runs/a=b/x.txt ", "data/c4.txt"]
+    assert parse_named_values(values, "--text", lambda path: Path(path).stem) == {
+        "pubmed": "runs/a=b/x.txt", "c4": "data/c4.txt"
+    }  # fmt: skip
     with pytest.raises(BiomambaError, match=r"^--fewshot-file 'shots.jsonl': expected NAME=PATH$"):
-        parse_named_values(["shots.jsonl"], "--fewshot-file")
+        parse_named_values(["shots.jsonl"], "--fewshot-file")  # no bare_name: the option needs a NAME
