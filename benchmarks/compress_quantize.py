@@ -195,25 +195,23 @@ def kernel_notes(rows: list[dict], device: str) -> str:
 
 
 def table(rows: list[dict], device: str) -> str:
+    from biomamba.utils.markdown import markdown_table
+
     kinds = {r["peak_memory"] for r in rows} - {"-"}
     peak = f"peak memory ({kinds.pop()})" if len(kinds) == 1 else "peak memory"
-    lines = [
-        f"| model | variant | kernel | decode tok/s | speed vs fp32 | {peak} MiB | vs fp32 "
-        "| weight bytes MiB | vs fp32 | file MiB | vs fp32 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    head = ["model", "variant", "kernel", "decode tok/s", "speed vs fp32", f"{peak} MiB", "vs fp32"]
+    head += ["weight bytes MiB", "vs fp32", "file MiB", "vs fp32"]
+    cells = []
     for r in rows:
         if r["peak_memory_bytes"] is None:
-            peak_cells = "- | -"
+            peak_cells = ["-", "-"]
         else:
             ratio = f"{r['peak_x']:.2f}x" if r["peak_x"] is not None else "-"
-            peak_cells = f"{r['peak_memory_bytes'] / 2**20:.1f} | {ratio}"
-        lines.append(
-            f"| {r['family']} | {r['variant']} | {r['backend']} | {r['tokens_per_s']:.1f} | {r['speed_x']:.2f}x | "
-            f"{peak_cells} | {r['weight_bytes'] / 2**20:.1f} | {r['weight_x']:.2f}x | "
-            f"{r['file_bytes'] / 2**20:.1f} | {r['file_x']:.2f}x |"
-        )
-    return "\n".join(lines) + "\n"
+            peak_cells = [f"{r['peak_memory_bytes'] / 2**20:.1f}", ratio]
+        cells.append([r["family"], r["variant"], r["backend"], f"{r['tokens_per_s']:.1f}", f"{r['speed_x']:.2f}x",
+                      *peak_cells, f"{r['weight_bytes'] / 2**20:.1f}", f"{r['weight_x']:.2f}x",
+                      f"{r['file_bytes'] / 2**20:.1f}", f"{r['file_x']:.2f}x"])  # fmt: skip
+    return "\n".join(markdown_table(head, cells)) + "\n"
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -225,20 +225,23 @@ def measure(
 
 
 def markdown(rows: list[dict], workers: int) -> str:
-    lines = [f"`{' '.join(sys.argv)}`  ({platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')})",
-             "", "| documents | side | seconds | x per 4x | CPU s | x per 4x | peak RSS (MiB) | x per 4x | largest worker"
-             " (MiB) | kept |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    from biomamba.utils.markdown import markdown_table
+
+    lines = [f"`{' '.join(sys.argv)}`  ({platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')})", ""]  # fmt: skip
+    head = ["documents", "side", "seconds", "x per 4x", "CPU s", "x per 4x", "peak RSS (MiB)", "x per 4x"]
+    head += ["largest worker (MiB)", "kept"]
     previous: dict[str, dict] = {}
+    cells = []
     for row in rows:
         before = previous.get(row["side"])
         growth_t = f"{row['seconds'] / before['seconds']:.2f}" if before else "-"
         growth_c = f"{row['cpu_seconds'] / before['cpu_seconds']:.2f}" if before else "-"
         growth_m = f"{row['peak_rss_mib'] / before['peak_rss_mib']:.2f}" if before else "-"
-        lines.append(f"| {row['documents']:,} | {row['side']} (workers {workers}) | {row['seconds']:.1f} | "
-                     f"{growth_t} | {row['cpu_seconds']:.1f} | {growth_c} | {row['peak_rss_mib']:,.0f} | {growth_m} | {row['worker_peak_rss_mib']:,.0f} | "
-                     f"{row['kept']:,} |")  # fmt: skip
+        cells.append([f"{row['documents']:,}", f"{row['side']} (workers {workers})", f"{row['seconds']:.1f}", growth_t,
+                      f"{row['cpu_seconds']:.1f}", growth_c, f"{row['peak_rss_mib']:,.0f}", growth_m,
+                      f"{row['worker_peak_rss_mib']:,.0f}", f"{row['kept']:,}"])  # fmt: skip
         previous[row["side"]] = row
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + markdown_table(head, cells, align="rlrrrrrrrr")) + "\n"
 
 
 def main() -> None:

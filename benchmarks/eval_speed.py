@@ -231,6 +231,8 @@ def run(
 
 
 def markdown(result: dict, command: str) -> str:
+    from biomamba.utils.markdown import markdown_table
+
     lines = [
         f"Command: `{command}`  ",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
@@ -239,15 +241,12 @@ def markdown(result: dict, command: str) -> str:
         f"embedding rows {result.get('model_vocab') or 'as the tokenizer'}, "
         f"CPU seconds, best of {result.get('repeats', 1)} alternating runs",
         "",
-        "| model | task | questions (requests) | batch | biomamba CPU s | lm-eval HF CPU s | biomamba speed-up | max abs Δ loglik |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in result["rows"]:
-        lines.append(
-            f"| {r['family']} | {r['task']} | {r['questions']} ({r['choices']}) | {r['batch_size']} | "
-            f"{r['biomamba_s']:.2f} | {r['lm_eval_s']:.2f} | **{r['speedup']:.2f}x** | {r['max_ll_gap']:.1e} |"
-        )
-    return "\n".join(lines) + "\n"
+    head = ["model", "task", "questions (requests)", "batch", "biomamba CPU s", "lm-eval HF CPU s"]
+    head += ["biomamba speed-up", "max abs Δ loglik"]
+    cells = [[r["family"], r["task"], f"{r['questions']} ({r['choices']})", r["batch_size"], f"{r['biomamba_s']:.2f}",
+              f"{r['lm_eval_s']:.2f}", f"**{r['speedup']:.2f}x**", f"{r['max_ll_gap']:.1e}"] for r in result["rows"]]  # fmt: skip
+    return "\n".join(lines + markdown_table(head, cells)) + "\n"
 
 
 def main() -> None:

@@ -145,17 +145,17 @@ def measure(family: str, size: str, new_tokens: int, repeats: int, folder: Path,
 
 
 def table(rows: list[dict]) -> str:
-    lines = [
-        "| model | variant | kernel | decode tok/s | vs fp32 | peak RSS MiB | vs fp32 | file MiB | vs fp32 |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    from biomamba.utils.markdown import markdown_table
+
+    head = "model | variant | kernel | decode tok/s | vs fp32 | peak RSS MiB | vs fp32 | file MiB | vs fp32".split(
+        " | "
+    )
+    cells = []
     for r in rows:
-        rss = "- | -" if r["peak_bytes"] is None else f"{r['peak_bytes'] / 2**20:.0f} | {r['peak_x']:.2f}x"
-        lines.append(
-            f"| {r['family']} | {r['variant']} | {r['kernel']} | {r['tokens_per_s']:.1f} | {r['speed_x']:.2f}x "
-            f"| {rss} | {r['file_bytes'] / 2**20:.1f} | {r['file_x']:.2f}x |"
-        )
-    return "\n".join(lines) + "\n"
+        rss = ["-", "-"] if r["peak_bytes"] is None else [f"{r['peak_bytes'] / 2**20:.0f}", f"{r['peak_x']:.2f}x"]  # fmt: skip
+        cells.append([r["family"], r["variant"], r["kernel"], f"{r['tokens_per_s']:.1f}", f"{r['speed_x']:.2f}x",
+                      *rss, f"{r['file_bytes'] / 2**20:.1f}", f"{r['file_x']:.2f}x"])  # fmt: skip
+    return "\n".join(markdown_table(head, cells)) + "\n"
 
 
 def main(argv: list[str] | None = None) -> dict:

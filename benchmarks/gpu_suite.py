@@ -622,6 +622,8 @@ def _status(row: dict) -> str:
 
 def render_markdown(results: dict[str, Any]) -> str:
     """The tables BENCHMARKS.md takes as they are."""
+    from biomamba.utils.markdown import markdown_table
+
     h = results["header"]
     versions = ", ".join(f"{k} {v}" for k, v in h["versions"].items() if v)
     lines = [
@@ -635,72 +637,65 @@ def render_markdown(results: dict[str, Any]) -> str:
             continue
         lines += [f"**Training step, {name.removeprefix('train ')}** (fwd + bwd + AdamW, seq {rows[0]['seq_len']}, "
                   f"bf16 autocast on CUDA; {rows[0]['params']:,} params, {rows[0]['flops_per_token'] / 1e9:.2f} "
-                  "GFLOP/token with the SSD term)", "",
-                  "| impl | batch | tokens/s | vs mamba-ssm | vs biomamba torch | MFU | peak GiB | status |",
-                  "|---|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
-        for r in rows:
-            lines.append(
-                f"| {r['impl']} | {_num(r.get('batch'), '{}')} | {_num(r.get('tokens_per_s'))} | "
-                f"{_num(r.get('vs_reference'), '{:.2f}x')} | {_num(r.get('vs_torch'), '{:.2f}x')} | "
-                f"{_num(r.get('mfu'), '{:.1%}')} | {_num(r.get('peak_gib'), '{:.1f}')} | {_status(r)} |"
-            )
+                  "GFLOP/token with the SSD term)", ""]  # fmt: skip
+        cells = [[r["impl"], _num(r.get("batch"), "{}"), _num(r.get("tokens_per_s")),
+                  _num(r.get("vs_reference"), "{:.2f}x"), _num(r.get("vs_torch"), "{:.2f}x"),
+                  _num(r.get("mfu"), "{:.1%}"), _num(r.get("peak_gib"), "{:.1f}"), _status(r)] for r in rows]  # fmt: skip
+        head = "impl | batch | tokens/s | vs mamba-ssm | vs biomamba torch | MFU | peak GiB | status"
+        lines += markdown_table(head.split(" | "), cells, align="lrrrrrrl")
         auto = results.get("auto", {}).get(name.removeprefix("train "))
         if auto:
             lines += ["", f"`auto` prefers {' > '.join(auto['auto_order'])}; measured {auto['measured']}; "
                       f"agrees: {auto['agrees']}"]  # fmt: skip
         lines.append("")
     if "trainer" in sections:
-        lines += ["**Trainers** (train_throughput.py)", "",
-                  "| model | kernels | batch | seq | bare tokens/s | biomamba Trainer tokens/s | Trainer / bare | "
-                  "transformers Trainer tokens/s | biomamba / transformers | status |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
-        for r in sections["trainer"]:
-            lines.append(
-                f"| {r['model']} | {r.get('kernels', '-')} | {_num(r.get('batch'), '{}')} | "
-                f"{_num(r.get('seq_len'), '{}')} | {_num(r.get('bare_tokens_per_s'))} | "
-                f"{_num(r.get('biomamba_tokens_per_s'))} | {_num(r.get('trainer_vs_bare'), '{:.2f}x')} | "
-                f"{_num(r.get('transformers_tokens_per_s'))} | {_num(r.get('biomamba_vs_transformers'), '{:.2f}x')} "
-                f"| {_status(r)} |"
-            )
-        lines.append("")
+        head = ("model | kernels | batch | seq | bare tokens/s | biomamba Trainer tokens/s | Trainer / bare | "
+                "transformers Trainer tokens/s | biomamba / transformers | status")  # fmt: skip
+        cells = [[r["model"], r.get("kernels", "-"), _num(r.get("batch"), "{}"), _num(r.get("seq_len"), "{}"),
+                  _num(r.get("bare_tokens_per_s")), _num(r.get("biomamba_tokens_per_s")),
+                  _num(r.get("trainer_vs_bare"), "{:.2f}x"), _num(r.get("transformers_tokens_per_s")),
+                  _num(r.get("biomamba_vs_transformers"), "{:.2f}x"), _status(r)] for r in sections["trainer"]]  # fmt: skip
+        lines += [
+            "**Trainers** (train_throughput.py)",
+            "",
+            *markdown_table(head.split(" | "), cells, "llrrrrrrrl"),
+            "",
+        ]
     for r in sections.get("decode", []):
-        lines += ["**Greedy decoding** (models_generate.py)", "",
-                  "| batch | new tokens | biomamba tok/s | transformers tok/s | speed-up | same tokens |",
-                  "|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-        for d in r.get("rows", []):
-            lines.append(
-                f"| {d['batch']} | {d['new_tokens']} | {_num(d['biomamba_tokens_per_s'])} | "
-                f"{_num(d['transformers_tokens_per_s'])} | {d['speedup']:.2f}x | {d['same_tokens_fraction']:.0%} |"
-            )
+        head = "batch | new tokens | biomamba tok/s | transformers tok/s | speed-up | same tokens".split(
+            " | "
+        )
+        cells = [[d["batch"], d["new_tokens"], _num(d["biomamba_tokens_per_s"]), _num(d["transformers_tokens_per_s"]),
+                  f"{d['speedup']:.2f}x", f"{d['same_tokens_fraction']:.0%}"] for d in r.get("rows", [])]  # fmt: skip
+        lines += ["**Greedy decoding** (models_generate.py)", "", *markdown_table(head, cells, "rrrrrr")]
         if r.get("status") != "ok":
             lines.append(f"| {_status(r)} | | | | | |")
         lines.append("")
     for r in sections.get("quantized decode", []):
-        lines += ["**Quantized decoding** (compress_quantize.py, batch 1)", "",
-                  "| variant | kernel | tok/s | vs bf16 | weight MiB | status |", "|---|---|---:|---:|---:|---|"]  # fmt: skip
-        for q in r.get("rows", []):
-            lines.append(
-                f"| {q['variant']} | {q['backend']} | {q['tokens_per_s']:.1f} | {q['speed_vs_bf16']:.2f}x | "
-                f"{q['weight_bytes'] / 2**20:.1f} | ok |"
-            )
+        head = "variant | kernel | tok/s | vs bf16 | weight MiB | status".split(" | ")
+        cells = [[q["variant"], q["backend"], f"{q['tokens_per_s']:.1f}", f"{q['speed_vs_bf16']:.2f}x",
+                  f"{q['weight_bytes'] / 2**20:.1f}", "ok"] for q in r.get("rows", [])]  # fmt: skip
+        lines += [
+            "**Quantized decoding** (compress_quantize.py, batch 1)",
+            "",
+            *markdown_table(head, cells, "llrrrl"),
+        ]
         if r.get("status") != "ok":
             lines.append(f"| - | - | - | - | - | {_status(r)} |")
         lines.append("")
     for r in sections.get("parity", []):
         lines += [f"**Kernel parity** (`{r['tests']}`): {r.get('status')}: {r.get('reason', '')}", ""]
     if results["targets"]:
-        lines += ["**Targets**", "", "| target | value | bar | met |", "|---|---:|---:|---|"]
-        for t in results["targets"]:
-            met = {True: "met", False: "**missed** (profile below)", None: "not measured"}[t["met"]]
-            lines.append(f"| {t['text']} | {_num(t['value'], '{:.2f}x')} | {t['bar']:.2f}x | {met} |")
-        lines.append("")
+        met = {True: "met", False: "**missed** (profile below)", None: "not measured"}
+        cells = [[t["text"], _num(t["value"], "{:.2f}x"), f"{t['bar']:.2f}x", met[t["met"]]] for t in results["targets"]]  # fmt: skip
+        lines += ["**Targets**", "", *markdown_table(["target", "value", "bar", "met"], cells, "lrrl"), ""]
     for r in sections.get("profiles", []):
         lines += [f"**Profile for {r['target']}** (top kernels by self device time; CPU time on CPU)", ""]
         if r.get("status") != "ok":
             lines += [_status(r), ""]
             continue
-        lines += ["| kernel | ms | share | calls |", "|---|---:|---:|---:|"]
-        lines += [f"| `{k['name']}` | {k['ms']:.1f} | {k['share']:.1%} | {k['calls']} |" for k in r["top"]]
+        cells = [[f"`{k['name']}`", f"{k['ms']:.1f}", f"{k['share']:.1%}", k["calls"]] for k in r["top"]]
+        lines += markdown_table(["kernel", "ms", "share", "calls"], cells, "lrrr")
         lines.append("")
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ import pytest
 
 from biomamba.data import DataConfig, TokenShards, build_corpus, read_manifest
 from biomamba.data.shards import MANIFEST_NAME
+from biomamba.errors import DataError
 
 
 def _config(corpus: dict[str, Path], **extra: object) -> DataConfig:
@@ -204,3 +205,9 @@ def test_input_edited_in_place_to_the_same_size_is_rebuilt(jsonl_corpus, tiny_to
     assert source["size"] == before.st_size and source["mtime_ns"] == before.st_mtime_ns + 5_000_000_000
     old = next(s for s in first["sources"] if s["path"] == str(path))
     assert old["mtime_ns"] == before.st_mtime_ns
+
+
+def test_a_cut_manifest_is_one_error_naming_its_line(tmp_path):
+    (tmp_path / "manifest.json").write_text('{"format": "biomamba-corpus/1",\n "splits": {')
+    with pytest.raises(DataError, match=r"manifest\.json:2: invalid JSON"):
+        read_manifest(tmp_path)

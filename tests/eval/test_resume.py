@@ -94,6 +94,10 @@ def test_an_output_that_is_not_a_results_file_is_refused_not_overwritten(tmp_pat
     with pytest.raises(DataError, match="not a biomamba results file"):
         _run(tiny_gpt2, tiny_tokenizer, _files(tmp_path / "data")[:1], output)
     assert json.loads(output.read_text()) == {"my": "notes"}
+    output.write_bytes(b'{"format": "cut')  # a file cut mid-write by something else: named with its line
+    with pytest.raises(DataError, match=r"notes\.json:1: invalid JSON"):
+        _run(tiny_gpt2, tiny_tokenizer, _files(tmp_path / "data")[:1], output)
+    assert output.read_bytes() == b'{"format": "cut'
 
 
 def test_cli_run_killed_by_sigkill_after_task_3_then_rerun_redoes_4_to_6(tmp_path, tiny_dir):

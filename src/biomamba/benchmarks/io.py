@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -182,15 +181,6 @@ def iter_rows(path: Path) -> Iterator[tuple[str, Any]]:
         yield from iter_parquet(path)
     else:
         yield from iter_json_records(path)
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, streamed (what a results file records about each file it read)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def field(record: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:

@@ -28,6 +28,7 @@ from biomamba.benchmarks.record import Record
 from biomamba.benchmarks.spec import Format
 from biomamba.errors import DataError
 from biomamba.utils.atomic import write_text
+from biomamba.utils.digest import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +330,7 @@ def read_benchmark(
         seen.update(r.id for r in records)
         benchmark.records.extend(fresh)
         benchmark.files.append(
-            SourceFile(path, fmt.name, bio.file_sha256(path), len(records), len(records) - len(fresh))
+            SourceFile(path, fmt.name, file_sha256(path), len(records), len(records) - len(fresh))
         )
         log.info("%s: %s, %d records", path, fmt.describe(), len(records))
     return benchmark

@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from biomamba.utils.markdown import markdown_table
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 PROMPT = "The patient was treated with"
 
@@ -325,7 +327,7 @@ def render_table(rows: Sequence[VariantRow], device: str = "cpu") -> str:
     peak_label = PEAK_LABELS[base.peak_memory] if len(kinds) == 1 else "peak memory MiB (Δ)"
     head = ["variant", "file MiB", "weight bytes MiB", peak_label, "tokens/s", "speed x"]
     head += [f"ppl {d} (Δ)" for d in domains] + [f"acc {t} (Δ)" for t in tasks]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    table = []
     for row in rows:
         peak_delta = (row.peak_memory_bytes - base.peak_memory_bytes) / 2**20
         cells = [
@@ -342,8 +344,8 @@ def render_table(rows: Sequence[VariantRow], device: str = "cpu") -> str:
         for t in tasks:
             value = row.accuracy.get(t, float("nan"))
             cells.append(f"{value:.3f} ({value - base.accuracy[t]:+.3f})")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        table.append(cells)
+    return "\n".join(markdown_table(head, table)) + "\n"
 
 
 def rows_to_json(rows: Sequence[VariantRow], device: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from biomamba.config.recipe import (
     merge_overrides,
     parse_set_options,
 )
+from biomamba.errors import BiomambaError
 
 PRECEDENCE = (
     "A setting given more than once: a flag beats --set section.key=value, and --set beats the recipe file."
@@ -48,3 +49,18 @@ def load_stage_config(
     or "flags" when the command was given none."""
     raw = command_line_recipe(recipe, flags, sets)
     return load_section(raw, section, schema, str(recipe) if recipe is not None else "flags"), raw
+
+
+def parse_named_values(
+    values: Iterable[str] | None, flag: str, bare_name: Callable[[str], str] | None = None
+) -> dict[str, str]:
+    """Parse repeatable NAME=VALUE options (`--task-file`, `--text` ...) into {name: value}, split at the first
+    "=" so a value (a path) may hold one. A bare VALUE is named `bare_name(VALUE)`; without `bare_name` it is an
+    error naming the flag, because that option has no sensible default name."""
+    named: dict[str, str] = {}
+    for value in values or ():
+        name, sep, rest = value.partition("=")
+        if not sep and bare_name is None:
+            raise BiomambaError(f"{flag} {value!r}: expected NAME=PATH")
+        named[name.strip() if sep else bare_name(value)] = (rest if sep else value).strip()
+    return named

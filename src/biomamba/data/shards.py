@@ -14,13 +14,13 @@ The reader memory-maps shards, so a corpus of any size costs almost no RAM.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from biomamba.benchmarks.io import load_json
 from biomamba.errors import DataError
 from biomamba.utils.atomic import atomic_write
 
@@ -229,10 +229,7 @@ def read_manifest(corpus_dir: str | Path) -> dict:
     path = Path(corpus_dir) / MANIFEST_NAME
     if not path.is_file():
         raise DataError(f"{path}: corpus manifest not found (build the corpus with `biomamba data build`)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    manifest, _ = load_json(path)  # a DataError naming path:line for bad JSON or bytes that are not UTF-8
     if manifest.get("format") != FORMAT_VERSION:
         raise DataError(f"{path}: unsupported format {manifest.get('format')!r}, expected {FORMAT_VERSION!r}")
     return manifest

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from biomamba.errors import DataError
+from biomamba.utils.digest import file_sha256
 
 EOS_CANDIDATES = ("<|endoftext|>", "</s>", "<eos>", "[SEP]")
 
@@ -64,9 +65,7 @@ def tokenizer_spec(tokenizer: Any, eos_token_id: int | None = None) -> Tokenizer
         vocab_size = max(vocab_size, len(tokenizer))
     path = path or getattr(tokenizer, "name_or_path", None)
     saved = Path(path) / "tokenizer.json" if path else None
-    file_sha = (
-        hashlib.sha256(saved.read_bytes()).hexdigest() if saved is not None and saved.is_file() else None
-    )
+    file_sha = file_sha256(saved) if saved is not None and saved.is_file() else None
     return TokenizerSpec(backend.to_str(), int(eos_token_id), int(vocab_size), path, file_sha)
 
 

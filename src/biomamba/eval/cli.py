@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE
+from biomamba.config.command_line import PRECEDENCE, parse_named_values
 
 RUN_HELP = """Score MODEL (a model directory or hub name) on benchmark files in their ORIGINAL formats.
 
@@ -23,18 +23,6 @@ tokenizer, settings and file contents are kept, not rerun.
 Example:
   biomamba eval run runs/x/final --task-file pubmedqa_test=../shared/data/pubmedqa \\
       --task-file mmlu_anatomy=mmlu/anatomy_test.csv --protocol letter --output runs/x/eval.json"""
-
-
-def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
-    from biomamba.errors import BiomambaError
-
-    out: dict[str, str] = {}
-    for value in values or []:
-        if "=" not in value:
-            raise BiomambaError(f"{flag} {value!r}: expected NAME=PATH")
-        key, _, path = value.partition("=")
-        out[key.strip()] = path.strip()
-    return out
 
 
 def _print_task_table(results: dict[str, Any]) -> None:
@@ -112,7 +100,7 @@ def register(app: typer.Typer) -> None:
             "eval.tasks": [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
         }
         cfg, _ = load_stage_config(recipe, "eval", EvalConfig, flags, set_)
-        cfg.fewshot_files = {**cfg.fewshot_files, **_pairs(fewshot_file, "--fewshot-file")}
+        cfg.fewshot_files = {**cfg.fewshot_files, **parse_named_values(fewshot_file, "--fewshot-file")}
         if cfg.model and not cfg.output:
             cfg.output = str(Path("runs/eval") / Path(cfg.model).name / "results.json")
 
@@ -173,10 +161,7 @@ def register(app: typer.Typer) -> None:
         from biomamba.eval.runner import run_eval
         from biomamba.utils.atomic import write_json
 
-        texts = {}
-        for item in text or []:
-            name, _, path = item.rpartition("=") if "=" in item else (Path(item).stem, "", item)
-            texts[name] = path
+        texts = parse_named_values(text, "--text", bare_name=lambda path: Path(path).stem)
         if corpus is None and not texts:
             raise BiomambaError("give --corpus DIR or --text FILE")
         ppl = {"corpus": corpus and str(corpus), "texts": texts, "domains": domain or None, "seq_len": seq_len,

@@ -13,7 +13,6 @@ The stream is the documents back to back with their EOS tokens, as the corpus st
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from biomamba.errors import DataError
+from biomamba.utils.digest import file_sha256
 
 
 def windows(num_tokens: int, seq_len: int, stride: int | None = None) -> Iterator[tuple[int, int, int]]:
@@ -106,7 +106,7 @@ def check_tokenizer(corpus_dir: str | Path, model_dir: str | Path | None) -> Non
     if model_dir is None or not (Path(model_dir) / "tokenizer.json").is_file():
         return
     expected = (read_manifest(corpus_dir).get("tokenizer") or {}).get("sha256")
-    actual = hashlib.sha256((Path(model_dir) / "tokenizer.json").read_bytes()).hexdigest()
+    actual = file_sha256(Path(model_dir) / "tokenizer.json")
     if expected and expected != actual:
         raise DataError(
             f"{Path(corpus_dir) / 'manifest.json'}: shards were tokenized with another tokenizer than "

@@ -7,13 +7,13 @@ comparisons between two runs need).
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from biomamba.benchmarks.io import load_json
 from biomamba.errors import DataError
 from biomamba.eval.metrics import REGRESSION_THRESHOLD, paired_bootstrap
 from biomamba.utils.atomic import write_json
@@ -32,10 +32,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
     file = Path(path)
     if not file.is_file():
         raise DataError(f"{file}: results file not found")
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{file}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    data, _ = load_json(file)  # a DataError naming file:line for bad JSON or bytes that are not UTF-8
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise DataError(f"{file}: not a biomamba results file (expected format {FORMAT!r})")
     data.setdefault("tasks", {})

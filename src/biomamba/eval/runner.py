@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from biomamba.benchmarks.io import file_sha256
 from biomamba.errors import BiomambaError, DataError
 from biomamba.eval import resume
 from biomamba.eval.backends import make_backend
@@ -35,6 +34,7 @@ from biomamba.eval.tasks import (
     load_questions,
     parse_task_file,
 )
+from biomamba.utils.digest import file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -32,6 +32,7 @@ from biomamba.benchmarks.registry import FAMILIES, iter_records, resolve_format
 from biomamba.errors import DataError
 from biomamba.eval import hub
 from biomamba.eval.sampling import stratified_sample
+from biomamba.utils.digest import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -506,7 +507,7 @@ def _pubmedqa_test(path: Path, fmt: str | None, what: str) -> Benchmark:
             )
         rec.gold = rec.options.index(label)
         chosen.append(rec)
-    files = [SourceFile(p, "pubmedqa", bio.file_sha256(p), n) for p, n in ((source, len(records)),
+    files = [SourceFile(p, "pubmedqa", file_sha256(p), n) for p, n in ((source, len(records)),
              (truth_path, len(truth)))]  # fmt: skip
     return Benchmark(chosen, files)
 

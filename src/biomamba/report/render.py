@@ -13,6 +13,7 @@ from typing import Any
 
 from biomamba.eval.results import compare_results, model_label, read_results
 from biomamba.utils.atomic import atomic_write, write_text
+from biomamba.utils.markdown import markdown_table
 
 # BioMamba's claim: after continued pretraining, general-domain held-out perplexity stays within +/-3%.
 PERPLEXITY_TOLERANCE = 0.03
@@ -102,8 +103,7 @@ def _score_table(runs: list[dict[str, Any]], labels: list[str], domain: str) -> 
     comparisons = [compare_results(runs[0], run) for run in runs[1:]]
     header = ["task", "n"] + [f"{label} acc [95% CI]" for label in labels]
     header += [f"Δ {label} vs {labels[0]} [paired 95% CI]" for label in labels[1:]]
-    lines = [f"### {domain.capitalize()} benchmarks", "", "| " + " | ".join(header) + " |"]
-    lines.append("|" + "---|" * len(header))
+    rows = []
     for key in keys:
         n = next((str(r["tasks"][key]["n"]) for r in runs if key in r["tasks"]), "-")
         cells = [key, n] + [_task_cell(r["tasks"][key]) if key in r["tasks"] else "-" for r in runs]
@@ -114,30 +114,23 @@ def _score_table(runs: list[dict[str, Any]], labels: list[str], domain: str) -> 
                 continue
             cell = f"{100 * row['diff']:+.1f} [{100 * row['low']:+.1f}, {100 * row['high']:+.1f}]"
             cells.append(cell + (" **regression > 3 pts**" if row["regression"] else ""))
-        lines.append("| " + " | ".join(cells) + " |")
-    return [*lines, ""]
+        rows.append(cells)
+    return [f"### {domain.capitalize()} benchmarks", "", *markdown_table(header, rows), ""]
 
 
 def _detail_table(run: dict[str, Any], label: str) -> list[str]:
     protocol = run.get("protocol", {})
-    lines = [
-        f"### {label}",
-        "",
+    head = "task | lang | n | acc [95% CI] | acc_norm [95% CI] | ECE | prompt hash".split(" | ")
+    rows = [
+        [t["task"], t["language"], t["n"], _task_cell(t), _task_cell(t, "acc_norm"),
+         f"{t['metrics']['ece']:.3f}" if "ece" in t["metrics"] else "-", f"`{t['prompt_hash']}`"]
+        for t in run["tasks"].values()
+    ]  # fmt: skip
+    protocol_line = (
         f"Protocol `{protocol.get('name')}`, {protocol.get('shots')}-shot, seeds {protocol.get('seeds')}, "
-        f"backend {protocol.get('backend')}.",
-        "",
-        "| task | lang | n | acc [95% CI] | acc_norm [95% CI] | ECE | prompt hash |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for task in run["tasks"].values():
-        m = task["metrics"]
-        ece = f"{m['ece']:.3f}" if "ece" in m else "-"
-        lines.append(
-            f"| {task['task']} | {task['language']} | {task['n']} | {_task_cell(task)} | "
-            f"{_task_cell(task, 'acc_norm')} | "
-            f"{ece} | `{task['prompt_hash']}` |"
-        )
-    return [*lines, ""]
+        f"backend {protocol.get('backend')}."
+    )
+    return [f"### {label}", "", protocol_line, "", *markdown_table(head, rows), ""]
 
 
 def _language_table(runs: list[dict[str, Any]], labels: list[str]) -> list[str]:
@@ -145,8 +138,7 @@ def _language_table(runs: list[dict[str, Any]], labels: list[str]) -> list[str]:
     if len(languages) < 2:
         return []
     tasks = sorted({t["task"] for r in runs for t in r["tasks"].values()})
-    lines = ["## Per language", "", "| model | task | " + " | ".join(languages) + " |"]
-    lines.append("|" + "---|" * (len(languages) + 2))
+    rows = []
     for run, label in zip(runs, labels, strict=True):
         by = {(t["task"], t["language"]): t for t in run["tasks"].values()}
         for task in tasks:
@@ -154,24 +146,17 @@ def _language_table(runs: list[dict[str, Any]], labels: list[str]) -> list[str]:
                 f"{100 * by[(task, lang)]['metrics']['acc']:.1f}" if (task, lang) in by else "-"
                 for lang in languages
             ]
-            lines.append(f"| {label} | {task} | " + " | ".join(cells) + " |")
-    return [*lines, ""]
+            rows.append([label, task, *cells])
+    return ["## Per language", "", *markdown_table(["model", "task", *languages], rows), ""]
 
 
 def _perplexity_table(runs: list[dict[str, Any]], labels: list[str]) -> list[str]:
     domains = sorted({d for r in runs for d in (r.get("perplexity") or {})})
     if not domains:
         return []
-    lines = [
-        "## Held-out perplexity (token-weighted; lower is better)",
-        "",
-        "| domain | " + " | ".join(labels) + " |",
-        "|" + "---|" * (len(labels) + 1),
-    ]
     changes = [perplexity_changes(runs[0], run) for run in runs[1:]]
-    for label in labels[1:]:
-        lines[2] = lines[2] + f" change {label} vs {labels[0]} |"
-        lines[3] = lines[3] + "---|"
+    head = ["domain", *labels, *(f"change {label} vs {labels[0]}" for label in labels[1:])]
+    rows = []
     for domain in domains:
         cells = [
             f"{r['perplexity'][domain]['ppl']:.2f}" if domain in (r.get("perplexity") or {}) else "-"
@@ -181,7 +166,8 @@ def _perplexity_table(runs: list[dict[str, Any]], labels: list[str]) -> list[str
             row = change.get(domain)
             flag = " **forgetting > 3%**" if row and row["forgetting"] else ""
             cells.append(f"{100 * row['change']:+.1f}%{flag}" if row else "-")
-        lines.append(f"| {domain} | " + " | ".join(cells) + " |")
+        rows.append([domain, *cells])
+    lines = ["## Held-out perplexity (token-weighted; lower is better)", "", *markdown_table(head, rows)]
     if changes:
         lines += [
             "",

@@ -6,16 +6,7 @@ from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE
-
-
-def _named(values: list[str] | None, what: str) -> dict[str, str]:
-    """Parse NAME=VALUE options (a bare VALUE is named after itself)."""
-    result = {}
-    for value in values or []:
-        name, sep, rest = value.partition("=")
-        result[name if sep else value] = rest if sep else value
-    return result
+from biomamba.config.command_line import PRECEDENCE, parse_named_values
 
 
 def register(app: typer.Typer) -> None:
@@ -98,14 +89,14 @@ def register(app: typer.Typer) -> None:
             data, _ = load_stage_config(recipe, "data", DataConfig, {}, None)
             for domain in data.sources:
                 by_domain[domain] = [t for _, t in iter_documents(data, "heldout", [domain], max_documents)]
-        for domain, path in _named(texts, "text").items():
+        for domain, path in parse_named_values(texts, "--text", bare_name=str).items():
             by_domain[domain] = list(islice(_file_texts(path, "text"), max_documents))
         by_domain = {d: t for d, t in by_domain.items() if t}
         if not by_domain:
             raise BiomambaError(
                 "no text to measure: give --recipe (with held-out documents) or --text DOMAIN=FILE"
             )
-        report = fertility_report(_named(tokenizers, "tokenizer"), by_domain)
+        report = fertility_report(parse_named_values(tokenizers, "--tokenizer", bare_name=str), by_domain)
         markdown = report.markdown()
         typer.echo(markdown)
         if output:

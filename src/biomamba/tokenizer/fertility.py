@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from biomamba.utils.markdown import markdown_table
+
 BIOMEDICAL_TERMS = (
     "thrombocytopenia", "acetaminophen", "immunohistochemistry", "pharmacokinetics", "hepatocellular",
     "glomerulonephritis", "cardiomyopathy", "electroencephalography", "methotrexate", "angiotensin",
@@ -30,23 +32,20 @@ class FertilityReport:
         """Two markdown tables: tokens per word per domain, and how each biomedical term is split."""
         names = list(self.rows)
         domains = list(dict.fromkeys(d for row in self.rows.values() for d in row))
-        lines = ["| tokenizer | vocab | " + " | ".join(f"{d} tokens/word" for d in domains) + " |",
-                 "|---|---:|" + "---:|" * len(domains)]  # fmt: skip
+        fertility = []
         for name in names:
             cells = [
                 f"{self.rows[name][d]['tokens_per_word']:.3f}" if d in self.rows[name] else "-"
                 for d in domains
             ]
             vocab = int(next(iter(self.rows[name].values()), {}).get("vocab_size", 0))
-            lines.append(f"| {name} | {vocab} | " + " | ".join(cells) + " |")
+            fertility.append([name, vocab, *cells])
+        head = ["tokenizer", "vocab", *(f"{d} tokens/word" for d in domains)]
+        lines = markdown_table(head, fertility, align="lr" + "r" * len(domains))
         if self.terms:
-            lines += ["", "| term | " + " | ".join(f"{n} (pieces)" for n in names) + " |",
-                      "|---|" + "---|" * len(names)]  # fmt: skip
-            for term, per_tok in self.terms.items():
-                cells = [
-                    f"{len(per_tok[n])}: " + " · ".join(p.strip() or "␣" for p in per_tok[n]) for n in names
-                ]
-                lines.append(f"| {term} | " + " | ".join(cells) + " |")
+            pieces = [[term, *(f"{len(per_tok[n])}: " + " · ".join(p.strip() or "␣" for p in per_tok[n]) for n in names)]
+                      for term, per_tok in self.terms.items()]  # fmt: skip
+            lines += ["", *markdown_table(["term", *(f"{n} (pieces)" for n in names)], pieces)]
         return "\n".join(lines) + "\n"
 
     def to_json(self) -> dict[str, Any]:

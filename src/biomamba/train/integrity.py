@@ -8,7 +8,6 @@ verifies them first, so a damaged checkpoint is named, set aside, and the previo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ from typing import Any
 
 from biomamba.errors import CheckpointError
 from biomamba.utils.atomic import write_json
+from biomamba.utils.digest import file_sha256
 
 CHECKSUM_FILE = "checksums.json"
 CHECKSUM_FORMAT = "biomamba-checksums/1"
@@ -24,11 +24,6 @@ CHECKSUM_FORMAT = "biomamba-checksums/1"
 
 class CorruptCheckpoint(CheckpointError):
     """A checkpoint's files do not match the checksums recorded when it was written."""
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _files(directory: Path) -> list[Path]:
@@ -39,7 +34,7 @@ def _sha256_all(paths: list[Path]) -> list[str]:
     """Hash files in parallel threads: hashlib releases the GIL, and big checkpoints have many files."""
     workers = max(1, min(8, os.cpu_count() or 1, len(paths)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_sha256, paths))
+        return list(pool.map(file_sha256, paths))
 
 
 def write_checksums(directory: Path) -> None:
