@@ -7,6 +7,7 @@ GPUs, gloo on CPU, which the tests use). Without torchrun everything here is a n
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +44,19 @@ def init_distributed(device: torch.device | None = None) -> DistInfo:
     if use_cuda:
         torch.cuda.set_device(local_rank)
     dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    atexit.register(_destroy_process_group)
     return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank)
+
+
+def _destroy_process_group() -> None:
+    """Tear down the group this process joined before the interpreter finalises.
+
+    Why: left to interpreter shutdown, gloo's worker threads can be destroyed while still joinable, and the
+    process then aborts (`terminate called without an active exception`, SIGABRT) after a run that completed,
+    which torchrun reports as a failed rank. No barrier here: a rank leaving on an error must not wait for others.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def barrier(info: DistInfo) -> None:
