@@ -14,6 +14,8 @@ The reader memory-maps shards, so a corpus of any size costs almost no RAM.
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ import numpy as np
 
 from biomamba.benchmarks.io import load_json
 from biomamba.errors import DataError
-from biomamba.utils.atomic import atomic_write
+from biomamba.utils.atomic import current_umask
 
 FORMAT_VERSION = "biomamba-shards/1"
 MANIFEST_NAME = "manifest.json"
@@ -51,28 +53,14 @@ def write_shard(
 ) -> ShardRecord:
     """Write one shard (.bin + .idx) atomically and return its manifest record."""
     lengths = np.fromiter((len(doc) for doc in documents), dtype=np.int64, count=len(documents))
-    if (lengths == 0).any():
-        raise ValueError("empty documents cannot be written to a shard")
-    starts = np.zeros(len(documents), dtype="<i8")
-    if len(documents) > 1:
-        np.cumsum(lengths[:-1], out=starts[1:])
-    tokens = (
-        np.concatenate([np.asarray(doc, dtype=np.int64) for doc in documents]) if documents else np.zeros(0)
-    )
-    limit = np.iinfo(dtype).max
-    if tokens.size and (tokens.min() < 0 or tokens.max() > limit):
-        raise ValueError(f"token id out of range for {dtype}: max {int(tokens.max())}")
-    payload = tokens.astype(dtype).tobytes()
-    bin_path = corpus_dir / relative_path
-    with atomic_write(bin_path.with_suffix(".idx")) as handle:
-        handle.write(starts.astype("<i8").tobytes())
-    with atomic_write(bin_path) as handle:
-        handle.write(payload)
-    return ShardRecord(relative_path, int(tokens.size), len(documents), hashlib.sha256(payload).hexdigest())
+    tokens = [np.asarray(doc, dtype=np.int64) for doc in documents]
+    with ShardWriter(corpus_dir, relative_path, dtype) as writer:
+        writer.add(np.concatenate(tokens) if tokens else np.zeros(0, np.int64), lengths)
+        return writer.close()
 
 
 class ShardWriter:
-    """Stream documents into one shard without holding it in memory; atomic like `write_shard`.
+    """Stream documents into one shard without holding it in memory (what `write_shard` writes with too).
 
     Tokens and offsets go to temporary siblings; `close()` fsyncs and renames the `.idx` then the `.bin`
     (the `.bin` is what a manifest lists, so it appears last). Leaving the `with` block through an exception
@@ -80,8 +68,6 @@ class ShardWriter:
     """
 
     def __init__(self, corpus_dir: str | Path, relative_path: str, dtype: np.dtype) -> None:
-        import tempfile
-
         self.relative_path = relative_path
         self.dtype = np.dtype(dtype)
         self.bin_path = Path(corpus_dir) / relative_path
@@ -95,6 +81,7 @@ class ShardWriter:
         for suffix in (".bin", ".idx"):
             target = self.bin_path.with_suffix(suffix)
             fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            os.fchmod(fd, 0o666 & ~current_umask())  # what open() gives, as `atomic_write` does: not 0600
             self._tmp.append(Path(name))
             handles.append(open(fd, "wb"))  # noqa: SIM115 - closed in close()/abort()
         self._bin, self._idx = handles
@@ -123,8 +110,6 @@ class ShardWriter:
 
     def close(self) -> ShardRecord:
         """Make the shard visible under its final name and return its manifest record."""
-        import os
-
         for handle in (self._bin, self._idx):
             handle.flush()
             os.fsync(handle.fileno())
