@@ -70,9 +70,19 @@ def tokenizer_spec(tokenizer: Any, eos_token_id: int | None = None) -> Tokenizer
 
 
 def _load(name_or_path: str) -> Any:
-    local = Path(name_or_path) / "tokenizer.json"
-    if local.is_file():
-        return _load_local(Path(name_or_path))
+    folder = Path(name_or_path)
+    if not (folder / "tokenizer.json").is_file():
+        return hub_tokenizer(name_or_path)
+    try:
+        return _LocalTokenizer(folder)
+    except Exception as exc:  # noqa: BLE001 - corrupt JSON, unknown model type: one line for the user
+        raise DataError(
+            f"tokenizer {folder}: cannot load tokenizer.json ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def hub_tokenizer(name_or_path: str) -> Any:
+    """`AutoTokenizer.from_pretrained`, any failure one DataError line (the corpus build, fertility report)."""
     from transformers import AutoTokenizer
 
     try:
@@ -99,12 +109,3 @@ class _LocalTokenizer:
                 if isinstance(eos, str):
                     self.eos_token_id = self.backend_tokenizer.token_to_id(eos)
                     break
-
-
-def _load_local(folder: Path) -> Any:
-    try:
-        return _LocalTokenizer(folder)
-    except Exception as exc:  # noqa: BLE001 - corrupt JSON, unknown model type: one line for the user
-        raise DataError(
-            f"tokenizer {folder}: cannot load tokenizer.json ({type(exc).__name__}: {exc})"
-        ) from None

@@ -52,26 +52,15 @@ class FertilityReport:
         return {"rows": self.rows, "terms": self.terms}
 
 
-def _load(tokenizer: Any) -> Any:
-    if isinstance(tokenizer, str):
-        from transformers import AutoTokenizer
-
-        from biomamba.errors import DataError
-
-        try:
-            return AutoTokenizer.from_pretrained(tokenizer)
-        except Exception as exc:  # noqa: BLE001 - hub/OS errors: one line for the user
-            raise DataError(f"tokenizer {tokenizer}: cannot load ({type(exc).__name__}: {exc})") from None
-    return tokenizer
-
-
 def fertility_report(
     tokenizers: Mapping[str, Any],
     texts_by_domain: Mapping[str, Iterable[str]],
     terms: Iterable[str] = BIOMEDICAL_TERMS,
 ) -> FertilityReport:
     """Measure tokens per whitespace word on each domain's texts for each tokenizer (name -> path or object)."""
-    loaded = {name: _load(tok) for name, tok in tokenizers.items()}
+    from biomamba.data.tokenize import hub_tokenizer
+
+    loaded = {name: hub_tokenizer(tok) if isinstance(tok, str) else tok for name, tok in tokenizers.items()}
     materialised = {domain: list(texts) for domain, texts in texts_by_domain.items()}
     report = FertilityReport()
     for name, tok in loaded.items():
