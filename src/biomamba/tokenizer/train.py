@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -38,22 +38,12 @@ def build_bpe(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    counted = _CountingIterator(texts)
-    tokenizer.train_from_iterator(counted, trainer=trainer)
-    if counted.count == 0:
+    stream = iter(texts)
+    first = next(stream, None)  # asked before training: an empty input must not pass for a tokenizer
+    if first is None:
         raise DataError("tokenizer training: no training text (empty input)")
+    tokenizer.train_from_iterator(chain([first], stream), trainer=trainer)
     return tokenizer
-
-
-class _CountingIterator:
-    def __init__(self, texts: Iterable[str]) -> None:
-        self._texts = iter(texts)
-        self.count = 0
-
-    def __iter__(self) -> Iterator[str]:
-        for text in self._texts:
-            self.count += 1
-            yield text
 
 
 def train_tokenizer(
