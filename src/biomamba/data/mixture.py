@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from biomamba.errors import DataError
+
 RATIO_TOLERANCE_PP = 1.0
 MIN_CUT_TOKENS = 2  # a cut document keeps at least one token plus its EOS
 
@@ -98,8 +100,6 @@ def plan_mixture(
     available = {d: int(lengths[d].sum()) if d in lengths else 0 for d in active}
     empty = [d for d in active if available[d] == 0]
     if empty:
-        from biomamba.errors import DataError
-
         raise DataError(
             f"no training documents left in domain(s) {', '.join(empty)} (ratio > 0): see the counts"
         )
