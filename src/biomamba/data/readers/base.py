@@ -1,6 +1,7 @@
 """What a reader declares: the registry's contract (datatrove's readers, lm-eval's task registry).
 
-docs/ARCHITECTURE.md, "Adding a data source", has a worked example.
+docs/ARCHITECTURE.md, "Adding a data source", has a worked example. A reader module imports the contract from
+here: `Reader`, `register`, `Probe` and the `SourceConfig` its `read` is given.
 """
 
 from __future__ import annotations

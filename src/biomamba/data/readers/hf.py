@@ -6,8 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from biomamba.data.config import SourceConfig
-from biomamba.data.readers.base import Reader, register
+from biomamba.data.readers.base import Reader, SourceConfig, register
 from biomamba.data.readers.jsonl import text_field
 from biomamba.data.readers.streams import Document, FileReport
 from biomamba.errors import DataError

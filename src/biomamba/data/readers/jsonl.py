@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from biomamba.data.config import SourceConfig
-from biomamba.data.readers.base import Probe, Reader, register
+from biomamba.data.readers.base import Probe, Reader, SourceConfig, register
 from biomamba.data.readers.streams import Document, FileReport, text_lines
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")  # the names JSON lines files go by (C4: .json.gz)

@@ -9,9 +9,8 @@ import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Iterator
 
-from biomamba.data.config import SourceConfig
 from biomamba.data.readers import streams
-from biomamba.data.readers.base import Probe, Reader, register
+from biomamba.data.readers.base import Probe, Reader, SourceConfig, register
 from biomamba.data.readers.streams import Document, FileReport, element_text, read_whole
 
 _JATS_DROP = {"ref-list", "table-wrap", "table", "fig", "fig-group", "disp-formula", "inline-formula",

@@ -11,8 +11,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
-from biomamba.data.config import SourceConfig
-from biomamba.data.readers.base import Probe, Reader, register
+from biomamba.data.readers.base import Probe, Reader, SourceConfig, register
 from biomamba.data.readers.streams import Document, FileReport, element_text, file_chunks
 
 _MARKERS = (b"<PubmedArticle", b"<MedlineCitation")  # also the start of their ...Set roots

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from biomamba.data.config import SourceConfig
-from biomamba.data.readers.base import Probe, Reader, register
+from biomamba.data.readers.base import Probe, Reader, SourceConfig, register
 from biomamba.data.readers.streams import Document, FileReport, text_lines
 
 _TEXT_LINE = re.compile(r"(\d+)\|([ta])\|(.*)")  # PMID, t(itle) or a(bstract), the text

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from biomamba.data.config import SourceConfig
-from biomamba.data.readers.base import Probe, Reader, register
+from biomamba.data.readers.base import Probe, Reader, SourceConfig, register
 from biomamba.data.readers.streams import Document, FileReport, decode, read_whole
 
 

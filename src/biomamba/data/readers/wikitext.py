@@ -6,8 +6,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from biomamba.data.config import SourceConfig
-from biomamba.data.readers.base import Probe, Reader, register
+from biomamba.data.readers.base import Probe, Reader, SourceConfig, register
 from biomamba.data.readers.streams import Document, FileReport, text_lines
 
 _WIKI_TITLE = re.compile(r"^ = ([^=].*?) = $")
