@@ -15,6 +15,7 @@ vector operations whatever the index size (sorted arrays + searchsorted, no per-
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,31 +34,13 @@ NO_BENCHMARKS_WARNING = (
 )
 
 _MULTIPLIER = np.uint64(1_000_003)
-_WORD_CACHE_LIMIT = 2_000_000
+_WORD_CACHE_WORDS = 2_000_000  # words repeat a lot, and blake2b per word is the cost of an n-gram pass
 
 
-class _WordHasher:
-    """Stable 64-bit word hashes with a bounded cache (words repeat a lot; blake2b per word is the cost)."""
-
-    def __init__(self) -> None:
-        self.cache: dict[str, int] = {}
-
-    def __call__(self, words: list[str]) -> np.ndarray:
-        cache = self.cache
-        out = np.empty(len(words), dtype=np.uint64)
-        for i, word in enumerate(words):
-            value = cache.get(word)
-            if value is None:
-                value = int.from_bytes(
-                    hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little"
-                )
-                if len(cache) < _WORD_CACHE_LIMIT:
-                    cache[word] = value
-            out[i] = value
-        return out
-
-
-_HASH_WORDS = _WordHasher()
+@functools.lru_cache(maxsize=_WORD_CACHE_WORDS)
+def _word_hash(word: str) -> int:
+    """A word's stable 64-bit hash (never Python's salted `hash`)."""
+    return int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little")
 
 
 def ngram_hashes(text: str, n: int) -> np.ndarray:
@@ -65,7 +48,7 @@ def ngram_hashes(text: str, n: int) -> np.ndarray:
     words = words_for_matching(text)
     if len(words) < n:
         return np.zeros(0, dtype=np.uint64)
-    word_hashes = _HASH_WORDS(words)
+    word_hashes = np.fromiter(map(_word_hash, words), dtype=np.uint64, count=len(words))
     count = len(words) - n + 1
     result = np.zeros(count, dtype=np.uint64)
     with np.errstate(over="ignore"):
@@ -158,11 +141,3 @@ class NgramIndex:
                 if bool((table[positions] == grams).any()):
                     hits.append(name)
         return hits
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """Picklable, compact form for worker processes."""
-        return dict(self.hashes)
-
-    @classmethod
-    def from_arrays(cls, n: int, arrays: dict[str, np.ndarray]) -> NgramIndex:
-        return cls(n=n, hashes=dict(arrays))

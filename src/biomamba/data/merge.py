@@ -10,8 +10,6 @@ biomamba.data.pipeline.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -79,7 +77,7 @@ def load_catalog(build: Build) -> Catalog:
 def deduplicate_catalog(build: Build, catalog: Catalog, pool: Any, say: Callable[[str], None]) -> DedupResult:
     """Decide over the findings of every dedup part: those of `--dedup-part` runs when they are all there
     (one line naming the missing ones when some are not), else of every bucket resolved here, in `pool`."""
-    fingerprint = _dedup_fingerprint(build)
+    fingerprint = build.fingerprint()  # every part's inputs and settings, not the mixture
     findings, parts_read = _collected_findings(build.work_dir, fingerprint)
     if findings is None:
         findings = _resolve(build, catalog, (0, 1), fingerprint, pool)
@@ -101,7 +99,7 @@ def run_dedup_part(build: Build, part: tuple[int, int], say: Callable[[str], Non
         raise DataError(f"{missing[0].path}: part {missing[0].name} not built ({len(missing)} of {len(build.units)} "
                         f"parts missing): run phase 1 (`--part i/n`) for every file before `--dedup-part`")  # fmt: skip
     started = time.perf_counter()
-    fingerprint = _dedup_fingerprint(build)
+    fingerprint = build.fingerprint()
     path = _findings_path(build.work_dir, part)
     found = _stored_findings(path, fingerprint)
     reused = found is not None
@@ -113,12 +111,6 @@ def run_dedup_part(build: Build, part: tuple[int, int], say: Callable[[str], Non
     say(f"dedup part {part[0]}/{part[1]}: {summary['exact']} exact duplicates, {summary['copies']} signature "
         f"copies, {summary['pairs']} near pairs -> {path} ({'reused' if reused else 'new'})")  # fmt: skip
     return summary
-
-
-def _dedup_fingerprint(build: Build) -> str:
-    """What the dedup findings depend on: every part (input identity and settings), not the mixture."""
-    units = [unit_fingerprint(u, build.settings_hash) for u in build.units]
-    return hashlib.sha256(json.dumps([build.settings_hash, units]).encode()).hexdigest()
 
 
 def _findings_path(work_dir: Path, part: tuple[int, int]) -> Path:

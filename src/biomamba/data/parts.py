@@ -79,6 +79,13 @@ class Build:
     def part_dir(self, unit: Unit) -> Path:
         return self.work_dir / "parts" / unit.name
 
+    def fingerprint(self, *settings: Any) -> str:
+        """What a step's output depends on: every part (input identity and settings), plus `settings`."""
+        units = [unit_fingerprint(u, self.settings_hash) for u in self.units]
+        return hashlib.sha256(
+            json.dumps([self.settings_hash, *settings, units], sort_keys=True).encode()
+        ).hexdigest()
+
 
 @dataclass(frozen=True)
 class PartContext:
@@ -87,8 +94,7 @@ class PartContext:
     work_dir: str
     tokenizer: TokenizerSpec
     config_json: str
-    ngram: int
-    ngram_arrays: dict[str, np.ndarray]
+    index: NgramIndex  # the benchmarks' n-gram hashes
     settings_hash: str
 
 
@@ -101,7 +107,6 @@ def init_worker(context: PartContext, in_pool: bool = True) -> None:
     _WORKER["context"] = context
     _WORKER["tokenizer"] = context.tokenizer.build()
     _WORKER["config"] = DataConfig.model_validate_json(context.config_json)
-    _WORKER["index"] = NgramIndex.from_arrays(context.ngram, context.ngram_arrays)
 
 
 def input_identity(unit: Unit) -> dict[str, int | None]:
@@ -189,7 +194,7 @@ class _PartBuilder:
     def __init__(self, part_dir: Path, unit: Unit, config: DataConfig, context: PartContext) -> None:
         self.part_dir, self.unit, self.config = part_dir, unit, config
         self.tokenizer = _WORKER["tokenizer"]
-        self.index: NgramIndex = _WORKER["index"]
+        self.index = context.index
         self.eos = context.tokenizer.eos_token_id
         self.writer = ShardWriter(part_dir, "tokens.bin", token_dtype(context.tokenizer.vocab_size))
         self.batch: list[tuple[str, str, int]] = []

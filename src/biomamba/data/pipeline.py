@@ -49,7 +49,6 @@ from biomamba.data.parts import (
     plan_units,
     run_parts,
     select_units,
-    unit_fingerprint,
 )
 from biomamba.data.readers import FileReport, read_verified_file
 from biomamba.data.shard_jobs import plan_shard_jobs, remove_stale_shards, run_shard_jobs
@@ -91,7 +90,9 @@ def build_corpus(
     build = Build(config, spec, units, _settings_hash(config, spec), Path(output_dir))
     if dedup_part is not None:
         return run_dedup_part(build, dedup_part, say)
-    fingerprint = _build_fingerprint(build)
+    fingerprint = build.fingerprint(
+        config.model_dump(include={"ratios", "total_tokens", "shard_tokens", "seed"})
+    )
     existing = up_to_date(build.output, fingerprint)
     if existing is not None and only_part is None:
         say(f"{build.output}: corpus is up to date (same inputs, settings and tokenizer): nothing to do")
@@ -100,9 +101,7 @@ def build_corpus(
     index = (
         NgramIndex.build(config.decontam) if config.decontam.enabled else NgramIndex(config.decontam.ngram)
     )
-    context = PartContext(
-        str(build.work_dir), spec, config.model_dump_json(), index.n, index.to_arrays(), build.settings_hash
-    )
+    context = PartContext(str(build.work_dir), spec, config.model_dump_json(), index, build.settings_hash)
     selected_units = units if only_part is None else select_units(units, only_part)
     started = time.perf_counter()
     with _worker_pool(config.workers, context) as pool:
@@ -140,14 +139,6 @@ def _settings_hash(config: DataConfig, spec: TokenizerSpec) -> str:
             p.stat().st_size for p in path.glob("*") if p.is_file()) if path.is_dir() else -1  # fmt: skip
     payload = json.dumps(relevant, sort_keys=True, default=str) + spec.sha256
     return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def _build_fingerprint(build: Build) -> str:
-    mixing = build.config.model_dump(include={"ratios", "total_tokens", "shard_tokens", "seed"})
-    units = [unit_fingerprint(u, build.settings_hash) for u in build.units]
-    return hashlib.sha256(
-        json.dumps([build.settings_hash, mixing, units], sort_keys=True).encode()
-    ).hexdigest()
 
 
 def _finish(
