@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from .helpers import WORDS, random_documents, write_jsonl
+from tests.factories.corpora import WORDS, random_documents, write_jsonl
 
 
 @pytest.fixture(scope="session")

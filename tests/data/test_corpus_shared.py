@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.factories.corpora import corpus_texts, random_documents, write_jsonl
+from tests.factories.scripts import invoke_cli, run_cli
 
 from biomamba.data import DataConfig, TokenShards, build_corpus
 
@@ -62,16 +64,11 @@ def test_medline_update_semantics_delete_and_supersede(tmp_path, tiny_tokenizer)
     manifest = build_corpus(config, tiny_tokenizer, tmp_path / "corpus")
     assert manifest["medline_updates"] == {"deleted": 1, "superseded": 1}
     assert manifest["splits"]["train"]["documents"] == 2
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(tiny_tokenizer)
-    texts = sorted(tok.decode(d[:-1]) for d in TokenShards(tmp_path / "corpus", "train").documents())
+    texts = corpus_texts(tmp_path / "corpus", tiny_tokenizer)
     assert texts[0].startswith("Title 1 version one") and texts[1].startswith("Title 2 version two revised")
 
 
 def test_exact_and_near_duplicates_are_removed_and_counted(tmp_path, tiny_tokenizer):
-    from .helpers import random_documents, write_jsonl
-
     docs = random_documents("c4", 40, seed=2, min_words=60, max_words=80)
     docs.append({"id": "dup-exact", "text": docs[0]["text"].upper()})  # same after case/space normalisation
     near = docs[1]["text"].split()
@@ -87,37 +84,26 @@ def test_exact_and_near_duplicates_are_removed_and_counted(tmp_path, tiny_tokeni
 
 
 def test_cli_build_and_inspect(shared_data, tiny_tokenizer, tmp_path):
-    from typer.testing import CliRunner
-
-    from biomamba.cli.main import build_app
-
     recipe = tmp_path / "recipe.yaml"
     sources = _sources(shared_data)
     sources["pubmed"] = sources["pubmed"][1:]  # BC5CDR PubTator only
     recipe.write_text(yaml.safe_dump({"name": "t", "data": {"sources": sources, "dedup": {"near": False}},
                                       "tokenizer": {"name_or_path": str(tiny_tokenizer)}}))  # fmt: skip
-    runner = CliRunner()
     out = tmp_path / "corpus"
-    result = runner.invoke(
-        build_app(), ["data", "build", str(recipe), "--output-dir", str(out), "--seed", "7"]
-    )
+    result = invoke_cli(["data", "build", recipe, "--output-dir", out, "--seed", "7"])
     assert result.exit_code == 0, result.output
     assert "within 1 percentage point" in result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["seed"] == 7
-    result = runner.invoke(build_app(), ["data", "inspect", str(out)])
+    result = invoke_cli(["data", "inspect", out])
     assert result.exit_code == 0 and "pubmed: target 80.0%" in result.output
 
 
 def test_cli_bad_ratio_is_one_line_naming_the_key(tmp_path):
-    import subprocess
-    import sys
-
     recipe = tmp_path / "bad.yaml"
     recipe.write_text(yaml.safe_dump({"data": {"sources": {"pubmed": [{"type": "jsonl", "path": "x"}]},
                                                "ratios": {"pubmed": 0.7}}}))  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "biomamba", "data", "build", str(recipe), "--tokenizer", "x"],
-                          capture_output=True, text=True)  # fmt: skip
+    proc = run_cli(["data", "build", recipe, "--tokenizer", "x"])
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: {recipe}: data: ratios must sum to 1 (they sum to 0.7)"

@@ -13,13 +13,12 @@ import random
 from pathlib import Path
 
 import pytest
+from tests.factories.corpora import corpus_texts, random_documents, read_documents, write_jsonl
 
-from biomamba.data import DataConfig, TokenShards, build_corpus
+from biomamba.data import DataConfig, build_corpus
 from biomamba.data.clean import normalize_text
 from biomamba.data.readers import DAMAGED_REASON, iter_text_documents, streams
 from biomamba.errors import DataError
-
-from .helpers import random_documents
 
 C4_SAMPLE = "general/c4/olmo_c4-sample.00000-of-00001.json.gz"
 MEDLINE_SAMPLE = "pubmed/medline16n0902_sample.xml.gz"
@@ -39,20 +38,6 @@ def damage(data: bytes, path: Path, at: float = 0.5, length: int = 64, seed: int
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(bytes(damaged))
     return path
-
-
-def _decoded_documents(corpus: Path, tokenizer_dir: Path) -> list[str]:
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
-    manifest = json.loads((corpus / "manifest.json").read_text())
-    texts = []
-    for split, listed in manifest["splits"].items():
-        if not listed["documents"]:  # TokenShards.documents() of an empty split fails (shards.py)
-            continue
-        for doc in TokenShards(corpus, split).documents():
-            texts.append(tokenizer.decode(doc[:-1].tolist()))  # without the EOS
-    return texts
 
 
 def _build(sources: list[dict], tokenizer: Path, out: Path, **extra: object) -> dict:
@@ -84,7 +69,7 @@ def test_damaged_c4_shard_contributes_no_text(shared_data, tiny_tokenizer, tmp_p
     good = {
         normalize_text(json.loads(line)["text"]) for line in gzip.decompress(intact.read_bytes()).splitlines()
     }
-    shard_texts = _decoded_documents(tmp_path / "corpus", tiny_tokenizer)
+    shard_texts = corpus_texts(tmp_path / "corpus", tiny_tokenizer)
     assert shard_texts and set(shard_texts) <= good
 
 
@@ -98,7 +83,7 @@ def test_damaged_medline_file_is_dropped_whole_and_counted(shared_data, tiny_tok
     assert info["records"] < 526  # what parsed before the check failed: all of it dropped
     pubtator = iter_text_documents(str(intact), "pubtator")
     good = {normalize_text(d.text) for d in pubtator}
-    assert set(_decoded_documents(tmp_path / "corpus", tiny_tokenizer)) <= good
+    assert set(corpus_texts(tmp_path / "corpus", tiny_tokenizer)) <= good
 
 
 def _medline_gzip(count: int, seed: int) -> bytes:
@@ -143,21 +128,15 @@ def test_tools_reading_documents_directly_get_nothing_from_a_damaged_file(tmp_pa
 
 
 def test_valid_gzip_with_empty_content_is_an_empty_file(tmp_path):
-    from biomamba.data.config import SourceConfig
-    from biomamba.data.readers import FileReport, read_source_file
-
     path = tmp_path / "empty.json.gz"
     path.write_bytes(gzip.compress(b""))
-    report = FileReport(str(path))
-    assert list(read_source_file(str(path), SourceConfig(type="jsonl", path=str(path)), report)) == []
-    assert report.skipped == {"empty file": 1}
+    docs, report = read_documents(path, "jsonl")
+    assert docs == [] and report.skipped == {"empty file": 1}
 
 
 def test_damaged_pmc_bundle_is_dropped_whole(tiny_tokenizer, tmp_path):
     import io
     import tarfile
-
-    from .helpers import write_jsonl
 
     bundle = io.BytesIO()
     with tarfile.open(fileobj=bundle, mode="w:gz") as tar:
@@ -179,8 +158,6 @@ def test_damaged_pmc_bundle_is_dropped_whole(tiny_tokenizer, tmp_path):
 
 def test_self_written_damaged_c4_shard_contributes_no_text(tiny_tokenizer, tmp_path, capsys):
     """The same without ../shared/data: a C4-layout shard (`{text, url, timestamp}` lines, gzip) written here."""
-    from .helpers import write_jsonl
-
     docs = random_documents("c4", 3000, seed=11, min_words=40, max_words=120)
     lines = "".join(json.dumps({"text": f"{d['text']} {n}.", "url": f"https://example.org/{n}",
                                 "timestamp": "2019-04-22T08:51:25Z"}) + "\n" for n, d in enumerate(docs))  # fmt: skip
@@ -193,5 +170,5 @@ def test_self_written_damaged_c4_shard_contributes_no_text(tiny_tokenizer, tmp_p
     manifest = _build([{"type": "jsonl", "path": str(tmp_path / "c4")}], tiny_tokenizer, tmp_path / "corpus")
     _assert_dropped_and_named(manifest, damaged, capsys.readouterr().out)
     good = {normalize_text(json.loads(line)["text"]) for line in intact.read_text().splitlines()}
-    shard_texts = _decoded_documents(tmp_path / "corpus", tiny_tokenizer)
+    shard_texts = corpus_texts(tmp_path / "corpus", tiny_tokenizer)
     assert shard_texts and set(shard_texts) <= good

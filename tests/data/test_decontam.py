@@ -6,13 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.factories.corpora import random_documents, write_jsonl
 
 from biomamba.data import DataConfig, build_corpus
 from biomamba.data.config import DecontamConfig
 from biomamba.data.decontam import NgramIndex, ngram_hashes
 from biomamba.errors import DataError
-
-from .helpers import write_jsonl
 
 QUESTION = "Which enzyme deficiency causes the accumulation of glucocerebroside in macrophages of the spleen and marrow?"
 
@@ -112,8 +111,6 @@ def test_pubmedqa_abstracts_mixed_into_pubmed_are_all_removed(shared_data, tiny_
 
 
 def test_flag_mode_keeps_documents_and_lists_them(tmp_path, tiny_tokenizer):
-    from .helpers import random_documents, write_jsonl
-
     docs = random_documents("pubmed", 30, seed=5)
     docs[3]["text"] += " " + QUESTION
     sources = {"pubmed": [{"type": "jsonl", "path": str(write_jsonl(tmp_path / "p.jsonl", docs))}]}
@@ -131,8 +128,6 @@ def test_flag_mode_keeps_documents_and_lists_them(tmp_path, tiny_tokenizer):
 
 
 def _small_corpus(tmp_path: Path) -> dict:
-    from .helpers import random_documents, write_jsonl
-
     docs = random_documents("pubmed", 30, seed=5)
     return {"pubmed": [{"type": "jsonl", "path": str(write_jsonl(tmp_path / "p.jsonl", docs))}]}
 

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from tests.factories.corpora import random_documents, write_jsonl
+from tests.factories.scripts import invoke_cli, run_cli
 
-from biomamba.cli.main import build_app
 from biomamba.data.readers import READERS, Probe, detect_source_type
 from biomamba.errors import DataError
 
-from .helpers import random_documents, write_jsonl
 from .test_decontam import QUESTION, _fixtures
 
 SNIPPET = ("Hereditary angioedema is caused by a deficiency of the C1 esterase inhibitor protein encoded by the "
@@ -45,8 +42,7 @@ def _pubtator(path: Path) -> Path:
 def test_decontaminate_detects_pubtator_and_counts_unique_overlaps(tmp_path):
     pubtator = _pubtator(tmp_path / "CDR_TestSet.PubTator.txt")
     report_path = tmp_path / "report.json"
-    result = CliRunner().invoke(build_app(), ["data", "decontaminate", str(_recipe(tmp_path)), str(pubtator),
-                                              "--output", str(report_path)])  # fmt: skip
+    result = invoke_cli(["data", "decontaminate", _recipe(tmp_path), pubtator, "--output", report_path])
     assert result.exit_code == 0, result.output
     assert "medqa: 2 of 3 documents overlap" in result.output
     assert "bioasq: 1 of 3 documents overlap" in result.output
@@ -57,8 +53,7 @@ def test_decontaminate_detects_pubtator_and_counts_unique_overlaps(tmp_path):
 
 def test_decontaminate_refuses_to_call_an_unreadable_file_clean(tmp_path):
     pubtator = _pubtator(tmp_path / "CDR_TestSet.PubTator.txt")
-    proc = subprocess.run([sys.executable, "-m", "biomamba", "data", "decontaminate", str(_recipe(tmp_path)),
-                           str(pubtator), "--type", "jsonl"], capture_output=True, text=True)  # fmt: skip
+    proc = run_cli(["data", "decontaminate", _recipe(tmp_path), pubtator, "--type", "jsonl"])
     assert proc.returncode == 2 and "overlap" not in proc.stdout
     assert proc.stderr.strip().splitlines() == [
         f"error: {pubtator}: no documents read as jsonl (invalid JSON x9): nothing was checked"
@@ -67,8 +62,7 @@ def test_decontaminate_refuses_to_call_an_unreadable_file_clean(tmp_path):
 
 def test_decontaminate_names_a_misspelt_type_and_the_registered_ones(tmp_path):
     pubtator = _pubtator(tmp_path / "CDR_TestSet.PubTator.txt")
-    proc = subprocess.run([sys.executable, "-m", "biomamba", "data", "decontaminate", str(_recipe(tmp_path)),
-                           str(pubtator), "--type", "pubtater"], capture_output=True, text=True)  # fmt: skip
+    proc = run_cli(["data", "decontaminate", _recipe(tmp_path), pubtator, "--type", "pubtater"])
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [
         f"error: unknown source type 'pubtater' (known: {', '.join(READERS)})"
@@ -112,7 +106,7 @@ def test_build_report_counts_each_document_once_and_lists_the_ids(tmp_path, tiny
         "sources": {"pubmed": [{"type": "jsonl", "path": str(write_jsonl(tmp_path / "p.jsonl", docs))}]},
         "ratios": {"pubmed": 1.0}, "dedup": {"near": False}, "output_dir": str(corpus),
         "decontam": {"benchmarks": _fixtures(tmp_path), "action": action}}}))  # fmt: skip
-    result = CliRunner().invoke(build_app(), ["data", "build", str(recipe)])
+    result = invoke_cli(["data", "build", recipe])
     assert result.exit_code == 0, result.output
     done = {"drop": "dropped", "flag": "flagged"}[action]
     assert "decontamination medqa: 2 documents overlap" in result.output

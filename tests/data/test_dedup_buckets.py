@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.factories.corpora import WORDS, random_documents, write_jsonl
 from tests.factories.scripts import benchmark_script
 
 from biomamba.data.dedup import CodedDomains, deduplicate, lsh_bands, minhash_signatures, text_hash
 from biomamba.data.dedup_buckets import SignatureFile, greedy_duplicates, write_signature_file
-
-from .helpers import WORDS, random_documents
 
 
 def _bench():
@@ -149,8 +148,6 @@ def test_build_corpus_dedups_across_files_as_the_reference_and_cleans_its_scratc
     from biomamba.data import DataConfig, build_corpus
     from biomamba.data.clean import normalize_text
 
-    from .helpers import write_jsonl
-
     texts = _corpus(120)
     first = write_jsonl(
         tmp_path / "src" / "a.jsonl", [{"id": f"a{i}", "text": t} for i, t in enumerate(texts[:120])]
@@ -182,8 +179,6 @@ def test_an_interrupted_merge_with_stale_bucket_files_resumes_byte_identical(
     """A merge killed in dedup leaves bucket files behind (no `finally` runs after kill -9): the rerun ignores them."""
     from biomamba.data import DataConfig, build_corpus
     from biomamba.data import dedup_buckets as buckets
-
-    from .helpers import write_jsonl
 
     source = write_jsonl(
         tmp_path / "src" / "a.jsonl", [{"id": f"d{i}", "text": t} for i, t in enumerate(_corpus(90))]

@@ -3,14 +3,13 @@ corpus of a one-process build, byte for byte; a missing step is one line naming 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from tests.factories.corpora import random_documents, write_jsonl
+from tests.factories.scripts import invoke_cli, run_cli
 
-from .helpers import random_documents, write_jsonl
 from .test_dedup_buckets import _corpus
 
 
@@ -34,11 +33,7 @@ def recipe(tmp_path: Path, tiny_tokenizer: Path) -> Path:
 
 
 def _build(recipe: Path, out: Path, *flags: str) -> str:
-    from typer.testing import CliRunner
-
-    from biomamba.cli.main import build_app
-
-    result = CliRunner().invoke(build_app(), ["data", "build", str(recipe), "--output-dir", str(out), *flags])
+    result = invoke_cli(["data", "build", recipe, "--output-dir", out, *flags])
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -74,8 +69,7 @@ def test_parts_then_dedup_parts_then_merge_give_the_one_process_corpus_byte_for_
 def test_a_missing_dedup_part_stops_the_merge_with_one_line_naming_it(recipe, tmp_path):
     out = tmp_path / "spread"
     _parts_and_dedup_parts(recipe, out, [0, 2], 3)
-    proc = subprocess.run([sys.executable, "-m", "biomamba", "data", "build", str(recipe), "--output-dir", str(out)],
-                          capture_output=True, text=True)  # fmt: skip
+    proc = run_cli(["data", "build", recipe, "--output-dir", out])
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import yaml
+from tests.factories.corpora import corpus_texts, read_documents
+from tests.factories.scripts import invoke_cli, run_cli
 
 from biomamba.data import DataConfig, TokenShards, build_corpus
-from biomamba.data.config import SourceConfig
-from biomamba.data.readers import FileReport, read_source_file
 
 
 def _article(pmid: int, text: str, revised: str | None = None, close: bool = True) -> str:
@@ -36,8 +36,7 @@ def test_record_missing_its_closing_tag_does_not_swallow_the_next(tmp_path):
     path = tmp_path / "pubmed24n0001.xml"
     path.write_text(_xml(_article(111, "Alpha."), _article(222, "Unclosed.", close=False), _article(333, "Gamma."),
                          _article(444, "Delta.")))  # fmt: skip
-    report = FileReport(str(path))
-    docs = list(read_source_file(str(path), SourceConfig(type="pubmed_xml", path=str(path)), report))
+    docs, report = read_documents(path, "pubmed_xml")
     assert [d.id for d in docs] == ["111", "333", "444"]
     assert report.skipped == {"record without closing </PubmedArticle>": 1}
     assert report.warnings == [f"{path}:line 4: record without closing </PubmedArticle>: PMID 222"]
@@ -49,19 +48,9 @@ def test_medline_citation_set_record_missing_its_closing_tag(tmp_path):
     path = tmp_path / "medline16n0001.xml"
     path.write_text("<MedlineCitationSet>" + citation.format(1) + citation.format(2) + "</MedlineCitation>"
                     + "<DeleteCitation><PMID>9</PMID></DeleteCitation></MedlineCitationSet>")  # fmt: skip
-    report = FileReport(str(path))
-    docs = list(read_source_file(str(path), SourceConfig(type="pubmed_xml", path=str(path)), report))
+    docs, report = read_documents(path, "pubmed_xml")
     assert [d.id for d in docs] == ["2"] and report.deleted_ids == ["9"]
     assert report.skipped == {"record without closing </MedlineCitation>": 1}
-
-
-def _texts(corpus: Path, tokenizer_dir: Path) -> list[str]:
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
-    manifest = json.loads((corpus / "manifest.json").read_text())
-    return sorted(tokenizer.decode(doc[:-1].tolist()) for split, listed in manifest["splits"].items()
-                  if listed["documents"] for doc in TokenShards(corpus, split).documents())  # fmt: skip
 
 
 def test_one_identity_per_pmid_across_pubtator_and_medline_newest_wins(tmp_path, tiny_tokenizer):
@@ -82,7 +71,7 @@ def test_one_identity_per_pmid_across_pubtator_and_medline_newest_wins(tmp_path,
     config = DataConfig.model_validate({"sources": sources, "ratios": {"pubmed": 1.0}, "heldout_fraction": 0,
                                         "dedup": {"near": False}, "decontam": {"enabled": False}})  # fmt: skip
     manifest = build_corpus(config, tiny_tokenizer, tmp_path / "corpus")
-    texts = _texts(tmp_path / "corpus", tiny_tokenizer)
+    texts = corpus_texts(tmp_path / "corpus", tiny_tokenizer)
     # PMID 1: PubTator only; 2: the dated MEDLINE record beats the undated PubTator one; 3: DateRevised 2021
     # beats the PubTator one and the 2019 one, although that comes later; 4: in the update file only
     assert [t.split("\n")[1].split()[0] for t in texts] == ["PubTator", "Baseline", "Baseline", "Update"]
@@ -109,14 +98,6 @@ def test_rerun_after_a_killed_build_removes_its_temporary_shard_files(jsonl_corp
     assert TokenShards(out, "train").num_tokens > 0
 
 
-def _cli(args: list[str]) -> object:
-    from typer.testing import CliRunner
-
-    from biomamba.cli.main import build_app
-
-    return CliRunner().invoke(build_app(), args)
-
-
 def test_top_level_output_dir_is_where_data_build_and_tokenizer_train_write(jsonl_corpus, tiny_tokenizer,
                                                                              tmp_path, monkeypatch):  # fmt: skip
     monkeypatch.chdir(tmp_path)  # a wrong default would land in ./runs/ here
@@ -126,19 +107,16 @@ def test_top_level_output_dir_is_where_data_build_and_tokenizer_train_write(json
     recipe.write_text(yaml.safe_dump({"name": "bio", "output_dir": str(root),
                                       "tokenizer": {"name_or_path": str(tiny_tokenizer), "vocab_size": 300},
                                       "data": {"sources": sources, "dedup": {"near": False}}}))  # fmt: skip
-    result = _cli(["data", "build", str(recipe)])
+    result = invoke_cli(["data", "build", recipe])
     assert result.exit_code == 0, result.output
     assert (root / "corpus" / "manifest.json").is_file()
-    result = _cli(["tokenizer", "train", str(recipe)])
+    result = invoke_cli(["tokenizer", "train", recipe])
     assert result.exit_code == 0, result.output
     assert (root / "tokenizer" / "tokenizer.json").is_file()
     assert not (tmp_path / "runs").exists()
 
 
 def test_build_without_training_documents_names_each_source_and_why(jsonl_corpus, tiny_tokenizer, tmp_path):
-    import subprocess
-    import sys
-
     from .test_damaged_inputs import _medline_gzip, damage
 
     pubmed = tmp_path / "pubmed"
@@ -154,8 +132,7 @@ def test_build_without_training_documents_names_each_source_and_why(jsonl_corpus
     recipe.write_text(yaml.safe_dump({"name": "t", "tokenizer": {"name_or_path": str(tiny_tokenizer)},
                                       "data": {"sources": sources, "ratios": {"pubmed": 0.5, "c4": 0.3, "web": 0.2},
                                                "dedup": {"near": False}, "output_dir": str(out)}}))  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "biomamba", "data", "build", str(recipe)],
-                          capture_output=True, text=True)  # fmt: skip
+    proc = run_cli(["data", "build", recipe])
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr

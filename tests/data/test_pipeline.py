@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.factories.corpora import random_documents, write_jsonl
 
 from biomamba.data import DataConfig, TokenShards, build_corpus, read_manifest
 from biomamba.data.shards import MANIFEST_NAME
@@ -52,8 +53,6 @@ def test_heldout_documents_never_enter_train(jsonl_corpus, tiny_tokenizer, tmp_p
 
 
 def test_heldout_split_is_stable_when_data_is_added(jsonl_corpus, tiny_tokenizer, tmp_path):
-    from .helpers import random_documents, write_jsonl
-
     small = build_corpus(_config(jsonl_corpus, dedup={"near": False}), tiny_tokenizer, tmp_path / "small")
     grown = dict(jsonl_corpus)
     grown["pubmed"] = write_jsonl(tmp_path / "grown.jsonl", random_documents("pubmed", 400, seed=1))
@@ -132,8 +131,6 @@ def test_token_shards_window_matches_documents(jsonl_corpus, tiny_tokenizer, tmp
 
 def test_bad_inputs_are_skipped_counted_and_named_in_the_manifest(tmp_path, tiny_tokenizer):
     import gzip
-
-    from .helpers import random_documents
 
     folder = tmp_path / "c4"
     folder.mkdir()

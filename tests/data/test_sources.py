@@ -8,28 +8,14 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from tests.factories.corpora import random_documents, read_documents
 
 from biomamba.data import DataConfig, TokenShards, build_corpus
 from biomamba.data.config import SourceConfig
-from biomamba.data.readers import (
-    READERS,
-    FileReport,
-    Probe,
-    detect_source_type,
-    read_source_file,
-    resolve_paths,
-)
+from biomamba.data.readers import READERS, Probe, detect_source_type, resolve_paths
 from biomamba.errors import DataError
 
-from .helpers import random_documents
-
 ARCHITECTURE = Path(__file__).resolve().parents[2] / "docs" / "ARCHITECTURE.md"
-
-
-def _read(path: Path, source_type: str, **fields) -> tuple[list, FileReport]:
-    report = FileReport(str(path))
-    source = SourceConfig(type=source_type, path=str(path), **fields)
-    return list(read_source_file(str(path), source, report)), report
 
 
 def _expected_medline(path: Path) -> dict[str, str]:
@@ -47,7 +33,7 @@ def _expected_medline(path: Path) -> dict[str, str]:
 
 def test_medline_sample_yields_exactly_citations_with_abstract(shared_data):
     path = shared_data / "pubmed" / "medline16n0902_sample.xml.gz"
-    docs, report = _read(path, "pubmed_xml")
+    docs, report = read_documents(path, "pubmed_xml")
     expected = _expected_medline(path)
     assert len(docs) == len(expected) == 526
     assert [d.id for d in docs] == list(expected)
@@ -63,22 +49,22 @@ def test_medline_sample_yields_exactly_citations_with_abstract(shared_data):
 
 
 def test_pubmed_article_set_layouts(shared_data):
-    docs, report = _read(shared_data / "pubmed" / "test_current_medline.xml.gz", "pubmed_xml")
+    docs, report = read_documents(shared_data / "pubmed" / "test_current_medline.xml.gz", "pubmed_xml")
     assert [d.id for d in docs][:2] == ["36400559", "2930949"]
     assert docs[0].text.startswith("Back Pain: Differential Diagnosis and Management.\nBack pain is a common")
     assert len(docs) + report.skipped["no abstract"] == 4
-    one, _ = _read(shared_data / "pubmed" / "pubmed-29768149.xml", "pubmed_xml")
+    one, _ = read_documents(shared_data / "pubmed" / "pubmed-29768149.xml", "pubmed_xml")
     assert [d.id for d in one] == ["29768149"] and "\nBACKGROUND: " in one[0].text and one[0].year == 2018
 
 
 def test_bc5cdr_pubtator_c4_and_wikitext_load(shared_data):
-    docs, report = _read(shared_data / "pubmed" / "bc5cdr" / "CDR_TestSet.PubTator.txt", "pubtator")
+    docs, report = read_documents(shared_data / "pubmed" / "bc5cdr" / "CDR_TestSet.PubTator.txt", "pubtator")
     assert len(docs) == 500 and not report.skipped
     assert docs[0].id == "8701013" and docs[0].text.startswith("Famotidine-associated delirium.")
     assert "\t" not in docs[0].text  # annotation lines are not text
-    c4, report = _read(shared_data / "general/c4/olmo_c4-sample.00000-of-00001.json.gz", "jsonl")
+    c4, report = read_documents(shared_data / "general/c4/olmo_c4-sample.00000-of-00001.json.gz", "jsonl")
     assert len(c4) == 1000 and not report.skipped and c4[0].id.startswith("https://")
-    wiki, _ = _read(shared_data / "general/wikitext/wikitext-2-raw_wiki.test.raw", "wikitext")
+    wiki, _ = read_documents(shared_data / "general/wikitext/wikitext-2-raw_wiki.test.raw", "wikitext")
     raw = (shared_data / "general/wikitext/wikitext-2-raw_wiki.test.raw").read_text(encoding="utf-8")
     # every ` = X = ` line is a title except two formula fragments inside "Constant k filter"
     formula = ["1 rad / s and a nominal impedance k", "1 henry and capacitance C"]
@@ -109,7 +95,7 @@ MEDLINE_FIXTURE = b"""<?xml version="1.0"?>
 def test_malformed_record_is_skipped_with_warning_naming_it(tmp_path):
     path = tmp_path / "update.xml"
     path.write_bytes(MEDLINE_FIXTURE)
-    docs, report = _read(path, "pubmed_xml")
+    docs, report = read_documents(path, "pubmed_xml")
     assert [d.id for d in docs] == ["111", "555"]
     assert docs[0].text == "First title.\nBACKGROUND: Alpha text.\nRESULTS: Beta text."
     assert docs[1].text.startswith("Last & kept.\nDelta")
@@ -122,7 +108,7 @@ def test_truncated_gzip_keeps_complete_records_and_warns(tmp_path):
     data = gzip.compress(MEDLINE_FIXTURE * 40)
     path = tmp_path / "cut.xml.gz"
     path.write_bytes(data[: len(data) // 2])
-    docs, report = _read(path, "pubmed_xml")
+    docs, report = read_documents(path, "pubmed_xml")
     assert docs and all(d.id in {"111", "555"} for d in docs)
     assert report.skipped["truncated compressed file (rest of file skipped)"] == 1
     assert any("cut.xml.gz" in w and "truncated" in w for w in report.warnings)
@@ -132,7 +118,7 @@ def test_jsonl_bad_lines_are_counted_with_line_numbers(tmp_path):
     path = tmp_path / "docs.jsonl"
     path.write_bytes(b'{"id": "a", "text": "good one"}\n{"id": "b", "text": "bad \xff utf8"}\nnot json\n'
                      b'{"id": "c"}\n[1]\n\n{"text": "no id", "url": "u1"}\n')  # fmt: skip
-    docs, report = _read(path, "jsonl")
+    docs, report = read_documents(path, "jsonl")
     assert [d.id for d in docs] == ["a", "u1"]
     assert report.skipped == {"invalid UTF-8": 1, "invalid JSON": 1, "no string field 'text'": 1,
                               "JSON line is not an object": 1}  # fmt: skip
@@ -142,14 +128,14 @@ def test_jsonl_bad_lines_are_counted_with_line_numbers(tmp_path):
 def test_jsonl_gz_custom_fields(tmp_path):
     path = tmp_path / "c4.json.gz"
     path.write_bytes(gzip.compress(b'{"body": "x y z", "doc": 7}\n'))
-    docs, _ = _read(path, "jsonl", text_field="body", id_field="doc")
+    docs, _ = read_documents(path, "jsonl", text_field="body", id_field="doc")
     assert [(d.id, d.text) for d in docs] == [("7", "x y z")]
 
 
 def test_empty_file_is_a_counted_skip_and_missing_path_an_error(tmp_path):
     empty = tmp_path / "empty.xml.gz"
     empty.write_bytes(b"")
-    docs, report = _read(empty, "pubmed_xml")
+    docs, report = read_documents(empty, "pubmed_xml")
     assert docs == [] and report.skipped == {"empty file": 1}
     with pytest.raises(DataError, match=r"data.sources.pubmed: .*nope\*.xml: no such file"):
         resolve_paths(SourceConfig(type="pubmed_xml", path=str(tmp_path / "nope*.xml")), "pubmed")
@@ -168,7 +154,7 @@ JATS = b"""<article><front><article-meta><article-id pub-id-type="pmc">PMC42</ar
 def test_pmc_jats_body_without_references_tables_figures(tmp_path):
     path = tmp_path / "PMC42.nxml"
     path.write_bytes(JATS)
-    docs, _ = _read(path, "pmc_jats")
+    docs, _ = read_documents(path, "pmc_jats")
     assert len(docs) == 1 and docs[0].id == "PMC42"
     text = docs[0].text
     assert text == ("A JATS article\nShort abstract.\nIntroduction\nBody text cites here.\n"
@@ -178,16 +164,15 @@ def test_pmc_jats_body_without_references_tables_figures(tmp_path):
     bundle = tmp_path / "bundle.tar.gz"
     with tarfile.open(bundle, "w:gz") as tar:
         tar.add(path, arcname="x/PMC42.nxml")
-    docs, _ = _read(bundle, "pmc_jats")
+    docs, _ = read_documents(bundle, "pmc_jats")
     assert [d.id for d in docs] == ["PMC42"]
 
 
 def test_hf_source_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    source = SourceConfig(type="hf", path="allenai/c4", hf_config="en")
     with pytest.raises(DataError, match="hf dataset 'allenai/c4': cannot load"):
-        list(read_source_file("allenai/c4", source, FileReport("allenai/c4")))
+        read_documents("allenai/c4", "hf", hf_config="en")
 
 
 def test_hf_source_reads_local_dataset_dir(tmp_path):
@@ -196,8 +181,7 @@ def test_hf_source_reads_local_dataset_dir(tmp_path):
     datasets.Dataset.from_dict({"text": ["one doc", "two doc"], "id": ["a", "b"]}).save_to_disk(
         tmp_path / "ds"
     )
-    source = SourceConfig(type="hf", path=str(tmp_path / "ds"))
-    docs = list(read_source_file(str(tmp_path / "ds"), source, FileReport("ds")))
+    docs, _ = read_documents(tmp_path / "ds", "hf")
     assert [(d.id, d.text) for d in docs] == [("a", "one doc"), ("b", "two doc")]
 
 
@@ -246,7 +230,7 @@ def test_the_architecture_example_is_one_place(restored_readers, tiny_tokenizer,
     lines = [f"{d['id']}\t{d['text']}" for d in docs]
     export.write_bytes(gzip.compress("\n".join([*lines[:5], "no tab on this line", *lines[5:]]).encode()))
     assert detect_source_type(export) == "tsv"
-    read, report = _read(export, "tsv")
+    read, report = read_documents(export, "tsv")
     assert [(d.id, d.text) for d in read] == [(d["id"], d["text"]) for d in docs]
     assert report.warnings == [f"{export}:line 6: line without id<TAB>text"]
     config = DataConfig.model_validate({"sources": {"pubmed": [{"type": "tsv", "path": str(export)}]},

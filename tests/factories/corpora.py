@@ -62,3 +62,26 @@ def token_corpus(
         json.dumps({**header, **manifest, "splits": shards}), encoding="utf-8"
     )
     return root
+
+
+def read_documents(path: Path, source_type: str, **fields):
+    """(documents, FileReport) of one input read by the `source_type` reader (`fields`: SourceConfig's)."""
+    from biomamba.data.config import SourceConfig
+    from biomamba.data.readers import FileReport, read_source_file
+
+    report = FileReport(str(path))
+    source = SourceConfig(type=source_type, path=str(path), **fields)
+    return list(read_source_file(str(path), source, report)), report
+
+
+def corpus_texts(corpus: Path, tokenizer_dir: Path) -> list[str]:
+    """The decoded text (without its EOS) of every document in every split of a built corpus, sorted."""
+    from tokenizers import Tokenizer
+
+    from biomamba.data import TokenShards
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+    splits = json.loads((corpus / "manifest.json").read_text())["splits"]
+    # an empty split is skipped: TokenShards.documents() of an empty split fails (shards.py)
+    return sorted(tokenizer.decode(doc[:-1].tolist()) for split, listed in splits.items()
+                  if listed["documents"] for doc in TokenShards(corpus, split).documents())  # fmt: skip

@@ -4,6 +4,8 @@ tiny mode and they cannot rot) and task utilities shipped as loose files (lm-eva
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -22,3 +24,17 @@ def load_module(path: Path, name: str | None = None) -> ModuleType:
 def benchmark_script(name: str) -> ModuleType:
     """benchmarks/<name>.py as a module."""
     return load_module(BENCHMARKS / f"{name}.py")
+
+
+def invoke_cli(args: list[str | Path]):
+    """`biomamba ARGS` run in this process by typer's CliRunner (the result's `exit_code`, `output`)."""
+    from typer.testing import CliRunner
+
+    from biomamba.cli.main import build_app
+
+    return CliRunner().invoke(build_app(), [str(arg) for arg in args])
+
+
+def run_cli(args: list[str | Path]) -> subprocess.CompletedProcess:
+    """`python -m biomamba ARGS` in a fresh process, text captured: the exit status and stderr a user sees."""
+    return subprocess.run([sys.executable, "-m", "biomamba", *map(str, args)], capture_output=True, text=True)

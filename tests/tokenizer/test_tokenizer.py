@@ -6,6 +6,7 @@ import json
 import random
 
 import pytest
+from tests.factories.scripts import invoke_cli
 
 from biomamba.errors import DataError
 from biomamba.tokenizer import fertility_report, train_tokenizer
@@ -71,9 +72,6 @@ def test_fertility_report_prefers_the_domain_tokenizer(tmp_path):
 
 def test_cli_train_and_fertility(tmp_path):
     import yaml
-    from typer.testing import CliRunner
-
-    from biomamba.cli.main import build_app
 
     data = tmp_path / "pubmed.jsonl"
     data.write_text(
@@ -83,14 +81,14 @@ def test_cli_train_and_fertility(tmp_path):
     recipe.write_text(yaml.safe_dump({"name": "t", "tokenizer": {"vocab_size": 350},
                                       "data": {"sources": {"pubmed": [{"type": "jsonl", "path": str(data)}]},
                                                "ratios": {"pubmed": 1.0}, "heldout_fraction": 0.2}}))  # fmt: skip
-    runner = CliRunner()
     out = tmp_path / "tok"
-    result = runner.invoke(build_app(), ["tokenizer", "train", str(recipe), "--output-dir", str(out)])
+    result = invoke_cli(["tokenizer", "train", recipe, "--output-dir", out])
     assert result.exit_code == 0, result.output
     assert (out / "tokenizer.json").is_file()
     table = tmp_path / "fertility.md"
-    result = runner.invoke(build_app(), ["tokenizer", "fertility", "--recipe", str(recipe), "--tokenizer",
-                                         f"bio={out}", "--output", str(table)])  # fmt: skip
+    result = invoke_cli(
+        ["tokenizer", "fertility", "--recipe", recipe, "--tokenizer", f"bio={out}", "--output", table]
+    )
     assert result.exit_code == 0, result.output
     assert table.read_text().startswith("| tokenizer | vocab | pubmed tokens/word |")
 
