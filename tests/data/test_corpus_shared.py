@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.factories.corpora import corpus_texts, random_documents, write_jsonl
+from tests.factories.corpora import corpus_texts, medline_article, medline_xml, random_documents, write_jsonl
 from tests.factories.scripts import invoke_cli, run_cli
 
 from biomamba.data import DataConfig, TokenShards, build_corpus
@@ -46,18 +46,18 @@ def test_samples_corpus_hits_token_ratios_within_one_point(shared_data, tiny_tok
 
 
 def test_medline_update_semantics_delete_and_supersede(tmp_path, tiny_tokenizer):
-    def article(pmid: str, text: str) -> str:
-        return (f"<PubmedArticle><MedlineCitation><PMID>{pmid}</PMID><Article><ArticleTitle>Title {pmid} {text}"
-                f"</ArticleTitle><Abstract><AbstractText>{text} abstract body with enough words to keep "
-                f"it.</AbstractText></Abstract></Article></MedlineCitation></PubmedArticle>")  # fmt: skip
+    def article(pmid: int, text: str) -> str:
+        return medline_article(
+            pmid, f"{text} abstract body with enough words to keep it.", f"Title {pmid} {text}"
+        )
 
     base = tmp_path / "pubmed" / "base0001.xml"
     update = tmp_path / "pubmed" / "upd0002.xml"
     base.parent.mkdir()
-    base.write_text("<PubmedArticleSet>" + "".join(article(str(p), f"version one of {p}") for p in (1, 2, 3))
-                    + "</PubmedArticleSet>")  # fmt: skip
-    update.write_text("<PubmedArticleSet>" + article("2", "version two revised") +
-                      "<DeleteCitation><PMID>3</PMID></DeleteCitation></PubmedArticleSet>")  # fmt: skip
+    base.write_text(medline_xml(*(article(p, f"version one of {p}") for p in (1, 2, 3))))
+    update.write_text(
+        medline_xml(article(2, "version two revised"), "<DeleteCitation><PMID>3</PMID></DeleteCitation>")
+    )
     config = DataConfig.model_validate({"sources": {"pubmed": [{"type": "pubmed_xml", "path": str(base.parent)}]},
                                         "ratios": {"pubmed": 1.0}, "dedup": {"near": False},
                                         "clean": {"min_chars": 10}})  # fmt: skip

@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 
 import pytest
+from tests.factories import corpora
 from tests.factories.corpora import corpus_texts, random_documents, read_documents, write_jsonl
 
 from biomamba.data import DataConfig, build_corpus
@@ -88,14 +89,11 @@ def test_damaged_medline_file_is_dropped_whole_and_counted(shared_data, tiny_tok
 
 def _medline_gzip(count: int, seed: int) -> bytes:
     """A self-written MEDLINE file (PubmedArticleSet layout) of `count` citations with varied abstracts."""
-    records = []
-    for number, doc in enumerate(random_documents("pubmed", count, seed=seed, min_words=60, max_words=160)):
-        records.append(f"<PubmedArticle><MedlineCitation Status=\"MEDLINE\"><PMID Version=\"1\">{1000 + number}"
-                       f"</PMID><Article><ArticleTitle>Study {number}.</ArticleTitle><Abstract><AbstractText>"
-                       f"{doc['text']} {number}.</AbstractText></Abstract></Article></MedlineCitation>"
-                       "</PubmedArticle>\n")  # fmt: skip
-    xml = '<?xml version="1.0"?>\n<PubmedArticleSet>\n' + "".join(records) + "</PubmedArticleSet>\n"
-    return gzip.compress(xml.encode(), mtime=0)
+    docs = random_documents("pubmed", count, seed=seed, min_words=60, max_words=160)
+    records = [
+        corpora.medline_article(1000 + n, f"{doc['text']} {n}.", f"Study {n}.") for n, doc in enumerate(docs)
+    ]
+    return gzip.compress(corpora.medline_xml(*records).encode(), mtime=0)
 
 
 def test_self_written_damaged_medline_dropped_and_truncated_one_kept(tiny_tokenizer, tmp_path, capsys):

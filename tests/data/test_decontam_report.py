@@ -51,22 +51,17 @@ def test_decontaminate_detects_pubtator_and_counts_unique_overlaps(tmp_path):
     assert report["files"][str(pubtator)]["type"] == "pubtator" and report["overlapping_documents"] == 2
 
 
-def test_decontaminate_refuses_to_call_an_unreadable_file_clean(tmp_path):
+@pytest.mark.parametrize(("source_type", "error"), [
+    ("jsonl", "{pubtator}: no documents read as jsonl (invalid JSON x9): nothing was checked"),  # never "clean"
+    ("pubtater", f"unknown source type 'pubtater' (known: {', '.join(READERS)})"),  # a misspelt type
+])  # fmt: skip
+def test_decontaminate_with_a_wrong_type_checks_nothing_and_says_why_in_one_line(
+    tmp_path, source_type, error
+):
     pubtator = _pubtator(tmp_path / "CDR_TestSet.PubTator.txt")
-    proc = run_cli(["data", "decontaminate", _recipe(tmp_path), pubtator, "--type", "jsonl"])
-    assert proc.returncode == 2 and "overlap" not in proc.stdout
-    assert proc.stderr.strip().splitlines() == [
-        f"error: {pubtator}: no documents read as jsonl (invalid JSON x9): nothing was checked"
-    ]
-
-
-def test_decontaminate_names_a_misspelt_type_and_the_registered_ones(tmp_path):
-    pubtator = _pubtator(tmp_path / "CDR_TestSet.PubTator.txt")
-    proc = run_cli(["data", "decontaminate", _recipe(tmp_path), pubtator, "--type", "pubtater"])
-    assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.strip().splitlines() == [
-        f"error: unknown source type 'pubtater' (known: {', '.join(READERS)})"
-    ]
+    proc = run_cli(["data", "decontaminate", _recipe(tmp_path), pubtator, "--type", source_type])
+    assert proc.returncode == 2 and proc.stdout == ""  # no report, so no "overlap" line
+    assert proc.stderr.strip().splitlines() == [f"error: {error.format(pubtator=pubtator)}"]
 
 
 @pytest.mark.parametrize(("name", "content", "expected"), [

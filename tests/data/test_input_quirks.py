@@ -7,35 +7,16 @@ import json
 from pathlib import Path
 
 import yaml
-from tests.factories.corpora import corpus_texts, read_documents
+from tests.factories.corpora import corpus_texts, medline_article, medline_xml, read_documents
 from tests.factories.scripts import invoke_cli, run_cli
 
 from biomamba.data import DataConfig, TokenShards, build_corpus
 
 
-def _article(pmid: int, text: str, revised: str | None = None, close: bool = True) -> str:
-    """A PubmedArticle in the PubMed DTD layout; `revised` is YYYY-MM-DD for DateRevised."""
-    date = ""
-    if revised:
-        year, month, day = revised.split("-")
-        date = f"<DateRevised><Year>{year}</Year><Month>{month}</Month><Day>{day}</Day></DateRevised>"
-    return (f'<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM"><PMID Version="1">{pmid}</PMID>{date}'
-            f"<Article><ArticleTitle>Title {pmid}.</ArticleTitle><Abstract><AbstractText>{text}</AbstractText>"
-            f"</Abstract></Article></MedlineCitation>{'</PubmedArticle>' if close else ''}\n")  # fmt: skip
-
-
-def _xml(*articles: str) -> str:
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>\n<PubmedArticleSet>\n'
-        + "".join(articles)
-        + "</PubmedArticleSet>\n"
-    )
-
-
 def test_record_missing_its_closing_tag_does_not_swallow_the_next(tmp_path):
     path = tmp_path / "pubmed24n0001.xml"
-    path.write_text(_xml(_article(111, "Alpha."), _article(222, "Unclosed.", close=False), _article(333, "Gamma."),
-                         _article(444, "Delta.")))  # fmt: skip
+    path.write_text(medline_xml(medline_article(111, "Alpha."), medline_article(222, "Unclosed.", close=False),
+                                medline_article(333, "Gamma."), medline_article(444, "Delta.")))  # fmt: skip
     docs, report = read_documents(path, "pubmed_xml")
     assert [d.id for d in docs] == ["111", "333", "444"]
     assert report.skipped == {"record without closing </PubmedArticle>": 1}
@@ -61,10 +42,10 @@ def test_one_identity_per_pmid_across_pubtator_and_medline_newest_wins(tmp_path,
                                 for p in (1, 2, 3)))  # fmt: skip
     medline = tmp_path / "medline"
     medline.mkdir()
-    (medline / "pubmed24n0001.xml").write_text(_xml(_article(2, f"Baseline {body} 2.", "2020-01-05"),
-                                                    _article(3, f"Baseline {body} 3.", "2021-06-01")))  # fmt: skip
-    (medline / "pubmed24n1300.xml").write_text(_xml(_article(3, f"Older {body} 3.", "2019-01-01"),
-                                                    _article(4, f"Update {body} 4.", "2024-01-01")))  # fmt: skip
+    for name, versions in (("pubmed24n0001", [(2, "Baseline", "2020-01-05"), (3, "Baseline", "2021-06-01")]),
+                           ("pubmed24n1300", [(3, "Older", "2019-01-01"), (4, "Update", "2024-01-01")])):  # fmt: skip
+        articles = [medline_article(p, f"{what} {body} {p}.", revised=date) for p, what, date in versions]
+        (medline / f"{name}.xml").write_text(medline_xml(*articles))
     sources = {
         "pubmed": [{"type": "pubtator", "path": str(pubtator)}, {"type": "pubmed_xml", "path": str(medline)}]
     }
@@ -121,8 +102,7 @@ def test_build_without_training_documents_names_each_source_and_why(jsonl_corpus
 
     pubmed = tmp_path / "pubmed"
     pubmed.mkdir()
-    (pubmed / "a.xml").write_text(_xml(*(_article(p, "x").replace("<Abstract><AbstractText>x</AbstractText>"
-                                                                  "</Abstract>", "") for p in (1, 2, 3))))  # fmt: skip
+    (pubmed / "a.xml").write_text(medline_xml(*(medline_article(p, None) for p in (1, 2, 3))))  # no abstracts
     damage(_medline_gzip(600, seed=3), pubmed / "b.xml.gz")
     recipe = tmp_path / "recipe.yaml"
     out = tmp_path / "corpus"

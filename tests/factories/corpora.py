@@ -85,3 +85,27 @@ def corpus_texts(corpus: Path, tokenizer_dir: Path) -> list[str]:
     # an empty split is skipped: TokenShards.documents() of an empty split fails (shards.py)
     return sorted(tokenizer.decode(doc[:-1].tolist()) for split, listed in splits.items()
                   if listed["documents"] for doc in TokenShards(corpus, split).documents())  # fmt: skip
+
+
+def medline_article(pmid: int | str, abstract: str | None, title: str | None = None, *, revised: str | None = None,
+                    close: bool = True) -> str:  # fmt: skip
+    """One line of a MEDLINE file: a PubmedArticle in the PubMed DTD layout, titled `Title PMID.` by default.
+
+    `abstract` None: a citation without one (the reader skips it); `revised` (YYYY-MM-DD): its DateRevised,
+    which decides between two versions of a PMID; `close=False`: its closing tag missing, as in a cut record.
+    """
+    date = ""
+    if revised:
+        year, month, day = revised.split("-")
+        date = f"<DateRevised><Year>{year}</Year><Month>{month}</Month><Day>{day}</Day></DateRevised>"
+    body = f"<Abstract><AbstractText>{abstract}</AbstractText></Abstract>" if abstract is not None else ""
+    return (f'<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM"><PMID Version="1">{pmid}</PMID>{date}'
+            f"<Article><ArticleTitle>{title or f'Title {pmid}.'}</ArticleTitle>{body}</Article></MedlineCitation>"
+            f"{'</PubmedArticle>' if close else ''}\n")  # fmt: skip
+
+
+def medline_xml(*records: str) -> str:
+    """A `PubmedArticleSet` file of the given records (`medline_article` lines, `<DeleteCitation>`s)."""
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?>\n<PubmedArticleSet>\n{"".join(records)}</PubmedArticleSet>\n'
+    )
