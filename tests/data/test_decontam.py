@@ -49,12 +49,8 @@ def test_each_benchmark_format_is_indexed_and_matched(tmp_path):
     assert index.matches(
         "Hereditary angioedema is caused by a deficiency of the C1 esterase inhibitor protein"
     ) == ["bioasq"]
-    assert (
-        index.matches(
-            "An unrelated paragraph about river valleys and the kings that founded cities long ago."
-        )
-        == []
-    )
+    unrelated = "An unrelated paragraph about river valleys and the kings that founded cities long ago."
+    assert index.matches(unrelated) == []
     # question, each option after it, all options after it; the BioASQ body and ideal answer are too short
     assert index.stats["medqa"]["texts"] == 4 and index.stats["bioasq"]["too_short_to_index"] == 2
 

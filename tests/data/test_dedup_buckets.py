@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.factories.corpora import WORDS, random_documents, write_jsonl
+from tests.factories.corpora import WORDS, random_documents, write_texts
 from tests.factories.scripts import benchmark_script
 
 from biomamba.data.dedup import CodedDomains, deduplicate, lsh_bands, minhash_signatures, text_hash
@@ -149,12 +149,8 @@ def test_build_corpus_dedups_across_files_as_the_reference_and_cleans_its_scratc
     from biomamba.data.clean import normalize_text
 
     texts = _corpus(120)
-    first = write_jsonl(
-        tmp_path / "src" / "a.jsonl", [{"id": f"a{i}", "text": t} for i, t in enumerate(texts[:120])]
-    )
-    second = write_jsonl(
-        tmp_path / "src" / "b.jsonl", [{"id": f"b{i}", "text": t} for i, t in enumerate(texts[120:])]
-    )
+    first = write_texts(tmp_path / "src" / "a.jsonl", texts[:120], "a")
+    second = write_texts(tmp_path / "src" / "b.jsonl", texts[120:], "b")
     config = DataConfig.model_validate({"sources": {"pubmed": [{"type": "jsonl", "path": [str(first), str(second)]}]},
                                         "ratios": {"pubmed": 1.0}, "workers": 2, "keep_work": True,
                                         "decontam": {"enabled": False}})  # fmt: skip
@@ -180,9 +176,7 @@ def test_an_interrupted_merge_with_stale_bucket_files_resumes_byte_identical(
     from biomamba.data import DataConfig, build_corpus
     from biomamba.data import dedup_buckets as buckets
 
-    source = write_jsonl(
-        tmp_path / "src" / "a.jsonl", [{"id": f"d{i}", "text": t} for i, t in enumerate(_corpus(90))]
-    )
+    source = write_texts(tmp_path / "src" / "a.jsonl", _corpus(90), "d")
     config = DataConfig.model_validate({"sources": {"pubmed": [{"type": "jsonl", "path": str(source)}]},
                                         "ratios": {"pubmed": 1.0}, "workers": 1, "heldout_fraction": 0.1,
                                         "decontam": {"enabled": False}})  # fmt: skip
@@ -259,11 +253,7 @@ def test_identity_scale_benchmark_smoke(tmp_path, monkeypatch):
     bench.make_identity_input(tmp_path, 40_000)
     ours, base = bench.run_identity("biomamba", tmp_path), bench.run_identity("baseline", tmp_path)
     assert ours["deleted"] > 0 and ours["superseded"] > 0 and ours["kept"] < 40_000
-    assert (ours["deleted"], ours["superseded"], ours["kept"]) == (
-        base["deleted"],
-        base["superseded"],
-        base["kept"],
-    )
-    np.testing.assert_array_equal(
-        np.load(tmp_path / "alive-biomamba.npy"), np.load(tmp_path / "alive-baseline.npy")
-    )
+    counts = ("deleted", "superseded", "kept")
+    assert [ours[key] for key in counts] == [base[key] for key in counts]
+    alive = {side: np.load(tmp_path / f"alive-{side}.npy") for side in ("biomamba", "baseline")}
+    np.testing.assert_array_equal(alive["biomamba"], alive["baseline"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.factories.corpora import random_documents, write_jsonl
+from tests.factories.corpora import random_documents, write_jsonl, write_texts
 from tests.factories.scripts import invoke_cli, run_cli
 
 from .test_dedup_buckets import _corpus
@@ -17,8 +17,7 @@ from .test_dedup_buckets import _corpus
 def recipe(tmp_path: Path, tiny_tokenizer: Path) -> Path:
     """Three files of one domain (the later ones full of copies and edits of the first) plus a web domain."""
     texts = _corpus(150)
-    files = [write_jsonl(tmp_path / "src" / f"{name}.jsonl", [{"id": f"{name}{i}", "text": t} for i, t in
-                                                               enumerate(chunk)])
+    files = [write_texts(tmp_path / "src" / f"{name}.jsonl", chunk, name)
              for name, chunk in (("a", texts[:150]), ("b", texts[150:190]), ("c", texts[190:]))]  # fmt: skip
     web = write_jsonl(tmp_path / "src" / "web.jsonl", random_documents("c4", 60, seed=4, min_words=40))
     data = {"sources": {"pubmed": [{"type": "jsonl", "path": [str(f) for f in files]}],

@@ -25,9 +25,8 @@ def test_plan_hits_ratios_to_the_token_even_with_long_documents():
     plan = plan_mixture(_lengths(0), ratios, None, seed=0)
     report = plan.report()
     assert report["within_tolerance"] and report["max_error_pp"] < 0.01
-    assert report["domains"]["pubmed"]["repeat_factor"] == pytest.approx(
-        1.0
-    )  # the scarcest domain is used whole
+    # the scarcest domain is used whole
+    assert report["domains"]["pubmed"]["repeat_factor"] == pytest.approx(1.0)
     for domain, row in report["domains"].items():
         assert row["tokens"] == plan.domains[domain].limits.sum()
         assert (plan.domains[domain].limits <= _lengths(0)[domain][plan.domains[domain].selected]).all()

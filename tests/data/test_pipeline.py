@@ -162,11 +162,10 @@ def test_parts_built_on_several_machines_merge_into_one_corpus(jsonl_corpus, tin
     config = _config(jsonl_corpus)
     reference = build_corpus(config, tiny_tokenizer, tmp_path / "single")
     for machine in range(2):  # each "machine" builds its share of the per-file parts
-        summary = build_corpus(config, tiny_tokenizer, tmp_path / f"m{machine}", only_part=(machine, 2))
-        assert {p["unit"] for p in summary["parts"]} and not (
-            tmp_path / f"m{machine}" / MANIFEST_NAME
-        ).exists()
-        shutil.copytree(tmp_path / f"m{machine}" / ".work", tmp_path / "merged" / ".work", dirs_exist_ok=True)
+        own = tmp_path / f"m{machine}"
+        summary = build_corpus(config, tiny_tokenizer, own, only_part=(machine, 2))
+        assert {p["unit"] for p in summary["parts"]} and not (own / MANIFEST_NAME).exists()
+        shutil.copytree(own / ".work", tmp_path / "merged" / ".work", dirs_exist_ok=True)
     messages: list[str] = []
     merged = build_corpus(config, tiny_tokenizer, tmp_path / "merged", progress=messages.append)
     assert all("reused" in m for m in messages if m.startswith("part "))

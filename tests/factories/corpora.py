@@ -109,3 +109,8 @@ def medline_xml(*records: str) -> str:
     return (
         f'<?xml version="1.0" encoding="utf-8"?>\n<PubmedArticleSet>\n{"".join(records)}</PubmedArticleSet>\n'
     )
+
+
+def write_texts(path: Path, texts: list[str], id_prefix: str) -> Path:
+    """`texts` as a JSON lines file of `{"id", "text"}` records, ids `<id_prefix>0`, `<id_prefix>1`, ..."""
+    return write_jsonl(path, [{"id": f"{id_prefix}{i}", "text": text} for i, text in enumerate(texts)])
