@@ -98,15 +98,11 @@ def build_manifest(build: Build, parts: list[dict], index: NgramIndex, catalog: 
             for name, stats in index.stats.items()
         },
         "flagged_ids": [i for p in parts for i in p["flagged_ids"]][:MAX_FLAGGED_IDS],
-        "documents_matched": sum(
-            len(p["matched_ids"]) for p in parts
-        ),  # unique: once however many benchmarks
+        "documents_matched": sum(len(p["matched_ids"]) for p in parts),  # once however many benchmarks
         "ids_file": DECONTAM_IDS_NAME if config.decontam.enabled else None,
         "warning": NO_BENCHMARKS_WARNING if unchecked else None,
     }
-    skipped_total = Counter()
-    for stats in per_domain.values():
-        skipped_total.update(stats["skipped"])
+    skipped_total = sum((Counter(stats["skipped"]) for stats in per_domain.values()), Counter())
     return {
         "format": FORMAT_VERSION,
         "dtype": token_dtype(spec.vocab_size).str,

@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from biomamba.data.dedup_buckets import run_tasks
+from biomamba.data.parts import read_json
 from biomamba.data.shards import ShardWriter
 from biomamba.utils.atomic import write_json
 
@@ -48,10 +49,13 @@ def _write_shard_job(args: tuple[ShardJob, str, str, list[str], str]) -> dict:
     dtype = np.dtype(dtype_name)
     relative = f"{job.split_dir}/{job.name}.bin"
     marker = Path(work_dir) / "shards" / job.split_dir / f"{job.name}.json"
-    if marker.is_file() and (Path(output_dir) / relative).is_file():
-        done = json.loads(marker.read_text(encoding="utf-8"))
-        if done.get("plan_hash") == job.plan_hash:
-            return {**done["record"], "reused": True}
+    done = read_json(marker)
+    if (
+        done is not None
+        and done.get("plan_hash") == job.plan_hash
+        and (Path(output_dir) / relative).is_file()
+    ):
+        return {**done["record"], "reused": True}
     with ShardWriter(output_dir, relative, dtype) as writer:
         pending: list[np.ndarray] = []
         pending_lengths: list[int] = []
@@ -100,10 +104,7 @@ def plan_shard_jobs(split_dir: str, units: np.ndarray, docs: np.ndarray, lengths
 def run_shard_jobs(jobs: list[ShardJob], output: Path, work_dir: Path, unit_names: list[str], dtype: np.dtype,
                     pool: Any) -> list[dict]:  # fmt: skip
     args = [(job, str(output), str(work_dir), unit_names, dtype.str) for job in jobs]
-    if pool is None or len(jobs) <= 1:
-        records = [_write_shard_job(a) for a in args]
-    else:
-        records = pool.map(_write_shard_job, args, chunksize=1)
+    records = run_tasks(_write_shard_job, args, pool if len(jobs) > 1 else None)
     _PART_CACHE.clear()
     return records
 
