@@ -49,12 +49,8 @@ def _write_shard_job(args: tuple[ShardJob, str, str, list[str], str]) -> dict:
     dtype = np.dtype(dtype_name)
     relative = f"{job.split_dir}/{job.name}.bin"
     marker = Path(work_dir) / "shards" / job.split_dir / f"{job.name}.json"
-    done = read_json(marker)
-    if (
-        done is not None
-        and done.get("plan_hash") == job.plan_hash
-        and (Path(output_dir) / relative).is_file()
-    ):
+    done = read_json(marker) or {}
+    if done.get("plan_hash") == job.plan_hash and (Path(output_dir) / relative).is_file():
         return {**done["record"], "reused": True}
     with ShardWriter(output_dir, relative, dtype) as writer:
         pending: list[np.ndarray] = []
