@@ -13,7 +13,7 @@ import numpy as np
 
 from biomamba.data.dedup_buckets import run_tasks
 from biomamba.data.parts import read_json
-from biomamba.data.shards import ShardWriter
+from biomamba.data.shards import ShardWriter, map_shard
 from biomamba.utils.atomic import write_json
 
 MAX_OPEN_PARTS = 256
@@ -37,9 +37,7 @@ def _part_tokens(work_dir: str, unit_name: str, dtype: np.dtype) -> tuple[np.nda
     if key not in _PART_CACHE:
         if len(_PART_CACHE) >= MAX_OPEN_PARTS:  # each memmap holds a file descriptor
             _PART_CACHE.clear()
-        path = Path(work_dir) / "parts" / unit_name / "tokens.bin"
-        tokens = np.memmap(path, dtype=dtype, mode="r") if path.stat().st_size else np.zeros(0, dtype)
-        starts = np.fromfile(path.with_suffix(".idx"), dtype="<i8")
+        tokens, starts = map_shard(Path(work_dir) / "parts" / unit_name / "tokens.bin", dtype)
         _PART_CACHE[key] = (tokens, np.append(starts, tokens.size))
     return _PART_CACHE[key]
 

@@ -159,14 +159,9 @@ class TokenShards:
             bin_path = self.corpus_dir / record["path"]
             if not bin_path.is_file():
                 raise DataError(f"{bin_path}: shard listed in the manifest is missing")
-            tokens = (
-                np.memmap(bin_path, dtype=self.dtype, mode="r")
-                if bin_path.stat().st_size
-                else np.zeros(0, self.dtype)
-            )
+            tokens, starts = map_shard(bin_path, self.dtype)
             if tokens.size != record["tokens"]:
                 raise DataError(f"{bin_path}: {tokens.size} tokens on disk, manifest says {record['tokens']}")
-            starts = np.fromfile(bin_path.with_suffix(".idx"), dtype="<i8")
             self._tokens.append(tokens)
             doc_starts.append(starts + offset)
             offset += tokens.size
@@ -207,6 +202,12 @@ class TokenShards:
         ends = np.append(self.doc_starts[1:], self.num_tokens)
         for begin, end in zip(self.doc_starts, ends, strict=True):
             yield self.tokens(int(begin), int(end - begin))
+
+
+def map_shard(bin_path: Path, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """A shard's tokens, memory-mapped (numpy cannot map an empty file), and its document start offsets."""
+    tokens = np.memmap(bin_path, dtype=dtype, mode="r") if bin_path.stat().st_size else np.zeros(0, dtype)
+    return tokens, np.fromfile(bin_path.with_suffix(".idx"), dtype="<i8")
 
 
 def read_manifest(corpus_dir: str | Path) -> dict:
