@@ -1,7 +1,7 @@
 """The stage packages import one way only, and no modules import each other in a circle.
 
 Read from the source with `ast` (nothing is imported), counting every import: top-level, inside functions
-(lazy), under TYPE_CHECKING, and the names a package's `_EXPORTS` table re-exports lazily (so
+(lazy) and under TYPE_CHECKING, whose names a package re-exports lazily (biomamba.utils.lazy: so
 ``from biomamba.models import load_model`` is an import of biomamba.models.loading). The stage order is
 docs/ARCHITECTURE.md's: a stage may import its own tier and the tiers below it, never one above.
 """
@@ -14,6 +14,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+
+from biomamba.utils.lazy import type_checking_imports
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "biomamba"
@@ -53,14 +55,9 @@ def stage_of(module: str) -> str | None:
 
 @cache
 def lazy_exports(package: str) -> dict[str, str]:
-    """`_EXPORTS = {"name": "biomamba.x.y", ...}` of a package's __init__: name -> module."""
+    """The names a package's __init__ exports lazily (its TYPE_CHECKING imports): name -> module."""
     path = MODULES.get(package)
-    if path is None or path.name != "__init__.py":
-        return {}
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_EXPORTS" for t in node.targets):
-            return {k.value: v.value for k, v in zip(node.value.keys, node.value.values, strict=True)}
-    return {}
+    return type_checking_imports(path) if path is not None and path.name == "__init__.py" else {}
 
 
 def imported_modules(module: str) -> Iterator[tuple[str, int]]:
@@ -88,8 +85,6 @@ def imported_modules(module: str) -> Iterator[tuple[str, int]]:
                 yield lazy_exports(base)[name], node.lineno
             elif base in MODULES:
                 yield base, node.lineno
-    for target in lazy_exports(module).values():
-        yield target, 0
 
 
 def edges() -> list[tuple[str, str, int]]:
