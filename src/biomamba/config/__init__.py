@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # the public names: type checkers read them, `lazy_exports` i
         PRECEDENCE,
         command_line_overrides,
         command_line_recipe,
-        load_stage_config,  # noqa: F401
+        load_stage_config,
     )
     from biomamba.config.recipe import (  # noqa: F401
         ExistingFile,
