@@ -59,8 +59,7 @@ def register(app: typer.Typer) -> None:
             "train.progress": False if no_progress else None,
         }
         raw = command_line_recipe(recipe, flags, set_)
-        if "name" not in raw:
-            raw["name"] = recipe.stem
+        raw.setdefault("name", recipe.stem)
         summary = train(raw, output_dir=output_dir, resume=resume_from or resume, source=str(recipe))
         loss = summary.metrics.get("loss")
         typer.echo(
