@@ -21,12 +21,9 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def _seed_everything() -> None:
     random.seed(0)
     np.random.seed(0)
-    try:
-        import torch
+    import torch
 
-        torch.manual_seed(0)
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        pass
+    torch.manual_seed(0)
 
 
 @pytest.fixture
@@ -47,12 +44,9 @@ def tokenizer():
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    try:
-        import torch
+    import torch
 
-        has_cuda = torch.cuda.is_available()
-    except ImportError:  # pragma: no cover
-        has_cuda = False
+    has_cuda = torch.cuda.is_available()
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
     for item in items:
         if "gpu" in item.keywords and not has_cuda:

@@ -1,7 +1,7 @@
 """The stage packages import one way only, and no modules import each other in a circle.
 
 Read from the source with `ast` (nothing is imported), counting every import: top-level, inside functions
-(lazy), under TYPE_CHECKING, and the names a package's `_EXPORTS` table re-exports lazily (so
+(lazy) and under TYPE_CHECKING, whose names a package re-exports lazily (biomamba.utils.lazy: so
 ``from biomamba.models import load_model`` is an import of biomamba.models.loading). The stage order is
 docs/ARCHITECTURE.md's: a stage may import its own tier and the tiers below it, never one above.
 """
@@ -9,11 +9,14 @@ docs/ARCHITECTURE.md's: a stage may import its own tier and the tiers below it, 
 from __future__ import annotations
 
 import ast
+import graphlib
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
 import pytest
+
+from biomamba.utils.lazy import type_checking_imports
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "biomamba"
@@ -53,14 +56,9 @@ def stage_of(module: str) -> str | None:
 
 @cache
 def lazy_exports(package: str) -> dict[str, str]:
-    """`_EXPORTS = {"name": "biomamba.x.y", ...}` of a package's __init__: name -> module."""
+    """The names a package's __init__ exports lazily (its TYPE_CHECKING imports): name -> module."""
     path = MODULES.get(package)
-    if path is None or path.name != "__init__.py":
-        return {}
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_EXPORTS" for t in node.targets):
-            return {k.value: v.value for k, v in zip(node.value.keys, node.value.values, strict=True)}
-    return {}
+    return type_checking_imports(path) if path is not None and path.name == "__init__.py" else {}
 
 
 def imported_modules(module: str) -> Iterator[tuple[str, int]]:
@@ -88,8 +86,6 @@ def imported_modules(module: str) -> Iterator[tuple[str, int]]:
                 yield lazy_exports(base)[name], node.lineno
             elif base in MODULES:
                 yield base, node.lineno
-    for target in lazy_exports(module).values():
-        yield target, 0
 
 
 def edges() -> list[tuple[str, str, int]]:
@@ -112,39 +108,19 @@ def test_no_stage_imports_a_stage_above_it() -> None:
     assert not upward, "\n".join(upward)
 
 
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components with more than one node (Tarjan), each sorted."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One circle of imports in `graph` (its nodes in order, the first repeated last), or [] when none."""
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        return exc.args[1]
+    return []
 
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for nxt in sorted(graph.get(node, ())):
-            if nxt not in index:
-                visit(nxt)
-                low[node] = min(low[node], low[nxt])
-            elif nxt in on_stack:
-                low[node] = min(low[node], index[nxt])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                top = stack.pop()
-                on_stack.discard(top)
-                component.append(top)
-                if top == node:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
 
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return found
+def test_the_circle_finder_names_a_circle() -> None:
+    circle = _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}})
+    assert circle[0] == circle[-1] and sorted(circle[1:]) == ["a", "b", "c"]
+    assert _cycle({"a": {"b"}, "b": set()}) == []
 
 
 def test_no_circle_between_stages() -> None:
@@ -153,7 +129,7 @@ def test_no_circle_between_stages() -> None:
         a, b = stage_of(src), stage_of(dst)
         if a and b and a != b:
             graph.setdefault(a, set()).add(b)
-    assert not _cycles(graph)
+    assert _cycle(graph) == []
 
 
 def test_no_circle_between_modules() -> None:
@@ -163,7 +139,7 @@ def test_no_circle_between_modules() -> None:
     for src, dst, _ in edges():
         if MODULES[dst].name != "__init__.py":
             graph.setdefault(src, set()).add(dst)
-    assert not _cycles(graph)
+    assert _cycle(graph) == []
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import pytest
 import typer.main
+from tests.factories.tokenizers import bpe_tokenizer
 
 from biomamba.cli.main import build_app, run
 
@@ -79,12 +80,9 @@ def test_missing_corpus_source_stops_the_data_build(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Sources may be globs or hub names, so their files are checked when the corpus is built."""
-    from biomamba.tokenizer import train_tokenizer
-
-    text = tmp_path / "text.txt"
-    text.write_text("the cell and the drug and the trial of the patients\n" * 20)
     tokenizer = tmp_path / "tok"
-    train_tokenizer(files=[str(text)], vocab_size=300, output_dir=tokenizer)
+    bpe_tokenizer(output_dir=tokenizer)
+    (tmp_path / "text.txt").write_text("the cell and the drug\n")  # a file that is no tokenizer
     path = _recipe(
         tmp_path,
         "data:\n  sources:\n    pubmed: [{type: jsonl, path: absent.jsonl}]\n  ratios: {pubmed: 1.0}\n",

@@ -13,6 +13,7 @@ from biomamba.cli.main import run
 from biomamba.config import check_recipe, is_mergekit_merge, load_recipe_or_merge_file
 
 MERGEKIT = "merge_method: linear\nmodels:\n  - {model: a, parameters: {weight: 1}}\n  - {model: b, parameters: {weight: 1}}\n"
+MERGE_RECIPE = "merge:\n" + "".join(f"  {line}\n" for line in MERGEKIT.splitlines())  # the same, as a recipe
 STAGES = ("data", "tokenizer", "models", "train", "eval", "finetune", "compress", "serve", "report", "demo")
 
 
@@ -41,11 +42,7 @@ def test_check_recipe_parses_a_merge_file_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
 ) -> None:
     path = tmp_path / "m.yaml"
-    path.write_text(
-        MERGEKIT
-        if layout == "mergekit"
-        else "merge:\n" + "".join(f"  {line}\n" for line in MERGEKIT.splitlines())
-    )
+    path.write_text(MERGEKIT if layout == "mergekit" else MERGE_RECIPE)
     calls = _count_parses(monkeypatch)
     sections = check_recipe(path, {"merge.seed": 4})
     assert calls[0] == 1
@@ -56,7 +53,7 @@ def test_merge_loader_parses_a_recipe_once(tmp_path: Path, monkeypatch: pytest.M
     from biomamba.compress.merge import load_merge_config
 
     path = tmp_path / "r.yaml"
-    path.write_text("name: x\nmerge:\n" + "".join(f"  {line}\n" for line in MERGEKIT.splitlines()))
+    path.write_text("name: x\n" + MERGE_RECIPE)
     calls = _count_parses(monkeypatch)
     assert load_merge_config(path).merge_method == "linear" and calls[0] == 1
 

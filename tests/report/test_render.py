@@ -31,27 +31,26 @@ def _run(path, name, tasks, perplexity=None):
     return path
 
 
+def _ppl(**domains: float) -> dict:
+    return {domain: {"ppl": ppl} for domain, ppl in domains.items()}
+
+
+def _three_tasks(pubmedqa: int, medqa_fr: int, arc_easy: int) -> dict:
+    """A biomedical, a French biomedical and a general task, each with this many of 100 answers right."""
+
+    def answers(right: int) -> list[float]:
+        return [1.0] * right + [0.0] * (100 - right)
+
+    return {
+        "pubmedqa_test": ("biomedical", "en", answers(pubmedqa)),
+        "medqa_4options@fr": ("biomedical", "fr", answers(medqa_fr)),
+        "arc_easy": ("general", "en", answers(arc_easy)),
+    }
+
+
 def test_before_after_report(tmp_path):
-    base = _run(
-        tmp_path / "base.json",
-        "base",
-        {
-            "pubmedqa_test": ("biomedical", "en", [1.0] * 50 + [0.0] * 50),
-            "medqa_4options@fr": ("biomedical", "fr", [1.0] * 30 + [0.0] * 70),
-            "arc_easy": ("general", "en", [1.0] * 80 + [0.0] * 20),
-        },
-        {"pubmed": {"ppl": 20.0}},
-    )
-    adapted = _run(
-        tmp_path / "adapted.json",
-        "adapted",
-        {
-            "pubmedqa_test": ("biomedical", "en", [1.0] * 65 + [0.0] * 35),
-            "medqa_4options@fr": ("biomedical", "fr", [1.0] * 35 + [0.0] * 65),
-            "arc_easy": ("general", "en", [1.0] * 70 + [0.0] * 30),
-        },
-        {"pubmed": {"ppl": 12.5}},
-    )
+    base = _run(tmp_path / "base.json", "base", _three_tasks(50, 30, 80), _ppl(pubmed=20.0))
+    adapted = _run(tmp_path / "adapted.json", "adapted", _three_tasks(65, 35, 70), _ppl(pubmed=12.5))
     paths = render_report([base, adapted], tmp_path / "out")
     text = paths["markdown"].read_text()
     assert "### Biomedical benchmarks" in text and "### General benchmarks" in text
@@ -75,18 +74,8 @@ def test_single_run_report(tmp_path):
 def test_general_perplexity_rise_is_flagged_as_forgetting(tmp_path):
     from biomamba.report.render import perplexity_changes
 
-    before = _run(
-        tmp_path / "b.json",
-        "base",
-        {},
-        {"pubmed": {"ppl": 10.0}, "c4": {"ppl": 2.0}, "wikipedia": {"ppl": 4.0}},
-    )
-    after = _run(
-        tmp_path / "a.json",
-        "cpt",
-        {},
-        {"pubmed": {"ppl": 6.0}, "c4": {"ppl": 2.1}, "wikipedia": {"ppl": 4.04}},
-    )
+    before = _run(tmp_path / "b.json", "base", {}, _ppl(pubmed=10.0, c4=2.0, wikipedia=4.0))
+    after = _run(tmp_path / "a.json", "cpt", {}, _ppl(pubmed=6.0, c4=2.1, wikipedia=4.04))
     changes = perplexity_changes(json.loads(before.read_text()), json.loads(after.read_text()))
     assert changes["c4"]["forgetting"] and not changes["c4"]["within_claim"]  # +5%
     assert changes["wikipedia"]["within_claim"] and not changes["wikipedia"]["forgetting"]  # +1%

@@ -17,38 +17,27 @@
 
 from __future__ import annotations
 
-from biomamba.benchmarks.record import Record
-from biomamba.benchmarks.registry import (
-    FORMATS,
-    Benchmark,
-    SourceFile,
-    detect_format,
-    expand_paths,
-    get_format,
-    iter_raw,
-    iter_records,
-    map_text,
-    read_benchmark,
-    render,
-    resolve_format,
-    write_benchmark,
-)
-from biomamba.benchmarks.spec import Format
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "FORMATS",
-    "Benchmark",
-    "Format",
-    "Record",
-    "SourceFile",
-    "detect_format",
-    "expand_paths",
-    "get_format",
-    "iter_raw",
-    "iter_records",
-    "map_text",
-    "read_benchmark",
-    "render",
-    "resolve_format",
-    "write_benchmark",
-]
+from biomamba.utils.lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names: type checkers read them, `lazy_exports` imports them on first use
+    from biomamba.benchmarks.record import Record  # noqa: F401
+    from biomamba.benchmarks.registry import (  # noqa: F401
+        FORMATS,
+        Benchmark,
+        SourceFile,
+        detect_format,
+        expand_paths,
+        get_format,
+        iter_raw,
+        iter_records,
+        map_text,
+        read_benchmark,
+        render,
+        resolve_format,
+        write_benchmark,
+    )
+    from biomamba.benchmarks.spec import Format  # noqa: F401
+
+__all__, __getattr__ = lazy_exports(__name__, __file__)

@@ -8,9 +8,8 @@ from pathlib import Path
 import typer
 from typer.core import TyperCommand
 
-from biomamba.config.command_line import PRECEDENCE
+from biomamba.config.command_line import PRECEDENCE, set_option
 
-SET_HELP = "Override a recipe key: --set quantize.group_size=64 (repeatable)."
 CPU_HINT = (
     "hint: for CPU deployment, PyTorch's weight-only int8/int4 dequantize the weights inside every matmul and "
     "decode slower than fp32 (BENCHMARKS.md); llama.cpp's Q8_0/Q4_K kernels are fast: export a GGUF file with "
@@ -76,7 +75,7 @@ def register(app: typer.Typer) -> None:
             None, "--eval-task", help="NAME=PATH task file for accuracy (repeatable)."
         ),
         recipe: Path = typer.Option(None, "--recipe", "-r", help="Recipe with a `quantize:` section."),
-        set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
+        set_: list[str] = set_option("quantize.group_size=64"),
     ) -> None:
         """Quantize MODEL's weights (weight-only int8/int4), save, reload, and print the comparison table.
 
@@ -179,7 +178,7 @@ def register(app: typer.Typer) -> None:
             "quantized by llama.cpp (llama-cpp-python).",
         ),
         name: str = typer.Option(None, "--name", help="Model name shown in the model card."),
-        set_: list[str] = typer.Option(None, "--set", help="Override a key: --set export.license=mit."),
+        set_: list[str] = set_option("export.license=mit"),
     ) -> None:
         """Write a release directory: weights (transformers format, and mamba-ssm format for Mamba2),
         tokenizer, generation_config.json and a model card (README.md) filled from the training recipe

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from biomamba.config.command_line import set_option
+
 
 def register(app: typer.Typer) -> None:
     recipe_app = typer.Typer(help="Inspect and validate recipe files.", no_args_is_help=True)
@@ -13,9 +15,7 @@ def register(app: typer.Typer) -> None:
     @recipe_app.command("check")
     def check(
         recipe: Path = typer.Argument(..., help="Recipe YAML file."),
-        set_: list[str] = typer.Option(
-            None, "--set", help="Override a key: --set train.lr=1e-4 (repeatable)."
-        ),
+        set_: list[str] = set_option("train.lr=1e-4"),
     ) -> None:
         """Validate every section of RECIPE; print the sections found, or one line naming the bad key."""
         from biomamba.config import check_recipe, command_line_overrides

@@ -22,6 +22,14 @@ PRECEDENCE = (
 )
 
 
+def set_option(example: str) -> Any:
+    """The `--set` option of every command that reads a recipe (the middle rank of PRECEDENCE), declared once
+    so that each says the same; `example` is a `section.key=value` of the command's own section."""
+    import typer
+
+    return typer.Option(None, "--set", help=f"Override any recipe key, e.g. --set {example} (repeatable).")
+
+
 def command_line_overrides(flags: Mapping[str, Any], sets: Iterable[str] | None) -> dict[str, Any]:
     """The dotted overrides a command applies to its recipe, ordered by PRECEDENCE: `--set`, then the flags.
 

@@ -58,14 +58,7 @@ def _must_be_file(path: Path) -> Path:
     return path
 
 
-def _must_be_dir(path: Path) -> Path:
-    if not path.is_dir():
-        raise ValueError(f"directory not found: {path}")
-    return path
-
-
 ExistingFile = Annotated[Path, AfterValidator(_must_be_file)]
-ExistingDir = Annotated[Path, AfterValidator(_must_be_dir)]
 
 
 def read_yaml_mapping(path: str | Path, missing: str = "recipe file not found") -> dict[str, Any]:

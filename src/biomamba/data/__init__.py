@@ -29,34 +29,23 @@ Public API (see docs/data.md):
 - `TokenShards`, `ShardWriter`, `write_shard`, `read_manifest`: the shard format
 """
 
-from biomamba.data.config import BenchmarkConfig, DataConfig, DecontamConfig, DedupConfig, SourceConfig
-from biomamba.data.decontam import NgramIndex
-from biomamba.data.pipeline import build_corpus, iter_documents
-from biomamba.data.readers import (
-    Document,
-    FileReport,
-    detect_source_type,
-    read_source_file,
-    read_verified_file,
-)
-from biomamba.data.shards import ShardWriter, TokenShards, read_manifest, write_shard
+from __future__ import annotations
 
-__all__ = [
-    "BenchmarkConfig",
-    "DataConfig",
-    "DecontamConfig",
-    "DedupConfig",
-    "Document",
-    "FileReport",
-    "NgramIndex",
-    "ShardWriter",
-    "SourceConfig",
-    "TokenShards",
-    "build_corpus",
-    "detect_source_type",
-    "iter_documents",
-    "read_manifest",
-    "read_source_file",
-    "read_verified_file",
-    "write_shard",
-]
+from typing import TYPE_CHECKING
+
+from biomamba.utils.lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names: type checkers read them, `lazy_exports` imports them on first use
+    from biomamba.data.config import BenchmarkConfig, DataConfig, DecontamConfig, DedupConfig, SourceConfig  # noqa: F401
+    from biomamba.data.decontam import NgramIndex  # noqa: F401
+    from biomamba.data.pipeline import build_corpus, iter_documents  # noqa: F401
+    from biomamba.data.readers import (  # noqa: F401
+        Document,
+        FileReport,
+        detect_source_type,
+        read_source_file,
+        read_verified_file,
+    )
+    from biomamba.data.shards import ShardWriter, TokenShards, read_manifest, write_shard  # noqa: F401
+
+__all__, __getattr__ = lazy_exports(__name__, __file__)

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE
+from biomamba.config.command_line import PRECEDENCE, set_option
 
 BUILD_HELP = """Build a training corpus from RECIPE's `data:` section: read the sources, clean, deduplicate,
 decontaminate against the benchmarks, split off held-out documents, mix by TOKEN ratios, tokenize with
@@ -62,9 +62,7 @@ def register(app: typer.Typer) -> None:
             None,
             help="Once every part is built: only resolve dedup bucket part I/N into its findings, then stop.",
         ),
-        set_: list[str] = typer.Option(
-            None, "--set", help="Override any key: --set data.dedup.threshold=0.9."
-        ),
+        set_: list[str] = set_option("data.dedup.threshold=0.9"),
     ) -> None:
         from biomamba.config import load_stage_config
         from biomamba.data.config import DataConfig, stage_output_dir

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE
+from biomamba.config.command_line import PRECEDENCE, set_option
 
 DEMO_HELP = "\n\n".join(
     [
@@ -28,9 +28,7 @@ def register(app: typer.Typer) -> None:
         output_dir: Path = typer.Option(None, "--output-dir", "-o", help="Default: the recipe's output_dir."),
         base_steps: int = typer.Option(None, help="Steps of the base (general-only) pretraining."),
         continued_steps: int = typer.Option(None, help="Steps of the continued pretraining on the mixture."),
-        set_: list[str] = typer.Option(
-            None, "--set", help="Override any recipe key: --set train.seq_len=128."
-        ),
+        set_: list[str] = set_option("train.seq_len=128"),
     ) -> None:
         from biomamba.config import command_line_overrides
         from biomamba.demo.run import run_demo

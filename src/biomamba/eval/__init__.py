@@ -33,29 +33,11 @@ from typing import TYPE_CHECKING
 
 from biomamba.utils.lazy import lazy_exports
 
-if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and readers; never run
+if TYPE_CHECKING:  # the public names: type checkers read them, `lazy_exports` imports them on first use
     from biomamba.eval.domain_perplexity import perplexity, stream_perplexity  # noqa: F401
     from biomamba.eval.results import compare_results, read_results, write_results  # noqa: F401
     from biomamba.eval.runner import evaluate, run_eval  # noqa: F401
     from biomamba.eval.tasks import TASKS, TaskFile, label_balance, load_questions, parse_task_file  # noqa: F401
     from biomamba.eval.translate import translate_task_file  # noqa: F401
 
-_EXPORTS = {
-    "evaluate": "biomamba.eval.runner",
-    "run_eval": "biomamba.eval.runner",
-    "perplexity": "biomamba.eval.domain_perplexity",
-    "stream_perplexity": "biomamba.eval.domain_perplexity",
-    "load_questions": "biomamba.eval.tasks",
-    "parse_task_file": "biomamba.eval.tasks",
-    "label_balance": "biomamba.eval.tasks",
-    "TaskFile": "biomamba.eval.tasks",
-    "TASKS": "biomamba.eval.tasks",
-    "write_results": "biomamba.eval.results",
-    "read_results": "biomamba.eval.results",
-    "compare_results": "biomamba.eval.results",
-    "translate_task_file": "biomamba.eval.translate",
-}
-
-__all__ = sorted(_EXPORTS)
-
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__ = lazy_exports(__name__, __file__)

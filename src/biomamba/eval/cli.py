@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE, parse_named_values
+from biomamba.config.command_line import PRECEDENCE, parse_named_values, set_option
 
 RUN_HELP = """Score MODEL (a model directory or hub name) on benchmark files in their ORIGINAL formats.
 
@@ -25,27 +26,27 @@ Example:
       --task-file mmlu_anatomy=mmlu/anatomy_test.csv --protocol letter --output runs/x/eval.json"""
 
 
-def _print_task_table(results: dict[str, Any]) -> None:
+def _print_table(title: str, columns: Iterable[str], rows: Iterable[Iterable[str]]) -> None:
+    """A rich table on stdout (imported here, so that `biomamba --help` does not pay for rich's tables)."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(
-        title=f"{results['model']['name']} ({results['protocol']['name']}, {results['protocol']['shots']}-shot)"
-    )
-    for column in ("task", "lang", "n", "acc [95% CI]", "acc_norm", "ECE", "q/s"):
-        table.add_column(column)
-    for task in results["tasks"].values():
-        m = task["metrics"]
-        ci = m.get("acc_ci", [float("nan")] * 2)
-        acc = f"{m['acc']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
-        if "acc_seed_std" in m:
-            acc += f" ±{m['acc_seed_std']:.3f}"
-        norm = f"{m['acc_norm']:.3f}" if "acc_norm" in m else "-"
-        ece = f"{m['ece']:.3f}" if "ece" in m else "-"
-        table.add_row(
-            task["task"], task["language"], str(task["n"]), acc, norm, ece, f"{task['questions_per_s']:.1f}"
-        )
+    table = Table(*columns, title=title)
+    for row in rows:
+        table.add_row(*row)
     Console().print(table)
+
+
+def _task_row(task: dict[str, Any]) -> list[str]:
+    """One task of a results file: its accuracy with interval (and seed spread), acc_norm, ECE and speed."""
+    m = task["metrics"]
+    ci = m.get("acc_ci", [float("nan")] * 2)
+    acc = f"{m['acc']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+    if "acc_seed_std" in m:
+        acc += f" ±{m['acc_seed_std']:.3f}"
+    norm = f"{m['acc_norm']:.3f}" if "acc_norm" in m else "-"
+    ece = f"{m['ece']:.3f}" if "ece" in m else "-"
+    return [task["task"], task["language"], str(task["n"]), acc, norm, ece, f"{task['questions_per_s']:.1f}"]
 
 
 def register(app: typer.Typer) -> None:
@@ -80,7 +81,7 @@ def register(app: typer.Typer) -> None:
         dtype: str = typer.Option(None, help="float32, bfloat16, float16 (default: as stored)."),
         output: Path = typer.Option(None, help="Results JSON (default runs/eval/<model>/results.json)."),
         recipe: Path = typer.Option(None, help="Recipe YAML with an `eval:` section; flags win."),
-        set_: list[str] = typer.Option(None, "--set", help="Override a recipe key, e.g. --set eval.seeds=5."),
+        set_: list[str] = set_option("eval.seeds=5"),
     ) -> None:
         from biomamba.config import load_stage_config
         from biomamba.eval.config import EvalConfig
@@ -108,22 +109,19 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{key}: {done}/{total}", err=True)
 
         results = run_eval(cfg, task_files=task_file or (), progress=progress)
-        _print_task_table(results)
+        protocol = results["protocol"]
+        title = f"{results['model']['name']} ({protocol['name']}, {protocol['shots']}-shot)"
+        columns = ("task", "lang", "n", "acc [95% CI]", "acc_norm", "ECE", "q/s")
+        _print_table(title, columns, map(_task_row, results["tasks"].values()))
         typer.echo(f"results: {cfg.output}")
 
     @eval_app.command("tasks", help="List the benchmark tasks, their domain and the file format each reads.")
     def list_tasks() -> None:
-        from rich.console import Console
-        from rich.table import Table
-
         from biomamba.eval.tasks import TASKS
 
-        table = Table(title="biomamba eval tasks (give files with --task-file NAME=PATH)")
-        for column in ("task", "domain", "reads", "formats"):
-            table.add_column(column)
-        for spec in TASKS.values():
-            table.add_row(spec.name, spec.domain, spec.summary, ", ".join(spec.formats))
-        Console().print(table)
+        title = "biomamba eval tasks (give files with --task-file NAME=PATH)"
+        rows = ([spec.name, spec.domain, spec.summary, ", ".join(spec.formats)] for spec in TASKS.values())
+        _print_table(title, ("task", "domain", "reads", "formats"), rows)
 
     @eval_app.command(
         "inspect", help="Load a task file, check every record, print its size and label balance."
@@ -222,24 +220,19 @@ def register(app: typer.Typer) -> None:
         resamples: int = typer.Option(1000, help="Bootstrap resamples."),
         output: Path = typer.Option(None, help="Also write the comparison as JSON here."),
     ) -> None:
-        from rich.console import Console
-        from rich.table import Table
-
         from biomamba.eval.results import compare_results, model_label, read_results
         from biomamba.utils.atomic import write_json
 
         a, b = read_results(before), read_results(after)
         rows = compare_results(a, b, resamples=resamples)
-        table = Table(title=f"{model_label(a)} -> {model_label(b)}")
-        for column in ("task", "domain", "n", "before", "after", "diff [95% paired CI]", "flag"):
-            table.add_column(column)
+        table = []
         for key, r in rows.items():
             flag = "REGRESSION > 3 pts" if r["regression"] else ""
             diff = f"{100 * r['diff']:+.1f} [{100 * r['low']:+.1f}, {100 * r['high']:+.1f}]"
-            table.add_row(
-                key, r["domain"], str(r["n"]), f"{r['before']:.3f}", f"{r['after']:.3f}", diff, flag
-            )
-        Console().print(table)
+            scores = f"{r['before']:.3f}", f"{r['after']:.3f}"
+            table.append([key, r["domain"], str(r["n"]), *scores, diff, flag])
+        columns = ("task", "domain", "n", "before", "after", "diff [95% paired CI]", "flag")
+        _print_table(f"{model_label(a)} -> {model_label(b)}", columns, table)
         if output:
             write_json(output, rows)
         if any(r["regression"] for r in rows.values()):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE
+from biomamba.config.command_line import PRECEDENCE, set_option
 
 HELP = """Fine-tune a model on a task and evaluate it before and after.
 
@@ -47,9 +47,7 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(
             False, "--resume", help="Continue from the newest checkpoint in the run dir."
         ),
-        set_: list[str] = typer.Option(
-            [], "--set", help="Override any recipe key, e.g. --set finetune.lora.r=16 (repeatable)."
-        ),
+        set_: list[str] = set_option("finetune.lora.r=16"),
     ) -> None:
         from biomamba.config import command_line_recipe
         from biomamba.finetune.run import finetune

@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING
 
 from biomamba.utils.lazy import lazy_exports
 
-if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and readers; never run
+if TYPE_CHECKING:  # the public names: type checkers read them, `lazy_exports` imports them on first use
     from biomamba.models.checkpoint import convert_checkpoint  # noqa: F401
     from biomamba.models.families import family, family_named, family_of_dir, family_spec  # noqa: F401
     from biomamba.models.generation import Generation, StreamEvent, generate, stream_generate  # noqa: F401
@@ -71,28 +71,4 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from biomamba.models.mamba2 import CausalLMOutput, Mamba2Cache, Mamba2Config, Mamba2LMHeadModel  # noqa: F401
     from biomamba.models.presets import count_parameters, preset_config  # noqa: F401
 
-_EXPORTS = {
-    "Mamba2Config": "biomamba.models.mamba2",
-    "Mamba2LMHeadModel": "biomamba.models.mamba2",
-    "Mamba2Cache": "biomamba.models.mamba2",
-    "CausalLMOutput": "biomamba.models.mamba2",
-    "load_model": "biomamba.models.loading",
-    "load_tokenizer": "biomamba.models.loading",
-    "save_model": "biomamba.models.loading",
-    "create_model": "biomamba.models.loading",
-    "family": "biomamba.models.families",
-    "family_spec": "biomamba.models.families",
-    "family_named": "biomamba.models.families",
-    "family_of_dir": "biomamba.models.families",
-    "preset_config": "biomamba.models.presets",
-    "count_parameters": "biomamba.models.presets",
-    "generate": "biomamba.models.generation",
-    "stream_generate": "biomamba.models.generation",
-    "Generation": "biomamba.models.generation",
-    "StreamEvent": "biomamba.models.generation",
-    "convert_checkpoint": "biomamba.models.checkpoint",
-}
-
-__all__ = sorted(_EXPORTS)
-
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__ = lazy_exports(__name__, __file__)

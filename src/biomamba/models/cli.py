@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE
+from biomamba.config.command_line import PRECEDENCE, set_option
 
 HELP = (
     "Mamba2 presets, model directories and checkpoint formats.\n\n"
@@ -26,6 +26,7 @@ def _info(model_dir: Path) -> list[tuple[str, str]]:
     fmt = detect_format(model_dir)
     data = read_config(model_dir)
     family = ("family", family_of_dir(model_dir).name)
+    headers = _safetensors_headers(model_dir)
     rows: list[tuple[str, str]] = [("directory", str(model_dir))]
     if fmt in ("hf", "mamba-ssm"):
         cfg = mamba2_config(model_dir)
@@ -46,9 +47,8 @@ def _info(model_dir: Path) -> list[tuple[str, str]]:
         ]
     else:
         rows += [("format", "transformers"), family]
-        n = _count_from_headers(model_dir)
-        if n is not None:
-            rows.append(("parameters", f"{n:,} ({format_count(n)})"))
+        if headers is not None:
+            rows.append(("parameters", f"{headers[0]:,} ({format_count(headers[0])})"))
         for key in (
             "hidden_size",
             "n_embd",
@@ -60,14 +60,15 @@ def _info(model_dir: Path) -> list[tuple[str, str]]:
         ):
             if key in data:
                 rows.append((key, str(data[key])))
-    dtype = _stored_dtype(model_dir)
-    if dtype:
-        rows.append(("stored dtype", dtype))
+    if headers and headers[1]:
+        rows.append(("stored dtype", ", ".join(headers[1])))
     rows.append(("tokenizer", "included" if has_tokenizer(model_dir) else "none in the directory"))
     return rows
 
 
-def _count_from_headers(model_dir: Path) -> int | None:
+def _safetensors_headers(model_dir: Path) -> tuple[int, list[str]] | None:
+    """(parameter count over every *.safetensors file, the dtypes stored in the first), read from the
+    headers only; None for a directory without safetensors files."""
     import math
 
     from safetensors import safe_open
@@ -75,23 +76,14 @@ def _count_from_headers(model_dir: Path) -> int | None:
     files = sorted(model_dir.glob("*.safetensors"))
     if not files:
         return None
-    total = 0
+    total, dtypes = 0, set()
     for file in files:
         with safe_open(str(file), "pt") as handle:
             for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
                 total += math.prod(handle.get_slice(key).get_shape())
-    return total
-
-
-def _stored_dtype(model_dir: Path) -> str | None:
-    from safetensors import safe_open
-
-    files = sorted(model_dir.glob("*.safetensors"))
-    if not files:
-        return None
-    with safe_open(str(files[0]), "pt") as handle:
-        dtypes = {handle.get_slice(k).get_dtype() for k in handle.keys()}  # noqa: SIM118
-    return ", ".join(sorted(dtypes))
+                if file == files[0]:
+                    dtypes.add(handle.get_slice(key).get_dtype())
+    return total, sorted(dtypes)
 
 
 def _print_rows(rows: list[tuple[str, str]]) -> None:
@@ -160,7 +152,7 @@ def register(app: typer.Typer) -> None:
         tokenizer: Path = typer.Option(None, help="Tokenizer directory to save with the model."),
         seed: int = typer.Option(None, help="Initialisation seed (default: the recipe's seed, else 0)."),
         output_dir: Path = typer.Option(None, help="Where to write (default: runs/<name>/model)."),
-        set_: list[str] = typer.Option(None, "--set", help="Override any key: --set model.n_layer=12."),
+        set_: list[str] = set_option("model.n_layer=12"),
     ) -> None:
         """Write a freshly initialised Mamba2 (mamba-ssm's initialisation) as a model directory."""
         from biomamba.config import load_stage_config

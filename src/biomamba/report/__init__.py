@@ -6,13 +6,11 @@ The first file is the reference ("before"); later files get paired differences a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
+from biomamba.utils.lazy import lazy_exports
 
-def render_report(results_files: Any, output_dir: Any) -> Any:
-    from biomamba.report.render import render_report as _render
+if TYPE_CHECKING:  # the public names: type checkers read them, `lazy_exports` imports them on first use
+    from biomamba.report.render import render_report  # noqa: F401
 
-    return _render(results_files, output_dir)
-
-
-__all__ = ["render_report"]
+__all__, __getattr__ = lazy_exports(__name__, __file__)

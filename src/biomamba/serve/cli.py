@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE
+from biomamba.config.command_line import PRECEDENCE, set_option
 from biomamba.errors import BiomambaError
 
 
@@ -93,9 +93,7 @@ def register(app: typer.Typer) -> None:
         log_requests: bool = typer.Option(
             None, "--log-requests/--no-log-requests", help="Log prompt text too."
         ),
-        set_: list[str] = typer.Option(
-            None, "--set", help="Override any serve key: --set serve.max_queue=16."
-        ),
+        set_: list[str] = set_option("serve.max_queue=16"),
     ) -> None:
         """Serve MODEL over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions).
 

@@ -12,16 +12,15 @@ Public API:
     save_tokenizer(tok, "runs/x/final")  # save_pretrained that transformers 4.x and 5.x both load
 """
 
-from biomamba.tokenizer.config import TokenizerConfig
-from biomamba.tokenizer.fertility import BIOMEDICAL_TERMS, FertilityReport, fertility_report
-from biomamba.tokenizer.train import build_bpe, save_tokenizer, train_tokenizer
+from __future__ import annotations
 
-__all__ = [
-    "BIOMEDICAL_TERMS",
-    "FertilityReport",
-    "TokenizerConfig",
-    "build_bpe",
-    "fertility_report",
-    "save_tokenizer",
-    "train_tokenizer",
-]
+from typing import TYPE_CHECKING
+
+from biomamba.utils.lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names: type checkers read them, `lazy_exports` imports them on first use
+    from biomamba.tokenizer.config import TokenizerConfig  # noqa: F401
+    from biomamba.tokenizer.fertility import BIOMEDICAL_TERMS, FertilityReport, fertility_report  # noqa: F401
+    from biomamba.tokenizer.train import build_bpe, save_tokenizer, train_tokenizer  # noqa: F401
+
+__all__, __getattr__ = lazy_exports(__name__, __file__)

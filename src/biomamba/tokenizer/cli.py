@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE, parse_named_values
+from biomamba.config.command_line import PRECEDENCE, parse_named_values, set_option
 
 
 def register(app: typer.Typer) -> None:
@@ -30,9 +30,7 @@ def register(app: typer.Typer) -> None:
             None,
             help="Where to save (default: tokenizer.output_dir, else <output_dir>/tokenizer, else runs/<name>/tokenizer).",
         ),
-        set_: list[str] = typer.Option(
-            None, "--set", help="Override any key: --set tokenizer.vocab_size=16000."
-        ),
+        set_: list[str] = set_option("tokenizer.vocab_size=16000"),
     ) -> None:
         """Train a byte-level BPE and save it in the transformers format (AutoTokenizer.from_pretrained loads it)."""
         from biomamba.config import load_section, load_stage_config

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from biomamba.utils.lazy import lazy_exports
 
-if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and readers; never run
+if TYPE_CHECKING:  # the public names: type checkers read them, `lazy_exports` imports them on first use
     from biomamba.train.batches import BatchSource, PackedBatches  # noqa: F401
     from biomamba.train.config import TrainConfig  # noqa: F401
     from biomamba.train.evaluate import HeldoutPerplexity  # noqa: F401
@@ -23,19 +23,4 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from biomamba.train.run import TrainSummary, train  # noqa: F401
     from biomamba.train.trainer import Trainer, TrainingAborted, TrainResult  # noqa: F401
 
-_LOCATIONS = {
-    "BatchSource": "biomamba.train.batches",
-    "PackedBatches": "biomamba.train.batches",
-    "CausalLMLoss": "biomamba.train.loss",
-    "LossOutput": "biomamba.train.loss",
-    "HeldoutPerplexity": "biomamba.train.evaluate",
-    "TrainConfig": "biomamba.train.config",
-    "Trainer": "biomamba.train.trainer",
-    "TrainResult": "biomamba.train.trainer",
-    "TrainingAborted": "biomamba.train.trainer",
-    "TrainSummary": "biomamba.train.run",
-    "train": "biomamba.train.run",
-}
-
-__all__ = sorted(_LOCATIONS)
-__getattr__ = lazy_exports(__name__, _LOCATIONS)
+__all__, __getattr__ = lazy_exports(__name__, __file__)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE
+from biomamba.config.command_line import PRECEDENCE, set_option
 
 HELP = """Pretrain or continue pretraining a model on a packed corpus, as the recipe's train: section says.
 
@@ -45,9 +45,7 @@ def register(app: typer.Typer) -> None:
         lr: float | None = typer.Option(None, "--lr", help="Peak learning rate (train.lr)."),
         device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda (train.device)."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No live progress line (logs only)."),
-        set_: list[str] = typer.Option(
-            None, "--set", help="Override any key: --set train.warmup_ratio=0.05 (repeatable)."
-        ),
+        set_: list[str] = set_option("train.warmup_ratio=0.05"),
     ) -> None:
         from biomamba.config import command_line_recipe
         from biomamba.train.run import train
@@ -61,8 +59,7 @@ def register(app: typer.Typer) -> None:
             "train.progress": False if no_progress else None,
         }
         raw = command_line_recipe(recipe, flags, set_)
-        if "name" not in raw:
-            raw["name"] = recipe.stem
+        raw.setdefault("name", recipe.stem)
         summary = train(raw, output_dir=output_dir, resume=resume_from or resume, source=str(recipe))
         loss = summary.metrics.get("loss")
         typer.echo(

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
+import shutil
 import stat
 import tempfile
 import time
@@ -55,6 +57,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+_rmtree = functools.partial(shutil.rmtree, ignore_errors=True)  # a half-removed leftover is removed next time
 OWNER_SUFFIX = ".lock"
 LEGACY_STALE_S = 3600.0  # temporary directories from before owner files: stale once untouched this long
 
@@ -173,9 +176,3 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write text atomically."""
     with atomic_write(path, "w") as handle:
         handle.write(text)
-
-
-def _rmtree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)

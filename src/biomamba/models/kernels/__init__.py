@@ -14,24 +14,18 @@ recipe schema (`biomamba.models.config`) can read the choices.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from biomamba.utils.lazy import lazy_exports
+
+if TYPE_CHECKING:  # the lazy names: type checkers read them, `lazy_exports` imports them on first use
+    from biomamba.models.kernels.compiled import compiled_ssd  # noqa: F401
+    from biomamba.models.kernels.dispatch import installed_kernels, scan_backend  # noqa: F401
+    from biomamba.models.kernels.fla_kernel import fla_chunk_scan, fla_inputs, fla_ssd  # noqa: F401
+    from biomamba.models.kernels.mamba_ssm_kernel import triton_chunk_scan, triton_ssd  # noqa: F401
 
 KernelChoice = Literal["auto", "torch", "torch_compile", "triton", "fla"]
 KERNEL_CHOICES: tuple[str, ...] = get_args(KernelChoice)
 
-_EXPORTS = {
-    "triton_chunk_scan": "biomamba.models.kernels.mamba_ssm_kernel",
-    "triton_ssd": "biomamba.models.kernels.mamba_ssm_kernel",
-    "fla_chunk_scan": "biomamba.models.kernels.fla_kernel",
-    "fla_inputs": "biomamba.models.kernels.fla_kernel",
-    "fla_ssd": "biomamba.models.kernels.fla_kernel",
-    "compiled_ssd": "biomamba.models.kernels.compiled",
-    "scan_backend": "biomamba.models.kernels.dispatch",
-    "installed_kernels": "biomamba.models.kernels.dispatch",
-}
-
-__all__ = sorted([*_EXPORTS, "KERNEL_CHOICES", "KernelChoice"])
-
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+_lazy_names, __getattr__ = lazy_exports(__name__, __file__)
+__all__ = sorted([*_lazy_names, "KERNEL_CHOICES", "KernelChoice"])
