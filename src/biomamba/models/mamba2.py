@@ -198,11 +198,6 @@ class Mamba2Cache:
             max(c.seqlen_offset for c in caches),
         )
 
-    def reset(self) -> None:
-        self.conv.zero_()
-        self.ssm.zero_()
-        self.seqlen_offset = 0
-
 
 class RMSNorm(nn.Module):
     """RMSNorm computed in fp32 (as transformers' Mamba2RMSNorm)."""
