@@ -105,9 +105,9 @@ def compare_models(
 ) -> dict[str, float]:
     """A whole tiny Mamba2 with ``kernels=kernel`` vs ``torch`` on packed documents: loss and every gradient.
     (Compiled Triton needs dot operands of at least 16 per side: headdim, chunk >= 16 on a GPU.)"""
-    from tests.models.conftest import tiny_model
+    from tests.models.conftest import random_ids, tiny_model
 
-    ids = torch.randint(0, 90, (2, 40), generator=torch.Generator().manual_seed(3)).to(device)
+    ids = random_ids(2, 40, seed=3).to(device)
     seq_idx = packed_segments(2, 40, torch.Generator().manual_seed(4)).to(device)
     outs = {}
     for kernels in (kernel, "torch"):
