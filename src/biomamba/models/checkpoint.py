@@ -349,14 +349,13 @@ def load_state_strict(model: Mamba2LMHeadModel, weights: dict[str, Tensor], sour
         for k in set(expected) & set(weights)
         if tuple(weights[k].shape) != tuple(expected[k].shape)
     )
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {', '.join(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {', '.join(unexpected)}")
-        if wrong:
-            parts.append(f"wrong shapes: {'; '.join(wrong)}")
+    problems = {
+        "missing keys": ", ".join(missing),
+        "unexpected keys": ", ".join(unexpected),
+        "wrong shapes": "; ".join(wrong),
+    }
+    parts = [f"{what}: {listed}" for what, listed in problems.items() if listed]
+    if parts:
         raise CheckpointError(f"{source}: checkpoint does not match the config: " + " | ".join(parts))
     # assign: the model was built without initialisation; take the checkpoint's tensors as they are
     model.load_state_dict({k: v.contiguous() for k, v in weights.items()}, strict=False, assign=True)
