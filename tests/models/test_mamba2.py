@@ -69,25 +69,22 @@ def test_constant_seq_idx_is_a_no_op(model):
         ).abs().max() < 1e-5
 
 
-def test_step_by_step_decoding_equals_full_forward(model):
-    ids = random_ids(2, 23)
+@pytest.mark.parametrize(
+    ("batch", "cuts"),
+    [(2, list(range(24))), (1, [0, 2, 13, 14, 30])],
+    ids=["token by token", "prefill pieces"],
+)
+def test_cached_pieces_equal_full_forward(model, batch, cuts):
+    """Decoding step by step, and chunked prefill from a cache (pieces shorter and longer than d_conv-1),
+    continue exactly where the full forward is."""
+    ids = random_ids(batch, cuts[-1])
     with torch.no_grad():
         full = model(input_ids=ids).logits
-        cache = model.allocate_cache(2)
-        steps = torch.cat([model(input_ids=ids[:, t : t + 1], cache=cache).logits for t in range(23)], dim=1)
-    assert cache.seqlen_offset == 23
-    assert (steps - full).abs().max() < 1e-4
-
-
-def test_prefill_in_pieces_then_steps(model):
-    """Chunked prefill from a cache (lengths shorter and longer than d_conv-1) continues exactly."""
-    ids = random_ids(1, 30)
-    with torch.no_grad():
-        full = model(input_ids=ids).logits
-        cache = model.allocate_cache(1)
+        cache = model.allocate_cache(batch)
         parts = [
-            model(input_ids=ids[:, s:e], cache=cache).logits for s, e in ((0, 2), (2, 13), (13, 14), (14, 30))
+            model(input_ids=ids[:, s:e], cache=cache).logits for s, e in zip(cuts, cuts[1:], strict=False)
         ]
+    assert cache.seqlen_offset == cuts[-1]
     assert (torch.cat(parts, 1) - full).abs().max() < 1e-4
 
 
