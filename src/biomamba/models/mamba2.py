@@ -335,9 +335,8 @@ class Mamba2Mixer(nn.Module):
             elif cache is None and c.recompute_scan and torch.is_grad_enabled():
                 # Keep only the scan's inputs for backward and recompute its chunk x chunk intermediates
                 # there: they are the largest activations of the model (as mamba-ssm's kernels do).
-                y = torch.utils.checkpoint.checkpoint(
-                    _scan_output, x, dt, A, B, C, c.chunk_size, self.D, seg, backend, use_reentrant=False
-                )
+                scan_args = (x, dt, A, B, C, c.chunk_size, self.D, None, seg)  # no initial state
+                y = torch.utils.checkpoint.checkpoint(_scan_output, backend, *scan_args, use_reentrant=False)
             else:
                 state = cache.ssm[self.layer_idx] if cache is not None else None
                 y, final = _torch_scan(backend)(x, dt, A, B, C, c.chunk_size, self.D, state, seg)
@@ -368,18 +367,9 @@ class Mamba2Mixer(nn.Module):
         return x.reshape(*lead, self.nheads, c.headdim), B.reshape(groups), C.reshape(groups)
 
 
-def _scan_output(
-    x: Tensor,
-    dt: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    chunk: int,
-    D: Tensor,
-    seg: Tensor | None,
-    backend: str = "torch",
-) -> Tensor:
-    return _torch_scan(backend)(x, dt, A, B, C, chunk, D=D, seg=seg)[0]
+def _scan_output(backend: str, *args: Any) -> Tensor:
+    """The output alone of `_torch_scan(backend)` called with `args` (what checkpointing recomputes)."""
+    return _torch_scan(backend)(*args)[0]
 
 
 def _torch_scan(backend: str):
