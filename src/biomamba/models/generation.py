@@ -374,16 +374,15 @@ def generate(
     """Generate continuations (the arguments of `stream_generate`); a single string prompt gives one
     `Generation`, a list gives a list."""
     single = isinstance(prompts, str)
-    items = [prompts] if single else list(prompts)
-    texts = ["" for _ in items]
-    tokens: list[list[int]] = [[] for _ in items]
-    reasons = ["length" for _ in items]
-    for event in stream_generate(model, tokenizer, items, *args, **kwargs):
+    encoded = _encode_prompts(tokenizer, [prompts] if single else list(prompts))
+    texts = ["" for _ in encoded]
+    tokens: list[list[int]] = [[] for _ in encoded]
+    reasons = ["length" for _ in encoded]
+    for event in stream_generate(model, tokenizer, encoded, *args, **kwargs):
         texts[event.index] += event.text
         if event.token_id is not None and event.finish_reason != "eos":
             tokens[event.index].append(event.token_id)
         if event.finished:
             reasons[event.index] = event.finish_reason or "length"
-    encoded = _encode_prompts(tokenizer, items)
-    results = [Generation(texts[i], tokens[i], reasons[i], len(encoded[i])) for i in range(len(items))]
+    results = [Generation(texts[i], tokens[i], reasons[i], len(ids)) for i, ids in enumerate(encoded)]
     return results[0] if single else results
