@@ -29,6 +29,7 @@ _EXPORTS = {
     "fla_ssd": "biomamba.models.kernels.fla_kernel",
     "compiled_ssd": "biomamba.models.kernels.compiled",
     "scan_backend": "biomamba.models.kernels.dispatch",
+    "installed_kernels": "biomamba.models.kernels.dispatch",
 }
 
 __all__ = sorted([*_EXPORTS, "KERNEL_CHOICES", "KernelChoice"])
