@@ -148,14 +148,10 @@ def _config_errors(source: str) -> Iterator[None]:
         raise CheckpointError(f"{source}: {exc}") from None
 
 
-def _float(value: Any) -> float:
-    if isinstance(value, dict) and "__float__" in value:  # transformers' JSON encoding of inf/nan
-        return float(value["__float__"])
-    return float(value)
-
-
 def _dt_limit(limit: Any) -> tuple[float, float]:
-    return _float(limit[0]), _float(limit[1])
+    """dt's (low, high) clamp; transformers' JSON writes an infinite bound as {"__float__": "Infinity"}."""
+    low, high = (float(v["__float__"] if isinstance(v, dict) else v) for v in limit[:2])
+    return low, high
 
 
 def config_from_hf(data: dict[str, Any], source: str = "config.json") -> Mamba2Config:
