@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from tests.factories.models import mamba2_randomized as tiny_model
 from tests.factories.tokenizers import metaspace_tokenizer
 
@@ -10,6 +11,11 @@ from tests.factories.tokenizers import metaspace_tokenizer
 @pytest.fixture
 def model():
     return tiny_model()
+
+
+def random_ids(batch: int, length: int, seed: int = 1, vocab: int = 90) -> torch.Tensor:
+    """Token ids [batch, length] in the tiny models' vocabulary, the same for the same arguments."""
+    return torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(seed))
 
 
 TEXT = [

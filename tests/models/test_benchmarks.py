@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import runpy
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.factories.scripts import benchmark_script
 
 
 def test_train_step_benchmark_tiny_cpu(tmp_path, capsys):
-    main = runpy.run_path(str(BENCH / "models_train_step.py"))["main"]
-    rows = main(
-        [
-            "--tiny",
-            "--device",
-            "cpu",
-            "--impl",
-            "biomamba",
-            "transformers",
-            "--json",
-            str(tmp_path / "r.json"),
-        ]
-    )
+    out = str(tmp_path / "r.json")
+    argv = ["--tiny", "--device", "cpu", "--impl", "biomamba", "transformers", "--json", out]
+    rows = benchmark_script("models_train_step").main(argv)
     assert [r["impl"] for r in rows] == ["biomamba", "transformers"]
     assert all(r["tokens_per_s"] > 0 for r in rows)
     assert abs(rows[0]["loss"] - rows[1]["loss"]) < 1e-4  # same weights, same batch, same loss
@@ -29,7 +16,7 @@ def test_train_step_benchmark_tiny_cpu(tmp_path, capsys):
 
 
 def test_generate_benchmark_tiny_cpu():
-    main = runpy.run_path(str(BENCH / "models_generate.py"))["main"]
-    rows = main(["--tiny", "--device", "cpu", "--batch", "1", "2", "--new-tokens", "6"])
+    argv = ["--tiny", "--device", "cpu", "--batch", "1", "2", "--new-tokens", "6"]
+    rows = benchmark_script("models_generate").main(argv)
     assert [r["batch"] for r in rows] == [1, 2]
     assert all(r["same_tokens_fraction"] == 1.0 for r in rows)

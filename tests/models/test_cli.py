@@ -60,21 +60,8 @@ def test_create_writes_a_loadable_model(tmp_path, capsys, tokenizer):
     tok_dir = tmp_path / "tok"
     tokenizer.save_pretrained(tok_dir)
     out_dir = tmp_path / "fresh"
-    code, out, _ = _run(
-        [
-            "models",
-            "create",
-            "--preset",
-            "tiny",
-            "--tokenizer",
-            str(tok_dir),
-            "--output-dir",
-            str(out_dir),
-            "--set",
-            "model.n_layer=1",
-        ],
-        capsys,
-    )
+    argv = ["models", "create", "--preset", "tiny", "--tokenizer", str(tok_dir), "--output-dir", str(out_dir)]
+    code, out, _ = _run([*argv, "--set", "model.n_layer=1"], capsys)
     assert code == 0
     model = load_model(out_dir)
     assert model.config.vocab_size == len(tokenizer) and model.config.n_layer == 1

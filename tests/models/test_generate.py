@@ -64,9 +64,7 @@ def test_stop_string_cuts_and_streaming_never_takes_back(tokenizer):
     free = generate(model, tokenizer, PROMPTS[0], max_new_tokens=20, greedy=True, stop_at_eos=False)
     assert len(free.text) > 6
     stop = free.text[3:6]
-    cut = generate(
-        model, tokenizer, PROMPTS[0], max_new_tokens=20, greedy=True, stop=[stop], stop_at_eos=False
-    )
+    cut = generate(model, tokenizer, PROMPTS[0], 20, greedy=True, stop=[stop], stop_at_eos=False)
     assert cut.finish_reason == "stop"
     assert cut.text == free.text[: free.text.find(stop)]
     events = list(stream_generate(model, tokenizer, PROMPTS, 20, greedy=True, stop=[stop], stop_at_eos=False))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from pydantic import ValidationError
-from tests.models.conftest import tiny_model
+from tests.models.conftest import random_ids, tiny_model
 
 from biomamba.models.config import ModelConfig
 from biomamba.models.kernels import KERNEL_CHOICES, compiled_ssd
@@ -95,7 +95,7 @@ def test_torch_compile_kernels_compile_the_scan_in_one_graph_with_the_same_resul
 
     monkeypatch.setattr(torch, "compile", recording_compile)
     compiled_ssd.cache_clear()
-    ids = torch.randint(0, 90, (2, 21), generator=torch.Generator().manual_seed(1))
+    ids = random_ids(2, 21)
     seq_idx = torch.tensor([[0] * 9 + [1] * 12, [0] * 21])
     grads = {}
     try:

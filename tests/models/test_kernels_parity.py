@@ -14,6 +14,7 @@ On a GPU the same comparisons run compiled, in bf16 and fp32, at a larger size (
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -77,23 +78,16 @@ def run_scan(kernel: str, a: dict[str, torch.Tensor], seg: torch.Tensor | None, 
 
 
 def compare_scans(
-    kernel: str,
-    b: int,
-    length: int,
-    h: int,
-    g: int,
-    p: int,
-    n: int,
-    dtype: torch.dtype,
-    device: str,
-    packed: bool,
+    kernel: str, dims: tuple[int, ...], dtype: torch.dtype, device: str, packed: bool
 ) -> dict[str, float]:
-    """Relative errors of ``kernel`` vs ssd_chunked: the output and the gradient of every input."""
+    """Relative errors of ``kernel`` vs ssd_chunked at `dims` (b, length, h, g, p, n, as `scan_inputs`): the
+    output and the gradient of every input."""
+    b, length, h, _, p, _ = dims
     seg = packed_segments(b, length, torch.Generator().manual_seed(1)).to(device) if packed else None
     grad_out = torch.randn(b, length, h, p, generator=torch.Generator().manual_seed(2)).to(device)
     outs = {}
     for name in (kernel, "torch"):
-        inputs = scan_inputs(b, length, h, g, p, n, dtype, device)
+        inputs = scan_inputs(*dims, dtype, device)
         y = run_scan(name, inputs, seg, 16 if device == "cpu" else 64)  # compiled Triton: 16+ per dot side
         (y.float() * grad_out).sum().backward()
         outs[name] = {"y": y.detach(), **{k: v.grad for k, v in inputs.items()}}
@@ -105,9 +99,9 @@ def compare_models(
 ) -> dict[str, float]:
     """A whole tiny Mamba2 with ``kernels=kernel`` vs ``torch`` on packed documents: loss and every gradient.
     (Compiled Triton needs dot operands of at least 16 per side: headdim, chunk >= 16 on a GPU.)"""
-    from tests.models.conftest import tiny_model
+    from tests.models.conftest import random_ids, tiny_model
 
-    ids = torch.randint(0, 90, (2, 40), generator=torch.Generator().manual_seed(3)).to(device)
+    ids = random_ids(2, 40, seed=3).to(device)
     seq_idx = packed_segments(2, 40, torch.Generator().manual_seed(4)).to(device)
     outs = {}
     for kernels in (kernel, "torch"):
@@ -127,11 +121,10 @@ CPU_CASES = {"fla": ("scan packed", "scan unpacked", "model packed"), "triton": 
 
 
 def cpu_report(kernel: str) -> dict[str, dict[str, float]]:
+    scan = functools.partial(compare_scans, kernel, (2, 40, 4, 2, 8, 16), torch.float32, "cpu")
     cases = {
-        "scan packed": lambda: compare_scans(kernel, 2, 40, 4, 2, 8, 16, torch.float32, "cpu", packed=True),
-        "scan unpacked": lambda: compare_scans(
-            kernel, 2, 40, 4, 2, 8, 16, torch.float32, "cpu", packed=False
-        ),
+        "scan packed": lambda: scan(packed=True),
+        "scan unpacked": lambda: scan(packed=False),
         "model packed": lambda: compare_models(kernel, "cpu", torch.float32),
     }
     return {case: cases[case]() for case in CPU_CASES[kernel]}
@@ -181,7 +174,7 @@ def test_triton_kernels_match_torch_scan_on_gpu(kernel, dtype):
         pytest.skip(f"the {kernel} kernels are not installed (fla: pip install 'biomamba[fla]'; mamba-ssm)")
     bound = TOLERANCE["float32-gpu" if dtype == torch.float32 else "bfloat16"]
     for packed in (True, False):
-        errors = compare_scans(kernel, 2, 1000, 8, 2, 64, 128, dtype, "cuda", packed)
+        errors = compare_scans(kernel, (2, 1000, 8, 2, 64, 128), dtype, "cuda", packed)
         worst = max(errors, key=errors.get)
         assert errors[worst] < bound, (packed, worst, errors[worst])
     errors = compare_models(kernel, "cuda", dtype, headdim=16, d_state=32, chunk_size=64)

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.models.conftest import tiny_model
+from tests.models.conftest import random_ids, tiny_model
 
 from biomamba.models.mamba2 import Mamba2Cache
 from biomamba.models.ssd import segment_ids, ssd_chunked, ssd_step
-
-
-def _ids(batch: int, length: int, seed: int = 1) -> torch.Tensor:
-    return torch.randint(0, 90, (batch, length), generator=torch.Generator().manual_seed(seed))
 
 
 def _naive_ssd(x, dt, A, B, C, D, seg=None):
@@ -43,7 +39,7 @@ def test_chunked_scan_equals_recurrence(chunk):
 
 
 def test_chunk_size_does_not_change_logits(model):
-    ids = _ids(2, 37)
+    ids = random_ids(2, 37)
     with torch.no_grad():
         ref = model(input_ids=ids).logits
         for chunk in (1, 3, 16, 64):
@@ -52,7 +48,7 @@ def test_chunk_size_does_not_change_logits(model):
 
 
 def test_packed_document_equals_alone(model):
-    a, b = _ids(1, 11, seed=2), _ids(1, 14, seed=3)
+    a, b = random_ids(1, 11, seed=2), random_ids(1, 14, seed=3)
     packed = torch.cat([a, b], dim=1)
     seq_idx = torch.tensor([[0] * 11 + [1] * 14])
     with torch.no_grad():
@@ -66,37 +62,34 @@ def test_packed_document_equals_alone(model):
 
 
 def test_constant_seq_idx_is_a_no_op(model):
-    ids = _ids(2, 20)
+    ids = random_ids(2, 20)
     with torch.no_grad():
         assert (
             model(input_ids=ids, seq_idx=torch.zeros_like(ids)).logits - model(input_ids=ids).logits
         ).abs().max() < 1e-5
 
 
-def test_step_by_step_decoding_equals_full_forward(model):
-    ids = _ids(2, 23)
+@pytest.mark.parametrize(
+    ("batch", "cuts"),
+    [(2, list(range(24))), (1, [0, 2, 13, 14, 30])],
+    ids=["token by token", "prefill pieces"],
+)
+def test_cached_pieces_equal_full_forward(model, batch, cuts):
+    """Decoding step by step, and chunked prefill from a cache (pieces shorter and longer than d_conv-1),
+    continue exactly where the full forward is."""
+    ids = random_ids(batch, cuts[-1])
     with torch.no_grad():
         full = model(input_ids=ids).logits
-        cache = model.allocate_cache(2)
-        steps = torch.cat([model(input_ids=ids[:, t : t + 1], cache=cache).logits for t in range(23)], dim=1)
-    assert cache.seqlen_offset == 23
-    assert (steps - full).abs().max() < 1e-4
-
-
-def test_prefill_in_pieces_then_steps(model):
-    """Chunked prefill from a cache (lengths shorter and longer than d_conv-1) continues exactly."""
-    ids = _ids(1, 30)
-    with torch.no_grad():
-        full = model(input_ids=ids).logits
-        cache = model.allocate_cache(1)
+        cache = model.allocate_cache(batch)
         parts = [
-            model(input_ids=ids[:, s:e], cache=cache).logits for s, e in ((0, 2), (2, 13), (13, 14), (14, 30))
+            model(input_ids=ids[:, s:e], cache=cache).logits for s, e in zip(cuts, cuts[1:], strict=False)
         ]
+    assert cache.seqlen_offset == cuts[-1]
     assert (torch.cat(parts, 1) - full).abs().max() < 1e-4
 
 
 def test_cache_select_clone_and_cat(model):
-    prompt, answers = _ids(1, 9), _ids(3, 5, seed=7)
+    prompt, answers = random_ids(1, 9), random_ids(3, 5, seed=7)
     with torch.no_grad():
         cache = model.allocate_cache(1)
         model(input_ids=prompt, cache=cache)
@@ -113,7 +106,7 @@ def test_cache_select_clone_and_cat(model):
 
 def test_gradients_reach_every_parameter(model):
     model.train()
-    ids = _ids(2, 18)
+    ids = random_ids(2, 18)
     out = model(input_ids=ids, labels=ids, seq_idx=torch.tensor([[0] * 9 + [1] * 9] * 2))
     out.loss.backward()
     for name, p in model.named_parameters():
@@ -122,7 +115,7 @@ def test_gradients_reach_every_parameter(model):
 
 
 def test_gradient_checkpointing_same_grads(model):
-    ids = _ids(2, 12)
+    ids = random_ids(2, 12)
     model.train()
     model(input_ids=ids, labels=ids).loss.backward()
     ref = {n: p.grad.clone() for n, p in model.named_parameters()}
@@ -134,7 +127,7 @@ def test_gradient_checkpointing_same_grads(model):
 
 
 def test_bf16_close_to_fp32(model):
-    ids = _ids(1, 16)
+    ids = random_ids(1, 16)
     with torch.no_grad():
         ref = model(input_ids=ids).logits
         low = model.to(torch.bfloat16)(input_ids=ids).logits
@@ -143,7 +136,7 @@ def test_bf16_close_to_fp32(model):
 
 
 def test_padding_mask_is_refused(model):
-    ids = _ids(1, 4)
+    ids = random_ids(1, 4)
     with pytest.raises(ValueError, match="seq_idx"):
         model(input_ids=ids, attention_mask=torch.tensor([[0, 1, 1, 1]]))
 
@@ -151,10 +144,10 @@ def test_padding_mask_is_refused(model):
 def test_left_padded_prefill_with_seq_idx_into_cache(model):
     """Rows of different lengths in one prefill: padding is its own segment, so the state after the
     prompt (and the decoding that follows) equals the unpadded prompt's."""
-    short, long = _ids(1, 6, seed=4), _ids(1, 10, seed=5)
+    short, long = random_ids(1, 6, seed=4), random_ids(1, 10, seed=5)
     ids = torch.cat([torch.cat([torch.zeros(1, 4, dtype=torch.long), short], 1), long], 0)
     seq_idx = torch.tensor([[0] * 4 + [1] * 6, [1] * 10])
-    nxt = _ids(2, 3, seed=6)
+    nxt = random_ids(2, 3, seed=6)
     with torch.no_grad():
         cache = model.allocate_cache(2)
         model(input_ids=ids, seq_idx=seq_idx, cache=cache)
@@ -167,7 +160,7 @@ def test_left_padded_prefill_with_seq_idx_into_cache(model):
 
 def test_compiles_without_graph_breaks():
     model = tiny_model(n_layer=1).train()
-    ids = _ids(2, 12)
+    ids = random_ids(2, 12)
     compiled = torch.compile(model, fullgraph=True, backend="eager")
     loss = compiled(input_ids=ids, labels=ids, seq_idx=torch.tensor([[0] * 6 + [1] * 6] * 2)).loss
     loss.backward()

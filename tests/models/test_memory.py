@@ -9,7 +9,7 @@ state), far below per-position states (what transformers' old fallback built).
 from __future__ import annotations
 
 import torch
-from tests.models.conftest import tiny_model
+from tests.models.conftest import random_ids, tiny_model
 from torch.utils._python_dispatch import TorchDispatchMode
 
 
@@ -31,7 +31,7 @@ def _largest(d_state: int, chunk: int, recompute: bool = True) -> tuple[int, int
         d_model=32, d_state=d_state, headdim=4, ngroups=1, chunk_size=chunk, vocab_size=16
     ).train()
     model.config.recompute_scan = recompute
-    ids = torch.randint(0, 16, (2, 64), generator=torch.Generator().manual_seed(0))
+    ids = random_ids(2, 64, seed=0, vocab=16)
     saved = [0]
 
     def pack(t: torch.Tensor) -> torch.Tensor:

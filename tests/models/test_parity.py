@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import torch
-from tests.models.conftest import tiny_model
+from tests.models.conftest import random_ids, tiny_model
 from transformers import Mamba2ForCausalLM
 
 from biomamba.models import load_model, save_model
-
-
-def _ids(batch: int, length: int, vocab: int = 90, seed: int = 1) -> torch.Tensor:
-    return torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(seed))
 
 
 def test_logits_match_transformers(tmp_path):
@@ -18,7 +14,7 @@ def test_logits_match_transformers(tmp_path):
     save_model(ours, tmp_path / "m")
     theirs = Mamba2ForCausalLM.from_pretrained(tmp_path / "m").eval()
     assert theirs.lm_head.weight.data_ptr() == theirs.backbone.embeddings.weight.data_ptr()
-    ids = _ids(2, 21)  # not a multiple of the chunk size: padding path too
+    ids = random_ids(2, 21)  # not a multiple of the chunk size: padding path too
     with torch.no_grad():
         ref = theirs(input_ids=ids).logits
         got = ours(input_ids=ids).logits
@@ -34,7 +30,7 @@ def test_loads_transformers_written_checkpoint(tmp_path):
     theirs = Mamba2ForCausalLM.from_pretrained(tmp_path / "a")
     theirs.save_pretrained(tmp_path / "b")
     back = load_model(tmp_path / "b")
-    ids = _ids(1, 13)
+    ids = random_ids(1, 13)
     with torch.no_grad():
         assert (back(input_ids=ids).logits - theirs.eval()(input_ids=ids).logits).abs().max() <= 1e-4
 
@@ -43,7 +39,7 @@ def test_loss_matches_transformers(tmp_path):
     ours = tiny_model(seed=5)
     save_model(ours, tmp_path / "m")
     theirs = Mamba2ForCausalLM.from_pretrained(tmp_path / "m").eval()
-    ids = _ids(2, 16)
+    ids = random_ids(2, 16)
     labels = ids.clone()
     labels[0, :5] = -100
     with torch.no_grad():
@@ -56,7 +52,7 @@ def test_hidden_states_match_transformers(tmp_path):
     ours = tiny_model(seed=7)
     save_model(ours, tmp_path / "m")
     theirs = Mamba2ForCausalLM.from_pretrained(tmp_path / "m").eval()
-    ids = _ids(2, 10)
+    ids = random_ids(2, 10)
     with torch.no_grad():
         a = ours(input_ids=ids, output_hidden_states=True).hidden_states
         b = theirs(input_ids=ids, output_hidden_states=True).hidden_states
@@ -70,7 +66,7 @@ def test_lora_on_in_proj_and_out_proj_trains_and_merges():
     from biomamba.models import family
 
     model = tiny_model()
-    ids = _ids(2, 12)
+    ids = random_ids(2, 12)
     peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["in_proj", "out_proj"]))
     assert family(peft_model) == "mamba2"
     with torch.no_grad():

@@ -32,7 +32,6 @@ def test_int4_pack_roundtrip_and_error_bound() -> None:
     q = torch.randint(0, 16, (7, 9), dtype=torch.uint8)
     assert torch.equal(unpack_int4(pack_int4(q), 9), q)
     w = torch.randn(16, 64)
-    layer = QuantLinear.from_linear(nn.Linear(64, 16, bias=False).requires_grad_(False), 4, 32)
     layer_w = nn.Linear(64, 16, bias=False)
     layer_w.weight.data = w
     layer = QuantLinear.from_linear(layer_w, 4, 32)

@@ -97,53 +97,87 @@ def detect_format(model_dir: str | Path) -> str:
 # ---- configs ----------------------------------------------------------------------------------------
 
 
-def _float(value: Any) -> float:
-    if isinstance(value, dict) and "__float__" in value:  # transformers' JSON encoding of inf/nan
-        return float(value["__float__"])
-    return float(value)
+# Mamba2Config fields stored under another name in transformers' Mamba2 config.json. Absent, a field takes
+# Mamba2Config's default, which is transformers' too.
+_HF_NAMES = {
+    "d_state": "state_size",
+    "d_conv": "conv_kernel",
+    "expand": "expand",
+    "headdim": "head_dim",
+    "ngroups": "n_groups",
+    "chunk_size": "chunk_size",
+    "norm_epsilon": "layer_norm_epsilon",
+    "residual_in_fp32": "residual_in_fp32",
+    "bias": "use_bias",
+    "conv_bias": "use_conv_bias",
+    "dt_min": "time_step_min",
+    "dt_max": "time_step_max",
+    "dt_init_floor": "time_step_floor",
+}
+# The Mamba2Config fields mamba-ssm keeps in ``ssm_cfg`` under the same names (defaults as Mamba2Config's).
+_SSM_CFG_FIELDS = (
+    "d_state",
+    "d_conv",
+    "expand",
+    "headdim",
+    "ngroups",
+    "chunk_size",
+    "bias",
+    "conv_bias",
+    "dt_min",
+    "dt_max",
+    "dt_init_floor",
+    "A_init_range",
+)
+_DEFAULTS = Mamba2Config()
+
+
+def _read_fields(data: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """The Mamba2Config fields `data` holds (field -> its key in `data`), each cast to the field's type."""
+    return {ours: type(getattr(_DEFAULTS, ours))(data[key]) for ours, key in names.items() if key in data}
+
+
+@contextlib.contextmanager
+def _config_errors(source: str) -> Iterator[None]:
+    """A missing key or a value of the wrong kind in a config.json, as a CheckpointError naming the file."""
+    try:
+        yield
+    except KeyError as exc:
+        raise CheckpointError(f"{source}: missing key {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: {exc}") from None
+
+
+def _dt_limit(limit: Any) -> tuple[float, float]:
+    """dt's (low, high) clamp; transformers' JSON writes an infinite bound as {"__float__": "Infinity"}."""
+    low, high = (float(v["__float__"] if isinstance(v, dict) else v) for v in limit[:2])
+    return low, high
 
 
 def config_from_hf(data: dict[str, Any], source: str = "config.json") -> Mamba2Config:
-    try:
+    with _config_errors(source):
         vocab = int(data["vocab_size"])
         true_vocab = int(data.get("biomamba_vocab_size", vocab))
         multiple = int(data.get("pad_vocab_size_multiple", 16))
         if (true_vocab + multiple - 1) // multiple * multiple != vocab:
             true_vocab, multiple = vocab, 1
         hidden = int(data["hidden_size"])
-        head_dim = int(data.get("head_dim", 64))
-        expand = int(data.get("expand", 2))
+        fields = _read_fields(data, _HF_NAMES)
+        head_dim, expand = fields.get("headdim", _DEFAULTS.headdim), fields.get("expand", _DEFAULTS.expand)
         if "num_heads" in data and int(data["num_heads"]) * head_dim != expand * hidden:
             raise CheckpointError(f"{source}: num_heads*head_dim != expand*hidden_size")
-        limit = data.get("time_step_limit", (0.0, math.inf))
         return Mamba2Config(
             d_model=hidden,
             n_layer=int(data["num_hidden_layers"]),
             vocab_size=true_vocab,
             pad_vocab_size_multiple=multiple,
-            d_state=int(data.get("state_size", 128)),
-            d_conv=int(data.get("conv_kernel", 4)),
-            expand=expand,
-            headdim=head_dim,
-            ngroups=int(data.get("n_groups", 1)),
-            chunk_size=int(data.get("chunk_size", 256)),
-            norm_epsilon=float(data.get("layer_norm_epsilon", 1e-5)),
-            residual_in_fp32=bool(data.get("residual_in_fp32", True)),
-            tie_embeddings=bool(data.get("tie_word_embeddings", False)),
-            bias=bool(data.get("use_bias", False)),
-            conv_bias=bool(data.get("use_conv_bias", True)),
-            dt_min=float(data.get("time_step_min", 0.001)),
-            dt_max=float(data.get("time_step_max", 0.1)),
-            dt_init_floor=float(data.get("time_step_floor", 1e-4)),
-            dt_limit=(_float(limit[0]), _float(limit[1])),
+            tie_embeddings=bool(data.get("tie_word_embeddings", False)),  # transformers' default
+            dt_limit=_dt_limit(data.get("time_step_limit", (0.0, math.inf))),
             bos_token_id=data.get("bos_token_id"),
             eos_token_id=_first(data.get("eos_token_id")),
             pad_token_id=data.get("pad_token_id"),
+            **fields,
         )
-    except KeyError as exc:
-        raise CheckpointError(f"{source}: missing key {exc.args[0]!r}") from None
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{source}: {exc}") from None
 
 
 def _first(value: Any) -> Any:
@@ -160,22 +194,10 @@ def config_to_hf(cfg: Mamba2Config) -> dict[str, Any]:
         "vocab_size": cfg.padded_vocab_size,
         "biomamba_vocab_size": cfg.vocab_size,
         "pad_vocab_size_multiple": cfg.pad_vocab_size_multiple,
-        "state_size": cfg.d_state,
-        "conv_kernel": cfg.d_conv,
-        "expand": cfg.expand,
-        "head_dim": cfg.headdim,
+        **{key: getattr(cfg, ours) for ours, key in _HF_NAMES.items()},
         "num_heads": cfg.nheads,
-        "n_groups": cfg.ngroups,
-        "chunk_size": cfg.chunk_size,
-        "layer_norm_epsilon": cfg.norm_epsilon,
-        "residual_in_fp32": cfg.residual_in_fp32,
         "tie_word_embeddings": cfg.tie_embeddings,
-        "use_bias": cfg.bias,
-        "use_conv_bias": cfg.conv_bias,
         "hidden_act": "silu",
-        "time_step_min": cfg.dt_min,
-        "time_step_max": cfg.dt_max,
-        "time_step_floor": cfg.dt_init_floor,
         "time_step_limit": [cfg.dt_limit[0], _json_float(cfg.dt_limit[1])],
         "rescale_prenorm_residual": False,  # an init-time flag; True makes transformers rescale loaded weights
         "initializer_range": cfg.initializer_range,
@@ -211,34 +233,18 @@ def config_from_ssm(data: dict[str, Any], source: str = "config.json") -> Mamba2
             problems.append(f"ssm_cfg.{key}={ssm[key]!r}")
     if problems:
         raise CheckpointError(f"{source}: unsupported mamba-ssm architecture: " + ", ".join(problems))
-    try:
-        limit = ssm.get("dt_limit", (0.0, math.inf))
+    with _config_errors(source):
         return Mamba2Config(
             d_model=int(data["d_model"]),
             n_layer=int(data["n_layer"]),
             vocab_size=int(data["vocab_size"]),
             pad_vocab_size_multiple=int(data.get("pad_vocab_size_multiple", 8)),
-            d_state=int(ssm.get("d_state", 128)),
-            d_conv=int(ssm.get("d_conv", 4)),
-            expand=int(ssm.get("expand", 2)),
-            headdim=int(ssm.get("headdim", 64)),
-            ngroups=int(ssm.get("ngroups", 1)),
-            chunk_size=int(ssm.get("chunk_size", 256)),
             norm_epsilon=float(data.get("norm_epsilon", 1e-5)),
             residual_in_fp32=bool(data.get("residual_in_fp32", True)),
             tie_embeddings=bool(data.get("tie_embeddings", True)),
-            bias=bool(ssm.get("bias", False)),
-            conv_bias=bool(ssm.get("conv_bias", True)),
-            dt_min=float(ssm.get("dt_min", 0.001)),
-            dt_max=float(ssm.get("dt_max", 0.1)),
-            dt_init_floor=float(ssm.get("dt_init_floor", 1e-4)),
-            dt_limit=(_float(limit[0]), _float(limit[1])),
-            A_init_range=tuple(ssm.get("A_init_range", (1.0, 16.0))),
+            dt_limit=_dt_limit(ssm.get("dt_limit", (0.0, math.inf))),
+            **_read_fields(ssm, {name: name for name in _SSM_CFG_FIELDS}),
         )
-    except KeyError as exc:
-        raise CheckpointError(f"{source}: missing key {exc.args[0]!r}") from None
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{source}: {exc}") from None
 
 
 # mamba-ssm's RMSNorm epsilon: MambaConfig has no field for it, so only this value can be written.
@@ -254,26 +260,10 @@ def config_to_ssm(cfg: Mamba2Config) -> dict[str, Any]:
             f"(mamba-ssm's MambaConfig has no such field and always uses {SSM_NORM_EPSILON}); use --to hf"
         )
     ssm_cfg: dict[str, Any] = {"layer": "Mamba2"}
-    defaults = Mamba2Config()
-    for key in (
-        "d_state",
-        "d_conv",
-        "expand",
-        "headdim",
-        "ngroups",
-        "chunk_size",
-        "bias",
-        "conv_bias",
-        "dt_min",
-        "dt_max",
-        "dt_init_floor",
-    ):
-        if getattr(cfg, key) != getattr(defaults, key):
-            ssm_cfg[key] = getattr(cfg, key)
-    if cfg.dt_limit != defaults.dt_limit:
-        ssm_cfg["dt_limit"] = list(cfg.dt_limit)
-    if cfg.A_init_range != defaults.A_init_range:
-        ssm_cfg["A_init_range"] = list(cfg.A_init_range)
+    for key in (*_SSM_CFG_FIELDS, "dt_limit"):  # what differs from the defaults, which are mamba-ssm's
+        if getattr(cfg, key) != getattr(_DEFAULTS, key):
+            value = getattr(cfg, key)
+            ssm_cfg[key] = list(value) if isinstance(value, tuple) else value
     return {
         "d_model": cfg.d_model,
         "d_intermediate": 0,
@@ -355,14 +345,13 @@ def load_state_strict(model: Mamba2LMHeadModel, weights: dict[str, Tensor], sour
         for k in set(expected) & set(weights)
         if tuple(weights[k].shape) != tuple(expected[k].shape)
     )
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {', '.join(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {', '.join(unexpected)}")
-        if wrong:
-            parts.append(f"wrong shapes: {'; '.join(wrong)}")
+    problems = {
+        "missing keys": ", ".join(missing),
+        "unexpected keys": ", ".join(unexpected),
+        "wrong shapes": "; ".join(wrong),
+    }
+    parts = [f"{what}: {listed}" for what, listed in problems.items() if listed]
+    if parts:
         raise CheckpointError(f"{source}: checkpoint does not match the config: " + " | ".join(parts))
     # assign: the model was built without initialisation; take the checkpoint's tensors as they are
     model.load_state_dict({k: v.contiguous() for k, v in weights.items()}, strict=False, assign=True)

@@ -160,7 +160,8 @@ class DecodingBatch:
         try:
             logits = self.state.join([row.request.prompt_ids for row in rows])
         except Exception as exc:  # noqa: BLE001 - e.g. a token id outside the embedding
-            self._restart_if_broken()
+            if not self.rows:  # the failed join may have left a half-built state: start afresh
+                self.state = self.decoder.new_state()
             if len(rows) > 1:
                 for row in rows:
                     self._join([row])
@@ -200,11 +201,6 @@ class DecodingBatch:
             row.finish()
         self.rows = []
         self.state = self.decoder.new_state()
-
-    def _restart_if_broken(self) -> None:
-        """A failed join may have left a half-built state; with no rows, start afresh."""
-        if not self.rows:
-            self.state = self.decoder.new_state()
 
     def _emit(self, rows: list[_Row], logits: torch.Tensor) -> None:
         vocab = self.decoder.vocab_size

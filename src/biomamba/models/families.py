@@ -84,17 +84,12 @@ GENERIC = FamilySpec("transformers")  # any other transformers causal LM: attent
 def family_named(name: str) -> FamilySpec:
     """The row called `name` (what `family` returns; "mamba2" is biomamba's own), else the row covering that
     transformers ``model_type``, else a generic transformer spec with that name."""
-    for spec in FAMILIES:
-        if spec.name == name:
-            return spec
-    return _by_model_type(name)
+    return next((spec for spec in FAMILIES if spec.name == name), None) or _by_model_type(name)
 
 
 def _by_model_type(model_type: str) -> FamilySpec:
-    for spec in FAMILIES:
-        if model_type in spec.model_types:
-            return spec
-    return replace(GENERIC, name=model_type, model_types=(model_type,))
+    generic = replace(GENERIC, name=model_type, model_types=(model_type,))
+    return next((spec for spec in FAMILIES if model_type in spec.model_types), generic)
 
 
 def family_spec(model: nn.Module, default: FamilySpec | None = None) -> FamilySpec:

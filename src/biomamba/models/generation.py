@@ -4,8 +4,8 @@ Mamba2 decodes from its recurrent cache, O(1) work and memory per new token: eac
 its own (no padding ever enters the state; rows may have different lengths), the per-prompt caches are
 stacked, and finished rows are dropped from the batch. transformers models decode with their KV cache,
 prompts left-padded with an attention mask and matching position ids. Both live behind `DecodeState`
-(`decode_state(model)`), whose rows may also join a batch that is already decoding: the server's
-continuous batching (`biomamba.models.decoding`) uses the same state classes.
+(`decode_state(model)`), whose rows may also join a batch that is already decoding. `stream_generate`
+runs the server's continuous-batching loop and sampler (`biomamba.models.decoding`), so the two decode alike.
 
 Stop strings end a row at their first occurrence in the generated text; the stop string itself is not
 returned. While streaming, text that could still turn out to be the start of a stop string (or an
@@ -16,7 +16,7 @@ taken back.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -46,31 +46,6 @@ class Generation:
     token_ids: list[int]
     finish_reason: str
     prompt_tokens: int
-
-
-@dataclass
-class _Row:
-    prompt_tokens: int
-    text: TextStream
-    tokens: list[int] = field(default_factory=list)
-    finish_reason: str | None = None
-
-
-def _sample(
-    logits: Tensor, *, greedy: bool, temperature: float, top_p: float, generator: torch.Generator | None
-) -> Tensor:
-    """Next token per row from last-position logits [B, V] (fp32)."""
-    if greedy or temperature <= 0.0:
-        return logits.argmax(dim=-1)
-    probs = torch.softmax(logits / temperature, dim=-1)
-    if top_p < 1.0:
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
-        cumulative = sorted_probs.cumsum(dim=-1)
-        # keep the smallest set whose mass reaches top_p (the top token is always kept)
-        drop = cumulative - sorted_probs >= top_p
-        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 class TextStream:
@@ -198,10 +173,9 @@ class KVCacheState(DecodeState):
     on its own cache, then both caches are left-padded to one width and stacked; leaving rows are
     selected out and all-padding leading columns trimmed."""
 
-    def __init__(self, model: nn.Module, pad_id: int = 0) -> None:
+    def __init__(self, model: nn.Module) -> None:
         self.model = model
         self.device = next(model.parameters()).device
-        self.pad_id = pad_id
         self._reset()
 
     def _reset(self) -> None:
@@ -221,7 +195,7 @@ class KVCacheState(DecodeState):
 
     def join(self, prompts: Sequence[Sequence[int]]) -> Tensor:
         width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        ids = torch.zeros(len(prompts), width, dtype=torch.long)  # padding: masked out, any id does
         mask = torch.zeros_like(ids)
         for i, p in enumerate(prompts):
             ids[i, width - len(p) :] = torch.tensor(list(p))
@@ -308,11 +282,11 @@ def _stack_caches(cache: Any, mask: Tensor, other: Any, other_mask: Tensor) -> t
     return cache, torch.cat([pad(mask, 1), pad(other_mask, 1)])
 
 
-def decode_state(model: nn.Module, pad_id: int = 0) -> DecodeState:
+def decode_state(model: nn.Module) -> DecodeState:
     """An empty `DecodeState` of the kind the model's family declares (`FamilySpec.decode_state`)."""
     if family_spec(model).decode_state == "recurrent":
         return Mamba2State(model)
-    return KVCacheState(model, pad_id)
+    return KVCacheState(model)
 
 
 @torch.no_grad()
@@ -332,97 +306,83 @@ def stream_generate(
     """Yield `StreamEvent`s as tokens are produced; each row ends with one event where ``finished``.
 
     ``prompts`` is a string, a list of strings, or a list of token-id lists. Events of different rows
-    interleave (one per active row per step); concatenating a row's ``text`` gives its final text."""
+    interleave (one per active row per step); concatenating a row's ``text`` gives its final text.
+    The decoding is the server's (`biomamba.models.decoding.DecodingBatch`: one decode loop, one sampler);
+    with a ``seed``, row i samples from its own generator seeded ``seed + i``."""
+    from biomamba.models.decoding import BatchDecoder, GenerationRequest  # decoding imports this module
+
     if isinstance(prompts, str):
         prompts = [prompts]
     if max_new_tokens < 0:
         raise ValueError("max_new_tokens must be >= 0")
     if not 0.0 < top_p <= 1.0:
         raise ValueError("top_p must be in (0, 1]")
-    stops = [s for s in (stop or []) if s]
     encoded = _encode_prompts(tokenizer, list(prompts))
-    eos = tokenizer.eos_token_id if stop_at_eos else None
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    vocab = len(tokenizer)
-    rows = [_Row(len(ids), TextStream(tokenizer, stops)) for ids in encoded]
     if max_new_tokens == 0:
-        for i in range(len(rows)):
+        for i in range(len(encoded)):
             yield StreamEvent(i, "", None, True, "length")
         return
-    generator = None
-    state = decode_state(model, pad)
-    if seed is not None:
-        generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
-    logits = state.join(encoded)
-    active = list(range(len(rows)))  # row index of each batch position
-    for _ in range(max_new_tokens):
-        logits[:, vocab:] = float("-inf")  # padded embedding rows are not tokens
-        tokens = _sample(logits, greedy=greedy, temperature=temperature, top_p=top_p, generator=generator)
-        for pos, row_idx in enumerate(active):
-            if rows[row_idx].finish_reason is None:
-                yield _advance(rows[row_idx], row_idx, int(tokens[pos]), eos, max_new_tokens)
-        still = [pos for pos, row_idx in enumerate(active) if rows[row_idx].finish_reason is None]
-        if not still:
-            return
-        if len(still) < len(active):
-            state.keep(still)
-            active = [active[p] for p in still]
-            tokens = tokens[still]
-        logits = state.step(tokens)
-
-
-def _advance(row: _Row, index: int, token: int, eos: int | None, limit: int) -> StreamEvent:
-    """Add one token to a row; decide what text may be emitted now and whether the row is done."""
-    if eos is not None and token == eos:
-        row.finish_reason = "eos"
-        return StreamEvent(index, row.text.flush(), token, True, "eos")
-    row.tokens.append(token)
-    piece = row.text.feed(token)
-    if row.text.stopped:
-        row.finish_reason = "stop"
-        return StreamEvent(index, piece, token, True, "stop")
-    if len(row.tokens) >= limit:
-        row.finish_reason = "length"
-        return StreamEvent(index, piece + row.text.flush(), token, True, "length")
-    return StreamEvent(index, piece, token, False, None)
+    eos = tokenizer.eos_token_id if stop_at_eos else None
+    requests = [
+        GenerationRequest(
+            ids,
+            max_new_tokens,
+            temperature=0.0 if greedy else temperature,
+            top_p=top_p,
+            seed=None if seed is None else seed + i,
+            stop_token_ids=frozenset() if eos is None else frozenset({eos}),
+        )
+        for i, ids in enumerate(encoded)
+    ]
+    texts = [TextStream(tokenizer, stop or ()) for _ in requests]
+    streams = [request.stream() for request in requests]
+    live = set(range(len(requests)))
+    training = model.training  # the decoder puts the model in eval mode; the caller's mode comes back
+    try:
+        batch = BatchDecoder(model, vocab_size=len(tokenizer)).start()
+        batch.add(requests)
+        while live:
+            for i in sorted(live):  # each live row has exactly one new item: a token, or its end
+                token = next(streams[i], None)  # an engine error (e.g. NaN logits) is raised here
+                if token is None:  # ended without a token: the EOS
+                    live.discard(i)
+                    yield StreamEvent(i, texts[i].flush(), eos, True, "eos")
+                    continue
+                piece = texts[i].feed(token)
+                if texts[i].stopped:
+                    requests[i].cancelled.set()  # the batch drops the row before its next step
+                    live.discard(i)
+                    yield StreamEvent(i, piece, token, True, "stop")
+                elif len(texts[i].ids) == max_new_tokens:
+                    live.discard(i)
+                    yield StreamEvent(i, piece + texts[i].flush(), token, True, "length")
+                else:
+                    yield StreamEvent(i, piece, token, False, None)
+            if live:
+                batch.step()
+    finally:
+        model.train(training)
 
 
 def generate(
     model: nn.Module,
     tokenizer: Any,
     prompts: str | Sequence[str] | Sequence[Sequence[int]],
-    max_new_tokens: int = 128,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    stop: Sequence[str] | None = None,
-    greedy: bool = False,
-    *,
-    seed: int | None = None,
-    stop_at_eos: bool = True,
+    *args: Any,
+    **kwargs: Any,
 ) -> Generation | list[Generation]:
-    """Generate continuations; a single string prompt gives one `Generation`, a list gives a list."""
+    """Generate continuations (the arguments of `stream_generate`); a single string prompt gives one
+    `Generation`, a list gives a list."""
     single = isinstance(prompts, str)
-    items = [prompts] if single else list(prompts)
-    texts = ["" for _ in items]
-    tokens: list[list[int]] = [[] for _ in items]
-    reasons = ["length" for _ in items]
-    for event in stream_generate(
-        model,
-        tokenizer,
-        items,
-        max_new_tokens,
-        temperature,
-        top_p,
-        stop,
-        greedy,
-        seed=seed,
-        stop_at_eos=stop_at_eos,
-    ):
+    encoded = _encode_prompts(tokenizer, [prompts] if single else list(prompts))
+    texts = ["" for _ in encoded]
+    tokens: list[list[int]] = [[] for _ in encoded]
+    reasons = ["length" for _ in encoded]
+    for event in stream_generate(model, tokenizer, encoded, *args, **kwargs):
         texts[event.index] += event.text
-        if event.token_id is not None and event.finish_reason not in ("eos",):
+        if event.token_id is not None and event.finish_reason != "eos":
             tokens[event.index].append(event.token_id)
         if event.finished:
             reasons[event.index] = event.finish_reason or "length"
-    encoded = _encode_prompts(tokenizer, items)
-    results = [Generation(texts[i], tokens[i], reasons[i], len(encoded[i])) for i in range(len(items))]
+    results = [Generation(texts[i], tokens[i], reasons[i], len(ids)) for i, ids in enumerate(encoded)]
     return results[0] if single else results

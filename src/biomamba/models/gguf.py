@@ -28,6 +28,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import torch
 
 from biomamba.errors import BiomambaError
 from biomamba.models.decoding import BatchDecoder
@@ -225,8 +226,6 @@ class GgufState:
         self.batch_size = 0
 
     def join(self, prompts: Sequence[Sequence[int]]) -> Any:
-        import torch
-
         if self.batch_size or len(prompts) != 1:
             raise RuntimeError("a llama.cpp sequence decodes one request at a time")
         logits = self.model.prefill(prompts[0])
@@ -234,8 +233,6 @@ class GgufState:
         return torch.from_numpy(logits)[None]
 
     def step(self, tokens: Any) -> Any:
-        import torch
-
         return torch.from_numpy(self.model.step(int(tokens[0])))[None]
 
     def keep(self, rows: Sequence[int]) -> None:
@@ -252,8 +249,6 @@ class GgufDecoder(BatchDecoder):
     max_rows = 1
 
     def __init__(self, model: GgufModel, vocab_size: int | None = None) -> None:
-        import torch
-
         self.model = model
         self.device = torch.device("cpu")
         self.vocab_size = vocab_size

@@ -198,11 +198,6 @@ class Mamba2Cache:
             max(c.seqlen_offset for c in caches),
         )
 
-    def reset(self) -> None:
-        self.conv.zero_()
-        self.ssm.zero_()
-        self.seqlen_offset = 0
-
 
 class RMSNorm(nn.Module):
     """RMSNorm computed in fp32 (as transformers' Mamba2RMSNorm)."""
@@ -331,12 +326,7 @@ class Mamba2Mixer(nn.Module):
             if cache is not None:
                 full = torch.cat([history.to(xbc.dtype), xbc], dim=1)
                 cache.conv[self.layer_idx].copy_(full[:, -(c.d_conv - 1) :])
-            x, B, C = torch.split(
-                xbc_act, [self.d_inner, c.ngroups * c.d_state, c.ngroups * c.d_state], dim=-1
-            )
-            x = x.reshape(b, length, self.nheads, c.headdim)
-            B = B.reshape(b, length, c.ngroups, c.d_state)
-            C = C.reshape(b, length, c.ngroups, c.d_state)
+            x, B, C = self._split_heads(xbc_act)
             backend = scan_backend(c.kernels, x) if cache is None else "torch"
             if backend == "triton":
                 y = triton_ssd(x, dt_raw, self.dt_bias, A, B, C, self.D, c.chunk_size, c.dt_limit, seg)
@@ -345,21 +335,11 @@ class Mamba2Mixer(nn.Module):
             elif cache is None and c.recompute_scan and torch.is_grad_enabled():
                 # Keep only the scan's inputs for backward and recompute its chunk x chunk intermediates
                 # there: they are the largest activations of the model (as mamba-ssm's kernels do).
-                y = torch.utils.checkpoint.checkpoint(
-                    _scan_output, x, dt, A, B, C, c.chunk_size, self.D, seg, backend, use_reentrant=False
-                )
+                scan_args = (x, dt, A, B, C, c.chunk_size, self.D, None, seg)  # no initial state
+                y = torch.utils.checkpoint.checkpoint(_scan_output, backend, *scan_args, use_reentrant=False)
             else:
-                y, final = _torch_scan(backend)(
-                    x,
-                    dt,
-                    A,
-                    B,
-                    C,
-                    c.chunk_size,
-                    D=self.D,
-                    initial_state=cache.ssm[self.layer_idx] if cache is not None else None,
-                    seg=seg,
-                )
+                state = cache.ssm[self.layer_idx] if cache is not None else None
+                y, final = _torch_scan(backend)(x, dt, A, B, C, c.chunk_size, self.D, state, seg)
                 if cache is not None:
                     cache.ssm[self.layer_idx].copy_(final)
             y = y.reshape(b, length, self.d_inner)
@@ -368,7 +348,6 @@ class Mamba2Mixer(nn.Module):
 
     def _step(self, xbc: Tensor, dt: Tensor, A: Tensor, cache: Mamba2Cache) -> Tensor:
         """Decode one token per row from the cache (conv window shift + one SSM step)."""
-        c = self.config
         conv_state = cache.conv[self.layer_idx]  # [b, k-1, d]
         window = torch.cat([conv_state.to(xbc.dtype), xbc[:, None]], dim=1)  # [b, k, d]
         conv_state.copy_(window[:, 1:])
@@ -376,33 +355,21 @@ class Mamba2Mixer(nn.Module):
         out = (window * weight).sum(dim=1)
         if self.conv1d.bias is not None:
             out = out + self.conv1d.bias.to(xbc.dtype)
-        out = F.silu(out)
-        x, B, C = torch.split(out, [self.d_inner, c.ngroups * c.d_state, c.ngroups * c.d_state], dim=-1)
-        b = x.shape[0]
-        y = ssd_step(
-            cache.ssm[self.layer_idx],
-            x.reshape(b, self.nheads, c.headdim),
-            dt,
-            A,
-            B.reshape(b, c.ngroups, c.d_state),
-            C.reshape(b, c.ngroups, c.d_state),
-            D=self.D,
-        )
-        return y
+        x, B, C = self._split_heads(F.silu(out))
+        return ssd_step(cache.ssm[self.layer_idx], x, dt, A, B, C, D=self.D)
+
+    def _split_heads(self, xbc: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The activated conv output [..., conv_dim] as the scan's x [..., nheads, headdim] and its B and C
+        [..., ngroups, d_state]."""
+        c, lead = self.config, xbc.shape[:-1]
+        x, B, C = torch.split(xbc, [self.d_inner, c.ngroups * c.d_state, c.ngroups * c.d_state], dim=-1)
+        groups = (*lead, c.ngroups, c.d_state)
+        return x.reshape(*lead, self.nheads, c.headdim), B.reshape(groups), C.reshape(groups)
 
 
-def _scan_output(
-    x: Tensor,
-    dt: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    chunk: int,
-    D: Tensor,
-    seg: Tensor | None,
-    backend: str = "torch",
-) -> Tensor:
-    return _torch_scan(backend)(x, dt, A, B, C, chunk, D=D, seg=seg)[0]
+def _scan_output(backend: str, *args: Any) -> Tensor:
+    """The output alone of `_torch_scan(backend)` called with `args` (what checkpointing recomputes)."""
+    return _torch_scan(backend)(*args)[0]
 
 
 def _torch_scan(backend: str):
@@ -530,14 +497,12 @@ class Mamba2LMHeadModel(nn.Module):
         self.backbone.gradient_checkpointing = False
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
-        seen: set[int] = set()
-        total = 0
-        for name, p in self.named_parameters(remove_duplicate=True):
-            if id(p) in seen or (exclude_embeddings and name.startswith("backbone.embeddings")):
-                continue
-            seen.add(id(p))
-            total += p.numel()
-        return total
+        """Each parameter once (a tied head is the embeddings: named_parameters yields it once)."""
+        return sum(
+            p.numel()
+            for name, p in self.named_parameters()
+            if not (exclude_embeddings and name.startswith("backbone.embeddings"))
+        )
 
     def allocate_cache(
         self, batch_size: int, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None

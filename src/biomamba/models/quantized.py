@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from biomamba.errors import CheckpointError, refused_pickle
-from biomamba.models.checkpoint import TOKENIZER_FILES, copy_files
+from biomamba.models.checkpoint import TOKENIZER_FILES, copy_files, detect_format, mamba2_config
+from biomamba.models.mamba2 import Mamba2LMHeadModel
 from biomamba.utils.atomic import atomic_dir, write_json
 
 FORMAT = "biomamba-quantized/1"
@@ -203,23 +204,11 @@ def _skeleton(model_dir: Path) -> nn.Module:
     from accelerate import init_empty_weights
 
     with init_empty_weights(include_buffers=False):
-        return _architecture(model_dir)
+        if detect_format(model_dir) in ("hf", "mamba-ssm"):
+            return Mamba2LMHeadModel(mamba2_config(model_dir))  # a tied head is re-tied once loaded
+        from transformers import AutoConfig, AutoModelForCausalLM
 
-
-def _architecture(model_dir: Path) -> nn.Module:
-    from biomamba.models.checkpoint import detect_format, mamba2_config
-
-    if detect_format(model_dir) in ("hf", "mamba-ssm"):
-        from biomamba.models.mamba2 import Mamba2LMHeadModel
-
-        cfg = mamba2_config(model_dir)
-        model = Mamba2LMHeadModel(cfg)
-        if cfg.tie_embeddings:
-            model.lm_head.weight = model.backbone.embeddings.weight
-        return model
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(model_dir)))
+        return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(model_dir)))
 
 
 def load_quantized(model_dir: str | Path, device: str | torch.device = "cpu") -> nn.Module:
