@@ -20,7 +20,7 @@ from biomamba.utils.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the lazy names: type checkers read them, `lazy_exports` imports them on first use
     from biomamba.models.kernels.compiled import compiled_ssd  # noqa: F401
-    from biomamba.models.kernels.dispatch import installed_kernels, scan_backend  # noqa: F401
+    from biomamba.models.kernels.dispatch import scan_backend  # noqa: F401
     from biomamba.models.kernels.fla_kernel import fla_chunk_scan, fla_inputs, fla_ssd  # noqa: F401
     from biomamba.models.kernels.mamba_ssm_kernel import triton_chunk_scan, triton_ssd  # noqa: F401
 

@@ -48,8 +48,3 @@ def scan_backend(mode: str, x: Tensor) -> str:
     if not kernel_usable(mode, x):
         raise RuntimeError(f"kernels={mode!r} needs {_NEEDS[mode]} and CUDA tensors")
     return mode
-
-
-def installed_kernels() -> list[str]:
-    """The Triton kernels that import in this process (for reports; says nothing about the device)."""
-    return [name for name in AUTO_ORDER if _IMPORTS[name]() is not None]
