@@ -249,13 +249,8 @@ class Benchmark:
 
     @property
     def format(self) -> str:
-        names = sorted({f.format for f in self.files})
-        return names[0] if len(names) == 1 else "+".join(names)
-
-    def summary(self) -> str:
-        """E.g. "3 files, 41 records (golden7b.json 20, golden8b.json 21 (3 duplicates left out))"."""
-        parts = ", ".join(f.describe() for f in self.files)
-        return f"{len(self.files)} files, {len(self.records)} records ({parts})"
+        """The detected (or named) format; formats joined by "+" when the files differ."""
+        return "+".join(sorted({f.format for f in self.files}))
 
 
 def expand_paths(spec: str | Path) -> list[Path]:
