@@ -44,6 +44,11 @@ class PrefixBackend(Protocol):
     def extend(self, state: Any, rows: list[int], suffixes: list[list[int]]) -> tuple[torch.Tensor, Any]: ...
 
 
+def padding_id(tokenizer: Any) -> int:
+    """The token prompts are padded with: the tokenizer's pad token, else its EOS (GPT-2 has no pad), else 0."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+
+
 def model_max_length(model: Any) -> int:
     """Context length as lm-eval's HF backend finds it (config attributes, else 2048)."""
     config = getattr(model, "config", None)

@@ -15,7 +15,7 @@ import numpy as np
 
 from biomamba.errors import BiomambaError
 from biomamba.eval import hub, resume
-from biomamba.eval.backends import make_backend
+from biomamba.eval.backends import make_backend, padding_id
 from biomamba.eval.config import EvalConfig
 from biomamba.eval.domain_perplexity import check_tokenizer, perplexity
 from biomamba.eval.metrics import bootstrap_interval, expected_calibration_error
@@ -139,8 +139,7 @@ def evaluate(
         raise ValueError(f"unknown protocol {protocol!r} (one of {', '.join(PROTOCOLS)})")
     shots = DEFAULT_SHOTS[protocol] if shots is None else shots
     seed_list = [seed + i for i in range(seeds)] if shots > 0 else [seed]
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    engine = make_backend(model, max_length=max_length, pad_id=pad_id, kind=backend)
+    engine = make_backend(model, max_length=max_length, pad_id=padding_id(tokenizer), kind=backend)
     encoder = RequestEncoder(tokenizer, engine.max_length)
     target = Path(output) if output is not None else None
     previous = resume.finished_tasks(target)
