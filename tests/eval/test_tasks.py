@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from tests.eval.conftest import FIXTURES, write_jsonl
-from tests.factories.scripts import load_module
+from tests.factories.scripts import lm_eval_task_module
 
 from biomamba.errors import DataError
 from biomamba.eval.tasks import (
@@ -20,12 +20,6 @@ from biomamba.eval.tasks import (
     load_questions,
     parse_task_file,
 )
-
-
-def _lm_eval_task_module(relative: str):
-    import lm_eval
-
-    return load_module(Path(lm_eval.__file__).parent / "tasks" / relative, relative.replace("/", "_"))
 
 
 def test_every_issue_task_is_registered():
@@ -123,7 +117,7 @@ def test_general_tasks_use_lm_eval_templates(tmp_path):
         "label": 1,
     }
     q = load_questions(TaskFile("hellaswag", write_jsonl(tmp_path / "hs.jsonl", [hs])))[0]
-    utils = _lm_eval_task_module("hellaswag/utils.py")
+    utils = lm_eval_task_module("hellaswag/utils.py")
     ctx = hs["ctx_a"] + " " + hs["ctx_b"].capitalize()
     assert q.context == utils.preprocess(hs["activity_label"] + ": " + ctx)
     assert q.choices == [utils.preprocess(e) for e in hs["endings"]] and q.gold == 1
@@ -136,7 +130,7 @@ def test_general_tasks_use_lm_eval_templates(tmp_path):
         "answer": "1",
     }
     q = load_questions(TaskFile("winogrande", write_jsonl(tmp_path / "wg.jsonl", [wg])))[0]
-    pre = _lm_eval_task_module("winogrande/preprocess_winogrande.py")
+    pre = lm_eval_task_module("winogrande/preprocess_winogrande.py")
     assert q.context == pre.doc_to_choice(wg) and q.continuation == pre.doc_to_target(wg) and q.gold == 0
     assert q.requests() == [(c, " " + pre.doc_to_target(wg)) for c in pre.doc_to_choice(wg)]
 

@@ -22,3 +22,10 @@ def load_module(path: Path, name: str | None = None) -> ModuleType:
 def benchmark_script(name: str) -> ModuleType:
     """benchmarks/<name>.py as a module."""
     return load_module(BENCHMARKS / f"{name}.py")
+
+
+def lm_eval_task_module(relative: str) -> ModuleType:
+    """A utility file of lm-eval's bundled tasks (`hellaswag/utils.py`) as a module: its own preprocessing."""
+    import lm_eval
+
+    return load_module(Path(lm_eval.__file__).parent / "tasks" / relative, relative.replace("/", "_"))
