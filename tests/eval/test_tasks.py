@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from tests.eval.conftest import FIXTURES, write_jsonl
+from tests.factories import benchmarks as fx
 from tests.factories.scripts import lm_eval_task_module
 
 from biomamba.errors import DataError
@@ -107,29 +108,15 @@ def test_malformed_records_name_file_and_line(tmp_path):
 
 
 def test_general_tasks_use_lm_eval_templates(tmp_path):
-    hs = {
-        "ind": 4,
-        "activity_label": "Roof shingle removal",
-        "ctx_a": "A man is sitting on a roof.",
-        "ctx_b": "he",
-        "ctx": "...",
-        "endings": ["is using wrap [title] to wrap a pair of skis.", "starts pulling up roofing on a roof."],
-        "label": 1,
-    }
-    q = load_questions(TaskFile("hellaswag", write_jsonl(tmp_path / "hs.jsonl", [hs])))[0]
+    hs = fx.HELLASWAG  # its endings carry WikiHow's "[title]" marker
+    q = load_questions(TaskFile("hellaswag", fx.hellaswag(tmp_path).path))[0]
     utils = lm_eval_task_module("hellaswag/utils.py")
     ctx = hs["ctx_a"] + " " + hs["ctx_b"].capitalize()
     assert q.context == utils.preprocess(hs["activity_label"] + ": " + ctx)
     assert q.choices == [utils.preprocess(e) for e in hs["endings"]] and q.gold == 1
 
-    wg = {
-        "qID": "w1",
-        "sentence": "The trophy doesn't fit into the suitcase because _ is too large.",
-        "option1": "the trophy",
-        "option2": "the suitcase",
-        "answer": "1",
-    }
-    q = load_questions(TaskFile("winogrande", write_jsonl(tmp_path / "wg.jsonl", [wg])))[0]
+    wg = fx.WINOGRANDE
+    q = load_questions(TaskFile("winogrande", fx.winogrande(tmp_path).path))[0]
     pre = lm_eval_task_module("winogrande/preprocess_winogrande.py")
     assert q.context == pre.doc_to_choice(wg) and q.continuation == pre.doc_to_target(wg) and q.gold == 0
     assert q.requests() == [(c, " " + pre.doc_to_target(wg)) for c in pre.doc_to_choice(wg)]
@@ -189,31 +176,12 @@ def test_truthfulqa_both_layouts_and_bioasq(tmp_path):
         mc2 = load_questions(TaskFile("truthfulqa_mc2", path))[0]
         assert mc2.choices == ["r1", "r2", "w"] and mc2.labels == [1, 1, 0]
         assert mc2.context.endswith("\n\nQ: Q1?\nA:")
-    bioasq = tmp_path / "golden.json"
-    bioasq.write_text(
-        json.dumps(
-            {
-                "questions": [
-                    {
-                        "id": "b1",
-                        "type": "yesno",
-                        "body": "Is X a gene?",
-                        "exact_answer": "yes",
-                        "snippets": [{"text": "X is a gene."}],
-                    },
-                    {
-                        "id": "b2",
-                        "type": "factoid",
-                        "body": "Which?",
-                        "exact_answer": [["x"]],
-                        "snippets": [],
-                    },
-                    {"id": "b3", "type": "yesno", "body": "Is Y?", "exact_answer": "maybe", "snippets": []},
-                ]
-            },
-            indent=1,
-        )
-    )
+    questions = [
+        fx.bioasq_question("b1"),
+        fx.bioasq_question("b2", "factoid"),
+        fx.bioasq_question("b3", answer="maybe"),
+    ]
+    bioasq = fx.bioasq_golden(tmp_path / "golden.json", questions)
     with pytest.raises(DataError, match=r"golden.json:\d+: yes/no question needs exact_answer"):
         load_questions(TaskFile("bioasq_yesno", bioasq))
 
