@@ -64,14 +64,10 @@ def get_format(name: str) -> Format:
 # ---------------------------------------------------------------------------------------------- detection
 
 
-def _layout_words(layout: str) -> str:
-    return {"json": "one JSON document", "jsonl": "JSON lines", "csv": "CSV", "parquet": "parquet"}[layout]
-
-
-def _format_layout_words(fmt: Format) -> str:
-    return {"dict": "one JSON document", "document": "one JSON document", "csv": "CSV"}.get(
-        fmt.layout, "JSON lines / parquet rows"
-    )
+# what a file's layout (`bio.layout_of`) or a format's layout (`Format.layout`) is, in an error message's words
+LAYOUT_WORDS = {"json": "one JSON document", "jsonl": "JSON lines", "csv": "CSV", "parquet": "parquet",
+                "dict": "one JSON document", "document": "one JSON document",
+                "records": "JSON lines / parquet rows", "piqa": "JSON lines / parquet rows"}  # fmt: skip
 
 
 def _document_format(path: Path, data: Any) -> Format | None:
@@ -142,7 +138,7 @@ def detect_format(path: Path, accept: Iterable[str] | None = None) -> Format:
         found = _closest(first, accept)
     if found is None:
         what = f"records with fields {sorted(first)}" if first else "no JSON-object records"
-        words = "a JSON file" if layout == "json" else _layout_words(layout)
+        words = "a JSON file" if layout == "json" else LAYOUT_WORDS[layout]
         raise DataError(
             f"{path}: {words} with {what}: not a benchmark format biomamba reads "
             "(list them: biomamba eval tasks; or name one with format=)"
@@ -167,7 +163,7 @@ def check_layout(path: Path, fmt: Format) -> None:
         mismatch = layout == "json" and _document_format(path, bio.load_json(path)[0]) is not None
     if mismatch:
         raise DataError(
-            f"{path}: is {_layout_words(layout)}; format {fmt.name} ({fmt.title}) is {_format_layout_words(fmt)}"
+            f"{path}: is {LAYOUT_WORDS[layout]}; format {fmt.name} ({fmt.title}) is {LAYOUT_WORDS[fmt.layout]}"
         )
 
 
