@@ -25,7 +25,7 @@ import torch
 from biomamba.eval.backends import PrefixBackend
 from biomamba.eval.metrics import choice_probabilities
 from biomamba.eval.scoring import RequestEncoder, score_groups
-from biomamba.eval.tasks import LETTERS, Question, TaskSpec
+from biomamba.eval.tasks import LETTERS, Question, TaskSpec, lettered
 
 PROTOCOLS = ("loglikelihood", "letter", "generate")
 DEFAULT_SHOTS = {"loglikelihood": 0, "letter": 3, "generate": 0}
@@ -130,8 +130,8 @@ def _loglik_record(
 
 
 def letter_block(q: Question, answer: str | None = None) -> str:
-    body = q.stem.rstrip() + "\n" + "".join(f"{LETTERS[i]}. {opt}\n" for i, opt in enumerate(q.options))
-    return body + "Answer:" + (f" {answer}" if answer is not None else "")
+    body = q.stem.rstrip() + "\n" + lettered(q.options) + "Answer:"
+    return body + (f" {answer}" if answer is not None else "")
 
 
 def letter_token_ids(encoder: RequestEncoder, n: int) -> list[int]:

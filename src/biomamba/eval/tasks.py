@@ -145,7 +145,9 @@ class TaskSpec:
 # Each renders lm-eval 0.4's prompt for a parsed record (biomamba.benchmarks reads every format).
 
 
-def _lettered(options: list[str]) -> str:
+def lettered(options: list[str]) -> str:
+    """The options one a line after their letters ("A. first"), as lettered exams and the letter protocol
+    show them."""
     return "".join(f"{LETTERS[i]}. {opt}\n" for i, opt in enumerate(options))
 
 
@@ -172,14 +174,14 @@ def _medqa_prompt(n_options: int) -> Prompt:
             raise DataError(
                 f"{rec.where}: 'options' must have keys {letters} for {task}, got {rec.option_labels}"
             )
-        context = "Question: " + rec.question + "\n" + _lettered(rec.options) + "Answer:"
+        context = "Question: " + rec.question + "\n" + lettered(rec.options) + "Answer:"
         return _question(task, rec, context, letters, rec.question, rec.options)
 
     return prompt
 
 
 def medmcqa_prompt(rec: Record, task: str) -> Question:
-    context = "Question: " + rec.question + "\nChoices:\n" + _lettered(rec.options) + "Answer:"
+    context = "Question: " + rec.question + "\nChoices:\n" + lettered(rec.options) + "Answer:"
     return _question(task, rec, context, list("ABCD"), rec.question, rec.options)
 
 
@@ -187,9 +189,7 @@ def mmlu_prompt(rec: Record, task: str) -> Question:
     subject = task.removeprefix("mmlu_")
     if rec.subtype and rec.subtype != subject:
         raise DataError(f"{rec.where}: an MMLU {rec.subtype} question; task {task} reads {subject}")
-    body = (
-        rec.question + "\n" + "\n".join(f"{LETTERS[i]}. {t}" for i, t in enumerate(rec.options)) + "\nAnswer:"
-    )
+    body = rec.question + "\n" + lettered(rec.options) + "Answer:"
     return _question(task, rec, body, list("ABCD"), rec.question, rec.options)
 
 
