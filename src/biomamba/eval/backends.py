@@ -136,11 +136,6 @@ def _select_rows(cache: Any, index: torch.Tensor, config: Any) -> Any:
     return selected
 
 
-def _only_if_padded(mask: torch.Tensor) -> torch.Tensor | None:
-    """The mask, or None when nothing is padded: attention then takes its plain causal path, as lm-eval's."""
-    return None if bool(mask.all()) else mask
-
-
 def _suffix_mask(suffixes: list[list[int]], width: int, device: torch.device) -> torch.Tensor:
     """[N, width] 1 on each right-padded sequence's real tokens, 0 on the padding up to `width`."""
     lengths = torch.tensor([len(s) for s in suffixes], device=device)
@@ -182,16 +177,16 @@ class HFKVBackend(_Backend):
             return self._last_positions(prompts)
         ids, mask = (t.to(self.device) for t in _left_pad(prompts, self.pad_id))
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(
-            input_ids=ids,
-            attention_mask=_only_if_padded(mask),
-            position_ids=positions,
-            use_cache=keep_state,
-            **self.last_only,
-        )
+        out = self._forward(ids, mask, positions, use_cache=keep_state, **self.last_only)
         lengths = mask.sum(-1)
         cache = _returned_cache(out) if keep_state else None
         return _KVState(cache, mask, lengths), _log_probs(out.logits[:, -1])
+
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, **options: Any) -> Any:
+        """The model at explicit positions; the mask is left out when nothing is padded, so attention takes
+        its plain causal path, as lm-eval's does."""
+        padded = mask if not bool(mask.all()) else None
+        return self.model(input_ids=ids, attention_mask=padded, position_ids=positions, **options)
 
     def _last_positions(self, prompts: list[list[int]]) -> tuple[_KVState, torch.Tensor]:
         """Last-position log-probs without a cache: prompts RIGHT-padded, as lm-eval pads, so attention keeps
@@ -224,13 +219,7 @@ class HFKVBackend(_Backend):
         positions = (lengths[:, None] + torch.arange(width, device=self.device)[None]).clamp(
             max=self.max_length - 1
         )
-        out = self.model(
-            input_ids=ids,
-            attention_mask=_only_if_padded(mask),
-            position_ids=positions,
-            use_cache=True,
-            **{self.cache_keyword: cache},
-        )
+        out = self._forward(ids, mask, positions, use_cache=True, **{self.cache_keyword: cache})
         new_lengths = lengths + torch.tensor([len(s) for s in suffixes], device=self.device)
         return _log_probs(out.logits), _KVState(_returned_cache(out), mask, new_lengths)
 
