@@ -128,31 +128,18 @@ def test_general_tasks_use_lm_eval_templates(tmp_path):
     q = load_questions(TaskFile("piqa", tmp_path / "valid.jsonl"))[0]
     assert q.context == "Question: Open a jar\nAnswer:" and q.gold == 0
 
-    bq = load_questions(
-        TaskFile(
-            "boolq",
-            write_jsonl(
-                tmp_path / "bq.jsonl", [{"question": "is water wet", "passage": "Water.", "answer": True}]
-            ),
-        )
-    )[0]
-    assert bq.context == "Water.\nQuestion: is water wet?\nAnswer:" and bq.choices[bq.gold] == "yes"
+    bq = load_questions(TaskFile("boolq", fx.boolq(tmp_path / "boolq").path))[0]  # the answer: true
+    assert bq.context == f"{fx.BOOLQ['passage']}\nQuestion: {fx.BOOLQ['question']}?\nAnswer:"
+    assert bq.choices[bq.gold] == "yes"
 
     lb = load_questions(
         TaskFile("lambada", write_jsonl(tmp_path / "lb.jsonl", [{"text": "the cat sat on the mat"}]))
     )[0]
     assert lb.requests() == [("the cat sat on the", " mat")]
 
-    obqa = {
-        "id": "o1",
-        "question": {
-            "stem": "The sun is",
-            "choices": [{"label": "A", "text": "a star"}, {"label": "B", "text": "a moon"}],
-        },
-        "answerKey": "A",
-    }
-    q = load_questions(TaskFile("openbookqa", write_jsonl(tmp_path / "ob.jsonl", [obqa])))[0]
-    assert q.context == "The sun is" and q.gold == 0
+    q = load_questions(TaskFile("openbookqa", fx.arc(tmp_path / "openbookqa").path))[0]  # OpenBookQA is ARC's
+    stem, _, gold = fx.ARC[0]
+    assert q.context == stem and q.gold == gold
 
 
 def test_truthfulqa_both_layouts_and_bioasq(tmp_path):
