@@ -185,10 +185,7 @@ def _located(path: Path, text: str, keys: Iterable[object]) -> Iterator[str]:
 
 def iter_raw(path: Path, fmt: Format) -> Iterator[tuple[str, Any, str | None]]:
     """(where, raw record, key) for each record of `path` in `fmt`'s layout; key: PMID, PIQA label line."""
-    if fmt.layout == "csv":
-        for where, row in bio.iter_csv(path):
-            yield where, row, None
-    elif fmt.layout == "piqa":
+    if fmt.layout == "piqa":
         yield from iter_piqa(path)
     elif fmt.layout == "dict":
         data, text = bio.load_json(path)
@@ -203,8 +200,8 @@ def iter_raw(path: Path, fmt: Format) -> Iterator[tuple[str, Any, str | None]]:
         ids = [rec.get("id", i) if isinstance(rec, dict) else i for i, rec in enumerate(items)]
         for where, rec in zip(_located(path, text, ids), items, strict=True):
             yield where, rec, None
-    else:
-        for where, rec in bio.iter_rows(path):
+    else:  # headerless CSV rows, or JSON lines / a JSON array / parquet rows
+        for where, rec in bio.iter_csv(path) if fmt.layout == "csv" else bio.iter_rows(path):
             yield where, rec, None
 
 
