@@ -71,8 +71,7 @@ class RequestEncoder:
         return ctx, whole[len(ctx) :]
 
     def request(self, context: str, continuation: str) -> Encoded:
-        ctx, cont = self.pair(context, continuation)
-        return self.tokens(ctx, cont)
+        return self.tokens(*self.pair(context, continuation))
 
     def tokens(self, ctx: list[int], cont: list[int]) -> Encoded:
         if not cont:
