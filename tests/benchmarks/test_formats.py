@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 from tests.factories import benchmarks as fx
-from tests.factories.scripts import load_module
+from tests.factories.scripts import lm_eval_task_module
 
 from biomamba.benchmarks import FORMATS, detect_format, get_format, map_text, read_benchmark
 from biomamba.benchmarks.registry import iter_raw
@@ -87,11 +87,7 @@ def test_bioasq_in_the_bigbio_qa_schema_is_refused_not_read_as_pubmedqa(tmp_path
 
 
 def test_copa_prompt_is_lm_eval_superglue(tmp_path):
-    from pathlib import Path
-
-    import lm_eval
-
-    utils = load_module(Path(lm_eval.__file__).parent / "tasks/super_glue/copa/utils.py", "copa_utils")
+    utils = lm_eval_task_module("super_glue/copa/utils.py")
     q = load_questions(TaskFile("copa", fx.copa(tmp_path).path))[0]
     assert q.context == utils.doc_to_text(fx.COPA) and q.choices == utils.doc_to_choice(fx.COPA)
 

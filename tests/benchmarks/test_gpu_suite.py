@@ -3,20 +3,15 @@ markdown it writes for BENCHMARKS.md come out whole, so the one device call cann
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.factories.scripts import benchmark_script
 
 
 @pytest.fixture
 def suite(monkeypatch):
-    spec = importlib.util.spec_from_file_location("gpu_suite", ROOT / "benchmarks" / "gpu_suite.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = benchmark_script("gpu_suite")
     # every measured target counts as missed, so the profile path runs whatever this machine's timings are
     monkeypatch.setattr(
         module, "TARGETS", {k: (float("inf"), text) for k, (_, text) in module.TARGETS.items()}

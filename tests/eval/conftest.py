@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from tests.factories import models
 from tests.factories.corpora import write_jsonl  # noqa: F401  (the eval tests import it from here)
 from tests.factories.tokenizers import bpe_tokenizer
@@ -19,6 +20,19 @@ CORPUS = [
     "Plants make food by photosynthesis using energy from the sun.",
     "A man is sitting on a roof. He starts pulling up roofing on a roof.",
 ] * 20
+
+
+def plain_log_probs(model, ids: list[int]) -> torch.Tensor:
+    """[T, V] log-softmax of one plain forward pass: nothing batched, padded, shared or cached."""
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0].float()
+    return torch.log_softmax(logits, -1)
+
+
+def reference_loglik(model, enc) -> float:
+    """The log-likelihood of an `Encoded` request's continuation from one plain forward of its input."""
+    logp = plain_log_probs(model, enc.inputs)[-len(enc.continuation) :]
+    return logp.gather(-1, torch.tensor(enc.continuation)[:, None]).sum().item()
 
 
 @pytest.fixture(scope="session")

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.factories.scripts import ROOT, benchmark_script
 
 
 def test_eval_speed_tiny_run(tmp_path):
-    spec = importlib.util.spec_from_file_location("eval_speed", ROOT / "benchmarks" / "eval_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = benchmark_script("eval_speed")
     fixture = ROOT / "tests" / "eval" / "fixtures" / "pubmedqa_ori_pqal.json"
     mmlu = tmp_path / "mmlu_dev"
     mmlu.mkdir()

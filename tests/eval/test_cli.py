@@ -128,36 +128,23 @@ def test_run_keeps_an_english_file_and_its_translation_apart(tiny_dir, tmp_path,
     assert set(json.loads(out.read_text())["tasks"]) == {"medqa_4options@fr"}
 
 
-def test_run_reads_two_files_of_one_task_as_one_task(tiny_dir, tmp_path):
-    """Results are keyed by task: a second file of the same task is read into it, never dropped."""
-    first = tmp_path / "golden7b.json"
-    second = tmp_path / "golden8b.json"
+@pytest.mark.parametrize("as_folder", [False, True])
+def test_run_reads_every_file_of_one_task_as_one_task(as_folder, tiny_dir, tmp_path):
+    """Results are keyed by task: a second file of the same task is read into it, never dropped; and BioASQ
+    ships one golden file per year and batch: `NAME=FOLDER` scores them all as one task."""
+    folder = tmp_path / "golden"
+    folder.mkdir()
+    first, second = folder / "7B1_golden.json", folder / "8B1_golden.json"
     first.write_text((FIXTURES / "bioasq_taskb_golden.json").read_text())
     data = json.loads(first.read_text())
     data["questions"][0]["id"] = "new-question-of-8b"
     second.write_text(json.dumps(data, indent=1))
     out = tmp_path / "r.json"
-    result = _invoke(["eval", "run", str(tiny_dir / "gpt2"), "--task-file", f"bioasq_yesno={first}",
-                      "--task-file", f"bioasq_yesno={second}", "--output", str(out),
-                      "--set", "eval.bootstrap_resamples=100"])  # fmt: skip
-    assert result.exit_code == 0, result.output
-    task = json.loads(out.read_text())["tasks"]["bioasq_yesno"]
-    assert task["n"] == 3  # 2 yes/no questions of 7b, 1 new one of 8b (the other is a duplicate id)
-    assert set(task["file_sha256"]) == {str(first), str(second)} and task["format"] == "bioasq"
-
-
-def test_run_scores_a_bioasq_golden_folder_in_one_run(tiny_dir, tmp_path):
-    """BioASQ ships one golden file per year and batch: `NAME=FOLDER` scores them all as one task."""
-    folder = tmp_path / "golden"
-    folder.mkdir()
-    (folder / "7B1_golden.json").write_text((FIXTURES / "bioasq_taskb_golden.json").read_text())
-    data = json.loads((folder / "7B1_golden.json").read_text())
-    data["questions"][0]["id"] = "new-question-of-8b"
-    (folder / "8B1_golden.json").write_text(json.dumps(data, indent=1))
-    out = tmp_path / "r.json"
-    result = _invoke(["eval", "run", str(tiny_dir / "gpt2"), "--task-file", f"bioasq_yesno={folder}",
-                      "--output", str(out), "--set", "eval.bootstrap_resamples=100"])  # fmt: skip
+    args = ["eval", "run", str(tiny_dir / "gpt2"), "--output", str(out)]
+    args += ["--set", "eval.bootstrap_resamples=100"]
+    paths = [folder] if as_folder else [first, second]
+    result = _invoke(args + [a for path in paths for a in ("--task-file", f"bioasq_yesno={path}")])
     assert result.exit_code == 0, result.output
     task = json.loads(out.read_text())["tasks"]["bioasq_yesno"]
     assert task["n"] == 3 and len(task["predictions"]) == 3  # 2 of 7B1, 1 new of 8B1 (one duplicate id)
-    assert set(task["file_sha256"]) == {str(folder / "7B1_golden.json"), str(folder / "8B1_golden.json")}
+    assert set(task["file_sha256"]) == {str(first), str(second)} and task["format"] == "bioasq"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 
 import pytest
-import torch
+from tests.eval.conftest import reference_loglik
 
 from biomamba.eval.backends import FullSequenceBackend, make_backend
 from biomamba.eval.scoring import (
@@ -25,14 +25,6 @@ from biomamba.eval.scoring import (
 )
 
 BACKENDS = {"gpt2": ["kv", "full"], "llama": ["kv", "full"], "mamba2": ["mamba2", "full"]}
-
-
-def _reference(model, enc: Encoded) -> float:
-    """One unbatched, unpadded forward of the request (nothing shared, nothing cached)."""
-    with torch.no_grad():
-        logits = model(input_ids=torch.tensor([enc.inputs])).logits[0].float()
-    logp = torch.log_softmax(logits, -1)[-len(enc.continuation) :]
-    return logp.gather(-1, torch.tensor(enc.continuation)[:, None]).sum().item()
 
 
 def _groups(encoder: RequestEncoder, vocab: int) -> list[list[Encoded]]:
@@ -56,7 +48,7 @@ def test_prompts_at_the_context_limit_score_like_full_forwards(family, tiny_toke
     groups = _groups(encoder, len(tiny_tokenizer))
     assert max(len(e.inputs) for g in groups for e in g) == limit  # the last position is really used
     full = score_groups(FullSequenceBackend(model, max_length=limit), groups, batch_size=5)
-    want = [_reference(model, e) for g in groups for e in g]
+    want = [reference_loglik(model, e) for g in groups for e in g]
     assert [s[0] for s in full] == pytest.approx(want, abs=1e-4)
     for kind in BACKENDS[family]:
         backend = make_backend(model, max_length=limit, kind=kind)
@@ -84,7 +76,7 @@ def test_packed_rows_score_like_full_forwards_under_eager_attention(family, tiny
     backend = make_backend(model, max_length=512, kind="kv")
     assert backend.packs
     got = score_groups(backend, groups, batch_size=2)
-    want = [_reference(model, e) for g in groups for e in g]
+    want = [reference_loglik(model, e) for g in groups for e in g]
     assert [s[0] for s in got] == pytest.approx(want, abs=1e-4)
 
 

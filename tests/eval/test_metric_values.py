@@ -16,20 +16,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from tests.eval.conftest import write_jsonl
+from tests.eval.conftest import plain_log_probs, write_jsonl
+from tests.factories.benchmarks import medqa_file
 
 from biomamba.eval.domain_perplexity import stream_perplexity, windows
 from biomamba.eval.protocols import ProtocolRun, run_letter
 from biomamba.eval.runner import evaluate
 from biomamba.eval.scoring import RequestEncoder
 from biomamba.eval.tasks import TASKS, TRUTHFULQA_PROMPT, TaskFile, load_questions
-
-
-def _logprobs(model, ids: list[int]) -> torch.Tensor:
-    """[T, V] log-softmax of one plain forward pass."""
-    with torch.no_grad():
-        logits = model(input_ids=torch.tensor([ids])).logits[0].float()
-    return torch.log_softmax(logits, -1)
 
 
 def _loglik(model, tok, context: str, continuation: str) -> tuple[float, bool]:
@@ -39,7 +33,7 @@ def _loglik(model, tok, context: str, continuation: str) -> tuple[float, bool]:
         context, continuation = context[:-spaces], context[-spaces:] + continuation
     ctx = tok.encode(context)
     cont = tok.encode(context + continuation)[len(ctx) :]
-    logp = _logprobs(model, (ctx + cont)[:-1])[-len(cont) :]
+    logp = plain_log_probs(model, (ctx + cont)[:-1])[-len(cont) :]
     target = torch.tensor(cont)
     return logp.gather(-1, target[:, None]).sum().item(), bool((logp.argmax(-1) == target).all())
 
@@ -217,11 +211,7 @@ def test_letter_protocol_through_evaluate_defaults(family, tmp_path, tiny_tokeni
         model, backend = request.getfixturevalue("tiny_gpt2"), "auto"
     else:
         model, backend = _PrefixHash(len(tok), letter_ids, boost=2.5), "full"
-    records = [
-        {"question": q, "options": dict(zip("ABCD", o, strict=True)), "answer_idx": a}
-        for q, o, a in LETTER_QUESTIONS
-    ]
-    path = write_jsonl(tmp_path / "medqa.jsonl", records)
+    path = medqa_file(tmp_path / "medqa.jsonl", LETTER_QUESTIONS)
     out = evaluate(model, tok, [f"medqa_4options={path}"], protocol="letter", backend=backend, batch_size=3)
     assert out["protocol"]["shots"] == 3 and out["protocol"]["seeds"] == [0, 1, 2]
     task = out["tasks"]["medqa_4options"]
@@ -241,7 +231,7 @@ def test_letter_protocol_through_evaluate_defaults(family, tmp_path, tiny_tokeni
                 pred["id"] == q.qid and pred["prompt_sha"] == hashlib.sha256(prompt.encode()).hexdigest()[:16]
             )
             prompts.setdefault(q.qid, set()).add(prompt)
-            logp = _logprobs(model, tok.encode(prompt))[-1]
+            logp = plain_log_probs(model, tok.encode(prompt))[-1]
             letter_lp = logp[letter_ids]
             valid = int(logp.argmax()) in letter_ids
             want = (
@@ -282,11 +272,9 @@ class _FixedLogits:
 
 def test_letter_protocol_counts_a_non_letter_top_token_wrong(tmp_path, tiny_tokenizer):
     tok = tiny_tokenizer
-    records = [
-        {"question": q, "options": dict(zip("ABCD", o, strict=True)), "answer_idx": a}
-        for q, o, a in LETTER_QUESTIONS[:2]
-    ]
-    questions = load_questions(TaskFile("medqa_4options", write_jsonl(tmp_path / "m.jsonl", records)))
+    questions = load_questions(
+        TaskFile("medqa_4options", medqa_file(tmp_path / "m.jsonl", LETTER_QUESTIONS[:2]))
+    )
     letter_ids = [tok.encode(" " + c)[0] for c in "ABCD"]
     other = next(i for i in range(len(tok)) if i not in letter_ids)
     rows = []
@@ -319,7 +307,7 @@ def test_sliding_window_perplexity_value(family, seq_len, stride, request):
         b = max(0, math.ceil((t - seq_len) / stride)) * stride
         assert min(t, seq_len - stride + 1) <= t - b <= seq_len
         if b not in cache:
-            cache[b] = _logprobs(model, tokens[b : b + seq_len].tolist())
+            cache[b] = plain_log_probs(model, tokens[b : b + seq_len].tolist())
         nll -= cache[b][t - 1 - b, tokens[t]].item()
     assert stats["tokens"] == tokens.size - 1
     assert stats["nll_sum"] == pytest.approx(nll, rel=1e-5)

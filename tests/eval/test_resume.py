@@ -147,3 +147,16 @@ def test_cli_run_killed_by_sigkill_after_task_3_then_rerun_redoes_4_to_6(tmp_pat
     }
     assert scored == {"medmcqa", "mmlu_anatomy", "arc_easy"}
     assert list(json.loads(output.read_text())["tasks"]) == [task for task, _ in SIX]
+
+
+def test_each_task_file_is_hashed_once_per_run(tmp_path, tiny_gpt2, tiny_tokenizer, monkeypatch):
+    """The fingerprint takes the sha256 the reader took (SourceFile): a file's bytes are hashed once, not twice."""
+    import hashlib
+    from pathlib import Path
+
+    hashed, digest = [], hashlib.file_digest
+    monkeypatch.setattr(
+        hashlib, "file_digest", lambda f, name: hashed.append(Path(f.name).name) or digest(f, name)
+    )
+    _run(tiny_gpt2, tiny_tokenizer, _files(tmp_path / "data")[:2], tmp_path / "results.json")
+    assert hashed == ["pubmedqa_ori_pqal.json", "medqa_4options.jsonl"]

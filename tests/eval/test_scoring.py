@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.eval.conftest import FIXTURES
+from tests.eval.conftest import FIXTURES, reference_loglik
 
 from biomamba.eval.backends import FullSequenceBackend, make_backend
 from biomamba.eval.protocols import ProtocolRun, extract_answer, greedy_generate, run_letter
 from biomamba.eval.runner import evaluate
-from biomamba.eval.scoring import Encoded, RequestEncoder, plan_groups, score_groups
+from biomamba.eval.scoring import RequestEncoder, plan_groups, score_groups
 from biomamba.eval.tasks import TASKS, TaskFile, load_questions
 
 QUESTIONS = [
@@ -22,13 +22,6 @@ QUESTIONS = [
 ]
 
 
-def _reference(model, enc: Encoded) -> float:
-    with torch.no_grad():
-        logits = model(input_ids=torch.tensor([enc.inputs])).logits[0].float()
-    logp = torch.log_softmax(logits, -1)[-len(enc.continuation) :]
-    return logp.gather(-1, torch.tensor(enc.continuation)[:, None]).sum().item()
-
-
 @pytest.mark.parametrize("family", ["gpt2", "llama", "mamba2"])
 def test_shared_prefix_scores_equal_full_forwards(family, tiny_tokenizer, request):
     model = request.getfixturevalue(f"tiny_{family}")
@@ -37,7 +30,7 @@ def test_shared_prefix_scores_equal_full_forwards(family, tiny_tokenizer, reques
     backend = make_backend(model)
     for batch_size in (1, 3):  # 3: ragged prompts left-padded in one batch (seq_idx reset for Mamba2)
         got = score_groups(backend, groups, batch_size=batch_size)
-        want = [_reference(model, e) for g in groups for e in g]
+        want = [reference_loglik(model, e) for g in groups for e in g]
         assert [g[0] for g in got] == pytest.approx(want, abs=1e-4)
     full = score_groups(FullSequenceBackend(model), groups, batch_size=3)
     assert [g[0] for g in full] == pytest.approx(want, abs=1e-4)
@@ -49,7 +42,9 @@ def test_mamba2_short_prompts_fall_back_to_exact_length_groups(tiny_mamba2, tiny
     backend = make_backend(tiny_mamba2)
     assert len(plan_groups(groups)[0].prefix) < backend.min_padded_length
     got = score_groups(backend, groups, batch_size=2)
-    assert [g[0] for g in got] == pytest.approx([_reference(tiny_mamba2, g[0]) for g in groups], abs=1e-4)
+    assert [g[0] for g in got] == pytest.approx(
+        [reference_loglik(tiny_mamba2, g[0]) for g in groups], abs=1e-4
+    )
 
 
 def test_left_truncation_matches_lm_eval_formula(tiny_tokenizer, tiny_gpt2):
@@ -61,7 +56,7 @@ def test_left_truncation_matches_lm_eval_formula(tiny_tokenizer, tiny_gpt2):
     plans = plan_groups(groups)  # the two choices truncate differently: no shared prefix, one plan each
     assert len(plans) == 2
     got = score_groups(make_backend(tiny_gpt2, max_length=12), groups)
-    assert [g[0] for g in got] == pytest.approx([_reference(tiny_gpt2, e) for e in groups[0]], abs=1e-4)
+    assert [g[0] for g in got] == pytest.approx([reference_loglik(tiny_gpt2, e) for e in groups[0]], abs=1e-4)
 
 
 def test_letter_protocol_marks_invalid_top_token_wrong(tiny_gpt2, tiny_tokenizer):

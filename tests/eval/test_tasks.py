@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from tests.eval.conftest import FIXTURES, write_jsonl
-from tests.factories.scripts import load_module
+from tests.factories import benchmarks as fx
+from tests.factories.scripts import lm_eval_task_module
 
 from biomamba.errors import DataError
 from biomamba.eval.tasks import (
@@ -20,12 +21,6 @@ from biomamba.eval.tasks import (
     load_questions,
     parse_task_file,
 )
-
-
-def _lm_eval_task_module(relative: str):
-    import lm_eval
-
-    return load_module(Path(lm_eval.__file__).parent / "tasks" / relative, relative.replace("/", "_"))
 
 
 def test_every_issue_task_is_registered():
@@ -113,30 +108,16 @@ def test_malformed_records_name_file_and_line(tmp_path):
 
 
 def test_general_tasks_use_lm_eval_templates(tmp_path):
-    hs = {
-        "ind": 4,
-        "activity_label": "Roof shingle removal",
-        "ctx_a": "A man is sitting on a roof.",
-        "ctx_b": "he",
-        "ctx": "...",
-        "endings": ["is using wrap [title] to wrap a pair of skis.", "starts pulling up roofing on a roof."],
-        "label": 1,
-    }
-    q = load_questions(TaskFile("hellaswag", write_jsonl(tmp_path / "hs.jsonl", [hs])))[0]
-    utils = _lm_eval_task_module("hellaswag/utils.py")
+    hs = fx.HELLASWAG  # its endings carry WikiHow's "[title]" marker
+    q = load_questions(TaskFile("hellaswag", fx.hellaswag(tmp_path).path))[0]
+    utils = lm_eval_task_module("hellaswag/utils.py")
     ctx = hs["ctx_a"] + " " + hs["ctx_b"].capitalize()
     assert q.context == utils.preprocess(hs["activity_label"] + ": " + ctx)
     assert q.choices == [utils.preprocess(e) for e in hs["endings"]] and q.gold == 1
 
-    wg = {
-        "qID": "w1",
-        "sentence": "The trophy doesn't fit into the suitcase because _ is too large.",
-        "option1": "the trophy",
-        "option2": "the suitcase",
-        "answer": "1",
-    }
-    q = load_questions(TaskFile("winogrande", write_jsonl(tmp_path / "wg.jsonl", [wg])))[0]
-    pre = _lm_eval_task_module("winogrande/preprocess_winogrande.py")
+    wg = fx.WINOGRANDE
+    q = load_questions(TaskFile("winogrande", fx.winogrande(tmp_path).path))[0]
+    pre = lm_eval_task_module("winogrande/preprocess_winogrande.py")
     assert q.context == pre.doc_to_choice(wg) and q.continuation == pre.doc_to_target(wg) and q.gold == 0
     assert q.requests() == [(c, " " + pre.doc_to_target(wg)) for c in pre.doc_to_choice(wg)]
 
@@ -147,31 +128,18 @@ def test_general_tasks_use_lm_eval_templates(tmp_path):
     q = load_questions(TaskFile("piqa", tmp_path / "valid.jsonl"))[0]
     assert q.context == "Question: Open a jar\nAnswer:" and q.gold == 0
 
-    bq = load_questions(
-        TaskFile(
-            "boolq",
-            write_jsonl(
-                tmp_path / "bq.jsonl", [{"question": "is water wet", "passage": "Water.", "answer": True}]
-            ),
-        )
-    )[0]
-    assert bq.context == "Water.\nQuestion: is water wet?\nAnswer:" and bq.choices[bq.gold] == "yes"
+    bq = load_questions(TaskFile("boolq", fx.boolq(tmp_path / "boolq").path))[0]  # the answer: true
+    assert bq.context == f"{fx.BOOLQ['passage']}\nQuestion: {fx.BOOLQ['question']}?\nAnswer:"
+    assert bq.choices[bq.gold] == "yes"
 
     lb = load_questions(
         TaskFile("lambada", write_jsonl(tmp_path / "lb.jsonl", [{"text": "the cat sat on the mat"}]))
     )[0]
     assert lb.requests() == [("the cat sat on the", " mat")]
 
-    obqa = {
-        "id": "o1",
-        "question": {
-            "stem": "The sun is",
-            "choices": [{"label": "A", "text": "a star"}, {"label": "B", "text": "a moon"}],
-        },
-        "answerKey": "A",
-    }
-    q = load_questions(TaskFile("openbookqa", write_jsonl(tmp_path / "ob.jsonl", [obqa])))[0]
-    assert q.context == "The sun is" and q.gold == 0
+    q = load_questions(TaskFile("openbookqa", fx.arc(tmp_path / "openbookqa").path))[0]  # OpenBookQA is ARC's
+    stem, _, gold = fx.ARC[0]
+    assert q.context == stem and q.gold == gold
 
 
 def test_truthfulqa_both_layouts_and_bioasq(tmp_path):
@@ -195,31 +163,12 @@ def test_truthfulqa_both_layouts_and_bioasq(tmp_path):
         mc2 = load_questions(TaskFile("truthfulqa_mc2", path))[0]
         assert mc2.choices == ["r1", "r2", "w"] and mc2.labels == [1, 1, 0]
         assert mc2.context.endswith("\n\nQ: Q1?\nA:")
-    bioasq = tmp_path / "golden.json"
-    bioasq.write_text(
-        json.dumps(
-            {
-                "questions": [
-                    {
-                        "id": "b1",
-                        "type": "yesno",
-                        "body": "Is X a gene?",
-                        "exact_answer": "yes",
-                        "snippets": [{"text": "X is a gene."}],
-                    },
-                    {
-                        "id": "b2",
-                        "type": "factoid",
-                        "body": "Which?",
-                        "exact_answer": [["x"]],
-                        "snippets": [],
-                    },
-                    {"id": "b3", "type": "yesno", "body": "Is Y?", "exact_answer": "maybe", "snippets": []},
-                ]
-            },
-            indent=1,
-        )
-    )
+    questions = [
+        fx.bioasq_question("b1"),
+        fx.bioasq_question("b2", "factoid"),
+        fx.bioasq_question("b3", answer="maybe"),
+    ]
+    bioasq = fx.bioasq_golden(tmp_path / "golden.json", questions)
     with pytest.raises(DataError, match=r"golden.json:\d+: yes/no question needs exact_answer"):
         load_questions(TaskFile("bioasq_yesno", bioasq))
 

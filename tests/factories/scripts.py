@@ -38,3 +38,10 @@ def invoke_cli(args: list[str | Path]):
 def run_cli(args: list[str | Path]) -> subprocess.CompletedProcess:
     """`python -m biomamba ARGS` in a fresh process, text captured: the exit status and stderr a user sees."""
     return subprocess.run([sys.executable, "-m", "biomamba", *map(str, args)], capture_output=True, text=True)
+
+
+def lm_eval_task_module(relative: str) -> ModuleType:
+    """A utility file of lm-eval's bundled tasks (`hellaswag/utils.py`) as a module: its own preprocessing."""
+    import lm_eval
+
+    return load_module(Path(lm_eval.__file__).parent / "tasks" / relative, relative.replace("/", "_"))

@@ -64,14 +64,10 @@ def get_format(name: str) -> Format:
 # ---------------------------------------------------------------------------------------------- detection
 
 
-def _layout_words(layout: str) -> str:
-    return {"json": "one JSON document", "jsonl": "JSON lines", "csv": "CSV", "parquet": "parquet"}[layout]
-
-
-def _format_layout_words(fmt: Format) -> str:
-    return {"dict": "one JSON document", "document": "one JSON document", "csv": "CSV"}.get(
-        fmt.layout, "JSON lines / parquet rows"
-    )
+# what a file's layout (`bio.layout_of`) or a format's layout (`Format.layout`) is, in an error message's words
+LAYOUT_WORDS = {"json": "one JSON document", "jsonl": "JSON lines", "csv": "CSV", "parquet": "parquet",
+                "dict": "one JSON document", "document": "one JSON document",
+                "records": "JSON lines / parquet rows", "piqa": "JSON lines / parquet rows"}  # fmt: skip
 
 
 def _document_format(path: Path, data: Any) -> Format | None:
@@ -142,7 +138,7 @@ def detect_format(path: Path, accept: Iterable[str] | None = None) -> Format:
         found = _closest(first, accept)
     if found is None:
         what = f"records with fields {sorted(first)}" if first else "no JSON-object records"
-        words = "a JSON file" if layout == "json" else _layout_words(layout)
+        words = "a JSON file" if layout == "json" else LAYOUT_WORDS[layout]
         raise DataError(
             f"{path}: {words} with {what}: not a benchmark format biomamba reads "
             "(list them: biomamba eval tasks; or name one with format=)"
@@ -167,7 +163,7 @@ def check_layout(path: Path, fmt: Format) -> None:
         mismatch = layout == "json" and _document_format(path, bio.load_json(path)[0]) is not None
     if mismatch:
         raise DataError(
-            f"{path}: is {_layout_words(layout)}; format {fmt.name} ({fmt.title}) is {_format_layout_words(fmt)}"
+            f"{path}: is {LAYOUT_WORDS[layout]}; format {fmt.name} ({fmt.title}) is {LAYOUT_WORDS[fmt.layout]}"
         )
 
 
@@ -189,10 +185,7 @@ def _located(path: Path, text: str, keys: Iterable[object]) -> Iterator[str]:
 
 def iter_raw(path: Path, fmt: Format) -> Iterator[tuple[str, Any, str | None]]:
     """(where, raw record, key) for each record of `path` in `fmt`'s layout; key: PMID, PIQA label line."""
-    if fmt.layout == "csv":
-        for where, row in bio.iter_csv(path):
-            yield where, row, None
-    elif fmt.layout == "piqa":
+    if fmt.layout == "piqa":
         yield from iter_piqa(path)
     elif fmt.layout == "dict":
         data, text = bio.load_json(path)
@@ -207,8 +200,8 @@ def iter_raw(path: Path, fmt: Format) -> Iterator[tuple[str, Any, str | None]]:
         ids = [rec.get("id", i) if isinstance(rec, dict) else i for i, rec in enumerate(items)]
         for where, rec in zip(_located(path, text, ids), items, strict=True):
             yield where, rec, None
-    else:
-        for where, rec in bio.iter_rows(path):
+    else:  # headerless CSV rows, or JSON lines / a JSON array / parquet rows
+        for where, rec in bio.iter_csv(path) if fmt.layout == "csv" else bio.iter_rows(path):
             yield where, rec, None
 
 
@@ -249,13 +242,8 @@ class Benchmark:
 
     @property
     def format(self) -> str:
-        names = sorted({f.format for f in self.files})
-        return names[0] if len(names) == 1 else "+".join(names)
-
-    def summary(self) -> str:
-        """E.g. "3 files, 41 records (golden7b.json 20, golden8b.json 21 (3 duplicates left out))"."""
-        parts = ", ".join(f.describe() for f in self.files)
-        return f"{len(self.files)} files, {len(self.records)} records ({parts})"
+        """The detected (or named) format; formats joined by "+" when the files differ."""
+        return "+".join(sorted({f.format for f in self.files}))
 
 
 def expand_paths(spec: str | Path) -> list[Path]:

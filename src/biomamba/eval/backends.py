@@ -44,6 +44,11 @@ class PrefixBackend(Protocol):
     def extend(self, state: Any, rows: list[int], suffixes: list[list[int]]) -> tuple[torch.Tensor, Any]: ...
 
 
+def padding_id(tokenizer: Any) -> int:
+    """The token prompts are padded with: the tokenizer's pad token, else its EOS (GPT-2 has no pad), else 0."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+
+
 def model_max_length(model: Any) -> int:
     """Context length as lm-eval's HF backend finds it (config attributes, else 2048)."""
     config = getattr(model, "config", None)
@@ -70,9 +75,21 @@ def _accepts(model: Any, name: str) -> bool:
         return False
 
 
-def _log_probs(logits: torch.Tensor, vocab: int | None) -> torch.Tensor:
+def _log_probs(logits: torch.Tensor) -> torch.Tensor:
     """fp32 log-softmax (over the padded vocabulary, as lm-eval does with the raw logits)."""
     return F.log_softmax(logits.float(), dim=-1)
+
+
+def _left_pad(prompts: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts LEFT-padded to the longest, so every row's last position is its prompt's last token; and
+    [B, P] 1 on the real tokens."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    real = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, prompt in enumerate(prompts):
+        ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+        real[i, width - len(prompt) :] = 1
+    return ids, real
 
 
 def _right_pad(seqs: list[list[int]], pad: int, device: torch.device) -> torch.Tensor:
@@ -119,26 +136,28 @@ def _select_rows(cache: Any, index: torch.Tensor, config: Any) -> Any:
     return selected
 
 
-def _only_if_padded(mask: torch.Tensor) -> torch.Tensor | None:
-    """The mask, or None when nothing is padded: attention then takes its plain causal path, as lm-eval's."""
-    return None if bool(mask.all()) else mask
-
-
 def _suffix_mask(suffixes: list[list[int]], width: int, device: torch.device) -> torch.Tensor:
-    """[N, width] 1 on each suffix's real tokens, 0 on the right padding up to the widest suffix."""
+    """[N, width] 1 on each right-padded sequence's real tokens, 0 on the padding up to `width`."""
     lengths = torch.tensor([len(s) for s in suffixes], device=device)
     return (torch.arange(width, device=device)[None] < lengths[:, None]).long()
 
 
-class HFKVBackend:
-    """transformers causal LMs, continuing from the KV cache; scoring in packed rows where that is exact
-    (`packs`: the model types and attention kernels `_packs` names)."""
+class _Backend:
+    """What every backend holds: the model, its device, the context length and the padding id."""
 
     def __init__(self, model: Any, max_length: int | None = None, pad_id: int = 0) -> None:
         self.model = model
         self.device = _device(model)
         self.max_length = max_length or model_max_length(model)
         self.pad_id = pad_id
+
+
+class HFKVBackend(_Backend):
+    """transformers causal LMs, continuing from the KV cache; scoring in packed rows where that is exact
+    (`packs`: the model types and attention kernels `_packs` names)."""
+
+    def __init__(self, model: Any, max_length: int | None = None, pad_id: int = 0) -> None:
+        super().__init__(model, max_length, pad_id)
         # Only the prompt's last position needs logits: skipping the LM head elsewhere saves a
         # [prompt x vocab] matmul per question (lm-eval computes them all).
         self.last_only = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
@@ -156,24 +175,18 @@ class HFKVBackend:
         """Run the prompts; without `keep_state` (single-token answers: nothing to extend) no cache is kept."""
         if not keep_state and self.last_only:
             return self._last_positions(prompts)
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for i, prompt in enumerate(prompts):
-            ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-            mask[i, width - len(prompt) :] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
+        ids, mask = (t.to(self.device) for t in _left_pad(prompts, self.pad_id))
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(
-            input_ids=ids,
-            attention_mask=_only_if_padded(mask),
-            position_ids=positions,
-            use_cache=keep_state,
-            **self.last_only,
-        )
+        out = self._forward(ids, mask, positions, use_cache=keep_state, **self.last_only)
         lengths = mask.sum(-1)
         cache = _returned_cache(out) if keep_state else None
-        return _KVState(cache, mask, lengths), _log_probs(out.logits[:, -1], None)
+        return _KVState(cache, mask, lengths), _log_probs(out.logits[:, -1])
+
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, **options: Any) -> Any:
+        """The model at explicit positions; the mask is left out when nothing is padded, so attention takes
+        its plain causal path, as lm-eval's does."""
+        padded = mask if not bool(mask.all()) else None
+        return self.model(input_ids=ids, attention_mask=padded, position_ids=positions, **options)
 
     def _last_positions(self, prompts: list[list[int]]) -> tuple[_KVState, torch.Tensor]:
         """Last-position log-probs without a cache: prompts RIGHT-padded, as lm-eval pads, so attention keeps
@@ -183,8 +196,8 @@ class HFKVBackend:
         lengths = torch.tensor([len(p) for p in prompts], device=self.device)
         last = torch.arange(ids.shape[1], device=self.device)[None] == (lengths - 1)[:, None]
         out = self.model(input_ids=ids, use_cache=False, logits_to_keep=last)
-        mask = (torch.arange(ids.shape[1], device=self.device)[None] < lengths[:, None]).long()
-        return _KVState(None, mask, lengths), _log_probs(out.logits, None)
+        mask = _suffix_mask(prompts, ids.shape[1], self.device)
+        return _KVState(None, mask, lengths), _log_probs(out.logits)
 
     @torch.no_grad()
     def extend(
@@ -206,15 +219,9 @@ class HFKVBackend:
         positions = (lengths[:, None] + torch.arange(width, device=self.device)[None]).clamp(
             max=self.max_length - 1
         )
-        out = self.model(
-            input_ids=ids,
-            attention_mask=_only_if_padded(mask),
-            position_ids=positions,
-            use_cache=True,
-            **{self.cache_keyword: cache},
-        )
+        out = self._forward(ids, mask, positions, use_cache=True, **{self.cache_keyword: cache})
         new_lengths = lengths + torch.tensor([len(s) for s in suffixes], device=self.device)
-        return _log_probs(out.logits, None), _KVState(_returned_cache(out), mask, new_lengths)
+        return _log_probs(out.logits), _KVState(_returned_cache(out), mask, new_lengths)
 
     @torch.no_grad()
     def score_packed(
@@ -244,7 +251,7 @@ class HFKVBackend:
         out = self.model(
             input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, **kwargs
         )
-        logp = _log_probs(out.logits if self.last_only else out.logits[keep], None)
+        logp = _log_probs(out.logits if self.last_only else out.logits[keep])
         result, offset = [], 0
         for row in rows:
             per_question = []
@@ -330,14 +337,11 @@ def _packed_mask(
     return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
 
 
-class Mamba2StateBackend:
+class Mamba2StateBackend(_Backend):
     """biomamba's Mamba2, continuing from the recurrent state (`allocate_cache`, `cache.select`)."""
 
     def __init__(self, model: Any, max_length: int | None = None, pad_id: int = 0) -> None:
-        self.model = model
-        self.device = _device(model)
-        self.max_length = max_length or model_max_length(model)
-        self.pad_id = pad_id
+        super().__init__(model, max_length, pad_id)
         # Left padding is safe only when the real prompt is longer than the conv window: the conv
         # history saved in the cache is the last (d_conv - 1) inputs, which must all be real tokens.
         self.min_padded_length = int(getattr(model.config, "d_conv", 4))
@@ -348,11 +352,7 @@ class Mamba2StateBackend:
         ragged = any(len(p) != width for p in prompts)
         if ragged and any(len(p) < self.min_padded_length for p in prompts):
             return self._prefill_by_length(prompts)
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        seq_idx = torch.zeros((len(prompts), width), dtype=torch.long)
-        for i, prompt in enumerate(prompts):
-            ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-            seq_idx[i, width - len(prompt) :] = 1
+        ids, seq_idx = _left_pad(prompts, self.pad_id)  # the padding is segment 0, the prompt segment 1
         cache = self.model.allocate_cache(len(prompts))
         out = self.model(
             input_ids=ids.to(self.device),
@@ -360,7 +360,7 @@ class Mamba2StateBackend:
             cache=cache,
             logits_to_keep=1,
         )
-        return cache, _log_probs(out.logits[:, -1], None)
+        return cache, _log_probs(out.logits[:, -1])
 
     def _prefill_by_length(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor]:
         """Rows grouped by exact length (no padding at all), then stacked back in the caller's order."""
@@ -383,7 +383,7 @@ class Mamba2StateBackend:
         cache = state.select(rows)
         ids = _right_pad(suffixes, self.pad_id, self.device)
         out = self.model(input_ids=ids, cache=cache)
-        return _log_probs(out.logits, None), cache
+        return _log_probs(out.logits), cache
 
 
 @dataclass
@@ -391,17 +391,11 @@ class _FullState:
     prompts: list[list[int]]
 
 
-class FullSequenceBackend:
+class FullSequenceBackend(_Backend):
     """Any causal LM without a usable cache: runs prompt + suffix in full (the lm-eval way)."""
 
-    def __init__(self, model: Any, max_length: int | None = None, pad_id: int = 0) -> None:
-        self.model = model
-        self.device = _device(model)
-        self.max_length = max_length or model_max_length(model)
-        self.pad_id = pad_id
-
     def _run(self, seqs: list[list[int]]) -> torch.Tensor:
-        return _log_probs(self.model(input_ids=_right_pad(seqs, self.pad_id, self.device)).logits, None)
+        return _log_probs(self.model(input_ids=_right_pad(seqs, self.pad_id, self.device)).logits)
 
     @torch.no_grad()
     def prefill(self, prompts: list[list[int]], keep_state: bool = True) -> tuple[_FullState, torch.Tensor]:

@@ -21,7 +21,7 @@ from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
-from biomamba.eval.backends import make_backend
+from biomamba.eval.backends import make_backend, padding_id
 from biomamba.eval.protocols import greedy_generate
 from biomamba.eval.scoring import Encoded, RequestEncoder, score_groups
 
@@ -54,13 +54,11 @@ class BiomambaLM(TemplateLM):
 
         self.model = load_model(str(pretrained), device=device or "cpu", dtype=dtype)
         self.tokenizer = load_tokenizer(str(pretrained))
-        pad = (
-            self.tokenizer.pad_token_id
-            if self.tokenizer.pad_token_id is not None
-            else self.tokenizer.eos_token_id
-        )
         self.engine = make_backend(
-            self.model, max_length=int(max_length) if max_length else None, pad_id=pad or 0, kind=backend
+            self.model,
+            max_length=int(max_length) if max_length else None,
+            pad_id=padding_id(self.tokenizer),
+            kind=backend,
         )
         self.add_bos_token = add_bos_token
         self.encoder = RequestEncoder(self.tokenizer, self.engine.max_length, add_bos_token)

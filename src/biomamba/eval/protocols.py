@@ -25,7 +25,7 @@ import torch
 from biomamba.eval.backends import PrefixBackend
 from biomamba.eval.metrics import choice_probabilities
 from biomamba.eval.scoring import RequestEncoder, score_groups
-from biomamba.eval.tasks import LETTERS, Question, TaskSpec
+from biomamba.eval.tasks import LETTERS, Question, TaskSpec, lettered
 
 PROTOCOLS = ("loglikelihood", "letter", "generate")
 DEFAULT_SHOTS = {"loglikelihood": 0, "letter": 3, "generate": 0}
@@ -47,12 +47,26 @@ def prompt_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def draw_shots(question: Question, pool: Sequence[Question], k: int, rng: random.Random) -> list[Question]:
-    """k solved examples for `question`, never the question itself."""
-    candidates = [q for q in pool if q.qid != question.qid or q.where != question.where]
-    if k > len(candidates):
-        raise ValueError(f"{k} shots requested but the shot pool has only {len(candidates)} other questions")
-    return rng.sample(candidates, k) if k else []
+def draw_shots(
+    questions: Sequence[Question], pool: Sequence[Question] | None, run: ProtocolRun
+) -> list[list[Question]]:
+    """`run.shots` solved examples per question, never the question itself, as every protocol draws them: in
+    question order, by one `random.Random(run.seed)`, from `pool` or else the other questions."""
+    rng = random.Random(run.seed)
+    drawn = []
+    for question in questions:
+        candidates = [q for q in pool or questions if q.qid != question.qid or q.where != question.where]
+        if run.shots > len(candidates):
+            raise ValueError(
+                f"{run.shots} shots requested but the shot pool has only {len(candidates)} other questions"
+            )
+        drawn.append(rng.sample(candidates, run.shots) if run.shots else [])
+    return drawn
+
+
+def _record(q: Question, prompt: str, **fields: Any) -> dict[str, Any]:
+    """A prediction as results files hold it: the question's id, place and gold, its prompt's hash, `fields`."""
+    return {"id": q.qid, "where": q.where, "prompt_sha": prompt_hash(prompt), "gold": q.gold, **fields}
 
 
 # --------------------------------------------------------------------------------- (a) log-likelihood
@@ -72,11 +86,11 @@ def run_loglikelihood(
     pool: Sequence[Question] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    rng = random.Random(run.seed)
-    contexts: list[list[tuple[str, str]]] = []
-    for q in questions:
-        prefix = _fewshot_prefix(spec, draw_shots(q, pool or questions, run.shots, rng), run)
-        contexts.append([(prefix + ctx, cont) for ctx, cont in q.requests(run.target_delimiter)])
+    prefixes = [_fewshot_prefix(spec, shots, run) for shots in draw_shots(questions, pool, run)]
+    contexts = [
+        [(prefix + ctx, cont) for ctx, cont in q.requests(run.target_delimiter)]
+        for q, prefix in zip(questions, prefixes, strict=True)
+    ]
     groups = [[encoder.request(c, x) for c, x in reqs] for reqs in contexts]
     scores = score_groups(backend, groups, batch_size=run.batch_size, progress=progress)
     out, offset = [], 0
@@ -91,13 +105,7 @@ def _loglik_record(
     spec: TaskSpec, q: Question, reqs: list[tuple[str, str]], scores: list[tuple[float, bool]]
 ):
     lls = np.array([s[0] for s in scores])
-    record: dict[str, Any] = {
-        "id": q.qid,
-        "where": q.where,
-        "prompt_sha": prompt_hash(reqs[0][0]),
-        "gold": q.gold,
-        "logliks": [round(float(x), 6) for x in lls],
-    }
+    record = _record(q, reqs[0][0], logliks=[round(float(x), 6) for x in lls])
     if spec.metric == "loglik":  # LAMBADA: greedy-match accuracy and the target's log-likelihood
         record.update(
             pred=0 if scores[0][1] else -1, correct=float(scores[0][1]), confidence=float(np.exp(lls[0]))
@@ -122,8 +130,8 @@ def _loglik_record(
 
 
 def letter_block(q: Question, answer: str | None = None) -> str:
-    body = q.stem.rstrip() + "\n" + "".join(f"{LETTERS[i]}. {opt}\n" for i, opt in enumerate(q.options))
-    return body + "Answer:" + (f" {answer}" if answer is not None else "")
+    body = q.stem.rstrip() + "\n" + lettered(q.options) + "Answer:"
+    return body + (f" {answer}" if answer is not None else "")
 
 
 def letter_token_ids(encoder: RequestEncoder, n: int) -> list[int]:
@@ -150,15 +158,10 @@ def run_letter(
     pool: Sequence[Question] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    rng = random.Random(run.seed)
-    prompts = []
-    for q in questions:
-        shots = draw_shots(q, pool or questions, run.shots, rng)
-        text = "".join(
-            letter_block(s, LETTERS[s.gold]) + run.fewshot_delimiter for s in shots
-        ) + letter_block(q)
-        prompts.append(text)
-    out: list[dict[str, Any]] = []
+    prompts = [
+        "".join(letter_block(s, LETTERS[s.gold]) + run.fewshot_delimiter for s in shots) + letter_block(q)
+        for q, shots in zip(questions, draw_shots(questions, pool, run), strict=True)
+    ]
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     records: dict[int, dict[str, Any]] = {}
     for start in range(0, len(order), run.batch_size):
@@ -173,21 +176,18 @@ def run_letter(
             letter_lp = logp[torch.tensor(letter_ids, device=logp.device)].double().cpu().numpy()
             probs = choice_probabilities(letter_lp)
             pred = int(np.argmax(letter_lp)) if top in letter_ids else -1
-            records[i] = {
-                "id": q.qid,
-                "where": q.where,
-                "prompt_sha": prompt_hash(prompts[i]),
-                "gold": q.gold,
-                "pred": pred,
-                "top_token_valid": top in letter_ids,
-                "letter_logprobs": [round(float(x), 6) for x in letter_lp],
-                "correct": float(pred == q.gold),
-                "confidence": float(probs.max()),
-            }
+            records[i] = _record(
+                q,
+                prompts[i],
+                pred=pred,
+                top_token_valid=top in letter_ids,
+                letter_logprobs=[round(float(x), 6) for x in letter_lp],
+                correct=float(pred == q.gold),
+                confidence=float(probs.max()),
+            )
         if progress is not None:
             progress(len(batch))
-    out = [records[i] for i in range(len(questions))]
-    return out
+    return [records[i] for i in range(len(questions))]
 
 
 # --------------------------------------------------------------------------------- (c) generation
@@ -243,38 +243,27 @@ def run_generate(
     pool: Sequence[Question] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    rng = random.Random(run.seed)
     tokenizer = encoder.tokenizer
     stop = {tokenizer.eos_token_id} | set(encoder.encode("\n", add_special_tokens=False)[:1])
-    records: dict[int, dict[str, Any]] = {}
-    prompts = []
-    for q in questions:
-        shots = draw_shots(q, pool or questions, run.shots, rng)
-        answer = (lambda s: s.options[s.gold]) if spec.answer_words else (lambda s: LETTERS[s.gold])
-        text = "".join(
-            generation_prompt(spec, s) + " " + answer(s) + run.fewshot_delimiter for s in shots
-        ) + generation_prompt(spec, q)
-        prompts.append(text)
+    answer = (lambda s: s.options[s.gold]) if spec.answer_words else (lambda s: LETTERS[s.gold])
+    prompts = [
+        "".join(generation_prompt(spec, s) + " " + answer(s) + run.fewshot_delimiter for s in shots)
+        + generation_prompt(spec, q)
+        for q, shots in zip(questions, draw_shots(questions, pool, run), strict=True)
+    ]
+    records: list[dict[str, Any]] = []
     for start in range(0, len(questions), run.batch_size):
-        batch = list(range(start, min(start + run.batch_size, len(questions))))
+        batch = range(start, min(start + run.batch_size, len(questions)))
         tokens = [encoder.encode(prompts[i])[-(backend.max_length - run.max_new_tokens) :] for i in batch]
         outputs = greedy_generate(backend, tokens, run.max_new_tokens, stop)
         for i, ids in zip(batch, outputs, strict=True):
             q = questions[i]
             text = tokenizer.decode(ids, skip_special_tokens=True)
             pred = extract_answer(text, q, spec.answer_words)
-            records[i] = {
-                "id": q.qid,
-                "where": q.where,
-                "prompt_sha": prompt_hash(prompts[i]),
-                "gold": q.gold,
-                "pred": pred,
-                "generated": text,
-                "correct": float(pred == q.gold),
-            }
+            records.append(_record(q, prompts[i], pred=pred, generated=text, correct=float(pred == q.gold)))
         if progress is not None:
             progress(len(batch))
-    return [records[i] for i in range(len(questions))]
+    return records
 
 
 RUNNERS = {"loglikelihood": run_loglikelihood, "letter": run_letter, "generate": run_generate}

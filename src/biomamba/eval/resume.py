@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from biomamba.benchmarks import SourceFile
 from biomamba.eval.results import read_results
 
 log = logging.getLogger(__name__)
@@ -52,10 +54,12 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 
 
 def task_fingerprint(
-    run: dict[str, str], settings: dict[str, Any], file_sha256: str | None
+    run: dict[str, str], settings: dict[str, Any], files: Sequence[SourceFile] | None
 ) -> dict[str, Any]:
-    """What one task entry depends on: `run` holds the model and tokenizer fingerprints."""
-    return {**run, "settings": _sha(settings), "file_sha256": file_sha256}
+    """What one task entry depends on: `run` holds the model and tokenizer fingerprints; `files` are those
+    the task's questions were read from, each with the sha256 the reader took (None: never reused)."""
+    sources = _sha([[str(f.path), f.sha256] for f in files]) if files is not None else None
+    return {**run, "settings": _sha(settings), "file_sha256": sources}
 
 
 def finished_tasks(output: Path | None) -> dict[str, dict[str, Any]]:

@@ -4,7 +4,6 @@ the quantization table call), and `evaluate`: benchmark tasks on a loaded model 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -14,27 +13,24 @@ from typing import Any
 
 import numpy as np
 
-from biomamba.errors import BiomambaError, DataError
-from biomamba.eval import resume
-from biomamba.eval.backends import make_backend
+from biomamba.errors import BiomambaError
+from biomamba.eval import hub, resume
+from biomamba.eval.backends import make_backend, padding_id
 from biomamba.eval.config import EvalConfig
 from biomamba.eval.domain_perplexity import check_tokenizer, perplexity
 from biomamba.eval.metrics import bootstrap_interval, expected_calibration_error
-from biomamba.eval.protocols import DEFAULT_SHOTS, PROTOCOLS, RUNNERS, ProtocolRun
+from biomamba.eval.protocols import DEFAULT_SHOTS, PROTOCOLS, RUNNERS, ProtocolRun, prompt_hash
 from biomamba.eval.results import FORMAT, write_results
-from biomamba.eval.sampling import stratified_sample
 from biomamba.eval.scoring import RequestEncoder
 from biomamba.eval.tasks import (
-    Question,
+    QuestionList,
     TaskFile,
     get_task,
     group_task_files,
     label_balance,
-    label_of,
     load_questions,
     parse_task_file,
 )
-from biomamba.utils.digest import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -104,27 +100,6 @@ def select_task_files(
     return [p for p in parsed if p.task in tasks or p.key in tasks]
 
 
-def _file_sha256(path: Path) -> str | None:
-    """The benchmark reader's streamed checksum, or None where there is no file (e.g. a hub copy)."""
-    return file_sha256(path) if path.is_file() else None
-
-
-def _sources_sha256(task_file: TaskFile) -> str | None:
-    """One checksum over every file a task reads (a file, a folder, a glob, or several of them), so a rerun
-    can tell whether a finished task's inputs changed; None (never reused) when they cannot be listed."""
-    from biomamba.benchmarks.registry import expand_paths
-
-    try:
-        specs = (task_file.raw or str(task_file.path), *task_file.more)
-        paths = sorted({path for spec in specs for path in expand_paths(spec)})
-    except DataError:
-        return None  # a hub copy or a missing file: read (and reported) by the task itself
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(f"{path}\0{_file_sha256(path)}\n".encode())
-    return digest.hexdigest()
-
-
 def _as_task_file(item: TaskFile | str) -> TaskFile:
     return item if isinstance(item, TaskFile) else parse_task_file(item)
 
@@ -164,8 +139,7 @@ def evaluate(
         raise ValueError(f"unknown protocol {protocol!r} (one of {', '.join(PROTOCOLS)})")
     shots = DEFAULT_SHOTS[protocol] if shots is None else shots
     seed_list = [seed + i for i in range(seeds)] if shots > 0 else [seed]
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    engine = make_backend(model, max_length=max_length, pad_id=pad_id, kind=backend)
+    engine = make_backend(model, max_length=max_length, pad_id=padding_id(tokenizer), kind=backend)
     encoder = RequestEncoder(tokenizer, engine.max_length)
     target = Path(output) if output is not None else None
     previous = resume.finished_tasks(target)
@@ -185,38 +159,30 @@ def evaluate(
     results = _results_header(model, model_name, engine, settings, batch_size)
     fewshot_files = fewshot_files or {}
     for task_file in group_task_files(_as_task_file(item) for item in task_files):
+        # read first: the fingerprint takes the sha256 of every file from the reader, which hashed it anyway
+        questions = load_questions(task_file, limit=limit, seed=seed)
         fewshot = fewshot_files.get(task_file.task)
+        pool = None
+        if shots and fewshot:
+            pool = load_questions(TaskFile(task_file.task, Path(fewshot), task_file.language))
         task_settings = {
             **settings,
             "key": task_file.key,
-            "fewshot_sha256": fewshot and _file_sha256(Path(fewshot)),
+            "fewshot_sha256": pool.file_sha256 if pool else None,
         }
         identity = identity or {
             "model": resume.model_fingerprint(model),
             "tokenizer": resume.tokenizer_fingerprint(tokenizer),
         }
-        fingerprint = resume.task_fingerprint(identity, task_settings, _sources_sha256(task_file))
+        sources = None if hub.is_hub(task_file.raw or "") else questions.files  # a hub copy is never reused
+        fingerprint = resume.task_fingerprint(identity, task_settings, sources)
         if resume.reusable(previous.get(task_file.key), fingerprint):
             log.info(
                 "%s: finished by an earlier run into %s (same fingerprint), not rerun", task_file.key, target
             )
             results["tasks"][task_file.key] = previous[task_file.key]
             continue
-        task = _evaluate_task(
-            task_file,
-            engine,
-            encoder,
-            protocol,
-            shots,
-            seed_list,
-            batch_size,
-            limit,
-            fewshot_files,
-            max_new_tokens,
-            bootstrap_resamples,
-            ece_bins,
-            progress,
-        )
+        task = _evaluate_task(task_file, questions, pool, engine, encoder, settings, batch_size, progress)
         results["tasks"][task_file.key] = {**task, "fingerprint": fingerprint}
         if target is not None:
             write_results(target, results)
@@ -238,8 +204,8 @@ def _results_header(
             "batch_size": batch_size,
             "max_length": engine.max_length,
             "backend": type(engine).__name__,
-            "target_delimiter": " ",
-            "fewshot_delimiter": "\n\n",
+            "target_delimiter": ProtocolRun.target_delimiter,
+            "fewshot_delimiter": ProtocolRun.fewshot_delimiter,
         },
         "tasks": {},
     }
@@ -260,45 +226,31 @@ def _model_info(model: Any, name: str | None) -> dict[str, Any]:
 
 def _evaluate_task(
     task_file: TaskFile,
+    questions: QuestionList,
+    pool: QuestionList | None,
     engine: Any,
     encoder: RequestEncoder,
-    protocol: str,
-    shots: int,
-    seed_list: list[int],
+    settings: dict[str, Any],
     batch_size: int,
-    limit: int | None,
-    fewshot_files: dict[str, str],
-    max_new_tokens: int,
-    resamples: int,
-    ece_bins: int,
     progress: Callable[[str, int, int], None] | None,
 ) -> dict[str, Any]:
+    """One task's results entry: `questions` (a sample when `--limit`) scored once per seed of `settings`
+    (`evaluate`'s protocol, shots, seeds, ...), with shots drawn from `pool` or else from the questions."""
     spec = get_task(task_file.task)
-    read = load_questions(task_file)  # what was read (files, format); `questions` may be a sample of it
-    questions: Sequence[Question] = read
-    sample = None
-    if limit:
-        questions, sample = stratified_sample(read, limit, label_of, seed=seed_list[0])
-    pool: list[Question] | None = None
-    if shots and task_file.task in fewshot_files:
-        pool = load_questions(
-            TaskFile(task_file.task, Path(fewshot_files[task_file.task]), task_file.language)
-        )
-    done = [0]
-    total = len(questions) * len(seed_list)
-
-    def tick(n: int) -> None:
-        done[0] += n
-        if progress is not None:
-            progress(task_file.key, done[0], total)
-
+    seed_list = settings["seeds"]
     predictions: list[dict[str, Any]] = []
     per_seed: list[float] = []
     started = time.perf_counter()
-    for seed in seed_list:
-        run = ProtocolRun(shots=shots, seed=seed, batch_size=batch_size, max_new_tokens=max_new_tokens)
-        records = RUNNERS[protocol](spec, questions, engine, encoder, run, pool=pool, progress=None)
-        tick(len(questions))
+    for number, seed in enumerate(seed_list, start=1):
+        run = ProtocolRun(
+            shots=settings["shots"],
+            seed=seed,
+            batch_size=batch_size,
+            max_new_tokens=settings["max_new_tokens"],
+        )
+        records = RUNNERS[settings["protocol"]](spec, questions, engine, encoder, run, pool=pool)
+        if progress is not None:
+            progress(task_file.key, number * len(questions), len(seed_list) * len(questions))
         for record in records:
             record["seed"] = seed
         per_seed.append(float(np.mean([r["correct"] for r in records])))
@@ -309,15 +261,13 @@ def _evaluate_task(
         "language": task_file.language,
         "domain": spec.domain,
         "file": str(task_file.path),
-        "file_sha256": read.file_sha256,  # {file: sha256} when a folder or glob was read
-        "format": read.format,
+        "file_sha256": questions.file_sha256,  # {file: sha256} when a folder or glob was read
+        "format": questions.format,
         "n": len(questions),
-        "limit": sample,
+        "limit": questions.limit,
         "label_balance": label_balance(questions),
-        "prompt_hash": hashlib.sha256("".join(p["prompt_sha"] for p in predictions).encode()).hexdigest()[
-            :16
-        ],
-        "metrics": _metrics(spec.metric, protocol, predictions, per_seed, resamples, ece_bins, seed_list[0]),
+        "prompt_hash": prompt_hash("".join(p["prompt_sha"] for p in predictions)),
+        "metrics": _metrics(spec.metric, predictions, per_seed, settings),
         "elapsed_s": round(elapsed, 3),
         "questions_per_s": round(len(questions) * len(seed_list) / max(elapsed, 1e-9), 3),
         "predictions": predictions,
@@ -325,14 +275,11 @@ def _evaluate_task(
 
 
 def _metrics(
-    metric: str,
-    protocol: str,
-    preds: list[dict[str, Any]],
-    per_seed: list[float],
-    resamples: int,
-    bins: int,
-    seed: int,
+    metric: str, preds: list[dict[str, Any]], per_seed: list[float], settings: dict[str, Any]
 ) -> dict[str, Any]:
+    """acc (and acc_norm) with bootstrap intervals over questions, per-seed spread, and what the task's
+    metric and the protocol add (ECE, invalid top tokens, unanswered generations, LAMBADA perplexity)."""
+    protocol, resamples = settings["protocol"], settings["bootstrap_resamples"]
     by_question: dict[str, list[dict[str, Any]]] = {}
     for p in preds:
         by_question.setdefault(str(p["id"]), []).append(p)
@@ -342,14 +289,14 @@ def _metrics(
         name = "acc" if key == "correct" else "acc_norm"
         scores = [float(np.mean([p[key] for p in group])) for group in by_question.values()]
         out[name] = float(np.mean(scores))
-        out[f"{name}_ci"] = list(bootstrap_interval(scores, resamples=resamples, seed=seed))
+        out[f"{name}_ci"] = list(bootstrap_interval(scores, resamples=resamples, seed=settings["seed"]))
     if len(per_seed) > 1:
         out["acc_per_seed"] = per_seed
         out["acc_seed_mean"] = float(np.mean(per_seed))
         out["acc_seed_std"] = float(np.std(per_seed, ddof=1))
     if protocol != "generate" and metric == "mc":
         out["ece"] = expected_calibration_error(
-            [p["confidence"] for p in preds], [p["correct"] for p in preds], bins
+            [p["confidence"] for p in preds], [p["correct"] for p in preds], settings["ece_bins"]
         )
     if protocol == "letter":
         out["invalid_top_token_rate"] = float(np.mean([not p["top_token_valid"] for p in preds]))

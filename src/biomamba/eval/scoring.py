@@ -71,8 +71,7 @@ class RequestEncoder:
         return ctx, whole[len(ctx) :]
 
     def request(self, context: str, continuation: str) -> Encoded:
-        ctx, cont = self.pair(context, continuation)
-        return self.tokens(ctx, cont)
+        return self.tokens(*self.pair(context, continuation))
 
     def tokens(self, ctx: list[int], cont: list[int]) -> Encoded:
         if not cont:
@@ -168,23 +167,20 @@ def score_groups(
     by that row's length).
     """
     plans = plan_groups(groups)
-    total = sum(len(g) for g in groups)
-    results: list[tuple[float, bool] | None] = [None] * total
-    if getattr(backend, "packs", False):
-        rows = pack_rows(plans, PACKED_ROW_TOKENS)
-        lengths = [sum(p.packed_length() for p in row) for row in rows]
-        for chunk in padded_chunks(lengths, max(1, batch_size)):
-            batch = [rows[i] for i in chunk]
-            _score_packed_batch(backend, batch, results)
-            if progress is not None:
-                progress(sum(len(p.members) for row in batch for p in row))
-        return [r for r in results if r is not None]
-    order = sorted(range(len(plans)), key=lambda i: -len(plans[i].prefix))
-    for chunk in padded_chunks([len(plans[i].prefix) for i in order], max(1, batch_size)):
-        batch = [plans[order[i]] for i in chunk]
-        _score_batch(backend, batch, results)
+    results: list[tuple[float, bool] | None] = [None] * sum(len(g) for g in groups)
+    if getattr(backend, "packs", False):  # rows of prompts, each with all its answers
+        units: list[Any] = pack_rows(plans, PACKED_ROW_TOKENS)
+        lengths = [sum(p.packed_length() for p in row) for row in units]
+        score, requests = _score_packed_batch, lambda row: sum(len(p.members) for p in row)
+    else:  # prompts, their answers continued from the saved state
+        units = sorted(plans, key=lambda p: -len(p.prefix))
+        lengths = [len(p.prefix) for p in units]
+        score, requests = _score_batch, lambda plan: len(plan.members)
+    for chunk in padded_chunks(lengths, max(1, batch_size)):
+        batch = [units[i] for i in chunk]
+        score(backend, batch, results)
         if progress is not None:
-            progress(sum(len(p.members) for p in batch))
+            progress(sum(requests(unit) for unit in batch))
     return [r for r in results if r is not None]
 
 

@@ -20,7 +20,7 @@ import glob
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -100,8 +100,8 @@ class QuestionList(list[Question]):
 
     @property
     def format(self) -> str:
-        names = sorted({f.format for f in self.files})
-        return "+".join(names)
+        """The files' format, or their formats joined by "+" (as `Benchmark.format` names them)."""
+        return Benchmark(files=self.files).format
 
     @property
     def file_sha256(self) -> str | dict[str, str] | None:
@@ -145,7 +145,9 @@ class TaskSpec:
 # Each renders lm-eval 0.4's prompt for a parsed record (biomamba.benchmarks reads every format).
 
 
-def _lettered(options: list[str]) -> str:
+def lettered(options: list[str]) -> str:
+    """The options one a line after their letters ("A. first"), as lettered exams and the letter protocol
+    show them."""
     return "".join(f"{LETTERS[i]}. {opt}\n" for i, opt in enumerate(options))
 
 
@@ -172,14 +174,14 @@ def _medqa_prompt(n_options: int) -> Prompt:
             raise DataError(
                 f"{rec.where}: 'options' must have keys {letters} for {task}, got {rec.option_labels}"
             )
-        context = "Question: " + rec.question + "\n" + _lettered(rec.options) + "Answer:"
+        context = "Question: " + rec.question + "\n" + lettered(rec.options) + "Answer:"
         return _question(task, rec, context, letters, rec.question, rec.options)
 
     return prompt
 
 
 def medmcqa_prompt(rec: Record, task: str) -> Question:
-    context = "Question: " + rec.question + "\nChoices:\n" + _lettered(rec.options) + "Answer:"
+    context = "Question: " + rec.question + "\nChoices:\n" + lettered(rec.options) + "Answer:"
     return _question(task, rec, context, list("ABCD"), rec.question, rec.options)
 
 
@@ -187,9 +189,7 @@ def mmlu_prompt(rec: Record, task: str) -> Question:
     subject = task.removeprefix("mmlu_")
     if rec.subtype and rec.subtype != subject:
         raise DataError(f"{rec.where}: an MMLU {rec.subtype} question; task {task} reads {subject}")
-    body = (
-        rec.question + "\n" + "\n".join(f"{LETTERS[i]}. {t}" for i, t in enumerate(rec.options)) + "\nAnswer:"
-    )
+    body = rec.question + "\n" + lettered(rec.options) + "Answer:"
     return _question(task, rec, body, list("ABCD"), rec.question, rec.options)
 
 
@@ -299,55 +299,53 @@ MMLU_MEDICAL = (
 MMLU_FILE = re.compile(r"^(?P<subject>[a-z_]+?)_(?P<split>dev|val|test|train|auxiliary_train)$")
 
 
-def _spec(
-    name: str, domain: str, summary: str, formats: tuple[str, ...], prompt: Prompt, **kw: Any
-) -> TaskSpec:
-    return TaskSpec(name, domain, summary, formats, prompt, **kw)
-
-
 def _registry() -> dict[str, TaskSpec]:
     f = FAMILIES  # the formats each benchmark's files come in (biomamba.benchmarks, shared with decontam)
     specs = [
-        _spec("pubmedqa", "biomedical", "PubMedQA PQA-L (ori_pqal.json / test_set.json; hub exports)", f["pubmedqa"],
-              pubmedqa_prompt, answer_words=True),
-        _spec("pubmedqa_test", "biomedical",
-              "PubMedQA official 500-question test split (folder with test_ground_truth.json)", ("pubmedqa",),
-              pubmedqa_prompt, answer_words=True),
-        _spec("medqa_4options", "biomedical", "MedQA (USMLE) 4 options, JSON lines (or GBaker's hub export)",
-              f["medqa"], _medqa_prompt(4)),
-        _spec("medqa_5options", "biomedical", "MedQA (USMLE) 5 options, JSON lines", f["medqa"],
-              _medqa_prompt(5)),
-        _spec("medmcqa", "biomedical", "MedMCQA dev.json (JSON lines, cop 1-based; hub export 0-based)",
-              f["medmcqa"], medmcqa_prompt),
-        _spec("bioasq_yesno", "biomedical", "BioASQ Task B golden JSON (file, folder or glob), yes/no questions",
-              f["bioasq"], bioasq_prompt, answer_words=True, keep=("yesno",)),
-        _spec("arc_easy", "general", "ARC-Easy JSON lines (release, hub, llm-foundry)", f["arc"], question_answer_prompt),
-        _spec("arc_challenge", "general", "ARC-Challenge JSON lines (release, hub, llm-foundry)", f["arc"],
-              question_answer_prompt),
-        _spec("openbookqa", "general", "OpenBookQA JSON lines (ARC format, hub, llm-foundry)", f["openbookqa"], openbookqa_prompt),
-        _spec("hellaswag", "general", "HellaSwag JSON lines (release, hub, llm-foundry)", f["hellaswag"],
-              hellaswag_prompt),
-        _spec("piqa", "general", "PIQA JSON lines + <name>-labels.lst (hub, llm-foundry)", f["piqa"],
-              question_answer_prompt),
-        _spec("winogrande", "general", "WinoGrande JSON lines (release, hub, llm-foundry schema)",
-              f["winogrande"], schema_prompt),
-        _spec("boolq", "general", "BoolQ JSON lines (release, hub, llm-foundry)", f["boolq"], boolq_prompt,
-              answer_words=True),
-        _spec("copa", "general", "COPA JSON lines (SuperGLUE, llm-foundry)", f["copa"], copa_prompt),
-        _spec("lambada", "general", "LAMBADA JSON lines {text} (or llm-foundry {context, continuation})",
-              f["lambada"], lambada_prompt, metric="loglik"),
-        _spec("truthfulqa_mc1", "general", "TruthfulQA MC1 (mc_task.json)", f["truthfulqa"],
-              _truthfulqa_prompt("mc1_targets")),
-        _spec("truthfulqa_mc2", "general", "TruthfulQA MC2 (mc_task.json)", f["truthfulqa"],
-              _truthfulqa_prompt("mc2_targets"), metric="mc2"),
+        TaskSpec("pubmedqa", "biomedical", "PubMedQA PQA-L (ori_pqal.json / test_set.json; hub exports)",
+                 f["pubmedqa"], pubmedqa_prompt, answer_words=True),
+        TaskSpec("pubmedqa_test", "biomedical",
+                 "PubMedQA official 500-question test split (folder with test_ground_truth.json)",
+                 ("pubmedqa",), pubmedqa_prompt, answer_words=True),
+        TaskSpec("medqa_4options", "biomedical",
+                 "MedQA (USMLE) 4 options, JSON lines (or GBaker's hub export)", f["medqa"],
+                 _medqa_prompt(4)),
+        TaskSpec("medqa_5options", "biomedical", "MedQA (USMLE) 5 options, JSON lines", f["medqa"],
+                 _medqa_prompt(5)),
+        TaskSpec("medmcqa", "biomedical", "MedMCQA dev.json (JSON lines, cop 1-based; hub export 0-based)",
+                 f["medmcqa"], medmcqa_prompt),
+        TaskSpec("bioasq_yesno", "biomedical",
+                 "BioASQ Task B golden JSON (file, folder or glob), yes/no questions", f["bioasq"],
+                 bioasq_prompt, answer_words=True, keep=("yesno",)),
+        TaskSpec("arc_easy", "general", "ARC-Easy JSON lines (release, hub, llm-foundry)", f["arc"],
+                 question_answer_prompt),
+        TaskSpec("arc_challenge", "general", "ARC-Challenge JSON lines (release, hub, llm-foundry)", f["arc"],
+                 question_answer_prompt),
+        TaskSpec("openbookqa", "general", "OpenBookQA JSON lines (ARC format, hub, llm-foundry)",
+                 f["openbookqa"], openbookqa_prompt),
+        TaskSpec("hellaswag", "general", "HellaSwag JSON lines (release, hub, llm-foundry)", f["hellaswag"],
+                 hellaswag_prompt),
+        TaskSpec("piqa", "general", "PIQA JSON lines + <name>-labels.lst (hub, llm-foundry)", f["piqa"],
+                 question_answer_prompt),
+        TaskSpec("winogrande", "general", "WinoGrande JSON lines (release, hub, llm-foundry schema)",
+                 f["winogrande"], schema_prompt),
+        TaskSpec("boolq", "general", "BoolQ JSON lines (release, hub, llm-foundry)", f["boolq"], boolq_prompt,
+                 answer_words=True),
+        TaskSpec("copa", "general", "COPA JSON lines (SuperGLUE, llm-foundry)", f["copa"], copa_prompt),
+        TaskSpec("lambada", "general", "LAMBADA JSON lines {text} (or llm-foundry {context, continuation})",
+                 f["lambada"], lambada_prompt, metric="loglik"),
+        TaskSpec("truthfulqa_mc1", "general", "TruthfulQA MC1 (mc_task.json)", f["truthfulqa"],
+                 _truthfulqa_prompt("mc1_targets")),
+        TaskSpec("truthfulqa_mc2", "general", "TruthfulQA MC2 (mc_task.json)", f["truthfulqa"],
+                 _truthfulqa_prompt("mc2_targets"), metric="mc2"),
     ]  # fmt: skip
     for subject in MMLU_MEDICAL:
         words = subject.replace("_", " ")
+        lead = f"The following are multiple choice questions (with answers) about {words}.\n\n"
+        summary = f"MMLU {words}, headerless CSV {subject}_<split>.csv"
         specs.append(
-            _spec(f"mmlu_{subject}", "biomedical", f"MMLU {words}, headerless CSV {subject}_<split>.csv",
-                  f["mmlu"], mmlu_prompt,
-                  description=f"The following are multiple choice questions (with answers) about {words}.\n\n")
-        )  # fmt: skip
+            TaskSpec(f"mmlu_{subject}", "biomedical", summary, f["mmlu"], mmlu_prompt, description=lead)
+        )
     return {spec.name: spec for spec in specs}
 
 
@@ -582,7 +580,3 @@ def label_balance(questions: Iterable[Question]) -> dict[str, int]:
     """Counts of gold answers by `label_of` (yes/no/maybe, else the option letter), to check a split."""
     counts: Counter[str] = Counter(label_of(q) for q in questions)
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def iter_task_names() -> Iterator[TaskSpec]:
-    yield from TASKS.values()
