@@ -11,7 +11,7 @@ import pytest
 from biomamba.compress.ensemble import ensemble_files, ensemble_probabilities, ensemble_results
 from biomamba.errors import BiomambaError
 
-from .helpers import build_model, write_medqa
+from .helpers import write_medqa_results
 
 
 def test_probabilities_are_summed_softmaxes() -> None:
@@ -24,23 +24,7 @@ def test_probabilities_are_summed_softmaxes() -> None:
 
 @pytest.fixture
 def two_results(tmp_path: Path, tokenizer) -> list[Path]:
-    from biomamba.eval import evaluate
-    from biomamba.eval.results import write_results
-
-    task = write_medqa(tmp_path / "medqa.jsonl")
-    paths = []
-    for seed in (0, 1):
-        res = evaluate(
-            build_model("llama", seed).eval(),
-            tokenizer,
-            [f"medqa_4options={task}"],
-            shots=0,
-            seeds=1,
-            bootstrap_resamples=50,
-            model_name=f"m{seed}",
-        )
-        paths.append(write_results(tmp_path / f"m{seed}.json", res))
-    return paths
+    return [write_medqa_results(tmp_path / f"m{seed}.json", tokenizer, seed, f"m{seed}") for seed in (0, 1)]
 
 
 def test_ensemble_of_eval_results(two_results: list[Path], tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from biomamba.cli.main import build_app
 
-from .helpers import TEXT, build_model
+from .helpers import TEXT, build_model, exit_and_error
 
 gguf = pytest.importorskip("gguf")
 llama_cpp = pytest.importorskip("llama_cpp")
@@ -30,7 +30,7 @@ def _tiny(family: str, vocab: int, hidden: int = 64):
     if family == "mamba2":
         shape = {"d_model": hidden, "headdim": 16, "d_state": 16, "ngroups": 1, "chunk_size": 16}
         return mamba2_randomized(vocab_size=vocab, **shape)
-    return build_model(family, vocab=vocab, layers=2, hidden=hidden).eval()
+    return build_model(family, vocab=vocab, layers=2, hidden=hidden)
 
 
 def _train(model, tokenizer, steps: int = 60):
@@ -153,33 +153,23 @@ def test_q4_k_m_is_quantized_by_llama_cpp(tmp_path: Path, tokenizer) -> None:
         runner.close()
 
 
-def _exit_and_error(args: list[str], capsys) -> tuple[int, str]:
-    """Run the real entry point (`biomamba ...`), which turns user errors into exit 2 and one line."""
-    from biomamba.cli.main import run
-
-    capsys.readouterr()  # only this command's output
-    with pytest.raises(SystemExit) as stopped:
-        run(args)
-    return stopped.value.code, capsys.readouterr().err
-
-
 def test_bad_requests_exit_2_with_one_line(tmp_path: Path, tokenizer, capsys) -> None:
     from biomamba.models import save_model
     from biomamba.models.quantized import QUANT_FILE
 
     src = save_model(_tiny("llama", len(tokenizer), hidden=16), tmp_path / "m", tokenizer)
     out = str(tmp_path / "r")
-    code, err = _exit_and_error(["export", str(src), "-o", out, "--quant", "q8_0"], capsys)
+    code, err = exit_and_error(["export", str(src), "-o", out, "--quant", "q8_0"], capsys)
     assert code == 2 and "--format gguf" in err and len(err.strip().splitlines()) == 1
-    code, err = _exit_and_error(["export", str(src), "-o", out, "--format", "gguf", "--quant", "q5"], capsys)
+    code, err = exit_and_error(["export", str(src), "-o", out, "--format", "gguf", "--quant", "q5"], capsys)
     assert code == 2 and "q4_k_m" in err
     (src / QUANT_FILE).write_text('{"method": "int8", "weights": "model.safetensors", "group_size": 32}')
-    code, err = _exit_and_error(["export", str(src), "-o", out, "--format", "gguf"], capsys)
+    code, err = exit_and_error(["export", str(src), "-o", out, "--format", "gguf"], capsys)
     assert code == 2 and "unquantized" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()
     truncated = tmp_path / "x.gguf"
     truncated.write_bytes(b"GGUF\x03\x00")
-    code, err = _exit_and_error(["generate", str(truncated), "hi"], capsys)
+    code, err = exit_and_error(["generate", str(truncated), "hi"], capsys)
     assert code == 2 and str(truncated) in err and "Traceback" not in err
 
 
@@ -254,36 +244,21 @@ def test_gguf_decode_benchmark_runs(capsys) -> None:
 def test_serve_answers_from_the_gguf_file_like_from_the_model_dir(trained) -> None:
     """`make_server(..., engine=make_engine(..., GgufDecoder))`: the same greedy completion over HTTP as the
     PyTorch engine, through the same continuous-batching engine."""
-    import threading
-
-    import httpx
+    from tests.serve.helpers import serving
 
     from biomamba.models import load_model, load_tokenizer
     from biomamba.models.gguf import open_gguf
     from biomamba.serve.config import ServeConfig
-    from biomamba.serve.server import make_engine, make_server
+    from biomamba.serve.server import make_engine
 
     _, src, _, files, _ = trained
     body = {"prompt": "the patient was given", "max_tokens": 8, "temperature": 0}
     answers = []
-    gguf_model, gguf_tokenizer, gguf_decoder = open_gguf(files["f16"])
-    for model, tokenizer, decoder in [
-        (load_model(src), load_tokenizer(src), None),
-        (gguf_model, gguf_tokenizer, gguf_decoder),
-    ]:
-        config = ServeConfig(port=0)
-        server, engine = make_server(
-            model, tokenizer, config, "tiny", make_engine(model, tokenizer, config, decoder)
-        )
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        try:
-            host, port = server.server_address[:2]
-            reply = httpx.post(f"http://{host}:{port}/v1/completions", json=body, timeout=60)
+    config = ServeConfig(port=0)
+    for model, tokenizer, decoder in [(load_model(src), load_tokenizer(src), None), open_gguf(files["f16"])]:
+        engine = make_engine(model, tokenizer, config, decoder)
+        with serving(model, tokenizer, config, model_name="tiny", engine=engine) as (_, client):
+            reply = client.post("/v1/completions", json=body)
             assert reply.status_code == 200, reply.text
             answers.append(reply.json()["choices"][0]["text"])
-        finally:
-            server.shutdown()
-            server.server_close()
-            engine.close()
     assert answers[0] == answers[1] and answers[0]

@@ -22,7 +22,7 @@ def _quantized_dir(tmp_path: Path, tokenizer, family: str, method: str) -> tuple
     """A quantized directory of a tiny model, and the quantized model's logits on IDS."""
     from biomamba.models import save_model
 
-    model = build_model(family, seed=0).eval()
+    model = build_model(family, seed=0)
     src = save_model(model, tmp_path / "src", tokenizer)
     record = quantize_model(model, method, group_size=16)
     out = save_quantized(model, record, src, tmp_path / "q")

@@ -265,5 +265,5 @@ def quantize(
         report["outputs"] = {c.method: str(out / c.method) for c in configs}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "quantization_report.json", report)
-    (out / "quantization_report.md").write_text(render_table(rows, device))
+    (out / "quantization_report.md").write_text(render_table(rows))
     return report

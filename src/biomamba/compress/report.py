@@ -315,11 +315,9 @@ def _mib(n: float) -> str:
 PEAK_LABELS = {"process": "peak memory (process) MiB (Δ)", "cuda": "peak memory (CUDA) MiB (Δ)"}
 
 
-def render_table(rows: Sequence[VariantRow], device: str = "cpu") -> str:
-    """Markdown table; deltas are against the first row (the unquantized model).
-
-    `device` is kept for callers; the peak column's label follows what the rows measured.
-    """
+def render_table(rows: Sequence[VariantRow]) -> str:
+    """Markdown table; deltas are against the first row (the unquantized model). The peak column's label
+    follows what the rows measured."""
     base = rows[0]
     domains = list(base.perplexity)
     tasks = list(base.accuracy)
