@@ -66,6 +66,7 @@ def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> 
         raise BiomambaError(f"{model_dir}: the mamba_ssm format exists for Mamba2 only (this is {fam})")
     recipe = load_recipe_dict(cfg.recipe) if cfg.recipe else None
     results = [_read_results(p) for p in cfg.results]
+    name = cfg.model_name or model_dir.name
     out = Path(output_dir)
     with atomic_dir(out) as tmp:
         if quantization:
@@ -76,7 +77,7 @@ def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> 
             from biomamba.models.checkpoint import save_mamba2
 
             save_mamba2(model, tmp / "mamba_ssm", fmt="mamba-ssm", tokenizer=tokenizer)
-        gguf_files = _write_gguf(model, tokenizer, cfg, formats, tmp, cfg.model_name or model_dir.name)
+        gguf_files = _write_gguf(model, tokenizer, cfg, formats, tmp, name)
         _generation_config(cfg, tokenizer).save_pretrained(str(tmp))
         extra = tmp / "biomamba"
         extra.mkdir()
@@ -86,17 +87,7 @@ def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> 
             (extra / "results").mkdir()
             for path in cfg.results:
                 shutil.copy2(path, extra / "results" / Path(path).name)
-        card = model_card(
-            cfg,
-            model,
-            fam,
-            tokenizer,
-            recipe,
-            results,
-            name=cfg.model_name or model_dir.name,
-            quantization=quantization,
-            gguf_files=gguf_files,
-        )
+        card = model_card(cfg, model, fam, tokenizer, recipe, results, name, quantization, gguf_files)
         (tmp / "README.md").write_text(card, encoding="utf-8")
     return out
 
