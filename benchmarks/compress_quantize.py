@@ -111,7 +111,7 @@ def measure(
     from biomamba.compress.quantize import quantize_model
     from biomamba.compress.report import model_bytes, process_peak_memory, weights_size
     from biomamba.models import load_model, save_model
-    from biomamba.models.decoding import BatchDecoder, GenerationRequest
+    from biomamba.models.decoding import BatchDecoder
     from biomamba.models.quantized import save_quantized
 
     src = save_model(build(family, size), folder / f"{family}-fp32")
@@ -141,16 +141,7 @@ def measure(
             kind = "process"
         model = load_model(out, device=device, dtype=dtype if not method else None)
         decoder = BatchDecoder(model)
-        decoder.run([GenerationRequest(prompt, 4)])  # warm-up
-        best = float("inf")
-        for _ in range(repeats):
-            request = GenerationRequest(prompt, new_tokens)
-            started = time.perf_counter()
-            decoder.run([request])
-            if cuda:
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - started)
-            assert len(list(request.stream(timeout=1))) == new_tokens
+        tokens_per_s = decode_speed(decoder, prompt, new_tokens, repeats, cuda)
         if cuda:
             peak = torch.cuda.max_memory_allocated()
         rows.append(
@@ -158,7 +149,7 @@ def measure(
                 "family": family,
                 "variant": name,
                 "backend": "+".join(backends),
-                "tokens_per_s": new_tokens / best,
+                "tokens_per_s": tokens_per_s,
                 "peak_memory": kind,
                 "peak_memory_bytes": peak,
                 "weight_bytes": model_bytes(model),
@@ -175,6 +166,32 @@ def measure(
         row["weight_x"] = row["weight_bytes"] / base["weight_bytes"]
         row["file_x"] = row["file_bytes"] / base["file_bytes"]
     return rows
+
+
+def decode_speed(decoder, prompt: list[int], new_tokens: int, repeats: int, cuda: bool = False) -> float:
+    """Greedy decode tokens/s at batch 1 after a warm-up, best of `repeats` (`cuda`: synchronized)."""
+    import torch
+
+    from biomamba.models.decoding import GenerationRequest
+
+    decoder.run([GenerationRequest(list(prompt), 4)])  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        request = GenerationRequest(list(prompt), new_tokens)
+        started = time.perf_counter()
+        decoder.run([request])
+        if cuda:
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - started)
+        assert len(list(request.stream(timeout=1))) == new_tokens
+    return new_tokens / best
+
+
+def mib_and_ratio(value: float | None, ratio: float | None, digits: int = 1) -> list[str]:
+    """The two cells of a measured size: MiB and its ratio to fp32 ("-" for what was not measured)."""
+    if value is None:
+        return ["-", "-"]
+    return [f"{value / 2**20:.{digits}f}", f"{ratio:.2f}x" if ratio is not None else "-"]
 
 
 def peak_known(row: dict, base: dict) -> bool:
@@ -201,16 +218,13 @@ def table(rows: list[dict], device: str) -> str:
     peak = f"peak memory ({kinds.pop()})" if len(kinds) == 1 else "peak memory"
     head = ["model", "variant", "kernel", "decode tok/s", "speed vs fp32", f"{peak} MiB", "vs fp32"]
     head += ["weight bytes MiB", "vs fp32", "file MiB", "vs fp32"]
-    cells = []
-    for r in rows:
-        if r["peak_memory_bytes"] is None:
-            peak_cells = ["-", "-"]
-        else:
-            ratio = f"{r['peak_x']:.2f}x" if r["peak_x"] is not None else "-"
-            peak_cells = [f"{r['peak_memory_bytes'] / 2**20:.1f}", ratio]
-        cells.append([r["family"], r["variant"], r["backend"], f"{r['tokens_per_s']:.1f}", f"{r['speed_x']:.2f}x",
-                      *peak_cells, f"{r['weight_bytes'] / 2**20:.1f}", f"{r['weight_x']:.2f}x",
-                      f"{r['file_bytes'] / 2**20:.1f}", f"{r['file_x']:.2f}x"])  # fmt: skip
+    cells = [
+        [r["family"], r["variant"], r["backend"], f"{r['tokens_per_s']:.1f}", f"{r['speed_x']:.2f}x"]
+        + mib_and_ratio(r["peak_memory_bytes"], r["peak_x"])
+        + mib_and_ratio(r["weight_bytes"], r["weight_x"])
+        + mib_and_ratio(r["file_bytes"], r["file_x"])
+        for r in rows
+    ]
     return "\n".join(markdown_table(head, cells)) + "\n"
 
 
