@@ -10,6 +10,7 @@ import pytest
 
 from biomamba.compress.ensemble import ensemble_files, ensemble_probabilities, ensemble_results
 from biomamba.errors import BiomambaError
+from biomamba.eval.results import read_results
 
 from .helpers import write_medqa_results
 
@@ -28,8 +29,6 @@ def two_results(tmp_path: Path, tokenizer) -> list[Path]:
 
 
 def test_ensemble_of_eval_results(two_results: list[Path], tmp_path: Path) -> None:
-    from biomamba.eval.results import read_results
-
     combined = ensemble_files(two_results, tmp_path / "ens.json")
     a, b = (read_results(p)["tasks"]["medqa_4options"]["predictions"] for p in two_results)
     preds = combined["tasks"]["medqa_4options"]["predictions"]
@@ -45,8 +44,6 @@ def test_ensemble_of_eval_results(two_results: list[Path], tmp_path: Path) -> No
 
 
 def test_mismatched_results_are_refused(two_results: list[Path]) -> None:
-    from biomamba.eval.results import read_results
-
     a, b = read_results(two_results[0]), read_results(two_results[1])
     b["protocol"]["shots"] = 3
     with pytest.raises(BiomambaError, match="different protocols"):

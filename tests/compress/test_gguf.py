@@ -13,6 +13,9 @@ from tests.factories.scripts import benchmark_script
 from typer.testing import CliRunner
 
 from biomamba.cli.main import build_app
+from biomamba.compress.gguf_export import export_gguf, tokenizer_kind
+from biomamba.models import load_model, load_tokenizer, save_model
+from biomamba.models.gguf import GgufModel, GgufTokenizer, open_gguf
 
 from .helpers import TEXT, build_model, exit_and_error
 
@@ -51,8 +54,6 @@ def _train(model, tokenizer, steps: int = 60):
 @pytest.fixture(scope="module", params=FAMILIES)
 def trained(request, tokenizer, tmp_path_factory):
     """(family, model dir, model, q8_0 and f16 files written by `biomamba export --format gguf`)."""
-    from biomamba.models import save_model
-
     torch.manual_seed(0)
     model = _train(_tiny(request.param, len(tokenizer)), tokenizer)
     root = tmp_path_factory.mktemp(request.param)
@@ -72,8 +73,6 @@ def _torch_logits(model, ids: list[int], vocab: int) -> np.ndarray:
 
 
 def _gguf_logits(path: Path, ids: list[int], vocab: int) -> np.ndarray:
-    from biomamba.models.gguf import GgufModel
-
     model = GgufModel(path, logits_all=True)
     try:
         return model.logits(ids)[:, :vocab]
@@ -104,8 +103,6 @@ def test_q8_0_top1_agreement(trained, tokenizer) -> None:
 
 
 def test_tokenizer_inside_the_file_encodes_like_the_original(trained, tokenizer) -> None:
-    from biomamba.models.gguf import GgufModel, GgufTokenizer
-
     _, _, _, files, _ = trained
     model = GgufModel(files["f16"])
     try:
@@ -138,9 +135,6 @@ def test_release_card_points_to_the_gguf_files(trained) -> None:
 
 def test_q4_k_m_is_quantized_by_llama_cpp(tmp_path: Path, tokenizer) -> None:
     """256-wide rows, so llama.cpp's Q4_K (super-blocks of 256) applies instead of its fallbacks."""
-    from biomamba.compress.gguf_export import export_gguf
-    from biomamba.models.gguf import GgufModel
-
     model = _tiny("gpt2", len(tokenizer), hidden=256)
     path = export_gguf(model, tokenizer, tmp_path / "m-Q4_K_M.gguf", "q4_k_m")
     types = {t.tensor_type for t in gguf.GGUFReader(str(path)).tensors}
@@ -154,7 +148,6 @@ def test_q4_k_m_is_quantized_by_llama_cpp(tmp_path: Path, tokenizer) -> None:
 
 
 def test_bad_requests_exit_2_with_one_line(tmp_path: Path, tokenizer, capsys) -> None:
-    from biomamba.models import save_model
     from biomamba.models.quantized import QUANT_FILE
 
     src = save_model(_tiny("llama", len(tokenizer), hidden=16), tmp_path / "m", tokenizer)
@@ -210,9 +203,6 @@ def llama_style_tokenizer(vocab_size: int = 300):
 
 def test_llama_sentencepiece_style_tokenizer_and_logits(tmp_path: Path) -> None:
     """The Llama-2/Mistral tokenizer layout goes in as `llama` (scores, byte tokens, BOS added)."""
-    from biomamba.compress.gguf_export import export_gguf, tokenizer_kind
-    from biomamba.models.gguf import GgufModel, GgufTokenizer
-
     tokenizer = llama_style_tokenizer()
     assert tokenizer_kind(tokenizer) == "llama"
     model = _train(_tiny("llama", len(tokenizer)), tokenizer)
@@ -246,8 +236,6 @@ def test_serve_answers_from_the_gguf_file_like_from_the_model_dir(trained) -> No
     PyTorch engine, through the same continuous-batching engine."""
     from tests.serve.helpers import serving
 
-    from biomamba.models import load_model, load_tokenizer
-    from biomamba.models.gguf import open_gguf
     from biomamba.serve.config import ServeConfig
     from biomamba.serve.server import make_engine
 

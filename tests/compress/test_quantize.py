@@ -11,7 +11,7 @@ import torch
 
 from biomamba.compress.quantize import load_bitsandbytes, quantize_model
 from biomamba.errors import BiomambaError
-from biomamba.models import load_model
+from biomamba.models import load_model, save_model
 from biomamba.models.quantized import load_quantized, save_quantized
 
 from .helpers import build_model
@@ -22,8 +22,6 @@ from .helpers import build_model
     [("llama", "int8"), ("llama", "int4"), ("mamba2", "int8"), ("mamba2", "int4"), ("gpt2", "int4")],
 )
 def test_quantize_save_reload(family: str, method: str, tmp_path: Path, tokenizer) -> None:
-    from biomamba.models import save_model
-
     model = build_model(family)
     src = save_model(model, tmp_path / "src", tokenizer)
     ids = torch.tensor([[5, 17, 42, 9, 100, 3]])
@@ -47,8 +45,6 @@ def test_quantize_save_reload(family: str, method: str, tmp_path: Path, tokenize
 
 
 def test_int4_weights_are_smaller_on_disk(tmp_path: Path, tokenizer) -> None:
-    from biomamba.models import save_model
-
     model = build_model("mamba2")
     src = save_model(model, tmp_path / "src", tokenizer)
     record = quantize_model(model, "int4", group_size=32)
@@ -77,8 +73,6 @@ def test_bad_method_and_bitsandbytes_on_cpu(tmp_path: Path) -> None:
 @pytest.mark.parametrize("method", ["bnb-int8", "bnb-nf4"])
 def test_bitsandbytes_on_gpu(method: str, tmp_path: Path, tokenizer) -> None:
     pytest.importorskip("bitsandbytes")
-    from biomamba.models import save_model
-
     model = build_model("llama")
     src = save_model(model, tmp_path / "src", tokenizer)
     loaded = load_bitsandbytes(src, method)

@@ -272,12 +272,8 @@ def load_merge_config(path: str | Path) -> MergeConfig:
 def _referenced_models(cfg: MergeConfig) -> list[str]:
     names = [m.model for m in cfg.models or []]
     for out_slice in cfg.slices or []:
-        names += [s.model for s in out_slice.sources] + (
-            [out_slice.base_model] if out_slice.base_model else []
-        )
-    if cfg.base_model:
-        names.append(cfg.base_model)
-    return list(dict.fromkeys(names))
+        names += [s.model for s in out_slice.sources] + [out_slice.base_model]
+    return [name for name in dict.fromkeys([*names, cfg.base_model]) if name]  # each once, unset ones out
 
 
 def merge(cfg: MergeConfig, output_dir: str | Path) -> Path:

@@ -92,6 +92,7 @@ def check_context(limit: int | None, prompt_tokens: int, max_new_tokens: int) ->
 
 
 MAX_JSON_DEPTH = 32  # OpenAI request bodies nest a few levels; deeper is refused before validation
+TOO_DEEP = f"the body nests deeper than {MAX_JSON_DEPTH} levels"
 CONTENT_LENGTH = re.compile(r"[0-9]{1,12}")  # plain decimal digits: no sign, no spaces, no `1_0`
 ROUTES = ("/health", "/v1/models", "/v1/completions", "/v1/chat/completions")
 
@@ -568,9 +569,7 @@ def _load_json(raw: bytes) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the body is not valid JSON ({exc})", code="invalid_json") from None
     except RecursionError:
-        raise ApiError(
-            400, f"the body nests deeper than {MAX_JSON_DEPTH} levels", code="invalid_json"
-        ) from None
+        raise ApiError(400, TOO_DEEP, code="invalid_json") from None
     if not isinstance(payload, dict):
         raise ApiError(400, "the body must be a JSON object", code="invalid_json")
     _check_values(payload)
@@ -583,7 +582,7 @@ def _check_values(payload: dict[str, Any]) -> None:
     while pending:
         value, where, depth = pending.pop()
         if depth > MAX_JSON_DEPTH:
-            raise ApiError(400, f"the body nests deeper than {MAX_JSON_DEPTH} levels", code="invalid_json")
+            raise ApiError(400, TOO_DEEP, code="invalid_json")
         if isinstance(value, str):
             try:
                 value.encode("utf-8")
