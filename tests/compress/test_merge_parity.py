@@ -11,6 +11,8 @@ from safetensors.torch import load_file
 
 from biomamba.compress.merge import load_merge_config, merge
 
+from .helpers import save_tiny
+
 mergekit_merge = pytest.importorskip(
     "mergekit.merge", reason="mergekit (test-only dependency) not importable"
 )
@@ -116,7 +118,5 @@ def test_matches_mergekit(method: str, three_llamas: list[Path], tmp_path: Path)
 
 @pytest.mark.parametrize("family", ["gpt2", "mistral"])
 def test_other_families_match_mergekit(family: str, tmp_path: Path, tokenizer) -> None:
-    from .helpers import save_tiny
-
     models = [save_tiny(tmp_path / f"{family}{i}", family, seed=i, tokenizer=tokenizer) for i in range(3)]
     _merge_matches_mergekit(tmp_path, "ties", models)

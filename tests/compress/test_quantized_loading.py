@@ -13,7 +13,7 @@ from biomamba.cli.main import build_app
 from biomamba.compress.quantize import quantize_model
 from biomamba.models.quantized import load_quantized, save_quantized
 
-from .helpers import build_model
+from .helpers import build_model, save_tiny
 
 IDS = torch.tensor([[5, 17, 42, 9, 100, 3]])
 
@@ -62,8 +62,6 @@ def test_export_of_a_quantized_dir_keeps_its_weights(tmp_path: Path, tokenizer) 
 
 def test_model_card_names_biomamba_without_a_placeholder_link(tmp_path: Path, tokenizer) -> None:
     from biomamba import __version__
-
-    from .helpers import save_tiny
 
     src = save_tiny(tmp_path / "gpt", "gpt2", 0, tokenizer)
     result = CliRunner().invoke(
