@@ -157,15 +157,8 @@ def measure(
             }
         )
         del model, decoder
-    base = rows[0]
-    for row in rows:
-        row["speed_x"] = row["tokens_per_s"] / base["tokens_per_s"]
-        row["peak_x"] = (
-            row["peak_memory_bytes"] / base["peak_memory_bytes"] if peak_known(row, base) else None
-        )
-        row["weight_x"] = row["weight_bytes"] / base["weight_bytes"]
-        row["file_x"] = row["file_bytes"] / base["file_bytes"]
-    return rows
+    ratios = {"tokens_per_s": "speed_x", "peak_memory_bytes": "peak_x", "weight_bytes": "weight_x"}
+    return add_ratios(rows, {**ratios, "file_bytes": "file_x"})
 
 
 def decode_speed(decoder, prompt: list[int], new_tokens: int, repeats: int, cuda: bool = False) -> float:
@@ -194,8 +187,15 @@ def mib_and_ratio(value: float | None, ratio: float | None, digits: int = 1) -> 
     return [f"{value / 2**20:.{digits}f}", f"{ratio:.2f}x" if ratio is not None else "-"]
 
 
-def peak_known(row: dict, base: dict) -> bool:
-    return row["peak_memory_bytes"] is not None and bool(base["peak_memory_bytes"])
+def add_ratios(rows: list[dict], columns: dict[str, str]) -> list[dict]:
+    """Set each row's ratio to the first row (fp32, same run) for every `column: ratio key` pair; None where
+    either value was not measured."""
+    base = rows[0]
+    for row in rows:
+        for column, ratio in columns.items():
+            known = row[column] is not None and bool(base[column])
+            row[ratio] = row[column] / base[column] if known else None
+    return rows
 
 
 def kernel_notes(rows: list[dict], device: str) -> str:

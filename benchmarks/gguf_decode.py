@@ -31,7 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # the same models, timing and cells as the quantize table
-from compress_quantize import SIZES, VOCAB, build, decode_speed, mib_and_ratio  # noqa: E402
+from compress_quantize import SIZES, VOCAB, add_ratios, build, decode_speed, mib_and_ratio  # noqa: E402
 
 VARIANTS = ("fp32", "int8", "gguf-q8_0", "gguf-q4_k_m")
 
@@ -122,12 +122,7 @@ def measure(family: str, size: str, new_tokens: int, repeats: int, folder: Path,
         print(f"measured: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)  # partial runs keep rows
         del decoder
         gc.collect()
-    base = rows[0]
-    for row in rows:
-        row["speed_x"] = row["tokens_per_s"] / base["tokens_per_s"]
-        row["peak_x"] = row["peak_bytes"] / base["peak_bytes"] if peak else None
-        row["file_x"] = row["file_bytes"] / base["file_bytes"]
-    return rows
+    return add_ratios(rows, {"tokens_per_s": "speed_x", "peak_bytes": "peak_x", "file_bytes": "file_x"})
 
 
 def table(rows: list[dict]) -> str:
