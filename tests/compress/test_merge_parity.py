@@ -85,9 +85,8 @@ base_model: {m0}
 dtype: float32
 """,
 }
-CONFIGS["dare_linear"] = CONFIGS["dare_ties"].replace(
-    "dare_ties", "dare_linear"
-)  # the same, no sign consensus
+# dare_linear: dare_ties' models and weights, without the sign consensus
+CONFIGS["dare_linear"] = CONFIGS["dare_ties"].replace("dare_ties", "dare_linear")
 
 
 def _merge_matches_mergekit(tmp_path: Path, method: str, models: list[Path]) -> dict:
