@@ -111,7 +111,7 @@ def measure(
     from biomamba.compress.quantize import quantize_model
     from biomamba.compress.report import model_bytes, process_peak_memory, weights_size
     from biomamba.models import load_model, save_model
-    from biomamba.models.decoding import BatchDecoder, GenerationRequest
+    from biomamba.models.decoding import BatchDecoder
     from biomamba.models.quantized import save_quantized
 
     src = save_model(build(family, size), folder / f"{family}-fp32")
@@ -141,16 +141,7 @@ def measure(
             kind = "process"
         model = load_model(out, device=device, dtype=dtype if not method else None)
         decoder = BatchDecoder(model)
-        decoder.run([GenerationRequest(prompt, 4)])  # warm-up
-        best = float("inf")
-        for _ in range(repeats):
-            request = GenerationRequest(prompt, new_tokens)
-            started = time.perf_counter()
-            decoder.run([request])
-            if cuda:
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - started)
-            assert len(list(request.stream(timeout=1))) == new_tokens
+        tokens_per_s = decode_speed(decoder, prompt, new_tokens, repeats, cuda)
         if cuda:
             peak = torch.cuda.max_memory_allocated()
         rows.append(
@@ -158,7 +149,7 @@ def measure(
                 "family": family,
                 "variant": name,
                 "backend": "+".join(backends),
-                "tokens_per_s": new_tokens / best,
+                "tokens_per_s": tokens_per_s,
                 "peak_memory": kind,
                 "peak_memory_bytes": peak,
                 "weight_bytes": model_bytes(model),
@@ -166,19 +157,45 @@ def measure(
             }
         )
         del model, decoder
+    ratios = {"tokens_per_s": "speed_x", "peak_memory_bytes": "peak_x", "weight_bytes": "weight_x"}
+    return add_ratios(rows, {**ratios, "file_bytes": "file_x"})
+
+
+def decode_speed(decoder, prompt: list[int], new_tokens: int, repeats: int, cuda: bool = False) -> float:
+    """Greedy decode tokens/s at batch 1 after a warm-up, best of `repeats` (`cuda`: synchronized)."""
+    import torch
+
+    from biomamba.models.decoding import GenerationRequest
+
+    decoder.run([GenerationRequest(list(prompt), 4)])  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        request = GenerationRequest(list(prompt), new_tokens)
+        started = time.perf_counter()
+        decoder.run([request])
+        if cuda:
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - started)
+        assert len(list(request.stream(timeout=1))) == new_tokens
+    return new_tokens / best
+
+
+def mib_and_ratio(value: float | None, ratio: float | None, digits: int = 1) -> list[str]:
+    """The two cells of a measured size: MiB and its ratio to fp32 ("-" for what was not measured)."""
+    if value is None:
+        return ["-", "-"]
+    return [f"{value / 2**20:.{digits}f}", f"{ratio:.2f}x" if ratio is not None else "-"]
+
+
+def add_ratios(rows: list[dict], columns: dict[str, str]) -> list[dict]:
+    """Set each row's ratio to the first row (fp32, same run) for every `column: ratio key` pair; None where
+    either value was not measured."""
     base = rows[0]
     for row in rows:
-        row["speed_x"] = row["tokens_per_s"] / base["tokens_per_s"]
-        row["peak_x"] = (
-            row["peak_memory_bytes"] / base["peak_memory_bytes"] if peak_known(row, base) else None
-        )
-        row["weight_x"] = row["weight_bytes"] / base["weight_bytes"]
-        row["file_x"] = row["file_bytes"] / base["file_bytes"]
+        for column, ratio in columns.items():
+            known = row[column] is not None and bool(base[column])
+            row[ratio] = row[column] / base[column] if known else None
     return rows
-
-
-def peak_known(row: dict, base: dict) -> bool:
-    return row["peak_memory_bytes"] is not None and bool(base["peak_memory_bytes"])
 
 
 def kernel_notes(rows: list[dict], device: str) -> str:
@@ -201,16 +218,13 @@ def table(rows: list[dict], device: str) -> str:
     peak = f"peak memory ({kinds.pop()})" if len(kinds) == 1 else "peak memory"
     head = ["model", "variant", "kernel", "decode tok/s", "speed vs fp32", f"{peak} MiB", "vs fp32"]
     head += ["weight bytes MiB", "vs fp32", "file MiB", "vs fp32"]
-    cells = []
-    for r in rows:
-        if r["peak_memory_bytes"] is None:
-            peak_cells = ["-", "-"]
-        else:
-            ratio = f"{r['peak_x']:.2f}x" if r["peak_x"] is not None else "-"
-            peak_cells = [f"{r['peak_memory_bytes'] / 2**20:.1f}", ratio]
-        cells.append([r["family"], r["variant"], r["backend"], f"{r['tokens_per_s']:.1f}", f"{r['speed_x']:.2f}x",
-                      *peak_cells, f"{r['weight_bytes'] / 2**20:.1f}", f"{r['weight_x']:.2f}x",
-                      f"{r['file_bytes'] / 2**20:.1f}", f"{r['file_x']:.2f}x"])  # fmt: skip
+    cells = [
+        [r["family"], r["variant"], r["backend"], f"{r['tokens_per_s']:.1f}", f"{r['speed_x']:.2f}x"]
+        + mib_and_ratio(r["peak_memory_bytes"], r["peak_x"])
+        + mib_and_ratio(r["weight_bytes"], r["weight_x"])
+        + mib_and_ratio(r["file_bytes"], r["file_x"])
+        for r in rows
+    ]
     return "\n".join(markdown_table(head, cells)) + "\n"
 
 

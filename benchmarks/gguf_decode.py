@@ -21,7 +21,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,7 +30,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from compress_quantize import SIZES, VOCAB, build  # noqa: E402  (the same models as the quantize table)
+# the same models, timing and cells as the quantize table
+from compress_quantize import SIZES, VOCAB, add_ratios, build, decode_speed, mib_and_ratio  # noqa: E402
 
 VARIANTS = ("fp32", "int8", "gguf-q8_0", "gguf-q4_k_m")
 
@@ -96,20 +96,6 @@ def open_decoder(path: Path):
     return BatchDecoder(load_model(path)), kernel
 
 
-def decode_speed(decoder, prompt: list[int], new_tokens: int, repeats: int) -> float:
-    from biomamba.models.decoding import GenerationRequest
-
-    decoder.run([GenerationRequest(list(prompt), 4)])  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        request = GenerationRequest(list(prompt), new_tokens)
-        started = time.perf_counter()
-        decoder.run([request])
-        best = min(best, time.perf_counter() - started)
-        assert len(list(request.stream(timeout=1))) == new_tokens
-    return new_tokens / best
-
-
 def measure(family: str, size: str, new_tokens: int, repeats: int, folder: Path, peak: bool) -> list[dict]:
     from biomamba.compress.report import process_peak_memory
 
@@ -136,12 +122,7 @@ def measure(family: str, size: str, new_tokens: int, repeats: int, folder: Path,
         print(f"measured: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)  # partial runs keep rows
         del decoder
         gc.collect()
-    base = rows[0]
-    for row in rows:
-        row["speed_x"] = row["tokens_per_s"] / base["tokens_per_s"]
-        row["peak_x"] = row["peak_bytes"] / base["peak_bytes"] if peak else None
-        row["file_x"] = row["file_bytes"] / base["file_bytes"]
-    return rows
+    return add_ratios(rows, {"tokens_per_s": "speed_x", "peak_bytes": "peak_x", "file_bytes": "file_x"})
 
 
 def table(rows: list[dict]) -> str:
@@ -150,11 +131,12 @@ def table(rows: list[dict]) -> str:
     head = "model | variant | kernel | decode tok/s | vs fp32 | peak RSS MiB | vs fp32 | file MiB | vs fp32".split(
         " | "
     )
-    cells = []
-    for r in rows:
-        rss = ["-", "-"] if r["peak_bytes"] is None else [f"{r['peak_bytes'] / 2**20:.0f}", f"{r['peak_x']:.2f}x"]  # fmt: skip
-        cells.append([r["family"], r["variant"], r["kernel"], f"{r['tokens_per_s']:.1f}", f"{r['speed_x']:.2f}x",
-                      *rss, f"{r['file_bytes'] / 2**20:.1f}", f"{r['file_x']:.2f}x"])  # fmt: skip
+    cells = [
+        [r["family"], r["variant"], r["kernel"], f"{r['tokens_per_s']:.1f}", f"{r['speed_x']:.2f}x"]
+        + mib_and_ratio(r["peak_bytes"], r["peak_x"], digits=0)
+        + mib_and_ratio(r["file_bytes"], r["file_x"])
+        for r in rows
+    ]
     return "\n".join(markdown_table(head, cells)) + "\n"
 
 

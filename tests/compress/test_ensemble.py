@@ -10,8 +10,9 @@ import pytest
 
 from biomamba.compress.ensemble import ensemble_files, ensemble_probabilities, ensemble_results
 from biomamba.errors import BiomambaError
+from biomamba.eval.results import read_results
 
-from .helpers import build_model, write_medqa
+from .helpers import write_medqa_results
 
 
 def test_probabilities_are_summed_softmaxes() -> None:
@@ -24,28 +25,10 @@ def test_probabilities_are_summed_softmaxes() -> None:
 
 @pytest.fixture
 def two_results(tmp_path: Path, tokenizer) -> list[Path]:
-    from biomamba.eval import evaluate
-    from biomamba.eval.results import write_results
-
-    task = write_medqa(tmp_path / "medqa.jsonl")
-    paths = []
-    for seed in (0, 1):
-        res = evaluate(
-            build_model("llama", seed).eval(),
-            tokenizer,
-            [f"medqa_4options={task}"],
-            shots=0,
-            seeds=1,
-            bootstrap_resamples=50,
-            model_name=f"m{seed}",
-        )
-        paths.append(write_results(tmp_path / f"m{seed}.json", res))
-    return paths
+    return [write_medqa_results(tmp_path / f"m{seed}.json", tokenizer, seed, f"m{seed}") for seed in (0, 1)]
 
 
 def test_ensemble_of_eval_results(two_results: list[Path], tmp_path: Path) -> None:
-    from biomamba.eval.results import read_results
-
     combined = ensemble_files(two_results, tmp_path / "ens.json")
     a, b = (read_results(p)["tasks"]["medqa_4options"]["predictions"] for p in two_results)
     preds = combined["tasks"]["medqa_4options"]["predictions"]
@@ -61,8 +44,6 @@ def test_ensemble_of_eval_results(two_results: list[Path], tmp_path: Path) -> No
 
 
 def test_mismatched_results_are_refused(two_results: list[Path]) -> None:
-    from biomamba.eval.results import read_results
-
     a, b = read_results(two_results[0]), read_results(two_results[1])
     b["protocol"]["shots"] = 3
     with pytest.raises(BiomambaError, match="different protocols"):

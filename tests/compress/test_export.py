@@ -11,29 +11,13 @@ from typer.testing import CliRunner
 
 from biomamba.cli.main import build_app
 
-from .helpers import save_tiny, write_medqa
+from .helpers import save_tiny, write_medqa_results
 
 
 @pytest.fixture
 def results_file(tmp_path: Path, tokenizer) -> Path:
-    from transformers import AutoModelForCausalLM
-
-    from biomamba.eval.results import write_results
-    from biomamba.eval.runner import evaluate
-
-    model_dir = save_tiny(tmp_path / "eval-model", "llama", 0, tokenizer)
-    task = write_medqa(tmp_path / "medqa.jsonl")
-    res = evaluate(
-        AutoModelForCausalLM.from_pretrained(model_dir),
-        tokenizer,
-        [f"medqa_4options={task}"],
-        shots=0,
-        seeds=1,
-        bootstrap_resamples=50,
-        model_name="tiny-bio",
-    )
-    res["perplexity"] = {"pubmed": {"ppl": 12.345, "tokens": 999}}
-    return write_results(tmp_path / "results.json", res)
+    perplexity = {"pubmed": {"ppl": 12.345, "tokens": 999}}
+    return write_medqa_results(tmp_path / "results.json", tokenizer, 0, "tiny-bio", perplexity=perplexity)
 
 
 def test_export_mamba2_release(tmp_path: Path, tokenizer, results_file: Path) -> None:
@@ -44,22 +28,9 @@ def test_export_mamba2_release(tmp_path: Path, tokenizer, results_file: Path) ->
     recipe = tmp_path / "train.yaml"
     recipe.write_text("name: bio-tiny\ndescription: Continued pretraining on PubMed abstracts.\nseed: 3\n")
     out = tmp_path / "release"
-    args = [
-        "export",
-        str(src),
-        "--output",
-        str(out),
-        "--training-recipe",
-        str(recipe),
-        "--results",
-        str(results_file),
-        "--format",
-        "transformers",
-        "--format",
-        "mamba_ssm",
-        "--name",
-        "BioMamba-tiny",
-    ]
+    args = ["export", str(src), "--output", str(out), "--training-recipe", str(recipe)]
+    args += ["--results", str(results_file), "--format", "transformers", "--format", "mamba_ssm"]
+    args += ["--name", "BioMamba-tiny"]
     result = CliRunner().invoke(build_app(), args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     for name in ("config.json", "model.safetensors", "tokenizer.json", "generation_config.json", "README.md"):

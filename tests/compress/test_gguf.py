@@ -13,8 +13,11 @@ from tests.factories.scripts import benchmark_script
 from typer.testing import CliRunner
 
 from biomamba.cli.main import build_app
+from biomamba.compress.gguf_export import export_gguf, tokenizer_kind
+from biomamba.models import load_model, load_tokenizer, save_model
+from biomamba.models.gguf import GgufModel, GgufTokenizer, open_gguf
 
-from .helpers import TEXT, build_model
+from .helpers import TEXT, build_model, exit_and_error
 
 gguf = pytest.importorskip("gguf")
 llama_cpp = pytest.importorskip("llama_cpp")
@@ -30,7 +33,7 @@ def _tiny(family: str, vocab: int, hidden: int = 64):
     if family == "mamba2":
         shape = {"d_model": hidden, "headdim": 16, "d_state": 16, "ngroups": 1, "chunk_size": 16}
         return mamba2_randomized(vocab_size=vocab, **shape)
-    return build_model(family, vocab=vocab, layers=2, hidden=hidden).eval()
+    return build_model(family, vocab=vocab, layers=2, hidden=hidden)
 
 
 def _train(model, tokenizer, steps: int = 60):
@@ -51,8 +54,6 @@ def _train(model, tokenizer, steps: int = 60):
 @pytest.fixture(scope="module", params=FAMILIES)
 def trained(request, tokenizer, tmp_path_factory):
     """(family, model dir, model, q8_0 and f16 files written by `biomamba export --format gguf`)."""
-    from biomamba.models import save_model
-
     torch.manual_seed(0)
     model = _train(_tiny(request.param, len(tokenizer)), tokenizer)
     root = tmp_path_factory.mktemp(request.param)
@@ -72,8 +73,6 @@ def _torch_logits(model, ids: list[int], vocab: int) -> np.ndarray:
 
 
 def _gguf_logits(path: Path, ids: list[int], vocab: int) -> np.ndarray:
-    from biomamba.models.gguf import GgufModel
-
     model = GgufModel(path, logits_all=True)
     try:
         return model.logits(ids)[:, :vocab]
@@ -104,8 +103,6 @@ def test_q8_0_top1_agreement(trained, tokenizer) -> None:
 
 
 def test_tokenizer_inside_the_file_encodes_like_the_original(trained, tokenizer) -> None:
-    from biomamba.models.gguf import GgufModel, GgufTokenizer
-
     _, _, _, files, _ = trained
     model = GgufModel(files["f16"])
     try:
@@ -138,9 +135,6 @@ def test_release_card_points_to_the_gguf_files(trained) -> None:
 
 def test_q4_k_m_is_quantized_by_llama_cpp(tmp_path: Path, tokenizer) -> None:
     """256-wide rows, so llama.cpp's Q4_K (super-blocks of 256) applies instead of its fallbacks."""
-    from biomamba.compress.gguf_export import export_gguf
-    from biomamba.models.gguf import GgufModel
-
     model = _tiny("gpt2", len(tokenizer), hidden=256)
     path = export_gguf(model, tokenizer, tmp_path / "m-Q4_K_M.gguf", "q4_k_m")
     types = {t.tensor_type for t in gguf.GGUFReader(str(path)).tensors}
@@ -153,33 +147,22 @@ def test_q4_k_m_is_quantized_by_llama_cpp(tmp_path: Path, tokenizer) -> None:
         runner.close()
 
 
-def _exit_and_error(args: list[str], capsys) -> tuple[int, str]:
-    """Run the real entry point (`biomamba ...`), which turns user errors into exit 2 and one line."""
-    from biomamba.cli.main import run
-
-    capsys.readouterr()  # only this command's output
-    with pytest.raises(SystemExit) as stopped:
-        run(args)
-    return stopped.value.code, capsys.readouterr().err
-
-
 def test_bad_requests_exit_2_with_one_line(tmp_path: Path, tokenizer, capsys) -> None:
-    from biomamba.models import save_model
     from biomamba.models.quantized import QUANT_FILE
 
     src = save_model(_tiny("llama", len(tokenizer), hidden=16), tmp_path / "m", tokenizer)
     out = str(tmp_path / "r")
-    code, err = _exit_and_error(["export", str(src), "-o", out, "--quant", "q8_0"], capsys)
+    code, err = exit_and_error(["export", str(src), "-o", out, "--quant", "q8_0"], capsys)
     assert code == 2 and "--format gguf" in err and len(err.strip().splitlines()) == 1
-    code, err = _exit_and_error(["export", str(src), "-o", out, "--format", "gguf", "--quant", "q5"], capsys)
+    code, err = exit_and_error(["export", str(src), "-o", out, "--format", "gguf", "--quant", "q5"], capsys)
     assert code == 2 and "q4_k_m" in err
     (src / QUANT_FILE).write_text('{"method": "int8", "weights": "model.safetensors", "group_size": 32}')
-    code, err = _exit_and_error(["export", str(src), "-o", out, "--format", "gguf"], capsys)
+    code, err = exit_and_error(["export", str(src), "-o", out, "--format", "gguf"], capsys)
     assert code == 2 and "unquantized" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()
     truncated = tmp_path / "x.gguf"
     truncated.write_bytes(b"GGUF\x03\x00")
-    code, err = _exit_and_error(["generate", str(truncated), "hi"], capsys)
+    code, err = exit_and_error(["generate", str(truncated), "hi"], capsys)
     assert code == 2 and str(truncated) in err and "Traceback" not in err
 
 
@@ -220,9 +203,6 @@ def llama_style_tokenizer(vocab_size: int = 300):
 
 def test_llama_sentencepiece_style_tokenizer_and_logits(tmp_path: Path) -> None:
     """The Llama-2/Mistral tokenizer layout goes in as `llama` (scores, byte tokens, BOS added)."""
-    from biomamba.compress.gguf_export import export_gguf, tokenizer_kind
-    from biomamba.models.gguf import GgufModel, GgufTokenizer
-
     tokenizer = llama_style_tokenizer()
     assert tokenizer_kind(tokenizer) == "llama"
     model = _train(_tiny("llama", len(tokenizer)), tokenizer)
@@ -254,36 +234,19 @@ def test_gguf_decode_benchmark_runs(capsys) -> None:
 def test_serve_answers_from_the_gguf_file_like_from_the_model_dir(trained) -> None:
     """`make_server(..., engine=make_engine(..., GgufDecoder))`: the same greedy completion over HTTP as the
     PyTorch engine, through the same continuous-batching engine."""
-    import threading
+    from tests.serve.helpers import serving
 
-    import httpx
-
-    from biomamba.models import load_model, load_tokenizer
-    from biomamba.models.gguf import open_gguf
     from biomamba.serve.config import ServeConfig
-    from biomamba.serve.server import make_engine, make_server
+    from biomamba.serve.server import make_engine
 
     _, src, _, files, _ = trained
     body = {"prompt": "the patient was given", "max_tokens": 8, "temperature": 0}
     answers = []
-    gguf_model, gguf_tokenizer, gguf_decoder = open_gguf(files["f16"])
-    for model, tokenizer, decoder in [
-        (load_model(src), load_tokenizer(src), None),
-        (gguf_model, gguf_tokenizer, gguf_decoder),
-    ]:
-        config = ServeConfig(port=0)
-        server, engine = make_server(
-            model, tokenizer, config, "tiny", make_engine(model, tokenizer, config, decoder)
-        )
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        try:
-            host, port = server.server_address[:2]
-            reply = httpx.post(f"http://{host}:{port}/v1/completions", json=body, timeout=60)
+    config = ServeConfig(port=0)
+    for model, tokenizer, decoder in [(load_model(src), load_tokenizer(src), None), open_gguf(files["f16"])]:
+        engine = make_engine(model, tokenizer, config, decoder)
+        with serving(model, tokenizer, config, model_name="tiny", engine=engine) as (_, client):
+            reply = client.post("/v1/completions", json=body)
             assert reply.status_code == 200, reply.text
             answers.append(reply.json()["choices"][0]["text"])
-        finally:
-            server.shutdown()
-            server.server_close()
-            engine.close()
     assert answers[0] == answers[1] and answers[0]

@@ -16,6 +16,8 @@ from biomamba.compress.merge import evaluate_setting, load_merge_config, merge, 
 from biomamba.compress.safetensors_io import CheckpointReader, StreamingShardWriter, TensorSpec
 from biomamba.errors import CheckpointError, RecipeError
 
+from .helpers import save_tiny
+
 
 def _cfg(**kw) -> MergeConfig:
     return MergeConfig.model_validate(kw)
@@ -43,8 +45,6 @@ def test_writer_refuses_out_of_plan_tensor(tmp_path: Path) -> None:
 
 
 def test_incompatible_shapes_name_the_tensor(tmp_path: Path, tokenizer) -> None:
-    from .helpers import save_tiny
-
     a = save_tiny(tmp_path / "a", "llama", 0, tokenizer)
     b = save_tiny(tmp_path / "b", "llama", 1, tokenizer, vocab=320)
     cfg = _cfg(

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from biomamba.cli.main import run
 from biomamba.models import create_model, save_model
+
+from .helpers import exit_and_error
 
 
 def _mamba2(path: Path, layers: int) -> Path:
@@ -27,9 +28,7 @@ def test_different_layer_counts_are_one_line_with_exit_2(
                                              {"model": str(three), "parameters": {"weight": 0.5}}],
         "output_dir": str(tmp_path / "out"),
     }))  # fmt: skip
-    with pytest.raises(SystemExit) as done:
-        run(["merge", str(config)])
-    err = capsys.readouterr().err
-    assert done.value.code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    code, err = exit_and_error(["merge", str(config)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert f"different layer counts ({two}: 2 layers, {three}: 3 layers)" in err
     assert not (tmp_path / "out").exists()

@@ -11,6 +11,8 @@ from safetensors.torch import load_file
 
 from biomamba.compress.merge import load_merge_config, merge
 
+from .helpers import save_tiny
+
 mergekit_merge = pytest.importorskip(
     "mergekit.merge", reason="mergekit (test-only dependency) not importable"
 )
@@ -82,37 +84,32 @@ merge_method: dare_ties
 base_model: {m0}
 dtype: float32
 """,
-    "dare_linear": """
-models:
-  - model: {m1}
-    parameters: {{weight: 0.5, density: 1.0}}
-  - model: {m2}
-    parameters: {{weight: 0.8, density: 1.0}}
-merge_method: dare_linear
-base_model: {m0}
-dtype: float32
-""",
 }
+# dare_linear: dare_ties' models and weights, without the sign consensus
+CONFIGS["dare_linear"] = CONFIGS["dare_ties"].replace("dare_ties", "dare_linear")
 
 
-def _run_both(tmp_path: Path, text: str) -> tuple[dict, dict]:
+def _merge_matches_mergekit(tmp_path: Path, method: str, models: list[Path]) -> dict:
+    """Merge `models` with CONFIGS[method] by biomamba and by mergekit; assert every tensor agrees within
+    1e-6 and return biomamba's tensors."""
+    text = CONFIGS[method].format(**{f"m{i}": p for i, p in enumerate(models)})
     config_path = tmp_path / "merge.yaml"
     config_path.write_text(text)
-    ours = merge(load_merge_config(config_path), tmp_path / "ours")
+    ours = load_file(merge(load_merge_config(config_path), tmp_path / "ours") / "model.safetensors")
     options = mergekit_merge.MergeOptions(quiet=True, copy_tokenizer=False, write_model_card=False)
     mergekit_merge.run_merge(
         MergeConfiguration.model_validate(yaml.safe_load(text)), str(tmp_path / "mk"), options
     )
-    return load_file(ours / "model.safetensors"), load_file(tmp_path / "mk" / "model.safetensors")
+    theirs = load_file(tmp_path / "mk" / "model.safetensors")
+    assert set(ours) == set(theirs)
+    for name, tensor in theirs.items():
+        torch.testing.assert_close(ours[name], tensor, atol=1e-6, rtol=0, msg=name)
+    return ours
 
 
 @pytest.mark.parametrize("method", sorted(CONFIGS))
 def test_matches_mergekit(method: str, three_llamas: list[Path], tmp_path: Path) -> None:
-    text = CONFIGS[method].format(**{f"m{i}": p for i, p in enumerate(three_llamas)})
-    ours, theirs = _run_both(tmp_path, text)
-    assert set(ours) == set(theirs)
-    for name, tensor in theirs.items():
-        torch.testing.assert_close(ours[name], tensor, atol=1e-6, rtol=0, msg=name)
+    ours = _merge_matches_mergekit(tmp_path, method, three_llamas)
     # the merge really changed something (the test could fail)
     original = load_file(three_llamas[0] / "model.safetensors")
     assert any(not torch.equal(ours[n], original[n]) for n in original)
@@ -120,11 +117,5 @@ def test_matches_mergekit(method: str, three_llamas: list[Path], tmp_path: Path)
 
 @pytest.mark.parametrize("family", ["gpt2", "mistral"])
 def test_other_families_match_mergekit(family: str, tmp_path: Path, tokenizer) -> None:
-    from .helpers import save_tiny
-
     models = [save_tiny(tmp_path / f"{family}{i}", family, seed=i, tokenizer=tokenizer) for i in range(3)]
-    text = CONFIGS["ties"].format(**{f"m{i}": p for i, p in enumerate(models)})
-    ours, theirs = _run_both(tmp_path, text)
-    assert set(ours) == set(theirs)
-    for name, tensor in theirs.items():
-        torch.testing.assert_close(ours[name], tensor, atol=1e-6, rtol=0, msg=name)
+    _merge_matches_mergekit(tmp_path, "ties", models)

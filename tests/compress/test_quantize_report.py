@@ -10,6 +10,7 @@ from tests.factories import models
 from typer.testing import CliRunner
 
 from biomamba.cli.main import build_app
+from biomamba.compress.report import process_peak_memory
 
 from .helpers import write_corpus, write_medqa
 
@@ -53,8 +54,6 @@ def test_quantize_command_writes_models_and_one_table(tmp_path: Path, tokenizer)
 
 def test_process_peak_runs_the_child(tmp_path: Path, tokenizer) -> None:
     """The peak is the child's own: loading a model with ~25 MiB more weights raises it by about that."""
-    from biomamba.compress.report import process_peak_memory
-
     small = _mamba2_dir(tmp_path / "small", tokenizer, 16, 1)
     big = _mamba2_dir(tmp_path / "big", tokenizer, 512, 4)
     extra = sum(p.stat().st_size for p in big.glob("*.safetensors"))
@@ -66,7 +65,6 @@ def test_process_peak_runs_the_child(tmp_path: Path, tokenizer) -> None:
 
 
 def test_process_peak_child_error_is_one_line(tmp_path: Path) -> None:
-    from biomamba.compress.report import process_peak_memory
     from biomamba.errors import BiomambaError
 
     with pytest.raises(BiomambaError, match="peak-memory child for .* failed"):

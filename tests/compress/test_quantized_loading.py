@@ -13,7 +13,7 @@ from biomamba.cli.main import build_app
 from biomamba.compress.quantize import quantize_model
 from biomamba.models.quantized import load_quantized, save_quantized
 
-from .helpers import build_model
+from .helpers import build_model, save_tiny
 
 IDS = torch.tensor([[5, 17, 42, 9, 100, 3]])
 
@@ -22,7 +22,7 @@ def _quantized_dir(tmp_path: Path, tokenizer, family: str, method: str) -> tuple
     """A quantized directory of a tiny model, and the quantized model's logits on IDS."""
     from biomamba.models import save_model
 
-    model = build_model(family, seed=0).eval()
+    model = build_model(family, seed=0)
     src = save_model(model, tmp_path / "src", tokenizer)
     record = quantize_model(model, method, group_size=16)
     out = save_quantized(model, record, src, tmp_path / "q")
@@ -62,8 +62,6 @@ def test_export_of_a_quantized_dir_keeps_its_weights(tmp_path: Path, tokenizer) 
 
 def test_model_card_names_biomamba_without_a_placeholder_link(tmp_path: Path, tokenizer) -> None:
     from biomamba import __version__
-
-    from .helpers import save_tiny
 
     src = save_tiny(tmp_path / "gpt", "gpt2", 0, tokenizer)
     result = CliRunner().invoke(

@@ -30,7 +30,7 @@ def _assert_refused(caught: pytest.ExceptionInfo[CheckpointError], path: Path, m
 def test_a_hostile_model_pt_in_a_quantized_directory(tmp_path: Path) -> None:
     from biomamba.models import save_model
 
-    model = build_model("gpt2", seed=0).eval()
+    model = build_model("gpt2", seed=0)
     out = save_quantized(model, quantize_model(model, "int8", group_size=16), save_model(model, tmp_path / "src"),
                          tmp_path / "q")  # fmt: skip
     record = json.loads((out / QUANT_FILE).read_text())

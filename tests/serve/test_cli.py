@@ -14,19 +14,17 @@ import pytest
 from typer.testing import CliRunner
 
 from biomamba.cli.main import build_app
+from biomamba.models import load_model, save_model
 
 from .helpers import tiny_model
 
 
 @pytest.fixture
 def model_dir(tmp_path: Path, tokenizer) -> Path:
-    from biomamba.models import save_model
-
     return save_model(tiny_model("mamba2"), tmp_path / "model", tokenizer)
 
 
 def test_generate_from_argument_and_stdin(model_dir: Path, tokenizer) -> None:
-    from biomamba.models import load_model
     from biomamba.models.decoding import BatchDecoder
     from biomamba.serve.engine import generate_text
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
 from biomamba.cli.main import build_app
 from biomamba.errors import BiomambaError
 from biomamba.serve.config import ServeConfig
-from biomamba.serve.server import ContextLengthError, RunningServer, context_limit
+from biomamba.serve.server import ContextLengthError, context_limit
 
-from .helpers import tiny_model
+from .helpers import serving, tiny_model
 
 PROMPT = "the patient was given aspirin for chest pain"
 
@@ -21,9 +20,8 @@ PROMPT = "the patient was given aspirin for chest pain"
 @pytest.fixture
 def gpt2_server(tokenizer):
     cfg = ServeConfig(port=0, max_new_tokens=300, max_prompt_tokens=1000, batch_wait_ms=10)
-    with RunningServer(tiny_model("gpt2"), tokenizer, cfg, model_name="tiny") as running:  # n_positions=256
-        with httpx.Client(base_url=running.url, timeout=60) as client:
-            yield running, client
+    with serving(tiny_model("gpt2"), tokenizer, cfg, model_name="tiny") as running:  # n_positions=256
+        yield running
 
 
 def test_context_limit_of_each_family() -> None:
@@ -59,10 +57,7 @@ def test_prompt_plus_max_tokens_over_the_context_is_a_400(gpt2_server, tokenizer
 
 def test_mamba2_has_no_context_limit(tokenizer) -> None:
     cfg = ServeConfig(port=0, max_new_tokens=300, max_prompt_tokens=1000, batch_wait_ms=10)
-    with (
-        RunningServer(tiny_model("mamba2"), tokenizer, cfg) as running,
-        httpx.Client(base_url=running.url) as c,
-    ):
+    with serving(tiny_model("mamba2"), tokenizer, cfg, timeout=5) as (_, c):
         prompt = "aspirin " * 50
         assert 256 < len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) + 20 < 1000
         r = c.post("/v1/completions", json={"prompt": prompt, "max_tokens": 20, "temperature": 0})
@@ -87,10 +82,7 @@ def test_generate_beyond_the_context_is_a_one_line_error(tmp_path: Path, tokeniz
 def test_missing_max_tokens_is_clamped_to_the_remaining_context(tokenizer) -> None:
     """The server default (300) exceeds what a 256-position GPT-2 has left: serve what fits, do not refuse."""
     cfg = ServeConfig(port=0, max_new_tokens=300, default_max_tokens=300, max_prompt_tokens=1000)
-    with (
-        RunningServer(tiny_model("gpt2"), tokenizer, cfg) as running,
-        httpx.Client(base_url=running.url, timeout=120) as client,
-    ):
+    with serving(tiny_model("gpt2"), tokenizer, cfg, timeout=120) as (_, client):
         n_prompt = len(tokenizer(PROMPT, add_special_tokens=False)["input_ids"])
         r = client.post("/v1/completions", json={"prompt": PROMPT, "temperature": 0})
         assert r.status_code == 200, r.text

@@ -13,27 +13,20 @@ from biomamba.serve.config import ServeConfig
 from biomamba.serve.engine import BatchingEngine
 from biomamba.serve.server import RunningServer
 
-from .helpers import raw_post, tiny_model, wait_for
+from .helpers import raw_post, solo, tiny_model, wait_for
 
 LONG = [5, 17, 42, 9, 100]
 WIDE = list(range(10, 40))  # wider than the running batch's cache when it joins
 NARROW = [7, 8]
 
 
-def _solo(decoder: BatchDecoder, prompt: list[int], n: int) -> list[int]:
-    request = GenerationRequest(list(prompt), n)
-    decoder.run([request])
-    return list(request.stream(timeout=60))
-
-
 @pytest.mark.parametrize("family", ["llama", "gpt2", "mistral", "mamba2"])
 def test_requests_join_a_running_batch_and_decode_as_alone(family: str) -> None:
     decoder = BatchDecoder(tiny_model(family), vocab_size=300)
     n_long = 100  # far more steps than the joiners need, so "still running" holds on a busy machine
-    want_long = _solo(decoder, LONG, n_long)
-    want_wide, want_narrow = _solo(decoder, WIDE, 3), _solo(decoder, NARROW, 3)
-    engine = BatchingEngine(decoder, max_batch_size=4, batch_wait_s=0)
-    try:
+    want_long = solo(decoder, LONG, n_long)
+    want_wide, want_narrow = solo(decoder, WIDE, 3), solo(decoder, NARROW, 3)
+    with BatchingEngine(decoder, max_batch_size=4, batch_wait_s=0) as engine:
         long = GenerationRequest(list(LONG), n_long)
         assert engine.submit(long)
         got_long = [long.tokens.get(timeout=60) for _ in range(5)]  # the long one is decoding
@@ -46,17 +39,14 @@ def test_requests_join_a_running_batch_and_decode_as_alone(family: str) -> None:
         got_long += list(long.stream(timeout=60))
         assert got_long == want_long
         assert engine.batch_sizes == [1, 2]
-    finally:
-        engine.close()
 
 
 def test_a_full_sliding_window_cache_takes_joiners_only_once_empty() -> None:
     """Mistral's sliding-window layers drop positions once the window (16 here) fills; padding can then
     no longer be added, so a request arriving later waits for the batch to empty, and still decodes right."""
     decoder = BatchDecoder(tiny_model("mistral", window=16), vocab_size=300)
-    want_long, want_wide = _solo(decoder, LONG, 30), _solo(decoder, WIDE, 3)
-    engine = BatchingEngine(decoder, max_batch_size=4, batch_wait_s=0)
-    try:
+    want_long, want_wide = solo(decoder, LONG, 30), solo(decoder, WIDE, 3)
+    with BatchingEngine(decoder, max_batch_size=4, batch_wait_s=0) as engine:
         long, wide = GenerationRequest(list(LONG), 30), GenerationRequest(list(WIDE), 3)
         assert engine.submit(long)
         got = [long.tokens.get(timeout=60) for _ in range(15)]  # 5 + 15 positions: past the window
@@ -64,22 +54,17 @@ def test_a_full_sliding_window_cache_takes_joiners_only_once_empty() -> None:
         assert list(wide.stream(timeout=60)) == want_wide
         assert got + list(long.stream(timeout=60)) == want_long
         assert engine.batch_sizes == [1, 1]
-    finally:
-        engine.close()
 
 
 def test_run_to_completion_remains_selectable_for_the_baseline() -> None:
     decoder = BatchDecoder(tiny_model("mamba2"), vocab_size=300)
-    engine = BatchingEngine(decoder, max_batch_size=4, batch_wait_s=0, continuous=False)
-    try:
+    with BatchingEngine(decoder, max_batch_size=4, batch_wait_s=0, continuous=False) as engine:
         long, short = GenerationRequest(list(LONG), 30), GenerationRequest(list(NARROW), 2)
         assert engine.submit(long)
         long.tokens.get(timeout=60)
         assert engine.submit(short)
         assert len(list(short.stream(timeout=60))) == 2
         assert _DONE in list(long.tokens.queue)  # the short one waited for the long one's end
-    finally:
-        engine.close()
 
 
 @pytest.fixture

@@ -9,22 +9,16 @@ from biomamba.models.decoding import BatchDecoder, GenerationRequest, sample_nex
 from biomamba.models.generation import TextStream
 from biomamba.serve.engine import generate_text
 
-from .helpers import tiny_model
+from .helpers import decode, solo, tiny_model
 
 PROMPTS = [[5, 17, 42, 9, 100], [7, 8], [250, 3, 3, 61]]
-
-
-def _run(decoder: BatchDecoder, prompts: list[list[int]], n: int = 6, **kw) -> list[list[int]]:
-    requests = [GenerationRequest(p, max_new_tokens=n, **kw) for p in prompts]
-    decoder.run(requests)
-    return [list(r.stream(timeout=5)) for r in requests]
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2", "mamba2"])
 def test_batched_equals_sequential_greedy(family: str) -> None:
     decoder = BatchDecoder(tiny_model(family), vocab_size=300)
-    batched = _run(decoder, PROMPTS)
-    alone = [_run(decoder, [p])[0] for p in PROMPTS]
+    batched = decode(decoder, PROMPTS)
+    alone = [solo(decoder, p, 6) for p in PROMPTS]
     assert batched == alone
     assert all(len(out) == 6 for out in batched)
     # greedy continuation equals argmax of a plain full forward, checked for the first request
@@ -38,12 +32,12 @@ def test_batched_equals_sequential_greedy(family: str) -> None:
 
 def test_sampling_is_seeded_and_stop_tokens_end_a_row() -> None:
     decoder = BatchDecoder(tiny_model("llama"), vocab_size=300)
-    a = _run(decoder, PROMPTS[:1], temperature=1.5, seed=3)
-    b = _run(decoder, PROMPTS[:1], temperature=1.5, seed=3)
-    c = _run(decoder, PROMPTS[:1], temperature=1.5, seed=4)
+    a = decode(decoder, PROMPTS[:1], temperature=1.5, seed=3)
+    b = decode(decoder, PROMPTS[:1], temperature=1.5, seed=3)
+    c = decode(decoder, PROMPTS[:1], temperature=1.5, seed=4)
     assert a == b and a != c
-    greedy = _run(decoder, PROMPTS[:1])[0]
-    stopped = _run(decoder, PROMPTS[:1], stop_token_ids=frozenset({greedy[2]}))[0]
+    greedy = decode(decoder, PROMPTS[:1])[0]
+    stopped = decode(decoder, PROMPTS[:1], stop_token_ids=frozenset({greedy[2]}))[0]
     assert stopped == greedy[:2]
 
 
@@ -78,7 +72,7 @@ def test_generate_text_streams_pieces(tokenizer) -> None:
     decoder = BatchDecoder(tiny_model("mamba2"), vocab_size=len(tokenizer))
     pieces = list(generate_text(decoder, tokenizer, "the patient", max_new_tokens=8, seed=0))
     ids = tokenizer("the patient", add_special_tokens=False)["input_ids"]
-    expected = _run(decoder, [ids], 8, stop_token_ids=frozenset({tokenizer.eos_token_id}))[0]
+    expected = decode(decoder, [ids], 8, stop_token_ids=frozenset({tokenizer.eos_token_id}))[0]
     assert "".join(pieces) == tokenizer.decode(expected[:8], skip_special_tokens=True)
 
 
@@ -88,6 +82,6 @@ def test_greedy_agrees_with_models_generate(family: str, tokenizer) -> None:
 
     model = tiny_model(family)
     prompts = [[5, 17, 42, 9, 100], [7, 8]]
-    ours = _run(BatchDecoder(model, vocab_size=len(tokenizer)), prompts, 5)
+    ours = decode(BatchDecoder(model, vocab_size=len(tokenizer)), prompts, 5)
     theirs = generate(model, tokenizer, prompts, max_new_tokens=5, greedy=True, stop_at_eos=False)
     assert ours == [list(g.token_ids) for g in theirs]

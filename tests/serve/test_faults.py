@@ -5,16 +5,14 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import httpx
 import pytest
 
 from biomamba.cli.main import run as cli_run
 from biomamba.models.decoding import BatchDecoder, DecodingBatch, GenerationRequest
 from biomamba.serve.config import ServeConfig
 from biomamba.serve.engine import BatchingEngine
-from biomamba.serve.server import RunningServer
 
-from .helpers import tiny_model
+from .helpers import serving, solo, tiny_model
 
 PROMPT = [5, 17, 42, 9, 100]
 
@@ -24,18 +22,9 @@ def _config(**kw) -> ServeConfig:
     return ServeConfig(port=0, max_new_tokens=16, batch_wait_ms=5, request_timeout_s=20, **kw)
 
 
-def _solo(decoder: BatchDecoder, prompt: list[int], n: int) -> list[int]:
-    request = GenerationRequest(list(prompt), n)
-    decoder.run([request])
-    return list(request.stream(timeout=30))
-
-
 @pytest.mark.parametrize("seed", [2**64, 2**70, -(2**63) - 1])
 def test_out_of_range_seed_is_a_400_and_the_server_keeps_serving(tokenizer, seed: int) -> None:
-    with (
-        RunningServer(tiny_model("llama"), tokenizer, _config()) as s,
-        httpx.Client(base_url=s.url, timeout=60) as client,
-    ):
+    with serving(tiny_model("llama"), tokenizer, _config()) as (s, client):
         bad = client.post("/v1/completions", json={"prompt": "the patient", "max_tokens": 3, "seed": seed})
         assert bad.status_code == 400, bad.text
         assert bad.json()["error"]["param"] == "seed"
@@ -50,9 +39,8 @@ def test_engine_survives_requests_that_raise(tokenizer) -> None:
     """Bypassing the HTTP validation: a seed torch refuses and a token outside the embedding each fail
     their own request only; a request decoding meanwhile completes unchanged, later ones are served."""
     decoder = BatchDecoder(tiny_model("llama"), vocab_size=300)
-    want = _solo(decoder, PROMPT, 12)
-    engine = BatchingEngine(decoder, max_batch_size=4, batch_wait_s=0)
-    try:
+    want = solo(decoder, PROMPT, 12)
+    with BatchingEngine(decoder, max_batch_size=4, batch_wait_s=0) as engine:
         running = GenerationRequest(list(PROMPT), 12)
         assert engine.submit(running)
         first = running.tokens.get(timeout=30)  # decoding has started
@@ -68,14 +56,12 @@ def test_engine_survives_requests_that_raise(tokenizer) -> None:
         assert engine.submit(after)
         assert list(after.stream(timeout=30)) == want
         assert engine.alive
-    finally:
-        engine.close()
 
 
 def test_a_failing_prompt_fails_alone_in_its_admission_group() -> None:
     """Requests admitted together are prefilled together; one bad prompt must not fail its companions."""
     decoder = BatchDecoder(tiny_model("gpt2"), vocab_size=300)
-    want = _solo(decoder, PROMPT, 6)
+    want = solo(decoder, PROMPT, 6)
     good, bad = GenerationRequest(list(PROMPT), 6), GenerationRequest([3, 999_999], 6)
     batch = decoder.start()
     batch.add([bad, good])
@@ -87,10 +73,7 @@ def test_a_failing_prompt_fails_alone_in_its_admission_group() -> None:
 
 
 def test_health_reports_a_stopped_engine_and_requests_fail_at_once(tokenizer) -> None:
-    with (
-        RunningServer(tiny_model("llama"), tokenizer, _config()) as s,
-        httpx.Client(base_url=s.url, timeout=60) as client,
-    ):
+    with serving(tiny_model("llama"), tokenizer, _config()) as (s, client):
         assert client.get("/health").json()["status"] == "ok"
         s.engine.close()
         health = client.get("/health")
@@ -105,10 +88,7 @@ class _Fatal(BaseException):
 
 def test_health_reports_a_dead_engine(tokenizer, monkeypatch) -> None:
     """Should the engine thread die anyway, /health says so (503) and nobody waits for a timeout."""
-    with (
-        RunningServer(tiny_model("llama"), tokenizer, _config()) as s,
-        httpx.Client(base_url=s.url, timeout=60) as client,
-    ):
+    with serving(tiny_model("llama"), tokenizer, _config()) as (s, client):
 
         def fatal_step(self: DecodingBatch) -> None:
             if self.rows:

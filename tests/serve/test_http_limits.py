@@ -23,16 +23,17 @@ def running(tokenizer):
         yield s
 
 
-def _connect(running: RunningServer) -> socket.socket:
-    host, port = running.server.server_address[:2]
-    return socket.create_connection((host, port), timeout=10)
+POST = b"POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\n"  # headers follow
 
 
-def _read_all(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes (socket.timeout if it never does)."""
-    chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
+def _exchange(running: RunningServer, request: bytes) -> bytes:
+    """Send `request` on a fresh connection; everything the server sends until it closes (socket.timeout if
+    it never does)."""
+    with socket.create_connection(running.server.server_address[:2], timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -43,57 +44,38 @@ def _status_and_json(raw: bytes) -> tuple[int, dict]:
 
 def test_a_stalled_connection_is_closed(running) -> None:
     started = time.monotonic()
-    with _connect(running) as idle:  # sends nothing at all
-        assert _read_all(idle) == b""
-    with _connect(running) as partial:  # headers promise 50 bytes, 5 come
-        partial.sendall(
-            b"POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\n"
-            b'Content-Length: 50\r\n\r\n{"pro'
-        )
-        status, body = _status_and_json(_read_all(partial))
-        assert status == 408 and body["error"]["code"] == "request_timeout"
+    assert _exchange(running, b"") == b""  # sends nothing at all
+    partial = _exchange(running, POST + b'Content-Length: 50\r\n\r\n{"pro')  # 50 bytes promised, 5 come
+    status, body = _status_and_json(partial)
+    assert status == 408 and body["error"]["code"] == "request_timeout"
     assert time.monotonic() - started < 8
 
 
 @pytest.mark.parametrize("value", ["-1", "+5", "1_0", " ", "5, 6", "99999999999999999999"])
 def test_invalid_content_length_is_a_400(running, value: str) -> None:
-    with _connect(running) as sock:
-        sock.sendall(
-            b"POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\n"
-            + f"Content-Length: {value}\r\n\r\n".encode()
-            + b'{"prompt": "hi"}'
-        )
-        status, body = _status_and_json(_read_all(sock))  # answered and closed, not read until hang-up
+    request = POST + f"Content-Length: {value}\r\n\r\n".encode() + b'{"prompt": "hi"}'
+    status, body = _status_and_json(_exchange(running, request))  # answered and closed, not at hang-up
     assert status == 400 and "Content-Length" in body["error"]["message"]
 
 
 def test_conflicting_content_lengths_are_a_400(running) -> None:
-    with _connect(running) as sock:
-        sock.sendall(
-            b"POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 16\r\nContent-Length: 3\r\n\r\n" + b'{"prompt": "hi"}'
-        )
-        status, _ = _status_and_json(_read_all(sock))
+    raw = _exchange(running, POST + b'Content-Length: 16\r\nContent-Length: 3\r\n\r\n{"prompt": "hi"}')
+    status, _ = _status_and_json(raw)
     assert status == 400
 
 
 def test_a_get_with_a_body_keeps_the_connection_in_sync(running) -> None:
-    with _connect(running) as sock:
-        sock.sendall(
-            b"GET /health HTTP/1.1\r\nContent-Length: 19\r\n\r\nGET /x HTTP/1.1\r\n\r\n"
-            b"GET /v1/models HTTP/1.1\r\nConnection: close\r\n\r\n"
-        )
-        raw = _read_all(sock)
+    raw = _exchange(
+        running,
+        b"GET /health HTTP/1.1\r\nContent-Length: 19\r\n\r\nGET /x HTTP/1.1\r\n\r\n"
+        b"GET /v1/models HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
     assert raw.count(b"HTTP/1.1 200") == 2 and b"404" not in raw  # the body was not taken for a request
 
 
 def test_chunked_body_is_a_411_and_the_connection_closes(running) -> None:
-    with _connect(running) as sock:
-        sock.sendall(
-            b"POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\n"
-            b'Transfer-Encoding: chunked\r\n\r\n10\r\n{"prompt": "hi"}\r\n0\r\n\r\n'
-        )
-        status, body = _status_and_json(_read_all(sock))  # one answer, then closed
+    raw = _exchange(running, POST + b'Transfer-Encoding: chunked\r\n\r\n10\r\n{"prompt": "hi"}\r\n0\r\n\r\n')
+    status, body = _status_and_json(raw)  # one answer, then closed
     assert status == 411 and body["error"]["code"] == "length_required"
 
 
@@ -140,14 +122,11 @@ def test_other_methods_get_json_405_or_404(running, method: str) -> None:
 
 
 def test_http_server_refusals_are_json(running) -> None:
-    with _connect(running) as sock:
-        sock.sendall(b"BREW /v1/completions HTTP/1.1\r\n\r\n")
-        status, body = _status_and_json(_read_all(sock))
+    status, body = _status_and_json(_exchange(running, b"BREW /v1/completions HTTP/1.1\r\n\r\n"))
     assert status == 405 and body["error"]["message"]
-    with _connect(running) as sock:
-        sock.sendall(b"GET /health HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n")
-        status, body = _status_and_json(_read_all(sock))
+    status, body = _status_and_json(
+        _exchange(running, b"GET /health HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n")
+    )
     assert status == 431 and body["error"]["type"] == "invalid_request_error"
-    with _connect(running) as sock:  # no HTTP version: an HTTP/0.9 answer is a bare body, JSON too
-        sock.sendall(b"garbage\r\n\r\n")
-        assert json.loads(_read_all(sock))["error"]["code"] == "bad_request"
+    # no HTTP version: an HTTP/0.9 answer is a bare body, JSON too
+    assert json.loads(_exchange(running, b"garbage\r\n\r\n"))["error"]["code"] == "bad_request"

@@ -3,16 +3,12 @@ logprobs, and chat templates that refuse a conversation."""
 
 from __future__ import annotations
 
-import json
-
-import httpx
 import pytest
 from tests.factories.tokenizers import bpe_tokenizer
 
 from biomamba.serve.config import ServeConfig
-from biomamba.serve.server import RunningServer
 
-from .helpers import tiny_model
+from .helpers import serving, sse_events, tiny_model
 
 # verbatim from mistralai/Mistral-7B-Instruct-v0.1 tokenizer_config.json: refuses a system message
 MISTRAL_TEMPLATE = (
@@ -27,17 +23,8 @@ MISTRAL_TEMPLATE = (
 @pytest.fixture(scope="module")
 def client(tokenizer):
     cfg = ServeConfig(port=0, max_new_tokens=8, batch_wait_ms=0)
-    with (
-        RunningServer(tiny_model("mamba2"), tokenizer, cfg, model_name="tiny") as s,
-        httpx.Client(base_url=s.url, timeout=60) as c,
-    ):
+    with serving(tiny_model("mamba2"), tokenizer, cfg, model_name="tiny") as (_, c):
         yield c
-
-
-def _sse(response: httpx.Response) -> list[dict]:
-    events = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")]
-    assert events[-1] == "[DONE]"
-    return [json.loads(e) for e in events[:-1]]
 
 
 def test_unknown_model_is_a_404_model_not_found(client) -> None:
@@ -56,12 +43,12 @@ def test_stream_options_include_usage(client, chat: bool) -> None:
     body = {**base, "max_tokens": 4, "temperature": 0, "stream": True}
     plain = client.post(path, json={**base, "max_tokens": 4, "temperature": 0}).json()
     with client.stream("POST", path, json={**body, "stream_options": {"include_usage": True}}) as r:
-        chunks = _sse(r)
+        chunks = sse_events(r)
     *content, last = chunks
     assert last["choices"] == [] and last["usage"] == plain["usage"]
     assert all(c["usage"] is None for c in content)
     with client.stream("POST", path, json=body) as r:
-        assert all("usage" not in c for c in _sse(r))  # not asked: not sent
+        assert all("usage" not in c for c in sse_events(r))  # not asked: not sent
     refused = client.post(path, json={**base, "stream_options": {"include_usage": True}})
     assert refused.status_code == 400 and "stream" in refused.json()["error"]["message"]
 
@@ -114,10 +101,7 @@ def test_a_chat_template_that_refuses_is_a_400() -> None:
     tokenizer = bpe_tokenizer()
     tokenizer.chat_template = MISTRAL_TEMPLATE
     cfg = ServeConfig(port=0, max_new_tokens=4, batch_wait_ms=0)
-    with (
-        RunningServer(tiny_model("mamba2"), tokenizer, cfg) as s,
-        httpx.Client(base_url=s.url, timeout=60) as c,
-    ):
+    with serving(tiny_model("mamba2"), tokenizer, cfg) as (_, c):
         system = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
         r = c.post("/v1/chat/completions", json={"messages": system, "max_tokens": 2})
         assert r.status_code == 400, r.text

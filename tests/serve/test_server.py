@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,7 +12,7 @@ from biomamba.models.decoding import BatchDecoder, GenerationRequest
 from biomamba.serve.config import ServeConfig
 from biomamba.serve.server import RunningServer
 
-from .helpers import raw_post, tiny_model, wait_for
+from .helpers import raw_post, serving, sse_events, tiny_model, wait_for
 
 SECRET = "patient Jane Roe has metformin"
 
@@ -23,9 +22,8 @@ def server(request, tokenizer):
     cfg = ServeConfig(
         port=0, max_new_tokens=16, max_prompt_tokens=40, max_request_bytes=2000, batch_wait_ms=50
     )
-    with RunningServer(tiny_model(request.param), tokenizer, cfg, model_name="tiny") as running:
-        with httpx.Client(base_url=running.url, timeout=30) as client:
-            yield running, client
+    with serving(tiny_model(request.param), tokenizer, cfg, timeout=30, model_name="tiny") as running:
+        yield running
 
 
 def _greedy(running: RunningServer, tokenizer, prompt: str, n: int) -> str:
@@ -33,12 +31,6 @@ def _greedy(running: RunningServer, tokenizer, prompt: str, n: int) -> str:
     req = GenerationRequest(ids, n, stop_token_ids=frozenset({tokenizer.eos_token_id}))
     BatchDecoder(running.engine.decoder.model, vocab_size=len(tokenizer)).run([req])
     return tokenizer.decode(list(req.stream(timeout=5)), skip_special_tokens=True)
-
-
-def _sse(response: httpx.Response) -> list:
-    events = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")]
-    assert events[-1] == "[DONE]"
-    return [json.loads(e) for e in events[:-1]]
 
 
 def test_binds_localhost_by_default() -> None:
@@ -65,7 +57,7 @@ def test_streaming_completion_and_chat(server) -> None:
         "POST", "/v1/completions", json={"prompt": SECRET, "max_tokens": 8, "temperature": 0, "stream": True}
     ) as r:
         assert r.headers["content-type"] == "text/event-stream"
-        chunks = _sse(r)
+        chunks = sse_events(r)
     assert "".join(c["choices"][0]["text"] for c in chunks) == plain["choices"][0]["text"]
     assert chunks[-1]["choices"][0]["finish_reason"] == plain["choices"][0]["finish_reason"]
 
@@ -74,7 +66,7 @@ def test_streaming_completion_and_chat(server) -> None:
     assert whole["object"] == "chat.completion"
     assert whole["choices"][0]["message"]["role"] == "assistant"
     with client.stream("POST", "/v1/chat/completions", json={**chat, "stream": True}) as r:
-        chunks = _sse(r)
+        chunks = sse_events(r)
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant"}
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
     assert text == whole["choices"][0]["message"]["content"]

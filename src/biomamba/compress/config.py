@@ -14,8 +14,7 @@ from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from biomamba.config import Section
 
-DTYPES = ("float32", "float16", "bfloat16", "float64")
-ScalarOrGradient = float | int | bool | list[float | int | bool]
+Dtype = Literal["float32", "float16", "bfloat16", "float64"]  # torch dtype names a merge reads and writes
 
 
 class QuantizeConfig(Section):
@@ -93,8 +92,8 @@ class MergeConfig(Section):
     models: list[InputModel] | None = None
     slices: list[OutputSlice] | None = None
     parameters: dict[str, Any] | None = None
-    dtype: Literal["float32", "float16", "bfloat16", "float64"] | None = None
-    out_dtype: Literal["float32", "float16", "bfloat16", "float64"] | None = None
+    dtype: Dtype | None = None
+    out_dtype: Dtype | None = None
     tokenizer_source: str | None = Field(None, description="'base' (default), or a model path to copy from.")
     seed: int = Field(0, description="Seed of DARE's random drops (each tensor gets its own stream).")
     max_shard_size: PositiveInt = Field(2 * 1024**3, description="Bytes per output safetensors shard.")

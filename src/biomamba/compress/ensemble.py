@@ -59,6 +59,7 @@ def ensemble_results(
 ) -> dict[str, Any]:
     """A results dict (biomamba-results/1) for the ensemble of the given models' results on shared tasks."""
     from biomamba.eval.metrics import bootstrap_interval, expected_calibration_error
+    from biomamba.eval.results import question_scores
 
     if len(results) < 2:
         raise BiomambaError("an ensemble needs at least two results files")
@@ -105,10 +106,7 @@ def ensemble_results(
                     "scores_from": score_key,
                 }
             )
-        by_q: dict[str, list[float]] = {}
-        for p in predictions:
-            by_q.setdefault(str(p["id"]), []).append(p["correct"])
-        scores = [float(np.mean(v)) for v in by_q.values()]
+        scores = list(question_scores({"predictions": predictions}).values())  # seeds averaged per question
         first = results[0]["tasks"][task]
         tasks[task] = {
             **{
@@ -171,9 +169,7 @@ def _check_ensemblable(key: str, entry: dict[str, Any]) -> None:
 
 
 def _by_question(task: dict[str, Any], where: str) -> dict[tuple[str, Any], dict[str, Any]]:
-    table = {}
-    for p in task.get("predictions") or []:
-        table[(str(p["id"]), p.get("seed"))] = p
+    table = {(str(p["id"]), p.get("seed")): p for p in task.get("predictions") or []}
     if not table:
         raise BiomambaError(f"{where}: no predictions stored in the results file")
     return table

@@ -26,9 +26,11 @@ from typing import Any
 import yaml
 
 from biomamba.compress.config import ExportConfig
+from biomamba.config import load_recipe_dict
 from biomamba.errors import BiomambaError
 from biomamba.models.families import FamilySpec, family_named
 from biomamba.utils.atomic import atomic_dir
+from biomamba.utils.markdown import markdown_table
 
 
 def _default_formats(spec: FamilySpec, *, quantized: bool) -> list[str]:
@@ -62,8 +64,9 @@ def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> 
         )
     if "mamba_ssm" in formats and "mamba_ssm" not in spec.release_formats:
         raise BiomambaError(f"{model_dir}: the mamba_ssm format exists for Mamba2 only (this is {fam})")
-    recipe = _read_recipe(cfg.recipe) if cfg.recipe else None
+    recipe = load_recipe_dict(cfg.recipe) if cfg.recipe else None
     results = [_read_results(p) for p in cfg.results]
+    name = cfg.model_name or model_dir.name
     out = Path(output_dir)
     with atomic_dir(out) as tmp:
         if quantization:
@@ -74,7 +77,7 @@ def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> 
             from biomamba.models.checkpoint import save_mamba2
 
             save_mamba2(model, tmp / "mamba_ssm", fmt="mamba-ssm", tokenizer=tokenizer)
-        gguf_files = _write_gguf(model, tokenizer, cfg, formats, tmp, cfg.model_name or model_dir.name)
+        gguf_files = _write_gguf(model, tokenizer, cfg, formats, tmp, name)
         _generation_config(cfg, tokenizer).save_pretrained(str(tmp))
         extra = tmp / "biomamba"
         extra.mkdir()
@@ -84,17 +87,7 @@ def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> 
             (extra / "results").mkdir()
             for path in cfg.results:
                 shutil.copy2(path, extra / "results" / Path(path).name)
-        card = model_card(
-            cfg,
-            model,
-            fam,
-            tokenizer,
-            recipe,
-            results,
-            name=cfg.model_name or model_dir.name,
-            quantization=quantization,
-            gguf_files=gguf_files,
-        )
+        card = model_card(cfg, model, fam, tokenizer, recipe, results, name, quantization, gguf_files)
         (tmp / "README.md").write_text(card, encoding="utf-8")
     return out
 
@@ -122,12 +115,6 @@ def _count_parameters(model: Any) -> int:
     unique = {id(p): p for p in model.parameters()}
     total = sum(p.numel() for p in unique.values())
     return total + sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, QuantLinear))
-
-
-def _read_recipe(path: Path) -> dict[str, Any]:
-    from biomamba.config import load_recipe_dict
-
-    return load_recipe_dict(path)
 
 
 def _read_results(path: Path) -> dict[str, Any]:
@@ -220,7 +207,12 @@ def _model_table(
     if quantization:
         method, group = quantization.get("method"), quantization.get("group_size")
         rows.append(("quantization", f"{method} weight-only, group size {group} (`biomamba quantize`)"))
-    return "| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows if v is not None)
+    return _table(["", ""], [row for row in rows if row[1] is not None])
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A card section's table, ending in a newline."""
+    return "\n".join(markdown_table(head, rows)) + "\n"
 
 
 def _training_section(recipe: dict[str, Any] | None) -> str:
@@ -240,9 +232,9 @@ def _training_section(recipe: dict[str, Any] | None) -> str:
             if key in block:
                 value = block[key]
                 text = json.dumps(value) if isinstance(value, dict | list) else str(value)
-                highlights.append(f"| {section}.{key} | {text[:200]} |")
+                highlights.append((f"{section}.{key}", text[:200]))
     if highlights:
-        lines.append("| setting | value |\n|---|---|\n" + "\n".join(highlights) + "\n")
+        lines.append(_table(["setting", "value"], highlights))
     lines.append("The full recipe (`biomamba/recipe.yaml`):\n")
     lines.append("```yaml\n" + yaml.safe_dump(recipe, sort_keys=False).strip() + "\n```\n")
     return "\n".join(lines)
@@ -266,23 +258,17 @@ def _evaluation_section(results: Sequence[dict[str, Any]]) -> str:
         setting = f"{protocol.get('name', '?')}, {protocol.get('shots', 0)}-shot"
         for task, entry in res.get("tasks", {}).items():
             metrics = entry.get("metrics", {})
-            rows.append(
-                f"| {task} | {label} | {setting} | {entry.get('n', '-')} | {_fmt_ci(metrics, 'acc')} |"
-            )
+            rows.append((task, label, setting, entry.get("n", "-"), _fmt_ci(metrics, "acc")))
         for domain, stats in (res.get("perplexity") or {}).items():
             if isinstance(stats, dict) and "ppl" in stats:
-                ppl_rows.append(f"| {domain} | {label} | {stats['ppl']:.3f} | {stats.get('tokens', '-')} |")
+                ppl_rows.append((domain, label, f"{stats['ppl']:.3f}", stats.get("tokens", "-")))
     out = []
     if rows:
         out.append("Accuracy with 95% bootstrap intervals (from the results files in `biomamba/results/`):\n")
-        out.append(
-            "| task | model | protocol | n | accuracy |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
-        )
+        out.append(_table(["task", "model", "protocol", "n", "accuracy"], rows))
     if ppl_rows:
         out.append("Held-out perplexity:\n")
-        out.append(
-            "| domain | model | perplexity | tokens |\n|---|---|---|---|\n" + "\n".join(ppl_rows) + "\n"
-        )
+        out.append(_table(["domain", "model", "perplexity", "tokens"], ppl_rows))
     return "\n".join(out) or "The results files hold no task or perplexity entries.\n"
 
 
@@ -293,28 +279,25 @@ def _usage(fam: str, quantized: bool = False, gguf_files: Sequence[str] = ()) ->
         "biomamba serve ./this-directory   # OpenAI-compatible API on http://127.0.0.1:8000/v1",
         "```",
     ]
-    if quantized:
+    if quantized or family_named(fam).native:
+        loads = "quantized weights: biomamba only" if quantized else "or transformers' Mamba2ForCausalLM"
         code += [
             "```python",
-            "from biomamba.models import load_model, load_tokenizer   # quantized weights: biomamba only",
+            f"from biomamba.models import load_model, load_tokenizer   # {loads}",
             "model, tokenizer = load_model('./this-directory'), load_tokenizer('./this-directory')",
             "```",
         ]
-    elif not family_named(fam).native:
+        if not quantized:
+            code.append(
+                "`mamba_ssm/` holds the same weights for `mamba_ssm.models.mixer_seq_simple.MambaLMHeadModel`."
+            )
+    else:
         code += [
             "```python",
             "from transformers import AutoModelForCausalLM, AutoTokenizer",
             "model = AutoModelForCausalLM.from_pretrained('./this-directory')",
             "tokenizer = AutoTokenizer.from_pretrained('./this-directory')",
             "```",
-        ]
-    else:
-        code += [
-            "```python",
-            "from biomamba.models import load_model, load_tokenizer   # or transformers' Mamba2ForCausalLM",
-            "model, tokenizer = load_model('./this-directory'), load_tokenizer('./this-directory')",
-            "```",
-            "`mamba_ssm/` holds the same weights for `mamba_ssm.models.mixer_seq_simple.MambaLMHeadModel`.",
         ]
     if gguf_files:
         code += [

@@ -116,23 +116,24 @@ class TensorGroup:
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _num_layers(reader: CheckpointReader) -> int:
-    indices = [int(m["index"]) for m in map(LAYER_RE.match, reader.keys()) if m]
+def _layer_count(tensor_names: Iterable[str]) -> int:
+    """One more than the highest layer index among the names (0 when no name is a layer's)."""
+    indices = [int(m["index"]) for m in map(LAYER_RE.match, tensor_names) if m]
     return max(indices) + 1 if indices else 0
 
 
 def _normalized_slices(cfg: MergeConfig, readers: Mapping[str, CheckpointReader]) -> list[OutputSlice]:
+    """`models:` as mergekit reads it: one slice over every layer of each model (the base joining them)."""
     if cfg.slices:
         return list(cfg.slices)
-    sources = [
-        SliceSource(
-            model=m.model, layer_range=(0, max(1, _num_layers(readers[m.model]))), parameters=m.parameters
-        )
-        for m in cfg.models or []
-    ]
+
+    def every_layer(model: str, parameters: dict[str, Any] | None = None) -> SliceSource:
+        layers = max(1, _layer_count(readers[model].keys()))
+        return SliceSource(model=model, layer_range=(0, layers), parameters=parameters)
+
+    sources = [every_layer(m.model, m.parameters) for m in cfg.models or []]
     if cfg.base_model and cfg.base_model not in {s.model for s in sources}:
-        n = max(1, _num_layers(readers[cfg.base_model]))
-        sources.append(SliceSource(model=cfg.base_model, layer_range=(0, n)))
+        sources.append(every_layer(cfg.base_model))
     _check_same_layer_count(sources)
     return [OutputSlice(sources=sources)]
 
@@ -271,12 +272,8 @@ def load_merge_config(path: str | Path) -> MergeConfig:
 def _referenced_models(cfg: MergeConfig) -> list[str]:
     names = [m.model for m in cfg.models or []]
     for out_slice in cfg.slices or []:
-        names += [s.model for s in out_slice.sources] + (
-            [out_slice.base_model] if out_slice.base_model else []
-        )
-    if cfg.base_model:
-        names.append(cfg.base_model)
-    return list(dict.fromkeys(names))
+        names += [s.model for s in out_slice.sources] + [out_slice.base_model]
+    return [name for name in dict.fromkeys([*names, cfg.base_model]) if name]  # each once, unset ones out
 
 
 def merge(cfg: MergeConfig, output_dir: str | Path) -> Path:
@@ -301,17 +298,12 @@ def merge(cfg: MergeConfig, output_dir: str | Path) -> Path:
             tensor = merge_group(cfg, group, lambda m, n: readers[m].get(n, in_dtype))
             writer.write(group.out_name, tensor.to(spec.dtype))
         writer.close()
-        _write_config(config_source, tmp, out_layers=_output_layers(groups), dtype=out_name)
+        _write_config(config_source, tmp, out_layers=_layer_count(g.out_name for g in groups), dtype=out_name)
         copy_files(_tokenizer_dir(cfg, config_source), tmp)  # the tokenizer files
         (tmp / "merge_config.yaml").write_text(
             yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False)
         )
     return Path(output_dir)
-
-
-def _output_layers(groups: list[TensorGroup]) -> int:
-    indices = [int(m["index"]) for m in (LAYER_RE.match(g.out_name) for g in groups) if m]
-    return max(indices) + 1 if indices else 0
 
 
 def _write_config(source: Path, out: Path, out_layers: int, dtype: str | None) -> None:

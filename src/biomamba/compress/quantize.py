@@ -208,6 +208,7 @@ def quantize(
         "task_files": [str(t) for t in cfg.eval_tasks],
         "max_tokens": cfg.eval_max_tokens,
         "new_tokens": cfg.bench_new_tokens,
+        "peak_since_load": True,  # peak_then_reset ran before each load
     }
     prompt = prompt_ids(tokenizer)
 
@@ -222,11 +223,7 @@ def quantize(
 
     peak = peak_then_reset(Path(model_dir))
     base = load_model(model_dir, device=device)
-    rows = [
-        measure_variant(
-            "unquantized", base, tokenizer, model_dir, process_peak=peak, peak_since_load=True, **measure
-        )
-    ]
+    rows = [measure_variant("unquantized", base, tokenizer, model_dir, process_peak=peak, **measure)]
     del base
     for mcfg in configs:
         target = out if len(configs) == 1 else out / mcfg.method
@@ -254,16 +251,12 @@ def quantize(
         else:
             reloaded = load_model(target, device=device)
         name = f"{mcfg.method} (g{mcfg.group_size})"
-        rows.append(
-            measure_variant(
-                name, reloaded, tokenizer, target, process_peak=peak, peak_since_load=True, **measure
-            )
-        )
+        rows.append(measure_variant(name, reloaded, tokenizer, target, process_peak=peak, **measure))
         del reloaded
     report = rows_to_json(rows, device)
     if len(configs) > 1:
         report["outputs"] = {c.method: str(out / c.method) for c in configs}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "quantization_report.json", report)
-    (out / "quantization_report.md").write_text(render_table(rows, device))
+    (out / "quantization_report.md").write_text(render_table(rows))
     return report

@@ -126,18 +126,8 @@ def process_peak_memory(
     import biomamba
     from biomamba.errors import BiomambaError
 
-    cmd = [
-        sys.executable,
-        "-m",
-        "biomamba.compress.report",
-        str(model_dir),
-        "--prompt",
-        ",".join(str(int(i)) for i in prompt_ids),
-        "--new-tokens",
-        str(int(new_tokens)),
-        "--device",
-        device,
-    ]
+    cmd = [sys.executable, "-m", "biomamba.compress.report", str(model_dir), "--device", device]
+    cmd += ["--prompt", ",".join(str(int(i)) for i in prompt_ids), "--new-tokens", str(int(new_tokens))]
     if vocab_size is not None:
         cmd += ["--vocab-size", str(int(vocab_size))]
     if dtype is not None:
@@ -315,18 +305,14 @@ def _mib(n: float) -> str:
 PEAK_LABELS = {"process": "peak memory (process) MiB (Δ)", "cuda": "peak memory (CUDA) MiB (Δ)"}
 
 
-def render_table(rows: Sequence[VariantRow], device: str = "cpu") -> str:
-    """Markdown table; deltas are against the first row (the unquantized model).
-
-    `device` is kept for callers; the peak column's label follows what the rows measured.
-    """
+def render_table(rows: Sequence[VariantRow]) -> str:
+    """Markdown table; deltas are against the first row (the unquantized model). The peak column's label
+    follows what the rows measured."""
     base = rows[0]
-    domains = list(base.perplexity)
-    tasks = list(base.accuracy)
     kinds = {row.peak_memory for row in rows}
     peak_label = PEAK_LABELS[base.peak_memory] if len(kinds) == 1 else "peak memory MiB (Δ)"
     head = ["variant", "file MiB", "weight bytes MiB", peak_label, "tokens/s", "speed x"]
-    head += [f"ppl {d} (Δ)" for d in domains] + [f"acc {t} (Δ)" for t in tasks]
+    head += [f"ppl {d} (Δ)" for d in base.perplexity] + [f"acc {t} (Δ)" for t in base.accuracy]
     table = []
     for row in rows:
         peak_delta = (row.peak_memory_bytes - base.peak_memory_bytes) / 2**20
@@ -338,12 +324,10 @@ def render_table(rows: Sequence[VariantRow], device: str = "cpu") -> str:
             f"{row.tokens_per_s:.1f}",
             f"{row.tokens_per_s / max(base.tokens_per_s, 1e-9):.2f}",
         ]
-        for d in domains:
-            value = row.perplexity.get(d, float("nan"))
-            cells.append(f"{value:.3f} ({value - base.perplexity[d]:+.3f})")
-        for t in tasks:
-            value = row.accuracy.get(t, float("nan"))
-            cells.append(f"{value:.3f} ({value - base.accuracy[t]:+.3f})")
+        for own, reference in ((row.perplexity, base.perplexity), (row.accuracy, base.accuracy)):
+            for key, base_value in reference.items():
+                value = own.get(key, float("nan"))
+                cells.append(f"{value:.3f} ({value - base_value:+.3f})")
         table.append(cells)
     return "\n".join(markdown_table(head, table)) + "\n"
 

@@ -190,6 +190,12 @@ class BatchingEngine:
         self._thread.join(timeout)
         self._fail_waiting(EngineStopped("server shutting down"))
 
+    def __enter__(self) -> BatchingEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def generate_text(
     decoder: BatchDecoder,

@@ -15,6 +15,7 @@ only with `log_requests=True`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -91,6 +92,8 @@ def check_context(limit: int | None, prompt_tokens: int, max_new_tokens: int) ->
 
 
 MAX_JSON_DEPTH = 32  # OpenAI request bodies nest a few levels; deeper is refused before validation
+TOO_DEEP = f"the body nests deeper than {MAX_JSON_DEPTH} levels"
+CONTENT_LENGTH = re.compile(r"[0-9]{1,12}")  # plain decimal digits: no sign, no spaces, no `1_0`
 ROUTES = ("/health", "/v1/models", "/v1/completions", "/v1/chat/completions")
 
 
@@ -214,17 +217,10 @@ class Handler(BaseHTTPRequestHandler):
         if code in (405, 501) and self.command:
             code, message = 405, f"method {self.command} not allowed"
         error = ApiError(code, message or explain or "bad request", code="bad_request")
-        body = json.dumps(error.body()).encode()
-        try:
-            self.send_response(code, message)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
-                self.wfile.write(body)
-        except OSError:
-            pass
+        self._meta = {}  # called by http.server before (or instead of) _dispatch
+        with contextlib.suppress(OSError):
+            body = self.command != "HEAD" and code >= 200 and code not in (204, 304)
+            self._json(code, error.body(), reason=message, with_body=body)
 
     def _dispatch(self, routes: dict[str, Any]) -> None:
         started = time.monotonic()
@@ -504,14 +500,14 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, f"{param}: {message}", param=param, code="invalid_value") from None
 
     def _content_length(self) -> int:
-        """The body length: one header of plain decimal digits (no sign, no spaces, no `1_0`), else 4xx."""
+        """The body length: one header of plain decimal digits (`CONTENT_LENGTH`), else 4xx."""
         values = set(self.headers.get_all("Content-Length") or [])
         if not values:
             self.close_connection = True  # a chunked or unannounced body would be read as the next request
             raise ApiError(411, "Content-Length is required", code="length_required")
         self.close_connection = self.close_connection or len(values) > 1
         value = values.pop().strip() if len(values) == 1 else ""
-        if not re.fullmatch(r"[0-9]{1,12}", value):
+        if not CONTENT_LENGTH.fullmatch(value):
             self.close_connection = True  # where the body ends is unknown: the connection cannot be reused
             raise ApiError(400, "Content-Length must be one non-negative integer", code="bad_request")
         return int(value)
@@ -521,7 +517,7 @@ class Handler(BaseHTTPRequestHandler):
         if getattr(self, "_body_read", False) or self.close_connection:
             return
         value = (self.headers.get("Content-Length") or "0").strip()
-        length = int(value) if re.fullmatch(r"[0-9]{1,12}", value) else -1
+        length = int(value) if CONTENT_LENGTH.fullmatch(value) else -1
         try:
             if 0 < length <= self.state.config.max_request_bytes:
                 self.rfile.read(length)
@@ -530,15 +526,19 @@ class Handler(BaseHTTPRequestHandler):
         except TimeoutError:
             self.close_connection = True
 
-    def _json(self, status: int, payload: dict[str, Any]) -> None:
+    def _json(
+        self, status: int, payload: dict[str, Any], reason: str | None = None, with_body: bool = True
+    ) -> None:
+        """Answer `payload` as JSON (`reason`: the status line's phrase; `with_body` False: headers only)."""
         body = json.dumps(payload, ensure_ascii=False).encode()
-        self.send_response(status)
+        self.send_response(status, reason)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(body)
+        if with_body:
+            self.wfile.write(body)
         self._meta["status"] = status
 
     def _log_access(self, started: float) -> None:
@@ -569,9 +569,7 @@ def _load_json(raw: bytes) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the body is not valid JSON ({exc})", code="invalid_json") from None
     except RecursionError:
-        raise ApiError(
-            400, f"the body nests deeper than {MAX_JSON_DEPTH} levels", code="invalid_json"
-        ) from None
+        raise ApiError(400, TOO_DEEP, code="invalid_json") from None
     if not isinstance(payload, dict):
         raise ApiError(400, "the body must be a JSON object", code="invalid_json")
     _check_values(payload)
@@ -584,7 +582,7 @@ def _check_values(payload: dict[str, Any]) -> None:
     while pending:
         value, where, depth = pending.pop()
         if depth > MAX_JSON_DEPTH:
-            raise ApiError(400, f"the body nests deeper than {MAX_JSON_DEPTH} levels", code="invalid_json")
+            raise ApiError(400, TOO_DEEP, code="invalid_json")
         if isinstance(value, str):
             try:
                 value.encode("utf-8")
@@ -638,10 +636,18 @@ def make_server(
 
 
 class RunningServer:
-    """A server on a background thread, for tests and notebooks: `with RunningServer(...) as url: ...`."""
+    """A server on a background thread, for tests and notebooks: `with RunningServer(...) as url: ...`;
+    `engine` as in `make_server`."""
 
-    def __init__(self, model: Any, tokenizer: Any, config: ServeConfig, model_name: str = "biomamba") -> None:
-        self.server, self.engine = make_server(model, tokenizer, config, model_name)
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        config: ServeConfig,
+        model_name: str = "biomamba",
+        engine: Engine | None = None,
+    ) -> None:
+        self.server, self.engine = make_server(model, tokenizer, config, model_name, engine)
         host, port = self.server.server_address[:2]
         self.url = f"http://{host}:{port}"
         self._thread = threading.Thread(
