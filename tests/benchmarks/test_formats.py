@@ -167,9 +167,8 @@ def test_hellaswag_decontamination_indexes_the_context_evaluation_scores(tmp_pat
                                                                      "path": str(path)}]))  # fmt: skip
     assert question.context.startswith("Roof shingle removal: ")
     assert index.matches(f"Forum post. {question.context} {question.choices[1]}") == ["hs"]
-    assert index.matches("Roof shingle removal: A man is sitting on a roof.") == [
-        "hs"
-    ]  # the label is indexed
+    # the activity label is indexed with the context
+    assert index.matches("Roof shingle removal: A man is sitting on a roof.") == ["hs"]
 
 
 def test_translation_rewrites_only_free_text(tmp_path):

@@ -6,18 +6,13 @@ import json
 
 import pytest
 from tests.eval.conftest import FIXTURES
-from typer.testing import CliRunner
+from tests.factories.scripts import invoke_cli
 
-from biomamba.cli.main import build_app
 from biomamba.errors import BiomambaError
 
 
-def _invoke(args):
-    return CliRunner().invoke(build_app(), args)
-
-
 def test_eval_tasks_lists_biomedical_and_general():
-    result = _invoke(["eval", "tasks"])
+    result = invoke_cli(["eval", "tasks"])
     assert result.exit_code == 0
     assert "pubmedqa_test" in result.output and "truthfulqa_mc2" in result.output
 
@@ -26,37 +21,22 @@ def test_eval_run_compare_and_report(tiny_dir, tmp_path):
     outputs = []
     for family in ("gpt2", "llama"):
         out = tmp_path / f"{family}.json"
-        result = _invoke(
-            [
-                "eval",
-                "run",
-                str(tiny_dir / family),
-                "--task-file",
-                f"pubmedqa={FIXTURES / 'pubmedqa_ori_pqal.json'}",
-                "--task-file",
-                f"arc_easy={FIXTURES / 'arc_easy.jsonl'}",
-                "--task-file",
-                f"medqa_4options@fr={FIXTURES / 'medqa_4options.jsonl'}",
-                "--tasks",
-                "pubmedqa,arc_easy,medqa_4options",
-                "--output",
-                str(out),
-                "--set",
-                "eval.bootstrap_resamples=200",
-            ]
-        )
+        args = ["eval", "run", tiny_dir / family, "--output", out, "--set", "eval.bootstrap_resamples=200"]
+        args += ["--tasks", "pubmedqa,arc_easy,medqa_4options"]
+        args += ["--task-file", f"pubmedqa={FIXTURES / 'pubmedqa_ori_pqal.json'}"]
+        args += ["--task-file", f"arc_easy={FIXTURES / 'arc_easy.jsonl'}"]
+        args += ["--task-file", f"medqa_4options@fr={FIXTURES / 'medqa_4options.jsonl'}"]
+        result = invoke_cli(args)
         assert result.exit_code == 0, result.output
         outputs.append(out)
     data = json.loads(outputs[0].read_text())
     assert data["format"] == "biomamba-results/1"
     assert set(data["tasks"]) == {"pubmedqa", "arc_easy", "medqa_4options@fr"}
     assert data["tasks"]["arc_easy"]["predictions"][0]["prompt_sha"]
-    compared = _invoke(
-        ["eval", "compare", str(outputs[0]), str(outputs[1]), "--output", str(tmp_path / "cmp.json")]
-    )
+    compared = invoke_cli(["eval", "compare", *outputs, "--output", tmp_path / "cmp.json"])
     assert compared.exit_code == 0, compared.output
     assert set(json.loads((tmp_path / "cmp.json").read_text())) == set(data["tasks"])
-    report = _invoke(["report", *map(str, outputs), "--output", str(tmp_path / "report")])
+    report = invoke_cli(["report", *outputs, "--output", tmp_path / "report"])
     assert report.exit_code == 0, report.output
     assert (tmp_path / "report" / "report.md").is_file() and (tmp_path / "report" / "accuracy.png").is_file()
 
@@ -64,19 +44,8 @@ def test_eval_run_compare_and_report(tiny_dir, tmp_path):
 def test_eval_perplexity_on_a_text_file(tiny_dir, tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("The hyoid bone develops from the second and third pharyngeal arches. " * 4)
-    result = _invoke(
-        [
-            "eval",
-            "perplexity",
-            str(tiny_dir / "gpt2"),
-            "--text",
-            f"clinical={text}",
-            "--seq-len",
-            "16",
-            "--output",
-            str(tmp_path / "ppl.json"),
-        ]
-    )
+    args = ["eval", "perplexity", tiny_dir / "gpt2", "--text", f"clinical={text}", "--seq-len", "16"]
+    result = invoke_cli([*args, "--output", tmp_path / "ppl.json"])
     assert result.exit_code == 0, result.output
     assert "clinical: ppl" in result.output
     assert json.loads((tmp_path / "ppl.json").read_text())["perplexity"]["clinical"]["tokens"] > 0
@@ -93,7 +62,7 @@ def test_eval_perplexity_on_a_text_file(tiny_dir, tmp_path):
     ],
 )
 def test_user_errors_are_one_line(args, message, tiny_dir):
-    result = _invoke(["eval", "run", str(tiny_dir / "gpt2"), *args])
+    result = invoke_cli(["eval", "run", tiny_dir / "gpt2", *args])
     assert isinstance(result.exception, BiomambaError)
     assert message in str(result.exception)
 
@@ -140,10 +109,9 @@ def test_run_reads_every_file_of_one_task_as_one_task(as_folder, tiny_dir, tmp_p
     data["questions"][0]["id"] = "new-question-of-8b"
     second.write_text(json.dumps(data, indent=1))
     out = tmp_path / "r.json"
-    args = ["eval", "run", str(tiny_dir / "gpt2"), "--output", str(out)]
-    args += ["--set", "eval.bootstrap_resamples=100"]
+    args = ["eval", "run", tiny_dir / "gpt2", "--output", out, "--set", "eval.bootstrap_resamples=100"]
     paths = [folder] if as_folder else [first, second]
-    result = _invoke(args + [a for path in paths for a in ("--task-file", f"bioasq_yesno={path}")])
+    result = invoke_cli(args + [a for path in paths for a in ("--task-file", f"bioasq_yesno={path}")])
     assert result.exit_code == 0, result.output
     task = json.loads(out.read_text())["tasks"]["bioasq_yesno"]
     assert task["n"] == 3 and len(task["predictions"]) == 3  # 2 of 7B1, 1 new of 8B1 (one duplicate id)

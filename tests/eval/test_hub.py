@@ -3,87 +3,51 @@
 from __future__ import annotations
 
 import pytest
+from tests.factories import benchmarks as fx
 
 from biomamba.errors import DataError
 from biomamba.eval.tasks import load_questions, parse_task_file
 
+PQA = fx.PUBMEDQA["21645374"]  # qiaojin/PubMedQA's first row
+PQA_STEM = "Abstract: " + "\n".join(PQA["CONTEXTS"]) + "\nQuestion: " + PQA["QUESTION"]
+# each hub split is the factory's export of it (the hub's own columns, as `datasets` writes them)
 HUB = {
-    ("openlifescienceai/medmcqa", None, "validation"): [
-        {
-            "question": "Drug of choice for anaphylaxis is",
-            "opa": "Adrenaline",
-            "opb": "Atropine",
-            "opc": "Dopamine",
-            "opd": "Digoxin",
-            "cop": 0,
-            "id": "x1",
-        },
-    ],
-    ("cais/mmlu", "anatomy", "test"): [
-        {
-            "question": "How many chambers does the heart have?",
-            "choices": ["Two", "Three", "Four", "Five"],
-            "answer": 2,
-        },
-    ],
-    ("allenai/ai2_arc", "ARC-Easy", "test"): [
-        {
-            "id": "a1",
-            "question": "Water freezes at?",
-            "choices": {"text": ["0 C", "50 C"], "label": ["A", "B"]},
-            "answerKey": "A",
-        },
-    ],
-    ("qiaojin/PubMedQA", "pqa_labeled", "train"): [
-        {
-            "pubid": 7,
-            "question": "Does X help?",
-            "context": {"contexts": ["We tried X."]},
-            "final_decision": "maybe",
-        },
-    ],
-    ("GBaker/MedQA-USMLE-4-options-hf", None, "test"): [
-        {
-            "sent1": "Which organ makes insulin?",
-            "ending0": "Liver",
-            "ending1": "Pancreas",
-            "ending2": "Skin",
-            "ending3": "Bone",
-            "label": 1,
-        },
-    ],
+    ("openlifescienceai/medmcqa", None, "validation"): fx.medmcqa_hf,
+    ("cais/mmlu", "anatomy", "test"): fx.mmlu_hf,
+    ("allenai/ai2_arc", "ARC-Easy", "test"): fx.arc_hf,
+    ("qiaojin/PubMedQA", "pqa_labeled", "train"): fx.pubmedqa_qiaojin,
+    ("GBaker/MedQA-USMLE-4-options-hf", None, "test"): fx.medqa_hf,
 }
 
 
 @pytest.fixture
 def fake_hub(monkeypatch, tmp_path):
     import datasets
+    import pyarrow.parquet as pq
 
+    exports = tmp_path / "exports"
+    exports.mkdir()
     calls = []
 
     def load_dataset(path, name=None, split=None):
         calls.append((path, name, split))
         if (path, name, split) not in HUB:
             raise FileNotFoundError(f"Dataset '{path}' doesn't exist on the Hub")
-        return HUB[(path, name, split)]
+        return pq.read_table(HUB[(path, name, split)](exports).path).to_pylist()
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
-    monkeypatch.setenv("BIOMAMBA_CACHE", str(tmp_path))
+    monkeypatch.setenv("BIOMAMBA_CACHE", str(tmp_path / "cache"))
     return calls
 
 
 @pytest.mark.parametrize(
     ("spec", "gold", "stem"),
     [
-        ("medmcqa=hub:openlifescienceai/medmcqa::validation", 0, "Drug of choice for anaphylaxis is"),
-        ("mmlu_anatomy=hub:cais/mmlu:anatomy", 2, "How many chambers does the heart have?"),
-        ("arc_easy=hub:allenai/ai2_arc:ARC-Easy:test", 0, "Water freezes at?"),
-        (
-            "pubmedqa=hub:qiaojin/PubMedQA:pqa_labeled:train",
-            2,
-            "Abstract: We tried X.\nQuestion: Does X help?",
-        ),
-        ("medqa_4options=hub:GBaker/MedQA-USMLE-4-options-hf", 1, "Which organ makes insulin?"),
+        ("medmcqa=hub:openlifescienceai/medmcqa::validation", 0, fx.MEDMCQA[0]["question"]),
+        ("mmlu_anatomy=hub:cais/mmlu:anatomy", 2, fx.MMLU[0][0]),
+        ("arc_easy=hub:allenai/ai2_arc:ARC-Easy:test", 1, fx.ARC[0][0]),
+        ("pubmedqa=hub:qiaojin/PubMedQA:pqa_labeled:train", 0, PQA_STEM),
+        ("medqa_4options=hub:GBaker/MedQA-USMLE-4-options-hf", 0, fx.MEDQA[0]["question"]),
     ],
 )
 def test_hub_splits_load_through_the_original_readers(spec, gold, stem, fake_hub):

@@ -68,21 +68,9 @@ def test_cli_wrapper_runs_an_lm_eval_task(tiny_dir, tmp_path, monkeypatch):
 
     records = lmeval_records("arc_easy", FIXTURES / "arc_easy.jsonl")
     name = write_lmeval_task(tmp_path / "tasks", "arc_easy", records)
-    argv = [
-        "run",
-        "--model",
-        "biomamba",
-        "--model_args",
-        f"pretrained={tiny_dir / 'gpt2'}",
-        "--tasks",
-        name,
-        "--include_path",
-        str(tmp_path / "tasks"),
-        "--device",
-        "cpu",
-        "--output_path",
-        str(tmp_path / "out"),
-    ]
+    argv = ["run", "--model", "biomamba", "--model_args", f"pretrained={tiny_dir / 'gpt2'}", "--tasks", name]
+    argv += ["--include_path", str(tmp_path / "tasks"), "--device", "cpu"]
+    argv += ["--output_path", str(tmp_path / "out")]
     main(argv)
     files = list((tmp_path / "out").rglob("results_*.json"))
     assert files, "lm-eval wrote no results"

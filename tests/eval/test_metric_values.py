@@ -115,9 +115,8 @@ def test_truthfulqa_mc2_counts_true_answers_wherever_they_are(tmp_path, tiny_gpt
     record = {"question": MC2_QUESTIONS[0][0], "mc2_targets": {"choices": choices, "labels": [0, 1, 0, 1]}}
     record["mc1_targets"] = {"choices": choices, "labels": [0, 1, 0, 0]}
     path = write_jsonl(tmp_path / "tqa.jsonl", [record])
-    pred = evaluate(tiny_gpt2, tiny_tokenizer, [TaskFile("truthfulqa_mc2", path)], bootstrap_resamples=50)[
-        "tasks"
-    ]["truthfulqa_mc2"]["predictions"][0]
+    out = evaluate(tiny_gpt2, tiny_tokenizer, [TaskFile("truthfulqa_mc2", path)], bootstrap_resamples=50)
+    pred = out["tasks"]["truthfulqa_mc2"]["predictions"][0]
     context = TRUTHFULQA_PROMPT + "\n\nQ: " + MC2_QUESTIONS[0][0] + "\nA:"
     p = np.exp([_loglik(tiny_gpt2, tiny_tokenizer, context, " " + c)[0] for c in choices])
     assert pred["correct"] == pytest.approx((p[1] + p[3]) / p.sum(), abs=1e-5)
@@ -140,8 +139,7 @@ def test_lambada_perplexity_and_accuracy_match_direct_computation(family, tmp_pa
         "lambada"
     ]
     direct = [
-        _loglik(model, tiny_tokenizer, *t.rsplit(" ", 1)[:1], " " + t.rsplit(" ", 1)[1])
-        for t in LAMBADA_TEXTS
+        _loglik(model, tiny_tokenizer, t.rsplit(" ", 1)[0], " " + t.rsplit(" ", 1)[1]) for t in LAMBADA_TEXTS
     ]
     assert [p["logliks"][0] for p in task["predictions"]] == pytest.approx([d[0] for d in direct], abs=1e-4)
     assert [p["correct"] for p in task["predictions"]] == [float(d[1]) for d in direct]
@@ -165,9 +163,8 @@ def test_lambada_accuracy_needs_every_token_of_the_last_word_greedy(tmp_path, ti
             for prev, nxt in zip(path[:steps], path[1 : steps + 1], strict=True):
                 model.table[prev, nxt] = 5.0
     path = write_jsonl(tmp_path / "lambada.jsonl", [{"text": t} for t in texts])
-    task = evaluate(model, tok, [TaskFile("lambada", path)], backend="full", bootstrap_resamples=50)["tasks"][
-        "lambada"
-    ]
+    out = evaluate(model, tok, [TaskFile("lambada", path)], backend="full", bootstrap_resamples=50)
+    task = out["tasks"]["lambada"]
     direct = [_loglik(model, tok, t.rsplit(" ", 1)[0], " " + t.rsplit(" ", 1)[1]) for t in texts]
     assert [d[1] for d in direct] == [True, False]
     assert [p["correct"] for p in task["predictions"]] == [1.0, 0.0]
@@ -195,10 +192,8 @@ LETTER_QUESTIONS = [
 
 def _letter_prompt(q, answer: str | None = None) -> str:
     """BioMistral's layout: question, lettered options, "Answer:" (plus " X" for a solved shot)."""
-    body = (
-        q.stem + "\n" + "".join(f"{letter}. {opt}\n" for letter, opt in zip("ABCD", q.options, strict=True))
-    )
-    return body + "Answer:" + (f" {answer}" if answer else "")
+    options = "".join(f"{letter}. {opt}\n" for letter, opt in zip("ABCD", q.options, strict=True))
+    return q.stem + "\n" + options + "Answer:" + (f" {answer}" if answer else "")
 
 
 @pytest.mark.parametrize("family", ["gpt2", "prefix_hash"])
@@ -227,16 +222,14 @@ def test_letter_protocol_through_evaluate_defaults(family, tmp_path, tiny_tokeni
             shots = rng.sample([o for o in questions if o.qid != q.qid], 3)
             assert q not in shots
             prompt = "".join(_letter_prompt(s, "ABCD"[s.gold]) + "\n\n" for s in shots) + _letter_prompt(q)
-            assert (
-                pred["id"] == q.qid and pred["prompt_sha"] == hashlib.sha256(prompt.encode()).hexdigest()[:16]
-            )
+            assert pred["id"] == q.qid
+            assert pred["prompt_sha"] == hashlib.sha256(prompt.encode()).hexdigest()[:16]
             prompts.setdefault(q.qid, set()).add(prompt)
             logp = plain_log_probs(model, tok.encode(prompt))[-1]
             letter_lp = logp[letter_ids]
             valid = int(logp.argmax()) in letter_ids
-            want = (
-                int(letter_lp.argmax()) if valid else -1
-            )  # top token not a letter: wrong, whatever the letters
+            # top token not a letter: wrong, whatever the letters
+            want = int(letter_lp.argmax()) if valid else -1
             assert pred["letter_logprobs"] == pytest.approx(letter_lp.tolist(), abs=1e-4)
             assert pred["top_token_valid"] == valid and pred["pred"] == want
             assert pred["correct"] == float(want == q.gold)

@@ -52,13 +52,9 @@ def _corpus(tmp_path, docs_by_domain, sha="x"):
 
 def test_heldout_domains_from_corpus_shards(tmp_path, tiny_mamba2, tiny_dir):
     rng = np.random.default_rng(0)
-    corpus = _corpus(
-        tmp_path,
-        {
-            "pubmed": [list(rng.integers(1, 300, 20)) + [0] for _ in range(3)],
-            "c4": [list(rng.integers(1, 300, 30)) + [0] for _ in range(2)],
-        },
-    )
+    pubmed = [list(rng.integers(1, 300, 20)) + [0] for _ in range(3)]
+    c4 = [list(rng.integers(1, 300, 30)) + [0] for _ in range(2)]
+    corpus = _corpus(tmp_path, {"pubmed": pubmed, "c4": c4})
     out = perplexity(tiny_mamba2, corpus=corpus, seq_len=32)
     assert set(out) == {"pubmed", "c4"} and out["pubmed"]["tokens"] == 63 - 1
     only = perplexity(tiny_mamba2, corpus=corpus, domains=["c4"], seq_len=32, max_tokens=40)

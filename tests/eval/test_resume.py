@@ -35,8 +35,9 @@ def _files(folder):
     return out
 
 
-def _run(model, tokenizer, files, output, die_in=None):
-    """evaluate() into `output`; returns the tasks that were scored (progress is reported only for them)."""
+def _run(model, tokenizer, files, output, die_in=None, **settings):
+    """evaluate() into `output` (with `settings`); returns the tasks that were scored (progress is reported
+    only for them)."""
     ran: list[str] = []
 
     def progress(key: str, done: int, total: int) -> None:
@@ -45,7 +46,7 @@ def _run(model, tokenizer, files, output, die_in=None):
         if key == die_in:
             raise Killed(key)
 
-    evaluate(model, tokenizer, files, bootstrap_resamples=10, progress=progress, output=output)
+    evaluate(model, tokenizer, files, bootstrap_resamples=10, progress=progress, output=output, **settings)
     return ran
 
 
@@ -71,17 +72,7 @@ def test_a_changed_file_model_or_setting_is_rerun(tmp_path, tiny_gpt2, tiny_llam
     assert _run(tiny_gpt2, tiny_tokenizer, files[:2], output) == ["medqa_4options"]
     assert read_results(output)["tasks"]["medqa_4options"]["n"] == 1
     assert _run(tiny_llama, tiny_tokenizer, files[:2], output) == ["pubmedqa", "medqa_4options"]
-    ran: list[str] = []
-    evaluate(
-        tiny_llama,
-        tiny_tokenizer,
-        files[:2],
-        limit=1,
-        bootstrap_resamples=10,
-        progress=lambda key, *_: ran.append(key),
-        output=output,
-    )
-    assert ran == ["pubmedqa", "medqa_4options"]
+    assert _run(tiny_llama, tiny_tokenizer, files[:2], output, limit=1) == ["pubmedqa", "medqa_4options"]
     fingerprint = read_results(output)["tasks"]["pubmedqa"]["fingerprint"]
     assert set(fingerprint) == {"model", "tokenizer", "settings", "file_sha256"}
 
@@ -116,17 +107,9 @@ def test_cli_run_killed_by_sigkill_after_task_3_then_rerun_redoes_4_to_6(tmp_pat
     ]
     files[3].path.write_text("\n".join(lines) + "\n")
     output = tmp_path / "results.json"
-    args = [
-        sys.executable,
-        "-m",
-        "biomamba.cli.main",
-        "eval",
-        "run",
-        str(tiny_dir / "gpt2"),
-        "--output",
-        str(output),
-    ]
-    args += [a for f in files for a in ("--task-file", f"{f.task}={f.path}")] + ["--batch-size", "2"]
+    args = [sys.executable, "-m", "biomamba.cli.main", "eval", "run", str(tiny_dir / "gpt2")]
+    args += ["--output", str(output), "--batch-size", "2"]
+    args += [a for f in files for a in ("--task-file", f"{f.task}={f.path}")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tests.eval.conftest import FIXTURES, write_jsonl
 from tests.factories import benchmarks as fx
-from tests.factories.scripts import lm_eval_task_module
+from tests.factories.scripts import invoke_cli, lm_eval_task_module
 
 from biomamba.errors import DataError
 from biomamba.eval.tasks import (
@@ -24,30 +24,12 @@ from biomamba.eval.tasks import (
 
 
 def test_every_issue_task_is_registered():
-    expected = {
-        "pubmedqa",
-        "pubmedqa_test",
-        "medqa_4options",
-        "medqa_5options",
-        "medmcqa",
-        "bioasq_yesno",
-        "mmlu_anatomy",
-        "mmlu_clinical_knowledge",
-        "mmlu_college_biology",
-        "mmlu_college_medicine",
-        "mmlu_medical_genetics",
-        "mmlu_professional_medicine",
-        "arc_easy",
-        "arc_challenge",
-        "hellaswag",
-        "piqa",
-        "winogrande",
-        "openbookqa",
-        "boolq",
-        "lambada",
-        "truthfulqa_mc1",
-        "truthfulqa_mc2",
-    }
+    expected = set(
+        "pubmedqa pubmedqa_test medqa_4options medqa_5options medmcqa bioasq_yesno mmlu_anatomy "
+        "mmlu_clinical_knowledge mmlu_college_biology mmlu_college_medicine mmlu_medical_genetics "
+        "mmlu_professional_medicine arc_easy arc_challenge hellaswag piqa winogrande openbookqa boolq lambada "
+        "truthfulqa_mc1 truthfulqa_mc2".split()
+    )
     assert expected <= set(TASKS)
 
 
@@ -121,21 +103,16 @@ def test_general_tasks_use_lm_eval_templates(tmp_path):
     assert q.context == pre.doc_to_choice(wg) and q.continuation == pre.doc_to_target(wg) and q.gold == 0
     assert q.requests() == [(c, " " + pre.doc_to_target(wg)) for c in pre.doc_to_choice(wg)]
 
-    write_jsonl(
-        tmp_path / "valid.jsonl", [{"goal": "Open a jar", "sol1": "twist the lid", "sol2": "eat the lid"}]
-    )
-    (tmp_path / "valid-labels.lst").write_text("0\n")
-    q = load_questions(TaskFile("piqa", tmp_path / "valid.jsonl"))[0]
-    assert q.context == "Question: Open a jar\nAnswer:" and q.gold == 0
+    q = load_questions(TaskFile("piqa", fx.piqa(tmp_path / "piqa").path))[0]  # valid.jsonl + valid-labels.lst
+    assert q.context == f"Question: {fx.PIQA[0]['goal']}\nAnswer:" and q.gold == 0
 
     bq = load_questions(TaskFile("boolq", fx.boolq(tmp_path / "boolq").path))[0]  # the answer: true
     assert bq.context == f"{fx.BOOLQ['passage']}\nQuestion: {fx.BOOLQ['question']}?\nAnswer:"
     assert bq.choices[bq.gold] == "yes"
 
-    lb = load_questions(
-        TaskFile("lambada", write_jsonl(tmp_path / "lb.jsonl", [{"text": "the cat sat on the mat"}]))
-    )[0]
-    assert lb.requests() == [("the cat sat on the", " mat")]
+    lb = load_questions(TaskFile("lambada", fx.lambada(tmp_path).path))[0]
+    context, _, last_word = fx.LAMBADA.rpartition(" ")
+    assert lb.requests() == [(context, " " + last_word)]
 
     q = load_questions(TaskFile("openbookqa", fx.arc(tmp_path / "openbookqa").path))[0]  # OpenBookQA is ARC's
     stem, _, gold = fx.ARC[0]
@@ -143,26 +120,11 @@ def test_general_tasks_use_lm_eval_templates(tmp_path):
 
 
 def test_truthfulqa_both_layouts_and_bioasq(tmp_path):
-    original = [
-        {
-            "question": "Q1?",
-            "mc1_targets": {"right": 1, "wrong": 0},
-            "mc2_targets": {"r1": 1, "r2": 1, "w": 0},
-        }
-    ]
-    hub = [
-        {
-            "question": "Q1?",
-            "mc1_targets": {"choices": ["right", "wrong"], "labels": [1, 0]},
-            "mc2_targets": {"choices": ["r1", "r2", "w"], "labels": [1, 1, 0]},
-        }
-    ]
-    for name, records in (("orig.json", original), ("hub.jsonl", hub)):
-        path = tmp_path / name
-        path.write_text(json.dumps(records) if name.endswith(".json") else json.dumps(records[0]) + "\n")
-        mc2 = load_questions(TaskFile("truthfulqa_mc2", path))[0]
-        assert mc2.choices == ["r1", "r2", "w"] and mc2.labels == [1, 1, 0]
-        assert mc2.context.endswith("\n\nQ: Q1?\nA:")
+    mc2_targets = fx.TRUTHFULQA["mc2_targets"]
+    for case in (fx.truthfulqa(tmp_path), fx.truthfulqa_hf(tmp_path)):  # mc_task.json and the hub's layout
+        mc2 = load_questions(TaskFile("truthfulqa_mc2", case.path))[0]
+        assert mc2.choices == list(mc2_targets) and mc2.labels == list(mc2_targets.values()) == [1, 1, 0]
+        assert mc2.context.endswith(f"\n\nQ: {fx.TRUTHFULQA['question']}\nA:")
     questions = [
         fx.bioasq_question("b1"),
         fx.bioasq_question("b2", "factoid"),
@@ -183,13 +145,9 @@ def test_language_tags():
 
 def test_shared_pubmedqa_official_test_split(shared_data):
     """The official 500-question split loads and the printed label balance matches the file."""
-    from typer.testing import CliRunner
-
-    from biomamba.cli.main import build_app
-
     truth = json.loads((shared_data / "pubmedqa" / "test_ground_truth.json").read_text())
     expected = Counter(truth.values())
-    result = CliRunner().invoke(build_app(), ["eval", "inspect", f"pubmedqa_test={shared_data / 'pubmedqa'}"])
+    result = invoke_cli(["eval", "inspect", f"pubmedqa_test={shared_data / 'pubmedqa'}"])
     assert result.exit_code == 0, result.output
     assert "500 questions" in result.output
     assert "labels: " + ", ".join(f"{k} {v}" for k, v in expected.most_common()) in result.output
@@ -199,10 +157,6 @@ def test_shared_pubmedqa_official_test_split(shared_data):
 
 def test_bioasq_yesno_from_task_b_golden_json(caplog):
     """Yes/no questions with their snippets as context; the other types are counted and reported."""
-    from typer.testing import CliRunner
-
-    from biomamba.cli.main import build_app
-
     path = FIXTURES / "bioasq_taskb_golden.json"
     with caplog.at_level("WARNING", logger="biomamba.eval.tasks"):
         questions = load_questions(TaskFile("bioasq_yesno", path))
@@ -222,7 +176,7 @@ def test_bioasq_yesno_from_task_b_golden_json(caplog):
     assert "3 questions that are not yes/no (factoid 1, list 1, summary 1)" in caplog.text
     # limit keeps the count; inspect prints it
     assert load_questions(TaskFile("bioasq_yesno", path), limit=1).skipped == questions.skipped
-    result = CliRunner().invoke(build_app(), ["eval", "inspect", f"bioasq_yesno={path}"])
+    result = invoke_cli(["eval", "inspect", f"bioasq_yesno={path}"])
     assert result.exit_code == 0, result.output
     assert "2 questions" in result.output and "labels: no 1, yes 1" in result.output
     assert "skipped: 3 questions that are not yes/no (factoid 1, list 1, summary 1)" in result.output

@@ -46,9 +46,8 @@ def test_translate_medqa_keeps_answers_and_reuses_cache(kind, tiny_t5, tiny_dir,
     original = [json.loads(line) for line in source.read_text().splitlines()]
     translated = [json.loads(line) for line in output.read_text().splitlines()]
     for before, after in zip(original, translated, strict=True):
-        assert after["answer_idx"] == before["answer_idx"] and sorted(after["options"]) == sorted(
-            before["options"]
-        )
+        assert after["answer_idx"] == before["answer_idx"]
+        assert sorted(after["options"]) == sorted(before["options"])
         assert after["answer"] == after["options"][after["answer_idx"]]
     questions = load_questions(parse_task_file(f"medqa_4options={output}"))
     assert questions[0].language == "fr" and [q.gold for q in questions] == [0, 1, 2, 3]

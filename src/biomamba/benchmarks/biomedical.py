@@ -8,32 +8,17 @@ from typing import Any
 
 from biomamba.benchmarks import io as bio
 from biomamba.benchmarks.record import LETTERS, Record
-from biomamba.benchmarks.spec import (
-    Format,
-    choice_index,
-    gold_index,
-    hash_id,
-    record_id,
-    text_list,
-)
+from biomamba.benchmarks.spec import Format, choice_index, gold_index, hash_id, record_id, text_list
 from biomamba.errors import DataError
 
 YES_NO_MAYBE = ["yes", "no", "maybe"]
 YES_NO = ["yes", "no"]
 
 
-def _lettered(fmt: str, rid: str, where: str, stem: str, texts: list[str], gold: int, raw: Any) -> Record:
-    return Record(
-        id=rid,
-        where=where,
-        format=fmt,
-        kind="choice",
-        question=stem,
-        options=texts,
-        gold=gold,
-        option_labels=list(LETTERS[: len(texts)]),
-        raw=raw,
-    )
+def _lettered(fmt: str, rid: str, where: str, stem: str, texts: list[str], gold: int, raw: Any,
+              **fields: Any) -> Record:  # fmt: skip
+    """A lettered exam's question: the options shown after A, B, C, ..."""
+    return Record.choice(fmt, rid, where, stem, texts, gold, raw, list(LETTERS[: len(texts)]), **fields)
 
 
 # ------------------------------------------------------------------------------------------------ MedQA
@@ -73,9 +58,7 @@ def _medmcqa(rec: Any, where: str, first: int, fmt: str) -> Record:
         base = "1-based, original MedMCQA" if first == 1 else "0-based, hub export"
         raise DataError(f"{where}: field 'cop' must be {first}..{first + 3} ({base}), got {cop}")
     rid = record_id(rec, ("id",), hash_id(stem))
-    record = _lettered(fmt, rid, where, stem, texts, cop - first, rec)
-    record.extra_text = [str(rec.get("exp") or "")]
-    return record
+    return _lettered(fmt, rid, where, stem, texts, cop - first, rec, extra_text=[str(rec.get("exp") or "")])
 
 
 def parse_medmcqa(rec: Any, where: str, _key: str | None) -> Record:
@@ -115,42 +98,31 @@ def parse_mmlu_hf(rec: Any, where: str, _key: str | None) -> Record:
     stem = bio.field(rec, "question", str, where)
     texts = text_list(rec, "choices", where)
     gold = gold_index(rec, "answer", len(texts), where)
-    record = _lettered("mmlu-hf", hash_id(stem), where, stem.strip(), texts, gold, rec)
-    record.subtype = str(rec.get("subject") or "")
-    return record
+    subject = str(rec.get("subject") or "")
+    return _lettered("mmlu-hf", hash_id(stem), where, stem.strip(), texts, gold, rec, subtype=subject)
 
 
 # --------------------------------------------------------------------------------------------- PubMedQA
 
 
 def _pubmedqa(fmt: str, rid: str, where: str, question: str, contexts: list[str], decision: Any, rec: Any,
-              long_answer: str = "") -> Record:  # fmt: skip
+              long_answer: Any = "") -> Record:  # fmt: skip
+    """A PubMedQA question: the abstract's sections as the passage, the long answer (when a string) as extra
+    text a model could have memorised."""
     if decision not in (None, "") and decision not in YES_NO_MAYBE:
         raise DataError(f"{where}: field 'final_decision' is {decision!r}, expected one of {YES_NO_MAYBE}")
-    return Record(
-        id=rid,
-        where=where,
-        format=fmt,
-        kind="choice",
-        question=question,
-        options=list(YES_NO_MAYBE),
-        gold=YES_NO_MAYBE.index(decision) if decision in YES_NO_MAYBE else None,
-        passage="\n".join(contexts),
-        passages=list(contexts),
-        option_labels=list(YES_NO_MAYBE),
-        extra_text=[long_answer] if long_answer else [],
-        raw=rec,
-    )
+    gold = YES_NO_MAYBE.index(decision) if decision in YES_NO_MAYBE else None
+    extra = [long_answer] if isinstance(long_answer, str) and long_answer else []
+    return Record.choice(fmt, rid, where, question, list(YES_NO_MAYBE), gold, rec,
+                         passage="\n".join(contexts), passages=list(contexts), extra_text=extra)  # fmt: skip
 
 
 def parse_pubmedqa(rec: Any, where: str, key: str | None) -> Record:
     """PQA-L `ori_pqal.json` / `test_set.json`: one JSON object PMID -> {QUESTION, CONTEXTS, final_decision}."""
     question = bio.field(rec, "QUESTION", str, where)
     contexts = text_list(rec, "CONTEXTS", where)
-    long_answer = rec.get("LONG_ANSWER") if isinstance(rec.get("LONG_ANSWER"), str) else ""
-    return _pubmedqa(
-        "pubmedqa", str(key), where, question, contexts, rec.get("final_decision"), rec, long_answer
-    )
+    decision, long_answer = rec.get("final_decision"), rec.get("LONG_ANSWER")
+    return _pubmedqa("pubmedqa", str(key), where, question, contexts, decision, rec, long_answer)
 
 
 def parse_pubmedqa_bigbio(rec: Any, where: str, _key: str | None) -> Record:
@@ -158,8 +130,7 @@ def parse_pubmedqa_bigbio(rec: Any, where: str, _key: str | None) -> Record:
     question = bio.field(rec, "QUESTION", str, where)
     contexts = text_list(rec, "CONTEXTS", where)
     rid = record_id(rec, ("PUBMED_ID", "pubid", "id"), hash_id(question))
-    long_answer = rec.get("LONG_ANSWER") if isinstance(rec.get("LONG_ANSWER"), str) else ""
-    decision = rec.get("final_decision")
+    decision, long_answer = rec.get("final_decision"), rec.get("LONG_ANSWER")
     return _pubmedqa("pubmedqa-bigbio", rid, where, question, contexts, decision, rec, long_answer)
 
 
@@ -184,8 +155,7 @@ def parse_pubmedqa_qiaojin(rec: Any, where: str, _key: str | None) -> Record:
     question = bio.field(rec, "question", str, where)
     contexts = text_list(bio.field(rec, "context", dict, where), "contexts", where)
     rid = record_id(rec, ("pubid",), hash_id(question))
-    long_answer = rec.get("long_answer") if isinstance(rec.get("long_answer"), str) else ""
-    decision = rec.get("final_decision")
+    decision, long_answer = rec.get("final_decision"), rec.get("long_answer")
     return _pubmedqa("pubmedqa-qiaojin", rid, where, question, contexts, decision, rec, long_answer)
 
 

@@ -30,13 +30,6 @@ def _optional_gold(rec: Any, key: str, count: int, where: str) -> int | None:
     return gold_index(rec, key, count, where)
 
 
-def _choice(fmt: str, rid: str, where: str, question: str, options: list[str], gold: int | None, raw: Any,
-            labels: list[str] | None = None, passage: str = "", subtype: str = "") -> Record:  # fmt: skip
-    return Record(id=rid, where=where, format=fmt, kind="choice", question=question, options=options,
-                  gold=gold, option_labels=labels or list(options), passage=passage, subtype=subtype,
-                  raw=raw)  # fmt: skip
-
-
 # -------------------------------------------------------------------------------------- ARC, OpenBookQA
 
 
@@ -65,7 +58,7 @@ def _arc(fmt: str, rec: Any, where: str, stem: str, labels: list[str], texts: li
         raise DataError(f"{where}: choices must be a non-empty list of {{label, text}}")
     key = str(bio.field(rec, "answerKey", (str, int), where)).strip()
     gold = choice_index(key, labels, where, "answerKey")
-    return _choice(fmt, record_id(rec, ("id",), hash_id(stem)), where, stem, texts, gold, rec, labels)
+    return Record.choice(fmt, record_id(rec, ("id",), hash_id(stem)), where, stem, texts, gold, rec, labels)
 
 
 def arc_is_original(records: list[Any], _layout: str) -> bool:
@@ -90,7 +83,8 @@ def parse_hellaswag(rec: Any, where: str, _key: str | None) -> Record:
     query = hellaswag_clean(f"{label}: {ctx}" if label else ctx)
     options = [hellaswag_clean(str(e)) for e in endings]
     gold = _optional_gold(rec, "label", len(options), where)
-    return _choice("hellaswag", record_id(rec, ("ind",), hash_id(query)), where, query, options, gold, rec)
+    rid = record_id(rec, ("ind",), hash_id(query))
+    return Record.choice("hellaswag", rid, where, query, options, gold, rec)
 
 
 # ------------------------------------------------------------------------------------------------ PIQA
@@ -101,15 +95,16 @@ def parse_piqa(rec: Any, where: str, key: str | None) -> Record:
     `key`, "line:value") or, in ybisk/piqa exports, a `label` column."""
     goal = bio.field(rec, "goal", str, where)
     sols = [bio.field(rec, "sol1", str, where), bio.field(rec, "sol2", str, where)]
+    rid = record_id(rec, ("id",), hash_id(goal))
     if key is not None:
         label_where, _, raw = key.rpartition("=")
     elif rec.get("label") not in (None, ""):
         label_where, raw = where, str(rec["label"])
     else:  # unlabelled (a test split): readable for decontamination, refused by evaluation
-        return _choice("piqa", record_id(rec, ("id",), hash_id(goal)), where, goal, sols, None, rec)
+        return Record.choice("piqa", rid, where, goal, sols, None, rec)
     if raw not in ("0", "1"):
         raise DataError(f"{label_where}: PIQA label must be 0 or 1, got {raw!r}")
-    return _choice("piqa", record_id(rec, ("id",), hash_id(goal)), where, goal, sols, int(raw), rec)
+    return Record.choice("piqa", rid, where, goal, sols, int(raw), rec)
 
 
 def piqa_labels_path(path: Path) -> Path:
@@ -170,7 +165,7 @@ def parse_boolq(rec: Any, where: str, _key: str | None) -> Record:
     if not isinstance(answer, bool | int) or answer not in (0, 1):
         raise DataError(f"{where}: field 'answer' must be true or false")
     rid = record_id(rec, ("idx", "id"), hash_id(question + passage))
-    return _choice("boolq", rid, where, question, list(NO_YES), int(answer), rec, passage=passage)
+    return Record.choice("boolq", rid, where, question, list(NO_YES), int(answer), rec, passage=passage)
 
 
 def parse_copa(rec: Any, where: str, _key: str | None) -> Record:
@@ -182,7 +177,7 @@ def parse_copa(rec: Any, where: str, _key: str | None) -> Record:
         raise DataError(f"{where}: field 'question' must be 'cause' or 'effect', got {relation!r}")
     gold = gold_index(rec, "label", 2, where)
     rid = record_id(rec, ("idx", "id"), hash_id(premise))
-    return _choice("copa", rid, where, premise, options, gold, rec, subtype=relation)
+    return Record.choice("copa", rid, where, premise, options, gold, rec, subtype=relation)
 
 
 # --------------------------------------------------------------------------------------------- LAMBADA
@@ -222,7 +217,7 @@ def parse_truthfulqa(rec: Any, where: str, _key: str | None) -> Record:
     question = bio.field(rec, "question", str, where)
     choices, labels = truthfulqa_targets(rec, "mc1_targets", where)
     mc2, mc2_labels = truthfulqa_targets(rec, "mc2_targets", where) if "mc2_targets" in rec else ([], [])
-    record = _choice("truthfulqa", hash_id(question), where, question, choices, labels.index(1), rec)
+    record = Record.choice("truthfulqa", hash_id(question), where, question, choices, labels.index(1), rec)
     record.labels, record.extra_text = mc2_labels, mc2
     return record
 
@@ -235,9 +230,8 @@ def parse_icl_mc(rec: Any, where: str, _key: str | None) -> Record:
     query = bio.field(rec, "query", str, where)
     choices = text_list(rec, "choices", where)
     gold = gold_index(rec, "gold", len(choices), where)
-    record = _choice("icl-mc", hash_id(query + "\x1f".join(choices)), where, query, choices, gold, rec)
-    record.subtype = "icl"
-    return record
+    rid = hash_id(query + "\x1f".join(choices))
+    return Record.choice("icl-mc", rid, where, query, choices, gold, rec, subtype="icl")
 
 
 def parse_icl_schema(rec: Any, where: str, _key: str | None) -> Record:

@@ -46,6 +46,14 @@ class Record:
     extra_text: list[str] = field(default_factory=list)
     raw: Any = None
 
+    @classmethod
+    def choice(cls, fmt: str, rid: str, where: str, question: str, options: list[str], gold: int | None,
+               raw: Any, option_labels: list[str] | None = None, **fields: Any) -> Record:  # fmt: skip
+        """A "choice" record, `gold` indexing `options`; a prompt shows `option_labels` before them (letters
+        for lettered exams; by default the options themselves, as for word answers). `fields`: the others."""
+        return cls(id=rid, where=where, format=fmt, kind="choice", question=question, options=options,
+                   gold=gold, option_labels=option_labels or list(options), raw=raw, **fields)  # fmt: skip
+
     @property
     def answer(self) -> str:
         """Text of the gold answer ("" when the record has none)."""

@@ -28,6 +28,7 @@ from typing import Any
 from biomamba.benchmarks import Benchmark, Record, SourceFile, read_benchmark
 from biomamba.benchmarks.biomedical import pubmedqa_contexts_file, pubmedqa_ground_truth
 from biomamba.benchmarks.general import hellaswag_clean, truthfulqa_targets
+from biomamba.benchmarks.record import LETTERS
 from biomamba.benchmarks.registry import FAMILIES, iter_records, resolve_format
 from biomamba.errors import DataError
 from biomamba.eval import hub
@@ -36,8 +37,22 @@ from biomamba.utils.digest import file_sha256
 
 log = logging.getLogger(__name__)
 
-LETTERS = "ABCDEFGHIJ"
-LANGUAGES = ("en", "fr", "de", "es", "pt", "ru", "zh", "ar", "it", "nl", "pl", "ja", "ko")
+# the language tags a file name may carry (`medqa.fr.jsonl`), with the names the translation prompt uses
+LANGUAGE_NAMES = {
+    "en": "English",
+    "fr": "French",
+    "de": "German",
+    "es": "Spanish",
+    "pt": "Portuguese",
+    "ru": "Russian",
+    "zh": "Chinese",
+    "ar": "Arabic",
+    "it": "Italian",
+    "nl": "Dutch",
+    "pl": "Polish",
+    "ja": "Japanese",
+    "ko": "Korean",
+}
 
 
 @dataclass
@@ -426,7 +441,7 @@ def group_task_files(task_files: Iterable[TaskFile]) -> list[TaskFile]:
 def detect_language(path: Path) -> str:
     """Language tag from a file name like `medqa.fr.jsonl` (the translator writes such names)."""
     for part in path.name.split(".")[1:-1]:
-        if part.lower() in LANGUAGES:
+        if part.lower() in LANGUAGE_NAMES:
             return part.lower()
     return "en"
 

@@ -19,25 +19,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from biomamba.benchmarks import io as bio
 from biomamba.benchmarks import iter_raw, map_text, resolve_format, write_benchmark
-from biomamba.eval.tasks import get_task
+from biomamba.eval.tasks import LANGUAGE_NAMES, get_task
 from biomamba.utils.atomic import write_text
 
-LANGUAGE_NAMES = {
-    "en": "English",
-    "fr": "French",
-    "de": "German",
-    "es": "Spanish",
-    "pt": "Portuguese",
-    "ru": "Russian",
-    "zh": "Chinese",
-    "ar": "Arabic",
-    "it": "Italian",
-    "nl": "Dutch",
-    "pl": "Polish",
-    "ja": "Japanese",
-}
 CAUSAL_PROMPT = "Translate the following text from {source} to {target}.\n{source}: {text}\n{target}:"
 
 
@@ -104,28 +92,20 @@ class Translator:
             self._save_cache()
         return [self.cache[self._key(t)] if t.strip() else t for t in texts]
 
+    @torch.no_grad()
     def _run(self, batch: list[str]) -> list[str]:
-        import torch
-
+        options: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": False}
         if self.seq2seq:
             inputs = self.tokenizer(batch, return_tensors="pt", padding=True, truncation=True).to(self.device)
-            kwargs = {"forced_bos_token_id": self.forced_bos} if self.forced_bos is not None else {}
-            with torch.no_grad():
-                out = self.model.generate(
-                    **inputs, max_new_tokens=self.max_new_tokens, do_sample=False, **kwargs
-                )
+            if self.forced_bos is not None:
+                options["forced_bos_token_id"] = self.forced_bos
+            out = self.model.generate(**inputs, **options)
             return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
         names = (LANGUAGE_NAMES.get(self.source, self.source), LANGUAGE_NAMES.get(self.target, self.target))
         prompts = [CAUSAL_PROMPT.format(source=names[0], target=names[1], text=t) for t in batch]
         self.tokenizer.padding_side = "left"
         inputs = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
-        with torch.no_grad():
-            out = self.model.generate(
-                **inputs,
-                max_new_tokens=self.max_new_tokens,
-                do_sample=False,
-                pad_token_id=self.tokenizer.pad_token_id,
-            )
+        out = self.model.generate(**inputs, **options, pad_token_id=self.tokenizer.pad_token_id)
         texts = self.tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         return [t.strip().split("\n")[0].strip() for t in texts]
 
