@@ -132,9 +132,9 @@ class Task:
         return [encode(self.tokenizer, e, self.config.max_length) for e in examples]
 
     def batches(self, examples: list[Any], micro_batch_size: int, seed: int, rank: int, world: int) -> Any:
-        from biomamba.finetune.collate import answer_reserve, tokenize_pair
+        from biomamba.finetune.collate import answer_reserve, pack_greedy, tokenize_pair
         from biomamba.finetune.heads import collate_questions
-        from biomamba.finetune.training import RowBatches, pack_greedy, sft_collate
+        from biomamba.finetune.training import RowBatches, sft_collate
 
         if self.is_classifier:
             items = self.encode_questions(examples)

@@ -14,7 +14,6 @@ logging, early stopping and torchrun. Fine-tuning only supplies:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,23 +23,10 @@ import torch
 from torch import nn
 
 from biomamba.errors import CheckpointError, DataError
-from biomamba.finetune.collate import IGNORE_INDEX, TokenizedExample, _assemble, lm_forward
-from biomamba.finetune.heads import HEAD_CONFIG, HEAD_FILE, SequenceClassifier, classification_loss
+from biomamba.finetune.collate import TokenizedExample, _assemble, lm_forward
+from biomamba.finetune.heads import HEAD_FILE, SequenceClassifier, classification_loss, save_head
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
-
-
-def pack_greedy(examples: Sequence[TokenizedExample], seq_len: int) -> list[list[TokenizedExample]]:
-    """Rows of whole examples, in order, each row at most `seq_len` tokens."""
-    rows: list[list[TokenizedExample]] = []
-    used = seq_len
-    for example in examples:
-        if used + len(example) > seq_len:
-            rows.append([])
-            used = 0
-        rows[-1].append(example)
-        used += len(example)
-    return rows
 
 
 class RowBatches:
@@ -117,17 +103,11 @@ class SFTLoss:
         self.family = family
 
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> Any:
-        from biomamba.train.loss import LossOutput
+        from biomamba.train.loss import LossOutput, count_targets, token_cross_entropy
 
         logits = lm_forward(model, batch, self.family)
         targets = batch["labels"][:, 1:]
-        loss = nn.functional.cross_entropy(
-            logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-            targets.reshape(-1),
-            ignore_index=IGNORE_INDEX,
-            reduction="sum",
-        )
-        return LossOutput(loss, (targets != IGNORE_INDEX).sum())
+        return LossOutput(token_cross_entropy(logits[:, :-1], targets), count_targets(targets))
 
 
 class ClassifierLoss:
@@ -188,16 +168,11 @@ def save_weights(
 ) -> None:
     """Trainer hook: write a checkpoint's model/ (see the module docstring). Sharded FSDP state is not
     supported for fine-tuning (`state_dict` must be None: fine-tune with DDP)."""
-    from safetensors.torch import save_file
-
     if state_dict is not None:
         raise CheckpointError("fine-tuning checkpoints need unsharded weights: use train.distributed: ddp")
     if isinstance(model, SequenceClassifier):
         _save_lm(model.lm, directory)
-        head = {k: v.detach().contiguous().cpu() for k, v in model.head.state_dict().items()}
-        save_file(head, directory / HEAD_FILE)
-        meta = {"kind": model.kind, "num_labels": model.head.out_features, "labels": model.labels}
-        (directory / HEAD_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
+        save_head(model, directory)
         return
     _save_lm(model, directory)
 
