@@ -121,26 +121,20 @@ def default_save_model(model: nn.Module, directory: Path, state_dict: dict[str, 
     else transformers' `save_pretrained` (safetensors).
     """
     save_model = _models_save_model()
-    if state_dict is None and save_model is not None:
-        if hasattr(model, "save_pretrained"):
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()
-        save_model(model, directory)
-        return
     if hasattr(model, "save_pretrained"):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+    if state_dict is None and save_model is not None:
+        save_model(model, directory)
+        return
+    if hasattr(model, "save_pretrained"):
         model.save_pretrained(directory, state_dict=state_dict, safe_serialization=True)
         return
     if save_model is None:
         raise CheckpointError(
             f"{directory}: no way to save a {type(model).__name__} (biomamba.models missing)"
         )
-    if state_dict is None:
-        save_model(model, directory)
-        return
     if is_fsdp(model):
         # Sharded parameters cannot be swapped: build an empty twin on the meta device, fill it, save it.
         with torch.device("meta"):
@@ -247,27 +241,31 @@ def default_load_weights(model: nn.Module, directory: Path) -> None:
 def save_sharded_state(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: Any) -> None:
     """Optimizer state keyed by parameter name (and EMA shards) with torch.distributed.checkpoint."""
     import torch.distributed.checkpoint as dcp
+
+    with _quiet_single_process():
+        dcp.save(_sharded_state(model, optimizer, ema), checkpoint_id=str(directory))
+
+
+def _sharded_state(model: nn.Module, optimizer: torch.optim.Optimizer, ema: Any) -> dict[str, Any]:
+    """What the optimizer/ directory holds, as DCP saves it and fills it in place on load."""
     from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
     state: dict[str, Any] = {"optimizer": get_optimizer_state_dict(model, optimizer)}
     if ema is not None:
         state["ema"] = ema.state_dict()
-    with _quiet_single_process():
-        dcp.save(state, checkpoint_id=str(directory))
+    return state
 
 
 def load_sharded_state(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: Any) -> None:
     """Restore optimizer (and EMA) state written by `save_sharded_state`, unpickling no code (safe_dcp)."""
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
+    from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
 
     from biomamba.train.safe_dcp import SafeFileSystemReader, SafeLoadPlanner
 
     reader = SafeFileSystemReader(directory)
     reader.read_metadata()  # refuse a hostile or corrupt file here, before DCP logs tracebacks of its own
-    state: dict[str, Any] = {"optimizer": get_optimizer_state_dict(model, optimizer)}
-    if ema is not None:
-        state["ema"] = ema.state_dict()
+    state = _sharded_state(model, optimizer, ema)
     try:
         with _quiet_single_process():
             dcp.load(state, storage_reader=reader, planner=SafeLoadPlanner())
