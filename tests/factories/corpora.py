@@ -62,3 +62,8 @@ def token_corpus(
         json.dumps({**header, **manifest, "splits": shards}), encoding="utf-8"
     )
     return root
+
+
+def read_jsonl(path: Path) -> list:
+    """The JSON values of a JSON-lines file, one per line (what a run's metrics.jsonl holds)."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]

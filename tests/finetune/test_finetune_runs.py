@@ -5,40 +5,16 @@ trainer, bad-record policies, the CLI."""
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
 import torch
 from tests.factories.benchmarks import pubmedqa_records
+from tests.factories.corpora import read_jsonl
+from tests.factories.recipes import sft_recipe, write_medqa
 
 from biomamba.errors import DataError
 from biomamba.finetune.run import finetune
-
-DRUGS = ["aspirin", "insulin", "metformin", "warfarin", "heparin", "atenolol"]
-
-
-def write_medqa(path: Path, n: int, seed: int, bad: bool = False) -> Path:
-    """MedQA-format questions whose gold option is always aspirin (learnable from the option alone)."""
-    rng = random.Random(seed)
-    lines = []
-    for i in range(n):
-        options = ["aspirin", *rng.sample(DRUGS[1:], 3)]
-        rng.shuffle(options)
-        letters = "ABCD"
-        record = {
-            "question": f"Patient {i} needs an antiplatelet drug. Which one?",
-            "options": dict(zip(letters, options, strict=True)),
-            "answer_idx": letters[options.index("aspirin")],
-            "answer": "aspirin",
-            "meta_info": "step1",
-        }
-        lines.append(json.dumps(record))
-    if bad:
-        lines.append(json.dumps({"question": "Broken?", "options": {"A": "x", "B": "y"}, "answer_idx": "E"}))
-        lines.append(json.dumps({"question": "", "options": {"A": "x", "B": "y"}, "answer_idx": "A"}))
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def mc_recipe(model_dir: Path, tmp_path: Path, **train: object) -> dict:
@@ -87,20 +63,15 @@ def test_mc_classifier_lora_mamba2_best_checkpoint_and_outputs(tiny_mamba2_dir: 
         best / "model" / "classifier.json"
     ).is_file()
     assert (run / "adapter" / "adapter_config.json").is_file()
-    evals = [
-        json.loads(line)
-        for line in (run / "metrics.jsonl").read_text().splitlines()
-        if "val/accuracy" in line
-    ]
+    evals = [r for r in read_jsonl(run / "metrics.jsonl") if "val/accuracy" in r]
     assert len(evals) == 2 and all("val/loss" in e for e in evals)
     final = load_classifier(run / "final")  # a plain model (adapter merged) + the head
     assert isinstance(final, ChoiceClassifier)
     assert not any("lora_" in name for name, _ in final.named_parameters())
-    config_task = Task.__new__(Task)
     from biomamba.finetune.config import FinetuneConfig
 
     config = FinetuneConfig.model_validate(mc_recipe(tiny_mamba2_dir, tmp_path)["finetune"])
-    config_task.__init__(config, load_tokenizer(run / "final"), "mamba2")
+    config_task = Task(config, load_tokenizer(run / "final"), "mamba2")
     from biomamba.finetune.datasets import load_qa_source
     from biomamba.finetune.records import BadRecords
 
@@ -129,7 +100,7 @@ def test_early_stopping_stops_before_max_steps_and_keeps_the_best(
     run = tmp_path / "run"
     assert results["train"]["stopped"] == "early_stopping"
     assert results["train"]["steps"] == 6 < results["train"]["max_steps"] == 40
-    evals = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if "val/accuracy" in x]
+    evals = [r for r in read_jsonl(run / "metrics.jsonl") if "val/accuracy" in r]
     assert [e["step"] for e in evals] == [2, 4, 6]
     best = Path(results["train"]["best_checkpoint"])
     assert best == run / "checkpoints" / "best"
@@ -149,35 +120,21 @@ def test_sft_lora_resume_is_exact(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
     data = write_medqa(tmp_path / "q.jsonl", 24, 3)
 
     def recipe(steps: int) -> dict:
-        return {
-            "name": "sft",
-            "seed": 0,
-            "finetune": {
-                "task": "sft-qa",
-                "base_model": str(tiny_gpt2_dir),
-                "method": "lora",
-                "train_data": [{"format": "medqa", "path": str(data)}],
-                "max_length": 64,
-                "evaluation": {"before": False, "on_train": 0},
-            },
-            "train": {
-                "lr": 1e-2,
-                "micro_batch_size": 4,
-                "global_batch_size": 8,
-                "max_steps": steps,
-                "schedule": "constant",
-                "progress": False,
-                "save_every": 3,
-            },
+        train = {
+            "lr": 1e-2,
+            "global_batch_size": 8,
+            "max_steps": steps,
+            "schedule": "constant",
+            "save_every": 3,
         }
+        return {"name": "sft", "seed": 0, **sft_recipe(tiny_gpt2_dir, data, method="lora", train=train)}
 
     finetune(recipe(6), output_dir=tmp_path / "straight", log=lambda *_: None)
     finetune(recipe(3), output_dir=tmp_path / "split", log=lambda *_: None)
     finetune(recipe(6), output_dir=tmp_path / "split", resume=True, log=lambda *_: None)
 
     def losses(run: str) -> list[float]:
-        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
-        return [json.loads(x)["loss"] for x in lines if '"loss"' in x]
+        return [r["loss"] for r in read_jsonl(tmp_path / run / "metrics.jsonl") if "loss" in r]
 
     assert len(losses("straight")) == 6
     assert losses("split") == losses("straight")
@@ -185,16 +142,7 @@ def test_sft_lora_resume_is_exact(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
 
 def test_bad_records_error_or_skip_through_finetune(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
     data = write_medqa(tmp_path / "q.jsonl", 16, 4, bad=True)
-    recipe = {
-        "finetune": {
-            "task": "sft-qa",
-            "base_model": str(tiny_gpt2_dir),
-            "train_data": [{"format": "medqa", "path": str(data)}],
-            "max_length": 64,
-            "evaluation": {"before": False, "on_train": 0},
-        },
-        "train": {"micro_batch_size": 4, "global_batch_size": 4, "max_steps": 1, "progress": False},
-    }
+    recipe = sft_recipe(tiny_gpt2_dir, data)
     with pytest.raises(
         DataError, match=r"q\.jsonl:17: field 'answer_idx' is 'E', expected one of \['A', 'B'\]"
     ):
@@ -216,21 +164,9 @@ def test_cli_runs_a_recipe_and_reports_errors_in_one_line(tiny_gpt2_dir: Path, t
 
     data = write_medqa(tmp_path / "q.jsonl", 8, 5)
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(
-        yaml.safe_dump(
-            {
-                "name": "cli",
-                "finetune": {
-                    "task": "sft-qa",
-                    "base_model": str(tiny_gpt2_dir),
-                    "train_data": [{"format": "medqa", "path": str(data)}],
-                    "max_length": 64,
-                    "evaluation": {"before": False, "on_train": 4},
-                },
-                "train": {"micro_batch_size": 4, "global_batch_size": 4, "progress": False},
-            }
-        )
-    )
+    sections = sft_recipe(tiny_gpt2_dir, data, evaluation={"before": False, "on_train": 4})
+    del sections["train"]["max_steps"]  # from the command line
+    recipe.write_text(yaml.safe_dump({"name": "cli", **sections}))
     with pytest.raises(SystemExit) as exit_info:
         run(
             [
@@ -303,18 +239,8 @@ def test_mimic_note_tasks_through_finetune(tiny_gpt2_dir: Path, tmp_path: Path, 
 
 
 def test_lora_without_merge_points_results_at_the_adapter(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
-    recipe = {
-        "finetune": {
-            "task": "sft-qa",
-            "base_model": str(tiny_gpt2_dir),
-            "method": "lora",
-            "lora": {"r": 2, "merge": False},
-            "train_data": [{"format": "medqa", "path": str(write_medqa(tmp_path / "q.jsonl", 8, 6))}],
-            "max_length": 64,
-            "evaluation": {"before": False, "on_train": 0},
-        },
-        "train": {"micro_batch_size": 4, "global_batch_size": 4, "max_steps": 1, "progress": False},
-    }
+    data = write_medqa(tmp_path / "q.jsonl", 8, 6)
+    recipe = sft_recipe(tiny_gpt2_dir, data, method="lora", lora={"r": 2, "merge": False})
     results = finetune(recipe, output_dir=tmp_path / "run", log=lambda *_: None)
     run = tmp_path / "run"
     assert not (run / "final").exists()

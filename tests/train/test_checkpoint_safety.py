@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 from tests.factories.pickles import HostilePayload as _Payload
+from tests.factories.recipes import GPT2_ARCHITECTURE, train_recipe
 
 from biomamba.cli.main import run
 from biomamba.train import train
@@ -26,27 +27,9 @@ from .helpers import make_corpus
 
 
 def _recipe(corpus: Path) -> dict:
-    return {
-        "name": "safety",
-        "seed": 1,
-        "train": {
-            "corpus": str(corpus),
-            "architecture": {
-                "model_type": "gpt2",
-                "n_embd": 16,
-                "n_layer": 1,
-                "n_head": 2,
-                "n_positions": 32,
-            },
-            "seq_len": 16,
-            "micro_batch_size": 2,
-            "global_batch_size": 2,
-            "max_steps": 2,
-            "save_every": 1,
-            "ema_decay": 0.9,
-            "progress": False,
-        },
-    }
+    architecture = {**GPT2_ARCHITECTURE, "n_embd": 16, "n_layer": 1, "n_positions": 32}
+    train = {"seq_len": 16, "global_batch_size": 2, "max_steps": 2, "save_every": 1, "ema_decay": 0.9}
+    return train_recipe(corpus, name="safety", seed=1, architecture=architecture, **train)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tests.factories.corpora import read_jsonl
+from tests.factories.models import MAMBA2_SHAPE
+from tests.factories.recipes import train_recipe
 
 from biomamba.config import check_recipe
 from biomamba.errors import BiomambaError, DataError, RecipeError
@@ -17,17 +20,23 @@ from biomamba.train import train
 from biomamba.train.checkpoint import latest_checkpoint
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-MAMBA = {"d_model": 32, "n_layer": 2, "d_state": 8, "headdim": 8, "chunk_size": 8}
+MAMBA = MAMBA2_SHAPE
+RUN = {
+    "max_steps": 4,
+    "lr": 5e-3,
+    "schedule": "wsd",
+    "warmup_ratio": 0.25,
+    "eval_every": 2,
+    "eval_tokens": 128,
+}
 
 
 def _recipe(corpus: Path, **train_changes: object) -> dict:
-    section = {
-        "corpus": str(corpus), "seq_len": 32, "micro_batch_size": 2, "global_batch_size": 4, "max_steps": 4,
-        "lr": 5e-3, "schedule": "wsd", "warmup_ratio": 0.25, "eval_every": 2, "eval_tokens": 128,
-        "progress": False,
-    }  # fmt: skip
-    section.update(train_changes)
-    return {"name": "t", "seed": 0, "train": section}
+    return train_recipe(corpus, name="t", **{**RUN, **train_changes})
+
+
+def _losses(run_dir: Path) -> list[float]:
+    return [r["loss"] for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r]
 
 
 def test_pretrain_then_continue_pretraining_in_one_process(tmp_path: Path, corpus: Path) -> None:
@@ -46,21 +55,12 @@ def test_pretrain_then_continue_pretraining_in_one_process(tmp_path: Path, corpu
     summary = json.loads((tmp_path / "base" / "summary.json").read_text())
     assert summary["final_dir"] == str(base.final_dir)
 
-    first_losses = [
-        json.loads(x)["loss"]
-        for x in (tmp_path / "base" / "metrics.jsonl").read_text().splitlines()
-        if '"loss"' in x
-    ]
     cpt = train(
         _recipe(corpus, base_model=str(base.final_dir), lr=1e-3, max_steps=2), output_dir=tmp_path / "cpt"
     )
     assert cpt.steps == 2
-    cpt_losses = [
-        json.loads(x)["loss"]
-        for x in (tmp_path / "cpt" / "metrics.jsonl").read_text().splitlines()
-        if '"loss"' in x
-    ]
-    assert cpt_losses[0] < first_losses[0]  # it starts from the trained base, not from scratch
+    # it starts from the trained base, not from scratch
+    assert _losses(tmp_path / "cpt")[0] < _losses(tmp_path / "base")[0]
     saved = yaml.safe_load((cpt.last_checkpoint / "recipe.yaml").read_text())
     assert saved["train"]["base_model"] == str(base.final_dir) and saved["train"]["seed"] == 0
 
