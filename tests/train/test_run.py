@@ -107,30 +107,14 @@ def test_shipped_cpt_recipes_validate_and_fail_clearly_offline(
 
 
 def test_biomamba_recipes_carry_the_published_hyperparameters() -> None:
+    published = {
+        "lr": 5e-6, "schedule": "wsd", "warmup_ratio": 0.1, "stable_ratio": 0.65, "min_lr_ratio": 0.1,
+        "betas": [0.9, 0.95], "weight_decay": 0.1, "clip_grad_norm": 1.0, "layer_lr_decay": 0.95,
+        "ema_decay": 0.999, "seq_len": 1024,
+    }  # fmt: skip
     for size in ("130m", "370m", "780m", "1.3b", "2.7b"):
         t = yaml.safe_load((RECIPES / f"biomamba-{size}.yaml").read_text())["train"]
-        assert (t["lr"], t["schedule"], t["warmup_ratio"], t["stable_ratio"], t["min_lr_ratio"]) == (
-            5e-6,
-            "wsd",
-            0.1,
-            0.65,
-            0.1,
-        )
-        assert (
-            t["betas"],
-            t["weight_decay"],
-            t["clip_grad_norm"],
-            t["layer_lr_decay"],
-            t["ema_decay"],
-            t["seq_len"],
-        ) == (
-            [0.9, 0.95],
-            0.1,
-            1.0,
-            0.95,
-            0.999,
-            1024,
-        )
+        assert {key: t[key] for key in published} == published
 
 
 def test_biomedlm_recipe_is_a_2_7b_gpt2_from_scratch() -> None:

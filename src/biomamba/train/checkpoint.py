@@ -120,21 +120,18 @@ def default_save_model(model: nn.Module, directory: Path, state_dict: dict[str, 
     Uses the models stage's `save_model` (transformers Mamba2 format for biomamba's Mamba2) when it applies,
     else transformers' `save_pretrained` (safetensors).
     """
-    save_model = _models_save_model()
+    from biomamba.models import save_model
+
     if hasattr(model, "save_pretrained"):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-    if state_dict is None and save_model is not None:
+    if state_dict is None:
         save_model(model, directory)
         return
     if hasattr(model, "save_pretrained"):
         model.save_pretrained(directory, state_dict=state_dict, safe_serialization=True)
         return
-    if save_model is None:
-        raise CheckpointError(
-            f"{directory}: no way to save a {type(model).__name__} (biomamba.models missing)"
-        )
     if is_fsdp(model):
         # Sharded parameters cannot be swapped: build an empty twin on the meta device, fill it, save it.
         with torch.device("meta"):
@@ -162,14 +159,6 @@ class _swapped_weights:
     def __exit__(self, *exc: object) -> None:
         for (tensor, _), old in zip(self.pairs, self.saved, strict=True):
             tensor.data = old
-
-
-def _models_save_model() -> Callable[[nn.Module, Path], None] | None:
-    try:
-        from biomamba.models import save_model
-    except ImportError:
-        return None
-    return save_model
 
 
 def read_safetensors_dir(directory: Path) -> dict[str, torch.Tensor]:
@@ -212,12 +201,8 @@ def default_load_weights(model: nn.Module, directory: Path) -> None:
     missing = [k for k in own if k not in state and k not in aliases]
     unexpected = [k for k in state if k not in own]
     if missing or unexpected:
-        try:
-            from biomamba.models import load_model
-        except ImportError:
-            raise CheckpointError(
-                f"{directory}: weights do not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
-            ) from None
+        from biomamba.models import load_model
+
         state = load_model(str(directory)).state_dict()
         missing = [k for k in own if k not in state and k not in aliases]
         if missing:
