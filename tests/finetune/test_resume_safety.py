@@ -6,17 +6,15 @@ Fine-tuning resumes through the trainer's checkpoint reader, so this is the same
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import pytest
 import yaml
-from tests.factories.pickles import HostilePayload as _Payload
+from tests.factories.pickles import plant_in_optimizer_metadata
 from tests.factories.recipes import sft_recipe, write_medqa
 
 from biomamba.cli.main import run
 from biomamba.train.checkpoint import latest_checkpoint
-from biomamba.train.integrity import write_checksums
 
 
 def test_finetune_resume_refuses_a_hostile_optimizer_metadata(
@@ -24,24 +22,15 @@ def test_finetune_resume_refuses_a_hostile_optimizer_metadata(
 ) -> None:
     data = write_medqa(tmp_path / "q.jsonl", 16, seed=0)
     train = {"lr": 1e-2, "max_steps": 2, "schedule": "constant", "save_every": 1}
+    sections = sft_recipe(tiny_gpt2_dir, data, method="lora", train=train)
     recipe = tmp_path / "sft.yaml"
-    recipe.write_text(
-        yaml.safe_dump(
-            {"name": "sft", "seed": 0, **sft_recipe(tiny_gpt2_dir, data, method="lora", train=train)}
-        )
-    )
+    recipe.write_text(yaml.safe_dump({"name": "sft", "seed": 0, **sections}))
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as done:
         run(["finetune", str(recipe), "--output-dir", str(out)])
     assert done.value.code == 0, capsys.readouterr().err
-    checkpoint = latest_checkpoint(out / "checkpoints")
-    metadata_file = checkpoint / "optimizer" / ".metadata"
-    with metadata_file.open("rb") as handle:
-        metadata = pickle.load(handle)  # our own file, just written
     marker = tmp_path / "pwned"
-    metadata.__dict__["note"] = _Payload(marker)
-    metadata_file.write_bytes(pickle.dumps(metadata))
-    write_checksums(checkpoint)  # an attacker recomputes them
+    plant_in_optimizer_metadata(latest_checkpoint(out / "checkpoints"), marker)
     capsys.readouterr()
     with pytest.raises(SystemExit) as done:
         run(["finetune", str(recipe), "--output-dir", str(out), "--resume"])
