@@ -1,5 +1,5 @@
-"""Recipe dicts as a user writes them, sized for CPU tests: pretraining on a token corpus, and supervised
-fine-tuning on a MedQA file written here. Keyword arguments replace or add keys of the section they name."""
+"""Recipe dicts as a user writes them, sized for CPU tests: pretraining on a token corpus, fine-tuning, and
+supervised fine-tuning on a MedQA file written here. Keyword arguments replace or add keys of their section."""
 
 from __future__ import annotations
 
@@ -22,19 +22,25 @@ def train_recipe(corpus: Path, *, name: str = "tiny", seed: int = 0, **train: An
     return {"name": name, "seed": seed, "train": {**section, "progress": False, **train}}
 
 
+def finetune_recipe(
+    model_dir: Path, task: str, train_data: list[dict], *, train: dict, **finetune: Any
+) -> dict:
+    """Fine-tuning of `model_dir` for `task` on the `train_data` sources; `train` holds the loop's keys (the
+    progress line is always off)."""
+    return {
+        "finetune": {"task": task, "base_model": str(model_dir), "train_data": train_data, **finetune},
+        "train": {**train, "progress": False},
+    }
+
+
 def sft_recipe(model_dir: Path, data: Path, *, train: dict | None = None, **finetune: Any) -> dict:
     """Answer-only SFT of `model_dir` on the MedQA file `data` (64 tokens, no evaluation before training),
     one step of 4 questions unless `train` says otherwise."""
-    section = {
-        "task": "sft-qa",
-        "base_model": str(model_dir),
-        "train_data": [{"format": "medqa", "path": str(data)}],
-    }
-    loop = {"micro_batch_size": 4, "global_batch_size": 4, "max_steps": 1, "progress": False}
-    return {
-        "finetune": {**section, "max_length": 64, "evaluation": {"before": False, "on_train": 0}, **finetune},
-        "train": {**loop, **(train or {})},
-    }
+    loop = {"micro_batch_size": 4, "global_batch_size": 4, "max_steps": 1, **(train or {})}
+    section = {"max_length": 64, "evaluation": {"before": False, "on_train": 0}, **finetune}
+    return finetune_recipe(
+        model_dir, "sft-qa", [{"format": "medqa", "path": str(data)}], train=loop, **section
+    )
 
 
 def write_medqa(path: Path, n: int, seed: int, bad: bool = False) -> Path:

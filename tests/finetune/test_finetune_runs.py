@@ -11,40 +11,37 @@ import pytest
 import torch
 from tests.factories.benchmarks import pubmedqa_records
 from tests.factories.corpora import read_jsonl
-from tests.factories.recipes import sft_recipe, write_medqa
+from tests.factories.recipes import finetune_recipe, sft_recipe, write_medqa
 
 from biomamba.errors import DataError
 from biomamba.finetune.run import finetune
 
 
 def mc_recipe(model_dir: Path, tmp_path: Path, **train: object) -> dict:
-    return {
-        "name": "mc",
-        "seed": 0,
-        "finetune": {
-            "task": "mc-classifier",
-            "base_model": str(model_dir),
-            "train_data": [{"format": "medqa", "path": str(write_medqa(tmp_path / "train.jsonl", 24, 0))}],
-            "validation_data": [{"format": "medqa", "path": str(write_medqa(tmp_path / "dev.jsonl", 8, 1))}],
-            "eval_data": [{"format": "medqa", "path": str(write_medqa(tmp_path / "test.jsonl", 8, 2))}],
-            "max_length": 32,
-            "method": "lora",
-            "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
-            "evaluation": {"on_train": 0},
-        },
-        "train": {
-            "lr": 1e-2,
-            "micro_batch_size": 8,
-            "global_batch_size": 8,
-            "max_steps": 10,
-            "schedule": "constant",
-            "progress": False,
-            "eval_every": 5,
-            "keep_best": True,
-            "early_stopping": {"metric": "val/accuracy", "mode": "max", "patience": 10},
-            **train,
-        },
+    def medqa(name: str, n: int, seed: int) -> list[dict]:
+        return [{"format": "medqa", "path": str(write_medqa(tmp_path / name, n, seed))}]
+
+    loop = {
+        "lr": 1e-2,
+        "micro_batch_size": 8,
+        "global_batch_size": 8,
+        "max_steps": 10,
+        "schedule": "constant",
     }
+    stopping = {"metric": "val/accuracy", "mode": "max", "patience": 10}
+    sections = finetune_recipe(
+        model_dir,
+        "mc-classifier",
+        medqa("train.jsonl", 24, 0),
+        train={**loop, "eval_every": 5, "keep_best": True, "early_stopping": stopping, **train},
+        validation_data=medqa("dev.jsonl", 8, 1),
+        eval_data=medqa("test.jsonl", 8, 2),
+        max_length=32,
+        method="lora",
+        lora={"r": 4, "alpha": 8, "dropout": 0.0},
+        evaluation={"on_train": 0},
+    )
+    return {"name": "mc", "seed": 0, **sections}
 
 
 def test_mc_classifier_lora_mamba2_best_checkpoint_and_outputs(tiny_mamba2_dir: Path, tmp_path: Path) -> None:
@@ -195,16 +192,14 @@ def test_seq_classifier_on_pubmedqa_format(tiny_gpt2_dir: Path, tmp_path: Path) 
     pqal = pubmedqa_records(answers, first_pmid=1000)
     (tmp_path / "ori_pqal.json").write_text(json.dumps(pqal))
     (tmp_path / "test_ground_truth.json").write_text(json.dumps({"1006": "yes", "1007": "no"}))
-    recipe = {
-        "finetune": {
-            "task": "seq-classifier",
-            "base_model": str(tiny_gpt2_dir),
-            "max_length": 48,
-            "train_data": [{"format": "pubmedqa", "path": str(tmp_path / "ori_pqal.json"), "split": "train"}],
-            "eval_data": [{"format": "pubmedqa", "path": str(tmp_path / "ori_pqal.json"), "split": "test"}],
-        },
-        "train": {"micro_batch_size": 2, "global_batch_size": 2, "max_steps": 2, "progress": False},
-    }
+    recipe = finetune_recipe(
+        tiny_gpt2_dir,
+        "seq-classifier",
+        [{"format": "pubmedqa", "path": str(tmp_path / "ori_pqal.json"), "split": "train"}],
+        train={"micro_batch_size": 2, "global_batch_size": 2, "max_steps": 2},
+        max_length=48,
+        eval_data=[{"format": "pubmedqa", "path": str(tmp_path / "ori_pqal.json"), "split": "test"}],
+    )
     results = finetune(recipe, output_dir=tmp_path / "run", log=lambda *_: None)
     assert results["data"]["train"] == 6 and results["after"]["test"]["n"] == 2
     assert results["after"]["train_seen"]["majority_baseline"] == 0.5
@@ -218,19 +213,17 @@ def test_mimic_note_tasks_through_finetune(tiny_gpt2_dir: Path, tmp_path: Path, 
 
     rows = [mimic_row(s, 1, MIMIC_NOTE.format(n=s)) for s in range(1, 41)] + [mimic_row(99, 1, "  ")]
     path = str(write_mimic(tmp_path / "discharge.csv.gz", rows))
-    recipe = {
-        "finetune": {
-            "task": "clinical-generation",
-            "clinical_task": clinical_task,
-            "base_model": str(tiny_gpt2_dir),
-            "train_data": [{"format": "mimic-iv-note", "path": path, "split": "train"}],
-            "eval_data": [{"format": "mimic-iv-note", "path": path, "split": "test", "limit": 2}],
-            "max_length": 128,
-            "on_bad_record": "skip",
-            "evaluation": {"max_new_tokens": 4, "max_prompt_tokens": 64, "before": False},
-        },
-        "train": {"micro_batch_size": 2, "global_batch_size": 2, "max_steps": 1, "progress": False},
-    }
+    recipe = finetune_recipe(
+        tiny_gpt2_dir,
+        "clinical-generation",
+        [{"format": "mimic-iv-note", "path": path, "split": "train"}],
+        train={"micro_batch_size": 2, "global_batch_size": 2, "max_steps": 1},
+        clinical_task=clinical_task,
+        eval_data=[{"format": "mimic-iv-note", "path": path, "split": "test", "limit": 2}],
+        max_length=128,
+        on_bad_record="skip",
+        evaluation={"max_new_tokens": 4, "max_prompt_tokens": 64, "before": False},
+    )
     results = finetune(recipe, output_dir=tmp_path / "run", log=lambda *_: None)
     data = results["data"]
     assert data["bad_records"]["by_reason"] == {"empty note": 2}  # the empty note, seen by both sources
