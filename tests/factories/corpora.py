@@ -67,3 +67,8 @@ def token_corpus(
 def read_jsonl(path: Path) -> list:
     """The JSON values of a JSON-lines file, one per line (what a run's metrics.jsonl holds)."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def logged_losses(run_dir: Path) -> list[float]:
+    """The training losses a run logged, in step order (the metrics.jsonl records that have a `loss`)."""
+    return [r["loss"] for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r]

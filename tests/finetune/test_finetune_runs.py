@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from tests.factories.benchmarks import pubmedqa_records
-from tests.factories.corpora import read_jsonl
+from tests.factories.corpora import logged_losses, read_jsonl
 from tests.factories.recipes import finetune_recipe, sft_recipe, write_medqa
 
 from biomamba.errors import DataError
@@ -130,11 +130,8 @@ def test_sft_lora_resume_is_exact(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
     finetune(recipe(3), output_dir=tmp_path / "split", log=lambda *_: None)
     finetune(recipe(6), output_dir=tmp_path / "split", resume=True, log=lambda *_: None)
 
-    def losses(run: str) -> list[float]:
-        return [r["loss"] for r in read_jsonl(tmp_path / run / "metrics.jsonl") if "loss" in r]
-
-    assert len(losses("straight")) == 6
-    assert losses("split") == losses("straight")
+    assert len(logged_losses(tmp_path / "straight")) == 6
+    assert logged_losses(tmp_path / "split") == logged_losses(tmp_path / "straight")
 
 
 def test_bad_records_error_or_skip_through_finetune(tiny_gpt2_dir: Path, tmp_path: Path) -> None:

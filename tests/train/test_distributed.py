@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.factories.corpora import read_jsonl
+from tests.factories.corpora import logged_losses as _losses
 from tests.factories.recipes import GPT2_ARCHITECTURE, PADDED_MAMBA2_ARCHITECTURE, train_recipe
 
 from biomamba.train import train
@@ -47,10 +47,6 @@ def _torchrun(jobs: list[dict], nproc: int) -> None:
     ]
     done = subprocess.run(command, env=env, capture_output=True, timeout=240)
     assert done.returncode == 0, done.stderr.decode()[-4000:]
-
-
-def _losses(run_dir: Path) -> list[float]:
-    return [r["loss"] for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r]
 
 
 def _one_process(recipe: dict, run_dir: Path, resume: bool = False) -> list[float]:

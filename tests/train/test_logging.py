@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.factories.corpora import read_jsonl
+from tests.factories.corpora import logged_losses, read_jsonl
 
 from biomamba.data.shards import TokenShards
 from biomamba.train import CausalLMLoss, PackedBatches, TrainConfig, Trainer
@@ -64,10 +64,7 @@ def test_compile_switch_trains_the_compiled_model_and_saves_the_plain_one(
     compiled = _trainer(tmp_path / "b", corpus, progress=False, compile=True)
     assert compiled.forward_model is not compiled.model and hasattr(compiled.forward_model, "_orig_mod")
     compiled.fit()
-    losses = [
-        [r["loss"] for r in read_jsonl(root / "run" / "metrics.jsonl")]
-        for root in (tmp_path / "a", tmp_path / "b")
-    ]
+    losses = [logged_losses(root / "run") for root in (tmp_path / "a", tmp_path / "b")]
     torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-6)
     saved = json.loads(
         (tmp_path / "b" / "run" / "checkpoints" / "step-00000003" / "model" / "config.json").read_text()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.factories.corpora import read_jsonl
+from tests.factories.corpora import logged_losses
 
 from biomamba.data.shards import TokenShards
 from biomamba.train import CausalLMLoss, PackedBatches, TrainConfig, Trainer
@@ -105,7 +105,7 @@ def _fit(
         tmp_path / name,
     )
     trainer.fit()
-    return [r["loss"] for r in read_jsonl(tmp_path / name / "metrics.jsonl")], trainer
+    return logged_losses(tmp_path / name), trainer
 
 
 def test_gradient_accumulation_equals_the_full_batch(tmp_path: Path, corpus: Path) -> None:

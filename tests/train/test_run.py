@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from tests.factories.corpora import read_jsonl
+from tests.factories.corpora import logged_losses
 from tests.factories.models import MAMBA2_SHAPE
 from tests.factories.recipes import train_recipe
 
@@ -35,10 +35,6 @@ def _recipe(corpus: Path, **train_changes: object) -> dict:
     return train_recipe(corpus, name="t", **{**RUN, **train_changes})
 
 
-def _losses(run_dir: Path) -> list[float]:
-    return [r["loss"] for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r]
-
-
 def test_pretrain_then_continue_pretraining_in_one_process(tmp_path: Path, corpus: Path) -> None:
     from biomamba.models import family, load_model
 
@@ -60,7 +56,7 @@ def test_pretrain_then_continue_pretraining_in_one_process(tmp_path: Path, corpu
     )
     assert cpt.steps == 2
     # it starts from the trained base, not from scratch
-    assert _losses(tmp_path / "cpt")[0] < _losses(tmp_path / "base")[0]
+    assert logged_losses(tmp_path / "cpt")[0] < logged_losses(tmp_path / "base")[0]
     saved = yaml.safe_load((cpt.last_checkpoint / "recipe.yaml").read_text())
     assert saved["train"]["base_model"] == str(base.final_dir) and saved["train"]["seed"] == 0
 
