@@ -114,3 +114,13 @@ def medline_xml(*records: str) -> str:
 def write_texts(path: Path, texts: list[str], id_prefix: str) -> Path:
     """`texts` as a JSON lines file of `{"id", "text"}` records, ids `<id_prefix>0`, `<id_prefix>1`, ..."""
     return write_jsonl(path, [{"id": f"{id_prefix}{i}", "text": text} for i, text in enumerate(texts)])
+
+
+def read_jsonl(path: Path) -> list:
+    """The JSON values of a JSON-lines file, one per line (what a run's metrics.jsonl holds)."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def logged_losses(run_dir: Path) -> list[float]:
+    """The training losses a run logged, in step order (the metrics.jsonl records that have a `loss`)."""
+    return [r["loss"] for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r]

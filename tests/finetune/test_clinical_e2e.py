@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from tests.factories.models import mamba2_for, save_dir
+from tests.factories.recipes import finetune_recipe
 
 
 @pytest.fixture(scope="module")
@@ -30,28 +31,18 @@ def test_mtsamples_discharge_summary_rouge_before_and_after(
     from biomamba.finetune.run import finetune
 
     rda = str(shared_data / "clinical/mtsamples/mtsamples.rda")
-    recipe = {
-        "name": "mtsamples-tiny",
-        "seed": 0,
-        "finetune": {
-            "task": "clinical-generation",
-            "clinical_task": "discharge-summary",
-            "base_model": str(clinical_model),
-            "train_data": [{"format": "mtsamples", "path": rda, "split": "train"}],
-            "eval_data": [{"format": "mtsamples", "path": rda, "split": "test", "limit": 6}],
-            "max_length": 192,
-            "evaluation": {"max_new_tokens": 32, "max_prompt_tokens": 128},
-        },
-        "train": {
-            "lr": 5e-3,
-            "micro_batch_size": 8,
-            "global_batch_size": 8,
-            "max_steps": 40,
-            "schedule": "constant",
-            "progress": False,
-            "log_every": 20,
-        },
-    }
+    train = {"lr": 5e-3, "micro_batch_size": 8, "global_batch_size": 8, "max_steps": 40}
+    sections = finetune_recipe(
+        clinical_model,
+        "clinical-generation",
+        [{"format": "mtsamples", "path": rda, "split": "train"}],
+        train={**train, "schedule": "constant", "log_every": 20},
+        clinical_task="discharge-summary",
+        eval_data=[{"format": "mtsamples", "path": rda, "split": "test", "limit": 6}],
+        max_length=192,
+        evaluation={"max_new_tokens": 32, "max_prompt_tokens": 128},
+    )
+    recipe = {"name": "mtsamples-tiny", "seed": 0, **sections}
     results = finetune(recipe, output_dir=tmp_path / "run", log=lambda *_: None)
     before, after = results["before"]["test"], results["after"]["test"]
     assert before["n"] == after["n"] == 6
@@ -74,27 +65,18 @@ def test_aci_bench_notes_clinical_generation_end_to_end(
     from biomamba.finetune.run import finetune
 
     folder = shared_data / "clinical/aci-bench"
-    recipe = {
-        "name": "aci-bench-tiny",
-        "seed": 0,
-        "finetune": {
-            "task": "clinical-generation",
-            "clinical_task": "discharge-summary",
-            "base_model": str(tiny_gpt2_dir),
-            "train_data": [{"format": "aci-bench", "path": str(folder / "train.csv")}],
-            "eval_data": [{"format": "aci-bench", "path": str(folder / "valid.csv"), "limit": 2}],
-            "max_length": 128,
-            "evaluation": {"max_new_tokens": 16, "max_prompt_tokens": 96},
-        },
-        "train": {
-            "lr": 5e-3,
-            "micro_batch_size": 4,
-            "global_batch_size": 4,
-            "max_steps": 2,
-            "schedule": "constant",
-            "progress": False,
-        },
-    }
+    train = {"lr": 5e-3, "micro_batch_size": 4, "global_batch_size": 4, "max_steps": 2}
+    sections = finetune_recipe(
+        tiny_gpt2_dir,
+        "clinical-generation",
+        [{"format": "aci-bench", "path": str(folder / "train.csv")}],
+        train={**train, "schedule": "constant"},
+        clinical_task="discharge-summary",
+        eval_data=[{"format": "aci-bench", "path": str(folder / "valid.csv"), "limit": 2}],
+        max_length=128,
+        evaluation={"max_new_tokens": 16, "max_prompt_tokens": 96},
+    )
+    recipe = {"name": "aci-bench-tiny", "seed": 0, **sections}
     results = finetune(recipe, output_dir=tmp_path / "run", log=lambda *_: None)
     assert results["data"]["train"] == 67 and results["data"]["train_sources"] == {"aci-bench": 67}
     assert results["data"]["test"] == 2 and results["data"]["unusable"] == {}

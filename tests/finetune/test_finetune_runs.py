@@ -5,70 +5,43 @@ trainer, bad-record policies, the CLI."""
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
 import torch
 from tests.factories.benchmarks import pubmedqa_records
+from tests.factories.corpora import logged_losses, read_jsonl
+from tests.factories.recipes import finetune_recipe, sft_recipe, write_medqa
 
 from biomamba.errors import DataError
 from biomamba.finetune.run import finetune
 
-DRUGS = ["aspirin", "insulin", "metformin", "warfarin", "heparin", "atenolol"]
-
-
-def write_medqa(path: Path, n: int, seed: int, bad: bool = False) -> Path:
-    """MedQA-format questions whose gold option is always aspirin (learnable from the option alone)."""
-    rng = random.Random(seed)
-    lines = []
-    for i in range(n):
-        options = ["aspirin", *rng.sample(DRUGS[1:], 3)]
-        rng.shuffle(options)
-        letters = "ABCD"
-        record = {
-            "question": f"Patient {i} needs an antiplatelet drug. Which one?",
-            "options": dict(zip(letters, options, strict=True)),
-            "answer_idx": letters[options.index("aspirin")],
-            "answer": "aspirin",
-            "meta_info": "step1",
-        }
-        lines.append(json.dumps(record))
-    if bad:
-        lines.append(json.dumps({"question": "Broken?", "options": {"A": "x", "B": "y"}, "answer_idx": "E"}))
-        lines.append(json.dumps({"question": "", "options": {"A": "x", "B": "y"}, "answer_idx": "A"}))
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
 
 def mc_recipe(model_dir: Path, tmp_path: Path, **train: object) -> dict:
-    return {
-        "name": "mc",
-        "seed": 0,
-        "finetune": {
-            "task": "mc-classifier",
-            "base_model": str(model_dir),
-            "train_data": [{"format": "medqa", "path": str(write_medqa(tmp_path / "train.jsonl", 24, 0))}],
-            "validation_data": [{"format": "medqa", "path": str(write_medqa(tmp_path / "dev.jsonl", 8, 1))}],
-            "eval_data": [{"format": "medqa", "path": str(write_medqa(tmp_path / "test.jsonl", 8, 2))}],
-            "max_length": 32,
-            "method": "lora",
-            "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
-            "evaluation": {"on_train": 0},
-        },
-        "train": {
-            "lr": 1e-2,
-            "micro_batch_size": 8,
-            "global_batch_size": 8,
-            "max_steps": 10,
-            "schedule": "constant",
-            "progress": False,
-            "eval_every": 5,
-            "keep_best": True,
-            "early_stopping": {"metric": "val/accuracy", "mode": "max", "patience": 10},
-            **train,
-        },
+    def medqa(name: str, n: int, seed: int) -> list[dict]:
+        return [{"format": "medqa", "path": str(write_medqa(tmp_path / name, n, seed))}]
+
+    loop = {
+        "lr": 1e-2,
+        "micro_batch_size": 8,
+        "global_batch_size": 8,
+        "max_steps": 10,
+        "schedule": "constant",
     }
+    stopping = {"metric": "val/accuracy", "mode": "max", "patience": 10}
+    sections = finetune_recipe(
+        model_dir,
+        "mc-classifier",
+        medqa("train.jsonl", 24, 0),
+        train={**loop, "eval_every": 5, "keep_best": True, "early_stopping": stopping, **train},
+        validation_data=medqa("dev.jsonl", 8, 1),
+        eval_data=medqa("test.jsonl", 8, 2),
+        max_length=32,
+        method="lora",
+        lora={"r": 4, "alpha": 8, "dropout": 0.0},
+        evaluation={"on_train": 0},
+    )
+    return {"name": "mc", "seed": 0, **sections}
 
 
 def test_mc_classifier_lora_mamba2_best_checkpoint_and_outputs(tiny_mamba2_dir: Path, tmp_path: Path) -> None:
@@ -87,20 +60,15 @@ def test_mc_classifier_lora_mamba2_best_checkpoint_and_outputs(tiny_mamba2_dir: 
         best / "model" / "classifier.json"
     ).is_file()
     assert (run / "adapter" / "adapter_config.json").is_file()
-    evals = [
-        json.loads(line)
-        for line in (run / "metrics.jsonl").read_text().splitlines()
-        if "val/accuracy" in line
-    ]
+    evals = [r for r in read_jsonl(run / "metrics.jsonl") if "val/accuracy" in r]
     assert len(evals) == 2 and all("val/loss" in e for e in evals)
     final = load_classifier(run / "final")  # a plain model (adapter merged) + the head
     assert isinstance(final, ChoiceClassifier)
     assert not any("lora_" in name for name, _ in final.named_parameters())
-    config_task = Task.__new__(Task)
     from biomamba.finetune.config import FinetuneConfig
 
     config = FinetuneConfig.model_validate(mc_recipe(tiny_mamba2_dir, tmp_path)["finetune"])
-    config_task.__init__(config, load_tokenizer(run / "final"), "mamba2")
+    config_task = Task(config, load_tokenizer(run / "final"), "mamba2")
     from biomamba.finetune.datasets import load_qa_source
     from biomamba.finetune.records import BadRecords
 
@@ -129,7 +97,7 @@ def test_early_stopping_stops_before_max_steps_and_keeps_the_best(
     run = tmp_path / "run"
     assert results["train"]["stopped"] == "early_stopping"
     assert results["train"]["steps"] == 6 < results["train"]["max_steps"] == 40
-    evals = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if "val/accuracy" in x]
+    evals = [r for r in read_jsonl(run / "metrics.jsonl") if "val/accuracy" in r]
     assert [e["step"] for e in evals] == [2, 4, 6]
     best = Path(results["train"]["best_checkpoint"])
     assert best == run / "checkpoints" / "best"
@@ -149,52 +117,26 @@ def test_sft_lora_resume_is_exact(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
     data = write_medqa(tmp_path / "q.jsonl", 24, 3)
 
     def recipe(steps: int) -> dict:
-        return {
-            "name": "sft",
-            "seed": 0,
-            "finetune": {
-                "task": "sft-qa",
-                "base_model": str(tiny_gpt2_dir),
-                "method": "lora",
-                "train_data": [{"format": "medqa", "path": str(data)}],
-                "max_length": 64,
-                "evaluation": {"before": False, "on_train": 0},
-            },
-            "train": {
-                "lr": 1e-2,
-                "micro_batch_size": 4,
-                "global_batch_size": 8,
-                "max_steps": steps,
-                "schedule": "constant",
-                "progress": False,
-                "save_every": 3,
-            },
+        train = {
+            "lr": 1e-2,
+            "global_batch_size": 8,
+            "max_steps": steps,
+            "schedule": "constant",
+            "save_every": 3,
         }
+        return {"name": "sft", "seed": 0, **sft_recipe(tiny_gpt2_dir, data, method="lora", train=train)}
 
     finetune(recipe(6), output_dir=tmp_path / "straight", log=lambda *_: None)
     finetune(recipe(3), output_dir=tmp_path / "split", log=lambda *_: None)
     finetune(recipe(6), output_dir=tmp_path / "split", resume=True, log=lambda *_: None)
 
-    def losses(run: str) -> list[float]:
-        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
-        return [json.loads(x)["loss"] for x in lines if '"loss"' in x]
-
-    assert len(losses("straight")) == 6
-    assert losses("split") == losses("straight")
+    assert len(logged_losses(tmp_path / "straight")) == 6
+    assert logged_losses(tmp_path / "split") == logged_losses(tmp_path / "straight")
 
 
 def test_bad_records_error_or_skip_through_finetune(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
     data = write_medqa(tmp_path / "q.jsonl", 16, 4, bad=True)
-    recipe = {
-        "finetune": {
-            "task": "sft-qa",
-            "base_model": str(tiny_gpt2_dir),
-            "train_data": [{"format": "medqa", "path": str(data)}],
-            "max_length": 64,
-            "evaluation": {"before": False, "on_train": 0},
-        },
-        "train": {"micro_batch_size": 4, "global_batch_size": 4, "max_steps": 1, "progress": False},
-    }
+    recipe = sft_recipe(tiny_gpt2_dir, data)
     with pytest.raises(
         DataError, match=r"q\.jsonl:17: field 'answer_idx' is 'E', expected one of \['A', 'B'\]"
     ):
@@ -216,21 +158,9 @@ def test_cli_runs_a_recipe_and_reports_errors_in_one_line(tiny_gpt2_dir: Path, t
 
     data = write_medqa(tmp_path / "q.jsonl", 8, 5)
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(
-        yaml.safe_dump(
-            {
-                "name": "cli",
-                "finetune": {
-                    "task": "sft-qa",
-                    "base_model": str(tiny_gpt2_dir),
-                    "train_data": [{"format": "medqa", "path": str(data)}],
-                    "max_length": 64,
-                    "evaluation": {"before": False, "on_train": 4},
-                },
-                "train": {"micro_batch_size": 4, "global_batch_size": 4, "progress": False},
-            }
-        )
-    )
+    sections = sft_recipe(tiny_gpt2_dir, data, evaluation={"before": False, "on_train": 4})
+    del sections["train"]["max_steps"]  # from the command line
+    recipe.write_text(yaml.safe_dump({"name": "cli", **sections}))
     with pytest.raises(SystemExit) as exit_info:
         run(
             [
@@ -259,16 +189,14 @@ def test_seq_classifier_on_pubmedqa_format(tiny_gpt2_dir: Path, tmp_path: Path) 
     pqal = pubmedqa_records(answers, first_pmid=1000)
     (tmp_path / "ori_pqal.json").write_text(json.dumps(pqal))
     (tmp_path / "test_ground_truth.json").write_text(json.dumps({"1006": "yes", "1007": "no"}))
-    recipe = {
-        "finetune": {
-            "task": "seq-classifier",
-            "base_model": str(tiny_gpt2_dir),
-            "max_length": 48,
-            "train_data": [{"format": "pubmedqa", "path": str(tmp_path / "ori_pqal.json"), "split": "train"}],
-            "eval_data": [{"format": "pubmedqa", "path": str(tmp_path / "ori_pqal.json"), "split": "test"}],
-        },
-        "train": {"micro_batch_size": 2, "global_batch_size": 2, "max_steps": 2, "progress": False},
-    }
+    recipe = finetune_recipe(
+        tiny_gpt2_dir,
+        "seq-classifier",
+        [{"format": "pubmedqa", "path": str(tmp_path / "ori_pqal.json"), "split": "train"}],
+        train={"micro_batch_size": 2, "global_batch_size": 2, "max_steps": 2},
+        max_length=48,
+        eval_data=[{"format": "pubmedqa", "path": str(tmp_path / "ori_pqal.json"), "split": "test"}],
+    )
     results = finetune(recipe, output_dir=tmp_path / "run", log=lambda *_: None)
     assert results["data"]["train"] == 6 and results["after"]["test"]["n"] == 2
     assert results["after"]["train_seen"]["majority_baseline"] == 0.5
@@ -282,19 +210,17 @@ def test_mimic_note_tasks_through_finetune(tiny_gpt2_dir: Path, tmp_path: Path, 
 
     rows = [mimic_row(s, 1, MIMIC_NOTE.format(n=s)) for s in range(1, 41)] + [mimic_row(99, 1, "  ")]
     path = str(write_mimic(tmp_path / "discharge.csv.gz", rows))
-    recipe = {
-        "finetune": {
-            "task": "clinical-generation",
-            "clinical_task": clinical_task,
-            "base_model": str(tiny_gpt2_dir),
-            "train_data": [{"format": "mimic-iv-note", "path": path, "split": "train"}],
-            "eval_data": [{"format": "mimic-iv-note", "path": path, "split": "test", "limit": 2}],
-            "max_length": 128,
-            "on_bad_record": "skip",
-            "evaluation": {"max_new_tokens": 4, "max_prompt_tokens": 64, "before": False},
-        },
-        "train": {"micro_batch_size": 2, "global_batch_size": 2, "max_steps": 1, "progress": False},
-    }
+    recipe = finetune_recipe(
+        tiny_gpt2_dir,
+        "clinical-generation",
+        [{"format": "mimic-iv-note", "path": path, "split": "train"}],
+        train={"micro_batch_size": 2, "global_batch_size": 2, "max_steps": 1},
+        clinical_task=clinical_task,
+        eval_data=[{"format": "mimic-iv-note", "path": path, "split": "test", "limit": 2}],
+        max_length=128,
+        on_bad_record="skip",
+        evaluation={"max_new_tokens": 4, "max_prompt_tokens": 64, "before": False},
+    )
     results = finetune(recipe, output_dir=tmp_path / "run", log=lambda *_: None)
     data = results["data"]
     assert data["bad_records"]["by_reason"] == {"empty note": 2}  # the empty note, seen by both sources
@@ -303,18 +229,8 @@ def test_mimic_note_tasks_through_finetune(tiny_gpt2_dir: Path, tmp_path: Path, 
 
 
 def test_lora_without_merge_points_results_at_the_adapter(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
-    recipe = {
-        "finetune": {
-            "task": "sft-qa",
-            "base_model": str(tiny_gpt2_dir),
-            "method": "lora",
-            "lora": {"r": 2, "merge": False},
-            "train_data": [{"format": "medqa", "path": str(write_medqa(tmp_path / "q.jsonl", 8, 6))}],
-            "max_length": 64,
-            "evaluation": {"before": False, "on_train": 0},
-        },
-        "train": {"micro_batch_size": 4, "global_batch_size": 4, "max_steps": 1, "progress": False},
-    }
+    data = write_medqa(tmp_path / "q.jsonl", 8, 6)
+    recipe = sft_recipe(tiny_gpt2_dir, data, method="lora", lora={"r": 2, "merge": False})
     results = finetune(recipe, output_dir=tmp_path / "run", log=lambda *_: None)
     run = tmp_path / "run"
     assert not (run / "final").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from tests.factories.models import gpt2_for, save_dir
+from tests.factories.recipes import finetune_recipe
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -31,29 +32,17 @@ def test_pubmedqa_sft_end_to_end_learns(shared_data: Path, pubmedqa_model: Path,
     from biomamba.finetune.run import finetune
 
     pqal = shared_data / "pubmedqa" / "ori_pqal.json"
-    recipe = {
-        "name": "pubmedqa-tiny",
-        "seed": 0,
-        "finetune": {
-            "task": "sft-qa",
-            "base_model": str(pubmedqa_model),
-            "train_data": [{"format": "pubmedqa", "path": str(pqal), "split": "train", "limit": 48}],
-            "eval_data": [{"format": "pubmedqa", "path": str(pqal), "split": "test", "limit": 100}],
-            "max_length": 64,
-            "evaluation": {"on_train": 48, "batch_size": 50},
-        },
-        "train": {
-            "lr": 3e-3,
-            "micro_batch_size": 16,
-            "global_batch_size": 16,
-            "max_steps": 90,
-            "schedule": "constant",
-            "progress": False,
-            "log_every": 30,
-            "save_every": 45,
-            "keep_last": 1,
-        },
-    }
+    train = {"lr": 3e-3, "micro_batch_size": 16, "global_batch_size": 16, "max_steps": 90}
+    sections = finetune_recipe(
+        pubmedqa_model,
+        "sft-qa",
+        [{"format": "pubmedqa", "path": str(pqal), "split": "train", "limit": 48}],
+        train={**train, "schedule": "constant", "log_every": 30, "save_every": 45, "keep_last": 1},
+        eval_data=[{"format": "pubmedqa", "path": str(pqal), "split": "test", "limit": 100}],
+        max_length=64,
+        evaluation={"on_train": 48, "batch_size": 50},
+    )
+    recipe = {"name": "pubmedqa-tiny", "seed": 0, **sections}
     results = finetune(recipe, output_dir=tmp_path / "run", log=lambda *_: None)
     seen_after = results["after"]["train_seen"]
     assert seen_after["n"] == 48

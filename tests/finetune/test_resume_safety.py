@@ -6,56 +6,31 @@ Fine-tuning resumes through the trainer's checkpoint reader, so this is the same
 
 from __future__ import annotations
 
-import json
-import pickle
 from pathlib import Path
 
 import pytest
 import yaml
-from tests.factories.pickles import HostilePayload as _Payload
+from tests.factories.pickles import plant_in_optimizer_metadata
+from tests.factories.recipes import sft_recipe, write_medqa
 
 from biomamba.cli.main import run
 from biomamba.train.checkpoint import latest_checkpoint
-from biomamba.train.integrity import write_checksums
-
-
-def _medqa(path: Path, n: int) -> Path:
-    """MedQA-format records (question, options A-D, answer_idx) as the public release writes them."""
-    lines = [
-        {"question": f"Patient {i} needs an antiplatelet drug. Which one?", "answer": "aspirin",
-         "options": {"A": "insulin", "B": "aspirin", "C": "heparin", "D": "warfarin"}, "answer_idx": "B",
-         "meta_info": "step1"}
-        for i in range(n)
-    ]  # fmt: skip
-    path.write_text("".join(f"{json.dumps(line)}\n" for line in lines))
-    return path
 
 
 def test_finetune_resume_refuses_a_hostile_optimizer_metadata(
     tiny_gpt2_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = _medqa(tmp_path / "q.jsonl", 16)
+    data = write_medqa(tmp_path / "q.jsonl", 16, seed=0)
+    train = {"lr": 1e-2, "max_steps": 2, "schedule": "constant", "save_every": 1}
+    sections = sft_recipe(tiny_gpt2_dir, data, method="lora", train=train)
     recipe = tmp_path / "sft.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "name": "sft", "seed": 0,
-        "finetune": {"task": "sft-qa", "base_model": str(tiny_gpt2_dir), "method": "lora",
-                     "train_data": [{"format": "medqa", "path": str(data)}], "max_length": 64,
-                     "evaluation": {"before": False, "on_train": 0}},
-        "train": {"lr": 1e-2, "micro_batch_size": 4, "global_batch_size": 4, "max_steps": 2,
-                  "schedule": "constant", "progress": False, "save_every": 1},
-    }))  # fmt: skip
+    recipe.write_text(yaml.safe_dump({"name": "sft", "seed": 0, **sections}))
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as done:
         run(["finetune", str(recipe), "--output-dir", str(out)])
     assert done.value.code == 0, capsys.readouterr().err
-    checkpoint = latest_checkpoint(out / "checkpoints")
-    metadata_file = checkpoint / "optimizer" / ".metadata"
-    with metadata_file.open("rb") as handle:
-        metadata = pickle.load(handle)  # our own file, just written
     marker = tmp_path / "pwned"
-    metadata.__dict__["note"] = _Payload(marker)
-    metadata_file.write_bytes(pickle.dumps(metadata))
-    write_checksums(checkpoint)  # an attacker recomputes them
+    plant_in_optimizer_metadata(latest_checkpoint(out / "checkpoints"), marker)
     capsys.readouterr()
     with pytest.raises(SystemExit) as done:
         run(["finetune", str(recipe), "--output-dir", str(out), "--resume"])

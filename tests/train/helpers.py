@@ -39,9 +39,5 @@ def tiny_gpt2(seed: int = 0, dropout: float = 0.1):
     return models.gpt2(VOCAB, positions=64, dropout=dropout, seed=seed)
 
 
-def tiny_llama(seed: int = 0):
-    return models.llama(VOCAB, kv_heads=1, positions=64, seed=seed)
-
-
 def tiny_mamba2(seed: int = 0):
     return models.mamba2(VOCAB, seed=seed)

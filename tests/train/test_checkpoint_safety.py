@@ -16,6 +16,8 @@ import pytest
 import torch
 import yaml
 from tests.factories.pickles import HostilePayload as _Payload
+from tests.factories.pickles import plant_in_optimizer_metadata
+from tests.factories.recipes import GPT2_ARCHITECTURE, train_recipe
 
 from biomamba.cli.main import run
 from biomamba.train import train
@@ -26,27 +28,9 @@ from .helpers import make_corpus
 
 
 def _recipe(corpus: Path) -> dict:
-    return {
-        "name": "safety",
-        "seed": 1,
-        "train": {
-            "corpus": str(corpus),
-            "architecture": {
-                "model_type": "gpt2",
-                "n_embd": 16,
-                "n_layer": 1,
-                "n_head": 2,
-                "n_positions": 32,
-            },
-            "seq_len": 16,
-            "micro_batch_size": 2,
-            "global_batch_size": 2,
-            "max_steps": 2,
-            "save_every": 1,
-            "ema_decay": 0.9,
-            "progress": False,
-        },
-    }
+    architecture = {**GPT2_ARCHITECTURE, "n_embd": 16, "n_layer": 1, "n_positions": 32}
+    train = {"seq_len": 16, "global_batch_size": 2, "max_steps": 2, "save_every": 1, "ema_decay": 0.9}
+    return train_recipe(corpus, name="safety", seed=1, architecture=architecture, **train)
 
 
 @pytest.fixture(scope="module")
@@ -79,21 +63,12 @@ def _latest(run_dir: Path) -> Path:
     return list_checkpoints(run_dir / "checkpoints")[-1]
 
 
-def _stealthy_metadata(optimizer_dir: Path, marker: Path) -> None:
-    """Rewrite `.metadata` as the real metadata plus a payload attribute: old code resumed with exit 0."""
-    with (optimizer_dir / ".metadata").open("rb") as handle:
-        metadata = pickle.load(handle)  # our own file, written by the fixture
-    metadata.__dict__["note"] = _Payload(marker)
-    (optimizer_dir / ".metadata").write_bytes(pickle.dumps(metadata))
-    write_checksums(optimizer_dir.parent)  # an attacker recomputes them: checksums are no defence here
-
-
 def test_a_hostile_optimizer_metadata_is_refused_and_runs_nothing(
     trained: tuple[Path, Path], run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     marker = tmp_path / "pwned"
     for checkpoint in list_checkpoints(run_dir / "checkpoints"):  # both: no fallback may run it either
-        _stealthy_metadata(checkpoint / "optimizer", marker)
+        plant_in_optimizer_metadata(checkpoint, marker)
     code, err = _resume(trained[0], run_dir, capsys, "--resume-from", str(_latest(run_dir)))
     assert not marker.exists()
     assert code == 2
@@ -110,8 +85,7 @@ def test_a_hostile_bytes_record_in_the_optimizer_shard_is_refused(
 
     marker = tmp_path / "pwned"
     optimizer = _latest(run_dir) / "optimizer"
-    with (optimizer / ".metadata").open("rb") as handle:
-        metadata = pickle.load(handle)
+    metadata = pickle.loads((optimizer / ".metadata").read_bytes())
     name = next(k for k, v in metadata.state_dict_metadata.items() if isinstance(v, BytesStorageMetadata))
     index = next(i for i in metadata.storage_data if i.fqn == name)
     buffer = io.BytesIO()
@@ -133,8 +107,7 @@ def test_metadata_pointing_outside_the_checkpoint_is_refused(run_dir: Path) -> N
     from biomamba.train.safe_dcp import read_metadata
 
     optimizer = _latest(run_dir) / "optimizer"
-    with (optimizer / ".metadata").open("rb") as handle:
-        metadata = pickle.load(handle)
+    metadata = pickle.loads((optimizer / ".metadata").read_bytes())
     index = next(iter(metadata.storage_data))
     metadata.storage_data[index] = _StorageInfo("../../../../etc/passwd", 0, 10)
     (optimizer / ".metadata").write_bytes(pickle.dumps(metadata))

@@ -12,40 +12,26 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.factories.corpora import logged_losses as _losses
+from tests.factories.recipes import GPT2_ARCHITECTURE, PADDED_MAMBA2_ARCHITECTURE, train_recipe
 
 from biomamba.train import train
 
 RUN_TINY = Path(__file__).with_name("run_tiny.py")
-GPT2 = {
-    "model_type": "gpt2", "n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 64,
-    "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
-}  # fmt: skip
-# vocab 70 is padded to 80 rows: the label smoothing over the real ids runs under DDP/FSDP too
-MAMBA2 = {"d_model": 32, "n_layer": 2, "d_state": 8, "headdim": 8, "chunk_size": 8, "vocab_size": 70}
+GPT2 = {**GPT2_ARCHITECTURE, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
+MAMBA2 = PADDED_MAMBA2_ARCHITECTURE  # the label smoothing over the real ids runs under DDP/FSDP too
+RUN = {
+    "max_steps": 6,
+    "lr": 3e-3,
+    "schedule": "constant",
+    "warmup_steps": 2,
+    "ema_decay": 0.9,
+    "save_every": 3,
+}
 
 
 def _recipe(corpus: Path, architecture: dict, **train_changes: object) -> dict:
-    train_section = {
-        "corpus": str(corpus),
-        "architecture": architecture,
-        "seq_len": 32,
-        "micro_batch_size": 2,
-        "global_batch_size": 4,
-        "max_steps": 6,
-        "lr": 3e-3,
-        "schedule": "constant",
-        "warmup_steps": 2,
-        "ema_decay": 0.9,
-        "save_every": 3,
-        "progress": False,
-    }
-    train_section.update(train_changes)
-    return {"name": "dist", "seed": 1, "train": train_section}
-
-
-def _losses(run_dir: Path) -> list[float]:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [r["loss"] for r in map(json.loads, lines) if "loss" in r]
+    return train_recipe(corpus, name="dist", seed=1, architecture=architecture, **{**RUN, **train_changes})
 
 
 def _torchrun(jobs: list[dict], nproc: int) -> None:
@@ -106,11 +92,9 @@ def test_ddp_and_fsdp_match_one_process_and_fsdp_resumes_on_another_world_size(t
     _close(_losses(tmp_path / "gpt2-fsdp"), gpt2[:3])
     _close(_losses(tmp_path / "m"), mamba[:4])
     for name, step in (("gpt2-fsdp", 3), ("m", 4)):
-        state = json.loads(
-            (tmp_path / name / "checkpoints" / f"step-{step:08d}" / "trainer_state.json").read_text()
-        )
-        assert state["world_size"] == 2
-        assert (tmp_path / name / "checkpoints" / f"step-{step:08d}" / "optimizer" / ".metadata").is_file()
+        checkpoint = tmp_path / name / "checkpoints" / f"step-{step:08d}"
+        assert json.loads((checkpoint / "trainer_state.json").read_text())["world_size"] == 2
+        assert (checkpoint / "optimizer" / ".metadata").is_file()
 
     # The same runs continued by ONE process from their sharded state (2 -> 1 processes).
     _close(_one_process(_recipe(corpus, GPT2), tmp_path / "gpt2-fsdp", resume=True), gpt2)

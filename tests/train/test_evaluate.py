@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.factories.corpora import read_jsonl
 
 from biomamba.data.shards import TokenShards
 from biomamba.errors import RecipeError
@@ -68,5 +69,5 @@ def test_early_stopping_stops_and_keeps_the_best_checkpoint(tmp_path: Path, corp
     best = json.loads((tmp_path / "run" / "checkpoints" / "best" / "trainer_state.json").read_text())
     assert best["step"] == 4 and best["best_metric"] == 2.0
     assert (tmp_path / "run" / "checkpoints" / "step-00000010").is_dir()  # the stopping point is saved too
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    records = read_jsonl(tmp_path / "run" / "metrics.jsonl")
     assert [r["val/score"] for r in records if "val/score" in r] == [3.0, 2.0, 2.5, 2.4, 2.1]

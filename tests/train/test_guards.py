@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.factories.corpora import read_jsonl
 
 from biomamba.data.shards import TokenShards
 from biomamba.errors import CheckpointError
@@ -17,9 +18,12 @@ from biomamba.train.checkpoint import list_checkpoints
 from .helpers import tiny_gpt2
 
 
-def _config(**changes: object) -> TrainConfig:
+def _trainer(corpus: Path, run: Path, model=None, loss=None, **changes: object) -> Trainer:
+    """A tiny GPT-2 (or `model`) trained on `corpus` into `run`: 6 steps of 2 windows of 16 tokens."""
     base = {"seq_len": 16, "micro_batch_size": 2, "global_batch_size": 2, "max_steps": 6, "lr": 1e-2}
-    return TrainConfig(**{**base, "progress": False, **changes})
+    config = TrainConfig(**{**base, "progress": False, **changes})
+    batches = PackedBatches(TokenShards(corpus), 16, 2)
+    return Trainer(model or tiny_gpt2(), batches, loss or CausalLMLoss(), config, run)
 
 
 class _PoisonedLoss:
@@ -39,32 +43,23 @@ class _PoisonedLoss:
 
 
 def test_non_finite_loss_skips_the_step_and_keeps_the_weights(tmp_path: Path, corpus: Path) -> None:
-    model = tiny_gpt2(dropout=0.0)
-    batches = PackedBatches(TokenShards(corpus), 16, 2)
     seen: list[dict[str, torch.Tensor]] = []
-    trainer = Trainer(model, batches, _PoisonedLoss({3}), _config(max_steps=4), tmp_path / "run")
+    trainer = _trainer(corpus, tmp_path / "run", tiny_gpt2(dropout=0.0), _PoisonedLoss({3}), max_steps=4)
     trainer.callbacks.append(
         lambda t, r: seen.append({k: v.clone() for k, v in t.model.state_dict().items()})
     )
     result = trainer.fit()
     assert result.step == 4 and result.stopped == "completed"
-    records = [line for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert sum('"skipped": true' in line for line in records) == 1
+    assert sum(bool(r.get("skipped")) for r in read_jsonl(tmp_path / "run" / "metrics.jsonl")) == 1
     # 5 batches consumed for 4 optimizer steps: the poisoned one was dropped, not retried.
-    assert batches.cursor == 5 * 2
+    assert trainer.batches.cursor == 5 * 2
     assert all(math.isfinite(v.float().sum().item()) for v in seen[-1].values())
 
 
 def test_non_finite_losses_in_a_row_abort_with_a_clear_error(tmp_path: Path, corpus: Path) -> None:
     model = tiny_gpt2(dropout=0.0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    trainer = Trainer(
-        model,
-        PackedBatches(TokenShards(corpus), 16, 2),
-        _PoisonedLoss({1, 2, 3, 4}),
-        _config(max_nonfinite=3),
-        tmp_path / "run",
-    )
+    trainer = _trainer(corpus, tmp_path / "run", model, _PoisonedLoss({1, 2, 3, 4}), max_nonfinite=3)
     with pytest.raises(TrainingAborted, match=r"3 non-finite losses in a row at step 0.*max_nonfinite=3"):
         trainer.fit()
     after = trainer.model.state_dict()
@@ -87,9 +82,7 @@ def test_disk_full_during_a_checkpoint_leaves_the_previous_one_intact(
 
     monkeypatch.setattr(dcp, "save", failing_save)
     run = tmp_path / "run"
-    trainer = Trainer(
-        tiny_gpt2(), PackedBatches(TokenShards(corpus), 16, 2), CausalLMLoss(), _config(save_every=2), run
-    )
+    trainer = _trainer(corpus, run, save_every=2)
     with pytest.raises(
         CheckpointError, match=r"step-00000004: checkpoint not written \(disk full: No space left"
     ):
@@ -99,18 +92,14 @@ def test_disk_full_during_a_checkpoint_leaves_the_previous_one_intact(
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]  # no partial left
     # The survivor is complete: a fresh trainer resumes from it.
     monkeypatch.setattr(dcp, "save", real_save)
-    again = Trainer(tiny_gpt2(), PackedBatches(TokenShards(corpus), 16, 2), CausalLMLoss(), _config(), run)
-    result = again.fit(resume=True)
+    result = _trainer(corpus, run).fit(resume=True)
     assert result.step == 6 and (run / "checkpoints" / "step-00000006").is_dir()
 
 
 def test_disk_full_message_names_the_surviving_checkpoint(tmp_path: Path, corpus: Path, monkeypatch) -> None:
     from biomamba.train import checkpoint as ckpt
 
-    run = tmp_path / "run"
-    trainer = Trainer(
-        tiny_gpt2(), PackedBatches(TokenShards(corpus), 16, 2), CausalLMLoss(), _config(save_every=2), run
-    )
+    trainer = _trainer(corpus, tmp_path / "run", save_every=2)
     real = ckpt.write_state_json
 
     def full_disk(path, state):
@@ -137,9 +126,7 @@ def _trainer_failing_at_step_4(run: Path, corpus: Path, how: str, monkeypatch: p
 
     from biomamba.train import checkpoint as ckpt
 
-    trainer = Trainer(
-        tiny_gpt2(), PackedBatches(TokenShards(corpus), 16, 2), CausalLMLoss(), _config(save_every=2), run
-    )
+    trainer = _trainer(corpus, run, save_every=2)
     real_save_model = trainer.save_model_fn
 
     def save_model(model, directory: Path, state) -> None:
@@ -193,7 +180,7 @@ def test_a_bug_in_a_writer_keeps_its_traceback_but_still_removes_the_partial(
     def buggy(model, directory, state):
         raise ValueError("a bug, not a full disk")
 
-    trainer = Trainer(tiny_gpt2(), PackedBatches(TokenShards(corpus), 16, 2), CausalLMLoss(), _config(), run)
+    trainer = _trainer(corpus, run)
     trainer.save_model_fn = buggy
     with pytest.raises(ValueError, match="a bug"):
         trainer.fit()
@@ -204,15 +191,12 @@ def test_partials_of_killed_saves_are_cleaned_and_an_interrupted_swap_put_back(
     tmp_path: Path, corpus: Path
 ) -> None:
     run = tmp_path / "run"
-    make = lambda: Trainer(  # noqa: E731
-        tiny_gpt2(), PackedBatches(TokenShards(corpus), 16, 2), CausalLMLoss(), _config(max_steps=2), run
-    )
-    make().fit()
+    _trainer(corpus, run, max_steps=2).fit()
     root = run / "checkpoints"
     (root / ".step-00000009.partial" / "model").mkdir(parents=True)  # kill -9 during a save
     (root / "step-00000002").rename(root / ".step-00000002.old")  # kill -9 between the two renames
     (root / ".step-00000002.partial").mkdir()
-    result = make().fit(resume=True)
+    result = _trainer(corpus, run, max_steps=2).fit(resume=True)
     assert result.step == 2  # the put-back checkpoint was found and is complete
     assert sorted(p.name for p in root.iterdir()) == ["step-00000002"]
 
@@ -239,9 +223,7 @@ def test_a_second_trainer_on_one_run_directory_is_refused_naming_the_holder(
     )  # fmt: skip
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        trainer = Trainer(
-            tiny_gpt2(), PackedBatches(TokenShards(corpus), 16, 2), CausalLMLoss(), _config(), run
-        )
+        trainer = _trainer(corpus, run)
         with pytest.raises(
             RunDirectoryBusy, match=rf"another trainer is writing this run directory \(pid {holder.pid} on "
         ):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.factories.corpora import logged_losses, read_jsonl
 
 from biomamba.data.shards import TokenShards
 from biomamba.train import CausalLMLoss, PackedBatches, TrainConfig, Trainer
@@ -28,7 +29,7 @@ def test_metrics_jsonl_tensorboard_and_mfu(tmp_path: Path, corpus: Path) -> None
 
     trainer = _trainer(tmp_path, corpus, progress=False, tensorboard=True, peak_tflops=1.0)
     trainer.fit()
-    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    records = read_jsonl(tmp_path / "run" / "metrics.jsonl")
     assert [r["step"] for r in records] == [1, 2, 3]
     assert {"loss", "lr", "grad_norm", "tokens", "tokens_per_s", "mfu"} <= set(records[0])
     assert records[-1]["tokens"] == 3 * 2 * 16
@@ -63,10 +64,7 @@ def test_compile_switch_trains_the_compiled_model_and_saves_the_plain_one(
     compiled = _trainer(tmp_path / "b", corpus, progress=False, compile=True)
     assert compiled.forward_model is not compiled.model and hasattr(compiled.forward_model, "_orig_mod")
     compiled.fit()
-    losses = [
-        [json.loads(x)["loss"] for x in (root / "run" / "metrics.jsonl").read_text().splitlines()]
-        for root in (tmp_path / "a", tmp_path / "b")
-    ]
+    losses = [logged_losses(root / "run") for root in (tmp_path / "a", tmp_path / "b")]
     torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-6)
     saved = json.loads(
         (tmp_path / "b" / "run" / "checkpoints" / "step-00000003" / "model" / "config.json").read_text()

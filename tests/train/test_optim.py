@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from tests.factories.corpora import logged_losses
 
 from biomamba.data.shards import TokenShards
 from biomamba.train import CausalLMLoss, PackedBatches, TrainConfig, Trainer
@@ -84,10 +84,6 @@ def test_cosine_and_constant_schedules() -> None:
     assert [lr_factor(s, 10, schedule="constant", warmup_steps=2) for s in range(4)] == [0.5, 1.0, 1.0, 1.0]
 
 
-def _losses(run: Path) -> list[float]:
-    return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
 def _fit(
     tmp_path: Path, corpus: Path, model, name: str, micro: int, **changes
 ) -> tuple[list[float], Trainer]:
@@ -109,7 +105,7 @@ def _fit(
         tmp_path / name,
     )
     trainer.fit()
-    return _losses(tmp_path / name), trainer
+    return logged_losses(tmp_path / name), trainer
 
 
 def test_gradient_accumulation_equals_the_full_batch(tmp_path: Path, corpus: Path) -> None:

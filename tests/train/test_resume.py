@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import torch
+from tests.factories.recipes import PADDED_MAMBA2_ARCHITECTURE
 
 from biomamba.train import train
 from biomamba.train.checkpoint import latest_checkpoint, read_safetensors_dir
@@ -65,17 +66,8 @@ def _reference(tiny_recipe: dict, run_dir: Path) -> list[tuple[int, float]]:
 
 
 def _mamba2(tiny_recipe: dict) -> dict:
-    """The same run with biomamba's Mamba2: vocabulary 70 padded to 80 rows, so the label smoothing runs over
-    the real ids only."""
-    architecture = {
-        "d_model": 32,
-        "n_layer": 2,
-        "d_state": 8,
-        "headdim": 8,
-        "chunk_size": 8,
-        "vocab_size": 70,
-    }
-    return {**tiny_recipe, "train": {**tiny_recipe["train"], "architecture": architecture}}
+    """The same run with biomamba's Mamba2, its vocabulary padded."""
+    return {**tiny_recipe, "train": {**tiny_recipe["train"], "architecture": PADDED_MAMBA2_ARCHITECTURE}}
 
 
 def test_sigkill_then_resume_reproduces_the_loss_sequence_bitwise(tmp_path: Path, tiny_recipe: dict) -> None:

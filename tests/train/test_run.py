@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tests.factories.corpora import logged_losses
+from tests.factories.models import MAMBA2_SHAPE
+from tests.factories.recipes import train_recipe
 
 from biomamba.config import check_recipe
 from biomamba.errors import BiomambaError, DataError, RecipeError
@@ -17,17 +20,19 @@ from biomamba.train import train
 from biomamba.train.checkpoint import latest_checkpoint
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-MAMBA = {"d_model": 32, "n_layer": 2, "d_state": 8, "headdim": 8, "chunk_size": 8}
+MAMBA = MAMBA2_SHAPE
+RUN = {
+    "max_steps": 4,
+    "lr": 5e-3,
+    "schedule": "wsd",
+    "warmup_ratio": 0.25,
+    "eval_every": 2,
+    "eval_tokens": 128,
+}
 
 
 def _recipe(corpus: Path, **train_changes: object) -> dict:
-    section = {
-        "corpus": str(corpus), "seq_len": 32, "micro_batch_size": 2, "global_batch_size": 4, "max_steps": 4,
-        "lr": 5e-3, "schedule": "wsd", "warmup_ratio": 0.25, "eval_every": 2, "eval_tokens": 128,
-        "progress": False,
-    }  # fmt: skip
-    section.update(train_changes)
-    return {"name": "t", "seed": 0, "train": section}
+    return train_recipe(corpus, name="t", **{**RUN, **train_changes})
 
 
 def test_pretrain_then_continue_pretraining_in_one_process(tmp_path: Path, corpus: Path) -> None:
@@ -46,21 +51,12 @@ def test_pretrain_then_continue_pretraining_in_one_process(tmp_path: Path, corpu
     summary = json.loads((tmp_path / "base" / "summary.json").read_text())
     assert summary["final_dir"] == str(base.final_dir)
 
-    first_losses = [
-        json.loads(x)["loss"]
-        for x in (tmp_path / "base" / "metrics.jsonl").read_text().splitlines()
-        if '"loss"' in x
-    ]
     cpt = train(
         _recipe(corpus, base_model=str(base.final_dir), lr=1e-3, max_steps=2), output_dir=tmp_path / "cpt"
     )
     assert cpt.steps == 2
-    cpt_losses = [
-        json.loads(x)["loss"]
-        for x in (tmp_path / "cpt" / "metrics.jsonl").read_text().splitlines()
-        if '"loss"' in x
-    ]
-    assert cpt_losses[0] < first_losses[0]  # it starts from the trained base, not from scratch
+    # it starts from the trained base, not from scratch
+    assert logged_losses(tmp_path / "cpt")[0] < logged_losses(tmp_path / "base")[0]
     saved = yaml.safe_load((cpt.last_checkpoint / "recipe.yaml").read_text())
     assert saved["train"]["base_model"] == str(base.final_dir) and saved["train"]["seed"] == 0
 
@@ -107,30 +103,14 @@ def test_shipped_cpt_recipes_validate_and_fail_clearly_offline(
 
 
 def test_biomamba_recipes_carry_the_published_hyperparameters() -> None:
+    published = {
+        "lr": 5e-6, "schedule": "wsd", "warmup_ratio": 0.1, "stable_ratio": 0.65, "min_lr_ratio": 0.1,
+        "betas": [0.9, 0.95], "weight_decay": 0.1, "clip_grad_norm": 1.0, "layer_lr_decay": 0.95,
+        "ema_decay": 0.999, "seq_len": 1024,
+    }  # fmt: skip
     for size in ("130m", "370m", "780m", "1.3b", "2.7b"):
         t = yaml.safe_load((RECIPES / f"biomamba-{size}.yaml").read_text())["train"]
-        assert (t["lr"], t["schedule"], t["warmup_ratio"], t["stable_ratio"], t["min_lr_ratio"]) == (
-            5e-6,
-            "wsd",
-            0.1,
-            0.65,
-            0.1,
-        )
-        assert (
-            t["betas"],
-            t["weight_decay"],
-            t["clip_grad_norm"],
-            t["layer_lr_decay"],
-            t["ema_decay"],
-            t["seq_len"],
-        ) == (
-            [0.9, 0.95],
-            0.1,
-            1.0,
-            0.95,
-            0.999,
-            1024,
-        )
+        assert {key: t[key] for key in published} == published
 
 
 def test_biomedlm_recipe_is_a_2_7b_gpt2_from_scratch() -> None:

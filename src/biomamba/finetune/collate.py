@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 
-IGNORE_INDEX = -100
+from biomamba.train.batches import IGNORE_INDEX
+from biomamba.train.loss import token_cross_entropy
 
 
 @dataclass(frozen=True)
@@ -108,23 +109,30 @@ def pad_rows(
     return _assemble(rows, pad_id, length)
 
 
-def pack_rows(examples: Iterable[TokenizedExample], seq_len: int, pad_id: int) -> dict[str, torch.Tensor]:
-    """Pack examples in order into rows of `seq_len` (greedy, an example never split across rows).
+def pack_greedy(examples: Iterable[TokenizedExample], seq_len: int) -> list[list[TokenizedExample]]:
+    """Rows of whole examples, in order, each row at most `seq_len` tokens (an example never split).
 
     Keeping the order makes the packed stream a pure function of the example order, which is what lets the
     trainer resume exactly from a saved position.
     """
-    rows: list[list[TokenizedExample]] = [[]]
-    used = 0
+    rows: list[list[TokenizedExample]] = []
+    used = seq_len
     for example in examples:
-        if len(example) > seq_len:
-            raise ValueError(f"example of {len(example)} tokens does not fit seq_len {seq_len}")
-        if used + len(example) > seq_len and rows[-1]:
+        if used + len(example) > seq_len:
             rows.append([])
             used = 0
         rows[-1].append(example)
         used += len(example)
-    return _assemble(rows, pad_id, seq_len)
+    return rows
+
+
+def pack_rows(examples: Iterable[TokenizedExample], seq_len: int, pad_id: int) -> dict[str, torch.Tensor]:
+    """`pack_greedy`'s rows as one padded batch; an example longer than `seq_len` is an error."""
+    examples = list(examples)
+    for example in examples:
+        if len(example) > seq_len:
+            raise ValueError(f"example of {len(example)} tokens does not fit seq_len {seq_len}")
+    return _assemble(pack_greedy(examples, seq_len) or [[]], pad_id, seq_len)
 
 
 def _assemble(rows: list[list[TokenizedExample]], pad_id: int, length: int) -> dict[str, torch.Tensor]:
@@ -197,8 +205,4 @@ def lm_forward(model: Any, batch: dict[str, torch.Tensor], family: str) -> torch
 
 def completion_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over answer tokens only (label -100 elsewhere), in fp32 for stability."""
-    shifted = logits[:, :-1].float()
-    targets = labels[:, 1:]
-    return torch.nn.functional.cross_entropy(
-        shifted.reshape(-1, shifted.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX
-    )
+    return token_cross_entropy(logits[:, :-1], labels[:, 1:], reduction="mean")

@@ -68,6 +68,7 @@ def choice_logliks(
 
 
 def accuracy_report(predictions: Sequence[int], labels: Sequence[int], seed: int = 0) -> dict[str, Any]:
+    """Accuracy with its interval, the majority baseline, and the predictions (counted and in order)."""
     correct = [float(p == g) for p, g in zip(predictions, labels, strict=True)]
     return {
         "accuracy": float(np.mean(correct)) if correct else float("nan"),
@@ -75,6 +76,7 @@ def accuracy_report(predictions: Sequence[int], labels: Sequence[int], seed: int
         "n": len(correct),
         "majority_baseline": majority_baseline(labels),
         "predicted": dict(Counter(int(p) for p in predictions)),
+        "predictions": list(predictions),
     }
 
 
@@ -84,10 +86,7 @@ def evaluate_choices(
     """Accuracy of argmax-log-likelihood answers (with interval, majority baseline and predictions)."""
     logliks = choice_logliks(model, tokenizer, pairs, max_length=max_length, batch_size=batch_size)
     predictions = [int(np.argmax(s)) for s in logliks]
-    labels = [int(p.label) for p in pairs if p.label is not None]
-    report = accuracy_report(predictions, labels)
-    report["predictions"] = predictions
-    return report
+    return accuracy_report(predictions, [int(p.label) for p in pairs if p.label is not None])
 
 
 def evaluate_classifier(
@@ -111,9 +110,7 @@ def evaluate_classifier(
             logits = model(batch["input_ids"].to(device), batch["last_index"].to(device))
             predictions.extend(int(i) for i in logits.argmax(-1).tolist())
     model.train(was_training)
-    report = accuracy_report(predictions, [item.label for item in items])
-    report["predictions"] = predictions
-    return report
+    return accuracy_report(predictions, [item.label for item in items])
 
 
 def rouge(predictions: Sequence[str], references: Sequence[str], seed: int = 0) -> dict[str, Any]:

@@ -163,8 +163,6 @@ def save_classifier(model: SequenceClassifier, out_dir: str | Path, tokenizer: A
     """
     import shutil
 
-    from safetensors.torch import save_file
-
     from biomamba.models import save_model
     from biomamba.utils.atomic import atomic_dir
 
@@ -174,11 +172,18 @@ def save_classifier(model: SequenceClassifier, out_dir: str | Path, tokenizer: A
         for item in inner.iterdir():
             shutil.move(str(item), tmp / item.name)
         inner.rmdir()
-        head = {k: v.detach().contiguous().cpu() for k, v in model.head.state_dict().items()}
-        save_file(head, tmp / HEAD_FILE)
-        meta = {"kind": model.kind, "num_labels": model.head.out_features, "labels": model.labels}
-        (tmp / HEAD_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
+        save_head(model, tmp)
     return out
+
+
+def save_head(model: SequenceClassifier, directory: Path) -> None:
+    """The head's weights and description (kind, labels) beside a backbone or adapter in `directory`."""
+    from safetensors.torch import save_file
+
+    head = {k: v.detach().contiguous().cpu() for k, v in model.head.state_dict().items()}
+    save_file(head, directory / HEAD_FILE)
+    meta = {"kind": model.kind, "num_labels": model.head.out_features, "labels": model.labels}
+    (directory / HEAD_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def load_classifier(model_dir: str | Path) -> SequenceClassifier:

@@ -149,7 +149,7 @@ def _swap_linear_4bit(model: nn.Module, targets: set[str]) -> None:
     import bitsandbytes as bnb
     import torch
 
-    for name, module in list(model.named_modules()):
+    for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if child_name not in targets or not isinstance(child, nn.Linear):
                 continue
@@ -164,4 +164,3 @@ def _swap_linear_4bit(model: nn.Module, targets: set[str]) -> None:
             if child.bias is not None:
                 quantised.bias = nn.Parameter(child.bias.data, requires_grad=False)
             setattr(module, child_name, quantised)
-        del name

@@ -132,9 +132,9 @@ class Task:
         return [encode(self.tokenizer, e, self.config.max_length) for e in examples]
 
     def batches(self, examples: list[Any], micro_batch_size: int, seed: int, rank: int, world: int) -> Any:
-        from biomamba.finetune.collate import answer_reserve, tokenize_pair
+        from biomamba.finetune.collate import answer_reserve, pack_greedy, tokenize_pair
         from biomamba.finetune.heads import collate_questions
-        from biomamba.finetune.training import RowBatches, pack_greedy, sft_collate
+        from biomamba.finetune.training import RowBatches, sft_collate
 
         if self.is_classifier:
             items = self.encode_questions(examples)
@@ -175,7 +175,7 @@ class Task:
         return ClassifierLoss() if self.is_classifier else SFTLoss(self.family)
 
     # ---- evaluation --------------------------------------------------------------------------------------
-    def evaluate(self, model: Any, examples: list[Any], *, final: bool = True) -> dict[str, Any]:
+    def evaluate(self, model: Any, examples: list[Any]) -> dict[str, Any]:
         """Accuracy (QA, classifiers) or ROUGE (clinical generation) of `model` on `examples`."""
         from biomamba.finetune import evaluation as ev
 
@@ -191,22 +191,13 @@ class Task:
                 batch_size=ecfg.batch_size,
             )
         pairs = self.pairs(examples)
-        if self.config.task == "clinical-generation":
+        clinical = self.config.task == "clinical-generation"
+        if clinical or any(not p.choices for p in pairs):  # notes and free text: ROUGE of greedy output
+            # a QA prompt + answer stays within max_length, as in training (GPT-2 has no positions beyond it)
+            qa_budget = max(1, self.config.max_length - ecfg.max_new_tokens)
+            budget = ecfg.max_prompt_tokens if clinical else qa_budget
             return ev.evaluate_generation(
-                model,
-                self.tokenizer,
-                pairs,
-                max_new_tokens=ecfg.max_new_tokens,
-                max_prompt_tokens=ecfg.max_prompt_tokens,
-            )
-        if any(not p.choices for p in pairs):  # free-text answers: ROUGE of greedy answers
-            # prompt + answer stay within max_length, as in training (GPT-2 has no positions beyond it)
-            return ev.evaluate_generation(
-                model,
-                self.tokenizer,
-                pairs,
-                max_new_tokens=ecfg.max_new_tokens,
-                max_prompt_tokens=max(1, self.config.max_length - ecfg.max_new_tokens),
+                model, self.tokenizer, pairs, max_new_tokens=ecfg.max_new_tokens, max_prompt_tokens=budget
             )
         return ev.evaluate_choices(
             model, self.tokenizer, pairs, max_length=self.config.max_length, batch_size=ecfg.batch_size

@@ -3,8 +3,8 @@
 The trainer (`biomamba.train.Trainer`) owns the loop, optimizer, schedule, checkpoints, exact resume,
 logging, early stopping and torchrun. Fine-tuning only supplies:
 - `RowBatches`: a resumable source over a fixed list of rows (packed SFT rows, or classifier questions),
-  shuffled per epoch by a (seed, epoch) permutation, its position one global counter, exactly like the
-  pretraining source, so resuming and changing the world size behave the same way;
+  sampled by the pretraining source's `EpochSampler` ((seed, epoch) permutation, one global counter), so
+  resuming and changing the world size behave the same way;
 - `SFTLoss` (answer tokens only, documents isolated) and `ClassifierLoss` (softmax over options), both
   returning SUM and COUNT as the trainer's contract requires;
 - `save_weights` / `load_weights`: a checkpoint's model/ holds a plain model directory for full
@@ -14,36 +14,22 @@ logging, early stopping and torchrun. Fine-tuning only supplies:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from biomamba.errors import CheckpointError, DataError
-from biomamba.finetune.collate import IGNORE_INDEX, TokenizedExample, _assemble, lm_forward
-from biomamba.finetune.heads import HEAD_CONFIG, HEAD_FILE, SequenceClassifier, classification_loss
+from biomamba.finetune.collate import TokenizedExample, _assemble, lm_forward
+from biomamba.finetune.heads import HEAD_FILE, SequenceClassifier, classification_loss, save_head
+from biomamba.train.batches import EpochSampler
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
-def pack_greedy(examples: Sequence[TokenizedExample], seq_len: int) -> list[list[TokenizedExample]]:
-    """Rows of whole examples, in order, each row at most `seq_len` tokens."""
-    rows: list[list[TokenizedExample]] = []
-    used = seq_len
-    for example in examples:
-        if used + len(example) > seq_len:
-            rows.append([])
-            used = 0
-        rows[-1].append(example)
-        used += len(example)
-    return rows
-
-
-class RowBatches:
+class RowBatches(EpochSampler):
     """Micro-batches over fixed rows; `collate(rows)` builds the tensors. See the module docstring."""
 
     def __init__(
@@ -63,27 +49,10 @@ class RowBatches:
             )
         self.rows = list(rows)
         self.collate = collate
-        self.micro_batch_size = micro_batch_size
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.cursor = 0
-        self._epoch = -1
-        self._perm = np.arange(len(self.rows))
-
-    def _row(self, sample: int) -> Any:
-        epoch, offset = divmod(sample, len(self.rows))
-        if epoch != self._epoch:
-            rng = np.random.Generator(np.random.PCG64([self.seed, epoch]))
-            self._perm = rng.permutation(len(self.rows))
-            self._epoch = epoch
-        return self.rows[int(self._perm[offset])]
+        super().__init__(len(self.rows), micro_batch_size, seed=seed, rank=rank, world_size=world_size)
 
     def next_batch(self) -> dict[str, torch.Tensor]:
-        first = self.cursor + self.rank * self.micro_batch_size
-        batch = [self._row(s) for s in range(first, first + self.micro_batch_size)]
-        self.cursor += self.micro_batch_size * self.world_size
-        return self.collate(batch)
+        return self.collate([self.rows[i] for i in self.take()])
 
     def state_dict(self) -> dict[str, Any]:
         return {"cursor": self.cursor, "rows": len(self.rows), "seed": self.seed}
@@ -117,17 +86,11 @@ class SFTLoss:
         self.family = family
 
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> Any:
-        from biomamba.train.loss import LossOutput
+        from biomamba.train.loss import LossOutput, count_targets, token_cross_entropy
 
         logits = lm_forward(model, batch, self.family)
         targets = batch["labels"][:, 1:]
-        loss = nn.functional.cross_entropy(
-            logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-            targets.reshape(-1),
-            ignore_index=IGNORE_INDEX,
-            reduction="sum",
-        )
-        return LossOutput(loss, (targets != IGNORE_INDEX).sum())
+        return LossOutput(token_cross_entropy(logits[:, :-1], targets), count_targets(targets))
 
 
 class ClassifierLoss:
@@ -188,16 +151,11 @@ def save_weights(
 ) -> None:
     """Trainer hook: write a checkpoint's model/ (see the module docstring). Sharded FSDP state is not
     supported for fine-tuning (`state_dict` must be None: fine-tune with DDP)."""
-    from safetensors.torch import save_file
-
     if state_dict is not None:
         raise CheckpointError("fine-tuning checkpoints need unsharded weights: use train.distributed: ddp")
     if isinstance(model, SequenceClassifier):
         _save_lm(model.lm, directory)
-        head = {k: v.detach().contiguous().cpu() for k, v in model.head.state_dict().items()}
-        save_file(head, directory / HEAD_FILE)
-        meta = {"kind": model.kind, "num_labels": model.head.out_features, "labels": model.labels}
-        (directory / HEAD_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
+        save_head(model, directory)
         return
     _save_lm(model, directory)
 

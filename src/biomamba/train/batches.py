@@ -12,8 +12,8 @@ sources (answer-only labels, classifier batches) into the same loop by implement
 
 `PackedBatches` is the pretraining source: fixed-length windows cut from the packed token shards, shuffled
 per epoch by a seeded permutation. Its position is ONE global counter of windows consumed, shared by all
-processes, so a checkpoint written by N processes resumes on M processes at the same place (the global batch
-stays the same; each process takes its slice of it).
+processes (`EpochSampler`), so a checkpoint written by N processes resumes on M processes at the same place
+(the global batch stays the same; each process takes its slice of it).
 """
 
 from __future__ import annotations
@@ -40,14 +40,51 @@ class BatchSource(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-class PackedBatches:
+class EpochSampler:
+    """Which items of a fixed set this process takes next; `cursor` (global samples consumed) is the position.
+
+    Global sample g is item perm(epoch)[g mod size], the permutation seeded by (seed, epoch) only, so the order
+    never depends on how many processes read it; process `rank` of `world_size` takes samples
+    [cursor + rank * micro, cursor + (rank + 1) * micro) of each global slice of micro x world_size samples.
+    """
+
+    def __init__(
+        self, size: int, micro_batch_size: int, *, seed: int, rank: int, world_size: int, shuffle: bool = True
+    ) -> None:
+        self.size = size
+        self.micro_batch_size = micro_batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.shuffle = shuffle
+        self.cursor = 0
+        self._perm_epoch = -1
+        self._perm = np.arange(size)
+
+    def _item(self, sample: int) -> int:
+        epoch, offset = divmod(sample, self.size)
+        if not self.shuffle:
+            return offset
+        if epoch != self._perm_epoch:
+            rng = np.random.Generator(np.random.PCG64([self.seed, epoch]))
+            self._perm = rng.permutation(self.size)
+            self._perm_epoch = epoch
+        return int(self._perm[offset])
+
+    def take(self) -> list[int]:
+        """The items of this process's next micro-batch; the cursor moves past the whole global slice."""
+        first = self.cursor + self.rank * self.micro_batch_size
+        items = [self._item(sample) for sample in range(first, first + self.micro_batch_size)]
+        self.cursor += self.micro_batch_size * self.world_size
+        return items
+
+
+class PackedBatches(EpochSampler):
     """Causal-LM micro-batches from packed shards: `input_ids`, `labels` (next token) and `seq_idx`.
 
     Window w covers tokens [w * seq_len, w * seq_len + seq_len + 1): inputs are its first seq_len tokens and
     labels the last seq_len, so every token of the split is predicted once per epoch. `seq_idx` numbers the
     documents inside the window; biomamba's Mamba2 resets its state where it changes.
-    Global sample g of the run is window perm(epoch)[g mod n]; process `rank` of `world_size` takes samples
-    [cursor + rank * micro, cursor + (rank + 1) * micro) of each global slice of micro x world_size samples.
     """
 
     def __init__(
@@ -63,11 +100,6 @@ class PackedBatches:
     ) -> None:
         self.shards = shards
         self.seq_len = seq_len
-        self.micro_batch_size = micro_batch_size
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.shuffle = shuffle
         self.num_windows = max(0, (shards.num_tokens - 1) // seq_len)
         if self.num_windows < micro_batch_size * world_size:
             raise DataError(
@@ -75,37 +107,19 @@ class PackedBatches:
                 f"{micro_batch_size * world_size} windows of {seq_len + 1} tokens; lower train.seq_len or "
                 "build a larger corpus"
             )
-        self.cursor = 0  # global samples consumed so far
-        self._perm_epoch = -1
-        self._perm = np.arange(self.num_windows)
+        super().__init__(
+            self.num_windows, micro_batch_size, seed=seed, rank=rank, world_size=world_size, shuffle=shuffle
+        )
 
     @property
     def epoch(self) -> float:
         """Fractional passes over the split so far (for the log)."""
         return self.cursor / self.num_windows
 
-    def _window_index(self, sample: int) -> int:
-        epoch, offset = divmod(sample, self.num_windows)
-        if not self.shuffle:
-            return offset
-        if epoch != self._perm_epoch:
-            # Seeded by (seed, epoch) only, so the order never depends on how many processes read it.
-            rng = np.random.Generator(np.random.PCG64([self.seed, epoch]))
-            self._perm = rng.permutation(self.num_windows)
-            self._perm_epoch = epoch
-        return int(self._perm[offset])
-
     def next_batch(self) -> dict[str, torch.Tensor]:
-        first = self.cursor + self.rank * self.micro_batch_size
-        rows_tokens, rows_docs = [], []
-        for sample in range(first, first + self.micro_batch_size):
-            start = self._window_index(sample) * self.seq_len
-            tokens, docs = self.shards.window(start, self.seq_len + 1)
-            rows_tokens.append(tokens)
-            rows_docs.append(docs)
-        self.cursor += self.micro_batch_size * self.world_size
-        tokens = torch.from_numpy(np.stack(rows_tokens))
-        docs = torch.from_numpy(np.stack(rows_docs))
+        windows = [self.shards.window(w * self.seq_len, self.seq_len + 1) for w in self.take()]
+        tokens = torch.from_numpy(np.stack([tokens for tokens, _ in windows]))
+        docs = torch.from_numpy(np.stack([docs for _, docs in windows]))
         return {
             "input_ids": tokens[:, :-1].contiguous(),
             "labels": tokens[:, 1:].contiguous(),

@@ -120,26 +120,17 @@ def default_save_model(model: nn.Module, directory: Path, state_dict: dict[str, 
     Uses the models stage's `save_model` (transformers Mamba2 format for biomamba's Mamba2) when it applies,
     else transformers' `save_pretrained` (safetensors).
     """
-    save_model = _models_save_model()
-    if state_dict is None and save_model is not None:
-        if hasattr(model, "save_pretrained"):
-            from transformers.utils import logging as hf_logging
+    from biomamba.models import save_model
 
-            hf_logging.disable_progress_bar()
-        save_model(model, directory)
-        return
     if hasattr(model, "save_pretrained"):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        model.save_pretrained(directory, state_dict=state_dict, safe_serialization=True)
-        return
-    if save_model is None:
-        raise CheckpointError(
-            f"{directory}: no way to save a {type(model).__name__} (biomamba.models missing)"
-        )
     if state_dict is None:
         save_model(model, directory)
+        return
+    if hasattr(model, "save_pretrained"):
+        model.save_pretrained(directory, state_dict=state_dict, safe_serialization=True)
         return
     if is_fsdp(model):
         # Sharded parameters cannot be swapped: build an empty twin on the meta device, fill it, save it.
@@ -168,14 +159,6 @@ class _swapped_weights:
     def __exit__(self, *exc: object) -> None:
         for (tensor, _), old in zip(self.pairs, self.saved, strict=True):
             tensor.data = old
-
-
-def _models_save_model() -> Callable[[nn.Module, Path], None] | None:
-    try:
-        from biomamba.models import save_model
-    except ImportError:
-        return None
-    return save_model
 
 
 def read_safetensors_dir(directory: Path) -> dict[str, torch.Tensor]:
@@ -218,12 +201,8 @@ def default_load_weights(model: nn.Module, directory: Path) -> None:
     missing = [k for k in own if k not in state and k not in aliases]
     unexpected = [k for k in state if k not in own]
     if missing or unexpected:
-        try:
-            from biomamba.models import load_model
-        except ImportError:
-            raise CheckpointError(
-                f"{directory}: weights do not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
-            ) from None
+        from biomamba.models import load_model
+
         state = load_model(str(directory)).state_dict()
         missing = [k for k in own if k not in state and k not in aliases]
         if missing:
@@ -247,27 +226,31 @@ def default_load_weights(model: nn.Module, directory: Path) -> None:
 def save_sharded_state(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: Any) -> None:
     """Optimizer state keyed by parameter name (and EMA shards) with torch.distributed.checkpoint."""
     import torch.distributed.checkpoint as dcp
+
+    with _quiet_single_process():
+        dcp.save(_sharded_state(model, optimizer, ema), checkpoint_id=str(directory))
+
+
+def _sharded_state(model: nn.Module, optimizer: torch.optim.Optimizer, ema: Any) -> dict[str, Any]:
+    """What the optimizer/ directory holds, as DCP saves it and fills it in place on load."""
     from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
     state: dict[str, Any] = {"optimizer": get_optimizer_state_dict(model, optimizer)}
     if ema is not None:
         state["ema"] = ema.state_dict()
-    with _quiet_single_process():
-        dcp.save(state, checkpoint_id=str(directory))
+    return state
 
 
 def load_sharded_state(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: Any) -> None:
     """Restore optimizer (and EMA) state written by `save_sharded_state`, unpickling no code (safe_dcp)."""
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
+    from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
 
     from biomamba.train.safe_dcp import SafeFileSystemReader, SafeLoadPlanner
 
     reader = SafeFileSystemReader(directory)
     reader.read_metadata()  # refuse a hostile or corrupt file here, before DCP logs tracebacks of its own
-    state: dict[str, Any] = {"optimizer": get_optimizer_state_dict(model, optimizer)}
-    if ema is not None:
-        state["ema"] = ema.state_dict()
+    state = _sharded_state(model, optimizer, ema)
     try:
         with _quiet_single_process():
             dcp.load(state, storage_reader=reader, planner=SafeLoadPlanner())

@@ -12,12 +12,11 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from biomamba.data.shards import TokenShards, read_manifest
-from biomamba.train.batches import IGNORE_INDEX
 from biomamba.train.distributed import DistInfo, all_reduce_sum
+from biomamba.train.loss import token_cross_entropy
 
 
 def heldout_domains(corpus_dir: str) -> list[str]:
@@ -96,12 +95,7 @@ class HeldoutPerplexity:
                 kwargs["seq_idx"] = docs[:, :-1]
             logits = model(**kwargs).logits
             labels = tokens[:, 1:]
-            loss = F.cross_entropy(
-                logits.float().reshape(-1, logits.shape[-1]),
-                labels.reshape(-1),
-                ignore_index=IGNORE_INDEX,
-                reduction="sum",
-            )
+            loss = token_cross_entropy(logits, labels)
             if real:
                 totals[0] += loss.double()
                 totals[1] += labels.numel()

@@ -59,18 +59,32 @@ class CausalLMLoss:
         labels = batch["labels"]
         real = self.vocab_size
         if self.label_smoothing and real is not None and real < logits.shape[-1]:
-            return LossOutput(_smoothed_sum(logits, labels, self.label_smoothing, real), _count(labels))
-        loss = F.cross_entropy(
-            logits.float().reshape(-1, logits.shape[-1]),
-            labels.reshape(-1),
-            ignore_index=IGNORE_INDEX,
-            reduction="sum",
-            label_smoothing=self.label_smoothing,
-        )
-        return LossOutput(loss, _count(labels))
+            return LossOutput(
+                _smoothed_sum(logits, labels, self.label_smoothing, real), count_targets(labels)
+            )
+        loss = token_cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        return LossOutput(loss, count_targets(labels))
 
 
-def _count(labels: torch.Tensor) -> torch.Tensor:
+def token_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, *, reduction: str = "sum", label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Cross-entropy of `logits` [..., V] against `labels` [...] in fp32, IGNORE_INDEX positions left out.
+
+    One definition for the trainer's loss, held-out perplexity and the fine-tuning losses, so every number
+    they report is the same computation (fp32 logits: bf16 log-softmax loses digits over large vocabularies).
+    """
+    return F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]),
+        labels.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+    )
+
+
+def count_targets(labels: torch.Tensor) -> torch.Tensor:
+    """How many positions of `labels` a loss covers (those not IGNORE_INDEX)."""
     return (labels != IGNORE_INDEX).sum()
 
 

@@ -198,7 +198,6 @@ def build_model(
             config.architecture, source, vocab_size=vocab_size, seed=seed, eos_token_id=eos_token_id
         )
     elif model_section:
-        from biomamba.config import load_section
         from biomamba.models.config import ModelConfig
 
         section = load_section(recipe or {}, "model", ModelConfig, source)
@@ -307,20 +306,14 @@ def _load_tokenizer(
             return load_tokenizer(config.tokenizer)
         except (CheckpointError, OSError) as exc:
             raise RecipeError(source, "train.tokenizer", str(exc).splitlines()[0]) from None
-    candidates = [config.base_model, model_path]
-    recorded = (shards_manifest_tokenizer(shards.corpus_dir) or {}).get("path")
-    candidates.append(recorded)
-    for candidate in candidates:
+    from biomamba.data.shards import read_manifest
+
+    manifest = read_manifest(shards.corpus_dir).get("tokenizer")  # {"path": ...} of `biomamba data build`
+    recorded = manifest.get("path") if isinstance(manifest, dict) else None
+    for candidate in (config.base_model, model_path, recorded):
         if candidate and Path(candidate).exists():
             try:
                 return load_tokenizer(candidate)
             except CheckpointError:
                 continue
     return None
-
-
-def shards_manifest_tokenizer(corpus_dir: Path) -> dict[str, Any] | None:
-    from biomamba.data.shards import read_manifest
-
-    value = read_manifest(corpus_dir).get("tokenizer")
-    return value if isinstance(value, dict) else None

@@ -162,8 +162,7 @@ class Trainer:
             else round(config.warmup_ratio * self.total_steps)
         )
         peak = config.peak_tflops or detect_peak_tflops(self.device)
-        seq_len = config.seq_len
-        self.flops_per_token = flops_per_token(model, seq_len, family)
+        self.flops_per_token = flops_per_token(model, config.seq_len, family)
         self.peak_flops = peak * 1e12 * self.dist.world_size if peak else None
 
         self.step = 0
@@ -365,7 +364,6 @@ class Trainer:
                 f"{self.nonfinite_in_row} non-finite losses in a row at step {self.step}; stopping "
                 f"(train.max_nonfinite={self.config.max_nonfinite}). Lower train.lr or check the data; {where}"
             )
-        return None
 
     # ------------------------------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict[str, float]:
