@@ -45,3 +45,20 @@ def lm_eval_task_module(relative: str) -> ModuleType:
     import lm_eval
 
     return load_module(Path(lm_eval.__file__).parent / "tasks" / relative, relative.replace("/", "_"))
+
+
+RUN_TINY = ROOT / "tests" / "train" / "run_tiny.py"
+
+
+def torchrun(jobs: list[dict], nproc: int) -> None:
+    """tests/train/run_tiny.py's `jobs` under `torchrun --standalone` with `nproc` CPU processes (gloo), one
+    launch for all of them (the start-up is most of the cost); fails with the tail of the ranks' stderr."""
+    import json
+    import os
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    done = subprocess.run(
+        [*command, str(RUN_TINY), json.dumps({"jobs": jobs})], env=env, capture_output=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr.decode()[-4000:]

@@ -5,19 +5,16 @@ batch, for GPT-2 and for biomamba's Mamba2; sharded checkpoints resume on anothe
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from tests.factories.corpora import logged_losses as _losses
 from tests.factories.recipes import GPT2_ARCHITECTURE, PADDED_MAMBA2_ARCHITECTURE, train_recipe
+from tests.factories.scripts import torchrun
 
 from biomamba.train import train
 
-RUN_TINY = Path(__file__).with_name("run_tiny.py")
 GPT2 = {**GPT2_ARCHITECTURE, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
 MAMBA2 = PADDED_MAMBA2_ARCHITECTURE  # the label smoothing over the real ids runs under DDP/FSDP too
 RUN = {
@@ -32,21 +29,6 @@ RUN = {
 
 def _recipe(corpus: Path, architecture: dict, **train_changes: object) -> dict:
     return train_recipe(corpus, name="dist", seed=1, architecture=architecture, **{**RUN, **train_changes})
-
-
-def _torchrun(jobs: list[dict], nproc: int) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        str(RUN_TINY),
-        json.dumps({"jobs": jobs}),
-    ]
-    done = subprocess.run(command, env=env, capture_output=True, timeout=240)
-    assert done.returncode == 0, done.stderr.decode()[-4000:]
 
 
 def _one_process(recipe: dict, run_dir: Path, resume: bool = False) -> list[float]:
@@ -78,7 +60,7 @@ def test_ddp_and_fsdp_match_one_process_and_fsdp_resumes_on_another_world_size(t
     def job(recipe: dict, name: str, resume: bool = False) -> dict:
         return {"recipe": recipe, "output_dir": str(tmp_path / name), "resume": resume}
 
-    _torchrun(
+    torchrun(
         [
             job(_recipe(corpus, GPT2, distributed="ddp"), "gpt2-ddp"),
             job(_recipe(corpus, MAMBA2, label_smoothing=0.1, distributed="ddp"), "mamba-ddp"),

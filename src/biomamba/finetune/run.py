@@ -255,6 +255,7 @@ def finetune(
     from biomamba.models import family as model_family
     from biomamba.models import load_tokenizer, save_model
     from biomamba.train import Trainer
+    from biomamba.train.distributed import init_distributed
     from biomamba.utils.atomic import write_json
 
     config, train_config = load_configs(recipe, source)
@@ -306,10 +307,9 @@ def finetune(
             log(f"before {name}: {_headline(report)}")
 
     model = task.wrap(_apply_method(config, lm, fam)) if config.method != "full" else before_model
-    import torch.distributed as dist
-
-    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    # Join torchrun's process group before the rows are dealt out, so each rank draws its own share of them.
+    info = init_distributed(None if train_config.device == "auto" else torch.device(train_config.device))
+    rank, world = info.rank, info.world_size
     if train_config.max_steps is None and train_config.max_tokens is None:
         rows = len(task.batches(data.train, 1, 0, 0, 1).rows)
         steps = max(1, math.ceil(config.epochs * rows / train_config.global_batch_size))
@@ -346,6 +346,7 @@ def finetune(
         recipe=recipe,
         save_model_fn=save_weights,
         load_weights_fn=load_weights,
+        dist_info=info,
         family=fam,
     )
     outcome = trainer.fit(resume=resume)
