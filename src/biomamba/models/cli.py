@@ -16,6 +16,11 @@ HELP = (
     "LM (GPT-2, Llama, Mistral). Every other stage accepts all three."
 )
 
+# The config.json fields of a transformers model `models info` shows (GPT-2's names, then Llama/Mistral's).
+TRANSFORMERS_SHAPE_KEYS = (
+    "hidden_size n_embd num_hidden_layers n_layer vocab_size max_position_embeddings n_positions".split()
+)
+
 
 def _info(model_dir: Path) -> list[tuple[str, str]]:
     """Facts about a model directory, read from its config and weight headers (nothing is built)."""
@@ -49,17 +54,7 @@ def _info(model_dir: Path) -> list[tuple[str, str]]:
         rows += [("format", "transformers"), family]
         if headers is not None:
             rows.append(("parameters", f"{headers[0]:,} ({format_count(headers[0])})"))
-        for key in (
-            "hidden_size",
-            "n_embd",
-            "num_hidden_layers",
-            "n_layer",
-            "vocab_size",
-            "max_position_embeddings",
-            "n_positions",
-        ):
-            if key in data:
-                rows.append((key, str(data[key])))
+        rows += [(key, str(data[key])) for key in TRANSFORMERS_SHAPE_KEYS if key in data]
     if headers and headers[1]:
         rows.append(("stored dtype", ", ".join(headers[1])))
     rows.append(("tokenizer", "included" if has_tokenizer(model_dir) else "none in the directory"))

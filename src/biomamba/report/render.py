@@ -65,7 +65,12 @@ def degenerate_metric(
     return None
 
 
-def _fmt_acc(metrics: dict[str, Any], key: str = "acc") -> str:
+def _task_cell(task: dict[str, Any], key: str = "acc") -> str:
+    """A task's metric in percent with its interval (acc: and its seed spread), or why it is degenerate (a
+    number that says nothing)."""
+    metrics = task["metrics"]
+    if degenerate := degenerate_metric(task, key):
+        return degenerate
     if key not in metrics:
         return "-"
     low, high = metrics.get(f"{key}_ci", [float("nan"), float("nan")])
@@ -73,11 +78,6 @@ def _fmt_acc(metrics: dict[str, Any], key: str = "acc") -> str:
     if key == "acc" and "acc_seed_std" in metrics:
         text += f" ±{100 * metrics['acc_seed_std']:.1f}"
     return text
-
-
-def _task_cell(task: dict[str, Any], key: str = "acc") -> str:
-    """A task's metric with its interval, or why it is degenerate (a number that says nothing)."""
-    return degenerate_metric(task, key) or _fmt_acc(task["metrics"], key)
 
 
 def _labels(runs: list[dict[str, Any]]) -> list[str]:
@@ -88,12 +88,9 @@ def _labels(runs: list[dict[str, Any]]) -> list[str]:
 
 
 def _task_keys(runs: list[dict[str, Any]], domain: str) -> list[str]:
-    keys: list[str] = []
-    for run in runs:
-        for key, task in run["tasks"].items():
-            if task.get("domain") == domain and key not in keys:
-                keys.append(key)
-    return keys
+    """The keys of `domain`'s tasks in any run, in the order the runs first list them."""
+    keys = (key for run in runs for key, task in run["tasks"].items() if task.get("domain") == domain)
+    return list(dict.fromkeys(keys))
 
 
 def _score_table(runs: list[dict[str, Any]], labels: list[str], domain: str) -> list[str]:

@@ -95,14 +95,13 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         owner.close()
 
 
-def remove_stale_temporaries(target: Path) -> list[Path]:
+def remove_stale_temporaries(target: Path) -> None:
     """Remove `.NAME.*.tmp` siblings of `target` whose writer is gone (its owner lock is free).
 
     A directory whose owner file is locked belongs to a live writer and is kept; one without an owner file
     (written before owner files existed) is removed once untouched for LEGACY_STALE_S. A `.NAME.old` left
     by a swap that was killed is removed when `target` itself exists and no writer is live.
     """
-    removed: list[Path] = []
     live = False
     for candidate in target.parent.glob(f".{target.name}.*.tmp"):
         if not candidate.is_dir():
@@ -112,12 +111,9 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
             continue
         _rmtree(candidate)
         _owner_file(candidate).unlink(missing_ok=True)
-        removed.append(candidate)
     old = target.with_name(f".{target.name}.old")
     if not live and old.is_dir() and target.exists():
         _rmtree(old)
-        removed.append(old)
-    return removed
 
 
 def _owner_file(directory: Path) -> Path:
