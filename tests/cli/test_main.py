@@ -194,11 +194,8 @@ def test_merge_help_comes_from_the_method_registry(
     monkeypatch.setitem(METHODS, row.name, row)
     code, out, _ = _run(["merge", "--help"], capsys)
     text = " ".join(out.split())
-    assert (
-        code == 0
-        and "slerp (base_model + 1 model): t " in text
-        and "linear (no base): weight (per model)" in text
-    )
+    assert code == 0 and "slerp (base_model + 1 model): t " in text
+    assert "linear (no base): weight (per model)" in text
     assert (
         "dare_row_under_test (base_model): int8_mask=False, normalize=False, rescale=True, lambda=1.0" in text
     )
