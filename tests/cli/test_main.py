@@ -83,10 +83,7 @@ def test_missing_corpus_source_stops_the_data_build(
     tokenizer = tmp_path / "tok"
     bpe_tokenizer(output_dir=tokenizer)
     (tmp_path / "text.txt").write_text("the cell and the drug\n")  # a file that is no tokenizer
-    path = _recipe(
-        tmp_path,
-        "data:\n  sources:\n    pubmed: [{type: jsonl, path: absent.jsonl}]\n  ratios: {pubmed: 1.0}\n",
-    )
+    path = _recipe(tmp_path, DATA_OK.format(src="absent.jsonl"))
     out = tmp_path / "out"
     for tok, expected in [(tmp_path / "text.txt", "cannot load"), (tokenizer, "absent.jsonl")]:
         argv = ["data", "build", str(path), "--tokenizer", str(tok), "--output-dir", str(out)]

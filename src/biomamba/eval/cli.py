@@ -123,12 +123,11 @@ def register(app: typer.Typer) -> None:
         rows = ([spec.name, spec.domain, spec.summary, ", ".join(spec.formats)] for spec in TASKS.values())
         _print_table(title, ("task", "domain", "reads", "formats"), rows)
 
-    @eval_app.command(
-        "inspect", help="Load a task file, check every record, print its size and label balance."
-    )
+    @eval_app.command("inspect")
     def inspect(
         spec: str = typer.Argument(..., help="NAME=PATH, e.g. pubmedqa_test=../shared/data/pubmedqa"),
     ) -> None:
+        """Load a task file, check every record, print its size and label balance."""
         from biomamba.eval.tasks import label_balance, load_questions, parse_task_file
 
         task_file = parse_task_file(spec)
@@ -211,15 +210,14 @@ def register(app: typer.Typer) -> None:
             "(the rest from the cache)"
         )
 
-    @eval_app.command(
-        "compare", help="Paired comparison of two results files (BEFORE, AFTER) on shared questions."
-    )
+    @eval_app.command("compare")
     def compare(
         before: Path = typer.Argument(..., help="Results JSON of the base model."),
         after: Path = typer.Argument(..., help="Results JSON of the adapted model."),
         resamples: int = typer.Option(1000, help="Bootstrap resamples."),
         output: Path = typer.Option(None, help="Also write the comparison as JSON here."),
     ) -> None:
+        """Paired comparison of two results files (BEFORE, AFTER) on shared questions."""
         from biomamba.eval.results import compare_results, model_label, read_results
         from biomamba.utils.atomic import write_json
 
