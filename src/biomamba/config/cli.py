@@ -6,11 +6,11 @@ from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import set_option
+from biomamba.config.command_line import command_group, set_option
 
 
 def register(app: typer.Typer) -> None:
-    recipe_app = typer.Typer(help="Inspect and validate recipe files.", no_args_is_help=True)
+    recipe_app = command_group(app, "recipe", "Inspect and validate recipe files.")
 
     @recipe_app.command("check")
     def check(
@@ -22,5 +22,3 @@ def register(app: typer.Typer) -> None:
 
         sections = check_recipe(recipe, command_line_overrides({}, set_))
         typer.echo(f"{recipe}: ok ({', '.join(sections) or 'no sections'})")
-
-    app.add_typer(recipe_app, name="recipe")

@@ -8,7 +8,9 @@ from typing import Any
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE, set_option
+from biomamba.config.command_line import PRECEDENCE, command_group, set_option
+
+HELP = "Corpus pipeline: raw PubMed/PMC/C4/Wikipedia -> clean, decontaminated, mixed token shards."
 
 BUILD_HELP = """Build a training corpus from RECIPE's `data:` section: read the sources, clean, deduplicate,
 decontaminate against the benchmarks, split off held-out documents, mix by TOKEN ratios, tokenize with
@@ -34,10 +36,7 @@ def _parse_part(part: str | None, flag: str = "--part") -> tuple[int, int] | Non
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
-    data_app = typer.Typer(
-        help="Corpus pipeline: raw PubMed/PMC/C4/Wikipedia -> clean, decontaminated, mixed token shards.",
-        no_args_is_help=True,
-    )
+    data_app = command_group(app, "data", HELP)
 
     @data_app.command("build", help=BUILD_HELP, epilog=PRECEDENCE)
     def build(
@@ -143,8 +142,6 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"any benchmark: {len(overlapping)} of {report['documents']} documents overlap")
         if output:
             write_json(output, report)
-
-    app.add_typer(data_app, name="data")
 
 
 def _checked_documents(path: str, source_type: str | None, text_field: str, report: dict) -> Any:

@@ -8,7 +8,9 @@ from typing import Any
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE, parse_named_values, set_option
+from biomamba.config.command_line import PRECEDENCE, command_group, parse_named_values, set_option
+
+HELP = "Evaluate models: domain perplexity, biomedical and general benchmarks, comparisons."
 
 RUN_HELP = """Score MODEL (a model directory or hub name) on benchmark files in their ORIGINAL formats.
 
@@ -51,10 +53,7 @@ def _task_row(task: dict[str, Any]) -> list[str]:
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
-    eval_app = typer.Typer(
-        help="Evaluate models: domain perplexity, biomedical and general benchmarks, comparisons.",
-        no_args_is_help=True,
-    )
+    eval_app = command_group(app, "eval", HELP)
 
     @eval_app.command("run", help=RUN_HELP, epilog=PRECEDENCE)
     def run(
@@ -235,5 +234,3 @@ def register(app: typer.Typer) -> None:
             write_json(output, rows)
         if any(r["regression"] for r in rows.values()):
             typer.echo("warning: a general benchmark regressed by more than 3 points (forgetting)", err=True)
-
-    app.add_typer(eval_app, name="eval")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE, set_option
+from biomamba.config.command_line import PRECEDENCE, command_group, set_option
 
 HELP = (
     "Mamba2 presets, model directories and checkpoint formats.\n\n"
@@ -89,7 +89,7 @@ def _print_rows(rows: list[tuple[str, str]]) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
-    models_app = typer.Typer(help=HELP, no_args_is_help=True)
+    models_app = command_group(app, "models", HELP)
 
     @models_app.command("list")
     def list_presets() -> None:
@@ -166,5 +166,3 @@ def register(app: typer.Typer) -> None:
         out = output_dir or Path("runs") / str(raw.get("name") or f"mamba2-{config.preset}") / "model"
         save_model(model, out, tokenizer=tok)
         typer.echo(f"wrote {out} ({model.num_parameters():,} parameters)")
-
-    app.add_typer(models_app, name="models")

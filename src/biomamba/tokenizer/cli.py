@@ -6,14 +6,14 @@ from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE, parse_named_values, set_option
+from biomamba.config.command_line import PRECEDENCE, command_group, parse_named_values, set_option
+
+HELP = "Train a byte-level BPE tokenizer; compare tokenizers' fertility."
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
-    tok_app = typer.Typer(
-        help="Train a byte-level BPE tokenizer; compare tokenizers' fertility.", no_args_is_help=True
-    )
+    tok_app = command_group(app, "tokenizer", HELP)
 
     @tok_app.command("train", epilog=PRECEDENCE)
     def train(
@@ -99,5 +99,3 @@ def register(app: typer.Typer) -> None:
         typer.echo(markdown)
         if output:
             write_text(output, markdown)
-
-    app.add_typer(tok_app, name="tokenizer")
