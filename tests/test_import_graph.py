@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import graphlib
+import importlib.util
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -70,10 +71,7 @@ def imported_modules(module: str) -> Iterator[tuple[str, int]]:
         if isinstance(node, ast.Import):
             targets = [(alias.name, None) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(anchor + ([base] if base else []))
+            base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
             targets = [(base, alias.name) for alias in node.names]
         else:
             continue
