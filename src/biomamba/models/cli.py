@@ -81,12 +81,6 @@ def _safetensors_headers(model_dir: Path) -> tuple[int, list[str]] | None:
     return total, sorted(dtypes)
 
 
-def _print_rows(rows: list[tuple[str, str]]) -> None:
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        typer.echo(f"{key:<{width}}  {value}")
-
-
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
     models_app = command_group(app, "models", HELP)
@@ -115,7 +109,10 @@ def register(app: typer.Typer) -> None:
 
         if not model.is_dir():
             raise CheckpointError(f"{model}: no such model directory")
-        _print_rows(_info(model))
+        rows = _info(model)
+        width = max(len(key) for key, _ in rows)
+        for key, value in rows:
+            typer.echo(f"{key:<{width}}  {value}")
 
     @models_app.command("convert")
     def convert(
