@@ -134,18 +134,7 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[st
 def test_every_command_has_useful_help(capsys: pytest.CaptureFixture[str]) -> None:
     root = typer.main.get_command(build_app())
     commands = _commands(root)
-    stages = {
-        "data",
-        "tokenizer",
-        "train",
-        "eval",
-        "finetune",
-        "quantize",
-        "merge",
-        "generate",
-        "report",
-        "demo",
-    }
+    stages = set("data tokenizer train eval finetune quantize merge generate report demo".split())
     assert stages <= {c[0] for c in commands}
     for command in [(), *commands]:
         code, out, _ = _run([*command, "--help"], capsys)
