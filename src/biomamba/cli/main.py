@@ -15,6 +15,7 @@ Heavy imports (torch, transformers) happen inside commands, keeping `--help` fas
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -130,12 +131,10 @@ def _click_exception_types() -> tuple[type[Exception], ...]:
     import click
 
     types: list[type[Exception]] = [click.exceptions.ClickException]
-    try:
-        from typer._click.exceptions import ClickException as TyperClickException  # typer >= 0.25
+    with contextlib.suppress(ImportError):  # typer >= 0.25
+        from typer._click.exceptions import ClickException as TyperClickException
 
         types.append(TyperClickException)
-    except ImportError:
-        pass
     return tuple(types)
 
 
