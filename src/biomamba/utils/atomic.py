@@ -75,7 +75,8 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     remove_stale_temporaries(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     os.chmod(tmp, 0o777 & ~current_umask())
-    owner = _hold_owner_lock(tmp)
+    owner = _owner_file(tmp).open("wb")  # locked while this writer lives (see _writer_alive)
+    fcntl.flock(owner.fileno(), fcntl.LOCK_EX)
     try:
         yield tmp
         if target.exists():
@@ -134,12 +135,6 @@ def _writer_alive(directory: Path) -> bool:
         except BlockingIOError:
             return True
         return False
-
-
-def _hold_owner_lock(directory: Path) -> Any:
-    handle = _owner_file(directory).open("wb")
-    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-    return handle
 
 
 def current_umask() -> int:
