@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperCommand
 
-from biomamba.config.command_line import PRECEDENCE, set_option
+from biomamba.config.command_line import PRECEDENCE, load_stage_config, set_option
 
 CPU_HINT = (
     "hint: for CPU deployment, PyTorch's weight-only int8/int4 dequantize the weights inside every matmul and "
@@ -86,7 +86,6 @@ def register(app: typer.Typer) -> None:
         """
         from biomamba.compress.config import QuantizeConfig
         from biomamba.compress.quantize import quantize
-        from biomamba.config import load_stage_config
 
         flags = {
             "quantize.group_size": group_size,
@@ -186,7 +185,6 @@ def register(app: typer.Typer) -> None:
         for fast private inference on CPU: `biomamba generate OUT/gguf/NAME-Q8_0.gguf "..."`."""
         from biomamba.compress.config import ExportConfig
         from biomamba.compress.export import export
-        from biomamba.config import load_stage_config
 
         flags = {
             "export.recipe": training_recipe,

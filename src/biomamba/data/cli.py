@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE, command_group, set_option
+from biomamba.config.command_line import PRECEDENCE, command_group, load_stage_config, set_option
 
 HELP = "Corpus pipeline: raw PubMed/PMC/C4/Wikipedia -> clean, decontaminated, mixed token shards."
 
@@ -63,7 +63,6 @@ def register(app: typer.Typer) -> None:
         ),
         set_: list[str] = set_option("data.dedup.threshold=0.9"),
     ) -> None:
-        from biomamba.config import load_stage_config
         from biomamba.data.config import DataConfig, stage_output_dir
         from biomamba.data.pipeline import build_corpus
         from biomamba.errors import BiomambaError
@@ -115,7 +114,6 @@ def register(app: typer.Typer) -> None:
         """Report which documents of INPUTS share an n-gram with the recipe's benchmarks (INPUTS are not changed).
 
         A file from which no document could be read is an error (exit status 2), never reported as clean."""
-        from biomamba.config import load_stage_config
         from biomamba.data.config import DataConfig
         from biomamba.data.decontam import NgramIndex
         from biomamba.data.readers import get_reader

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE, command_group, set_option
+from biomamba.config.command_line import PRECEDENCE, command_group, load_stage_config, set_option
 
 HELP = (
     "Mamba2 presets, model directories and checkpoint formats.\n\n"
@@ -147,7 +147,6 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = set_option("model.n_layer=12"),
     ) -> None:
         """Write a freshly initialised Mamba2 (mamba-ssm's initialisation) as a model directory."""
-        from biomamba.config import load_stage_config
         from biomamba.errors import RecipeError
         from biomamba.models.config import ModelConfig
         from biomamba.models.loading import load_tokenizer, save_model

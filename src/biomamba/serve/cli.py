@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE, set_option
+from biomamba.config.command_line import PRECEDENCE, load_stage_config, set_option
 from biomamba.errors import BiomambaError
 
 
@@ -103,7 +103,6 @@ def register(app: typer.Typer) -> None:
         """
         import logging
 
-        from biomamba.config import load_stage_config
         from biomamba.serve.config import ServeConfig
         from biomamba.serve.server import make_engine, make_server
 

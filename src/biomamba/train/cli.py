@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE, set_option
+from biomamba.config.command_line import PRECEDENCE, command_line_recipe, set_option
 
 HELP = """Pretrain or continue pretraining a model on a packed corpus, as the recipe's train: section says.
 
@@ -47,7 +47,6 @@ def register(app: typer.Typer) -> None:
         no_progress: bool = typer.Option(False, "--no-progress", help="No live progress line (logs only)."),
         set_: list[str] = set_option("train.warmup_ratio=0.05"),
     ) -> None:
-        from biomamba.config import command_line_recipe
         from biomamba.train.run import train
 
         flags = {
