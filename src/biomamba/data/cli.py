@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from biomamba.config.command_line import PRECEDENCE, command_group, load_stage_config, set_option
+from biomamba.errors import BiomambaError, DataError
 
 HELP = "Corpus pipeline: raw PubMed/PMC/C4/Wikipedia -> clean, decontaminated, mixed token shards."
 
@@ -23,8 +24,6 @@ after every part is built, `--dedup-part j/m` on each machine, then the merge (d
 
 
 def _parse_part(part: str | None, flag: str = "--part") -> tuple[int, int] | None:
-    from biomamba.errors import BiomambaError
-
     if part is None:
         return None
     try:
@@ -65,7 +64,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from biomamba.data.config import DataConfig, stage_output_dir
         from biomamba.data.pipeline import build_corpus
-        from biomamba.errors import BiomambaError
 
         flags = {"data.workers": workers, "data.seed": seed, "data.heldout_fraction": heldout_fraction,
                  "data.total_tokens": total_tokens, "tokenizer.name_or_path": tokenizer}  # fmt: skip
@@ -147,7 +145,6 @@ def _checked_documents(path: str, source_type: str | None, text_field: str, repo
     no document at all is an error naming it and why, so that it is never reported as clean."""
     from biomamba.data.config import SourceConfig
     from biomamba.data.readers import FileReport, detect_source_type, read_verified_file
-    from biomamba.errors import DataError
 
     kind = source_type or detect_source_type(path)
     source = SourceConfig.model_validate({"type": kind, "path": path, "text_field": text_field})

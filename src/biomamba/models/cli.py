@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from biomamba.config.command_line import PRECEDENCE, command_group, load_stage_config, set_option
+from biomamba.errors import CheckpointError, RecipeError
 
 HELP = (
     "Mamba2 presets, model directories and checkpoint formats.\n\n"
@@ -105,8 +106,6 @@ def register(app: typer.Typer) -> None:
     @models_app.command("info")
     def info(model: Path = typer.Argument(..., help="Model directory (any supported format).")) -> None:
         """Describe a model directory: format, family, dimensions, parameters, dtype, tokenizer."""
-        from biomamba.errors import CheckpointError
-
         if not model.is_dir():
             raise CheckpointError(f"{model}: no such model directory")
         rows = _info(model)
@@ -126,7 +125,6 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Convert a Mamba2 checkpoint between the transformers and mamba-ssm formats (weights bit-identical)."""
-        from biomamba.errors import CheckpointError
         from biomamba.models.checkpoint import convert_checkpoint
 
         if not src.is_dir():
@@ -147,7 +145,6 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = set_option("model.n_layer=12"),
     ) -> None:
         """Write a freshly initialised Mamba2 (mamba-ssm's initialisation) as a model directory."""
-        from biomamba.errors import RecipeError
         from biomamba.models.config import ModelConfig
         from biomamba.models.loading import load_tokenizer, save_model
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from biomamba.config.command_line import PRECEDENCE, command_group, parse_named_values, set_option
+from biomamba.errors import BiomambaError
 
 HELP = "Train a byte-level BPE tokenizer; compare tokenizers' fertility."
 
@@ -35,7 +36,6 @@ def register(app: typer.Typer) -> None:
         """Train a byte-level BPE and save it in the transformers format (AutoTokenizer.from_pretrained loads it)."""
         from biomamba.config import load_section, load_stage_config
         from biomamba.data.config import stage_output_dir
-        from biomamba.errors import BiomambaError
         from biomamba.tokenizer.config import TokenizerConfig
         from biomamba.tokenizer.train import train_tokenizer
 
@@ -73,7 +73,6 @@ def register(app: typer.Typer) -> None:
         """Tokens per word on biomedical vs general held-out text, and how common biomedical terms split."""
         from itertools import islice
 
-        from biomamba.errors import BiomambaError
         from biomamba.tokenizer.fertility import fertility_report
         from biomamba.tokenizer.train import _file_texts
         from biomamba.utils.atomic import write_text
