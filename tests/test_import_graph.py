@@ -41,10 +41,7 @@ RANK = {stage: rank for rank, tier in enumerate(TIERS) for stage in tier}
 
 
 def module_name(path: Path) -> str:
-    parts = list(path.relative_to(SRC).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
+    return ".".join(path.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__")
 
 
 MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
