@@ -8,7 +8,9 @@ from typing import Any
 
 import typer
 
+from biomamba.config import load_section, load_stage_config
 from biomamba.config.command_line import PRECEDENCE, command_group, parse_named_values, set_option
+from biomamba.errors import BiomambaError
 
 HELP = "Evaluate models: domain perplexity, biomedical and general benchmarks, comparisons."
 
@@ -82,7 +84,6 @@ def register(app: typer.Typer) -> None:
         recipe: Path = typer.Option(None, help="Recipe YAML with an `eval:` section; flags win."),
         set_: list[str] = set_option("eval.seeds=5"),
     ) -> None:
-        from biomamba.config import load_stage_config
         from biomamba.eval.config import EvalConfig
         from biomamba.eval.runner import run_eval
 
@@ -151,8 +152,6 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", help="cpu, cuda ..."),
         output: Path = typer.Option(None, help="Also write the numbers as JSON here."),
     ) -> None:
-        from biomamba.config import load_section
-        from biomamba.errors import BiomambaError
         from biomamba.eval.config import EvalConfig
         from biomamba.eval.runner import run_eval
         from biomamba.utils.atomic import write_json

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from biomamba.config import load_section, load_stage_config
 from biomamba.config.command_line import PRECEDENCE, command_group, parse_named_values, set_option
 from biomamba.errors import BiomambaError
 
@@ -34,7 +35,6 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = set_option("tokenizer.vocab_size=16000"),
     ) -> None:
         """Train a byte-level BPE and save it in the transformers format (AutoTokenizer.from_pretrained loads it)."""
-        from biomamba.config import load_section, load_stage_config
         from biomamba.data.config import stage_output_dir
         from biomamba.tokenizer.config import TokenizerConfig
         from biomamba.tokenizer.train import train_tokenizer
@@ -79,7 +79,6 @@ def register(app: typer.Typer) -> None:
 
         by_domain: dict[str, list[str]] = {}
         if recipe is not None:
-            from biomamba.config import load_stage_config
             from biomamba.data.config import DataConfig
             from biomamba.data.pipeline import iter_documents
 
