@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import command_group, set_option
+from biomamba.config.command_line import command_group, command_line_overrides, set_option
+from biomamba.config.recipe import check_recipe
 
 
 def register(app: typer.Typer) -> None:
@@ -18,7 +19,5 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = set_option("train.lr=1e-4"),
     ) -> None:
         """Validate every section of RECIPE; print the sections found, or one line naming the bad key."""
-        from biomamba.config import check_recipe, command_line_overrides
-
         sections = check_recipe(recipe, command_line_overrides({}, set_))
         typer.echo(f"{recipe}: ok ({', '.join(sections) or 'no sections'})")
