@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -101,8 +102,6 @@ def register(app: typer.Typer) -> None:
         logged unless --log-requests. Try: curl localhost:8000/v1/completions -H 'Content-Type:
         application/json' -d '{"prompt": "Aspirin is", "max_tokens": 20}'
         """
-        import logging
-
         from biomamba.serve.config import ServeConfig
         from biomamba.serve.server import make_engine, make_server
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 
 import typer
@@ -71,8 +72,6 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(None, help="Write the markdown table here (also printed)."),
     ) -> None:
         """Tokens per word on biomedical vs general held-out text, and how common biomedical terms split."""
-        from itertools import islice
-
         from biomamba.tokenizer.fertility import fertility_report
         from biomamba.tokenizer.train import _file_texts
         from biomamba.utils.atomic import write_text

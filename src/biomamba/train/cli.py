@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 
 import typer
@@ -67,9 +69,6 @@ def register(app: typer.Typer) -> None:
             + f"; model: {summary.final_dir}"
         )
         if summary.stopped.startswith("signal:"):
-            import signal
-            import sys
-
             # sys.exit, not typer.Exit: the entry point runs click with standalone_mode=False, where an Exit's
             # code becomes a return value and the process would exit 0; a scheduler must see 128 + signal
             sys.exit(128 + int(signal.Signals[summary.stopped.split(":", 1)[1]]))
