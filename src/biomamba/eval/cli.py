@@ -65,10 +65,9 @@ def register(app: typer.Typer) -> None:
         ),
         task_file: list[str] = typer.Option(
             None,
-            "--task-file",
             help="NAME=PATH, NAME@LANG=PATH or NAME=hub:DATASET[:CONFIG[:SPLIT]] (repeatable).",
         ),
-        fewshot_file: list[str] = typer.Option(None, "--fewshot-file", help="NAME=PATH to draw shots from."),
+        fewshot_file: list[str] = typer.Option(None, help="NAME=PATH to draw shots from."),
         protocol: str = typer.Option(None, help="loglikelihood | letter | generate."),
         shots: int = typer.Option(None, help="k-shot (default: 0 for loglikelihood/generate, 3 for letter)."),
         seeds: int = typer.Option(None, help="Number of shot draws (seeds) when shots > 0 (default 3)."),
@@ -143,8 +142,8 @@ def register(app: typer.Typer) -> None:
     def perplexity_cmd(
         model: str = typer.Argument(..., help="Model directory or hub name."),
         corpus: Path = typer.Option(None, help="Corpus directory: every heldout/<domain> split is measured."),
-        text: list[str] = typer.Option(None, "--text", help="Plain-text file, or DOMAIN=FILE (repeatable)."),
-        domain: list[str] = typer.Option(None, "--domain", help="Only these held-out domains."),
+        text: list[str] = typer.Option(None, help="Plain-text file, or DOMAIN=FILE (repeatable)."),
+        domain: list[str] = typer.Option(None, help="Only these held-out domains."),
         seq_len: int = typer.Option(1024, help="Window length in tokens."),
         stride: int = typer.Option(None, help="Sliding-window stride (default seq_len: no overlap)."),
         batch_size: int = typer.Option(8, help="Windows per forward."),
@@ -175,7 +174,7 @@ def register(app: typer.Typer) -> None:
     def translate_cmd(
         task: str = typer.Argument(..., help="Task whose format the file has, e.g. medqa_4options."),
         source: Path = typer.Argument(..., help="The task file to translate."),
-        to: str = typer.Option(..., "--to", help="Target language code: fr, de, es, pt, ru, zh, ar ..."),
+        to: str = typer.Option(..., help="Target language code: fr, de, es, pt, ru, zh, ar ..."),
         model: str = typer.Option(..., help="Local translation model directory (seq2seq or causal LM)."),
         output: Path = typer.Option(None, help="Output file (default: NAME.<lang>.EXT beside the source)."),
         cache: Path = typer.Option(None, help="Translation cache (default: <output>.cache.jsonl)."),

@@ -119,7 +119,6 @@ def register(app: typer.Typer) -> None:
         dst: Path = typer.Argument(..., help="Output directory (written atomically; replaced if it exists)."),
         to: str = typer.Option(
             ...,
-            "--to",
             help="Target format: hf (transformers Mamba2: model.safetensors) or mamba-ssm (what "
             "state-spaces/mamba2-* holds: mamba-ssm's config fields, pytorch_model.bin).",
         ),

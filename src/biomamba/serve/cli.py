@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
             1.0, min=0.0, max=1.0, help="Nucleus sampling mass (with temperature > 0)."
         ),
         seed: int = typer.Option(0, help="Sampling seed, -2**63 to 2**64-1 (same seed, same text)."),
-        stop: list[str] = typer.Option(None, "--stop", help="Stop before this text (repeatable)."),
+        stop: list[str] = typer.Option(None, help="Stop before this text (repeatable)."),
         device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
         dtype: str = typer.Option(None, help="float32 / bfloat16 / float16 (default: as stored)."),
     ) -> None:
@@ -91,9 +91,7 @@ def register(app: typer.Typer) -> None:
         max_batch_size: int = typer.Option(None, help="Concurrent requests decoded together [default: 8]."),
         max_new_tokens: int = typer.Option(None, help="Largest max_tokens a request may ask for [1024]."),
         max_prompt_tokens: int = typer.Option(None, help="Longest prompt accepted [4096]."),
-        log_requests: bool = typer.Option(
-            None, "--log-requests/--no-log-requests", help="Log prompt text too."
-        ),
+        log_requests: bool = typer.Option(None, help="Log prompt text too."),
         set_: list[str] = set_option("serve.max_queue=16"),
     ) -> None:
         """Serve MODEL over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions).

@@ -37,15 +37,13 @@ def register(app: typer.Typer) -> None:
             False, "--resume", help="Continue from the newest checkpoint in the run directory (exact)."
         ),
         resume_from: Path | None = typer.Option(
-            None, "--resume-from", help="Continue from this checkpoint directory instead."
+            None, help="Continue from this checkpoint directory instead."
         ),
-        corpus: Path | None = typer.Option(None, "--corpus", help="Corpus directory (train.corpus)."),
-        base_model: str | None = typer.Option(
-            None, "--base-model", help="Checkpoint to continue from (train.base_model)."
-        ),
-        max_steps: int | None = typer.Option(None, "--max-steps", help="Optimizer steps (train.max_steps)."),
-        lr: float | None = typer.Option(None, "--lr", help="Peak learning rate (train.lr)."),
-        device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda (train.device)."),
+        corpus: Path | None = typer.Option(None, help="Corpus directory (train.corpus)."),
+        base_model: str | None = typer.Option(None, help="Checkpoint to continue from (train.base_model)."),
+        max_steps: int | None = typer.Option(None, help="Optimizer steps (train.max_steps)."),
+        lr: float | None = typer.Option(None, help="Peak learning rate (train.lr)."),
+        device: str | None = typer.Option(None, help="auto, cpu, cuda (train.device)."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No live progress line (logs only)."),
         set_: list[str] = set_option("train.warmup_ratio=0.05"),
     ) -> None:
