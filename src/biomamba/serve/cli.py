@@ -11,6 +11,8 @@ import typer
 from biomamba.config.command_line import PRECEDENCE, load_stage_config, set_option
 from biomamba.errors import BiomambaError
 
+MODEL_HELP = "Model directory (any biomamba family), hub name, or .gguf file (llama.cpp)."
+
 
 def _open(model: str, dtype: str | None, device: str):  # noqa: ANN202 - (model, tokenizer, BatchDecoder)
     """A GGUF file through llama.cpp (its tokenizer is the one inside it), anything else through load_model."""
@@ -30,9 +32,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("generate")
     def generate_cmd(
-        model: str = typer.Argument(
-            ..., help="Model directory (any biomamba family), hub name, or .gguf file (llama.cpp)."
-        ),
+        model: str = typer.Argument(..., help=MODEL_HELP),
         prompt: str = typer.Argument(None, help="Prompt text; read from stdin when omitted or '-'."),
         max_new_tokens: int = typer.Option(128, "--max-new-tokens", "-n", min=1, help="Tokens to generate."),
         temperature: float = typer.Option(0.0, min=0.0, help="0 = greedy; higher = more random."),
@@ -78,9 +78,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("serve", epilog=PRECEDENCE)
     def serve_cmd(
-        model: str = typer.Argument(
-            ..., help="Model directory (any biomamba family), hub name, or .gguf file (llama.cpp)."
-        ),
+        model: str = typer.Argument(..., help=MODEL_HELP),
         recipe: Path = typer.Option(
             None, "--recipe", "-r", help="Recipe whose `serve:` section sets defaults."
         ),
