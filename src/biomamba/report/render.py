@@ -55,14 +55,11 @@ def degenerate_metric(
     """
     key = PREDICTION_KEYS.get(metric)
     preds = [p[key] for p in task.get("predictions", []) if key and key in p]
-    if not preds:
+    if len(set(preds)) != 1:  # no predictions, or answers that vary
         return None
-    if len(set(preds)) == 1:
-        choice = preds[0]
-        labels = choices or []
-        name = repr(labels[choice]) if 0 <= choice < len(labels) else f"choice {choice + 1}"
-        return f"degenerate: the same answer ({name}) to all {len(preds)} questions"
-    return None
+    choice, labels = preds[0], choices or []
+    name = repr(labels[choice]) if 0 <= choice < len(labels) else f"choice {choice + 1}"
+    return f"degenerate: the same answer ({name}) to all {len(preds)} questions"
 
 
 def _task_cell(task: dict[str, Any], key: str = "acc") -> str:
