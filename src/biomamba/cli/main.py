@@ -94,7 +94,6 @@ def show_third_party_output() -> None:
     for name, level in _quieted.pop("levels").items():  # type: ignore[attr-defined]
         logging.getLogger(name).setLevel(level)
     warnings.filters[:] = _quieted.pop("filters")  # type: ignore[index]
-    _quieted.clear()
 
 
 def build_app() -> typer.Typer:
