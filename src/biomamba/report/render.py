@@ -237,8 +237,7 @@ def render_report(results_files: list[str | Path], output_dir: str | Path) -> di
         raise ValueError("render_report needs at least one results file")
     runs = [read_results(path) for path in results_files]
     labels = _labels(runs)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(output_dir)  # created by the atomic writers, like any missing parent
     paths: dict[str, Path] = {}
     lines = ["# Evaluation report", "", "Models: " + ", ".join(f"`{label}`" for label in labels), ""]
     if len(runs) > 1:
