@@ -81,8 +81,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         if target.exists():
             old = target.with_name(f".{target.name}.old")
-            if old.exists():
-                _rmtree(old)
+            _rmtree(old)  # a swap killed midway left it: ignore_errors makes a missing one no error
             os.replace(target, old)
             os.replace(tmp, target)
             _rmtree(old)
