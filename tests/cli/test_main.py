@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -164,9 +166,6 @@ def test_merge_help_comes_from_the_method_registry(
 ) -> None:
     """A registered row is documented in `biomamba merge --help` (base rule, parameters, defaults), and the
     registry's torch is loaded only then: `biomamba --help` lists `merge` without it."""
-    import subprocess
-    import sys
-
     from biomamba.compress.merge_methods import METHODS, TaskArithmetic
 
     row = TaskArithmetic(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import biomamba.eval
 from biomamba.utils.lazy import type_checking_imports
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "biomamba"
@@ -56,8 +57,6 @@ def test_type_checking_imports_stay_lazy_at_run_time() -> None:
 
 
 def test_unknown_name_is_an_attribute_error() -> None:
-    import biomamba.eval
-
     with pytest.raises(AttributeError, match="'biomamba.eval' has no attribute 'nope'"):
         biomamba.eval.nope  # noqa: B018
 
