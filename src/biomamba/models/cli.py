@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -65,8 +66,6 @@ def _info(model_dir: Path) -> list[tuple[str, str]]:
 def _safetensors_headers(model_dir: Path) -> tuple[int, list[str]] | None:
     """(parameter count over every *.safetensors file, the dtypes stored in the first), read from the
     headers only; None for a directory without safetensors files."""
-    import math
-
     from safetensors import safe_open
 
     files = sorted(model_dir.glob("*.safetensors"))
