@@ -53,15 +53,10 @@ def test_commands_print_no_third_party_noise_unless_verbose(tmp_path: Path) -> N
 
     generate = _biomamba("generate", str(model), "the patient", "-n", "2")
     assert generate.returncode == 0 and generate.stdout.strip(), generate.stderr
+    out = tmp_path / "r.json"
     evaluate = _biomamba(
-        "eval",
-        "run",
-        str(model),
-        "--task-file",
-        f"pubmedqa={questions}",
-        "--output",
-        str(tmp_path / "r.json"),
+        "eval", "run", str(model), "--task-file", f"pubmedqa={questions}", "--output", str(out)
     )
-    assert evaluate.returncode == 0 and (tmp_path / "r.json").is_file(), evaluate.stderr
+    assert evaluate.returncode == 0 and out.is_file(), evaluate.stderr
     for run in (generate, evaluate):
         assert _noise(run.stderr) == [], f"{run.args[3:]} printed {_noise(run.stderr)}:\n{run.stderr}"

@@ -71,9 +71,8 @@ def test_flag_beats_set_beats_recipe(
         run(argv)
     err = capsys.readouterr().err
     winner = {"recipe": in_recipe, "set": in_set, "flag": in_flag}[given]
-    assert exit_info.value.code == 2 and err.count("\n") == 1 and err.startswith(f"error: {recipe}: {key}"), (
-        err
-    )
+    assert exit_info.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: {recipe}: {key}"), err
     assert f"(got {(winner[0] if isinstance(winner, list) else winner)!r})" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.jsonl", "recipe.yaml"], "nothing is written"
 

@@ -154,9 +154,8 @@ def pubmedqa_folder(folder: Path, records: dict[str, dict]) -> Path:
     """The official test layout: test_set.json (PMID -> record) and test_ground_truth.json (PMID -> label)."""
     folder.mkdir()
     (folder / "test_set.json").write_text(json.dumps(records, indent=4), encoding="utf-8")
-    (folder / "test_ground_truth.json").write_text(
-        json.dumps({k: v["final_decision"] for k, v in records.items()})
-    )
+    truth = {pmid: record["final_decision"] for pmid, record in records.items()}
+    (folder / "test_ground_truth.json").write_text(json.dumps(truth))
     return folder
 
 
@@ -246,9 +245,8 @@ def hellaswag(tmp: Path) -> Case:
 
 
 def hellaswag_hf(tmp: Path) -> Case:  # Rowan/hellaswag: same columns, label a string
-    return Case(
-        parquet(tmp / "validation.parquet", [{**HELLASWAG, "label": "1"}]), "hellaswag", "hellaswag", [1]
-    )
+    rows = [{**HELLASWAG, "label": "1"}]
+    return Case(parquet(tmp / "validation.parquet", rows), "hellaswag", "hellaswag", [1])
 
 
 PIQA = [{"goal": "How do I ready a guinea pig cage?", "sol1": "Use paper bedding.", "sol2": "Use jeans."},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from biomamba.report import render_report
+from biomamba.report.render import perplexity_changes
 
 
 def _run(path, name, tasks, perplexity=None):
@@ -72,8 +73,6 @@ def test_single_run_report(tmp_path):
 
 
 def test_general_perplexity_rise_is_flagged_as_forgetting(tmp_path):
-    from biomamba.report.render import perplexity_changes
-
     before = _run(tmp_path / "b.json", "base", {}, _ppl(pubmed=10.0, c4=2.0, wikipedia=4.0))
     after = _run(tmp_path / "a.json", "cpt", {}, _ppl(pubmed=6.0, c4=2.1, wikipedia=4.04))
     changes = perplexity_changes(json.loads(before.read_text()), json.loads(after.read_text()))

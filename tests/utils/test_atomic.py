@@ -54,12 +54,8 @@ def test_outputs_get_the_permissions_of_ordinary_files(
     assert _mode(tmp_path / "results.json") == _mode(tmp_path / "plain.txt") == file_mode
     assert _mode(tmp_path / "model.gguf") == file_mode
     assert _mode(tmp_path / "release") == dir_mode
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "model.gguf",
-        "plain.txt",
-        "release",
-        "results.json",
-    ]  # no leftovers
+    leftovers = sorted(p.name for p in tmp_path.iterdir())
+    assert leftovers == ["model.gguf", "plain.txt", "release", "results.json"]  # nothing but the outputs
 
 
 def test_replacing_a_file_keeps_its_mode(tmp_path: Path, umask) -> None:

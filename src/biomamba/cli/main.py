@@ -15,6 +15,7 @@ Heavy imports (torch, transformers) happen inside commands, keeping `--help` fas
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -93,7 +94,6 @@ def show_third_party_output() -> None:
     for name, level in _quieted.pop("levels").items():  # type: ignore[attr-defined]
         logging.getLogger(name).setLevel(level)
     warnings.filters[:] = _quieted.pop("filters")  # type: ignore[index]
-    _quieted.clear()
 
 
 def build_app() -> typer.Typer:
@@ -130,12 +130,10 @@ def _click_exception_types() -> tuple[type[Exception], ...]:
     import click
 
     types: list[type[Exception]] = [click.exceptions.ClickException]
-    try:
-        from typer._click.exceptions import ClickException as TyperClickException  # typer >= 0.25
+    with contextlib.suppress(ImportError):  # typer >= 0.25
+        from typer._click.exceptions import ClickException as TyperClickException
 
         types.append(TyperClickException)
-    except ImportError:
-        pass
     return tuple(types)
 
 

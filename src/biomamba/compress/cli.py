@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperCommand
 
-from biomamba.config.command_line import PRECEDENCE, set_option
+from biomamba.config.command_line import PRECEDENCE, load_stage_config, set_option
 
 CPU_HINT = (
     "hint: for CPU deployment, PyTorch's weight-only int8/int4 dequantize the weights inside every matmul and "
@@ -71,9 +71,7 @@ def register(app: typer.Typer) -> None:
         backend: str = typer.Option(None, help="auto | torchao | biomamba [auto: torchao where it applies]."),
         device: str = typer.Option(None, help="cpu | cuda [cpu]. bitsandbytes methods need cuda."),
         eval_corpus: Path = typer.Option(None, help="Corpus dir: held-out perplexity before/after."),
-        eval_task: list[str] = typer.Option(
-            None, "--eval-task", help="NAME=PATH task file for accuracy (repeatable)."
-        ),
+        eval_task: list[str] = typer.Option(None, help="NAME=PATH task file for accuracy (repeatable)."),
         recipe: Path = typer.Option(None, "--recipe", "-r", help="Recipe with a `quantize:` section."),
         set_: list[str] = set_option("quantize.group_size=64"),
     ) -> None:
@@ -86,7 +84,6 @@ def register(app: typer.Typer) -> None:
         """
         from biomamba.compress.config import QuantizeConfig
         from biomamba.compress.quantize import quantize
-        from biomamba.config import load_stage_config
 
         flags = {
             "quantize.group_size": group_size,
@@ -142,7 +139,7 @@ def register(app: typer.Typer) -> None:
     def ensemble_cmd(
         results: list[Path] = typer.Argument(..., help="Two or more results JSON files (biomamba eval run)."),
         output: Path = typer.Option(..., "--output", "-o", help="Results JSON of the ensemble."),
-        weight: list[float] = typer.Option(None, "--weight", help="One weight per results file [all 1]."),
+        weight: list[float] = typer.Option(None, help="One weight per results file [all 1]."),
     ) -> None:
         """Ensemble models on their shared multiple-choice tasks: sum of per-choice probabilities.
 
@@ -161,10 +158,8 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Argument(..., help="Trained model directory (e.g. runs/x/final)."),
         output: Path = typer.Option(..., "--output", "-o", help="Release directory to write."),
         recipe: Path = typer.Option(None, "--recipe", "-r", help="Recipe with an `export:` section."),
-        training_recipe: Path = typer.Option(
-            None, "--training-recipe", help="Recipe the model was trained with."
-        ),
-        results: list[Path] = typer.Option(None, "--results", help="Evaluation results JSON (repeatable)."),
+        training_recipe: Path = typer.Option(None, help="Recipe the model was trained with."),
+        results: list[Path] = typer.Option(None, help="Evaluation results JSON (repeatable)."),
         fmt: list[str] = typer.Option(
             None,
             "--format",
@@ -173,11 +168,10 @@ def register(app: typer.Typer) -> None:
         ),
         quant: list[str] = typer.Option(
             None,
-            "--quant",
             help="GGUF type with --format gguf: f16 | q8_0 | q4_k_m (repeatable) [q8_0]. q4_k_m is "
             "quantized by llama.cpp (llama-cpp-python).",
         ),
-        name: str = typer.Option(None, "--name", help="Model name shown in the model card."),
+        name: str = typer.Option(None, help="Model name shown in the model card."),
         set_: list[str] = set_option("export.license=mit"),
     ) -> None:
         """Write a release directory: weights (transformers format, and mamba-ssm format for Mamba2),
@@ -186,7 +180,6 @@ def register(app: typer.Typer) -> None:
         for fast private inference on CPU: `biomamba generate OUT/gguf/NAME-Q8_0.gguf "..."`."""
         from biomamba.compress.config import ExportConfig
         from biomamba.compress.export import export
-        from biomamba.config import load_stage_config
 
         flags = {
             "export.recipe": training_recipe,

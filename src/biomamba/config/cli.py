@@ -6,11 +6,12 @@ from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import set_option
+from biomamba.config.command_line import command_group, command_line_overrides, set_option
+from biomamba.config.recipe import check_recipe
 
 
 def register(app: typer.Typer) -> None:
-    recipe_app = typer.Typer(help="Inspect and validate recipe files.", no_args_is_help=True)
+    recipe_app = command_group(app, "recipe", "Inspect and validate recipe files.")
 
     @recipe_app.command("check")
     def check(
@@ -18,9 +19,5 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = set_option("train.lr=1e-4"),
     ) -> None:
         """Validate every section of RECIPE; print the sections found, or one line naming the bad key."""
-        from biomamba.config import check_recipe, command_line_overrides
-
         sections = check_recipe(recipe, command_line_overrides({}, set_))
         typer.echo(f"{recipe}: ok ({', '.join(sections) or 'no sections'})")
-
-    app.add_typer(recipe_app, name="recipe")

@@ -30,6 +30,16 @@ def set_option(example: str) -> Any:
     return typer.Option(None, "--set", help=f"Override any recipe key, e.g. --set {example} (repeatable).")
 
 
+def command_group(app: Any, name: str, help: str) -> Any:
+    """The `biomamba NAME VERB` group of a stage with several verbs, mounted on the root `app`; declared once
+    so that every group behaves alike (bare `biomamba NAME` prints its help). Add the verbs to it after."""
+    import typer
+
+    group = typer.Typer(help=help, no_args_is_help=True)
+    app.add_typer(group, name=name)
+    return group
+
+
 def command_line_overrides(flags: Mapping[str, Any], sets: Iterable[str] | None) -> dict[str, Any]:
     """The dotted overrides a command applies to its recipe, ordered by PRECEDENCE: `--set`, then the flags.
 

@@ -8,7 +8,10 @@ from typing import Any
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE, set_option
+from biomamba.config.command_line import PRECEDENCE, command_group, load_stage_config, set_option
+from biomamba.errors import BiomambaError, DataError
+
+HELP = "Corpus pipeline: raw PubMed/PMC/C4/Wikipedia -> clean, decontaminated, mixed token shards."
 
 BUILD_HELP = """Build a training corpus from RECIPE's `data:` section: read the sources, clean, deduplicate,
 decontaminate against the benchmarks, split off held-out documents, mix by TOKEN ratios, tokenize with
@@ -21,8 +24,6 @@ after every part is built, `--dedup-part j/m` on each machine, then the merge (d
 
 
 def _parse_part(part: str | None, flag: str = "--part") -> tuple[int, int] | None:
-    from biomamba.errors import BiomambaError
-
     if part is None:
         return None
     try:
@@ -34,10 +35,7 @@ def _parse_part(part: str | None, flag: str = "--part") -> tuple[int, int] | Non
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
-    data_app = typer.Typer(
-        help="Corpus pipeline: raw PubMed/PMC/C4/Wikipedia -> clean, decontaminated, mixed token shards.",
-        no_args_is_help=True,
-    )
+    data_app = command_group(app, "data", HELP)
 
     @data_app.command("build", help=BUILD_HELP, epilog=PRECEDENCE)
     def build(
@@ -64,10 +62,8 @@ def register(app: typer.Typer) -> None:
         ),
         set_: list[str] = set_option("data.dedup.threshold=0.9"),
     ) -> None:
-        from biomamba.config import load_stage_config
         from biomamba.data.config import DataConfig, stage_output_dir
         from biomamba.data.pipeline import build_corpus
-        from biomamba.errors import BiomambaError
 
         flags = {"data.workers": workers, "data.seed": seed, "data.heldout_fraction": heldout_fraction,
                  "data.total_tokens": total_tokens, "tokenizer.name_or_path": tokenizer}  # fmt: skip
@@ -116,7 +112,6 @@ def register(app: typer.Typer) -> None:
         """Report which documents of INPUTS share an n-gram with the recipe's benchmarks (INPUTS are not changed).
 
         A file from which no document could be read is an error (exit status 2), never reported as clean."""
-        from biomamba.config import load_stage_config
         from biomamba.data.config import DataConfig
         from biomamba.data.decontam import NgramIndex
         from biomamba.data.readers import get_reader
@@ -144,15 +139,12 @@ def register(app: typer.Typer) -> None:
         if output:
             write_json(output, report)
 
-    app.add_typer(data_app, name="data")
-
 
 def _checked_documents(path: str, source_type: str | None, text_field: str, report: dict) -> Any:
     """The documents of one input of `data decontaminate`, its type detected unless given; a file that gives
     no document at all is an error naming it and why, so that it is never reported as clean."""
     from biomamba.data.config import SourceConfig
     from biomamba.data.readers import FileReport, detect_source_type, read_verified_file
-    from biomamba.errors import DataError
 
     kind = source_type or detect_source_type(path)
     source = SourceConfig.model_validate({"type": kind, "path": path, "text_field": text_field})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE, set_option
+from biomamba.config.command_line import PRECEDENCE, command_line_overrides, set_option
 
 DEMO_HELP = "\n\n".join(
     [
@@ -30,7 +30,6 @@ def register(app: typer.Typer) -> None:
         continued_steps: int = typer.Option(None, help="Steps of the continued pretraining on the mixture."),
         set_: list[str] = set_option("train.seq_len=128"),
     ) -> None:
-        from biomamba.config import command_line_overrides
         from biomamba.demo.run import run_demo
 
         flags = {"demo.base.max_steps": base_steps, "demo.continued.max_steps": continued_steps}

@@ -8,7 +8,11 @@ from typing import Any
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE, parse_named_values, set_option
+from biomamba.config import load_section, load_stage_config
+from biomamba.config.command_line import PRECEDENCE, command_group, parse_named_values, set_option
+from biomamba.errors import BiomambaError
+
+HELP = "Evaluate models: domain perplexity, biomedical and general benchmarks, comparisons."
 
 RUN_HELP = """Score MODEL (a model directory or hub name) on benchmark files in their ORIGINAL formats.
 
@@ -51,10 +55,7 @@ def _task_row(task: dict[str, Any]) -> list[str]:
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
-    eval_app = typer.Typer(
-        help="Evaluate models: domain perplexity, biomedical and general benchmarks, comparisons.",
-        no_args_is_help=True,
-    )
+    eval_app = command_group(app, "eval", HELP)
 
     @eval_app.command("run", help=RUN_HELP, epilog=PRECEDENCE)
     def run(
@@ -64,10 +65,9 @@ def register(app: typer.Typer) -> None:
         ),
         task_file: list[str] = typer.Option(
             None,
-            "--task-file",
             help="NAME=PATH, NAME@LANG=PATH or NAME=hub:DATASET[:CONFIG[:SPLIT]] (repeatable).",
         ),
-        fewshot_file: list[str] = typer.Option(None, "--fewshot-file", help="NAME=PATH to draw shots from."),
+        fewshot_file: list[str] = typer.Option(None, help="NAME=PATH to draw shots from."),
         protocol: str = typer.Option(None, help="loglikelihood | letter | generate."),
         shots: int = typer.Option(None, help="k-shot (default: 0 for loglikelihood/generate, 3 for letter)."),
         seeds: int = typer.Option(None, help="Number of shot draws (seeds) when shots > 0 (default 3)."),
@@ -83,7 +83,6 @@ def register(app: typer.Typer) -> None:
         recipe: Path = typer.Option(None, help="Recipe YAML with an `eval:` section; flags win."),
         set_: list[str] = set_option("eval.seeds=5"),
     ) -> None:
-        from biomamba.config import load_stage_config
         from biomamba.eval.config import EvalConfig
         from biomamba.eval.runner import run_eval
 
@@ -123,12 +122,11 @@ def register(app: typer.Typer) -> None:
         rows = ([spec.name, spec.domain, spec.summary, ", ".join(spec.formats)] for spec in TASKS.values())
         _print_table(title, ("task", "domain", "reads", "formats"), rows)
 
-    @eval_app.command(
-        "inspect", help="Load a task file, check every record, print its size and label balance."
-    )
+    @eval_app.command("inspect")
     def inspect(
         spec: str = typer.Argument(..., help="NAME=PATH, e.g. pubmedqa_test=../shared/data/pubmedqa"),
     ) -> None:
+        """Load a task file, check every record, print its size and label balance."""
         from biomamba.eval.tasks import label_balance, load_questions, parse_task_file
 
         task_file = parse_task_file(spec)
@@ -144,8 +142,8 @@ def register(app: typer.Typer) -> None:
     def perplexity_cmd(
         model: str = typer.Argument(..., help="Model directory or hub name."),
         corpus: Path = typer.Option(None, help="Corpus directory: every heldout/<domain> split is measured."),
-        text: list[str] = typer.Option(None, "--text", help="Plain-text file, or DOMAIN=FILE (repeatable)."),
-        domain: list[str] = typer.Option(None, "--domain", help="Only these held-out domains."),
+        text: list[str] = typer.Option(None, help="Plain-text file, or DOMAIN=FILE (repeatable)."),
+        domain: list[str] = typer.Option(None, help="Only these held-out domains."),
         seq_len: int = typer.Option(1024, help="Window length in tokens."),
         stride: int = typer.Option(None, help="Sliding-window stride (default seq_len: no overlap)."),
         batch_size: int = typer.Option(8, help="Windows per forward."),
@@ -153,8 +151,6 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", help="cpu, cuda ..."),
         output: Path = typer.Option(None, help="Also write the numbers as JSON here."),
     ) -> None:
-        from biomamba.config import load_section
-        from biomamba.errors import BiomambaError
         from biomamba.eval.config import EvalConfig
         from biomamba.eval.runner import run_eval
         from biomamba.utils.atomic import write_json
@@ -178,7 +174,7 @@ def register(app: typer.Typer) -> None:
     def translate_cmd(
         task: str = typer.Argument(..., help="Task whose format the file has, e.g. medqa_4options."),
         source: Path = typer.Argument(..., help="The task file to translate."),
-        to: str = typer.Option(..., "--to", help="Target language code: fr, de, es, pt, ru, zh, ar ..."),
+        to: str = typer.Option(..., help="Target language code: fr, de, es, pt, ru, zh, ar ..."),
         model: str = typer.Option(..., help="Local translation model directory (seq2seq or causal LM)."),
         output: Path = typer.Option(None, help="Output file (default: NAME.<lang>.EXT beside the source)."),
         cache: Path = typer.Option(None, help="Translation cache (default: <output>.cache.jsonl)."),
@@ -211,15 +207,14 @@ def register(app: typer.Typer) -> None:
             "(the rest from the cache)"
         )
 
-    @eval_app.command(
-        "compare", help="Paired comparison of two results files (BEFORE, AFTER) on shared questions."
-    )
+    @eval_app.command("compare")
     def compare(
         before: Path = typer.Argument(..., help="Results JSON of the base model."),
         after: Path = typer.Argument(..., help="Results JSON of the adapted model."),
         resamples: int = typer.Option(1000, help="Bootstrap resamples."),
         output: Path = typer.Option(None, help="Also write the comparison as JSON here."),
     ) -> None:
+        """Paired comparison of two results files (BEFORE, AFTER) on shared questions."""
         from biomamba.eval.results import compare_results, model_label, read_results
         from biomamba.utils.atomic import write_json
 
@@ -237,5 +232,3 @@ def register(app: typer.Typer) -> None:
             write_json(output, rows)
         if any(r["regression"] for r in rows.values()):
             typer.echo("warning: a general benchmark regressed by more than 3 points (forgetting)", err=True)
-
-    app.add_typer(eval_app, name="eval")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE, set_option
+from biomamba.config.command_line import PRECEDENCE, command_line_recipe, set_option
 
 HELP = """Fine-tune a model on a task and evaluate it before and after.
 
@@ -49,7 +49,6 @@ def register(app: typer.Typer) -> None:
         ),
         set_: list[str] = set_option("finetune.lora.r=16"),
     ) -> None:
-        from biomamba.config import command_line_recipe
         from biomamba.finetune.run import finetune
 
         flags = {

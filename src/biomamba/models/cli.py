@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE, set_option
+from biomamba.config.command_line import PRECEDENCE, command_group, load_stage_config, set_option
+from biomamba.errors import CheckpointError, RecipeError
 
 HELP = (
     "Mamba2 presets, model directories and checkpoint formats.\n\n"
@@ -14,6 +16,11 @@ HELP = (
     "model_type mamba2 + model.safetensors), the mamba-ssm format of state-spaces/mamba2-* and the released "
     "BioMamba checkpoints (config.json with d_model/ssm_cfg + pytorch_model.bin), or any transformers causal "
     "LM (GPT-2, Llama, Mistral). Every other stage accepts all three."
+)
+
+# The config.json fields of a transformers model `models info` shows (GPT-2's names, then Llama/Mistral's).
+TRANSFORMERS_SHAPE_KEYS = (
+    "hidden_size n_embd num_hidden_layers n_layer vocab_size max_position_embeddings n_positions".split()
 )
 
 
@@ -49,17 +56,7 @@ def _info(model_dir: Path) -> list[tuple[str, str]]:
         rows += [("format", "transformers"), family]
         if headers is not None:
             rows.append(("parameters", f"{headers[0]:,} ({format_count(headers[0])})"))
-        for key in (
-            "hidden_size",
-            "n_embd",
-            "num_hidden_layers",
-            "n_layer",
-            "vocab_size",
-            "max_position_embeddings",
-            "n_positions",
-        ):
-            if key in data:
-                rows.append((key, str(data[key])))
+        rows += [(key, str(data[key])) for key in TRANSFORMERS_SHAPE_KEYS if key in data]
     if headers and headers[1]:
         rows.append(("stored dtype", ", ".join(headers[1])))
     rows.append(("tokenizer", "included" if has_tokenizer(model_dir) else "none in the directory"))
@@ -69,8 +66,6 @@ def _info(model_dir: Path) -> list[tuple[str, str]]:
 def _safetensors_headers(model_dir: Path) -> tuple[int, list[str]] | None:
     """(parameter count over every *.safetensors file, the dtypes stored in the first), read from the
     headers only; None for a directory without safetensors files."""
-    import math
-
     from safetensors import safe_open
 
     files = sorted(model_dir.glob("*.safetensors"))
@@ -86,15 +81,9 @@ def _safetensors_headers(model_dir: Path) -> tuple[int, list[str]] | None:
     return total, sorted(dtypes)
 
 
-def _print_rows(rows: list[tuple[str, str]]) -> None:
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        typer.echo(f"{key:<{width}}  {value}")
-
-
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
-    models_app = typer.Typer(help=HELP, no_args_is_help=True)
+    models_app = command_group(app, "models", HELP)
 
     @models_app.command("list")
     def list_presets() -> None:
@@ -116,11 +105,12 @@ def register(app: typer.Typer) -> None:
     @models_app.command("info")
     def info(model: Path = typer.Argument(..., help="Model directory (any supported format).")) -> None:
         """Describe a model directory: format, family, dimensions, parameters, dtype, tokenizer."""
-        from biomamba.errors import CheckpointError
-
         if not model.is_dir():
             raise CheckpointError(f"{model}: no such model directory")
-        _print_rows(_info(model))
+        rows = _info(model)
+        width = max(len(key) for key, _ in rows)
+        for key, value in rows:
+            typer.echo(f"{key:<{width}}  {value}")
 
     @models_app.command("convert")
     def convert(
@@ -128,13 +118,11 @@ def register(app: typer.Typer) -> None:
         dst: Path = typer.Argument(..., help="Output directory (written atomically; replaced if it exists)."),
         to: str = typer.Option(
             ...,
-            "--to",
             help="Target format: hf (transformers Mamba2: model.safetensors) or mamba-ssm (what "
             "state-spaces/mamba2-* holds: mamba-ssm's config fields, pytorch_model.bin).",
         ),
     ) -> None:
         """Convert a Mamba2 checkpoint between the transformers and mamba-ssm formats (weights bit-identical)."""
-        from biomamba.errors import CheckpointError
         from biomamba.models.checkpoint import convert_checkpoint
 
         if not src.is_dir():
@@ -155,8 +143,6 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = set_option("model.n_layer=12"),
     ) -> None:
         """Write a freshly initialised Mamba2 (mamba-ssm's initialisation) as a model directory."""
-        from biomamba.config import load_stage_config
-        from biomamba.errors import RecipeError
         from biomamba.models.config import ModelConfig
         from biomamba.models.loading import load_tokenizer, save_model
 
@@ -171,5 +157,3 @@ def register(app: typer.Typer) -> None:
         out = output_dir or Path("runs") / str(raw.get("name") or f"mamba2-{config.preset}") / "model"
         save_model(model, out, tokenizer=tok)
         typer.echo(f"wrote {out} ({model.num_parameters():,} parameters)")
-
-    app.add_typer(models_app, name="models")

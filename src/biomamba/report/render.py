@@ -8,6 +8,7 @@ languages get a per-language table. Bar charts carry the 95% intervals as error 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -55,17 +56,19 @@ def degenerate_metric(
     """
     key = PREDICTION_KEYS.get(metric)
     preds = [p[key] for p in task.get("predictions", []) if key and key in p]
-    if not preds:
+    if len(set(preds)) != 1:  # no predictions, or answers that vary
         return None
-    if len(set(preds)) == 1:
-        choice = preds[0]
-        labels = choices or []
-        name = repr(labels[choice]) if 0 <= choice < len(labels) else f"choice {choice + 1}"
-        return f"degenerate: the same answer ({name}) to all {len(preds)} questions"
-    return None
+    choice, labels = preds[0], choices or []
+    name = repr(labels[choice]) if 0 <= choice < len(labels) else f"choice {choice + 1}"
+    return f"degenerate: the same answer ({name}) to all {len(preds)} questions"
 
 
-def _fmt_acc(metrics: dict[str, Any], key: str = "acc") -> str:
+def _task_cell(task: dict[str, Any], key: str = "acc") -> str:
+    """A task's metric in percent with its interval (acc: and its seed spread), or why it is degenerate (a
+    number that says nothing)."""
+    metrics = task["metrics"]
+    if degenerate := degenerate_metric(task, key):
+        return degenerate
     if key not in metrics:
         return "-"
     low, high = metrics.get(f"{key}_ci", [float("nan"), float("nan")])
@@ -73,11 +76,6 @@ def _fmt_acc(metrics: dict[str, Any], key: str = "acc") -> str:
     if key == "acc" and "acc_seed_std" in metrics:
         text += f" ±{100 * metrics['acc_seed_std']:.1f}"
     return text
-
-
-def _task_cell(task: dict[str, Any], key: str = "acc") -> str:
-    """A task's metric with its interval, or why it is degenerate (a number that says nothing)."""
-    return degenerate_metric(task, key) or _fmt_acc(task["metrics"], key)
 
 
 def _labels(runs: list[dict[str, Any]]) -> list[str]:
@@ -88,12 +86,9 @@ def _labels(runs: list[dict[str, Any]]) -> list[str]:
 
 
 def _task_keys(runs: list[dict[str, Any]], domain: str) -> list[str]:
-    keys: list[str] = []
-    for run in runs:
-        for key, task in run["tasks"].items():
-            if task.get("domain") == domain and key not in keys:
-                keys.append(key)
-    return keys
+    """The keys of `domain`'s tasks in any run, in the order the runs first list them."""
+    keys = (key for run in runs for key, task in run["tasks"].items() if task.get("domain") == domain)
+    return list(dict.fromkeys(keys))
 
 
 def _score_table(runs: list[dict[str, Any]], labels: list[str], domain: str) -> list[str]:
@@ -179,54 +174,51 @@ def _perplexity_table(runs: list[dict[str, Any]], labels: list[str]) -> list[str
 
 
 def _bar_chart(path: Path, runs: list[dict[str, Any]], labels: list[str]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
+    """Accuracy per task (biomedical, then general): one bar per run, its 95% interval as error bars."""
     keys = [k for d in ("biomedical", "general") for k in _task_keys(runs, d)]
-    width = 0.8 / len(runs)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(keys) * len(runs) ** 0.5), 4.0))
-    x = np.arange(len(keys))
-    for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
-        acc, low, high = [], [], []
-        for key in keys:
-            m = run["tasks"].get(key, {}).get("metrics", {})
-            value = m.get("acc", np.nan)
-            ci = m.get("acc_ci", [value, value])
-            acc.append(100 * value)
-            low.append(100 * (value - ci[0]))
-            high.append(100 * (ci[1] - value))
-        ax.bar(x + i * width - 0.4 + width / 2, acc, width, yerr=[low, high], capsize=3, label=label)
-    ax.set_xticks(x)
-    ax.set_xticklabels(keys, rotation=30, ha="right")
-    ax.set_ylabel("accuracy (%) with 95% CI")
-    ax.set_ylim(0, 100)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_write(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=120)
-    plt.close(fig)
+    bars = []
+    for run, label in zip(runs, labels, strict=True):
+        metrics = [run["tasks"].get(key, {}).get("metrics", {}) for key in keys]
+        acc = [m.get("acc", math.nan) for m in metrics]
+        ci = [m.get("acc_ci", [a, a]) for m, a in zip(metrics, acc, strict=True)]
+        below = [100 * (a - low) for a, (low, _) in zip(acc, ci, strict=True)]
+        above = [100 * (high - a) for a, (_, high) in zip(acc, ci, strict=True)]
+        bars.append((label, [100 * a for a in acc], [below, above]))
+    size = (max(6.0, 1.2 * len(keys) * len(runs) ** 0.5), 4.0)
+    ticks = {"rotation": 30, "ha": "right"}
+    _save_bars(path, keys, bars, size, ticks, ylabel="accuracy (%) with 95% CI", ylim=(0, 100))
 
 
 def _perplexity_chart(path: Path, runs: list[dict[str, Any]], labels: list[str]) -> None:
+    """Held-out perplexity per domain: one bar per run."""
+    domains = sorted({d for r in runs for d in (r.get("perplexity") or {})})
+    bars = [
+        (label, [(run.get("perplexity") or {}).get(d, {}).get("ppl", math.nan) for d in domains], None)
+        for run, label in zip(runs, labels, strict=True)
+    ]
+    _save_bars(path, domains, bars, (max(5.0, 1.5 * len(domains)), 3.5), {}, ylabel="perplexity")
+
+
+def _save_bars(
+    path: Path, groups: list[str], bars: list[tuple], size: tuple[float, float], ticks: dict, **axes: Any
+) -> None:
+    """The one chart writer: a PNG, saved atomically, with a group of bars per x label (`ticks` styles the
+    labels) holding one bar per (label, heights, [lengths below, lengths above] of its error bars, or None)
+    of `bars`; `axes` sets the axes' properties (ylabel, ylim)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    domains = sorted({d for r in runs for d in (r.get("perplexity") or {})})
-    width = 0.8 / len(runs)
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.5 * len(domains)), 3.5))
-    x = np.arange(len(domains))
-    for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
-        values = [(run.get("perplexity") or {}).get(d, {}).get("ppl", np.nan) for d in domains]
-        ax.bar(x + i * width - 0.4 + width / 2, values, width, label=label)
+    width = 0.8 / len(bars)
+    fig, ax = plt.subplots(figsize=size)
+    x = np.arange(len(groups))
+    for i, (label, heights, errors) in enumerate(bars):
+        ax.bar(x + i * width - 0.4 + width / 2, heights, width, yerr=errors, capsize=3, label=label)
     ax.set_xticks(x)
-    ax.set_xticklabels(domains)
-    ax.set_ylabel("perplexity")
+    ax.set_xticklabels(groups, **ticks)
+    ax.set(**axes)
     ax.legend(fontsize=8)
     fig.tight_layout()
     with atomic_write(path, "wb") as handle:
@@ -243,8 +235,7 @@ def render_report(results_files: list[str | Path], output_dir: str | Path) -> di
         raise ValueError("render_report needs at least one results file")
     runs = [read_results(path) for path in results_files]
     labels = _labels(runs)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(output_dir)  # created by the atomic writers, like any missing parent
     paths: dict[str, Path] = {}
     lines = ["# Evaluation report", "", "Models: " + ", ".join(f"`{label}`" for label in labels), ""]
     if len(runs) > 1:

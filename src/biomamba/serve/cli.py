@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE, set_option
+from biomamba.config.command_line import PRECEDENCE, load_stage_config, set_option
 from biomamba.errors import BiomambaError
+
+MODEL_HELP = "Model directory (any biomamba family), hub name, or .gguf file (llama.cpp)."
 
 
 def _open(model: str, dtype: str | None, device: str):  # noqa: ANN202 - (model, tokenizer, BatchDecoder)
@@ -29,9 +32,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("generate")
     def generate_cmd(
-        model: str = typer.Argument(
-            ..., help="Model directory (any biomamba family), hub name, or .gguf file (llama.cpp)."
-        ),
+        model: str = typer.Argument(..., help=MODEL_HELP),
         prompt: str = typer.Argument(None, help="Prompt text; read from stdin when omitted or '-'."),
         max_new_tokens: int = typer.Option(128, "--max-new-tokens", "-n", min=1, help="Tokens to generate."),
         temperature: float = typer.Option(0.0, min=0.0, help="0 = greedy; higher = more random."),
@@ -39,7 +40,7 @@ def register(app: typer.Typer) -> None:
             1.0, min=0.0, max=1.0, help="Nucleus sampling mass (with temperature > 0)."
         ),
         seed: int = typer.Option(0, help="Sampling seed, -2**63 to 2**64-1 (same seed, same text)."),
-        stop: list[str] = typer.Option(None, "--stop", help="Stop before this text (repeatable)."),
+        stop: list[str] = typer.Option(None, help="Stop before this text (repeatable)."),
         device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
         dtype: str = typer.Option(None, help="float32 / bfloat16 / float16 (default: as stored)."),
     ) -> None:
@@ -77,9 +78,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("serve", epilog=PRECEDENCE)
     def serve_cmd(
-        model: str = typer.Argument(
-            ..., help="Model directory (any biomamba family), hub name, or .gguf file (llama.cpp)."
-        ),
+        model: str = typer.Argument(..., help=MODEL_HELP),
         recipe: Path = typer.Option(
             None, "--recipe", "-r", help="Recipe whose `serve:` section sets defaults."
         ),
@@ -90,9 +89,7 @@ def register(app: typer.Typer) -> None:
         max_batch_size: int = typer.Option(None, help="Concurrent requests decoded together [default: 8]."),
         max_new_tokens: int = typer.Option(None, help="Largest max_tokens a request may ask for [1024]."),
         max_prompt_tokens: int = typer.Option(None, help="Longest prompt accepted [4096]."),
-        log_requests: bool = typer.Option(
-            None, "--log-requests/--no-log-requests", help="Log prompt text too."
-        ),
+        log_requests: bool = typer.Option(None, help="Log prompt text too."),
         set_: list[str] = set_option("serve.max_queue=16"),
     ) -> None:
         """Serve MODEL over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions).
@@ -101,9 +98,6 @@ def register(app: typer.Typer) -> None:
         logged unless --log-requests. Try: curl localhost:8000/v1/completions -H 'Content-Type:
         application/json' -d '{"prompt": "Aspirin is", "max_tokens": 20}'
         """
-        import logging
-
-        from biomamba.config import load_stage_config
         from biomamba.serve.config import ServeConfig
         from biomamba.serve.server import make_engine, make_server
 

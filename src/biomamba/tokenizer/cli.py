@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE, parse_named_values, set_option
+from biomamba.config import load_section, load_stage_config
+from biomamba.config.command_line import PRECEDENCE, command_group, parse_named_values, set_option
+from biomamba.errors import BiomambaError
+
+HELP = "Train a byte-level BPE tokenizer; compare tokenizers' fertility."
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
-    tok_app = typer.Typer(
-        help="Train a byte-level BPE tokenizer; compare tokenizers' fertility.", no_args_is_help=True
-    )
+    tok_app = command_group(app, "tokenizer", HELP)
 
     @tok_app.command("train", epilog=PRECEDENCE)
     def train(
@@ -33,9 +36,7 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = set_option("tokenizer.vocab_size=16000"),
     ) -> None:
         """Train a byte-level BPE and save it in the transformers format (AutoTokenizer.from_pretrained loads it)."""
-        from biomamba.config import load_section, load_stage_config
         from biomamba.data.config import stage_output_dir
-        from biomamba.errors import BiomambaError
         from biomamba.tokenizer.config import TokenizerConfig
         from biomamba.tokenizer.train import train_tokenizer
 
@@ -71,16 +72,12 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(None, help="Write the markdown table here (also printed)."),
     ) -> None:
         """Tokens per word on biomedical vs general held-out text, and how common biomedical terms split."""
-        from itertools import islice
-
-        from biomamba.errors import BiomambaError
         from biomamba.tokenizer.fertility import fertility_report
         from biomamba.tokenizer.train import _file_texts
         from biomamba.utils.atomic import write_text
 
         by_domain: dict[str, list[str]] = {}
         if recipe is not None:
-            from biomamba.config import load_stage_config
             from biomamba.data.config import DataConfig
             from biomamba.data.pipeline import iter_documents
 
@@ -99,5 +96,3 @@ def register(app: typer.Typer) -> None:
         typer.echo(markdown)
         if output:
             write_text(output, markdown)
-
-    app.add_typer(tok_app, name="tokenizer")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 
 import typer
 
-from biomamba.config.command_line import PRECEDENCE, set_option
+from biomamba.config.command_line import PRECEDENCE, command_line_recipe, set_option
 
 HELP = """Pretrain or continue pretraining a model on a packed corpus, as the recipe's train: section says.
 
@@ -35,19 +37,16 @@ def register(app: typer.Typer) -> None:
             False, "--resume", help="Continue from the newest checkpoint in the run directory (exact)."
         ),
         resume_from: Path | None = typer.Option(
-            None, "--resume-from", help="Continue from this checkpoint directory instead."
+            None, help="Continue from this checkpoint directory instead."
         ),
-        corpus: Path | None = typer.Option(None, "--corpus", help="Corpus directory (train.corpus)."),
-        base_model: str | None = typer.Option(
-            None, "--base-model", help="Checkpoint to continue from (train.base_model)."
-        ),
-        max_steps: int | None = typer.Option(None, "--max-steps", help="Optimizer steps (train.max_steps)."),
-        lr: float | None = typer.Option(None, "--lr", help="Peak learning rate (train.lr)."),
-        device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda (train.device)."),
+        corpus: Path | None = typer.Option(None, help="Corpus directory (train.corpus)."),
+        base_model: str | None = typer.Option(None, help="Checkpoint to continue from (train.base_model)."),
+        max_steps: int | None = typer.Option(None, help="Optimizer steps (train.max_steps)."),
+        lr: float | None = typer.Option(None, help="Peak learning rate (train.lr)."),
+        device: str | None = typer.Option(None, help="auto, cpu, cuda (train.device)."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No live progress line (logs only)."),
         set_: list[str] = set_option("train.warmup_ratio=0.05"),
     ) -> None:
-        from biomamba.config import command_line_recipe
         from biomamba.train.run import train
 
         flags = {
@@ -68,9 +67,6 @@ def register(app: typer.Typer) -> None:
             + f"; model: {summary.final_dir}"
         )
         if summary.stopped.startswith("signal:"):
-            import signal
-            import sys
-
             # sys.exit, not typer.Exit: the entry point runs click with standalone_mode=False, where an Exit's
             # code becomes a return value and the process would exit 0; a scheduler must see 128 + signal
             sys.exit(128 + int(signal.Signals[summary.stopped.split(":", 1)[1]]))

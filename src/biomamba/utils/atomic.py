@@ -75,13 +75,13 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     remove_stale_temporaries(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     os.chmod(tmp, 0o777 & ~current_umask())
-    owner = _hold_owner_lock(tmp)
+    owner = _owner_file(tmp).open("wb")  # locked while this writer lives (see _writer_alive)
+    fcntl.flock(owner.fileno(), fcntl.LOCK_EX)
     try:
         yield tmp
         if target.exists():
             old = target.with_name(f".{target.name}.old")
-            if old.exists():
-                _rmtree(old)
+            _rmtree(old)  # a swap killed midway left it: ignore_errors makes a missing one no error
             os.replace(target, old)
             os.replace(tmp, target)
             _rmtree(old)
@@ -95,14 +95,13 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         owner.close()
 
 
-def remove_stale_temporaries(target: Path) -> list[Path]:
+def remove_stale_temporaries(target: Path) -> None:
     """Remove `.NAME.*.tmp` siblings of `target` whose writer is gone (its owner lock is free).
 
     A directory whose owner file is locked belongs to a live writer and is kept; one without an owner file
     (written before owner files existed) is removed once untouched for LEGACY_STALE_S. A `.NAME.old` left
     by a swap that was killed is removed when `target` itself exists and no writer is live.
     """
-    removed: list[Path] = []
     live = False
     for candidate in target.parent.glob(f".{target.name}.*.tmp"):
         if not candidate.is_dir():
@@ -112,12 +111,9 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
             continue
         _rmtree(candidate)
         _owner_file(candidate).unlink(missing_ok=True)
-        removed.append(candidate)
     old = target.with_name(f".{target.name}.old")
     if not live and old.is_dir() and target.exists():
         _rmtree(old)
-        removed.append(old)
-    return removed
 
 
 def _owner_file(directory: Path) -> Path:
@@ -138,12 +134,6 @@ def _writer_alive(directory: Path) -> bool:
         except BlockingIOError:
             return True
         return False
-
-
-def _hold_owner_lock(directory: Path) -> Any:
-    handle = _owner_file(directory).open("wb")
-    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-    return handle
 
 
 def current_umask() -> int:
