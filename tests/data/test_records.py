@@ -69,8 +69,6 @@ def test_record_keys_separate_namespaces():
 
 
 def test_bulk_keys_equal_single_keys():
-    from biomamba.data.records import record_keys
-
     ids = ["12", "007", "PMC5", "10.1/x", "99999999"]
     for namespace in ("pmid", "pmc"):
         assert record_keys(namespace, ids).tolist() == [record_key(namespace, i) for i in ids]

@@ -175,16 +175,14 @@ def _write_shards(build: Build, catalog: Catalog, keep: np.ndarray, candidates: 
                                 catalog.lengths[held], config.shard_tokens, build.settings_hash)  # fmt: skip
     records = run_shard_jobs(jobs, build.output, build.work_dir, [u.name for u in build.units],
                              token_dtype(build.spec.vocab_size), pool)  # fmt: skip
-    splits: dict[str, dict] = {}
+    # every split listed, possibly empty: consumers can rely on heldout/<domain> existing (when held out)
+    names = ["train", *(f"heldout/{d}" for d in config.sources if config.heldout_fraction > 0)]
+    splits: dict[str, dict] = {name: {"shards": [], "tokens": 0, "documents": 0} for name in names}
     for job, record in zip(jobs, records, strict=True):
-        split = splits.setdefault(job.split_dir, {"shards": [], "tokens": 0, "documents": 0})
+        split = splits[job.split_dir]
         split["shards"].append({k: record[k] for k in ("path", "tokens", "documents", "sha256")})
         split["tokens"] += record["tokens"]
         split["documents"] += record["documents"]
-    splits.setdefault("train", {"shards": [], "tokens": 0, "documents": 0})
-    if config.heldout_fraction > 0:  # consumers can rely on heldout/<domain> existing (possibly empty)
-        for domain in config.sources:
-            splits.setdefault(f"heldout/{domain}", {"shards": [], "tokens": 0, "documents": 0})
     remove_stale_shards(build.output, splits)
     say(f"wrote {len(records)} shards ({sum(not r['reused'] for r in records)} new)")
     return splits

@@ -16,6 +16,7 @@ import importlib
 import logging
 import pkgutil
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +40,11 @@ def resolve_paths(source: SourceConfig, domain: str) -> list[str]:
 
 
 def read_source_file(path: str, source: SourceConfig, report: FileReport) -> Iterator[Document]:
-    """Yield the documents of one input file (or hub dataset) of the given source type."""
-    count = 0
-    for doc in get_reader(source.type).read(path, source, report):
+    """Yield the documents of one input file (or hub dataset) of the given source type, at most
+    `max_documents` (the reader is not asked for one more)."""
+    for doc in islice(get_reader(source.type).read(path, source, report), source.max_documents):
         report.documents += 1
         yield doc
-        count += 1
-        if source.max_documents is not None and count >= source.max_documents:
-            return
 
 
 def read_verified_file(path: str, source: SourceConfig, report: FileReport) -> Iterator[Document]:

@@ -176,13 +176,10 @@ def file_chunks(path: str, report: FileReport) -> Iterator[bytes]:
         yield from read_chunks(handle, report)
 
 
-def read_whole(path: str, report: FileReport) -> bytes | None:
-    """The whole (decompressed) content of a file that only parses as one piece (a JATS article, a text)."""
-    handle = open_binary(path, report)
-    if handle is None:
-        return None
-    with handle:
-        return b"".join(read_chunks(handle, report))
+def read_whole(path: str, report: FileReport) -> bytes:
+    """The whole (decompressed) content of a file that only parses as one piece (a JATS article, a text);
+    empty for a missing or empty file, which `file_chunks` counts as skipped."""
+    return b"".join(file_chunks(path, report))
 
 
 def decode(raw: bytes, report: FileReport, where: str | None) -> str | None:
