@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.factories.corpora import random_documents, write_jsonl
+from tests.factories.corpora import WORDS, random_documents, token_corpus, write_jsonl
 
 from biomamba.data import DataConfig, TokenShards, build_corpus, read_manifest
 from biomamba.data.shards import MANIFEST_NAME
@@ -33,7 +33,7 @@ def test_demo_shaped_jsonl_corpus_builds_train_and_heldout(jsonl_corpus, tiny_to
     docs = list(train.documents())
     assert len(docs) == manifest["splits"]["train"]["documents"]
     assert all(doc[-1] == eos and (doc[:-1] != eos).all() for doc in docs)
-    for domain in ("pubmed", "c4", "wikipedia"):
+    for domain in WORDS:  # the fixture's domains
         held = TokenShards(out, f"heldout/{domain}")
         assert held.num_documents == manifest["domains"][domain]["heldout_documents"] > 0
     assert manifest["mixture"]["within_tolerance"] is True
@@ -44,11 +44,7 @@ def test_heldout_documents_never_enter_train(jsonl_corpus, tiny_tokenizer, tmp_p
     out = tmp_path / "corpus"
     build_corpus(_config(jsonl_corpus, dedup={"near": False}), tiny_tokenizer, out)
     train = {tuple(d) for d in TokenShards(out, "train").documents()}
-    held = {
-        tuple(d)
-        for domain in ("pubmed", "c4", "wikipedia")
-        for d in TokenShards(out, f"heldout/{domain}").documents()
-    }
+    held = {tuple(d) for domain in WORDS for d in TokenShards(out, f"heldout/{domain}").documents()}
     assert held and not (train & held)
 
 
@@ -207,3 +203,8 @@ def test_a_cut_manifest_is_one_error_naming_its_line(tmp_path):
     (tmp_path / "manifest.json").write_text('{"format": "biomamba-corpus/1",\n "splits": {')
     with pytest.raises(DataError, match=r"manifest\.json:2: invalid JSON"):
         read_manifest(tmp_path)
+
+
+def test_an_empty_split_reads_as_no_documents(tmp_path):
+    token_corpus(tmp_path, {"train": [[5, 0]], "heldout/c4": []}, vocab_size=10, eos_token_id=0)
+    assert list(TokenShards(tmp_path, "heldout/c4").documents()) == []

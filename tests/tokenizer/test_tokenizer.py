@@ -6,6 +6,7 @@ import json
 import random
 
 import pytest
+from tests.factories.corpora import write_jsonl, write_texts
 from tests.factories.scripts import invoke_cli
 
 from biomamba.errors import DataError
@@ -32,14 +33,12 @@ def test_trained_bpe_round_trips_and_reloads_with_autotokenizer(tmp_path):
     text = "Café naïve 5 µg/kg βblocker 東京 thrombocytopenia"  # byte-level: nothing is unknown
     ids = loaded(text, add_special_tokens=False)["input_ids"]
     assert loaded.decode(ids) == text
-    assert (
-        len(loaded(" thrombocytopenia", add_special_tokens=False)["input_ids"]) <= 2
-    )  # a frequent word merges
+    # a frequent word merges
+    assert len(loaded(" thrombocytopenia", add_special_tokens=False)["input_ids"]) <= 2
 
 
 def test_train_from_files_jsonl_and_text(tmp_path):
-    jsonl = tmp_path / "a.jsonl"
-    jsonl.write_text("".join(json.dumps({"body": t}) + "\n" for t in _texts(BIO, 50, 1)))
+    jsonl = write_jsonl(tmp_path / "a.jsonl", [{"body": t} for t in _texts(BIO, 50, 1)])
     plain = tmp_path / "b.txt"
     plain.write_text("\n".join(_texts(GEN, 50, 2)))
     tok = train_tokenizer(files=[jsonl, plain], text_field="body", vocab_size=400)
@@ -73,10 +72,7 @@ def test_fertility_report_prefers_the_domain_tokenizer(tmp_path):
 def test_cli_train_and_fertility(tmp_path):
     import yaml
 
-    data = tmp_path / "pubmed.jsonl"
-    data.write_text(
-        "".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(_texts(BIO, 120, 7)))
-    )
+    data = write_texts(tmp_path / "pubmed.jsonl", _texts(BIO, 120, 7), id_prefix="")
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({"name": "t", "tokenizer": {"vocab_size": 350},
                                       "data": {"sources": {"pubmed": [{"type": "jsonl", "path": str(data)}]},

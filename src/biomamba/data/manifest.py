@@ -46,8 +46,7 @@ def stop_when_a_domain_is_empty(build: Build, parts: list[dict], index: NgramInd
     if not empty:
         failed.unlink(missing_ok=True)
         return
-    message = explain_empty_domains(empty, [u.domain for u in build.units], parts, catalog.domain_of_doc,
-                                    catalog.alive, dedup.keep, catalog.heldout, dedup.by_domain, failed)  # fmt: skip
+    message = explain_empty_domains(empty, build.units, parts, catalog, dedup, failed)
     write_json(failed, {"error": message, **build_manifest(build, parts, index, catalog, dedup, None, {})})
     raise DataError(message)
 

@@ -120,12 +120,9 @@ def _findings_path(work_dir: Path, part: tuple[int, int]) -> Path:
 def _resolve(
     build: Build, catalog: Catalog, part: tuple[int, int], fingerprint: str, pool: Any
 ) -> DedupFindings:
-    """Resolve the buckets of `part` (i, n) into its findings file; an up-to-date file is reused as is.
-    Signatures are the parts' own files, read in place (never copied into one)."""
+    """Resolve the buckets of `part` (i, n) into its findings file (the callers have looked for an up-to-date
+    one first). Signatures are the parts' own files, read in place (never copied into one)."""
     path = _findings_path(build.work_dir, part)
-    stored = _stored_findings(path, fingerprint)
-    if stored is not None:
-        return stored
     dedup, scratch = build.config.dedup, build.work_dir / "dedup"
     signatures = (
         SignatureFile([build.part_dir(u) / SIGNATURES_NAME for u in build.units]) if dedup.near else None

@@ -286,16 +286,15 @@ def run_parts(
     units: list[Unit], context: PartContext, pool: Any, progress: Callable[[str], None]
 ) -> list[dict]:
     """Build every unit's part, in the worker pool when there is one (spawned processes: safe with Rust threads)."""
-    results: dict[str, dict] = {}
     if pool is None or len(units) <= 1:
         init_worker(context, in_pool=False)
-        for unit in units:
-            results[unit.name] = build_part(unit)
-            progress(_part_line(results[unit.name]))
+        summaries = map(build_part, units)  # lazily: each part's line is printed as it is built
     else:
-        for summary in pool.imap_unordered(build_part, units):
-            results[summary["unit"]] = summary
-            progress(_part_line(summary))
+        summaries = pool.imap_unordered(build_part, units)
+    results: dict[str, dict] = {}
+    for summary in summaries:
+        results[summary["unit"]] = summary
+        progress(_part_line(summary))
     return [results[u.name] for u in units]
 
 

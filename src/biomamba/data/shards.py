@@ -199,7 +199,7 @@ class TokenShards:
 
     def documents(self) -> Iterable[np.ndarray]:
         """Iterate over whole documents (used by held-out perplexity and tests)."""
-        ends = np.append(self.doc_starts[1:], self.num_tokens)
+        ends = np.append(self.doc_starts, self.num_tokens)[1:]  # none for an empty split
         for begin, end in zip(self.doc_starts, ends, strict=True):
             yield self.tokens(int(begin), int(end - begin))
 
