@@ -89,9 +89,7 @@ def build_manifest(build: Build, parts: list[dict], index: NgramIndex, catalog: 
             stats[key] = dict(sorted(stats[key].items()))
     unchecked = config.decontam.enabled and not config.decontam.benchmarks
     decontam = {
-        "enabled": config.decontam.enabled,
-        "ngram": config.decontam.ngram,
-        "action": config.decontam.action,
+        **config.decontam.model_dump(include={"enabled", "ngram", "action"}),
         "benchmarks": {
             name: {**stats, "documents_matched": sum(p["contaminated"].get(name, 0) for p in parts)}
             for name, stats in index.stats.items()
@@ -126,9 +124,7 @@ def build_manifest(build: Build, parts: list[dict], index: NgramIndex, catalog: 
         "domains": per_domain,
         "medline_updates": {"deleted": catalog.deleted, "superseded": catalog.superseded},
         "dedup": {
-            "exact": config.dedup.exact,
-            "near": config.dedup.near,
-            "threshold": config.dedup.threshold,
+            **config.dedup.model_dump(include={"exact", "near", "threshold"}),
             "exact_duplicates": dedup.exact_duplicates,
             "near_duplicates": dedup.near_duplicates,
         },  # fmt: skip

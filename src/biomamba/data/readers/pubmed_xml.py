@@ -19,12 +19,9 @@ _PUBMED_RECORD = re.compile(rb"<(PubmedArticle|PubmedBookArticle|MedlineCitation
 _PMID = re.compile(rb"<PMID[^>]*>\s*(\d+)\s*</PMID>")
 # Record start tags that can never occur INSIDE a record of the given tag (MedlineCitation does occur inside a
 # PubmedArticle): seeing one before the record's closing tag means that closing tag is missing.
-_SIBLING_START = {
-    b"PubmedArticle": re.compile(rb"<(PubmedArticle|PubmedBookArticle|DeleteCitation)[\s>]"),
-    b"PubmedBookArticle": re.compile(rb"<(PubmedArticle|PubmedBookArticle|DeleteCitation)[\s>]"),
-    b"MedlineCitation": _PUBMED_RECORD,
-    b"DeleteCitation": _PUBMED_RECORD,
-}
+_ARTICLE_SIBLING = re.compile(rb"<(PubmedArticle|PubmedBookArticle|DeleteCitation)[\s>]")
+_SIBLING_START = {b"PubmedArticle": _ARTICLE_SIBLING, b"PubmedBookArticle": _ARTICLE_SIBLING,
+                  b"MedlineCitation": _PUBMED_RECORD, b"DeleteCitation": _PUBMED_RECORD}  # fmt: skip
 
 
 def _xml_records(path: str, report: FileReport) -> Iterator[tuple[int, bytes, bytes]]:

@@ -19,6 +19,7 @@ from typing import IO, Any
 MAX_WARNINGS_PER_FILE = 20
 READ_CHUNK_BYTES = 1 << 20
 DAMAGED_REASON = "damaged compressed file (dropped whole)"
+GZIP_MAGIC = b"\x1f\x8b"  # the first two bytes of every gzip member: gzip is told by content, not name
 
 
 @dataclass
@@ -135,7 +136,7 @@ def file_chunks(path: str, report: FileReport) -> Iterator[bytes]:
         report.skip("empty file")
         return
     with open(file, "rb") as handle:
-        if handle.peek(2)[:2] == b"\x1f\x8b":
+        if handle.peek(2)[:2] == GZIP_MAGIC:
             stream = GzipStream(handle)
             yield from stream.chunks(READ_CHUNK_BYTES)
             if stream.damaged:
@@ -197,7 +198,7 @@ def gzip_damage(path: str) -> str | None:
     build a file's output aside until its end-of-stream check, as the corpus build does.
     """
     with open(path, "rb") as handle:
-        if handle.peek(2)[:2] != b"\x1f\x8b":
+        if handle.peek(2)[:2] != GZIP_MAGIC:
             return None
         stream = GzipStream(handle)
         for _ in stream.chunks(READ_CHUNK_BYTES):
