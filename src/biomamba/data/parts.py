@@ -217,15 +217,12 @@ class _PartBuilder:
         if reason is not None:
             self.filtered[reason] += 1
             return
-        if self.config.decontam.enabled:
-            hits = self.index.matches(text)
-            if hits:
-                for name in hits:
-                    self.contaminated[name] += 1
-                self.matched.append([doc_id, sorted(hits)])
-                if self.config.decontam.action == "drop":
-                    return
-                self.flagged.append(doc_id)
+        if self.config.decontam.enabled and (hits := self.index.matches(text)):
+            self.contaminated.update(hits)  # once per benchmark the document overlaps
+            self.matched.append([doc_id, sorted(hits)])
+            if self.config.decontam.action == "drop":
+                return
+            self.flagged.append(doc_id)
         self.batch.append((doc_id, text, revised))
         if len(self.batch) >= self.config.batch_documents:
             self._flush()
@@ -243,8 +240,7 @@ class _PartBuilder:
         self.ids.extend(ids)
         self.revised.extend(revised)
         self.hashes.extend(text_hash(t) for t in texts)
-        fraction = self.config.heldout_fraction
-        self.heldout.extend(heldout_hash(self.unit.domain, i) < fraction for i in ids)
+        self.heldout.extend(heldout_hash(self.unit.domain, i) < self.config.heldout_fraction for i in ids)
         dedup = self.config.dedup
         if dedup.near:
             self.signatures.append(minhash_signatures(texts, dedup.num_perm, dedup.shingle_words))
