@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
 import pytest
+import yaml
 from tests.factories.corpora import random_documents, write_jsonl
 
 from biomamba.data import DataConfig, build_corpus
@@ -60,8 +62,6 @@ def test_mmlu_csv_folder_is_indexed(shared_data):
                                                          "path": str(shared_data / "mcq" / "mmlu_dev")}]))  # fmt: skip
     assert index.stats["mmlu"]["texts"] == 6 * 5 * (1 + 4 + 1)  # question, + each option, + all options
     line = (shared_data / "mcq/mmlu_dev/anatomy_dev.csv").read_text().splitlines()[0]
-    import csv
-
     row = next(csv.reader([line]))
     assert index.matches(" ".join(row[:5])) == ["mmlu"]
 
@@ -166,8 +166,6 @@ def test_missing_benchmark_path_is_a_one_line_error_before_any_work(tmp_path, ti
 
 def test_shipped_pretraining_recipes_list_decontamination_benchmarks():
     """Every shipped pretraining recipe decontaminates against the biomedical benchmarks (validated schema)."""
-    import yaml
-
     recipes = Path(__file__).resolve().parents[2] / "recipes"
     names = ["biomamba-130m", "biomamba-370m", "biomamba-780m", "biomamba-1.3b", "biomamba-2.7b",
              "biomedlm-2.7b", "biomistral-7b"]  # fmt: skip

@@ -3,6 +3,7 @@ corpus of a one-process build, byte for byte; a missing step is one line naming 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -91,8 +92,6 @@ def test_a_dedup_part_before_every_part_is_built_names_the_missing_file(recipe, 
 
 def test_findings_of_other_inputs_are_not_used(recipe, tmp_path):
     """Dedup parts resolved before an input changed are stale: the merge resolves again instead of using them."""
-    import os
-
     out = tmp_path / "spread"
     _parts_and_dedup_parts(recipe, out, [0, 1], 2)
     source = tmp_path / "src" / "c.jsonl"

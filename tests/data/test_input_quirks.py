@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from tests.factories.corpora import corpus_texts, medline_article, medline_xml, read_documents
 from tests.factories.scripts import invoke_cli, run_cli
 
 from biomamba.data import DataConfig, TokenShards, build_corpus
+from biomamba.errors import DataError
 
 
 def test_record_missing_its_closing_tag_does_not_swallow_the_next(tmp_path):
@@ -130,9 +132,6 @@ def test_build_without_training_documents_names_each_source_and_why(jsonl_corpus
 
 
 def test_train_looks_for_the_corpus_where_data_build_writes_it(tmp_path, monkeypatch):
-    import pytest
-
-    from biomamba.errors import DataError
     from biomamba.train import train
 
     monkeypatch.chdir(tmp_path)

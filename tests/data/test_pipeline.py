@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -126,8 +129,6 @@ def test_token_shards_window_matches_documents(jsonl_corpus, tiny_tokenizer, tmp
 
 
 def test_bad_inputs_are_skipped_counted_and_named_in_the_manifest(tmp_path, tiny_tokenizer):
-    import gzip
-
     folder = tmp_path / "c4"
     folder.mkdir()
     good = "".join(json.dumps(d) + "\n" for d in random_documents("c4", 30, seed=8))
@@ -153,8 +154,6 @@ def test_bad_inputs_are_skipped_counted_and_named_in_the_manifest(tmp_path, tiny
 
 
 def test_parts_built_on_several_machines_merge_into_one_corpus(jsonl_corpus, tiny_tokenizer, tmp_path):
-    import shutil
-
     config = _config(jsonl_corpus)
     reference = build_corpus(config, tiny_tokenizer, tmp_path / "single")
     for machine in range(2):  # each "machine" builds its share of the per-file parts
@@ -171,8 +170,6 @@ def test_parts_built_on_several_machines_merge_into_one_corpus(jsonl_corpus, tin
 
 
 def test_input_edited_in_place_to_the_same_size_is_rebuilt(jsonl_corpus, tiny_tokenizer, tmp_path):
-    import os
-
     out = tmp_path / "corpus"
     config = _config(jsonl_corpus, keep_work=True, dedup={"near": False})
     first = build_corpus(config, tiny_tokenizer, out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -159,8 +160,6 @@ def test_pmc_jats_body_without_references_tables_figures(tmp_path):
     text = docs[0].text
     assert text == ("A JATS article\nShort abstract.\nIntroduction\nBody text cites here.\n"
                     "Second paragraph with emphasis.")  # fmt: skip
-    import tarfile
-
     bundle = tmp_path / "bundle.tar.gz"
     with tarfile.open(bundle, "w:gz") as tar:
         tar.add(path, arcname="x/PMC42.nxml")

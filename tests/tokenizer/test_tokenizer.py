@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
 
 import pytest
+import yaml
 from tests.factories.corpora import write_jsonl, write_texts
 from tests.factories.scripts import invoke_cli
 
-from biomamba.errors import DataError
+from biomamba.config.recipe import load_section
+from biomamba.errors import DataError, RecipeError
 from biomamba.tokenizer import fertility_report, train_tokenizer
+from biomamba.tokenizer.config import TokenizerConfig
 
 BIO = "thrombocytopenia hepatocellular carcinoma methotrexate pharmacokinetics randomized patients cohort".split()
 GEN = "the city river music school game shop news weather team season album".split()
@@ -70,8 +79,6 @@ def test_fertility_report_prefers_the_domain_tokenizer(tmp_path):
 
 
 def test_cli_train_and_fertility(tmp_path):
-    import yaml
-
     data = write_texts(tmp_path / "pubmed.jsonl", _texts(BIO, 120, 7), id_prefix="")
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({"name": "t", "tokenizer": {"vocab_size": 350},
@@ -90,10 +97,6 @@ def test_cli_train_and_fertility(tmp_path):
 
 
 def test_tokenizer_recipe_validation():
-    from biomamba.config.recipe import load_section
-    from biomamba.errors import RecipeError
-    from biomamba.tokenizer.config import TokenizerConfig
-
     with pytest.raises(RecipeError, match="tokenizer.vocab_size"):
         load_section({"tokenizer": {"vocab_size": 10}}, "tokenizer", TokenizerConfig)
     with pytest.raises(RecipeError, match="must be listed in special_tokens"):
@@ -101,10 +104,6 @@ def test_tokenizer_recipe_validation():
 
 
 def _floor_version() -> str:
-    import re
-    import tomllib
-    from pathlib import Path
-
     pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     spec = next(d for d in pyproject["project"]["dependencies"] if d.startswith("transformers"))
     return re.search(r">=\s*([\d.]+)", spec).group(1)
@@ -123,10 +122,6 @@ def test_saved_tokenizer_loads_under_the_lowest_declared_transformers(tmp_path):
     pip install --target /tmp/tf-floor --no-deps transformers==<floor> tokenizers==0.20.3 huggingface_hub==0.26.5
     BIOMAMBA_TRANSFORMERS_FLOOR=/tmp/tf-floor pytest tests/tokenizer -k lowest
     """
-    import os
-    import subprocess
-    import sys
-
     floor_dir = os.environ.get("BIOMAMBA_TRANSFORMERS_FLOOR")
     if not floor_dir:
         pytest.skip("set BIOMAMBA_TRANSFORMERS_FLOOR to a pip --target folder holding the floor transformers")
