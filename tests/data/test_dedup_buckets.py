@@ -216,14 +216,11 @@ def test_documents_not_alive_are_ignored_as_if_absent():
 def test_a_document_copied_thousands_of_times_costs_checks_per_copy_not_per_pair(monkeypatch, exact):
     """3,000 copies of one abstract (one LSH group of 3,000 per band: 4.5M pairs) among real documents and
     edited copies: the decisions are datasketch's, and the signature checks grow with the copies, not their square."""
-    texts = _corpus(200)
-    signatures = minhash_signatures(texts, 128, 5)
-    copies = 3000
-    signatures = np.concatenate(
-        [signatures[:50], np.repeat(signatures[50:51], copies, axis=0), signatures[50:]]
-    )
-    hashes = np.asarray([text_hash(t) for t in texts], dtype=np.uint64)
-    hashes = np.concatenate([hashes[:50], np.repeat(hashes[50:51], copies), hashes[50:]])
+    texts, copies = _corpus(200), 3000
+    repeats = np.ones(len(texts), dtype=np.int64)
+    repeats[50] += copies  # document 50 followed by its copies, in place
+    signatures = np.repeat(minhash_signatures(texts, 128, 5), repeats, axis=0)
+    hashes = np.repeat(np.asarray([text_hash(t) for t in texts], dtype=np.uint64), repeats)
     checked = []
     original = buckets._verified
 

@@ -13,7 +13,7 @@ import pytest
 from tests.factories.corpora import WORDS, random_documents, token_corpus, write_jsonl
 
 from biomamba.data import DataConfig, TokenShards, build_corpus, read_manifest
-from biomamba.data.shards import MANIFEST_NAME
+from biomamba.data.shards import MANIFEST_NAME, ShardWriter
 from biomamba.errors import DataError
 
 
@@ -94,11 +94,9 @@ def test_small_domain_is_repeated_and_reported(jsonl_corpus, tiny_tokenizer, tmp
 
 
 def test_interrupted_shard_write_leaves_no_partial_file(jsonl_corpus, tiny_tokenizer, tmp_path, monkeypatch):
-    from biomamba.data import shards
-
     out = tmp_path / "corpus"
     calls = {"n": 0}
-    original = shards.ShardWriter.add
+    original = ShardWriter.add
 
     def failing_add(self, tokens, lengths):  # fail in the middle of the first train shard
         calls["n"] += 1
@@ -106,7 +104,7 @@ def test_interrupted_shard_write_leaves_no_partial_file(jsonl_corpus, tiny_token
             raise KeyboardInterrupt
         return original(self, tokens, lengths)
 
-    monkeypatch.setattr(shards.ShardWriter, "add", failing_add)
+    monkeypatch.setattr(ShardWriter, "add", failing_add)
     with pytest.raises(KeyboardInterrupt):
         build_corpus(_config(jsonl_corpus), tiny_tokenizer, out)
     assert not (out / MANIFEST_NAME).exists()

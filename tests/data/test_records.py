@@ -87,8 +87,7 @@ def test_hash_partitioned_decision_equals_the_one_partition_decision(tmp_path):
         offset += count
     one, many = np.ones(offset, bool), np.ones(offset, bool)
     counts = apply_record_identity(events, one)
-    assert (
-        apply_record_identity(iter(events), many, work_dir=tmp_path / "identity", per_partition=97) == counts
-    )
+    partitioned = apply_record_identity(iter(events), many, work_dir=tmp_path / "identity", per_partition=97)
+    assert partitioned == counts
     assert (one == many).all() and 0 < (~one).sum() < offset and counts[0] > 0 and counts[1] > 0
     assert not (tmp_path / "identity").exists()

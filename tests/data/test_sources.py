@@ -177,9 +177,8 @@ def test_hf_source_offline_is_a_clear_error(monkeypatch):
 def test_hf_source_reads_local_dataset_dir(tmp_path):
     import datasets
 
-    datasets.Dataset.from_dict({"text": ["one doc", "two doc"], "id": ["a", "b"]}).save_to_disk(
-        tmp_path / "ds"
-    )
+    dataset = datasets.Dataset.from_dict({"text": ["one doc", "two doc"], "id": ["a", "b"]})
+    dataset.save_to_disk(tmp_path / "ds")
     docs, _ = read_documents(tmp_path / "ds", "hf")
     assert [(d.id, d.text) for d in docs] == [("a", "one doc"), ("b", "two doc")]
 

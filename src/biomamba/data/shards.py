@@ -97,10 +97,7 @@ class ShardWriter:
             raise ValueError(f"lengths sum to {int(lengths.sum())} but {tokens.size} tokens were given")
         if tokens.size and (int(tokens.min()) < 0 or int(tokens.max()) > self._limit):
             raise ValueError(f"token id out of range for {self.dtype}: max {int(tokens.max())}")
-        starts = np.empty(lengths.size, dtype="<i8")
-        starts[0] = self.tokens
-        np.cumsum(lengths[:-1], out=starts[1:])
-        starts[1:] += self.tokens
+        starts = (self.tokens + np.cumsum(lengths) - lengths).astype("<i8")  # each document's first token
         payload = np.ascontiguousarray(tokens, dtype=self.dtype).tobytes()
         self._bin.write(payload)
         self._digest.update(payload)
