@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import multiprocessing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,10 +253,5 @@ def _to_file(signatures: np.ndarray, folder: Path) -> SignatureFile:
 @contextlib.contextmanager
 def _runner(pool: Any, workers: int) -> Iterator[tuple[Any, int]]:
     """(pool or None, parallelism): the caller's pool, a spawned one of our own, or this process."""
-    if pool is not None:
-        yield pool, max(workers, 1)
-    elif workers > 1:
-        with multiprocessing.get_context("spawn").Pool(workers) as own:
-            yield own, workers
-    else:
-        yield None, 1
+    with contextlib.nullcontext(pool) if pool is not None else buckets.spawned_pool(workers) as runner:
+        yield runner, max(workers, 1)
