@@ -98,11 +98,10 @@ class PubmedXml(Reader):
             citation = element if tag == b"MedlineCitation" else element.find(".//MedlineCitation")
             if citation is None:
                 citation = element.find(".//BookDocument")
-            pmid_el = citation.find("PMID") if citation is not None else None
-            if pmid_el is None or not (pmid_el.text or "").strip():
+            pmid = (citation.findtext("PMID") or "").strip() if citation is not None else ""
+            if not pmid:
                 report.skip("record without PMID", where)
                 continue
-            pmid = pmid_el.text.strip()
             abstract = _abstract_text(citation.find(".//Abstract"))
             if not abstract:
                 report.skipped["no abstract"] += 1
