@@ -16,7 +16,6 @@ import importlib
 import logging
 import pkgutil
 from collections.abc import Iterator
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +39,14 @@ def resolve_paths(source: SourceConfig, domain: str) -> list[str]:
 
 
 def read_source_file(path: str, source: SourceConfig, report: FileReport) -> Iterator[Document]:
-    """Yield the documents of one input file (or hub dataset) of the given source type, at most
-    `max_documents` (the reader is not asked for one more)."""
-    for doc in islice(get_reader(source.type).read(path, source, report), source.max_documents):
+    """Yield the documents of one input file (or hub dataset) of the given source type."""
+    count = 0
+    for doc in get_reader(source.type).read(path, source, report):
         report.documents += 1
         yield doc
+        count += 1
+        if source.max_documents is not None and count >= source.max_documents:
+            return
 
 
 def read_verified_file(path: str, source: SourceConfig, report: FileReport) -> Iterator[Document]:
