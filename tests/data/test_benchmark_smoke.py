@@ -5,12 +5,8 @@ from __future__ import annotations
 from tests.factories.scripts import benchmark_script
 
 
-def _bench():
-    return benchmark_script("data_pipeline")
-
-
 def test_tiny_benchmark_sides_agree(shared_data, tmp_path, tiny_tokenizer):
-    bench = _bench()
+    bench = benchmark_script("data_pipeline")
     files, xml_bytes = bench.make_input(
         tmp_path, 0.5, 2, sample=shared_data / "pubmed/medline16n0902_sample.xml.gz"
     )

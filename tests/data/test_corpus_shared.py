@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,7 @@ import yaml
 from tests.factories.corpora import corpus_texts, medline_article, medline_xml, random_documents, write_jsonl
 from tests.factories.scripts import invoke_cli, run_cli
 
-from biomamba.data import DataConfig, TokenShards, build_corpus
+from biomamba.data import DataConfig, TokenShards, build_corpus, read_manifest
 
 
 def _sources(shared: Path, pubtator: bool = True) -> dict:
@@ -93,7 +92,7 @@ def test_cli_build_and_inspect(shared_data, tiny_tokenizer, tmp_path):
     result = invoke_cli(["data", "build", recipe, "--output-dir", out, "--seed", "7"])
     assert result.exit_code == 0, result.output
     assert "within 1 percentage point" in result.output
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = read_manifest(out)
     assert manifest["config"]["seed"] == 7
     result = invoke_cli(["data", "inspect", out])
     assert result.exit_code == 0 and "pubmed: target 80.0%" in result.output

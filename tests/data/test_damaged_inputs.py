@@ -8,8 +8,10 @@ Reads use 16 KiB chunks so that the small samples span many chunks, as real file
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import random
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -133,9 +135,6 @@ def test_valid_gzip_with_empty_content_is_an_empty_file(tmp_path):
 
 
 def test_damaged_pmc_bundle_is_dropped_whole(tiny_tokenizer, tmp_path):
-    import io
-    import tarfile
-
     bundle = io.BytesIO()
     with tarfile.open(fileobj=bundle, mode="w:gz") as tar:
         for number, doc in enumerate(random_documents("pubmed", 300, seed=6, min_words=80, max_words=200)):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
 import pytest
+import yaml
 from tests.factories.corpora import random_documents, write_jsonl
 
 from biomamba.data import DataConfig, build_corpus
@@ -60,8 +62,6 @@ def test_mmlu_csv_folder_is_indexed(shared_data):
                                                          "path": str(shared_data / "mcq" / "mmlu_dev")}]))  # fmt: skip
     assert index.stats["mmlu"]["texts"] == 6 * 5 * (1 + 4 + 1)  # question, + each option, + all options
     line = (shared_data / "mcq/mmlu_dev/anatomy_dev.csv").read_text().splitlines()[0]
-    import csv
-
     row = next(csv.reader([line]))
     assert index.matches(" ".join(row[:5])) == ["mmlu"]
 
@@ -79,13 +79,11 @@ def test_bad_benchmark_file_is_a_clear_error(tmp_path):
 
 def test_pubmedqa_abstracts_mixed_into_pubmed_are_all_removed(shared_data, tiny_tokenizer, tmp_path):
     pqa = json.loads((shared_data / "pubmedqa" / "ori_pqal.json").read_text(encoding="utf-8"))
-    injected = tmp_path / "pubmedqa_as_pubmed.jsonl"
-    with injected.open("w", encoding="utf-8") as handle:
-        for pmid, record in pqa.items():  # the abstract as PubMed has it: contexts then the conclusion
-            handle.write(
-                json.dumps({"id": pmid, "text": " ".join(record["CONTEXTS"]) + " " + record["LONG_ANSWER"]})
-                + "\n"
-            )
+    # each abstract as PubMed has it: the contexts, then the conclusion
+    abstracts = [
+        {"id": pmid, "text": " ".join(r["CONTEXTS"]) + " " + r["LONG_ANSWER"]} for pmid, r in pqa.items()
+    ]
+    injected = write_jsonl(tmp_path / "pubmedqa_as_pubmed.jsonl", abstracts)
     config = DataConfig.model_validate({
         "sources": {
             "pubmed": [{"type": "pubmed_xml", "path": str(shared_data / "pubmed/medline16n0902_sample.xml.gz"),
@@ -168,8 +166,6 @@ def test_missing_benchmark_path_is_a_one_line_error_before_any_work(tmp_path, ti
 
 def test_shipped_pretraining_recipes_list_decontamination_benchmarks():
     """Every shipped pretraining recipe decontaminates against the biomedical benchmarks (validated schema)."""
-    import yaml
-
     recipes = Path(__file__).resolve().parents[2] / "recipes"
     names = ["biomamba-130m", "biomamba-370m", "biomamba-780m", "biomamba-1.3b", "biomamba-2.7b",
              "biomedlm-2.7b", "biomistral-7b"]  # fmt: skip
@@ -205,11 +201,10 @@ def test_general_benchmarks_are_indexed_in_their_original_formats(tmp_path):
         "lambada": [{"text": "He handed her the small wooden box that his grandmother had left him and she "
                      "opened it slowly to find the old brass key"}],
     }  # fmt: skip
-    benchmarks = []
-    for name, records in files.items():
-        path = tmp_path / f"{name}.jsonl"
-        write_jsonl(path, records)
-        benchmarks.append({"name": name, "format": name, "path": str(path)})
+    benchmarks = [
+        {"name": name, "format": name, "path": str(write_jsonl(tmp_path / f"{name}.jsonl", records))}
+        for name, records in files.items()
+    ]
     arc_array = tmp_path / "arc.json"  # some releases are one JSON array
     arc_array.write_text(json.dumps(files["arc"]))
     index = NgramIndex.build(DecontamConfig(benchmarks=benchmarks))

@@ -10,6 +10,9 @@ import pytest
 from tests.factories.corpora import WORDS, random_documents, write_texts
 from tests.factories.scripts import benchmark_script
 
+from biomamba.data import DataConfig, build_corpus
+from biomamba.data import dedup_buckets as buckets
+from biomamba.data.clean import normalize_text
 from biomamba.data.dedup import CodedDomains, deduplicate, lsh_bands, minhash_signatures, text_hash
 from biomamba.data.dedup_buckets import SignatureFile, greedy_duplicates, write_signature_file
 
@@ -145,9 +148,6 @@ def test_scale_benchmark_smoke(tmp_path, monkeypatch):
 
 def test_build_corpus_dedups_across_files_as_the_reference_and_cleans_its_scratch(tmp_path, tiny_tokenizer):
     """Two files, the second full of copies and edits of the first: the build's counts are the reference's."""
-    from biomamba.data import DataConfig, build_corpus
-    from biomamba.data.clean import normalize_text
-
     texts = _corpus(120)
     first = write_texts(tmp_path / "src" / "a.jsonl", texts[:120], "a")
     second = write_texts(tmp_path / "src" / "b.jsonl", texts[120:], "b")
@@ -164,18 +164,14 @@ def test_build_corpus_dedups_across_files_as_the_reference_and_cleans_its_scratc
     assert manifest["dedup"]["exact_duplicates"] == (~exact_keep).sum() > 0
     assert manifest["dedup"]["near_duplicates"] == (exact_keep & ~reference).sum() > 0
     work = tmp_path / "corpus" / ".work"
-    assert (
-        (work / "parts").is_dir() and not (work / "dedup").exists() and not (work / "signatures.npy").exists()
-    )
+    assert (work / "parts").is_dir() and not (work / "dedup").exists()
+    assert not (work / "signatures.npy").exists()
 
 
 def test_an_interrupted_merge_with_stale_bucket_files_resumes_byte_identical(
     tmp_path, tiny_tokenizer, monkeypatch
 ):
     """A merge killed in dedup leaves bucket files behind (no `finally` runs after kill -9): the rerun ignores them."""
-    from biomamba.data import DataConfig, build_corpus
-    from biomamba.data import dedup_buckets as buckets
-
     source = write_texts(tmp_path / "src" / "a.jsonl", _corpus(90), "d")
     config = DataConfig.model_validate({"sources": {"pubmed": [{"type": "jsonl", "path": str(source)}]},
                                         "ratios": {"pubmed": 1.0}, "workers": 1, "heldout_fraction": 0.1,
@@ -220,16 +216,11 @@ def test_documents_not_alive_are_ignored_as_if_absent():
 def test_a_document_copied_thousands_of_times_costs_checks_per_copy_not_per_pair(monkeypatch, exact):
     """3,000 copies of one abstract (one LSH group of 3,000 per band: 4.5M pairs) among real documents and
     edited copies: the decisions are datasketch's, and the signature checks grow with the copies, not their square."""
-    from biomamba.data import dedup_buckets as buckets
-
-    texts = _corpus(200)
-    signatures = minhash_signatures(texts, 128, 5)
-    copies = 3000
-    signatures = np.concatenate(
-        [signatures[:50], np.repeat(signatures[50:51], copies, axis=0), signatures[50:]]
-    )
-    hashes = np.asarray([text_hash(t) for t in texts], dtype=np.uint64)
-    hashes = np.concatenate([hashes[:50], np.repeat(hashes[50:51], copies), hashes[50:]])
+    texts, copies = _corpus(200), 3000
+    repeats = np.ones(len(texts), dtype=np.int64)
+    repeats[50] += copies  # document 50 followed by its copies, in place
+    signatures = np.repeat(minhash_signatures(texts, 128, 5), repeats, axis=0)
+    hashes = np.repeat(np.asarray([text_hash(t) for t in texts], dtype=np.uint64), repeats)
     checked = []
     original = buckets._verified
 

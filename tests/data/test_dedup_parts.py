@@ -3,12 +3,16 @@ corpus of a one-process build, byte for byte; a missing step is one line naming 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import yaml
 from tests.factories.corpora import random_documents, write_jsonl, write_texts
 from tests.factories.scripts import invoke_cli, run_cli
+
+from biomamba.data import DataConfig, build_corpus, read_manifest
+from biomamba.errors import DataError
 
 from .test_dedup_buckets import _corpus
 
@@ -49,10 +53,8 @@ def _parts_and_dedup_parts(recipe: Path, out: Path, dedup_parts: list[int], of: 
 
 
 def test_parts_then_dedup_parts_then_merge_give_the_one_process_corpus_byte_for_byte(recipe, tmp_path):
-    import json
-
     _build(recipe, tmp_path / "single")
-    single = json.loads((tmp_path / "single" / "manifest.json").read_text())
+    single = read_manifest(tmp_path / "single")
     assert single["dedup"]["exact_duplicates"] > 0 and single["dedup"]["near_duplicates"] > 0
     out = tmp_path / "spread"
     _parts_and_dedup_parts(recipe, out, [0, 1, 2], 3)
@@ -60,7 +62,7 @@ def test_parts_then_dedup_parts_then_merge_give_the_one_process_corpus_byte_for_
     findings = sorted(p.name for p in (out / ".work" / "dedup-parts").iterdir())
     assert findings == [f"findings-000{i}-of-0003.npz" for i in range(3)]
     assert "dedup: the findings of 3 dedup part(s) read" in _build(recipe, out, "--workers", "2")
-    spread = json.loads((out / "manifest.json").read_text())
+    spread = read_manifest(out)
     assert spread["dedup"] == single["dedup"] and spread["splits"] == single["splits"]
     assert _shard_bytes(out) == _shard_bytes(tmp_path / "single") != {}
 
@@ -77,12 +79,8 @@ def test_a_missing_dedup_part_stops_the_merge_with_one_line_naming_it(recipe, tm
 
 
 def test_a_dedup_part_before_every_part_is_built_names_the_missing_file(recipe, tmp_path):
-    from biomamba.errors import DataError
-
     out = tmp_path / "spread"
     _build(recipe, out, "--part", "0/2")
-    from biomamba.data import DataConfig, build_corpus
-
     raw = yaml.safe_load(recipe.read_text())
     config = DataConfig.model_validate(raw["data"])
     with pytest.raises(DataError, match=r"b\.jsonl: part pubmed-00-00001 not built \(2 of 4 parts missing\)"):
@@ -94,9 +92,6 @@ def test_a_dedup_part_before_every_part_is_built_names_the_missing_file(recipe, 
 
 def test_findings_of_other_inputs_are_not_used(recipe, tmp_path):
     """Dedup parts resolved before an input changed are stale: the merge resolves again instead of using them."""
-    import json
-    import os
-
     out = tmp_path / "spread"
     _parts_and_dedup_parts(recipe, out, [0, 1], 2)
     source = tmp_path / "src" / "c.jsonl"
@@ -105,6 +100,5 @@ def test_findings_of_other_inputs_are_not_used(recipe, tmp_path):
     os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
     assert "dedup: buckets resolved in this process" in _build(recipe, out)
     _build(recipe, tmp_path / "single")
-    merged = json.loads((out / "manifest.json").read_text())
-    single = json.loads((tmp_path / "single" / "manifest.json").read_text())
+    merged, single = read_manifest(out), read_manifest(tmp_path / "single")
     assert merged["dedup"] == single["dedup"] and _shard_bytes(out) == _shard_bytes(tmp_path / "single")

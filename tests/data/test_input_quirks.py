@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
 import yaml
 from tests.factories.corpora import corpus_texts, medline_article, medline_xml, read_documents
 from tests.factories.scripts import invoke_cli, run_cli
 
 from biomamba.data import DataConfig, TokenShards, build_corpus
+from biomamba.data.shards import ShardWriter
+from biomamba.errors import DataError
 
 
 def test_record_missing_its_closing_tag_does_not_swallow_the_next(tmp_path):
@@ -60,10 +64,6 @@ def test_one_identity_per_pmid_across_pubtator_and_medline_newest_wins(tmp_path,
 
 
 def test_rerun_after_a_killed_build_removes_its_temporary_shard_files(jsonl_corpus, tiny_tokenizer, tmp_path):
-    import numpy as np
-
-    from biomamba.data.shards import ShardWriter
-
     config = DataConfig.model_validate({"sources": {d: [{"type": "jsonl", "path": str(p)}] for d, p in
                                                     jsonl_corpus.items()}, "dedup": {"near": False}})  # fmt: skip
     out = tmp_path / "corpus"
@@ -130,9 +130,6 @@ def test_build_without_training_documents_names_each_source_and_why(jsonl_corpus
 
 
 def test_train_looks_for_the_corpus_where_data_build_writes_it(tmp_path, monkeypatch):
-    import pytest
-
-    from biomamba.errors import DataError
     from biomamba.train import train
 
     monkeypatch.chdir(tmp_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biomamba.config.recipe import load_section
+from biomamba.config.recipe import load_section, schema_for
 from biomamba.data.config import DataConfig
 from biomamba.data.mixture import plan_mixture
 from biomamba.errors import DataError, RecipeError
@@ -73,7 +73,5 @@ def test_recipe_errors_name_the_key(data, message):
 
 
 def test_registered_schemas_import():
-    from biomamba.config.recipe import schema_for
-
     assert schema_for("data") is DataConfig
     assert schema_for("tokenizer").__name__ == "TokenizerConfig"

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.factories.corpora import random_documents, write_jsonl
+from tests.factories.corpora import WORDS, random_documents, token_corpus, write_jsonl
 
 from biomamba.data import DataConfig, TokenShards, build_corpus, read_manifest
-from biomamba.data.shards import MANIFEST_NAME
+from biomamba.data.shards import MANIFEST_NAME, ShardWriter
 from biomamba.errors import DataError
 
 
@@ -33,7 +36,7 @@ def test_demo_shaped_jsonl_corpus_builds_train_and_heldout(jsonl_corpus, tiny_to
     docs = list(train.documents())
     assert len(docs) == manifest["splits"]["train"]["documents"]
     assert all(doc[-1] == eos and (doc[:-1] != eos).all() for doc in docs)
-    for domain in ("pubmed", "c4", "wikipedia"):
+    for domain in WORDS:  # the fixture's domains
         held = TokenShards(out, f"heldout/{domain}")
         assert held.num_documents == manifest["domains"][domain]["heldout_documents"] > 0
     assert manifest["mixture"]["within_tolerance"] is True
@@ -44,11 +47,7 @@ def test_heldout_documents_never_enter_train(jsonl_corpus, tiny_tokenizer, tmp_p
     out = tmp_path / "corpus"
     build_corpus(_config(jsonl_corpus, dedup={"near": False}), tiny_tokenizer, out)
     train = {tuple(d) for d in TokenShards(out, "train").documents()}
-    held = {
-        tuple(d)
-        for domain in ("pubmed", "c4", "wikipedia")
-        for d in TokenShards(out, f"heldout/{domain}").documents()
-    }
+    held = {tuple(d) for domain in WORDS for d in TokenShards(out, f"heldout/{domain}").documents()}
     assert held and not (train & held)
 
 
@@ -95,11 +94,9 @@ def test_small_domain_is_repeated_and_reported(jsonl_corpus, tiny_tokenizer, tmp
 
 
 def test_interrupted_shard_write_leaves_no_partial_file(jsonl_corpus, tiny_tokenizer, tmp_path, monkeypatch):
-    from biomamba.data import shards
-
     out = tmp_path / "corpus"
     calls = {"n": 0}
-    original = shards.ShardWriter.add
+    original = ShardWriter.add
 
     def failing_add(self, tokens, lengths):  # fail in the middle of the first train shard
         calls["n"] += 1
@@ -107,7 +104,7 @@ def test_interrupted_shard_write_leaves_no_partial_file(jsonl_corpus, tiny_token
             raise KeyboardInterrupt
         return original(self, tokens, lengths)
 
-    monkeypatch.setattr(shards.ShardWriter, "add", failing_add)
+    monkeypatch.setattr(ShardWriter, "add", failing_add)
     with pytest.raises(KeyboardInterrupt):
         build_corpus(_config(jsonl_corpus), tiny_tokenizer, out)
     assert not (out / MANIFEST_NAME).exists()
@@ -130,8 +127,6 @@ def test_token_shards_window_matches_documents(jsonl_corpus, tiny_tokenizer, tmp
 
 
 def test_bad_inputs_are_skipped_counted_and_named_in_the_manifest(tmp_path, tiny_tokenizer):
-    import gzip
-
     folder = tmp_path / "c4"
     folder.mkdir()
     good = "".join(json.dumps(d) + "\n" for d in random_documents("c4", 30, seed=8))
@@ -157,8 +152,6 @@ def test_bad_inputs_are_skipped_counted_and_named_in_the_manifest(tmp_path, tiny
 
 
 def test_parts_built_on_several_machines_merge_into_one_corpus(jsonl_corpus, tiny_tokenizer, tmp_path):
-    import shutil
-
     config = _config(jsonl_corpus)
     reference = build_corpus(config, tiny_tokenizer, tmp_path / "single")
     for machine in range(2):  # each "machine" builds its share of the per-file parts
@@ -175,8 +168,6 @@ def test_parts_built_on_several_machines_merge_into_one_corpus(jsonl_corpus, tin
 
 
 def test_input_edited_in_place_to_the_same_size_is_rebuilt(jsonl_corpus, tiny_tokenizer, tmp_path):
-    import os
-
     out = tmp_path / "corpus"
     config = _config(jsonl_corpus, keep_work=True, dedup={"near": False})
     first = build_corpus(config, tiny_tokenizer, out)
@@ -207,3 +198,8 @@ def test_a_cut_manifest_is_one_error_naming_its_line(tmp_path):
     (tmp_path / "manifest.json").write_text('{"format": "biomamba-corpus/1",\n "splits": {')
     with pytest.raises(DataError, match=r"manifest\.json:2: invalid JSON"):
         read_manifest(tmp_path)
+
+
+def test_an_empty_split_reads_as_no_documents(tmp_path):
+    token_corpus(tmp_path, {"train": [[5, 0]], "heldout/c4": []}, vocab_size=10, eos_token_id=0)
+    assert list(TokenShards(tmp_path, "heldout/c4").documents()) == []

@@ -69,8 +69,6 @@ def test_record_keys_separate_namespaces():
 
 
 def test_bulk_keys_equal_single_keys():
-    from biomamba.data.records import record_keys
-
     ids = ["12", "007", "PMC5", "10.1/x", "99999999"]
     for namespace in ("pmid", "pmc"):
         assert record_keys(namespace, ids).tolist() == [record_key(namespace, i) for i in ids]
@@ -89,8 +87,7 @@ def test_hash_partitioned_decision_equals_the_one_partition_decision(tmp_path):
         offset += count
     one, many = np.ones(offset, bool), np.ones(offset, bool)
     counts = apply_record_identity(events, one)
-    assert (
-        apply_record_identity(iter(events), many, work_dir=tmp_path / "identity", per_partition=97) == counts
-    )
+    partitioned = apply_record_identity(iter(events), many, work_dir=tmp_path / "identity", per_partition=97)
+    assert partitioned == counts
     assert (one == many).all() and 0 < (~one).sum() < offset and counts[0] > 0 and counts[1] > 0
     assert not (tmp_path / "identity").exists()

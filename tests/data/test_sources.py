@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -159,8 +160,6 @@ def test_pmc_jats_body_without_references_tables_figures(tmp_path):
     text = docs[0].text
     assert text == ("A JATS article\nShort abstract.\nIntroduction\nBody text cites here.\n"
                     "Second paragraph with emphasis.")  # fmt: skip
-    import tarfile
-
     bundle = tmp_path / "bundle.tar.gz"
     with tarfile.open(bundle, "w:gz") as tar:
         tar.add(path, arcname="x/PMC42.nxml")
@@ -178,9 +177,8 @@ def test_hf_source_offline_is_a_clear_error(monkeypatch):
 def test_hf_source_reads_local_dataset_dir(tmp_path):
     import datasets
 
-    datasets.Dataset.from_dict({"text": ["one doc", "two doc"], "id": ["a", "b"]}).save_to_disk(
-        tmp_path / "ds"
-    )
+    dataset = datasets.Dataset.from_dict({"text": ["one doc", "two doc"], "id": ["a", "b"]})
+    dataset.save_to_disk(tmp_path / "ds")
     docs, _ = read_documents(tmp_path / "ds", "hf")
     assert [(d.id, d.text) for d in docs] == [("a", "one doc"), ("b", "two doc")]
 

@@ -82,9 +82,8 @@ def corpus_texts(corpus: Path, tokenizer_dir: Path) -> list[str]:
 
     tokenizer = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
     splits = json.loads((corpus / "manifest.json").read_text())["splits"]
-    # an empty split is skipped: TokenShards.documents() of an empty split fails (shards.py)
-    return sorted(tokenizer.decode(doc[:-1].tolist()) for split, listed in splits.items()
-                  if listed["documents"] for doc in TokenShards(corpus, split).documents())  # fmt: skip
+    return sorted(tokenizer.decode(doc[:-1].tolist())
+                  for split in splits for doc in TokenShards(corpus, split).documents())  # fmt: skip
 
 
 def medline_article(pmid: int | str, abstract: str | None, title: str | None = None, *, revised: str | None = None,

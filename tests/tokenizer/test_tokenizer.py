@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
 
 import pytest
+import yaml
+from tests.factories.corpora import write_jsonl, write_texts
 from tests.factories.scripts import invoke_cli
 
-from biomamba.errors import DataError
+from biomamba.config.recipe import load_section
+from biomamba.errors import DataError, RecipeError
 from biomamba.tokenizer import fertility_report, train_tokenizer
+from biomamba.tokenizer.config import TokenizerConfig
 
 BIO = "thrombocytopenia hepatocellular carcinoma methotrexate pharmacokinetics randomized patients cohort".split()
 GEN = "the city river music school game shop news weather team season album".split()
@@ -32,14 +42,12 @@ def test_trained_bpe_round_trips_and_reloads_with_autotokenizer(tmp_path):
     text = "Café naïve 5 µg/kg βblocker 東京 thrombocytopenia"  # byte-level: nothing is unknown
     ids = loaded(text, add_special_tokens=False)["input_ids"]
     assert loaded.decode(ids) == text
-    assert (
-        len(loaded(" thrombocytopenia", add_special_tokens=False)["input_ids"]) <= 2
-    )  # a frequent word merges
+    # a frequent word merges
+    assert len(loaded(" thrombocytopenia", add_special_tokens=False)["input_ids"]) <= 2
 
 
 def test_train_from_files_jsonl_and_text(tmp_path):
-    jsonl = tmp_path / "a.jsonl"
-    jsonl.write_text("".join(json.dumps({"body": t}) + "\n" for t in _texts(BIO, 50, 1)))
+    jsonl = write_jsonl(tmp_path / "a.jsonl", [{"body": t} for t in _texts(BIO, 50, 1)])
     plain = tmp_path / "b.txt"
     plain.write_text("\n".join(_texts(GEN, 50, 2)))
     tok = train_tokenizer(files=[jsonl, plain], text_field="body", vocab_size=400)
@@ -71,12 +79,7 @@ def test_fertility_report_prefers_the_domain_tokenizer(tmp_path):
 
 
 def test_cli_train_and_fertility(tmp_path):
-    import yaml
-
-    data = tmp_path / "pubmed.jsonl"
-    data.write_text(
-        "".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(_texts(BIO, 120, 7)))
-    )
+    data = write_texts(tmp_path / "pubmed.jsonl", _texts(BIO, 120, 7), id_prefix="")
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({"name": "t", "tokenizer": {"vocab_size": 350},
                                       "data": {"sources": {"pubmed": [{"type": "jsonl", "path": str(data)}]},
@@ -94,10 +97,6 @@ def test_cli_train_and_fertility(tmp_path):
 
 
 def test_tokenizer_recipe_validation():
-    from biomamba.config.recipe import load_section
-    from biomamba.errors import RecipeError
-    from biomamba.tokenizer.config import TokenizerConfig
-
     with pytest.raises(RecipeError, match="tokenizer.vocab_size"):
         load_section({"tokenizer": {"vocab_size": 10}}, "tokenizer", TokenizerConfig)
     with pytest.raises(RecipeError, match="must be listed in special_tokens"):
@@ -105,10 +104,6 @@ def test_tokenizer_recipe_validation():
 
 
 def _floor_version() -> str:
-    import re
-    import tomllib
-    from pathlib import Path
-
     pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     spec = next(d for d in pyproject["project"]["dependencies"] if d.startswith("transformers"))
     return re.search(r">=\s*([\d.]+)", spec).group(1)
@@ -127,10 +122,6 @@ def test_saved_tokenizer_loads_under_the_lowest_declared_transformers(tmp_path):
     pip install --target /tmp/tf-floor --no-deps transformers==<floor> tokenizers==0.20.3 huggingface_hub==0.26.5
     BIOMAMBA_TRANSFORMERS_FLOOR=/tmp/tf-floor pytest tests/tokenizer -k lowest
     """
-    import os
-    import subprocess
-    import sys
-
     floor_dir = os.environ.get("BIOMAMBA_TRANSFORMERS_FLOOR")
     if not floor_dir:
         pytest.skip("set BIOMAMBA_TRANSFORMERS_FLOOR to a pip --target folder holding the floor transformers")

@@ -181,10 +181,6 @@ class DataConfig(Section):
             raise ValueError(f"ratios must sum to 1 (they sum to {total:g})")
         return self
 
-    def ratio(self, domain: str) -> float:
-        """Target token share of a domain; domains without a ratio are held-out only (ratio 0)."""
-        return self.ratios.get(domain, 0.0)
-
 
 def stage_output_dir(raw: dict, section_output_dir: str | None, stage: str, fallback_name: str) -> Path:
     """Default output folder of a stage: its section's `output_dir`, else `<output_dir>/<stage>` under the

@@ -108,14 +108,8 @@ class NgramIndex:
         return index
 
     def add(self, name: str, texts: Iterable[str], source: str = "") -> None:
-        chunks: list[np.ndarray] = []
-        items = too_short = 0
-        for text in texts:
-            items += 1
-            grams = ngram_hashes(text, self.n)
-            if grams.size == 0:
-                too_short += 1
-            chunks.append(grams)
+        chunks = [ngram_hashes(text, self.n) for text in texts]
+        items, too_short = len(chunks), sum(grams.size == 0 for grams in chunks)
         if name in self.hashes:
             chunks.append(self.hashes[name])
         merged = np.unique(np.concatenate(chunks)) if chunks else np.zeros(0, dtype=np.uint64)

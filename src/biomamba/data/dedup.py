@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import multiprocessing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +66,14 @@ class CodedDomains(Sequence[str]):
 
     def __init__(self, codes: np.ndarray, names: Sequence[str]) -> None:
         self.codes, self.names = np.asarray(codes, dtype=np.uint8), tuple(names)
+
+    @classmethod
+    def of(cls, domains: Sequence[str]) -> CodedDomains:
+        """`domains` coded (names in order of first appearance), so a plain list of names counts alike."""
+        if isinstance(domains, CodedDomains):
+            return domains
+        code = {name: number for number, name in enumerate(dict.fromkeys(domains))}
+        return cls(np.fromiter(map(code.__getitem__, domains), np.uint8, len(domains)), list(code))
 
     def __len__(self) -> int:
         return self.codes.size
@@ -179,15 +186,15 @@ def find_duplicates(
 def decide(findings: DedupFindings, domains: Sequence[str], alive: np.ndarray | None = None) -> DedupResult:
     """Keep the first occurrence of each exact and near duplicate group (in document order), as the
     sequential datasketch loop does: near duplicates only of an earlier document that was kept."""
-    count = len(domains)
+    coded = CodedDomains.of(domains)
+    count = len(coded)
     keep = np.ones(count, dtype=bool) if alive is None else np.asarray(alive, dtype=bool).copy()
-    by_domain: dict[str, dict[str, int]] = {d: {"exact": 0, "near": 0} for d in _distinct(domains)}
     keep[findings.exact] = False
     near = buckets.greedy_duplicates(findings.pairs, count, findings.copies) & keep
     near_docs = np.flatnonzero(near)
     keep[near_docs] = False
-    _count(by_domain, domains, findings.exact, "exact")
-    _count(by_domain, domains, near_docs, "near")
+    exact_counts, near_counts = coded.counts(findings.exact), coded.counts(near_docs)
+    by_domain = {d: {"exact": exact_counts[d], "near": near_counts[d]} for d in coded.names}
     return DedupResult(keep, int(findings.exact.size), int(near_docs.size), by_domain)
 
 
@@ -201,19 +208,6 @@ def deduplicate(
 ) -> DedupResult:
     """`find_duplicates` over every bucket in this process, then `decide` (options: find_duplicates')."""
     return decide(find_duplicates(hashes, signatures, alive=alive, **options), domains, alive)
-
-
-def _distinct(domains: Sequence[str]) -> list[str]:
-    return list(domains.names) if isinstance(domains, CodedDomains) else list(dict.fromkeys(domains))
-
-
-def _count(by_domain: dict[str, dict[str, int]], domains: Sequence[str], docs: np.ndarray, kind: str) -> None:
-    if isinstance(domains, CodedDomains):
-        for name, found in domains.counts(docs).items():
-            by_domain[name][kind] += found
-        return
-    for index in docs.tolist():
-        by_domain[domains[index]][kind] += 1
 
 
 def _exact_duplicates(hashes: np.ndarray, candidates: np.ndarray, folder: Path, runner: Any, parallel: int, *,
@@ -259,10 +253,5 @@ def _to_file(signatures: np.ndarray, folder: Path) -> SignatureFile:
 @contextlib.contextmanager
 def _runner(pool: Any, workers: int) -> Iterator[tuple[Any, int]]:
     """(pool or None, parallelism): the caller's pool, a spawned one of our own, or this process."""
-    if pool is not None:
-        yield pool, max(workers, 1)
-    elif workers > 1:
-        with multiprocessing.get_context("spawn").Pool(workers) as own:
-            yield own, workers
-    else:
-        yield None, 1
+    with contextlib.nullcontext(pool) if pool is not None else buckets.spawned_pool(workers) as runner:
+        yield runner, max(workers, 1)

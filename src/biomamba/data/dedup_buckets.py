@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -140,6 +141,19 @@ def write_signature_file(
 
 # ---------------------------------------------------------------------------------------------------------
 # Tasks, buckets and which part of the buckets a process resolves
+
+
+@contextlib.contextmanager
+def spawned_pool(
+    workers: int, initializer: Callable[..., None] | None = None, initargs: tuple = ()
+) -> Iterator[Any]:
+    """A pool of `workers` spawned processes (forking a process that runs Rust or BLAS threads is unsafe),
+    or None for one worker: the work then runs in this process (`run_tasks`)."""
+    if workers <= 1:
+        yield None
+        return
+    with multiprocessing.get_context("spawn").Pool(workers, initializer, initargs) as pool:
+        yield pool
 
 
 def run_tasks(function: Callable[[Any], Any], tasks: Iterable[Any], pool: Any) -> list[Any]:

@@ -46,8 +46,7 @@ def stop_when_a_domain_is_empty(build: Build, parts: list[dict], index: NgramInd
     if not empty:
         failed.unlink(missing_ok=True)
         return
-    message = explain_empty_domains(empty, [u.domain for u in build.units], parts, catalog.domain_of_doc,
-                                    catalog.alive, dedup.keep, catalog.heldout, dedup.by_domain, failed)  # fmt: skip
+    message = explain_empty_domains(empty, build.units, parts, catalog, dedup, failed)
     write_json(failed, {"error": message, **build_manifest(build, parts, index, catalog, dedup, None, {})})
     raise DataError(message)
 
@@ -90,9 +89,7 @@ def build_manifest(build: Build, parts: list[dict], index: NgramIndex, catalog: 
             stats[key] = dict(sorted(stats[key].items()))
     unchecked = config.decontam.enabled and not config.decontam.benchmarks
     decontam = {
-        "enabled": config.decontam.enabled,
-        "ngram": config.decontam.ngram,
-        "action": config.decontam.action,
+        **config.decontam.model_dump(include={"enabled", "ngram", "action"}),
         "benchmarks": {
             name: {**stats, "documents_matched": sum(p["contaminated"].get(name, 0) for p in parts)}
             for name, stats in index.stats.items()
@@ -127,9 +124,7 @@ def build_manifest(build: Build, parts: list[dict], index: NgramIndex, catalog: 
         "domains": per_domain,
         "medline_updates": {"deleted": catalog.deleted, "superseded": catalog.superseded},
         "dedup": {
-            "exact": config.dedup.exact,
-            "near": config.dedup.near,
-            "threshold": config.dedup.threshold,
+            **config.dedup.model_dump(include={"exact", "near", "threshold"}),
             "exact_duplicates": dedup.exact_duplicates,
             "near_duplicates": dedup.near_duplicates,
         },  # fmt: skip

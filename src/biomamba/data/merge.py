@@ -101,15 +101,13 @@ def run_dedup_part(build: Build, part: tuple[int, int], say: Callable[[str], Non
     started = time.perf_counter()
     fingerprint = build.fingerprint()
     path = _findings_path(build.work_dir, part)
-    found = _stored_findings(path, fingerprint)
-    reused = found is not None
-    if found is None:
-        found = _resolve(build, load_catalog(build), part, fingerprint, None)
+    stored = _stored_findings(path, fingerprint)  # resubmitting a finished task is free
+    found = stored or _resolve(build, load_catalog(build), part, fingerprint, None)
     summary = {"dedup_part": list(part), "path": str(path), "exact": int(found.exact.size),
                "copies": int(found.copies.size), "pairs": int(len(found.pairs)),
-               "seconds": round(time.perf_counter() - started, 3), "reused": reused}  # fmt: skip
+               "seconds": round(time.perf_counter() - started, 3), "reused": stored is not None}  # fmt: skip
     say(f"dedup part {part[0]}/{part[1]}: {summary['exact']} exact duplicates, {summary['copies']} signature "
-        f"copies, {summary['pairs']} near pairs -> {path} ({'reused' if reused else 'new'})")  # fmt: skip
+        f"copies, {summary['pairs']} near pairs -> {path} ({'reused' if stored else 'new'})")  # fmt: skip
     return summary
 
 
@@ -120,12 +118,9 @@ def _findings_path(work_dir: Path, part: tuple[int, int]) -> Path:
 def _resolve(
     build: Build, catalog: Catalog, part: tuple[int, int], fingerprint: str, pool: Any
 ) -> DedupFindings:
-    """Resolve the buckets of `part` (i, n) into its findings file; an up-to-date file is reused as is.
-    Signatures are the parts' own files, read in place (never copied into one)."""
+    """Resolve the buckets of `part` (i, n) into its findings file (the callers have looked for an up-to-date
+    one first). Signatures are the parts' own files, read in place (never copied into one)."""
     path = _findings_path(build.work_dir, part)
-    stored = _stored_findings(path, fingerprint)
-    if stored is not None:
-        return stored
     dedup, scratch = build.config.dedup, build.work_dir / "dedup"
     signatures = (
         SignatureFile([build.part_dir(u) / SIGNATURES_NAME for u in build.units]) if dedup.near else None

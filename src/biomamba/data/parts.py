@@ -217,15 +217,12 @@ class _PartBuilder:
         if reason is not None:
             self.filtered[reason] += 1
             return
-        if self.config.decontam.enabled:
-            hits = self.index.matches(text)
-            if hits:
-                for name in hits:
-                    self.contaminated[name] += 1
-                self.matched.append([doc_id, sorted(hits)])
-                if self.config.decontam.action == "drop":
-                    return
-                self.flagged.append(doc_id)
+        if self.config.decontam.enabled and (hits := self.index.matches(text)):
+            self.contaminated.update(hits)  # once per benchmark the document overlaps
+            self.matched.append([doc_id, sorted(hits)])
+            if self.config.decontam.action == "drop":
+                return
+            self.flagged.append(doc_id)
         self.batch.append((doc_id, text, revised))
         if len(self.batch) >= self.config.batch_documents:
             self._flush()
@@ -243,8 +240,7 @@ class _PartBuilder:
         self.ids.extend(ids)
         self.revised.extend(revised)
         self.hashes.extend(text_hash(t) for t in texts)
-        fraction = self.config.heldout_fraction
-        self.heldout.extend(heldout_hash(self.unit.domain, i) < fraction for i in ids)
+        self.heldout.extend(heldout_hash(self.unit.domain, i) < self.config.heldout_fraction for i in ids)
         dedup = self.config.dedup
         if dedup.near:
             self.signatures.append(minhash_signatures(texts, dedup.num_perm, dedup.shingle_words))
@@ -286,16 +282,15 @@ def run_parts(
     units: list[Unit], context: PartContext, pool: Any, progress: Callable[[str], None]
 ) -> list[dict]:
     """Build every unit's part, in the worker pool when there is one (spawned processes: safe with Rust threads)."""
-    results: dict[str, dict] = {}
     if pool is None or len(units) <= 1:
         init_worker(context, in_pool=False)
-        for unit in units:
-            results[unit.name] = build_part(unit)
-            progress(_part_line(results[unit.name]))
+        summaries = map(build_part, units)  # lazily: each part's line is printed as it is built
     else:
-        for summary in pool.imap_unordered(build_part, units):
-            results[summary["unit"]] = summary
-            progress(_part_line(summary))
+        summaries = pool.imap_unordered(build_part, units)
+    results: dict[str, dict] = {}
+    for summary in summaries:
+        results[summary["unit"]] = summary
+        progress(_part_line(summary))
     return [results[u.name] for u in units]
 
 

@@ -17,14 +17,12 @@ Three phases, designed so that the expensive part scales out and every step can 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import multiprocessing
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ import numpy as np
 from biomamba.data.clean import filter_reason, normalize_text
 from biomamba.data.config import DataConfig
 from biomamba.data.decontam import NO_BENCHMARKS_WARNING, NgramIndex, check_benchmark_paths
+from biomamba.data.dedup_buckets import spawned_pool
 from biomamba.data.manifest import (
     DECONTAM_IDS_NAME,
     build_manifest,
@@ -104,7 +103,8 @@ def build_corpus(
     context = PartContext(str(build.work_dir), spec, config.model_dump_json(), index, build.settings_hash)
     selected_units = units if only_part is None else select_units(units, only_part)
     started = time.perf_counter()
-    with _worker_pool(config.workers, context) as pool:
+    # one pool for both parallel phases (spawning costs an import of the stack each)
+    with spawned_pool(config.workers, init_worker, (context,)) as pool:
         parts = run_parts(selected_units, context, pool, say)
         phase1 = time.perf_counter() - started
         if only_part is not None:
@@ -117,17 +117,6 @@ def build_corpus(
         shutil.rmtree(build.work_dir, ignore_errors=True)
     say(manifest["mixture"]["summary"])
     return manifest
-
-
-@contextlib.contextmanager
-def _worker_pool(workers: int, context: PartContext) -> Iterator[Any]:
-    """One pool of spawned workers for both parallel phases (spawning costs an import of the stack each)."""
-    if workers <= 1:
-        yield None
-        return
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers, initializer=init_worker, initargs=(context,)) as pool:
-        yield pool
 
 
 def _settings_hash(config: DataConfig, spec: TokenizerSpec) -> str:
@@ -175,16 +164,14 @@ def _write_shards(build: Build, catalog: Catalog, keep: np.ndarray, candidates: 
                                 catalog.lengths[held], config.shard_tokens, build.settings_hash)  # fmt: skip
     records = run_shard_jobs(jobs, build.output, build.work_dir, [u.name for u in build.units],
                              token_dtype(build.spec.vocab_size), pool)  # fmt: skip
-    splits: dict[str, dict] = {}
+    # every split listed, possibly empty: consumers can rely on heldout/<domain> existing (when held out)
+    names = ["train", *(f"heldout/{d}" for d in config.sources if config.heldout_fraction > 0)]
+    splits: dict[str, dict] = {name: {"shards": [], "tokens": 0, "documents": 0} for name in names}
     for job, record in zip(jobs, records, strict=True):
-        split = splits.setdefault(job.split_dir, {"shards": [], "tokens": 0, "documents": 0})
+        split = splits[job.split_dir]
         split["shards"].append({k: record[k] for k in ("path", "tokens", "documents", "sha256")})
         split["tokens"] += record["tokens"]
         split["documents"] += record["documents"]
-    splits.setdefault("train", {"shards": [], "tokens": 0, "documents": 0})
-    if config.heldout_fraction > 0:  # consumers can rely on heldout/<domain> existing (possibly empty)
-        for domain in config.sources:
-            splits.setdefault(f"heldout/{domain}", {"shards": [], "tokens": 0, "documents": 0})
     remove_stale_shards(build.output, splits)
     say(f"wrote {len(records)} shards ({sum(not r['reused'] for r in records)} new)")
     return splits

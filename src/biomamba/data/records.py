@@ -19,6 +19,7 @@ is one part's records plus one partition's (`apply_record_identity`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -72,12 +73,10 @@ def record_keys(namespace: str, ids: list[str]) -> np.ndarray:
     if not ids:
         return np.zeros(0, np.int64)
     if namespace == "pmid":
-        try:
+        with contextlib.suppress(ValueError):  # an id that is not a number: one by one below
             keys = np.asarray(ids, dtype=np.str_).astype(np.int64)
             if keys.min() >= 0 and keys.max() < _PMC_BASE:
                 return keys
-        except ValueError:
-            pass
     return np.fromiter((record_key(namespace, i) for i in ids), np.int64, len(ids))
 
 

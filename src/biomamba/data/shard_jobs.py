@@ -17,6 +17,7 @@ from biomamba.data.shards import ShardWriter, map_shard
 from biomamba.utils.atomic import write_json
 
 MAX_OPEN_PARTS = 256
+DOCS_PER_WRITE = 4096  # documents gathered before one write to the shard
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,14 @@ def _part_tokens(work_dir: str, unit_name: str, dtype: np.dtype) -> tuple[np.nda
     return _PART_CACHE[key]
 
 
+def _document_tokens(work_dir: str, unit_name: str, doc: int, limit: int, dtype: np.dtype) -> np.ndarray:
+    """One document's tokens from its part, at most `limit` of them: a document cut to its domain's quota
+    still ends with EOS."""
+    tokens, bounds = _part_tokens(work_dir, unit_name, dtype)
+    piece = tokens[bounds[doc] : bounds[doc + 1]]
+    return np.append(piece[: limit - 1], piece[-1]) if limit < piece.size else piece
+
+
 def _write_shard_job(args: tuple[ShardJob, str, str, list[str], str]) -> dict:
     job, output_dir, work_dir, unit_names, dtype_name = args
     dtype = np.dtype(dtype_name)
@@ -50,23 +59,12 @@ def _write_shard_job(args: tuple[ShardJob, str, str, list[str], str]) -> dict:
     done = read_json(marker) or {}
     if done.get("plan_hash") == job.plan_hash and (Path(output_dir) / relative).is_file():
         return {**done["record"], "reused": True}
+    documents = list(zip(job.units.tolist(), job.docs.tolist(), job.limits.tolist(), strict=True))
     with ShardWriter(output_dir, relative, dtype) as writer:
-        pending: list[np.ndarray] = []
-        pending_lengths: list[int] = []
-        for unit_number, doc, limit in zip(
-            job.units.tolist(), job.docs.tolist(), job.limits.tolist(), strict=True
-        ):
-            tokens, bounds = _part_tokens(work_dir, unit_names[unit_number], dtype)
-            piece = tokens[bounds[doc] : bounds[doc + 1]]
-            if limit < piece.size:  # a document cut to its domain's quota still ends with EOS
-                piece = np.append(piece[: limit - 1], piece[-1])
-            pending.append(piece)
-            pending_lengths.append(piece.size)
-            if len(pending) >= 4096:
-                writer.add(np.concatenate(pending), np.asarray(pending_lengths))
-                pending, pending_lengths = [], []
-        if pending:
-            writer.add(np.concatenate(pending), np.asarray(pending_lengths))
+        for begin in range(0, len(documents), DOCS_PER_WRITE):
+            pieces = [_document_tokens(work_dir, unit_names[unit], doc, limit, dtype)
+                      for unit, doc, limit in documents[begin : begin + DOCS_PER_WRITE]]  # fmt: skip
+            writer.add(np.concatenate(pieces), np.asarray([piece.size for piece in pieces]))
         record = writer.close()
     write_json(marker, {"plan_hash": job.plan_hash, "record": record.to_json()})
     return {**record.to_json(), "reused": False}

@@ -97,10 +97,7 @@ class ShardWriter:
             raise ValueError(f"lengths sum to {int(lengths.sum())} but {tokens.size} tokens were given")
         if tokens.size and (int(tokens.min()) < 0 or int(tokens.max()) > self._limit):
             raise ValueError(f"token id out of range for {self.dtype}: max {int(tokens.max())}")
-        starts = np.empty(lengths.size, dtype="<i8")
-        starts[0] = self.tokens
-        np.cumsum(lengths[:-1], out=starts[1:])
-        starts[1:] += self.tokens
+        starts = (self.tokens + np.cumsum(lengths) - lengths).astype("<i8")  # each document's first token
         payload = np.ascontiguousarray(tokens, dtype=self.dtype).tobytes()
         self._bin.write(payload)
         self._digest.update(payload)
@@ -199,7 +196,7 @@ class TokenShards:
 
     def documents(self) -> Iterable[np.ndarray]:
         """Iterate over whole documents (used by held-out perplexity and tests)."""
-        ends = np.append(self.doc_starts[1:], self.num_tokens)
+        ends = np.append(self.doc_starts, self.num_tokens)[1:]  # none for an empty split
         for begin, end in zip(self.doc_starts, ends, strict=True):
             yield self.tokens(int(begin), int(end - begin))
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
+from biomamba.data.dedup import DedupResult
+from biomamba.data.merge import Catalog
+from biomamba.data.parts import Unit
 
 FAILED_MANIFEST_NAME = "manifest.failed.json"
 TOP_REASONS = 3
@@ -30,28 +32,27 @@ def _file_reason(part: dict) -> str:
     return f"{name}: 0 documents ({listed})"
 
 
-def _later_removals(domain: str, domain_array: np.ndarray, alive: np.ndarray, keep: np.ndarray,
-                    heldout: np.ndarray, dedup_by_domain: dict) -> str:  # fmt: skip
+def _later_removals(domain: str, catalog: Catalog, dedup: DedupResult) -> str:
     """What happened after reading to the documents the domain's files did give."""
-    mask = domain_array == domain
+    mask = catalog.domain_of_doc == domain
+    superseded = int((mask & ~catalog.alive).sum())
     counts = {
-        "superseded or deleted (newer version of the same PMID/PMC id elsewhere)": int((mask & ~alive).sum()),
-        "exact duplicates": dedup_by_domain.get(domain, {}).get("exact", 0),
-        "near duplicates": dedup_by_domain.get(domain, {}).get("near", 0),
-        "held out": int((mask & keep & heldout).sum()),
+        "superseded or deleted (newer version of the same PMID/PMC id elsewhere)": superseded,
+        "exact duplicates": dedup.by_domain.get(domain, {}).get("exact", 0),
+        "near duplicates": dedup.by_domain.get(domain, {}).get("near", 0),
+        "held out": int((mask & dedup.keep & catalog.heldout).sum()),
     }
     removed = ", ".join(f"{count} {what}" for what, count in counts.items() if count)
     return f"then removed: {removed}" if removed else ""
 
 
-def explain_empty_domains(empty: list[str], unit_domains: list[str], parts: list[dict], domain_array: np.ndarray,
-                          alive: np.ndarray, keep: np.ndarray, heldout: np.ndarray, dedup_by_domain: dict,
-                          failed_manifest: Path) -> str:  # fmt: skip
+def explain_empty_domains(empty: list[str], units: list[Unit], parts: list[dict], catalog: Catalog,
+                          dedup: DedupResult, failed_manifest: Path) -> str:  # fmt: skip
     """One line: for each empty domain, each input file's yield (or its reasons) and the later removals."""
     pieces = []
     for domain in empty:
-        files = [_file_reason(p) for d, p in zip(unit_domains, parts, strict=True) if d == domain]
-        later = _later_removals(domain, domain_array, alive, keep, heldout, dedup_by_domain)
+        files = [_file_reason(p) for u, p in zip(units, parts, strict=True) if u.domain == domain]
+        later = _later_removals(domain, catalog, dedup)
         pieces.append(f"{domain}: " + "; ".join(files + ([later] if later else [])))
     return (f"no training documents left in domain(s) {', '.join(empty)} (ratio > 0): " + " | ".join(pieces)
             + f" (what was read: {failed_manifest})")  # fmt: skip

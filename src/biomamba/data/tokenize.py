@@ -53,11 +53,9 @@ def tokenizer_spec(tokenizer: Any, eos_token_id: int | None = None) -> Tokenizer
         raise DataError(f"tokenizer {path or type(tokenizer).__name__}: a fast (Rust) tokenizer is required")
     if eos_token_id is None:
         eos_token_id = getattr(tokenizer, "eos_token_id", None)
-    if eos_token_id is None:
-        for token in EOS_CANDIDATES:
-            eos_token_id = backend.token_to_id(token)
-            if eos_token_id is not None:
-                break
+    if eos_token_id is None:  # the first of the usual EOS spellings the vocabulary has
+        found = (backend.token_to_id(token) for token in EOS_CANDIDATES)
+        eos_token_id = next((token_id for token_id in found if token_id is not None), None)
     if eos_token_id is None:
         raise DataError(f"tokenizer {path or ''}: no EOS token (documents must end with one); set eos_token")
     vocab_size = backend.get_vocab_size(with_added_tokens=True)

@@ -83,8 +83,8 @@ def fertility_report(
                 "vocab_size": len(tok),
             }
     for term in terms:
-        report.terms[term] = {}
-        for name, tok in loaded.items():
-            ids = tok(" " + term, add_special_tokens=False)["input_ids"]
-            report.terms[term][name] = [tok.decode([i]) for i in ids]
+        report.terms[term] = {
+            name: [tok.decode([i]) for i in tok(" " + term, add_special_tokens=False)["input_ids"]]
+            for name, tok in loaded.items()
+        }
     return report

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from biomamba.data.config import SourceConfig
-from biomamba.data.readers.streams import Document, FileReport
+from biomamba.data.readers.streams import GZIP_MAGIC, Document, FileReport
 from biomamba.errors import DataError
 
 SNIFF_BYTES = 64 * 1024
@@ -36,7 +36,7 @@ class Probe:
     def head(self) -> bytes:
         with open(self.path, "rb") as handle:
             data = handle.read(SNIFF_BYTES)
-        if data[:2] != b"\x1f\x8b":
+        if data[:2] != GZIP_MAGIC:
             return data
         try:
             return zlib.decompressobj(wbits=31).decompress(data, SNIFF_BYTES)

@@ -38,12 +38,9 @@ class JsonLines(Reader):
                 continue
             if (value := text_field(record, source, report, where)) is None:
                 continue
-            doc_id = None
-            for key in [source.id_field] if source.id_field else ["id", "url"]:
-                if record.get(key) not in (None, ""):
-                    doc_id = str(record[key])
-                    break
-            yield Document(id=doc_id or f"{stem}:{lineno}", text=value)
+            keys = [source.id_field] if source.id_field else ["id", "url"]
+            found = (str(record[key]) for key in keys if record.get(key) not in (None, ""))
+            yield Document(id=next(found, f"{stem}:{lineno}"), text=value)
 
 
 def text_field(record: dict[str, Any], source: SourceConfig, report: FileReport, where: str) -> str | None:

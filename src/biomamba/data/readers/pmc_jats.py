@@ -38,7 +38,7 @@ class PmcJats(Reader):
     def read(self, path: str, source: SourceConfig, report: FileReport) -> Iterator[Document]:
         if path.endswith(_BUNDLE_SUFFIXES):
             yield from _bundle_documents(path, report)
-        elif (data := read_whole(path, report)) is not None:
+        elif data := read_whole(path, report):  # nothing to parse in a missing or empty file (counted)
             yield from _jats_document(data, report, None)
 
 

@@ -19,12 +19,9 @@ _PUBMED_RECORD = re.compile(rb"<(PubmedArticle|PubmedBookArticle|MedlineCitation
 _PMID = re.compile(rb"<PMID[^>]*>\s*(\d+)\s*</PMID>")
 # Record start tags that can never occur INSIDE a record of the given tag (MedlineCitation does occur inside a
 # PubmedArticle): seeing one before the record's closing tag means that closing tag is missing.
-_SIBLING_START = {
-    b"PubmedArticle": re.compile(rb"<(PubmedArticle|PubmedBookArticle|DeleteCitation)[\s>]"),
-    b"PubmedBookArticle": re.compile(rb"<(PubmedArticle|PubmedBookArticle|DeleteCitation)[\s>]"),
-    b"MedlineCitation": _PUBMED_RECORD,
-    b"DeleteCitation": _PUBMED_RECORD,
-}
+_ARTICLE_SIBLING = re.compile(rb"<(PubmedArticle|PubmedBookArticle|DeleteCitation)[\s>]")
+_SIBLING_START = {b"PubmedArticle": _ARTICLE_SIBLING, b"PubmedBookArticle": _ARTICLE_SIBLING,
+                  b"MedlineCitation": _PUBMED_RECORD, b"DeleteCitation": _PUBMED_RECORD}  # fmt: skip
 
 
 def _xml_records(path: str, report: FileReport) -> Iterator[tuple[int, bytes, bytes]]:
@@ -101,11 +98,10 @@ class PubmedXml(Reader):
             citation = element if tag == b"MedlineCitation" else element.find(".//MedlineCitation")
             if citation is None:
                 citation = element.find(".//BookDocument")
-            pmid_el = citation.find("PMID") if citation is not None else None
-            if pmid_el is None or not (pmid_el.text or "").strip():
+            pmid = (citation.findtext("PMID") or "").strip() if citation is not None else ""
+            if not pmid:
                 report.skip("record without PMID", where)
                 continue
-            pmid = pmid_el.text.strip()
             abstract = _abstract_text(citation.find(".//Abstract"))
             if not abstract:
                 report.skipped["no abstract"] += 1

@@ -19,6 +19,7 @@ from typing import IO, Any
 MAX_WARNINGS_PER_FILE = 20
 READ_CHUNK_BYTES = 1 << 20
 DAMAGED_REASON = "damaged compressed file (dropped whole)"
+GZIP_MAGIC = b"\x1f\x8b"  # the first two bytes of every gzip member: gzip is told by content, not name
 
 
 @dataclass
@@ -122,67 +123,40 @@ class GzipStream:
         if fed and not decompressor.eof:
             self.truncated = "compressed file ended before the end-of-stream marker"
 
-    def close(self) -> None:
-        self.raw.close()
 
-    def __enter__(self) -> GzipStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def open_binary(path: str, report: FileReport) -> Any:
-    """Open a plain or gzip file for binary reading; a missing or empty file is a counted skip (None)."""
+def file_chunks(path: str, report: FileReport) -> Iterator[bytes]:
+    """The (decompressed) content of a plain or gzip file in chunks. A missing or empty file is a counted skip
+    (no chunks); a truncated gzip ends the file with a counted warning; a damaged one sets `report.damaged`
+    (the caller decides: the corpus build drops the whole file)."""
     file = Path(path)
     if not file.is_file():
         report.skip("missing file")
-        return None
+        return
     if file.stat().st_size == 0:
         report.skip("empty file")
-        return None
-    handle = open(file, "rb")  # noqa: SIM115 - closed by the caller
-    if handle.peek(2)[:2] == b"\x1f\x8b":
-        return GzipStream(handle)
-    return handle
-
-
-def read_chunks(handle: Any, report: FileReport) -> Iterator[bytes]:
-    """Read a plain or gzip stream in chunks; a truncated gzip ends the file with a counted warning, a damaged
-    one sets `report.damaged` (the caller decides: the corpus build drops the whole file)."""
-    chunk_size = READ_CHUNK_BYTES
-    if isinstance(handle, GzipStream):
-        yield from handle.chunks(chunk_size)
-        if handle.damaged:
-            report.damaged = handle.damaged
-        elif handle.truncated:
-            report.skip("truncated compressed file (rest of file skipped)", detail=handle.truncated)
-        elif handle.bytes_out == 0:
-            report.skip("empty file", detail="valid gzip with no content")
         return
-    try:
-        while chunk := handle.read(chunk_size):
-            yield chunk
-    except OSError as exc:
-        report.skip("unreadable file (rest of file skipped)", detail=str(exc))
+    with open(file, "rb") as handle:
+        if handle.peek(2)[:2] == GZIP_MAGIC:
+            stream = GzipStream(handle)
+            yield from stream.chunks(READ_CHUNK_BYTES)
+            if stream.damaged:
+                report.damaged = stream.damaged
+            elif stream.truncated:
+                report.skip("truncated compressed file (rest of file skipped)", detail=stream.truncated)
+            elif stream.bytes_out == 0:
+                report.skip("empty file", detail="valid gzip with no content")
+            return
+        try:
+            while chunk := handle.read(READ_CHUNK_BYTES):
+                yield chunk
+        except OSError as exc:
+            report.skip("unreadable file (rest of file skipped)", detail=str(exc))
 
 
-def file_chunks(path: str, report: FileReport) -> Iterator[bytes]:
-    """The (decompressed) content of a plain or gzip file in chunks; nothing for a missing or empty file."""
-    handle = open_binary(path, report)
-    if handle is None:
-        return
-    with handle:
-        yield from read_chunks(handle, report)
-
-
-def read_whole(path: str, report: FileReport) -> bytes | None:
-    """The whole (decompressed) content of a file that only parses as one piece (a JATS article, a text)."""
-    handle = open_binary(path, report)
-    if handle is None:
-        return None
-    with handle:
-        return b"".join(read_chunks(handle, report))
+def read_whole(path: str, report: FileReport) -> bytes:
+    """The whole (decompressed) content of a file that only parses as one piece (a JATS article, a text);
+    empty for a missing or empty file, which `file_chunks` counts as skipped."""
+    return b"".join(file_chunks(path, report))
 
 
 def decode(raw: bytes, report: FileReport, where: str | None) -> str | None:
@@ -224,7 +198,7 @@ def gzip_damage(path: str) -> str | None:
     build a file's output aside until its end-of-stream check, as the corpus build does.
     """
     with open(path, "rb") as handle:
-        if handle.peek(2)[:2] != b"\x1f\x8b":
+        if handle.peek(2)[:2] != GZIP_MAGIC:
             return None
         stream = GzipStream(handle)
         for _ in stream.chunks(READ_CHUNK_BYTES):

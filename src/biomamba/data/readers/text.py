@@ -20,7 +20,6 @@ class PlainText(Reader):
         return bool(probe.first_line.strip()) and not probe.first_line.lstrip().startswith("<")
 
     def read(self, path: str, source: SourceConfig, report: FileReport) -> Iterator[Document]:
-        data = read_whole(path, report)
-        text = decode(data, report, None) if data is not None else None
+        text = decode(read_whole(path, report), report, None)
         if text is not None and text.strip():
             yield Document(id=Path(path).name, text=text)
