@@ -317,16 +317,13 @@ class Mamba2Mixer(nn.Module):
         A = -torch.exp(self.A_log.float())
         dt = self._dt(dt_raw)
 
-        if cache is not None and length == 1 and seg is None:
-            y = self._step(xbc[:, 0], dt[:, 0], A, cache)
-            y = y.reshape(b, 1, self.d_inner)
+        history = cache.conv[self.layer_idx] if cache is not None else None  # [b, k-1, d], shifted below
+        x, B, C = self._split_heads(self._conv(xbc, history, seg))
+        if history is not None:
+            history.copy_(torch.cat([history.to(xbc.dtype), xbc], dim=1)[:, -(c.d_conv - 1) :])
+        if cache is not None and length == 1 and seg is None:  # decoding: one recurrent step per row
+            y = ssd_step(cache.ssm[self.layer_idx], x[:, 0], dt[:, 0], A, B[:, 0], C[:, 0], D=self.D)
         else:
-            history = cache.conv[self.layer_idx] if cache is not None else None
-            xbc_act = self._conv(xbc, history, seg)
-            if cache is not None:
-                full = torch.cat([history.to(xbc.dtype), xbc], dim=1)
-                cache.conv[self.layer_idx].copy_(full[:, -(c.d_conv - 1) :])
-            x, B, C = self._split_heads(xbc_act)
             backend = scan_backend(c.kernels, x) if cache is None else "torch"
             if backend == "triton":
                 y = triton_ssd(x, dt_raw, self.dt_bias, A, B, C, self.D, c.chunk_size, c.dt_limit, seg)
@@ -342,21 +339,8 @@ class Mamba2Mixer(nn.Module):
                 y, final = _torch_scan(backend)(x, dt, A, B, C, c.chunk_size, self.D, state, seg)
                 if cache is not None:
                     cache.ssm[self.layer_idx].copy_(final)
-            y = y.reshape(b, length, self.d_inner)
-        y = self.norm(y, z, out_dtype=hidden.dtype)
+        y = self.norm(y.reshape(b, length, self.d_inner), z, out_dtype=hidden.dtype)
         return self.out_proj(y)
-
-    def _step(self, xbc: Tensor, dt: Tensor, A: Tensor, cache: Mamba2Cache) -> Tensor:
-        """Decode one token per row from the cache (conv window shift + one SSM step)."""
-        conv_state = cache.conv[self.layer_idx]  # [b, k-1, d]
-        window = torch.cat([conv_state.to(xbc.dtype), xbc[:, None]], dim=1)  # [b, k, d]
-        conv_state.copy_(window[:, 1:])
-        weight = self.conv1d.weight[:, 0, :].t().to(xbc.dtype)  # [k, d]
-        out = (window * weight).sum(dim=1)
-        if self.conv1d.bias is not None:
-            out = out + self.conv1d.bias.to(xbc.dtype)
-        x, B, C = self._split_heads(F.silu(out))
-        return ssd_step(cache.ssm[self.layer_idx], x, dt, A, B, C, D=self.D)
 
     def _split_heads(self, xbc: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The activated conv output [..., conv_dim] as the scan's x [..., nheads, headdim] and its B and C
