@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from tests.factories.models import mamba2_randomized as tiny_model
-from tests.factories.tokenizers import metaspace_tokenizer
+from tests.factories.tokenizers import CLINICAL_TEXT, metaspace_tokenizer
 
 
 @pytest.fixture
@@ -38,20 +38,7 @@ def recurrent_scan(x, dt, A, B, C, D=None, seg=None):
     return (y if D is None else y + x * D.double()[:, None]), state
 
 
-TEXT = [
-    "the patient was given aspirin for chest pain and recovered",
-    "mutations in the brca1 gene increase the risk of breast cancer",
-    "the protein binds to the receptor and activates the pathway",
-    "insulin resistance is a hallmark of type two diabetes",
-    "the trial measured blood pressure in older adults",
-] * 20
-
-
-def build_tokenizer(vocab_size: int = 90):
-    """90 tokens by default: the tiny models' vocabulary."""
-    return metaspace_tokenizer(TEXT, vocab_size)
-
-
 @pytest.fixture(scope="session")
 def tokenizer():
-    return build_tokenizer()
+    """90 tokens (the tiny models' vocabulary), trained on the clinical sentences the other stages' tests use."""
+    return metaspace_tokenizer(CLINICAL_TEXT, 90)

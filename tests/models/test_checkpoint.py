@@ -174,10 +174,8 @@ def test_count_parameters_equals_built_model():
 
 
 @pytest.mark.parametrize("fmt", ["hf", "mamba-ssm"])
-def test_model_directories_name_a_tokenizer_class_transformers_4_loads(tmp_path, fmt):
+def test_model_directories_name_a_tokenizer_class_transformers_4_loads(tmp_path, fmt, tokenizer):
     """transformers 5 writes "TokenizersBackend", a class transformers 4.x (which pyproject allows) lacks."""
-    from tests.models.conftest import build_tokenizer
-
-    save_model(tiny_model(), tmp_path / "m", build_tokenizer(), fmt=fmt)
+    save_model(tiny_model(), tmp_path / "m", tokenizer, fmt=fmt)
     config = json.loads((tmp_path / "m/tokenizer_config.json").read_text())
     assert config["tokenizer_class"] == "PreTrainedTokenizerFast"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.models.conftest import build_tokenizer, tiny_model
+from tests.models.conftest import tiny_model
 from typer.testing import CliRunner
 
 from biomamba.cli.main import build_app
@@ -63,9 +63,9 @@ def _assert_same_tensors(theirs: dict[str, torch.Tensor], ours: dict[str, torch.
 
 
 @pytest.mark.parametrize("tied", [True, False])
-def test_mamba_ssm_loads_what_convert_and_export_write(tmp_path, tied):
+def test_mamba_ssm_loads_what_convert_and_export_write(tmp_path, tied, tokenizer):
     model = tiny_model(seed=4, tie_embeddings=tied)
-    save_model(model, tmp_path / "hf", build_tokenizer())
+    save_model(model, tmp_path / "hf", tokenizer)
     runner = CliRunner()
     convert = ["models", "convert", str(tmp_path / "hf"), str(tmp_path / "ssm"), "--to", "mamba-ssm"]
     done = runner.invoke(build_app(), convert)
