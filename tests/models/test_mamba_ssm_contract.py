@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.factories.scripts import invoke_cli
 from tests.models.conftest import tiny_model
-from typer.testing import CliRunner
 
-from biomamba.cli.main import build_app
 from biomamba.models import load_model, save_model
 from biomamba.models.checkpoint import config_to_ssm, hf_to_ssm_keys
 from biomamba.models.mamba2 import Mamba2LMHeadModel
@@ -66,11 +65,9 @@ def _assert_same_tensors(theirs: dict[str, torch.Tensor], ours: dict[str, torch.
 def test_mamba_ssm_loads_what_convert_and_export_write(tmp_path, tied, tokenizer):
     model = tiny_model(seed=4, tie_embeddings=tied)
     save_model(model, tmp_path / "hf", tokenizer)
-    runner = CliRunner()
-    convert = ["models", "convert", str(tmp_path / "hf"), str(tmp_path / "ssm"), "--to", "mamba-ssm"]
-    done = runner.invoke(build_app(), convert)
+    done = invoke_cli(["models", "convert", tmp_path / "hf", tmp_path / "ssm", "--to", "mamba-ssm"])
     assert done.exit_code == 0, done.output
-    done = runner.invoke(build_app(), ["export", str(tmp_path / "hf"), "-o", str(tmp_path / "release")])
+    done = invoke_cli(["export", tmp_path / "hf", "-o", tmp_path / "release"])
     assert done.exit_code == 0, done.output  # no --format: a Mamba2 release carries the mamba_ssm/ copy
     ssm_dirs = [tmp_path / "ssm", tmp_path / "release" / "mamba_ssm"]
     for d in ssm_dirs:  # exactly what state-spaces/mamba2-* holds
