@@ -200,39 +200,26 @@ class Mamba2Cache:
 
 
 class RMSNorm(nn.Module):
-    """RMSNorm computed in fp32 (as transformers' Mamba2RMSNorm)."""
-
-    def __init__(self, dim: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.eps = eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        dtype = x.dtype
-        xf = x.float()
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * xf.to(dtype)
-
-
-class GatedRMSNorm(nn.Module):
-    """rmsnorm(x * silu(z)) with statistics per group of ``group_size`` channels (norm_before_gate=False).
+    """RMSNorm computed in fp32 (as transformers' Mamba2RMSNorm), with statistics per group of `group_size`
+    channels (default: all of them). Given a gate ``z`` it is the mixer's rmsnorm(x * silu(z))
+    (norm_before_gate=False).
 
     Group size d_inner/ngroups matches mamba-ssm's RMSNormGated for Mamba2, which is what makes a model
     with ngroups > 1 load exactly.
     """
 
-    def __init__(self, dim: int, group_size: int, eps: float = 1e-5) -> None:
+    def __init__(self, dim: int, eps: float = 1e-5, group_size: int | None = None) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim))
-        self.group_size = group_size
+        self.group_size = group_size or dim
         self.eps = eps
 
-    def forward(self, x: Tensor, z: Tensor, out_dtype: torch.dtype) -> Tensor:
-        xf = x.float() * F.silu(z.float())
+    def forward(self, x: Tensor, z: Tensor | None = None, out_dtype: torch.dtype | None = None) -> Tensor:
+        xf = x.float() if z is None else x.float() * F.silu(z.float())
         shape = xf.shape
         xg = xf.reshape(*shape[:-1], shape[-1] // self.group_size, self.group_size)
         xg = xg * torch.rsqrt(xg.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * xg.reshape(shape).to(out_dtype)
+        return self.weight * xg.reshape(shape).to(out_dtype or x.dtype)
 
 
 class Mamba2Mixer(nn.Module):
@@ -251,7 +238,7 @@ class Mamba2Mixer(nn.Module):
         self.dt_bias = nn.Parameter(torch.empty(c.nheads))
         self.A_log = nn.Parameter(torch.empty(c.nheads))
         self.D = nn.Parameter(torch.empty(c.nheads))
-        self.norm = GatedRMSNorm(c.d_inner, c.d_inner // c.ngroups, eps=c.norm_epsilon)
+        self.norm = RMSNorm(c.d_inner, eps=c.norm_epsilon, group_size=c.d_inner // c.ngroups)
         self.out_proj = nn.Linear(c.d_inner, c.d_model, bias=c.bias)
 
     @torch.no_grad()
@@ -339,7 +326,7 @@ class Mamba2Mixer(nn.Module):
                 y, final = _torch_scan(backend)(x, dt, A, B, C, c.chunk_size, self.D, state, seg)
                 if cache is not None:
                     cache.ssm[self.layer_idx].copy_(final)
-        y = self.norm(y.reshape(b, length, self.d_inner), z, out_dtype=hidden.dtype)
+        y = self.norm(y.reshape(b, length, self.d_inner), z, hidden.dtype)
         return self.out_proj(y)
 
     def _split_heads(self, xbc: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -447,7 +434,7 @@ class Mamba2LMHeadModel(nn.Module):
                         )
                     else:
                         module.bias.zero_()
-            elif isinstance(module, RMSNorm | GatedRMSNorm):
+            elif isinstance(module, RMSNorm):
                 module.weight.fill_(1.0)
         emb = self.backbone.embeddings.weight
         emb.copy_(torch.empty(emb.shape).normal_(0.0, c.initializer_range, generator=gen))
