@@ -263,7 +263,8 @@ class Mamba2Mixer(nn.Module):
         return dt
 
     def _conv(self, xbc: Tensor, history: Tensor | None, seg: Tensor | None) -> Tensor:
-        """Causal depthwise conv + SiLU on [b, l, conv_dim] (channels last), optional cached history.
+        """Causal depthwise conv + SiLU on [b, l, conv_dim] (channels last). A cached `history` (the last
+        k-1 inputs before these) is read, then shifted in place to end with these inputs.
 
         With segments, taps that reach into another document are dropped (the conv state resets)."""
         weight = self.conv1d.weight[:, 0, :]  # [conv_dim, k]
@@ -274,9 +275,10 @@ class Mamba2Mixer(nn.Module):
                 xbc.transpose(1, 2), self.conv1d.weight, self.conv1d.bias, padding=k - 1, groups=self.conv_dim
             )
             return F.silu(out[..., :length].transpose(1, 2))
-        if history is None:
-            history = xbc.new_zeros(b, k - 1, xbc.shape[2])
-        full = torch.cat([history.to(xbc.dtype), xbc], dim=1)  # [b, k-1+l, d]
+        start = xbc.new_zeros(b, k - 1, xbc.shape[2]) if history is None else history.to(xbc.dtype)
+        full = torch.cat([start, xbc], dim=1)  # [b, k-1+l, d]
+        if history is not None:
+            history.copy_(full[:, length:])
         if seg is not None:
             seg_full = torch.cat([seg[:, :1].expand(b, k - 1), seg], dim=1)
         out = (
@@ -304,10 +306,8 @@ class Mamba2Mixer(nn.Module):
         A = -torch.exp(self.A_log.float())
         dt = self._dt(dt_raw)
 
-        history = cache.conv[self.layer_idx] if cache is not None else None  # [b, k-1, d], shifted below
+        history = cache.conv[self.layer_idx] if cache is not None else None
         x, B, C = self._split_heads(self._conv(xbc, history, seg))
-        if history is not None:
-            history.copy_(torch.cat([history.to(xbc.dtype), xbc], dim=1)[:, -(c.d_conv - 1) :])
         if cache is not None and length == 1 and seg is None:  # decoding: one recurrent step per row
             y = ssd_step(cache.ssm[self.layer_idx], x[:, 0], dt[:, 0], A, B[:, 0], C[:, 0], D=self.D)
         else:
