@@ -58,13 +58,9 @@ def copy_files(src: str | Path, dst: str | Path, names: tuple[str, ...] = TOKENI
     return copied
 
 
-# mamba-ssm ssm_cfg keys that change the architecture in ways this implementation does not have.
-_SSM_UNSUPPORTED = {
-    "D_has_hdim": False,
-    "rmsnorm": True,
-    "norm_before_gate": False,
-    "d_ssm": None,
-}
+# mamba-ssm ssm_cfg keys whose other values change the architecture in ways this implementation does not
+# have, with the values it implements (and d_ssm: unset, or the whole d_inner, known from the config).
+_SSM_SUPPORTED = {"D_has_hdim": (False,), "rmsnorm": (True,), "norm_before_gate": (False,)}
 
 
 def read_config(model_dir: str | Path) -> dict[str, Any]:
@@ -221,12 +217,9 @@ def config_from_ssm(data: dict[str, Any], source: str = "config.json") -> Mamba2
         problems.append("attn_layer_idx (attention layers)")
     if not data.get("rms_norm", True):
         problems.append("rms_norm=false (LayerNorm)")
-    for key, expected in _SSM_UNSUPPORTED.items():
-        if (
-            key in ssm
-            and ssm[key] != expected
-            and not (key == "d_ssm" and ssm[key] == ssm.get("expand", 2) * data["d_model"])
-        ):
+    d_ssm = (None, ssm.get("expand", 2) * data.get("d_model", 0))
+    for key, supported in {**_SSM_SUPPORTED, "d_ssm": d_ssm}.items():
+        if key in ssm and ssm[key] not in supported:
             problems.append(f"ssm_cfg.{key}={ssm[key]!r}")
     if problems:
         raise CheckpointError(f"{source}: unsupported mamba-ssm architecture: " + ", ".join(problems))
