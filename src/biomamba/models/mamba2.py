@@ -425,15 +425,11 @@ class Mamba2LMHeadModel(nn.Module):
                 bound_w = torch.empty_like(module.weight, device="cpu")
                 nn.init.kaiming_uniform_(bound_w, a=math.sqrt(5), generator=gen)
                 module.weight.copy_(bound_w)
-                if module.bias is not None:
-                    if isinstance(module, nn.Conv1d):
-                        fan_in = module.weight.shape[1] * module.weight.shape[2]
-                        bound = 1 / math.sqrt(fan_in)
-                        module.bias.copy_(
-                            torch.empty(module.bias.shape).uniform_(-bound, bound, generator=gen)
-                        )
-                    else:
-                        module.bias.zero_()
+                if isinstance(module, nn.Conv1d) and module.bias is not None:
+                    bound = 1 / math.sqrt(module.weight[0].numel())  # torch's default: U(+-1/sqrt(fan_in))
+                    module.bias.copy_(torch.empty(module.bias.shape).uniform_(-bound, bound, generator=gen))
+                elif module.bias is not None:
+                    module.bias.zero_()
             elif isinstance(module, RMSNorm):
                 module.weight.fill_(1.0)
         emb = self.backbone.embeddings.weight
