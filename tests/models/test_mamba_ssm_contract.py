@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.factories.scripts import invoke_cli
+from tests.factories.scripts import ROOT, invoke_cli
 from tests.models.conftest import tiny_model
 
 from biomamba.models import load_model, save_model
@@ -26,7 +26,6 @@ from biomamba.models.checkpoint import config_to_ssm, hf_to_ssm_keys
 from biomamba.models.mamba2 import Mamba2LMHeadModel
 from biomamba.models.presets import PUBLISHED, preset_config
 
-ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = Path(os.environ.get("BIOMAMBA_MAMBA_SSM_REF", ROOT / ".venv" / "mamba-ssm-ref"))
 
 pytestmark = pytest.mark.skipif(
