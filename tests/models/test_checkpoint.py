@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 from tests.factories import models
+from tests.factories.pickles import HostilePayload
 from tests.models.conftest import tiny_model
 from transformers import Mamba2ForCausalLM
 
@@ -47,18 +48,11 @@ def test_mamba_ssm_round_trip_and_transformers_parity(tmp_path):
     assert detect_format(tmp_path / "hf") == "hf"
     theirs = Mamba2ForCausalLM.from_pretrained(tmp_path / "hf").eval()
     assert (_logits(theirs) - _logits(model)).abs().max() <= 1e-4
-    back = convert_checkpoint(tmp_path / "hf", tmp_path / "ssm2", to="mamba-ssm")
+    back = convert_checkpoint(tmp_path / "hf", tmp_path / "ssm2", to="mamba-ssm")  # hf -> pytorch_model.bin
+    assert not (back / "model.safetensors").exists()
+    state = torch.load(back / "pytorch_model.bin", weights_only=True)
+    assert "lm_head.weight" in state and "backbone.embedding.weight" in state  # the tied head written too
     assert torch.equal(_logits(load_model(back)), _logits(model))
-
-
-def test_reads_mamba_ssm_pytorch_bin_with_tied_head(tmp_path):
-    model = tiny_model(seed=2)
-    save_model(model, tmp_path / "hf_src")
-    convert_checkpoint(tmp_path / "hf_src", tmp_path / "bin2", to="mamba-ssm")
-    assert not (tmp_path / "bin2/model.safetensors").exists()
-    state = torch.load(tmp_path / "bin2/pytorch_model.bin", weights_only=True)
-    assert "lm_head.weight" in state and "backbone.embedding.weight" in state
-    assert torch.equal(_logits(load_model(tmp_path / "bin2")), _logits(model))
 
 
 def test_reads_mamba_ssm_safetensors_layout(tmp_path):
@@ -81,17 +75,13 @@ def test_mamba_ssm_format_refuses_an_epsilon_it_cannot_store(tmp_path):
 
 def test_pickle_with_code_is_refused(tmp_path):
     save_model(tiny_model(), tmp_path / "m", fmt="mamba-ssm")
-
-    class Evil:
-        def __reduce__(self):
-            return (print, ("pwned",))
-
-    torch.save({"x": Evil()}, tmp_path / "m/pytorch_model.bin")
+    torch.save({"x": HostilePayload(tmp_path / "pwned")}, tmp_path / "m/pytorch_model.bin")
     with pytest.raises(
-        CheckpointError, match="pytorch_model.bin: refused to load: the pickle references print,"
+        CheckpointError, match="pytorch_model.bin: refused to load: the pickle references posix.system,"
     ) as caught:
         load_model(tmp_path / "m")
     assert "weights_only" not in str(caught.value)  # never torch's advice to turn the check off
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_missing_unexpected_and_wrong_shape_are_listed(tmp_path):
@@ -184,10 +174,8 @@ def test_count_parameters_equals_built_model():
 
 
 @pytest.mark.parametrize("fmt", ["hf", "mamba-ssm"])
-def test_model_directories_name_a_tokenizer_class_transformers_4_loads(tmp_path, fmt):
+def test_model_directories_name_a_tokenizer_class_transformers_4_loads(tmp_path, fmt, tokenizer):
     """transformers 5 writes "TokenizersBackend", a class transformers 4.x (which pyproject allows) lacks."""
-    from tests.models.conftest import build_tokenizer
-
-    save_model(tiny_model(), tmp_path / "m", build_tokenizer(), fmt=fmt)
+    save_model(tiny_model(), tmp_path / "m", tokenizer, fmt=fmt)
     config = json.loads((tmp_path / "m/tokenizer_config.json").read_text())
     assert config["tokenizer_class"] == "PreTrainedTokenizerFast"

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.factories.scripts import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 FLA_REF = Path(os.environ.get("BIOMAMBA_FLA_REF", ROOT / ".venv" / "fla-ref"))
 MAMBA_SSM_REF = Path(os.environ.get("BIOMAMBA_MAMBA_SSM_REF", ROOT / ".venv" / "mamba-ssm-ref"))
 # relative error bounds: fp32 (interpreter: numpy fp32; GPU: tf32 dots), bf16 matmul operands

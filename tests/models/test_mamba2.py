@@ -4,23 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.models.conftest import random_ids, tiny_model
+from tests.models.conftest import random_ids, recurrent_scan, tiny_model
 
 from biomamba.models.mamba2 import Mamba2Cache
-from biomamba.models.ssd import segment_ids, ssd_chunked, ssd_step
-
-
-def _naive_ssd(x, dt, A, B, C, D, seg=None):
-    """Token-by-token recurrence, the definition the chunked scan must reproduce."""
-    b, length, h, p = x.shape
-    n = B.shape[3]
-    state = torch.zeros(b, h, p, n)
-    ys = []
-    for t in range(length):
-        if seg is not None and t > 0:
-            state = state * (seg[:, t] == seg[:, t - 1]).float()[:, None, None, None]
-        ys.append(ssd_step(state, x[:, t], dt[:, t], A, B[:, t], C[:, t], D))
-    return torch.stack(ys, 1), state
+from biomamba.models.ssd import segment_ids, ssd_chunked
 
 
 @pytest.mark.parametrize("chunk", [1, 4, 7, 32])
@@ -32,7 +19,7 @@ def test_chunked_scan_equals_recurrence(chunk):
     seq_idx = torch.tensor([[0] * 6 + [1] * 9 + [2] * 4, [5] * 19])
     seg = segment_ids(seq_idx)
     for s in (None, seg):
-        want_y, want_state = _naive_ssd(x, dt, A, B, C, D, s)
+        want_y, want_state = recurrent_scan(x, dt, A, B, C, D, s)
         y, state = ssd_chunked(x, dt, A, B, C, chunk, D=D, seg=s)
         assert (y - want_y).abs().max() < 1e-4
         assert (state - want_state).abs().max() < 1e-4

@@ -18,16 +18,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.models.conftest import build_tokenizer, tiny_model
-from typer.testing import CliRunner
+from tests.factories.scripts import ROOT, invoke_cli
+from tests.models.conftest import tiny_model
 
-from biomamba.cli.main import build_app
 from biomamba.models import load_model, save_model
 from biomamba.models.checkpoint import config_to_ssm, hf_to_ssm_keys
 from biomamba.models.mamba2 import Mamba2LMHeadModel
 from biomamba.models.presets import PUBLISHED, preset_config
 
-ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = Path(os.environ.get("BIOMAMBA_MAMBA_SSM_REF", ROOT / ".venv" / "mamba-ssm-ref"))
 
 pytestmark = pytest.mark.skipif(
@@ -63,14 +61,12 @@ def _assert_same_tensors(theirs: dict[str, torch.Tensor], ours: dict[str, torch.
 
 
 @pytest.mark.parametrize("tied", [True, False])
-def test_mamba_ssm_loads_what_convert_and_export_write(tmp_path, tied):
+def test_mamba_ssm_loads_what_convert_and_export_write(tmp_path, tied, tokenizer):
     model = tiny_model(seed=4, tie_embeddings=tied)
-    save_model(model, tmp_path / "hf", build_tokenizer())
-    runner = CliRunner()
-    convert = ["models", "convert", str(tmp_path / "hf"), str(tmp_path / "ssm"), "--to", "mamba-ssm"]
-    done = runner.invoke(build_app(), convert)
+    save_model(model, tmp_path / "hf", tokenizer)
+    done = invoke_cli(["models", "convert", tmp_path / "hf", tmp_path / "ssm", "--to", "mamba-ssm"])
     assert done.exit_code == 0, done.output
-    done = runner.invoke(build_app(), ["export", str(tmp_path / "hf"), "-o", str(tmp_path / "release")])
+    done = invoke_cli(["export", tmp_path / "hf", "-o", tmp_path / "release"])
     assert done.exit_code == 0, done.output  # no --format: a Mamba2 release carries the mamba_ssm/ copy
     ssm_dirs = [tmp_path / "ssm", tmp_path / "release" / "mamba_ssm"]
     for d in ssm_dirs:  # exactly what state-spaces/mamba2-* holds

@@ -1,9 +1,10 @@
 """Numerics at the published presets' real dimensions (130m ... 2.7b: d_state 128, headdim 64, chunk 256),
 where small-config parity says nothing: errors of a chunked scan grow with the chunk length.
 
-Two references from outside the code under test: a float64 step-by-step recurrence written here, and
-transformers' Mamba2 run in float64 (its pure-PyTorch path) on the same weights. One or two layers of each
-preset and sequences of more than two chunks keep the tests fast while the shapes are the real ones.
+Two references from outside the code under test: a float64 step-by-step recurrence (conftest's
+`recurrent_scan`), and transformers' Mamba2 run in float64 (its pure-PyTorch path) on the same weights. One
+or two layers of each preset and sequences of more than two chunks keep the tests fast while the shapes are
+the real ones.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 
 import pytest
 import torch
+from tests.models.conftest import recurrent_scan
 from transformers import Mamba2ForCausalLM
 
 from biomamba.models import save_model
@@ -21,21 +23,6 @@ from biomamba.models.presets import PUBLISHED, preset_config
 from biomamba.models.ssd import ssd_chunked
 
 LENGTH = 2 * 256 + 44  # more than two chunks of the presets' 256, with a ragged last one
-
-
-def _sequential_scan(x, dt, A, B, C):
-    """The SSM recurrence h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t, y_t = C_t h_t, in float64, step by step."""
-    x, dt, A, B, C = (t.double() for t in (x, dt, A, B, C))
-    b, length, h, p = x.shape
-    rep = h // B.shape[2]
-    Bh, Ch = B.repeat_interleave(rep, dim=2), C.repeat_interleave(rep, dim=2)
-    state = torch.zeros(b, h, p, B.shape[-1], dtype=torch.float64)
-    ys = []
-    for t in range(length):
-        decay = torch.exp(dt[:, t] * A)[:, :, None, None]
-        state = state * decay + (x[:, t] * dt[:, t, :, None])[..., None] * Bh[:, t, :, None, :]
-        ys.append(torch.einsum("bhpn,bhn->bhp", state, Ch[:, t]))
-    return torch.stack(ys, dim=1)
 
 
 SCAN_HEADS = 8  # heads are independent in the scan: the presets' 24-80 would only repeat the same check
@@ -67,7 +54,7 @@ def _scan_inputs(dt_max: float):
 @pytest.mark.parametrize("dt_max", [0.1, 1.0])  # the initial range, and the larger steps trained models reach
 def test_chunked_scan_matches_a_float64_recurrence_at_every_chunk_size(dt_max):
     cfg, inputs = _scan_inputs(dt_max)
-    reference = _sequential_scan(*inputs)
+    reference = recurrent_scan(*inputs)[0]
     scale = reference.abs().max().item()
     errors = {}
     for chunk in (16, 64, cfg.chunk_size):

@@ -58,13 +58,9 @@ def copy_files(src: str | Path, dst: str | Path, names: tuple[str, ...] = TOKENI
     return copied
 
 
-# mamba-ssm ssm_cfg keys that change the architecture in ways this implementation does not have.
-_SSM_UNSUPPORTED = {
-    "D_has_hdim": False,
-    "rmsnorm": True,
-    "norm_before_gate": False,
-    "d_ssm": None,
-}
+# mamba-ssm ssm_cfg keys whose other values change the architecture in ways this implementation does not
+# have, with the values it implements (and d_ssm: unset, or the whole d_inner, known from the config).
+_SSM_SUPPORTED = {"D_has_hdim": (False,), "rmsnorm": (True,), "norm_before_gate": (False,)}
 
 
 def read_config(model_dir: str | Path) -> dict[str, Any]:
@@ -162,6 +158,7 @@ def config_from_hf(data: dict[str, Any], source: str = "config.json") -> Mamba2C
         if (true_vocab + multiple - 1) // multiple * multiple != vocab:
             true_vocab, multiple = vocab, 1
         hidden = int(data["hidden_size"])
+        eos = data.get("eos_token_id")  # transformers allows a list; generation stops at the first
         fields = _read_fields(data, _HF_NAMES)
         head_dim, expand = fields.get("headdim", _DEFAULTS.headdim), fields.get("expand", _DEFAULTS.expand)
         if "num_heads" in data and int(data["num_heads"]) * head_dim != expand * hidden:
@@ -174,14 +171,10 @@ def config_from_hf(data: dict[str, Any], source: str = "config.json") -> Mamba2C
             tie_embeddings=bool(data.get("tie_word_embeddings", False)),  # transformers' default
             dt_limit=_dt_limit(data.get("time_step_limit", (0.0, math.inf))),
             bos_token_id=data.get("bos_token_id"),
-            eos_token_id=_first(data.get("eos_token_id")),
+            eos_token_id=eos[0] if isinstance(eos, list) and eos else eos,
             pad_token_id=data.get("pad_token_id"),
             **fields,
         )
-
-
-def _first(value: Any) -> Any:
-    return value[0] if isinstance(value, list) and value else value
 
 
 def config_to_hf(cfg: Mamba2Config) -> dict[str, Any]:
@@ -224,12 +217,9 @@ def config_from_ssm(data: dict[str, Any], source: str = "config.json") -> Mamba2
         problems.append("attn_layer_idx (attention layers)")
     if not data.get("rms_norm", True):
         problems.append("rms_norm=false (LayerNorm)")
-    for key, expected in _SSM_UNSUPPORTED.items():
-        if (
-            key in ssm
-            and ssm[key] != expected
-            and not (key == "d_ssm" and ssm[key] == ssm.get("expand", 2) * data["d_model"])
-        ):
+    d_ssm = (None, ssm.get("expand", 2) * data.get("d_model", 0))
+    for key, supported in {**_SSM_SUPPORTED, "d_ssm": d_ssm}.items():
+        if key in ssm and ssm[key] not in supported:
             problems.append(f"ssm_cfg.{key}={ssm[key]!r}")
     if problems:
         raise CheckpointError(f"{source}: unsupported mamba-ssm architecture: " + ", ".join(problems))
@@ -327,7 +317,7 @@ def load_state_strict(model: Mamba2LMHeadModel, weights: dict[str, Tensor], sour
 
     A tied model accepts a checkpoint with or without ``lm_head.weight`` (mamba-ssm writes it, transformers
     drops it); when present it must equal the embeddings, otherwise the checkpoint was untied."""
-    expected = {k: v for k, v in model.state_dict().items()}
+    expected = model.state_dict()
     weights = dict(weights)
     tied = model.config.tie_embeddings
     if tied:
@@ -437,15 +427,13 @@ def save_mamba2(
     cfg = model.config
     out = Path(out_dir)
     with atomic_dir(out) as tmp:
-        config = config_to_hf(cfg) if fmt == "hf" else config_to_ssm(cfg)
         if fmt == "hf":
-            config["dtype"] = str(model.dtype).removeprefix("torch.")
-        write_json(tmp / "config.json", config)
-        weights = _weights_for_save(model, fmt)
-        if fmt == "mamba-ssm":
-            torch.save(weights, tmp / TORCH_BIN)
+            dtype = str(model.dtype).removeprefix("torch.")
+            write_json(tmp / "config.json", {**config_to_hf(cfg), "dtype": dtype})
+            save_file(_weights_for_save(model, fmt), str(tmp / SAFETENSORS), metadata={"format": "pt"})
         else:
-            save_file(weights, str(tmp / SAFETENSORS), metadata={"format": "pt"})
+            write_json(tmp / "config.json", config_to_ssm(cfg))
+            torch.save(_weights_for_save(model, fmt), tmp / TORCH_BIN)
         if tokenizer is not None:
             from biomamba.tokenizer import save_tokenizer
 

@@ -90,10 +90,10 @@ class ModelConfig(Section):
     def _check(self) -> ModelConfig:
         if self.name_or_path is not None and self.preset is not None:
             raise ValueError("set name_or_path (load a model) or preset (build a fresh one), not both")
-        given = [name for name in ARCH_FIELDS if getattr(self, name) is not None]
+        given = ", ".join(self.overrides())
         if given and self.name_or_path is not None:
             raise ValueError(
-                f"architecture overrides ({', '.join(given)}) apply to a fresh preset, not to a loaded checkpoint"
+                f"architecture overrides ({given}) apply to a fresh preset, not to a loaded checkpoint"
             )
         if self.preset is not None:
             self.mamba2_config()  # raises ValueError on impossible combinations (e.g. headdim vs d_model)

@@ -200,39 +200,26 @@ class Mamba2Cache:
 
 
 class RMSNorm(nn.Module):
-    """RMSNorm computed in fp32 (as transformers' Mamba2RMSNorm)."""
-
-    def __init__(self, dim: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.eps = eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        dtype = x.dtype
-        xf = x.float()
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * xf.to(dtype)
-
-
-class GatedRMSNorm(nn.Module):
-    """rmsnorm(x * silu(z)) with statistics per group of ``group_size`` channels (norm_before_gate=False).
+    """RMSNorm computed in fp32 (as transformers' Mamba2RMSNorm), with statistics per group of `group_size`
+    channels (default: all of them). Given a gate ``z`` it is the mixer's rmsnorm(x * silu(z))
+    (norm_before_gate=False).
 
     Group size d_inner/ngroups matches mamba-ssm's RMSNormGated for Mamba2, which is what makes a model
     with ngroups > 1 load exactly.
     """
 
-    def __init__(self, dim: int, group_size: int, eps: float = 1e-5) -> None:
+    def __init__(self, dim: int, eps: float = 1e-5, group_size: int | None = None) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim))
-        self.group_size = group_size
+        self.group_size = group_size or dim
         self.eps = eps
 
-    def forward(self, x: Tensor, z: Tensor, out_dtype: torch.dtype) -> Tensor:
-        xf = x.float() * F.silu(z.float())
+    def forward(self, x: Tensor, z: Tensor | None = None, out_dtype: torch.dtype | None = None) -> Tensor:
+        xf = x.float() if z is None else x.float() * F.silu(z.float())
         shape = xf.shape
         xg = xf.reshape(*shape[:-1], shape[-1] // self.group_size, self.group_size)
         xg = xg * torch.rsqrt(xg.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * xg.reshape(shape).to(out_dtype)
+        return self.weight * xg.reshape(shape).to(out_dtype or x.dtype)
 
 
 class Mamba2Mixer(nn.Module):
@@ -251,7 +238,7 @@ class Mamba2Mixer(nn.Module):
         self.dt_bias = nn.Parameter(torch.empty(c.nheads))
         self.A_log = nn.Parameter(torch.empty(c.nheads))
         self.D = nn.Parameter(torch.empty(c.nheads))
-        self.norm = GatedRMSNorm(c.d_inner, c.d_inner // c.ngroups, eps=c.norm_epsilon)
+        self.norm = RMSNorm(c.d_inner, eps=c.norm_epsilon, group_size=c.d_inner // c.ngroups)
         self.out_proj = nn.Linear(c.d_inner, c.d_model, bias=c.bias)
 
     @torch.no_grad()
@@ -276,7 +263,8 @@ class Mamba2Mixer(nn.Module):
         return dt
 
     def _conv(self, xbc: Tensor, history: Tensor | None, seg: Tensor | None) -> Tensor:
-        """Causal depthwise conv + SiLU on [b, l, conv_dim] (channels last), optional cached history.
+        """Causal depthwise conv + SiLU on [b, l, conv_dim] (channels last). A cached `history` (the last
+        k-1 inputs before these) is read, then shifted in place to end with these inputs.
 
         With segments, taps that reach into another document are dropped (the conv state resets)."""
         weight = self.conv1d.weight[:, 0, :]  # [conv_dim, k]
@@ -287,9 +275,10 @@ class Mamba2Mixer(nn.Module):
                 xbc.transpose(1, 2), self.conv1d.weight, self.conv1d.bias, padding=k - 1, groups=self.conv_dim
             )
             return F.silu(out[..., :length].transpose(1, 2))
-        if history is None:
-            history = xbc.new_zeros(b, k - 1, xbc.shape[2])
-        full = torch.cat([history.to(xbc.dtype), xbc], dim=1)  # [b, k-1+l, d]
+        start = xbc.new_zeros(b, k - 1, xbc.shape[2]) if history is None else history.to(xbc.dtype)
+        full = torch.cat([start, xbc], dim=1)  # [b, k-1+l, d]
+        if history is not None:
+            history.copy_(full[:, length:])
         if seg is not None:
             seg_full = torch.cat([seg[:, :1].expand(b, k - 1), seg], dim=1)
         out = (
@@ -317,16 +306,11 @@ class Mamba2Mixer(nn.Module):
         A = -torch.exp(self.A_log.float())
         dt = self._dt(dt_raw)
 
-        if cache is not None and length == 1 and seg is None:
-            y = self._step(xbc[:, 0], dt[:, 0], A, cache)
-            y = y.reshape(b, 1, self.d_inner)
+        history = cache.conv[self.layer_idx] if cache is not None else None
+        x, B, C = self._split_heads(self._conv(xbc, history, seg))
+        if cache is not None and length == 1 and seg is None:  # decoding: one recurrent step per row
+            y = ssd_step(cache.ssm[self.layer_idx], x[:, 0], dt[:, 0], A, B[:, 0], C[:, 0], D=self.D)
         else:
-            history = cache.conv[self.layer_idx] if cache is not None else None
-            xbc_act = self._conv(xbc, history, seg)
-            if cache is not None:
-                full = torch.cat([history.to(xbc.dtype), xbc], dim=1)
-                cache.conv[self.layer_idx].copy_(full[:, -(c.d_conv - 1) :])
-            x, B, C = self._split_heads(xbc_act)
             backend = scan_backend(c.kernels, x) if cache is None else "torch"
             if backend == "triton":
                 y = triton_ssd(x, dt_raw, self.dt_bias, A, B, C, self.D, c.chunk_size, c.dt_limit, seg)
@@ -342,21 +326,8 @@ class Mamba2Mixer(nn.Module):
                 y, final = _torch_scan(backend)(x, dt, A, B, C, c.chunk_size, self.D, state, seg)
                 if cache is not None:
                     cache.ssm[self.layer_idx].copy_(final)
-            y = y.reshape(b, length, self.d_inner)
-        y = self.norm(y, z, out_dtype=hidden.dtype)
+        y = self.norm(y.reshape(b, length, self.d_inner), z, hidden.dtype)
         return self.out_proj(y)
-
-    def _step(self, xbc: Tensor, dt: Tensor, A: Tensor, cache: Mamba2Cache) -> Tensor:
-        """Decode one token per row from the cache (conv window shift + one SSM step)."""
-        conv_state = cache.conv[self.layer_idx]  # [b, k-1, d]
-        window = torch.cat([conv_state.to(xbc.dtype), xbc[:, None]], dim=1)  # [b, k, d]
-        conv_state.copy_(window[:, 1:])
-        weight = self.conv1d.weight[:, 0, :].t().to(xbc.dtype)  # [k, d]
-        out = (window * weight).sum(dim=1)
-        if self.conv1d.bias is not None:
-            out = out + self.conv1d.bias.to(xbc.dtype)
-        x, B, C = self._split_heads(F.silu(out))
-        return ssd_step(cache.ssm[self.layer_idx], x, dt, A, B, C, D=self.D)
 
     def _split_heads(self, xbc: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The activated conv output [..., conv_dim] as the scan's x [..., nheads, headdim] and its B and C
@@ -454,16 +425,12 @@ class Mamba2LMHeadModel(nn.Module):
                 bound_w = torch.empty_like(module.weight, device="cpu")
                 nn.init.kaiming_uniform_(bound_w, a=math.sqrt(5), generator=gen)
                 module.weight.copy_(bound_w)
-                if module.bias is not None:
-                    if isinstance(module, nn.Conv1d):
-                        fan_in = module.weight.shape[1] * module.weight.shape[2]
-                        bound = 1 / math.sqrt(fan_in)
-                        module.bias.copy_(
-                            torch.empty(module.bias.shape).uniform_(-bound, bound, generator=gen)
-                        )
-                    else:
-                        module.bias.zero_()
-            elif isinstance(module, RMSNorm | GatedRMSNorm):
+                if isinstance(module, nn.Conv1d) and module.bias is not None:
+                    bound = 1 / math.sqrt(module.weight[0].numel())  # torch's default: U(+-1/sqrt(fan_in))
+                    module.bias.copy_(torch.empty(module.bias.shape).uniform_(-bound, bound, generator=gen))
+                elif module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, RMSNorm):
                 module.weight.fill_(1.0)
         emb = self.backbone.embeddings.weight
         emb.copy_(torch.empty(emb.shape).normal_(0.0, c.initializer_range, generator=gen))

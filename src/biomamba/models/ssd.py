@@ -82,10 +82,8 @@ def ssd_chunked(
     dt = dt.float()
     if pad:
         # Padded steps have dt = 0: no decay and no input, so they change neither outputs nor the state.
-        x = F.pad(x, (0, 0, 0, 0, 0, pad))
+        x, B, C = (F.pad(t, (0, 0, 0, 0, 0, pad)) for t in (x, B, C))  # along the length (dim 1)
         dt = F.pad(dt, (0, 0, 0, pad))
-        B = F.pad(B, (0, 0, 0, 0, 0, pad))
-        C = F.pad(C, (0, 0, 0, 0, 0, pad))
         if seg is not None:
             seg = torch.cat([seg, seg[:, -1:].expand(b, pad)], dim=1)
     c = (length + pad) // q

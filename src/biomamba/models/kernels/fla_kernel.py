@@ -90,14 +90,5 @@ def fla_ssd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, s
     """Same contract as `ssd_chunked` without an initial state: y ``[b, l, h, p]`` fp32, D skip included."""
     kernel = fla_chunk_scan()
     assert kernel is not None
-    inputs = fla_inputs(x, dt, A, B, C, seg)
-    o, _ = kernel(
-        inputs.q,
-        inputs.k,
-        inputs.v,
-        g=inputs.g,
-        scale=1.0,
-        cu_seqlens=inputs.cu_seqlens,
-        cu_seqlens_cpu=inputs.cu_seqlens_cpu,
-    )
+    o, _ = kernel(**vars(fla_inputs(x, dt, A, B, C, seg)), scale=1.0)
     return o.reshape(x.shape).float() + x.float() * D.float()[:, None]
