@@ -10,19 +10,13 @@ from pathlib import Path
 import click
 import pytest
 import typer.main
+from tests.factories.scripts import run_main
 from tests.factories.tokenizers import bpe_tokenizer
 
 from biomamba.cli.main import build_app, run
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "recipes"
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        run(argv)
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
 
 
 def _recipe(tmp_path: Path, text: str) -> Path:
@@ -62,7 +56,7 @@ def test_bad_recipe_is_one_line_and_exit_2(
     src = tmp_path / "pubmed.jsonl"
     src.write_text('{"id": "1", "text": "a"}\n')
     path = _recipe(tmp_path, text.format(src=src) if "{src}" in text else text)
-    code, out, err = _run(["recipe", "check", str(path)], capsys)
+    code, out, err = run_main(["recipe", "check", str(path)], capsys)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
@@ -72,7 +66,7 @@ def test_bad_recipe_is_one_line_and_exit_2(
 
 def test_the_same_errors_stop_a_stage_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _recipe(tmp_path, "train:\n  micro_batch_size: 0\n")
-    code, _, err = _run(["train", str(path), "--output-dir", str(tmp_path / "run")], capsys)
+    code, _, err = run_main(["train", str(path), "--output-dir", str(tmp_path / "run")], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "train.micro_batch_size" in err
     assert not (tmp_path / "run" / "final").exists()
@@ -89,7 +83,7 @@ def test_missing_corpus_source_stops_the_data_build(
     out = tmp_path / "out"
     for tok, expected in [(tmp_path / "text.txt", "cannot load"), (tokenizer, "absent.jsonl")]:
         argv = ["data", "build", str(path), "--tokenizer", str(tok), "--output-dir", str(out)]
-        code, _, err = _run(argv, capsys)
+        code, _, err = run_main(argv, capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1, err
         assert expected in err
     assert "data.sources.pubmed" in err
@@ -98,14 +92,14 @@ def test_missing_corpus_source_stops_the_data_build(
 
 def test_set_overrides_the_recipe_and_is_validated(capsys: pytest.CaptureFixture[str]) -> None:
     check_demo = ["recipe", "check", str(RECIPES / "demo.yaml")]
-    code, out, _ = _run([*check_demo, "--set", "train.seq_len=128"], capsys)
+    code, out, _ = run_main([*check_demo, "--set", "train.seq_len=128"], capsys)
     assert code == 0 and "ok" in out
-    code, _, err = _run([*check_demo, "--set", "data.ratios.c4=0.3"], capsys)
+    code, _, err = run_main([*check_demo, "--set", "data.ratios.c4=0.3"], capsys)
     assert code == 2 and "data: ratios must sum to 1 (they sum to 1.2)" in err
 
 
 def test_missing_recipe_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _run(["demo", "--recipe", str(tmp_path / "none.yaml")], capsys)
+    code, _, err = run_main(["demo", "--recipe", str(tmp_path / "none.yaml")], capsys)
     assert code == 2 and "none.yaml" in err and "not found" in err and "Traceback" not in err
 
 
@@ -115,7 +109,7 @@ def test_shipped_recipes_without_external_files_validate(capsys: pytest.CaptureF
     recipes = [path for path in sorted(RECIPES.glob("*.yaml")) if not path.name.startswith("finetune-")]
     assert len(recipes) >= 10
     for path in recipes:
-        code, _, err = _run(["recipe", "check", str(path)], capsys)
+        code, _, err = run_main(["recipe", "check", str(path)], capsys)
         assert code == 0, err
 
 
@@ -134,7 +128,7 @@ def test_every_command_has_useful_help(capsys: pytest.CaptureFixture[str]) -> No
     stages = set("data tokenizer train eval finetune quantize merge generate report demo".split())
     assert stages <= {c[0] for c in commands}
     for command in [(), *commands]:
-        code, out, _ = _run([*command, "--help"], capsys)
+        code, out, _ = run_main([*command, "--help"], capsys)
         assert code == 0, command
         assert "Usage: biomamba" in out, command
         description = out.split("Usage:", 1)[1].split("╭", 1)[0]
@@ -157,7 +151,7 @@ def test_exit_codes_of_commands_reach_the_shell(capsys: pytest.CaptureFixture[st
 
 def test_unknown_option_is_a_usage_error_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     """typer ships its own copy of click: its usage errors are user errors too."""
-    code, _, err = _run(["generate", "some-model", "--prompt", "hi"], capsys)
+    code, _, err = run_main(["generate", "some-model", "--prompt", "hi"], capsys)
     assert code == 2 and "No such option: --prompt" in err and "Traceback" not in err
 
 
@@ -172,7 +166,7 @@ def test_merge_help_comes_from_the_method_registry(
         "dare_row_under_test", "random", False, default_normalize=False, default_rescale=True
     )
     monkeypatch.setitem(METHODS, row.name, row)
-    code, out, _ = _run(["merge", "--help"], capsys)
+    code, out, _ = run_main(["merge", "--help"], capsys)
     text = " ".join(out.split())
     assert code == 0 and "slerp (base_model + 1 model): t " in text
     assert "linear (no base): weight (per model)" in text

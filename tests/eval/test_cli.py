@@ -6,7 +6,7 @@ import json
 
 import pytest
 from tests.eval.conftest import FIXTURES
-from tests.factories.scripts import invoke_cli
+from tests.factories.scripts import invoke_cli, run_main
 
 from biomamba.errors import BiomambaError
 
@@ -67,15 +67,6 @@ def test_user_errors_are_one_line(args, message, tiny_dir):
     assert message in str(result.exception)
 
 
-def _main(args: list[str]) -> int:
-    """`biomamba ARGS` through the real entry point (one-line errors, exit status)."""
-    from biomamba.cli.main import run
-
-    with pytest.raises(SystemExit) as exit_info:
-        run(args)
-    return exit_info.value.code
-
-
 def test_run_keeps_an_english_file_and_its_translation_apart(tiny_dir, tmp_path, capsys):
     """`--task-file medqa_4options=x.jsonl --task-file medqa_4options=x.fr.jsonl`: both run, one row each."""
     import shutil
@@ -86,14 +77,16 @@ def test_run_keeps_an_english_file_and_its_translation_apart(tiny_dir, tmp_path,
     args = ["eval", "run", str(tiny_dir / "gpt2"), "--task-file", f"medqa_4options={english}"]
     args += ["--task-file", f"medqa_4options={french}", "--output", str(out)]
     args += ["--set", "eval.bootstrap_resamples=100"]
-    assert _main(args) == 0, capsys.readouterr().err
+    code, _, err = run_main(args, capsys)
+    assert code == 0, err
     tasks = json.loads(out.read_text())["tasks"]
     assert set(tasks) == {"medqa_4options", "medqa_4options@fr"}
     assert (tasks["medqa_4options"]["language"], tasks["medqa_4options"]["file"]) == ("en", str(english))
     assert (tasks["medqa_4options@fr"]["language"], tasks["medqa_4options@fr"]["file"]) == ("fr", str(french))
     assert tasks["medqa_4options"]["n"] == tasks["medqa_4options@fr"]["n"] == 4
     # --tasks NAME runs every language of the task, NAME@LANG only that copy
-    assert _main([*args, "--tasks", "medqa_4options@fr"]) == 0, capsys.readouterr().err
+    code, _, err = run_main([*args, "--tasks", "medqa_4options@fr"], capsys)
+    assert code == 0, err
     assert set(json.loads(out.read_text())["tasks"]) == {"medqa_4options@fr"}
 
 

@@ -62,3 +62,16 @@ def torchrun(jobs: list[dict], nproc: int) -> None:
         [*command, str(RUN_TINY), json.dumps({"jobs": jobs})], env=env, capture_output=True, timeout=240
     )
     assert done.returncode == 0, done.stderr.decode()[-4000:]
+
+
+def run_main(argv: list[str | Path], capsys) -> tuple[int, str, str]:
+    """`biomamba ARGV` through the real entry point `biomamba.cli.main.run` in this process (one-line errors,
+    exit status as the shell sees it): (exit status, stdout, stderr), the output read from pytest's capsys."""
+    import pytest
+
+    from biomamba.cli.main import run
+
+    with pytest.raises(SystemExit) as exit_info:
+        run([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return int(exit_info.value.code or 0), captured.out, captured.err
