@@ -142,14 +142,10 @@ def _numpy(tensor: Any) -> np.ndarray:
     return tensor.detach().to("cpu").float().numpy()
 
 
-def _tied(model: Any) -> bool:
-    out, emb = model.get_output_embeddings(), model.get_input_embeddings()
-    return out is not None and out.weight.data_ptr() == emb.weight.data_ptr()
-
-
 def _state(model: Any) -> Iterator[tuple[str, Any]]:
     """The weights to write: no buffers, no tied output head (llama.cpp reuses the embedding)."""
-    tied = _tied(model)
+    out, emb = model.get_output_embeddings(), model.get_input_embeddings()
+    tied = out is not None and out.weight.data_ptr() == emb.weight.data_ptr()
     for key, tensor in model.state_dict().items():
         if key.endswith(_SKIPPED) or (tied and key == "lm_head.weight"):
             continue

@@ -47,14 +47,8 @@ def _tensor_bytes(t: torch.Tensor) -> int:
 
 def model_bytes(model: nn.Module) -> int:
     """Bytes held by parameters and buffers (shared tensors once): the weight bytes, not a process measurement."""
-    seen: set[int] = set()
-    total = 0
-    for t in list(model.parameters()) + list(model.buffers()):
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        total += _tensor_bytes(t)
-    return total
+    unique = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+    return sum(_tensor_bytes(t) for t in unique.values())
 
 
 def prompt_ids(tokenizer: Any) -> list[int]:
