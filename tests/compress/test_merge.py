@@ -47,13 +47,7 @@ def test_writer_refuses_out_of_plan_tensor(tmp_path: Path) -> None:
 def test_incompatible_shapes_name_the_tensor(tmp_path: Path, tokenizer) -> None:
     a = save_tiny(tmp_path / "a", "llama", 0, tokenizer)
     b = save_tiny(tmp_path / "b", "llama", 1, tokenizer, vocab=320)
-    cfg = _cfg(
-        merge_method="linear",
-        models=[
-            {"model": str(a), "parameters": {"weight": 1}},
-            {"model": str(b), "parameters": {"weight": 1}},
-        ],
-    )
+    cfg = _cfg(merge_method="linear", models=[{"model": str(p), "parameters": {"weight": 1}} for p in (a, b)])
     with pytest.raises(
         CheckpointError,
         match=r"incompatible shapes for tensor .*embed_tokens.weight.*\[300, 16\].*\[320, 16\]",

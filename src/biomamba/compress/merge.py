@@ -180,12 +180,11 @@ def plan_merge(cfg: MergeConfig, readers: Mapping[str, CheckpointReader]) -> lis
         add(name, slices[0], {s.model: name for s in slices[0].sources}, 0.0)
     offset = 0
     for out_slice in slices:
-        length = out_slice.sources[0].layer_range[1] - out_slice.sources[0].layer_range[0]
+        first = out_slice.sources[0]  # its tensor names stand for all sources (OutputSlice checks lengths)
+        length = first.layer_range[1] - first.layer_range[0]
         for idx in range(length):
             t = idx / (length - 1) if length > 1 else 1.0
-            for prefix, suffix in _layer_templates(
-                readers[out_slice.sources[0].model], out_slice.sources[0], idx
-            ):
+            for prefix, suffix in _layer_templates(readers[first.model], first, idx):
                 names = {s.model: f"{prefix}{s.layer_range[0] + idx}{suffix}" for s in out_slice.sources}
                 add(f"{prefix}{offset + idx}{suffix}", out_slice, names, t)
         offset += length

@@ -74,9 +74,9 @@ def context_limit(model: Any) -> int | None:
 
     if not family_spec(model, default=GENERIC).positional_limit:
         return None
-    config = getattr(model, "config", None)
+    config = getattr(model, "config", None)  # None (no config): every getattr below gives None too
     for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
-        value = getattr(config, attr, None) if config is not None else None
+        value = getattr(config, attr, None)
         if isinstance(value, int) and value > 0:
             return value
     return None
