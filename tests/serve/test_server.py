@@ -136,17 +136,14 @@ def test_full_queue_is_refused_with_429(tokenizer) -> None:
     cfg = ServeConfig(port=0, max_queue=1, max_batch_size=1, batch_wait_ms=0, max_new_tokens=1000)
     with RunningServer(tiny_model("llama", positions=2048), tokenizer, cfg) as s:
         health = lambda: httpx.get(f"{s.url}/health", timeout=10).json()  # noqa: E731
+        completions, short = f"{s.url}/v1/completions", {"prompt": "hi", "max_tokens": 2}
         long = raw_post(s.url, {"prompt": "the patient", "max_tokens": 1000, "temperature": 0})
         try:
             assert wait_for(lambda: health()["running"] == 1, 30)
             with ThreadPoolExecutor(1) as pool:
-                queued = pool.submit(
-                    httpx.post, f"{s.url}/v1/completions", json={"prompt": "hi", "max_tokens": 2}, timeout=60
-                )
+                queued = pool.submit(httpx.post, completions, json=short, timeout=60)
                 assert wait_for(lambda: health()["waiting"] == 1, 30)
-                refused = httpx.post(
-                    f"{s.url}/v1/completions", json={"prompt": "hi", "max_tokens": 2}, timeout=10
-                )
+                refused = httpx.post(completions, json=short, timeout=10)
                 assert refused.status_code == 429
                 assert refused.json()["error"]["code"] == "server_busy"
                 long.close()

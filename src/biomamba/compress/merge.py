@@ -314,8 +314,7 @@ def _write_config(source: Path, out: Path, out_layers: int, dtype: str | None) -
         if key in config and out_layers:
             config[key] = out_layers
     if dtype:
-        config["torch_dtype"] = dtype
-        config["dtype"] = dtype
+        config.update(torch_dtype=dtype, dtype=dtype)  # the older and the newer transformers key
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     generation = source / "generation_config.json"
     if generation.is_file():
