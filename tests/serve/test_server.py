@@ -15,6 +15,7 @@ from biomamba.serve.server import RunningServer
 from .helpers import raw_post, serving, sse_events, tiny_model, wait_for
 
 SECRET = "patient Jane Roe has metformin"
+GREEDY = {"prompt": SECRET, "max_tokens": 8, "temperature": 0}
 
 
 @pytest.fixture(params=["llama", "mamba2"])
@@ -39,7 +40,7 @@ def test_binds_localhost_by_default() -> None:
 
 def test_completion_matches_greedy_decoding(server, tokenizer) -> None:
     running, client = server
-    r = client.post("/v1/completions", json={"prompt": SECRET, "max_tokens": 8, "temperature": 0})
+    r = client.post("/v1/completions", json=GREEDY)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["object"] == "text_completion" and body["model"] == "tiny"
@@ -52,10 +53,8 @@ def test_completion_matches_greedy_decoding(server, tokenizer) -> None:
 
 def test_streaming_completion_and_chat(server) -> None:
     _, client = server
-    plain = client.post("/v1/completions", json={"prompt": SECRET, "max_tokens": 8, "temperature": 0}).json()
-    with client.stream(
-        "POST", "/v1/completions", json={"prompt": SECRET, "max_tokens": 8, "temperature": 0, "stream": True}
-    ) as r:
+    plain = client.post("/v1/completions", json=GREEDY).json()
+    with client.stream("POST", "/v1/completions", json={**GREEDY, "stream": True}) as r:
         assert r.headers["content-type"] == "text/event-stream"
         chunks = sse_events(r)
     assert "".join(c["choices"][0]["text"] for c in chunks) == plain["choices"][0]["text"]
