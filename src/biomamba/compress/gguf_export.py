@@ -82,7 +82,8 @@ def _write(model: Any, fam: str, arch_name: str, tokenizer: Any, path: Path, qua
     writer.add_file_type(int(file_type))
     n_vocab = hparams(writer, model)
     write_vocab(writer, tokenizer, n_vocab)
-    name_map = gguf.get_tensor_name_map(arch, _n_layers(model))
+    layers = int(getattr(model.config, "n_layer", None) or model.config.num_hidden_layers)
+    name_map = gguf.get_tensor_name_map(arch, layers)
     for hf_name, data in tensors(model):
         target = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if target is None:
@@ -131,11 +132,6 @@ def _llama_quantize(src: Path, dst: Path, quant: str) -> None:
     status = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
     if status != 0:
         raise BiomambaError(f"{dst}: llama.cpp could not quantize the model to {quant} (status {status})")
-
-
-def _n_layers(model: Any) -> int:
-    cfg = model.config
-    return int(getattr(cfg, "n_layer", None) or cfg.num_hidden_layers)
 
 
 def _numpy(tensor: Any) -> np.ndarray:

@@ -291,6 +291,7 @@ def merge(cfg: MergeConfig, output_dir: str | Path) -> Path:
         for s in specs
     ]
     config_source = Path(cfg.base_model or groups[0].inputs[0][0])
+    tokenizer_dir = config_source if cfg.tokenizer_source in (None, "base") else Path(cfg.tokenizer_source)
     with atomic_dir(output_dir) as tmp:
         writer = StreamingShardWriter(tmp, specs, cfg.max_shard_size, {"merge_method": cfg.merge_method})
         for group, spec in zip(groups, specs, strict=True):
@@ -298,7 +299,7 @@ def merge(cfg: MergeConfig, output_dir: str | Path) -> Path:
             writer.write(group.out_name, tensor.to(spec.dtype))
         writer.close()
         _write_config(config_source, tmp, out_layers=_layer_count(g.out_name for g in groups), dtype=out_name)
-        copy_files(_tokenizer_dir(cfg, config_source), tmp)  # the tokenizer files
+        copy_files(tokenizer_dir, tmp)  # the tokenizer files
         (tmp / "merge_config.yaml").write_text(
             yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False)
         )
@@ -319,9 +320,3 @@ def _write_config(source: Path, out: Path, out_layers: int, dtype: str | None) -
     generation = source / "generation_config.json"
     if generation.is_file():
         shutil.copy2(generation, out / generation.name)
-
-
-def _tokenizer_dir(cfg: MergeConfig, config_source: Path) -> Path:
-    if cfg.tokenizer_source in (None, "base"):
-        return config_source
-    return Path(cfg.tokenizer_source)
