@@ -418,12 +418,8 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, {**self._envelope(ident, chat, stream=False), "choices": [choice], "usage": usage})
 
     def _usage(self, n_prompt: int) -> dict[str, int]:
-        n_completion = self._meta.get("completion_tokens", 0)
-        return {
-            "prompt_tokens": n_prompt,
-            "completion_tokens": n_completion,
-            "total_tokens": n_prompt + n_completion,
-        }
+        done = self._meta.get("completion_tokens", 0)
+        return {"prompt_tokens": n_prompt, "completion_tokens": done, "total_tokens": n_prompt + done}
 
     def _stream(
         self, ident: str, pieces: Iterator[tuple[str, str | None]], chat: bool, usage_prompt: int | None
