@@ -23,7 +23,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -109,7 +108,7 @@ def measure(
     import torch
 
     from biomamba.compress.quantize import quantize_model
-    from biomamba.compress.report import model_bytes, process_peak_memory, weights_size
+    from biomamba.compress.report import decode_speed, model_bytes, process_peak_memory, weights_size
     from biomamba.models import load_model, save_model
     from biomamba.models.decoding import BatchDecoder
     from biomamba.models.quantized import save_quantized
@@ -141,15 +140,16 @@ def measure(
             kind = "process"
         model = load_model(out, device=device, dtype=dtype if not method else None)
         decoder = BatchDecoder(model)
-        tokens_per_s = decode_speed(decoder, prompt, new_tokens, repeats, cuda)
+        speed = decode_speed(decoder, prompt, new_tokens, repeats=repeats, reset_peak=False)
+        assert speed["new_tokens"] == new_tokens  # random weights: no early EOS
         if cuda:
-            peak = torch.cuda.max_memory_allocated()
+            peak = int(speed["cuda_peak_bytes"])
         rows.append(
             {
                 "family": family,
                 "variant": name,
                 "backend": "+".join(backends),
-                "tokens_per_s": tokens_per_s,
+                "tokens_per_s": speed["tokens_per_s"],
                 "peak_memory": kind,
                 "peak_memory_bytes": peak,
                 "weight_bytes": model_bytes(model),
@@ -159,25 +159,6 @@ def measure(
         del model, decoder
     ratios = {"tokens_per_s": "speed_x", "peak_memory_bytes": "peak_x", "weight_bytes": "weight_x"}
     return add_ratios(rows, {**ratios, "file_bytes": "file_x"})
-
-
-def decode_speed(decoder, prompt: list[int], new_tokens: int, repeats: int, cuda: bool = False) -> float:
-    """Greedy decode tokens/s at batch 1 after a warm-up, best of `repeats` (`cuda`: synchronized)."""
-    import torch
-
-    from biomamba.models.decoding import GenerationRequest
-
-    decoder.run([GenerationRequest(list(prompt), 4)])  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        request = GenerationRequest(list(prompt), new_tokens)
-        started = time.perf_counter()
-        decoder.run([request])
-        if cuda:
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - started)
-        assert len(list(request.stream(timeout=1))) == new_tokens
-    return new_tokens / best
 
 
 def mib_and_ratio(value: float | None, ratio: float | None, digits: int = 1) -> list[str]:

@@ -31,7 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # the same models, timing and cells as the quantize table
-from compress_quantize import SIZES, VOCAB, add_ratios, build, decode_speed, mib_and_ratio  # noqa: E402
+from compress_quantize import SIZES, VOCAB, add_ratios, build, mib_and_ratio  # noqa: E402
 
 VARIANTS = ("fp32", "int8", "gguf-q8_0", "gguf-q4_k_m")
 
@@ -97,7 +97,7 @@ def open_decoder(path: Path):
 
 
 def measure(family: str, size: str, new_tokens: int, repeats: int, folder: Path, peak: bool) -> list[dict]:
-    from biomamba.compress.report import process_peak_memory
+    from biomamba.compress.report import decode_speed, process_peak_memory
 
     tokenizer = vocab_tokenizer(VOCAB)
     prompt = list(range(5, 37))
@@ -107,14 +107,15 @@ def measure(family: str, size: str, new_tokens: int, repeats: int, folder: Path,
         gc.collect()
         rss = process_peak_memory(path, prompt, new_tokens)["peak_bytes"] if peak else None
         decoder, kernel = open_decoder(path)
-        speed = decode_speed(decoder, prompt, new_tokens, repeats)
+        speed = decode_speed(decoder, prompt, new_tokens, repeats=repeats)
+        assert speed["new_tokens"] == new_tokens  # random weights: no early EOS
         size_bytes = path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.iterdir())
         rows.append(
             dict(
                 family=family,
                 variant=variant,
                 kernel=kernel,
-                tokens_per_s=speed,
+                tokens_per_s=speed["tokens_per_s"],
                 peak_bytes=rss,
                 file_bytes=size_bytes,
             )

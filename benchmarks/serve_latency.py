@@ -140,16 +140,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--tiny", action="store_true", help="Seconds-long smoke run (tests use it).")
     args = parser.parse_args(argv)
     if args.tiny:
-        args.size, args.long, args.long_tokens, args.short, args.short_tokens, args.gap_ms = (
-            "tiny",
-            1,
-            24,
-            3,
-            2,
-            20,
-        )
+        vars(args).update(size="tiny", long=1, long_tokens=24, short=3, short_tokens=2, gap_ms=20)
     import torch
     from serve_throughput import tokenizer_for_bench
+
+    from biomamba.utils.markdown import markdown_table
 
     tokenizer = tokenizer_for_bench()
     rows = [row for family in args.families.split(",") for row in run(family, args, tokenizer)]
@@ -158,16 +153,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"date: {datetime.now(UTC).isoformat(timespec='seconds')}  cpu: {platform.processor() or platform.machine()}, "
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, size {args.size}\n"
     )
-    print(
-        "| model | mode | short p50 s | short p99 s | short max s | p50 vs baseline | p99 vs baseline | "
-        "last long done s | same text |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['family']} | {r['mode']} | {r['p50_s']:.3f} | {r['p99_s']:.3f} | {r['max_s']:.3f} | "
-            f"{r['p50_ratio']:.2f}x | {r['p99_ratio']:.2f}x | {r['long_done_s']:.2f} | {r['same_text']} |"
-        )
+    head = "model | mode | short p50 s | short p99 s | short max s | p50 vs baseline | p99 vs baseline | "
+    head += "last long done s | same text"
+    cells = [
+        [r["family"], r["mode"], *(f"{r[k]:.3f}" for k in ("p50_s", "p99_s", "max_s"))]
+        + [f"{r['p50_ratio']:.2f}x", f"{r['p99_ratio']:.2f}x", f"{r['long_done_s']:.2f}", r["same_text"]]
+        for r in rows
+    ]
+    print("\n".join(markdown_table(head.split(" | "), cells)))
     return rows
 
 

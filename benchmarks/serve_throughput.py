@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         args.size, args.clients, args.new_tokens = "tiny", 3, 4
     import torch
 
+    from biomamba.utils.markdown import markdown_table
+
     tokenizer = tokenizer_for_bench()
     rows = [run(f, args.size, args.clients, args.new_tokens, tokenizer) for f in args.families.split(",")]
     print(
@@ -120,15 +122,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"date: {datetime.now(UTC).isoformat(timespec='seconds')}  cpu: {platform.processor() or platform.machine()}, "
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, size {args.size}\n"
     )
-    print(
-        "| model | clients | tokens | sequential tok/s | concurrent tok/s | speedup | batches formed | same text |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['family']} | {r['clients']} | {r['tokens']} | {r['sequential_tok_s']:.1f} | {r['concurrent_tok_s']:.1f} | "
-            f"{r['speedup']:.2f}x | {r['batches']} | {r['same_text']} |"
-        )
+    head = "model | clients | tokens | sequential tok/s | concurrent tok/s | speedup | batches formed | same text"
+    rates = ("sequential_tok_s", "concurrent_tok_s")
+    cells = [
+        [r["family"], r["clients"], r["tokens"], *(f"{r[k]:.1f}" for k in rates), f"{r['speedup']:.2f}x"]
+        + [r["batches"], r["same_text"]]
+        for r in rows
+    ]
+    print("\n".join(markdown_table(head.split(" | "), cells)))
     return rows
 
 

@@ -12,12 +12,8 @@ from typer.testing import CliRunner
 from biomamba.cli.main import build_app
 
 
-def _bench_module():
-    return benchmark_script("compress_quantize")
-
-
 def test_kernel_notes_explain_each_cpu_kernel_that_ran() -> None:
-    bench = _bench_module()
+    bench = benchmark_script("compress_quantize")
     rows = [{"backend": "-"}, {"backend": "torchao"}, {"backend": "biomamba"}]
     notes = bench.kernel_notes(rows, "cpu")
     assert "kernel `torchao` on CPU: " in notes and "kernel `biomamba` on CPU: " in notes

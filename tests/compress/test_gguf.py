@@ -3,6 +3,7 @@ logits, tokenization and greedy text match the PyTorch model the file was writte
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -73,11 +74,8 @@ def _torch_logits(model, ids: list[int], vocab: int) -> np.ndarray:
 
 
 def _gguf_logits(path: Path, ids: list[int], vocab: int) -> np.ndarray:
-    model = GgufModel(path, logits_all=True)
-    try:
+    with closing(GgufModel(path, logits_all=True)) as model:
         return model.logits(ids)[:, :vocab]
-    finally:
-        model.close()
 
 
 def test_f16_logits_match_pytorch(trained, tokenizer) -> None:
@@ -104,16 +102,13 @@ def test_q8_0_top1_agreement(trained, tokenizer) -> None:
 
 def test_tokenizer_inside_the_file_encodes_like_the_original(trained, tokenizer) -> None:
     _, _, _, files, _ = trained
-    model = GgufModel(files["f16"])
-    try:
+    with closing(GgufModel(files["f16"])) as model:
         tok = GgufTokenizer(model)
         for text in [EVAL_TEXT, "β-blockers: 5 mg/kg, twice daily!\n  (n=12)", "<eos>aspirin"]:
             assert tok(text, add_special_tokens=False)["input_ids"] == tokenizer(text)["input_ids"], text
         ids = tokenizer(EVAL_TEXT)["input_ids"]
         assert tok.decode(ids) == tokenizer.decode(ids)
         assert tok.eos_token_id == tokenizer.eos_token_id and len(tok) == len(tokenizer)
-    finally:
-        model.close()
 
 
 def test_generate_greedy_text_matches_pytorch(trained) -> None:
@@ -140,11 +135,8 @@ def test_q4_k_m_is_quantized_by_llama_cpp(tmp_path: Path, tokenizer) -> None:
     types = {t.tensor_type for t in gguf.GGUFReader(str(path)).tensors}
     assert gguf.GGMLQuantizationType.Q4_K in types
     assert [p.name for p in tmp_path.iterdir()] == ["m-Q4_K_M.gguf"]  # no f16 intermediate left behind
-    runner = GgufModel(path)
-    try:
+    with closing(GgufModel(path)) as runner:
         assert np.isfinite(runner.prefill(tokenizer(EVAL_TEXT)["input_ids"][:20])).all()
-    finally:
-        runner.close()
 
 
 def test_bad_requests_exit_2_with_one_line(tmp_path: Path, tokenizer, capsys) -> None:
@@ -207,8 +199,7 @@ def test_llama_sentencepiece_style_tokenizer_and_logits(tmp_path: Path) -> None:
     assert tokenizer_kind(tokenizer) == "llama"
     model = _train(_tiny("llama", len(tokenizer)), tokenizer)
     path = export_gguf(model, tokenizer, tmp_path / "spm-F16.gguf", "f16")
-    runner = GgufModel(path, logits_all=True, n_ctx=512)  # this vocabulary needs more than 128 positions
-    try:
+    with closing(GgufModel(path, logits_all=True, n_ctx=512)) as runner:  # needs more than 128 positions
         tok = GgufTokenizer(runner)
         for text in [EVAL_TEXT, "β-blockers: 5 mg/kg (n=12)"]:
             assert tok(text)["input_ids"] == tokenizer(text)["input_ids"], text  # BOS included
@@ -216,8 +207,6 @@ def test_llama_sentencepiece_style_tokenizer_and_logits(tmp_path: Path) -> None:
         assert tok.decode(ids, skip_special_tokens=True) == tokenizer.decode(ids, skip_special_tokens=True)
         ref = _torch_logits(model, ids, len(tokenizer))
         assert (runner.logits(ids)[:, : len(tokenizer)].argmax(-1) == ref.argmax(-1)).all()
-    finally:
-        runner.close()
 
 
 def test_gguf_decode_benchmark_runs(capsys) -> None:

@@ -23,6 +23,12 @@ def _cfg(**kw) -> MergeConfig:
     return MergeConfig.model_validate(kw)
 
 
+def _onto_first(llamas: list[Path], **kw) -> MergeConfig:
+    """A merge of llamas[1:] onto the base llamas[0], each at weight 0.5 and density 0.5."""
+    models = [{"model": str(p), "parameters": {"weight": 0.5, "density": 0.5}} for p in llamas[1:]]
+    return _cfg(base_model=str(llamas[0]), models=models, **kw)
+
+
 def test_streaming_writer_shards_load_with_safetensors(tmp_path: Path) -> None:
     tensors = {f"t{i}": torch.randn(10, 7).to(dt) for i, dt in enumerate([torch.float32, torch.bfloat16] * 3)}
     tensors["scalar"] = torch.tensor(3.0)
@@ -47,13 +53,7 @@ def test_writer_refuses_out_of_plan_tensor(tmp_path: Path) -> None:
 def test_incompatible_shapes_name_the_tensor(tmp_path: Path, tokenizer) -> None:
     a = save_tiny(tmp_path / "a", "llama", 0, tokenizer)
     b = save_tiny(tmp_path / "b", "llama", 1, tokenizer, vocab=320)
-    cfg = _cfg(
-        merge_method="linear",
-        models=[
-            {"model": str(a), "parameters": {"weight": 1}},
-            {"model": str(b), "parameters": {"weight": 1}},
-        ],
-    )
+    cfg = _cfg(merge_method="linear", models=[{"model": str(p), "parameters": {"weight": 1}} for p in (a, b)])
     with pytest.raises(
         CheckpointError,
         match=r"incompatible shapes for tensor .*embed_tokens.weight.*\[300, 16\].*\[320, 16\]",
@@ -127,12 +127,7 @@ def test_memory_stays_near_one_tensor_per_model(
         return tensor
 
     monkeypatch.setattr(CheckpointReader, "get", tracking_get)
-    cfg = _cfg(
-        merge_method="ties",
-        base_model=str(three_llamas[0]),
-        models=[{"model": str(p), "parameters": {"weight": 0.5, "density": 0.5}} for p in three_llamas[1:]],
-    )
-    merge(cfg, tmp_path / "out")
+    merge(_onto_first(three_llamas, merge_method="ties"), tmp_path / "out")
     assert len(alive) > 20 and peak <= 3
 
 
@@ -152,14 +147,7 @@ def test_dare_drop_rate_rescale_and_reproducibility() -> None:
 
 def test_dare_merge_is_seeded(tmp_path: Path, three_llamas: list[Path]) -> None:
     def run(seed: int, out: str) -> dict:
-        cfg = _cfg(
-            merge_method="dare_ties",
-            base_model=str(three_llamas[0]),
-            seed=seed,
-            models=[
-                {"model": str(p), "parameters": {"weight": 0.5, "density": 0.5}} for p in three_llamas[1:]
-            ],
-        )
+        cfg = _onto_first(three_llamas, merge_method="dare_ties", seed=seed)
         return load_file(merge(cfg, tmp_path / out) / "model.safetensors")
 
     a, b, c = run(1, "a"), run(1, "b"), run(2, "c")

@@ -15,12 +15,12 @@ from biomamba.serve.server import ContextLengthError, context_limit
 from .helpers import serving, tiny_model
 
 PROMPT = "the patient was given aspirin for chest pain"
+CONFIG = ServeConfig(port=0, max_new_tokens=300, max_prompt_tokens=1000, batch_wait_ms=10)
 
 
 @pytest.fixture
 def gpt2_server(tokenizer):
-    cfg = ServeConfig(port=0, max_new_tokens=300, max_prompt_tokens=1000, batch_wait_ms=10)
-    with serving(tiny_model("gpt2"), tokenizer, cfg, model_name="tiny") as running:  # n_positions=256
+    with serving(tiny_model("gpt2"), tokenizer, CONFIG, model_name="tiny") as running:  # n_positions=256
         yield running
 
 
@@ -33,31 +33,25 @@ def test_context_limit_of_each_family() -> None:
 def test_prompt_plus_max_tokens_over_the_context_is_a_400(gpt2_server, tokenizer) -> None:
     _, client = gpt2_server
     n_prompt = len(tokenizer(PROMPT, add_special_tokens=False)["input_ids"])
-    r = client.post(
-        "/v1/completions", json={"prompt": PROMPT, "max_tokens": 257 - n_prompt, "temperature": 0}
-    )
+    greedy = {"prompt": PROMPT, "temperature": 0}
+    r = client.post("/v1/completions", json={**greedy, "max_tokens": 257 - n_prompt})
     assert r.status_code == 400, r.text
     error = r.json()["error"]
     assert error["code"] == "context_length_exceeded" and error["type"] == "invalid_request_error"
     assert "256" in error["message"] and error["param"] == "max_tokens"
-    long_text = "aspirin " * 60
-    assert (
-        256 < len(tokenizer(long_text, add_special_tokens=False)["input_ids"]) < 1000
-    )  # under the server cap
+    long_text = "aspirin " * 60  # over the context, under the server's cap of 1000 prompt tokens
+    assert 256 < len(tokenizer(long_text, add_special_tokens=False)["input_ids"]) < 1000
     long_prompt = {"messages": [{"role": "user", "content": long_text}], "max_tokens": 1}
     chat = client.post("/v1/chat/completions", json=long_prompt)
     assert chat.status_code == 400 and chat.json()["error"]["param"] == "messages"
     assert "maximum context length is 256" in chat.json()["error"]["message"]
-    fits = client.post(
-        "/v1/completions", json={"prompt": PROMPT, "max_tokens": 256 - n_prompt, "temperature": 0}
-    )
+    fits = client.post("/v1/completions", json={**greedy, "max_tokens": 256 - n_prompt})
     assert fits.status_code == 200, fits.text  # exactly at the limit is served
     assert fits.json()["usage"]["total_tokens"] <= 256
 
 
 def test_mamba2_has_no_context_limit(tokenizer) -> None:
-    cfg = ServeConfig(port=0, max_new_tokens=300, max_prompt_tokens=1000, batch_wait_ms=10)
-    with serving(tiny_model("mamba2"), tokenizer, cfg, timeout=5) as (_, c):
+    with serving(tiny_model("mamba2"), tokenizer, CONFIG, timeout=5) as (_, c):
         prompt = "aspirin " * 50
         assert 256 < len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) + 20 < 1000
         r = c.post("/v1/completions", json={"prompt": prompt, "max_tokens": 20, "temperature": 0})

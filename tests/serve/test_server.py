@@ -15,6 +15,7 @@ from biomamba.serve.server import RunningServer
 from .helpers import raw_post, serving, sse_events, tiny_model, wait_for
 
 SECRET = "patient Jane Roe has metformin"
+GREEDY = {"prompt": SECRET, "max_tokens": 8, "temperature": 0}
 
 
 @pytest.fixture(params=["llama", "mamba2"])
@@ -39,7 +40,7 @@ def test_binds_localhost_by_default() -> None:
 
 def test_completion_matches_greedy_decoding(server, tokenizer) -> None:
     running, client = server
-    r = client.post("/v1/completions", json={"prompt": SECRET, "max_tokens": 8, "temperature": 0})
+    r = client.post("/v1/completions", json=GREEDY)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["object"] == "text_completion" and body["model"] == "tiny"
@@ -52,10 +53,8 @@ def test_completion_matches_greedy_decoding(server, tokenizer) -> None:
 
 def test_streaming_completion_and_chat(server) -> None:
     _, client = server
-    plain = client.post("/v1/completions", json={"prompt": SECRET, "max_tokens": 8, "temperature": 0}).json()
-    with client.stream(
-        "POST", "/v1/completions", json={"prompt": SECRET, "max_tokens": 8, "temperature": 0, "stream": True}
-    ) as r:
+    plain = client.post("/v1/completions", json=GREEDY).json()
+    with client.stream("POST", "/v1/completions", json={**GREEDY, "stream": True}) as r:
         assert r.headers["content-type"] == "text/event-stream"
         chunks = sse_events(r)
     assert "".join(c["choices"][0]["text"] for c in chunks) == plain["choices"][0]["text"]
@@ -136,17 +135,14 @@ def test_full_queue_is_refused_with_429(tokenizer) -> None:
     cfg = ServeConfig(port=0, max_queue=1, max_batch_size=1, batch_wait_ms=0, max_new_tokens=1000)
     with RunningServer(tiny_model("llama", positions=2048), tokenizer, cfg) as s:
         health = lambda: httpx.get(f"{s.url}/health", timeout=10).json()  # noqa: E731
+        completions, short = f"{s.url}/v1/completions", {"prompt": "hi", "max_tokens": 2}
         long = raw_post(s.url, {"prompt": "the patient", "max_tokens": 1000, "temperature": 0})
         try:
             assert wait_for(lambda: health()["running"] == 1, 30)
             with ThreadPoolExecutor(1) as pool:
-                queued = pool.submit(
-                    httpx.post, f"{s.url}/v1/completions", json={"prompt": "hi", "max_tokens": 2}, timeout=60
-                )
+                queued = pool.submit(httpx.post, completions, json=short, timeout=60)
                 assert wait_for(lambda: health()["waiting"] == 1, 30)
-                refused = httpx.post(
-                    f"{s.url}/v1/completions", json={"prompt": "hi", "max_tokens": 2}, timeout=10
-                )
+                refused = httpx.post(completions, json=short, timeout=10)
                 assert refused.status_code == 429
                 assert refused.json()["error"]["code"] == "server_busy"
                 long.close()

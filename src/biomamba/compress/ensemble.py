@@ -74,7 +74,8 @@ def ensemble_results(
         raise BiomambaError("the results files have no task in common")
     for task in shared:
         _check_ensemblable(task, results[0]["tasks"][task])
-    total = float(sum(weights)) if weights is not None else float(len(results))
+    weights = list(weights) if weights is not None else [1.0] * len(results)
+    total = float(sum(weights))
     tasks: dict[str, Any] = {}
     for task in shared:
         per_model = [_by_question(r["tasks"][task], f"{names[i]}: {task}") for i, r in enumerate(results)]
@@ -133,7 +134,7 @@ def ensemble_results(
             "name": "ensemble(" + " + ".join(names) + ")",
             "family": "ensemble",
             "members": names,
-            "weights": list(weights) if weights is not None else [1.0] * len(results),
+            "weights": weights,
             "parameters": sum(int(r.get("model", {}).get("parameters", 0)) for r in results),
         },
         "protocol": {**results[0]["protocol"], "ensemble": "sum of per-choice probabilities"},

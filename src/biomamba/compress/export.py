@@ -28,19 +28,14 @@ import yaml
 from biomamba.compress.config import ExportConfig
 from biomamba.config import load_recipe_dict
 from biomamba.errors import BiomambaError
-from biomamba.models.families import FamilySpec, family_named
+from biomamba.models.families import family_named
 from biomamba.utils.atomic import atomic_dir
 from biomamba.utils.markdown import markdown_table
 
 
-def _default_formats(spec: FamilySpec, *, quantized: bool) -> list[str]:
-    """Every format the family is released in (`FamilySpec.release_formats`: a Mamba2 also gets the
-    mamba-ssm copy that ``state-spaces/mamba2-*`` users load), or only biomamba's own when quantized."""
-    return ["transformers"] if quantized else list(spec.release_formats)
-
-
 def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> Path:
     """Write the release directory for `model_dir` (atomically: complete or absent)."""
+    from biomamba.eval.results import read_results
     from biomamba.models import family_spec, load_model, load_tokenizer, save_model
     from biomamba.models.checkpoint import copy_files
     from biomamba.models.quantized import COPIED_FILES, QUANT_FILE, is_quantized_dir, read_quantization
@@ -56,7 +51,9 @@ def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> 
     model = load_model(model_dir)
     spec = family_spec(model)
     fam = spec.name
-    formats = cfg.formats or _default_formats(spec, quantized=quantization is not None)
+    # by default every format the family is released in (`FamilySpec.release_formats`: a Mamba2 also gets the
+    # mamba-ssm copy that ``state-spaces/mamba2-*`` users load), or only biomamba's own when quantized
+    formats = cfg.formats or (["transformers"] if quantization else list(spec.release_formats))
     if "mamba_ssm" in formats and quantization:
         raise BiomambaError(
             f"{model_dir}: a quantized directory is exported in biomamba's quantized format only "
@@ -65,7 +62,7 @@ def export(model_dir: str | Path, cfg: ExportConfig, output_dir: str | Path) -> 
     if "mamba_ssm" in formats and "mamba_ssm" not in spec.release_formats:
         raise BiomambaError(f"{model_dir}: the mamba_ssm format exists for Mamba2 only (this is {fam})")
     recipe = load_recipe_dict(cfg.recipe) if cfg.recipe else None
-    results = [_read_results(p) for p in cfg.results]
+    results = [read_results(p) for p in cfg.results]
     name = cfg.model_name or model_dir.name
     out = Path(output_dir)
     with atomic_dir(out) as tmp:
@@ -115,14 +112,6 @@ def _count_parameters(model: Any) -> int:
     unique = {id(p): p for p in model.parameters()}
     total = sum(p.numel() for p in unique.values())
     return total + sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, QuantLinear))
-
-
-def _read_results(path: Path) -> dict[str, Any]:
-    from biomamba.eval.results import read_results
-
-    data = read_results(path)
-    data.pop("_path", None)
-    return data
 
 
 def _generation_config(cfg: ExportConfig, tokenizer: Any) -> Any:

@@ -82,7 +82,8 @@ def _write(model: Any, fam: str, arch_name: str, tokenizer: Any, path: Path, qua
     writer.add_file_type(int(file_type))
     n_vocab = hparams(writer, model)
     write_vocab(writer, tokenizer, n_vocab)
-    name_map = gguf.get_tensor_name_map(arch, _n_layers(model))
+    layers = int(getattr(model.config, "n_layer", None) or model.config.num_hidden_layers)
+    name_map = gguf.get_tensor_name_map(arch, layers)
     for hf_name, data in tensors(model):
         target = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if target is None:
@@ -133,27 +134,14 @@ def _llama_quantize(src: Path, dst: Path, quant: str) -> None:
         raise BiomambaError(f"{dst}: llama.cpp could not quantize the model to {quant} (status {status})")
 
 
-def _n_layers(model: Any) -> int:
-    cfg = model.config
-    return int(getattr(cfg, "n_layer", None) or cfg.num_hidden_layers)
-
-
-def _numpy(tensor: Any) -> np.ndarray:
-    return tensor.detach().to("cpu").float().numpy()
-
-
-def _tied(model: Any) -> bool:
+def _state(model: Any) -> Iterator[tuple[str, np.ndarray]]:
+    """The weights to write as float32 arrays: no buffers, no tied head (llama.cpp reuses the embedding)."""
     out, emb = model.get_output_embeddings(), model.get_input_embeddings()
-    return out is not None and out.weight.data_ptr() == emb.weight.data_ptr()
-
-
-def _state(model: Any) -> Iterator[tuple[str, Any]]:
-    """The weights to write: no buffers, no tied output head (llama.cpp reuses the embedding)."""
-    tied = _tied(model)
+    tied = out is not None and out.weight.data_ptr() == emb.weight.data_ptr()
     for key, tensor in model.state_dict().items():
         if key.endswith(_SKIPPED) or (tied and key == "lm_head.weight"):
             continue
-        yield key, tensor
+        yield key, tensor.detach().to("cpu").float().numpy()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -198,8 +186,7 @@ def _permute_rope(weight: Any, n_head: int) -> Any:
 def _llama_tensors(model: Any) -> Iterator[tuple[str, np.ndarray]]:
     cfg = model.config
     n_head, n_kv = cfg.num_attention_heads, cfg.num_key_value_heads or cfg.num_attention_heads
-    for key, tensor in _state(model):
-        data = _numpy(tensor)
+    for key, data in _state(model):
         if key.endswith(("q_proj.weight", "q_proj.bias")):
             data = _permute_rope(data, n_head)
         elif key.endswith(("k_proj.weight", "k_proj.bias")):
@@ -219,8 +206,7 @@ def _gpt2_hparams(writer: Any, model: Any) -> int:
 
 
 def _gpt2_tensors(model: Any) -> Iterator[tuple[str, np.ndarray]]:
-    for key, tensor in _state(model):
-        data = _numpy(tensor)
+    for key, data in _state(model):
         if key.endswith((".c_attn.weight", ".c_proj.weight", ".c_fc.weight")):
             data = data.T.copy()  # GPT-2's Conv1D stores [in, out]; ggml wants [out, in]
         yield key, data
@@ -246,8 +232,7 @@ def _mamba2_hparams(writer: Any, model: Any) -> int:
 
 def _mamba2_tensors(model: Any) -> Iterator[tuple[str, np.ndarray]]:
     cfg = model.config
-    for key, tensor in _state(model):
-        data = _numpy(tensor)
+    for key, data in _state(model):
         if key.endswith(".dt_bias"):
             key = key.removesuffix(".dt_bias") + ".dt_proj.bias"
         elif key.endswith(".A_log"):

@@ -180,12 +180,11 @@ def plan_merge(cfg: MergeConfig, readers: Mapping[str, CheckpointReader]) -> lis
         add(name, slices[0], {s.model: name for s in slices[0].sources}, 0.0)
     offset = 0
     for out_slice in slices:
-        length = out_slice.sources[0].layer_range[1] - out_slice.sources[0].layer_range[0]
+        first = out_slice.sources[0]  # its tensor names stand for all sources (OutputSlice checks lengths)
+        length = first.layer_range[1] - first.layer_range[0]
         for idx in range(length):
             t = idx / (length - 1) if length > 1 else 1.0
-            for prefix, suffix in _layer_templates(
-                readers[out_slice.sources[0].model], out_slice.sources[0], idx
-            ):
+            for prefix, suffix in _layer_templates(readers[first.model], first, idx):
                 names = {s.model: f"{prefix}{s.layer_range[0] + idx}{suffix}" for s in out_slice.sources}
                 add(f"{prefix}{offset + idx}{suffix}", out_slice, names, t)
         offset += length
@@ -292,6 +291,7 @@ def merge(cfg: MergeConfig, output_dir: str | Path) -> Path:
         for s in specs
     ]
     config_source = Path(cfg.base_model or groups[0].inputs[0][0])
+    tokenizer_dir = config_source if cfg.tokenizer_source in (None, "base") else Path(cfg.tokenizer_source)
     with atomic_dir(output_dir) as tmp:
         writer = StreamingShardWriter(tmp, specs, cfg.max_shard_size, {"merge_method": cfg.merge_method})
         for group, spec in zip(groups, specs, strict=True):
@@ -299,7 +299,7 @@ def merge(cfg: MergeConfig, output_dir: str | Path) -> Path:
             writer.write(group.out_name, tensor.to(spec.dtype))
         writer.close()
         _write_config(config_source, tmp, out_layers=_layer_count(g.out_name for g in groups), dtype=out_name)
-        copy_files(_tokenizer_dir(cfg, config_source), tmp)  # the tokenizer files
+        copy_files(tokenizer_dir, tmp)  # the tokenizer files
         (tmp / "merge_config.yaml").write_text(
             yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False)
         )
@@ -315,15 +315,8 @@ def _write_config(source: Path, out: Path, out_layers: int, dtype: str | None) -
         if key in config and out_layers:
             config[key] = out_layers
     if dtype:
-        config["torch_dtype"] = dtype
-        config["dtype"] = dtype
+        config.update(torch_dtype=dtype, dtype=dtype)  # the older and the newer transformers key
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     generation = source / "generation_config.json"
     if generation.is_file():
         shutil.copy2(generation, out / generation.name)
-
-
-def _tokenizer_dir(cfg: MergeConfig, config_source: Path) -> Path:
-    if cfg.tokenizer_source in (None, "base"):
-        return config_source
-    return Path(cfg.tokenizer_source)

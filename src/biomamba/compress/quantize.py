@@ -130,6 +130,7 @@ def load_bitsandbytes(model_dir: str | Path, method: str, device: str = "cuda") 
     from biomamba.models import family_of_dir, load_model
 
     model_dir = Path(model_dir)
+    quant_type = method.removeprefix("bnb-")  # nf4 / fp4 for the 4-bit methods
     if not family_of_dir(model_dir).native:
         from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
@@ -138,7 +139,7 @@ def load_bitsandbytes(model_dir: str | Path, method: str, device: str = "cuda") 
             if method == "bnb-int8"
             else BitsAndBytesConfig(
                 load_in_4bit=True,
-                bnb_4bit_quant_type=method.removeprefix("bnb-"),
+                bnb_4bit_quant_type=quant_type,
                 bnb_4bit_compute_dtype=torch.bfloat16,
             )
         )
@@ -147,24 +148,15 @@ def load_bitsandbytes(model_dir: str | Path, method: str, device: str = "cuda") 
         ).eval()
     model = load_model(model_dir, dtype="float16" if method == "bnb-int8" else "bfloat16")
     for name, linear in _linears(model, ("lm_head",)):
+        shape, weight = (linear.in_features, linear.out_features), linear.weight.data.cpu()
         if method == "bnb-int8":
-            new = bnb.nn.Linear8bitLt(
-                linear.in_features, linear.out_features, bias=linear.bias is not None, has_fp16_weights=False
-            )
-            new.weight = bnb.nn.Int8Params(
-                linear.weight.data.cpu(), requires_grad=False, has_fp16_weights=False
-            )
+            new = bnb.nn.Linear8bitLt(*shape, bias=linear.bias is not None, has_fp16_weights=False)
+            new.weight = bnb.nn.Int8Params(weight, requires_grad=False, has_fp16_weights=False)
         else:
             new = bnb.nn.Linear4bit(
-                linear.in_features,
-                linear.out_features,
-                bias=linear.bias is not None,
-                compute_dtype=torch.bfloat16,
-                quant_type=method.removeprefix("bnb-"),
+                *shape, bias=linear.bias is not None, compute_dtype=torch.bfloat16, quant_type=quant_type
             )
-            new.weight = bnb.nn.Params4bit(
-                linear.weight.data.cpu(), requires_grad=False, quant_type=method.removeprefix("bnb-")
-            )
+            new.weight = bnb.nn.Params4bit(weight, requires_grad=False, quant_type=quant_type)
         if linear.bias is not None:
             new.bias = nn.Parameter(linear.bias.data, requires_grad=False)
         set_module(model, name, new)

@@ -47,14 +47,8 @@ def _tensor_bytes(t: torch.Tensor) -> int:
 
 def model_bytes(model: nn.Module) -> int:
     """Bytes held by parameters and buffers (shared tensors once): the weight bytes, not a process measurement."""
-    seen: set[int] = set()
-    total = 0
-    for t in list(model.parameters()) + list(model.buffers()):
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        total += _tensor_bytes(t)
-    return total
+    unique = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+    return sum(_tensor_bytes(t) for t in unique.values())
 
 
 def prompt_ids(tokenizer: Any) -> list[int]:
@@ -64,39 +58,36 @@ def prompt_ids(tokenizer: Any) -> list[int]:
 
 @torch.inference_mode()
 def decode_speed(
-    model: nn.Module,
-    prompt_ids: list[int],
-    new_tokens: int,
-    vocab_size: int | None = None,
-    *,
-    reset_peak: bool = True,
+    decoder: Any, prompt_ids: list[int], new_tokens: int, *, repeats: int = 1, reset_peak: bool = True
 ) -> dict[str, float | None]:
-    """Greedy decode of `new_tokens` at batch size 1 with the serving decoder: tokens/s, and on a GPU the
-    peak CUDA allocation (`cuda_peak_bytes`, None on CPU).
+    """Greedy decode of `new_tokens` at batch size 1 with a serving decoder (`BatchDecoder`, or a GGUF one)
+    after a warm-up: tokens/s (best of `repeats`), and on a GPU the peak CUDA allocation
+    (`cuda_peak_bytes`, None on CPU).
 
     `reset_peak` resets the CUDA peak counter after the warm-up, so the peak covers generation only; pass
     False after resetting it yourself before loading the model, to cover load + generation.
     """
-    from biomamba.models.decoding import BatchDecoder, GenerationRequest
+    from biomamba.models.decoding import GenerationRequest
 
-    decoder = BatchDecoder(model, vocab_size=vocab_size)
     device = decoder.device
-    warm = GenerationRequest(list(prompt_ids), max_new_tokens=2)
-    decoder.run([warm])
-    if device.type == "cuda":
+    cuda = device.type == "cuda"
+    decoder.run([GenerationRequest(list(prompt_ids), max_new_tokens=2)])  # warm-up
+    if cuda:
         torch.cuda.synchronize(device)
         if reset_peak:
             torch.cuda.reset_peak_memory_stats(device)
-    request = GenerationRequest(list(prompt_ids), max_new_tokens=new_tokens)
-    started = time.perf_counter()
-    decoder.run([request])
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elapsed = time.perf_counter() - started
-    produced = len(list(request.stream(timeout=1)))
+    best, produced = float("inf"), 0
+    for _ in range(repeats):
+        request = GenerationRequest(list(prompt_ids), max_new_tokens=new_tokens)
+        started = time.perf_counter()
+        decoder.run([request])
+        if cuda:
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - started)
+        produced = len(list(request.stream(timeout=1)))
     return {
-        "tokens_per_s": produced / max(elapsed, 1e-9),
-        "cuda_peak_bytes": float(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None,
+        "tokens_per_s": produced / max(best, 1e-9),
+        "cuda_peak_bytes": float(torch.cuda.max_memory_allocated(device)) if cuda else None,
         "new_tokens": produced,
     }
 
@@ -177,7 +168,7 @@ def _current_rss() -> int:
 
 
 def _child_main(argv: Sequence[str] | None = None) -> int:
-    """The child of `process_peak_memory`: load, warm up, decode as `decode_speed` does, print one JSON line."""
+    """The child of `process_peak_memory`: load, run `decode_speed` (warm-up + decode), print one JSON line."""
     import argparse
 
     parser = argparse.ArgumentParser(
@@ -193,7 +184,7 @@ def _child_main(argv: Sequence[str] | None = None) -> int:
 
     from biomamba.models import load_model
     from biomamba.models.checkpoint import detect_format
-    from biomamba.models.decoding import BatchDecoder, GenerationRequest
+    from biomamba.models.decoding import BatchDecoder
     from biomamba.models.gguf import is_gguf, open_gguf
     from biomamba.models.quantized import QUANT_FILE, TORCH_FILE, is_quantized_dir
 
@@ -215,11 +206,7 @@ def _child_main(argv: Sequence[str] | None = None) -> int:
     else:
         model = load_model(args.model_dir, device=args.device, dtype=args.dtype)
         decoder = BatchDecoder(model, vocab_size=args.vocab_size)
-    with torch.inference_mode():
-        decoder.run([GenerationRequest(list(prompt), max_new_tokens=2)])
-        request = GenerationRequest(list(prompt), max_new_tokens=args.new_tokens)
-        decoder.run([request])
-    produced = len(list(request.stream(timeout=1)))
+    produced = decode_speed(decoder, prompt, args.new_tokens)["new_tokens"]
     print(json.dumps({"peak_bytes": _peak_rss(), "baseline_bytes": baseline, "new_tokens": produced}))
     return 0
 
@@ -269,8 +256,11 @@ def measure_variant(
     `model`, so load + decode are covered); on CPU, `process_peak` (a `process_peak_memory` result) when
     given, else a child process is run here on `model_dir`.
     """
+    from biomamba.models.decoding import BatchDecoder
+
     prompt = prompt_ids(tokenizer)
-    speed = decode_speed(model, prompt, new_tokens, vocab_size=len(tokenizer), reset_peak=not peak_since_load)
+    decoder = BatchDecoder(model, vocab_size=len(tokenizer))
+    speed = decode_speed(decoder, prompt, new_tokens, reset_peak=not peak_since_load)
     if speed["cuda_peak_bytes"] is not None:
         peak, kind, baseline = int(speed["cuda_peak_bytes"]), "cuda", None
     else:

@@ -226,8 +226,7 @@ def generate_text(
                 break
         else:
             finished = True
-        tail = text.flush()
-        if tail:
+        if tail := text.flush():
             yield tail
     finally:
         request.cancelled.set()

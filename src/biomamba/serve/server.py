@@ -16,6 +16,7 @@ only with `log_requests=True`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import queue
@@ -73,9 +74,9 @@ def context_limit(model: Any) -> int | None:
 
     if not family_spec(model, default=GENERIC).positional_limit:
         return None
-    config = getattr(model, "config", None)
+    config = getattr(model, "config", None)  # None (no config): every getattr below gives None too
     for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
-        value = getattr(config, attr, None) if config is not None else None
+        value = getattr(config, attr, None)
         if isinstance(value, int) and value > 0:
             return value
     return None
@@ -332,14 +333,13 @@ class Handler(BaseHTTPRequestHandler):
             prompt_fits = len(ids) < (self.state.context_limit or 0)
             param = "max_tokens" if prompt_fits else ("messages" if chat else "prompt")
             raise ApiError(400, str(exc), param=param, code="context_length_exceeded") from None
-        eos = eos_id(tokenizer)
         job = GenerationRequest(
             prompt_ids=ids,
             max_new_tokens=max_tokens,
             temperature=request.temperature,
             top_p=request.top_p,
             seed=request.seed,
-            stop_token_ids=frozenset({eos} - {None}),
+            stop_token_ids=frozenset({eos_id(tokenizer)} - {None}),
         )
         try:
             accepted = self.state.engine.submit(job)
@@ -418,12 +418,8 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, {**self._envelope(ident, chat, stream=False), "choices": [choice], "usage": usage})
 
     def _usage(self, n_prompt: int) -> dict[str, int]:
-        n_completion = self._meta.get("completion_tokens", 0)
-        return {
-            "prompt_tokens": n_prompt,
-            "completion_tokens": n_completion,
-            "total_tokens": n_prompt + n_completion,
-        }
+        done = self._meta.get("completion_tokens", 0)
+        return {"prompt_tokens": n_prompt, "completion_tokens": done, "total_tokens": n_prompt + done}
 
     def _stream(
         self, ident: str, pieces: Iterator[tuple[str, str | None]], chat: bool, usage_prompt: int | None
@@ -447,7 +443,7 @@ class Handler(BaseHTTPRequestHandler):
             self._event(
                 {**envelope, "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}
             )
-        for piece, reason in _chain(first, pieces):
+        for piece, reason in itertools.chain([first], pieces):
             if chat:
                 delta = {"content": piece} if piece else {}
                 choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": reason}
@@ -555,11 +551,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
         """Silence http.server's default stderr line (it would print the raw request line)."""
-
-
-def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
-    yield first
-    yield from rest
 
 
 def _load_json(raw: bytes) -> dict[str, Any]:
