@@ -18,8 +18,8 @@ from torch import nn
 
 from biomamba.errors import BiomambaError
 from biomamba.models import create_model, load_model, save_model
+from biomamba.models.decode_state import KVCacheState, Mamba2State, decode_state
 from biomamba.models.families import FAMILIES, MAMBA2, family_named, family_of_dir, family_spec
-from biomamba.models.generation import KVCacheState, Mamba2State, decode_state
 
 _DECODER = dict(
     hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=64

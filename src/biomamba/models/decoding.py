@@ -4,7 +4,7 @@ Why not `model.generate`: a server batches requests that differ in length, tempe
 stopping point, and streams each one's tokens. A `DecodingBatch` runs ONE forward pass per step for all its
 rows and hands each row's token to that request's own queue; requests join between steps and leave when
 they finish or are cancelled (continuous batching). The per-family state surgery is
-`biomamba.models.generation.DecodeState`. Here, in models, so the server (`serve.engine`), `biomamba
+`biomamba.models.decode_state.DecodeState`. Here, in models, so the server (`serve.engine`), `biomamba
 generate` and the quantization table (`compress.report`) decode alike; `models.gguf` runs GGUF through it.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from biomamba.models.generation import decode_state
+from biomamba.models.decode_state import decode_state
 
 _DONE = object()  # a request's queue ends with this
 
@@ -237,7 +237,7 @@ class BatchDecoder:
     """The model and what decoding needs to know about it; makes `DecodingBatch`es.
 
     Another backend (biomamba.models.gguf: llama.cpp) subclasses it and supplies its own `new_state()` (a
-    `models.generation.DecodeState`: join / step / keep / can_join) and `max_rows`."""
+    `models.decode_state.DecodeState`: join / step / keep / can_join) and `max_rows`."""
 
     max_rows: int | None = None  # most requests one batch can hold (None: the engine's max_batch_size)
 

@@ -25,7 +25,7 @@ class FamilySpec:
     native: bool = False  # biomamba's own module (Mamba2LMHeadModel), else transformers' AutoModelForCausalLM
     model_types: tuple[str, ...] = ()  # the transformers config.model_type values a non-native row covers
     takes_seq_idx: bool = False  # forward(seq_idx=...) isolates packed documents: no block-diagonal mask
-    # generation's state (models.generation.decode_state): one fixed-size state per row, or a KV cache
+    # generation's state (models.decode_state.decode_state): one fixed-size state per row, or a KV cache
     decode_state: Literal["recurrent", "kv"] = "kv"
     # eval's scorer: cached Mamba2 state, KV cache, or one forward per sequence (caches that cannot continue)
     eval_backend: Literal["mamba2", "kv", "full"] = "kv"

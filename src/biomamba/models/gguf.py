@@ -218,7 +218,7 @@ def _real_vocab_size(llm: Any) -> int:
 
 
 class GgufState:
-    """A `models.generation.DecodeState` over llama.cpp: one sequence (llama-cpp-python's `Llama` holds one
+    """A `models.decode_state.DecodeState` over llama.cpp: one sequence (llama-cpp-python's `Llama` holds one
     KV cache), so the decoder lets one request in at a time (`GgufDecoder.max_rows`)."""
 
     def __init__(self, model: GgufModel) -> None:
