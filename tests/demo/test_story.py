@@ -7,11 +7,10 @@ same answer to every question). A regression in any stage (corpus, tokenizer, tr
 the story fails here. One seeded run serves every assertion; it is the suite's longest test (about 2.5 minutes
 of CPU).
 
-Not reached yet (issue 15), measured on seeds 0 and 1 (2026-12-02): C4 perplexity rises 2.4-3.1%, at the edge
-of BioMamba's +/-3% claim (the report flags it as forgetting when beyond); MedQA stays at chance (the tiny model
-does not learn to map the first-line drug to its option letter), which only the no-worse check covers; and
-the base model, which knows few of the demo facts, gives one answer to every question under some metrics
-(`test_no_metric_is_degenerate_before`, a strict expected failure).
+Not reached yet (issue 15, measured 2026-12-02 on the shipped seed and one other): MedQA rises only a few
+points above chance (its paired interval still includes 0), which only the no-worse check covers; and the base
+model, which learns few facts from its 10% of PubMed-style text, answers every PubMedQA question "yes"
+(`test_no_metric_is_degenerate_before`, a strict expected failure; its MedQA answers do vary).
 """
 
 from __future__ import annotations
@@ -25,10 +24,9 @@ from biomamba.demo.run import run_demo
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
 PUBMED_GAIN = 0.10  # PubMed perplexity falls by at least 10%
-# C4 / Wikipedia perplexity moves by at most 5%. BioMamba claims 3%; the demo measures C4 +2.4% to +3.1% and
-# Wikipedia +0.7% to +2.4% (seeds 1 and 0), so this bound catches a stage that breaks the story, and the
-# report's general_claim says whether the 3% held.
-GENERAL_TOLERANCE = 0.05
+# C4 / Wikipedia perplexity moves by at most 3%, BioMamba's claim (the report's general_claim checks the same
+# bound). Measured with the general documents at realistic length and C4 as blog text: C4 +1.5%, Wikipedia +1.8%.
+GENERAL_TOLERANCE = 0.03
 PUBMEDQA_MARGIN = 0.10  # after continued pretraining, PubMedQA beats the majority answer by 10 points
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -86,9 +84,9 @@ def test_no_metric_is_degenerate_after_continued_pretraining(story: dict[str, An
 
 
 @pytest.mark.xfail(
-    reason="issue 15, not reached yet: the base model answers every MedQA question 'A' and, under acc_norm "
-    "(log-likelihood per character favours the longer 'yes' when the model is unsure), every PubMedQA question "
-    "'yes'; the report names both",
+    reason="issue 15, not reached yet: the base model answers every PubMedQA question 'yes' (it learns too few "
+    "facts, even of the background world its questions also ask about, from 10% of 200 steps); the report "
+    "names it",
     strict=True,  # the day the base model's answers vary, this passes and the marker must go
 )
 def test_no_metric_is_degenerate_before(story: dict[str, Any]) -> None:
