@@ -266,8 +266,9 @@ def _options(fact: Fact, drugs: tuple[str, ...], rng: random.Random) -> dict[str
 
     MedQA is scored on the letter, not the drug's name, so the corpus states each fact in that shape: the
     board question on a condition keeps its key at one letter, as an item of a question bank does, and the
-    patient and distractors vary. (With the key at a random letter the tiny model would have to find the drug
-    among the options, which it does not learn in a few hundred steps: MedQA stayed at chance.)
+    patient and distractors vary. With the key at a random letter the tiny model has to find the drug among
+    the options, which it does not learn in a few hundred steps (measured, issue 15: MedQA -5.0 and -3.4 points
+    after continued pretraining; +1.2 to +6.6 with keyed items, still within chance's interval).
     """
     distractors = iter(rng.sample([drug for drug in drugs if drug != fact.drug], len(KEY_LETTERS) - 1))
     return {letter: fact.drug if letter == fact.key else next(distractors) for letter in KEY_LETTERS}
@@ -334,8 +335,8 @@ def _c4_document(rng: random.Random, index: int) -> dict:
     After continued pretraining the model expects general text less often (10% of the stream instead of 45%)
     and pays for that at each document's first tokens; on pages of realistic length that cost is spread as on
     real text instead of dominating the general perplexity change. Only blog text, no question-and-answer
-    pages: their "A: yes / no / maybe" lines were the C4 tokens that the biomedical "Answer: yes." documents
-    unlearnt most (measured on issue 15's runs).
+    pages: next to the biomedical "Answer: yes." documents, their "A: yes / no / maybe" lines were about 40% of
+    C4's perplexity rise (measured, issue 15).
     """
     parts = [_c4_paragraph(rng) for _ in range(3)]
     return {"id": f"demo-c4-{index}", "text": "\n\n".join(parts)}
