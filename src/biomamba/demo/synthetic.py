@@ -332,7 +332,7 @@ def _c4_paragraph(rng: random.Random) -> str:
 def _c4_document(rng: random.Random, index: int) -> dict:
     """A C4-style web page: a blog post of three paragraphs, a few hundred tokens as C4's pages are.
 
-    After continued pretraining the model expects general text less often (10% of the stream instead of 45%)
+    After continued pretraining the model expects general text less often (10% of the stream instead of 37.5%)
     and pays for that at each document's first tokens; on pages of realistic length that cost is spread as on
     real text instead of dominating the general perplexity change. Only blog text, no question-and-answer
     pages: next to the biomedical "Answer: yes." documents, their "A: yes / no / maybe" lines were about 40% of
