@@ -7,11 +7,10 @@ same answer to every question). A regression in any stage (corpus, tokenizer, tr
 the story fails here. One seeded run serves every assertion; it is the suite's longest test (about 2.5 minutes
 of CPU).
 
-Not reached yet (issue 15), measured on seeds 0 and 1 (2026-12-02): C4 perplexity rises 2.4-3.1%, at the edge
-of BioMamba's +/-3% claim (the report flags it as forgetting when beyond); MedQA stays at chance (the tiny model
-does not learn to map the first-line drug to its option letter), which only the no-worse check covers; and
-the base model, which knows few of the demo facts, gives one answer to every question under some metrics
-(`test_no_metric_is_degenerate_before`, a strict expected failure).
+Not reached yet (issue 15, measured 2026-12-02 on the shipped seed and on `demo.seed=7`): the base model
+answers every PubMedQA question "yes" under acc_norm (on the second corpus under acc too), although its answers
+to MedQA vary (`test_no_metric_is_degenerate_before`, a strict expected failure). MedQA's gain (+8.4 and +9.7
+points, paired intervals above 0 on both) is measured, not asserted: two seeds are too few to bound it.
 """
 
 from __future__ import annotations
@@ -25,10 +24,9 @@ from biomamba.demo.run import run_demo
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
 PUBMED_GAIN = 0.10  # PubMed perplexity falls by at least 10%
-# C4 / Wikipedia perplexity moves by at most 5%. BioMamba claims 3%; the demo measures C4 +2.4% to +3.1% and
-# Wikipedia +0.7% to +2.4% (seeds 1 and 0), so this bound catches a stage that breaks the story, and the
-# report's general_claim says whether the 3% held.
-GENERAL_TOLERANCE = 0.05
+# C4 / Wikipedia perplexity moves by at most 3%, BioMamba's claim (the report's general_claim checks the same
+# bound). Measured: C4 +0.7%, Wikipedia +2.2% (shipped seed); C4 +1.7%, Wikipedia +2.6% (demo.seed=7).
+GENERAL_TOLERANCE = 0.03
 PUBMEDQA_MARGIN = 0.10  # after continued pretraining, PubMedQA beats the majority answer by 10 points
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -86,9 +84,9 @@ def test_no_metric_is_degenerate_after_continued_pretraining(story: dict[str, An
 
 
 @pytest.mark.xfail(
-    reason="issue 15, not reached yet: the base model answers every MedQA question 'A' and, under acc_norm "
-    "(log-likelihood per character favours the longer 'yes' when the model is unsure), every PubMedQA question "
-    "'yes'; the report names both",
+    reason="issue 15, not reached yet: under acc_norm the base model answers every PubMedQA question 'yes' "
+    "(log-likelihood per character favours the longer word unless the model is sure of 'no'); the report "
+    "names it",
     strict=True,  # the day the base model's answers vary, this passes and the marker must go
 )
 def test_no_metric_is_degenerate_before(story: dict[str, Any]) -> None:

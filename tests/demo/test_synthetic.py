@@ -44,35 +44,61 @@ def test_generation_is_deterministic_and_seed_dependent() -> None:
     assert generate(seed=7)["pubmed"] != generate(seed=8)["pubmed"]
 
 
-def test_pubmedqa_asks_what_the_demo_corpus_concludes_and_withholds_it_from_the_context() -> None:
+def _world_of(drug: str) -> str:
+    return DEMO_WORLD.name if drug in DEMO_WORLD.drugs else BACKGROUND_WORLD.name
+
+
+def test_pubmedqa_asks_what_the_corpus_concludes_and_withholds_it_from_the_context() -> None:
     corpus = generate()
-    said = _stated_verdicts(corpus["pubmed"])
-    assert all(len(verdicts) == 1 for verdicts in said.values()), "every fact is stated one way only"
-    labels = Counter()
+    said = {  # the demo world's facts from the continued corpus, the background world's from the base's
+        DEMO_WORLD.name: _stated_verdicts(corpus["pubmed"]),
+        BACKGROUND_WORLD.name: _stated_verdicts(corpus["pubmed_background"]),
+    }
+    assert all(len(verdicts) == 1 for by_fact in said.values() for verdicts in by_fact.values()), (
+        "every fact is stated one way only"
+    )
+    labels, worlds = Counter(), Counter()
     for entry in corpus["pubmedqa"].values():
         drug, outcome = entry["QUESTION"].removeprefix("Does ").split(" in ")[0].split(" reduce ")
-        assert said[(drug, outcome.lower())] == {entry["final_decision"]}
+        assert said[_world_of(drug)][(drug, outcome.lower())] == {entry["final_decision"]}
         assert not any("placebo (" in context or "reduc" in context for context in entry["CONTEXTS"]), entry
-        labels[entry["final_decision"]] += 1
-    assert labels["yes"] == labels["no"] and set(labels) == {"yes", "no"}, "no constant answer beats half"
-    assert set(said) == {(f.drug, f.outcome.lower()) for f in world_facts()}
+        labels[entry["final_decision"], _world_of(drug)] += 1
+        worlds[_world_of(drug)] += 1
+    for world in (DEMO_WORLD.name, BACKGROUND_WORLD.name):  # within each world, no constant answer beats half
+        assert labels["yes", world] == labels["no", world] > 0, labels
+    assert worlds[BACKGROUND_WORLD.name] == len(corpus["pubmedqa"]) // 4, "a quarter asks what the base read"
+    assert set(said[DEMO_WORLD.name]) == {(f.drug, f.outcome.lower()) for f in world_facts()}
 
 
-def test_medqa_answer_is_the_first_line_drug_the_demo_corpus_names() -> None:
+BOARD_KEY = re.compile(r"first-line therapy for ([^?]+)\?\n(?:[A-D]\. .+\n){4}Answer: ([A-D])\. ")
+
+
+def test_medqa_answer_is_the_first_line_drug_and_the_letter_the_corpus_names() -> None:
     corpus = generate()
-    first_line = {}
-    for document in corpus["pubmed"]:
-        for drug, condition in FIRST_LINE.findall(document["text"]):
-            assert first_line.setdefault(condition, drug.lower()) == drug.lower(), condition
-    letters = Counter()
+    first_line: dict[str, dict[str, str]] = {}  # per world, from the corpus that teaches it (as for PubMedQA)
+    keys: dict[str, str] = {}  # condition -> the letter its board questions give
+    for world, file in ((DEMO_WORLD, "pubmed"), (BACKGROUND_WORLD, "pubmed_background")):
+        named = first_line.setdefault(world.name, {})
+        for document in corpus[file]:
+            for drug, condition in FIRST_LINE.findall(document["text"]):
+                assert named.setdefault(condition, drug.lower()) == drug.lower(), condition
+            for condition, letter in BOARD_KEY.findall(document["text"]):
+                assert keys.setdefault(condition, letter) == letter, "an item keeps its key at one letter"
+    letters, worlds = Counter(), Counter()
     for record in corpus["medqa"]:
         condition = record["question"].rsplit(" for ", 1)[1].rstrip("?")
-        assert record["options"][record["answer_idx"]] == first_line[condition] == record["answer"]
-        assert set(record["options"].values()) <= set(DEMO_WORLD.drugs), (
-            "distractors are drugs of the world too"
+        world = DEMO_WORLD if record["answer"] in DEMO_WORLD.drugs else BACKGROUND_WORLD
+        assert (
+            record["options"][record["answer_idx"]] == first_line[world.name][condition] == record["answer"]
         )
-        letters[record["answer_idx"]] += 1
-    assert min(letters.values()) >= 0.15 * len(corpus["medqa"]), letters
+        assert record["answer_idx"] == keys[condition], "scored on the letter the board questions give"
+        assert set(record["options"].values()) <= set(world.drugs), "distractors are drugs of the same world"
+        assert len(set(record["options"].values())) == 4
+        letters[record["answer_idx"], world.name] += 1
+        worlds[world.name] += 1
+    for world in (DEMO_WORLD.name, BACKGROUND_WORLD.name):  # every letter is the key equally often
+        assert {letters[letter, world] for letter in "ABCD"} == {worlds[world] // 4}, letters
+    assert worlds[BACKGROUND_WORLD.name] == len(corpus["medqa"]) // 4, "a quarter asks what the base read"
 
 
 def test_the_base_models_biomedical_text_is_mostly_another_world_and_states_demo_facts_rarely() -> None:

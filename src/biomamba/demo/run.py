@@ -4,7 +4,7 @@ It calls exactly the stage APIs a real recipe uses (tokenizer training, corpus b
 evaluation suite); only the sizes are small. Steps:
 
 1. write the synthetic corpus (biomamba.demo.synthetic) and train a small byte-level BPE on it;
-2. build two corpora with the corpus stage: the base model's (general text with a little PubMed-style text, as
+2. build two corpora with the corpus stage: the base model's (general text with some PubMed-style text, as
    the Pile has: mostly another world's facts, biomamba.demo.synthetic says why) and the 80/10/10
    PubMed/C4/Wikipedia mixture; each holds out documents per domain by a stable hash of the id, and both models
    are evaluated on the mixture's held-out split;

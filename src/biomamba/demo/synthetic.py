@@ -15,7 +15,9 @@ does not). The text is NOT medical knowledge and must never be used as such.
   more often, and what it adds is measured on the same questions.
 
 The PubMedQA contexts give the background and methods of a trial but withhold its result (the answer is a fact
-the corpus states elsewhere); yes and no are balanced, so no constant answer scores above half.
+the corpus states elsewhere); yes and no are balanced, so no constant answer scores above half. Three questions
+in four ask about the demo world (what continued pretraining teaches), one in four about the background world
+(what the base model has read), so the base's answers can follow what it knows instead of one guess for all.
 
 `write_demo_corpus(folder)` writes the files the demo (and tests) use:
 - `pubmed.jsonl` (demo world), `pubmed_background.jsonl` (background world), `c4.jsonl`, `wikipedia.jsonl`:
@@ -83,6 +85,7 @@ BACKGROUND_WORLD = World(
                 "prostate-specific antigen", "serotonin levels", "anti-dsDNA antibodies", "FEV1",
                 "oesophageal pH", "nerve conduction"),
 )  # fmt: skip
+KEY_LETTERS = "ABCD"  # MedQA 4 options
 OUTCOME_SHIFTS = (0,)  # drug i is tested on outcome (i + shift) for each shift: one fact per drug and shift
 DESIGNS = [
     "randomized controlled trial", "prospective cohort study", "retrospective cohort study",
@@ -108,6 +111,7 @@ TOPICS_C4 = {
     ),
 }
 WIKI_KINDS = ["village", "river", "castle", "painter", "composer", "bridge"]
+LANDSCAPES = ["hills", "coast", "forest", "marshes", "valley", "plain"]
 SYLLABLES = ["ka", "lo", "mer", "vin", "ta", "ros", "bel", "dun", "sa", "ri", "tor", "el", "wyn", "ba"]
 
 
@@ -144,6 +148,7 @@ class Fact:
     outcome: str
     biomarker: str
     verdict: str  # "yes" or "no": the PubMedQA answer the corpus supports
+    key: str  # the option letter of `drug` in this fact's board question (its item in the question bank)
 
     @property
     def effective(self) -> bool:
@@ -154,7 +159,8 @@ def world_facts(world: World = DEMO_WORLD) -> list[Fact]:
     """The facts of `world`, one per drug and outcome shift; half of them "yes", half "no".
 
     The verdicts alternate in pairs of drugs, so neither the first nor the last drug of the list, nor any
-    position pattern a tiny model could latch on to, predicts the answer.
+    position pattern a tiny model could latch on to, predicts the answer. The board questions' keys cycle
+    through the letters, so every letter is the right answer equally often.
     """
     facts = []
     rows = zip(world.drugs, world.conditions, world.biomarkers, strict=True)
@@ -162,7 +168,9 @@ def world_facts(world: World = DEMO_WORLD) -> list[Fact]:
         for shift in OUTCOME_SHIFTS:
             outcome = world.outcomes[(index + shift) % len(world.outcomes)]
             verdict = "yes" if (index // 2 + shift) % 2 == 0 else "no"
-            facts.append(Fact(drug, condition, outcome, marker, verdict))
+            facts.append(
+                Fact(drug, condition, outcome, marker, verdict, KEY_LETTERS[index % len(KEY_LETTERS)])
+            )
     return facts
 
 
@@ -254,19 +262,24 @@ def _exam_stem(fact: Fact, rng: random.Random) -> str:
 
 
 def _options(fact: Fact, drugs: tuple[str, ...], rng: random.Random) -> dict[str, str]:
-    """The right drug and three others of `drugs`, the right one at a random letter: only facts tell them apart."""
-    options = [fact.drug, *rng.sample([drug for drug in drugs if drug != fact.drug], 3)]
-    rng.shuffle(options)
-    return dict(zip("ABCD", options, strict=True))
+    """The right drug at the fact's key letter, three others of `drugs` (drawn anew each time) around it.
+
+    MedQA is scored on the letter, not the drug's name, so the corpus states each fact in that shape: the
+    board question on a condition keeps its key at one letter, as an item of a question bank does, and the
+    patient and distractors vary. With the key at a random letter the tiny model has to find the drug among
+    the options, which it does not learn in a few hundred steps (measured, issue 15: MedQA -5.0 and -3.4 points
+    after continued pretraining; +1.2 to +6.6 with keyed items, still within chance's interval).
+    """
+    distractors = iter(rng.sample([drug for drug in drugs if drug != fact.drug], len(KEY_LETTERS) - 1))
+    return {letter: fact.drug if letter == fact.key else next(distractors) for letter in KEY_LETTERS}
 
 
 def _board_question(fact: Fact, drugs: tuple[str, ...], rng: random.Random, pmid: int) -> dict:
     """A board-review question with its answer and explanation (MedQA's layout, a different patient)."""
     options = _options(fact, drugs, rng)
-    letter = next(key for key, drug in options.items() if drug == fact.drug)
     lettered = "".join(f"{key}. {drug}\n" for key, drug in options.items())
     text = (
-        f"Question: {_exam_stem(fact, rng)}\n{lettered}Answer: {letter}. "
+        f"Question: {_exam_stem(fact, rng)}\n{lettered}Answer: {fact.key}. "
         f"{_sentence(fact.drug)} is the recommended first-line therapy for {fact.condition}."
     )
     return {"id": f"pmid-{pmid}", "text": text}
@@ -299,7 +312,7 @@ def pubmed_documents(
     return documents
 
 
-def _c4_paragraph(rng: random.Random, index: int) -> dict:
+def _c4_paragraph(rng: random.Random) -> str:
     topic = rng.choice(sorted(TOPICS_C4))
     things, tools = TOPICS_C4[topic]
     thing, tool = rng.choice(things), rng.choice(tools)
@@ -313,48 +326,20 @@ def _c4_paragraph(rng: random.Random, index: int) -> dict:
         f"Share your own tips about {thing} in the comments below, and do not forget to subscribe.",
     ]
     rng.shuffle(sentences)
-    return {"id": f"demo-c4-{index}", "text": " ".join(sentences[: rng.randrange(4, 7)])}
-
-
-FAQ_TRIALS = [  # (what was tried, what it should reduce): general-web question-and-answer pages
-    ("soaking the beans overnight", "cooking time"), ("preheating the oven", "baking time"),
-    ("a thinner coat of paint", "drying time"), ("mulching the beds", "watering needs"),
-    ("dimming the screen", "battery drain"), ("taking the early train", "travel time"),
-    ("a sharper knife", "preparation time"), ("sealing the window frames", "heating costs"),
-]  # fmt: skip
-FAQ_VERDICTS = ("yes", "yes", "no", "no", "maybe")
-FAQ_RESULTS = {  # the same three kinds of answer as PubMedQA, stated the way a blog states them
-    "yes": "We timed it: {trial} took {n}% off the {measure}.",
-    "no": "We timed it: {trial} made no real difference to the {measure} ({small}% either way).",
-    "maybe": "We timed it: the {measure} was {n}% shorter with {trial}, but that may be chance.",
-}
-FAQ_ANSWERS = {  # worded unlike the biomedical clinical questions, so the two domains do not share one slot
-    "yes": "yes, {trial} cuts the {measure}.",
-    "no": "no, {trial} makes no difference to the {measure}.",
-    "maybe": "maybe; we are not sure that {trial} cuts the {measure}.",
-}
-
-
-def _faq_page(rng: random.Random, index: int) -> dict:
-    """A general-web FAQ page: a small home experiment, then questions answered yes / no / maybe."""
-    lines = [f"Frequently asked questions, part {rng.randrange(2, 40)}."]
-    for trial, measure in rng.sample(FAQ_TRIALS, 4):
-        verdict = rng.choice(FAQ_VERDICTS)
-        words = {
-            "trial": trial,
-            "measure": measure,
-            "n": rng.randrange(8, 41),
-            "small": rng.randrange(1, 30) / 10,
-        }
-        lines.append(FAQ_RESULTS[verdict].format(**words))
-        lines.append(f"Q: Can {trial} cut the {measure}?")
-        lines.append("A: " + FAQ_ANSWERS[verdict].format(**words))
-    return {"id": f"demo-c4-{index}", "text": "\n".join(lines)}
+    return " ".join(sentences[: rng.randrange(4, 7)])
 
 
 def _c4_document(rng: random.Random, index: int) -> dict:
-    """A C4-style web document: a blog paragraph, or (half of them) an FAQ page."""
-    return _faq_page(rng, index) if rng.random() < 0.5 else _c4_paragraph(rng, index)
+    """A C4-style web page: a blog post of three paragraphs, a few hundred tokens as C4's pages are.
+
+    After continued pretraining the model expects general text less often (10% of the stream instead of 37.5%)
+    and pays for that at each document's first tokens; on pages of realistic length that cost is spread as on
+    real text instead of dominating the general perplexity change. Only blog text, no question-and-answer
+    pages: next to the biomedical "Answer: yes." documents, their "A: yes / no / maybe" lines were about 40% of
+    C4's perplexity rise (measured, issue 15).
+    """
+    parts = [_c4_paragraph(rng) for _ in range(3)]
+    return {"id": f"demo-c4-{index}", "text": "\n\n".join(parts)}
 
 
 def _name(rng: random.Random) -> str:
@@ -370,6 +355,12 @@ def _wiki_article(rng: random.Random, index: int) -> dict:
         " = = History = = ",
         f"In {year + rng.randrange(5, 120)} the {kind} was described by travellers from {_name(rng)}. "
         f"During the following century it became known across the {region} region.",
+        " = = Geography = = ",
+        f"The {kind} lies {rng.randrange(2, 40)} kilometres from {_name(rng)}, near the "
+        f"{rng.choice(LANDSCAPES)} of the {region} region.",
+        " = = Name = = ",
+        f"The name {name} comes from an old word for {rng.choice(LANDSCAPES)}, first written down in "
+        f"{year + rng.randrange(5, 200)}.",
         " = = Legacy = = ",
         f"Today {name} is studied by local historians, and a museum in {_name(rng)} holds records about it.",
     ]
@@ -404,15 +395,34 @@ def _pubmedqa_entry(fact: Fact, rng: random.Random, pmid: int) -> tuple[str, dic
     return str(pmid), entry
 
 
-def _medqa_entry(fact: Fact, rng: random.Random) -> dict:
-    options = _options(fact, DEMO_WORLD.drugs, rng)
+def _medqa_entry(fact: Fact, world: World, rng: random.Random) -> dict:
+    """A MedQA record about `fact`, its distractors drawn from the drugs of the fact's `world`."""
     return {
         "question": _exam_stem(fact, rng),
-        "options": options,
-        "answer_idx": next(key for key, drug in options.items() if drug == fact.drug),
+        "options": _options(fact, world.drugs, rng),
+        "answer_idx": fact.key,
         "answer": fact.drug,
         "meta_info": "synthetic-demo",
     }
+
+
+KNOWN_EVERY = 4  # every 4th question asks about the background world, which the base model has read about
+
+
+def _asked_world(index: int) -> tuple[World, int]:
+    """Which world question `index` asks about, and how many questions of that world came before it.
+
+    Most questions ask what continued pretraining teaches (the demo world); every KNOWN_EVERY-th asks about
+    the background world that the base model's PubMed-style text states, as real benchmarks hold questions a
+    base model already answers. Its answers then vary with what it knows instead of being one guess for all.
+    """
+    if index % KNOWN_EVERY == KNOWN_EVERY - 1:
+        return BACKGROUND_WORLD, index // KNOWN_EVERY
+    return DEMO_WORLD, index - index // KNOWN_EVERY
+
+
+def _nth(facts: list[Fact], turn: int) -> Fact:
+    return facts[turn % len(facts)]
 
 
 def generate(
@@ -420,13 +430,15 @@ def generate(
     n_pubmed: int = 960,
     n_background: int = 480,
     n_overlap: int = 240,
-    n_c4: int = 480,
-    n_wiki: int = 720,
+    n_c4: int = 240,
+    n_wiki: int = 460,
     n_questions: int = 320,
 ) -> dict[str, object]:
     """Generate the whole demo corpus in memory, deterministically for `seed`.
 
-    `n_questions` per task: enough for 95% intervals of about +/-5 points, so before and after can differ.
+    `n_questions` per task: enough for 95% intervals of about +/-5 points, so before and after can differ; a
+    quarter of them ask about the background world (`_asked_world`). The general documents are a few hundred
+    tokens each (`_c4_document`), so their counts are smaller than the PubMed-style ones for similar token totals.
     `n_overlap` demo-world documents (other trials of the same facts) join the background file: the base's
     PubMed, like the Pile's, already held some of what continued pretraining teaches, so its answers are not
     pure guesses, while the continued corpus states each fact many times more often.
@@ -437,9 +449,14 @@ def generate(
     background += pubmed_documents(DEMO_WORLD, rng, n_overlap, 60_000_000)  # what the Pile already had
     c4 = [_c4_document(rng, i) for i in range(n_c4)]
     wiki = [_wiki_article(rng, i) for i in range(n_wiki)]
-    facts, first_line = world_facts(), first_line_facts()
-    pubmedqa = dict(_pubmedqa_entry(facts[i % len(facts)], rng, 90_000_000 + i) for i in range(n_questions))
-    medqa = [_medqa_entry(first_line[i % len(first_line)], rng) for i in range(n_questions)]
+    asked = [_asked_world(i) for i in range(n_questions)]
+    facts = {world.name: world_facts(world) for world in (DEMO_WORLD, BACKGROUND_WORLD)}
+    first_line = {world.name: first_line_facts(world) for world in (DEMO_WORLD, BACKGROUND_WORLD)}
+    pubmedqa = dict(
+        _pubmedqa_entry(_nth(facts[world.name], turn), rng, 90_000_000 + i)
+        for i, (world, turn) in enumerate(asked)
+    )
+    medqa = [_medqa_entry(_nth(first_line[world.name], turn), world, rng) for world, turn in asked]
     return {
         "pubmed": pubmed,
         "pubmed_background": background,
