@@ -4,6 +4,8 @@ tiny mode and they cannot rot) and task utilities shipped as loose files (lm-eva
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,9 +55,6 @@ RUN_TINY = ROOT / "tests" / "train" / "run_tiny.py"
 def torchrun(jobs: list[dict], nproc: int) -> None:
     """tests/train/run_tiny.py's `jobs` under `torchrun --standalone` with `nproc` CPU processes (gloo), one
     launch for all of them (the start-up is most of the cost); fails with the tail of the ranks' stderr."""
-    import json
-    import os
-
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
     done = subprocess.run(
