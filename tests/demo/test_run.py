@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from biomamba.demo.config import DemoConfig
 from biomamba.demo.run import run_demo
 from biomamba.errors import RecipeError
 
@@ -35,6 +36,9 @@ def test_demo_writes_results_report_and_plot(tmp_path: Path) -> None:
     pubmed = saved["perplexity"]["pubmed"]
     assert pubmed["after"] < pubmed["before"]  # 80% PubMed after 25%
     assert saved["runs"]["base"]["steps"] == 6 and saved["runs"]["continued"]["steps"] == 6
+    assert saved["demo"]["base"]["max_steps"] == 6 and saved["demo"]["seed"] == 1234  # the settings it used
+    # a step count given alone keeps the phase's default learning rate (the recipe leaves both to DemoConfig)
+    assert saved["demo"]["base"]["lr"] == DemoConfig().base.lr
     assert [line.split(":")[0] for line in saved["summary"]] == ["Trained", "Improved", "Cost"]
     assert set(saved["stage_seconds"]) == {
         "corpus and tokenizer", "corpus build", "base pretraining", "continued pretraining", "evaluation", "report"
@@ -59,6 +63,8 @@ def test_demo_recipe_errors_name_the_key(tmp_path: Path) -> None:
         run_demo(RECIPE, output_dir=tmp_path, overrides={"demo.base_ratios": {"c4": 0.5, "wikipedia": 0.2}})
     with pytest.raises(RecipeError, match=r"demo\.mc_tasks: the demo has questions for .*'hellaswag'"):
         run_demo(RECIPE, output_dir=tmp_path, overrides={"demo.mc_tasks": ["hellaswag"]})
+    with pytest.raises(RecipeError, match=r"demo\.yaml: demo\.continued\.lr: .*greater than 0"):
+        run_demo(RECIPE, output_dir=tmp_path, overrides={"demo.continued.lr": 0})
     with pytest.raises(
         RecipeError, match=r"demo\.yaml: train\.micro_batch_size: .*greater than or equal to 1"
     ):

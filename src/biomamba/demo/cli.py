@@ -11,10 +11,12 @@ from biomamba.config.command_line import PRECEDENCE, command_line_overrides, set
 DEMO_HELP = "\n\n".join(
     [
         "The whole BioMamba recipe at toy scale, in a few minutes on a CPU (SYNTHETIC demo data).",
-        "Builds the 80/10/10 PubMed/C4/Wikipedia mixture with held-out splits, pretrains a tiny Mamba2 on the "
-        "general part, continues pretraining it on the mixture, evaluates held-out perplexity per domain and "
+        "Builds the 80/10/10 PubMed/C4/Wikipedia mixture with held-out splits, pretrains a tiny Mamba2 on general "
+        "text with a quarter PubMed-style text, continues pretraining it on the mixture, evaluates held-out perplexity per domain and "
         "multiple-choice accuracy before and after, and writes results.json, report.md and curves.png "
         "(default: runs/demo/).",
+        "Its settings are the recipe's `demo:` section over DemoConfig's defaults (biomamba.demo.config); "
+        "results.json records the ones a run used.",
     ]
 )
 
@@ -26,8 +28,10 @@ def register(app: typer.Typer) -> None:
     def demo(
         recipe: Path = typer.Option(Path("recipes/demo.yaml"), "--recipe", "-r", help="The demo recipe."),
         output_dir: Path = typer.Option(None, "--output-dir", "-o", help="Default: the recipe's output_dir."),
-        base_steps: int = typer.Option(None, help="Steps of the base (general-only) pretraining."),
-        continued_steps: int = typer.Option(None, help="Steps of the continued pretraining on the mixture."),
+        base_steps: int = typer.Option(None, help="Steps of the base pretraining (default: DemoConfig's)."),
+        continued_steps: int = typer.Option(
+            None, help="Steps of the continued pretraining on the mixture (default: DemoConfig's)."
+        ),
         set_: list[str] = set_option("train.seq_len=128"),
     ) -> None:
         from biomamba.demo.run import run_demo

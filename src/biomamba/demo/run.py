@@ -233,6 +233,7 @@ def _results(
     results = {
         "format": "biomamba-demo-results/2",
         "recipe": raw.get("name", "demo"),
+        "demo": demo.model_dump(),  # the settings this run used (recipe over DemoConfig's defaults)
         "base_mixture": dict(demo.base_ratios),
         "mixture": read_manifest(corpora["mixture"]).get("mixture", {}),
         "parameters": before["model"]["parameters"],
