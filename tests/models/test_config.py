@@ -48,5 +48,12 @@ def test_build_fresh_preset_with_overrides():
 
 def test_build_loads_a_directory_and_sets_runtime_options(tmp_path):
     save_model(tiny_model(), tmp_path / "m")
-    model = _section({"name_or_path": str(tmp_path / "m"), "chunk_size": 3, "kernels": "torch"}).build()
+    section = {
+        "name_or_path": str(tmp_path / "m"),
+        "chunk_size": 3,
+        "kernels": "torch",
+        "recompute_scan": False,
+    }
+    model = _section(section).build()
     assert model.config.chunk_size == 3 and model.config.kernels == "torch"
+    assert model.config.recompute_scan is False

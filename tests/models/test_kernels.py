@@ -120,6 +120,7 @@ def test_recipe_kernels_reach_the_model_the_trainer_trains(tmp_path, source):
 
     save_model(tiny_model(), tmp_path / "base")
     where = {"name_or_path": str(tmp_path / "base")} if source == "name_or_path" else {"preset": "tiny"}
-    recipe = {"model": {**where, "kernels": "torch_compile", "chunk_size": 4}}
+    recipe = {"model": {**where, "kernels": "torch_compile", "chunk_size": 4, "recompute_scan": False}}
     model, family = build_model(TrainConfig(), "recipe.yaml", vocab_size=90, seed=0, recipe=recipe)
     assert family == "mamba2" and (model.config.kernels, model.config.chunk_size) == ("torch_compile", 4)
+    assert model.config.recompute_scan is False

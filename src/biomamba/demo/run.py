@@ -186,16 +186,20 @@ def _train_phases(
                 "train.lr": demo.base.lr,
             },
         )
+    from biomamba.models.config import RUNTIME_FIELDS
+
     continued_raw = copy.deepcopy(raw)
-    continued_raw.pop("model", None)  # the continued phase starts from the base checkpoint instead
     continued_raw["train"].pop("architecture", None)
+    # the continued phase starts from the base checkpoint, run as the recipe's model: section says
+    runtime = {k: v for k, v in (continued_raw.pop("model", None) or {}).items() if k in RUNTIME_FIELDS}
+    continued_raw["model"] = {"name_or_path": str(base.final_dir), **runtime}
     with clock("continued pretraining"):
         continued = train(
             continued_raw,
             output_dir=out / "continued",
             overrides={
                 "train.corpus": str(corpora["mixture"]),
-                "train.base_model": str(base.final_dir),
+                "train.tokenizer": str(tokenizer_dir),
                 "train.max_steps": demo.continued.max_steps,
                 "train.lr": demo.continued.lr,
             },
