@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from biomamba.demo.config import DemoConfig
-from biomamba.demo.run import run_demo
+from biomamba.demo.run import PASSIVE_WAIT, _torch_threads, run_demo
 from biomamba.errors import RecipeError
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
@@ -26,7 +28,8 @@ FAST = {
 }
 
 
-def test_demo_writes_results_report_and_plot(tmp_path: Path) -> None:
+def test_demo_writes_results_report_and_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(PASSIVE_WAIT[0], raising=False)
     lines: list[str] = []
     results = run_demo(RECIPE, output_dir=tmp_path / "demo", overrides=FAST, say=lines.append)
 
@@ -39,6 +42,8 @@ def test_demo_writes_results_report_and_plot(tmp_path: Path) -> None:
     assert saved["demo"]["base"]["max_steps"] == 6 and saved["demo"]["seed"] == 1234  # the settings it used
     # a step count given alone keeps the phase's default learning rate (the recipe leaves both to DemoConfig)
     assert saved["demo"]["base"]["lr"] == DemoConfig().base.lr
+    # two threads by default, but one while OpenMP's threads spin (torch loaded without the passive policy)
+    assert saved["demo"]["threads"] == 2 and saved["torch_threads"] == 1
     assert [line.split(":")[0] for line in saved["summary"]] == ["Trained", "Improved", "Cost"]
     assert set(saved["stage_seconds"]) == {
         "corpus and tokenizer", "corpus build", "base pretraining", "continued pretraining", "evaluation", "report"
@@ -70,3 +75,30 @@ def test_demo_recipe_errors_name_the_key(tmp_path: Path) -> None:
     ):
         run_demo(RECIPE, output_dir=tmp_path, overrides={"train.micro_batch_size": 0})
     assert not any(tmp_path.iterdir()), "a bad recipe stops the demo before it writes anything"
+
+
+def test_demo_threads_follow_openmps_wait_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv(*PASSIVE_WAIT)
+    with _torch_threads(2) as threads:
+        assert threads == torch.get_num_threads() == 2
+    monkeypatch.setenv(PASSIVE_WAIT[0], "ACTIVE")
+    with _torch_threads(2) as threads:
+        assert threads == torch.get_num_threads() == 1  # spinning threads: one, whatever was asked
+    assert torch.get_num_threads() == before  # the caller's setting comes back
+
+
+def test_demo_command_sets_the_passive_policy_before_torch_loads(tmp_path: Path) -> None:
+    """OpenMP reads OMP_WAIT_POLICY once, when torch loads: `biomamba demo` must set it before any import."""
+    script = (
+        "import os, sys\n"
+        "os.environ.pop('OMP_WAIT_POLICY', None)\n"
+        "import biomamba.demo.run as demo\n"
+        "demo.run_demo = lambda *a, **k: print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)\n"
+        "from biomamba.cli.main import run\n"
+        f"run(['demo', '-o', {str(tmp_path)!r}])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.split() == ["PASSIVE", "False"], done.stdout + done.stderr

@@ -34,7 +34,11 @@ def register(app: typer.Typer) -> None:
         ),
         set_: list[str] = set_option("train.seq_len=128"),
     ) -> None:
-        from biomamba.demo.run import run_demo
+        import os
+
+        from biomamba.demo.run import PASSIVE_WAIT, run_demo
+
+        os.environ.setdefault(*PASSIVE_WAIT)  # before torch loads: OpenMP reads it once (DemoConfig.threads)
 
         flags = {"demo.base.max_steps": base_steps, "demo.continued.max_steps": continued_steps}
         overrides = command_line_overrides(flags, set_)

@@ -50,10 +50,13 @@ class DemoConfig(Section):
     )
     eval_seq_len: int = Field(128, ge=8, description="Perplexity window, the training sequence length.")
     threads: int | None = Field(
-        1,
+        2,
         ge=1,
-        description="torch CPU threads (None: torch's default). A model this small gains little from more, "
-        "and one thread does not slow down tenfold when other processes share the cores.",
+        description="torch CPU threads (None: torch's default). Two are about a fifth faster than one on idle "
+        "cores and give the same numbers (measured), but only while OpenMP's idle threads sleep instead of "
+        "spinning (OMP_WAIT_POLICY=PASSIVE, which `biomamba demo` sets before torch loads): spinning threads "
+        "were 1.5 to 10 times slower than one thread when other processes held the cores. Without that policy "
+        "the demo runs on one thread.",
     )
     mc_tasks: list[str] = Field(
         default_factory=lambda: ["pubmedqa", "medqa_4options"],

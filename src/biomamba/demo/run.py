@@ -51,7 +51,7 @@ def run_demo(
     demo = sections.get("demo") or DemoConfig()
     out = Path(output_dir or raw.get("output_dir") or "runs/demo")
     clock = _StageClock()
-    with _torch_threads(demo.threads):
+    with _torch_threads(demo.threads) as threads:
         say(f"[1/5] synthetic corpus and tokenizer -> {out}")
         with clock("corpus and tokenizer"):
             sources, tokenizer_dir = _corpus_and_tokenizer(sections.get("tokenizer"), demo, out)
@@ -81,6 +81,7 @@ def run_demo(
             results = _results(raw, demo, corpora, runs, evaluations)
             plot_curves(runs, out / "curves.png")
     results["stage_seconds"] = clock.seconds
+    results["torch_threads"] = threads
     results["seconds"] = round(sum(clock.seconds.values()), 1)
     results["summary"][-1] += f"; the demo took {results['seconds']:.0f} s."
     write_json(out / "results.json", results)
@@ -109,16 +110,28 @@ class _StageClock:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 1)
 
 
+PASSIVE_WAIT = ("OMP_WAIT_POLICY", "PASSIVE")  # OpenMP's idle threads sleep instead of spinning
+
+
 @contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Run with `threads` torch CPU threads, restoring the caller's setting afterwards."""
+def _torch_threads(threads: int | None) -> Iterator[int]:
+    """Run with `threads` torch CPU threads, restoring the caller's setting afterwards.
+
+    More than one only under PASSIVE_WAIT (DemoConfig.threads says why); OpenMP reads the policy once, when
+    torch loads, so `biomamba demo` sets it first and a caller of `run_demo` sets it in the environment.
+    """
+    import os
+
     import torch
 
     previous = torch.get_num_threads()
+    name, policy = PASSIVE_WAIT
+    if threads and threads > 1 and os.environ.get(name, "").upper() != policy:
+        threads = 1
     if threads:
         torch.set_num_threads(threads)
     try:
-        yield
+        yield torch.get_num_threads()
     finally:
         torch.set_num_threads(previous)
 
