@@ -41,7 +41,7 @@ Mamba2 only (`Mamba2LMHeadModel`)
 - ``logits_to_keep=k`` computes logits for the last k positions only.
 - ``model.config`` (`Mamba2Config`): d_model, n_layer, vocab_size (unpadded), padded_vocab_size, d_state,
   headdim, expand, ngroups, nheads, chunk_size (speed/memory only, not results), kernels (auto/torch/
-  torch_compile/triton/fla: `biomamba.models.kernels`), eos/bos/pad ids. ``model.gradient_checkpointing_enable()``, ``model.num_parameters()``.
+  torch_compile/triton/fla: `biomamba.models.kernels`), recompute_scan (memory only), eos/bos/pad ids. ``model.gradient_checkpointing_enable()``, ``model.num_parameters()``.
 - Works under bf16 autocast (decays, norms, states and the residual stream stay fp32) and torch.compile.
 
 Generation (every family)
