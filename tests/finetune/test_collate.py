@@ -122,3 +122,17 @@ def test_is_packed_tells_a_second_document_from_padding() -> None:
     assert is_packed(two_docs["seq_idx"], two_docs["documents"])
     assert not is_packed(padded["seq_idx"], padded["documents"])
     assert is_packed(two_docs["seq_idx"])  # without counts, any second segment is isolated (safe side)
+
+
+def test_finetuning_pads_with_the_rule_biomamba_eval_pads_with() -> None:
+    """One padding rule: the tokenizer's pad token, else its EOS (GPT-2 has no pad), else 0 (neither)."""
+    from types import SimpleNamespace
+
+    from biomamba.eval.backends import padding_id
+    from biomamba.finetune.config import FinetuneConfig
+    from biomamba.finetune.run import Task
+
+    config = FinetuneConfig.model_construct(task="sft-qa")  # the rule is the tokenizer's alone
+    for pad, eos, want in ((7, 2, 7), (None, 2, 2), (None, None, 0)):
+        tokenizer = SimpleNamespace(pad_token_id=pad, eos_token_id=eos)
+        assert Task(config, tokenizer, "mamba2").pad_id == padding_id(tokenizer) == want

@@ -42,7 +42,7 @@ def choice_logliks(
     model: Any, tokenizer: Any, pairs: Sequence[PromptCompletion], *, max_length: int, batch_size: int = 16
 ) -> list[list[float]]:
     """Log-likelihood of every choice of every pair, prompts shared across a question's choices."""
-    from biomamba.eval.backends import make_backend
+    from biomamba.eval.backends import make_backend, padding_id
     from biomamba.eval.scoring import RequestEncoder, score_groups
 
     encoder = RequestEncoder(tokenizer, max_length)
@@ -56,8 +56,7 @@ def choice_logliks(
             bos,
         )
         groups.append([encoder.tokens(context, encode(tokenizer, c, special=False)) for c in pair.choices])
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    backend = make_backend(model, max_length=max_length, pad_id=pad)
+    backend = make_backend(model, max_length=max_length, pad_id=padding_id(tokenizer))  # as `biomamba eval`
     with torch.no_grad():
         scores = score_groups(backend, groups, batch_size=batch_size)
     out, index = [], 0

@@ -100,10 +100,12 @@ class Task:
     """The task-specific parts of a run: how to build the trainable model, batches, loss and evaluations."""
 
     def __init__(self, config: FinetuneConfig, tokenizer: Any, family: str) -> None:
+        from biomamba.eval.backends import padding_id
+
         self.config = config
         self.tokenizer = tokenizer
         self.family = family
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.pad_id = padding_id(tokenizer)  # the rule `biomamba eval` pads with, so both score alike
 
     @property
     def is_classifier(self) -> bool:
