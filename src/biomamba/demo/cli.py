@@ -11,10 +11,10 @@ from biomamba.config.command_line import PRECEDENCE, command_line_overrides, set
 DEMO_HELP = "\n\n".join(
     [
         "The whole BioMamba recipe at toy scale, in a few minutes on a CPU (SYNTHETIC demo data).",
-        "Builds the 80/10/10 PubMed/C4/Wikipedia mixture with held-out splits, pretrains a tiny Mamba2 on general "
-        "text with a quarter PubMed-style text, continues pretraining it on the mixture, evaluates held-out perplexity per domain and "
-        "multiple-choice accuracy before and after, and writes results.json, report.md and curves.png "
-        "(default: runs/demo/).",
+        "Builds the 80/10/10 PubMed/C4/Wikipedia mixture with held-out splits, pretrains a tiny Mamba2 on "
+        "general text with a quarter PubMed-style text, continues pretraining it on the mixture, evaluates "
+        "held-out perplexity per domain and multiple-choice accuracy before and after, and writes results.json, "
+        "report.md and curves.png (default: runs/demo/).",
         "Its settings are the recipe's `demo:` section over DemoConfig's defaults (biomamba.demo.config); "
         "results.json records the ones a run used.",
     ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -120,8 +121,6 @@ def _torch_threads(threads: int | None) -> Iterator[int]:
     More than one only under PASSIVE_WAIT (DemoConfig.threads says why); OpenMP reads the policy once, when
     torch loads, so `biomamba demo` sets it first and a caller of `run_demo` sets it in the environment.
     """
-    import os
-
     import torch
 
     previous = torch.get_num_threads()
