@@ -52,11 +52,11 @@ class DemoConfig(Section):
     threads: int | None = Field(
         2,
         ge=1,
-        description="torch CPU threads (None: torch's default). Two are about a fifth faster than one on idle "
-        "cores and give the same numbers (measured), but only while OpenMP's idle threads sleep instead of "
-        "spinning (OMP_WAIT_POLICY=PASSIVE, which `biomamba demo` sets before torch loads): spinning threads "
-        "were 1.5 to 10 times slower than one thread when other processes held the cores. Without that policy "
-        "the demo runs on one thread.",
+        description="torch CPU threads (None: torch's default). Two give the same numbers as one, 1.26x faster "
+        "on idle cores, 1.25x slower with one core busy (benchmarks/demo_train_step.py), as long as OpenMP's "
+        "idle threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE, which `biomamba demo` sets before "
+        "torch loads). Spinning, they were 2x slower than one thread with one core busy and up to 10x under "
+        "heavier load, so without that policy the demo runs on one thread.",
     )
     mc_tasks: list[str] = Field(
         default_factory=lambda: ["pubmedqa", "medqa_4options"],
