@@ -10,8 +10,10 @@ policy; the numbers are the same as `biomamba demo`'s on two).
 
 Neither model gives every question the same answer (the base, pretrained 300 steps, knows enough of the
 background facts its PubMed-style text states for its answers to vary: 200 steps left it answering "yes" to
-every PubMedQA question under acc_norm). MedQA's gain (+7.8 and +9.7 points, paired intervals above 0 on the
-shipped seed and on `demo.seed=7`) is measured, not asserted: two seeds are too few to bound it.
+every PubMedQA question under acc_norm). That holds for the shipped seed, which this test runs, and for
+`demo.seed=42`. With `demo.seed=7` the base still gives every MedQA question the same letter. MedQA's gain
+(+7.8, +9.7 and +13.1 points, paired intervals above 0 on all three seeds) is measured, not asserted: three
+seeds are too few to bound it.
 """
 
 from __future__ import annotations
